@@ -1,0 +1,96 @@
+//! The guest SDK of Daifa plugins.
+//!
+//! A plugin is a Rust crate built for `wasm32-wasip2` that depends on this crate with exactly
+//! one world feature (`channel` or `supplier`), implements that world's trait and exports it:
+//!
+//! ```ignore
+//! use daifa_plugin_sdk::channel::{ChannelPlugin, export_channel_plugin};
+//! struct MyShop;
+//! impl ChannelPlugin for MyShop { /* handle_inbound, push_fulfillment */ }
+//! export_channel_plugin!(MyShop);
+//! ```
+//!
+//! Bindings are generated from the WIT package in `plugin-sdk/wit/`, the single source of truth
+//! of the canonical schema. Keep translation logic in plain functions over these types: they run
+//! natively in `cargo test` as well as inside the component.
+
+// The generated export macros name the runtime through this crate's own path.
+extern crate self as daifa_plugin_sdk;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use wit_bindgen;
+}
+
+mod bindings {
+    wit_bindgen::generate!({
+        world: "sdk",
+        path: "../wit",
+        runtime_path: "daifa_plugin_sdk::__private::wit_bindgen::rt",
+        additional_derives: [PartialEq],
+        generate_all,
+    });
+}
+
+/// The canonical schema: orders, lines, money, addresses, shipments, errors.
+pub mod types {
+    pub use crate::bindings::daifa::plugin::types::*;
+}
+
+/// Raw host imports; prefer the wrappers in [`http`], [`log`] and [`connection`].
+pub mod host {
+    pub use crate::bindings::daifa::plugin::host::*;
+}
+
+#[cfg(feature = "channel")]
+pub mod channel {
+    //! The storefront world: verify and parse webhooks, write fulfillments back.
+    wit_bindgen::generate!({
+        world: "channel-plugin",
+        path: "../wit",
+        runtime_path: "daifa_plugin_sdk::__private::wit_bindgen::rt",
+        with: {
+            "daifa:plugin/types@0.1.0": crate::types,
+            "daifa:plugin/host@0.1.0": crate::host,
+        },
+        additional_derives: [PartialEq],
+        pub_export_macro: true,
+        export_macro_name: "export_channel_plugin",
+        default_bindings_module: "daifa_plugin_sdk::channel",
+    });
+    pub use self::exports::daifa::plugin::channel::*;
+    pub use self::exports::daifa::plugin::channel::Guest as ChannelPlugin;
+}
+
+#[cfg(feature = "supplier")]
+pub mod supplier {
+    //! The supplier world: submit orders, verify and parse supplier callbacks.
+    wit_bindgen::generate!({
+        world: "supplier-plugin",
+        path: "../wit",
+        runtime_path: "daifa_plugin_sdk::__private::wit_bindgen::rt",
+        with: {
+            "daifa:plugin/types@0.1.0": crate::types,
+            "daifa:plugin/host@0.1.0": crate::host,
+        },
+        additional_derives: [PartialEq],
+        pub_export_macro: true,
+        export_macro_name: "export_supplier_plugin",
+        default_bindings_module: "daifa_plugin_sdk::supplier",
+    });
+    pub use self::exports::daifa::plugin::supplier::*;
+    pub use self::exports::daifa::plugin::supplier::Guest as SupplierPlugin;
+}
+
+pub mod connection;
+pub mod error;
+pub mod http;
+pub mod json;
+pub mod log;
+pub mod money;
+pub mod signature;
+pub mod time;
+
+pub use types::PluginError;
+/// The result type of every plugin function.
+pub type Result<T, E = PluginError> = std::result::Result<T, E>;

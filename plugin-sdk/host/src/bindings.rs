@@ -1,0 +1,77 @@
+//! Host bindings generated from `plugin-sdk/wit/`, one module per world.
+
+/// The storefront world.
+pub mod channel_world {
+    wasmtime::component::bindgen!({
+        world: "channel-plugin",
+        path: "../wit",
+        imports: {
+            "daifa:plugin/host.http-fetch": async,
+            default: trappable,
+        },
+        exports: { default: async },
+    });
+}
+
+/// The supplier world; shares the `types` and `host` bindings of the storefront world.
+pub mod supplier_world {
+    wasmtime::component::bindgen!({
+        world: "supplier-plugin",
+        path: "../wit",
+        imports: {
+            "daifa:plugin/host.http-fetch": async,
+            default: trappable,
+        },
+        exports: { default: async },
+        with: {
+            "daifa:plugin/types": super::channel_world::daifa::plugin::types,
+            "daifa:plugin/host": super::channel_world::daifa::plugin::host,
+        },
+    });
+}
+
+pub use channel_world::daifa::plugin::{host, types};
+
+/// The storefront interface's types.
+pub mod channel {
+    pub use super::channel_world::exports::daifa::plugin::channel::*;
+}
+
+/// The supplier interface's types.
+pub mod supplier {
+    pub use super::supplier_world::exports::daifa::plugin::supplier::*;
+}
+
+use std::fmt;
+use types::PluginError;
+
+impl PluginError {
+    /// The kind as a short, stable name ("bad-signature").
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::BadSignature(_) => "bad-signature",
+            Self::BadPayload(_) => "bad-payload",
+            Self::Unsupported(_) => "unsupported",
+            Self::Transient(_) => "transient",
+            Self::Permanent(_) => "permanent",
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Self::BadSignature(m)
+            | Self::BadPayload(m)
+            | Self::Unsupported(m)
+            | Self::Transient(m)
+            | Self::Permanent(m) => m,
+        }
+    }
+}
+
+impl fmt::Display for PluginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind(), self.message())
+    }
+}
+
+impl std::error::Error for PluginError {}

@@ -1,0 +1,25 @@
+//! The host side of Daifa plugins: the only crate that knows wasmtime.
+//!
+//! Bindings are generated from the WIT package in `plugin-sdk/wit/` (see [`bindings`]). A
+//! [`PluginEngine`] compiles each component once (and keeps the machine code on disk by content
+//! hash), keeps an `InstancePre` per plugin, and runs every call in a fresh `Store` with a
+//! wall-clock deadline, a memory cap and a budget of outbound requests. A plugin that traps,
+//! loops or errs yields a typed [`CallError`]; the host keeps running.
+//!
+//! The same engine is the test harness of plugin authors: load a component with
+//! [`PluginEngine::load`], give it a [`ScriptedHttp`](harness::ScriptedHttp) peer, call it.
+
+pub mod bindings;
+mod engine;
+pub mod harness;
+mod outbound;
+mod state;
+
+pub use bindings::types::{
+    Address, Contact, HttpHeader, InboundRequest, LineQuantity, Money, Order, OrderLine,
+    OutboundRequest, OutboundResponse, PluginError, Shipment, SupplierOrderRef, SupplierOrderStatus,
+};
+pub use bindings::{channel, supplier};
+pub use engine::{CallError, CallFailure, CallLimits, EngineConfig, HostError, LoadedPlugin, PluginEngine, PluginKind};
+pub use outbound::{OutboundHttp, ReqwestHttp};
+pub use state::ConnectionContext;

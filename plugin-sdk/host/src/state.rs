@@ -1,0 +1,120 @@
+//! What one call's `Store` holds, and the host imports given to plugins.
+
+use crate::bindings::host::{self, HttpError, LogLevel};
+use crate::bindings::types::{self, OutboundRequest, OutboundResponse};
+use crate::engine::CallLimits;
+use crate::outbound::{self, OutboundHttp};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// The connection a call runs for: its settings, secrets and the hosts it may reach.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionContext {
+    /// The plugin's name and version, for logs.
+    pub plugin: String,
+    /// The connection's name, for logs.
+    pub connection: String,
+    pub settings: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, String>,
+    /// Hosts outbound requests may go to: `example.com` (any port), `127.0.0.1:8080` (that
+    /// port only) or `*.myshopify.com` (any subdomain).
+    pub allowed_hosts: Vec<String>,
+}
+
+pub(crate) struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    ctx: Arc<ConnectionContext>,
+    http: Arc<dyn OutboundHttp>,
+    call_limits: CallLimits,
+    outbound_requests: u32,
+    /// The longest `Retry-After` a peer asked for during the call (429 and 503 answers).
+    pub(crate) retry_after: Option<Duration>,
+}
+
+impl CallState {
+    pub(crate) fn new(ctx: Arc<ConnectionContext>, http: Arc<dyn OutboundHttp>, call_limits: CallLimits) -> Self {
+        // The plugin sees nothing of the machine: no files, no environment, no arguments, no
+        // stdio, no sockets. Clocks and random numbers are harmless and the std runtime uses them.
+        let wasi = WasiCtx::builder()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(call_limits.memory_bytes)
+            .instances(64)
+            .tables(64)
+            .memories(16)
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            ctx,
+            http,
+            call_limits,
+            outbound_requests: 0,
+            retry_after: None,
+        }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl types::Host for CallState {}
+
+impl host::Host for CallState {
+    fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+        let (plugin, connection) = (&self.ctx.plugin, &self.ctx.connection);
+        match level {
+            LogLevel::Trace => tracing::trace!(plugin, connection, "{message}"),
+            LogLevel::Debug => tracing::debug!(plugin, connection, "{message}"),
+            LogLevel::Info => tracing::info!(plugin, connection, "{message}"),
+            LogLevel::Warn => tracing::warn!(plugin, connection, "{message}"),
+            LogLevel::Error => tracing::error!(plugin, connection, "{message}"),
+        }
+        Ok(())
+    }
+
+    fn config(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.ctx.settings.get(&key).cloned())
+    }
+
+    fn secret(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.ctx.secrets.get(&key).cloned())
+    }
+
+    fn now_ms(&mut self) -> wasmtime::Result<i64> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        Ok(i64::try_from(now.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    async fn http_fetch(&mut self, request: OutboundRequest) -> Result<OutboundResponse, HttpError> {
+        if self.outbound_requests >= self.call_limits.max_outbound_requests {
+            return Err(HttpError::NotAllowed(format!(
+                "a call may make at most {} outbound requests",
+                self.call_limits.max_outbound_requests
+            )));
+        }
+        self.outbound_requests += 1;
+        let url = outbound::check_allowed(&request.url, &self.ctx.allowed_hosts)?;
+        tracing::debug!(plugin = %self.ctx.plugin, connection = %self.ctx.connection, method = %request.method, url = %url, "outbound request");
+        let response = self.http.fetch(url, request, self.call_limits.outbound_timeout).await?;
+        if matches!(response.status, 429 | 503)
+            && let Some(delay) = outbound::retry_after(&response.headers, SystemTime::now())
+        {
+            self.retry_after = Some(self.retry_after.map_or(delay, |d| d.max(delay)));
+        }
+        Ok(response)
+    }
+}
