@@ -1,0 +1,26 @@
+//! Daifa, the integration gateway for dropshipping shops.
+//!
+//! An order's path through the modules (see ARCHITECTURE.md):
+//! [`ingest`] (raw request kept, plugin verifies and parses) → [`orders`] (canonical order
+//! stored) → [`routing`] (supplier orders, or a hold) → [`jobs`] + [`dispatch`] (pushed to the
+//! supplier) → [`fulfilment`] (the supplier's shipment comes back and is written back to the
+//! storefront).
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod connections;
+pub mod db;
+pub mod demo;
+pub mod dispatch;
+pub mod error;
+pub mod fulfilment;
+pub mod ingest;
+pub mod jobs;
+pub mod orders;
+pub mod plugins;
+pub mod routing;
+
+pub use app::{AppState, Application};
+pub use config::Settings;

@@ -13,7 +13,14 @@ pub struct Request {
 
 impl Request {
     pub fn new(method: &str, url: impl Into<String>) -> Self {
-        Self { inner: OutboundRequest { method: method.into(), url: url.into(), headers: Vec::new(), body: Vec::new() } }
+        Self {
+            inner: OutboundRequest {
+                method: method.into(),
+                url: url.into(),
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
+        }
     }
     pub fn get(url: impl Into<String>) -> Self {
         Self::new("GET", url)
@@ -22,7 +29,10 @@ impl Request {
         Self::new("POST", url)
     }
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.inner.headers.push(HttpHeader { name: name.to_ascii_lowercase(), value: value.into() });
+        self.inner.headers.push(HttpHeader {
+            name: name.to_ascii_lowercase(),
+            value: value.into(),
+        });
         self
     }
     pub fn headers(mut self, headers: impl IntoIterator<Item = HttpHeader>) -> Self {
@@ -42,8 +52,12 @@ impl Request {
     /// Sends the request; any HTTP status is returned as a response.
     pub fn send(self) -> Result<OutboundResponse, PluginError> {
         host::http_fetch(&self.inner).map_err(|e| match e {
-            HttpError::NotAllowed(m) => PluginError::permanent(format!("outbound request refused: {m}")),
-            HttpError::InvalidRequest(m) => PluginError::permanent(format!("invalid outbound request: {m}")),
+            HttpError::NotAllowed(m) => {
+                PluginError::permanent(format!("outbound request refused: {m}"))
+            }
+            HttpError::InvalidRequest(m) => {
+                PluginError::permanent(format!("invalid outbound request: {m}"))
+            }
             HttpError::Unreachable(m) => PluginError::transient(format!("peer unreachable: {m}")),
         })
     }
@@ -58,12 +72,18 @@ impl Request {
 }
 
 /// Classifies a response by status, as [`Request::send_ok`] does.
-pub fn check_status(what: &str, response: OutboundResponse) -> Result<OutboundResponse, PluginError> {
+pub fn check_status(
+    what: &str,
+    response: OutboundResponse,
+) -> Result<OutboundResponse, PluginError> {
     let status = response.status;
     if (200..300).contains(&status) {
         return Ok(response);
     }
-    let excerpt: String = String::from_utf8_lossy(&response.body).chars().take(300).collect();
+    let excerpt: String = String::from_utf8_lossy(&response.body)
+        .chars()
+        .take(300)
+        .collect();
     let message = format!("{what} answered {status}: {excerpt}");
     if status == 408 || status == 429 || status >= 500 {
         Err(PluginError::transient(message))

@@ -7,6 +7,8 @@
 //! use daifa_plugin_sdk::channel::{ChannelPlugin, export_channel_plugin};
 //! struct MyShop;
 //! impl ChannelPlugin for MyShop { /* handle_inbound, push_fulfillment */ }
+//! // Only the component exports it: native builds (unit tests) cannot link the export names.
+//! #[cfg(target_arch = "wasm32")]
 //! export_channel_plugin!(MyShop);
 //! ```
 //!
@@ -58,8 +60,8 @@ pub mod channel {
         export_macro_name: "export_channel_plugin",
         default_bindings_module: "daifa_plugin_sdk::channel",
     });
-    pub use self::exports::daifa::plugin::channel::*;
     pub use self::exports::daifa::plugin::channel::Guest as ChannelPlugin;
+    pub use self::exports::daifa::plugin::channel::*;
 }
 
 #[cfg(feature = "supplier")]
@@ -78,8 +80,8 @@ pub mod supplier {
         export_macro_name: "export_supplier_plugin",
         default_bindings_module: "daifa_plugin_sdk::supplier",
     });
-    pub use self::exports::daifa::plugin::supplier::*;
     pub use self::exports::daifa::plugin::supplier::Guest as SupplierPlugin;
+    pub use self::exports::daifa::plugin::supplier::*;
 }
 
 pub mod connection;

@@ -33,12 +33,19 @@ pub fn parse(amount: &str, currency: &str) -> Result<Money, PluginError> {
         return Err(invalid());
     }
     let scale = 10i64.checked_pow(exp).ok_or_else(invalid)?;
-    let whole: i64 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| invalid())? };
+    let whole: i64 = if int_part.is_empty() {
+        0
+    } else {
+        int_part.parse().map_err(|_| invalid())?
+    };
     let mut frac: i64 = 0;
     for (i, b) in frac_trimmed.bytes().enumerate() {
         frac += i64::from(b - b'0') * 10i64.pow(exp - 1 - i as u32);
     }
-    let minor = whole.checked_mul(scale).and_then(|w| w.checked_add(frac)).ok_or_else(invalid)?;
+    let minor = whole
+        .checked_mul(scale)
+        .and_then(|w| w.checked_add(frac))
+        .ok_or_else(invalid)?;
     Ok(Money {
         amount_minor: if negative { -minor } else { minor },
         currency: currency.to_ascii_uppercase(),
@@ -54,12 +61,20 @@ pub fn format(money: &Money) -> Result<String, PluginError> {
         return Ok(format!("{sign}{abs}"));
     }
     let scale = 10u64.pow(exp);
-    Ok(format!("{sign}{}.{:0width$}", abs / scale, abs % scale, width = exp as usize))
+    Ok(format!(
+        "{sign}{}.{:0width$}",
+        abs / scale,
+        abs % scale,
+        width = exp as usize
+    ))
 }
 
 /// Zero of a currency.
 pub fn zero(currency: &str) -> Money {
-    Money { amount_minor: 0, currency: currency.to_ascii_uppercase() }
+    Money {
+        amount_minor: 0,
+        currency: currency.to_ascii_uppercase(),
+    }
 }
 
 #[cfg(test)]
@@ -88,8 +103,19 @@ mod tests {
 
     #[test]
     fn formats_back() {
-        for (minor, cur, text) in [(19_900, "USD", "199.00"), (-5, "EUR", "-0.05"), (1000, "JPY", "1000")] {
-            assert_eq!(format(&Money { amount_minor: minor, currency: cur.into() }).as_deref(), Ok(text));
+        for (minor, cur, text) in [
+            (19_900, "USD", "199.00"),
+            (-5, "EUR", "-0.05"),
+            (1000, "JPY", "1000"),
+        ] {
+            assert_eq!(
+                format(&Money {
+                    amount_minor: minor,
+                    currency: cur.into()
+                })
+                .as_deref(),
+                Ok(text)
+            );
         }
     }
 }

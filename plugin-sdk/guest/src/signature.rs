@@ -16,19 +16,27 @@ pub fn hmac_sha256_base64(secret: &[u8], body: &[u8]) -> String {
 }
 
 /// Checks a base64(HMAC-SHA256(secret, body)) header value in constant time.
-pub fn verify_hmac_sha256_base64(secret: &[u8], body: &[u8], header: Option<&str>) -> Result<(), PluginError> {
+pub fn verify_hmac_sha256_base64(
+    secret: &[u8],
+    body: &[u8],
+    header: Option<&str>,
+) -> Result<(), PluginError> {
     let header = header.ok_or_else(|| PluginError::bad_signature("signature header is missing"))?;
     let given = BASE64
         .decode(header.trim())
         .map_err(|_| PluginError::bad_signature("signature header is not base64"))?;
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(body);
-    mac.verify_slice(&given).map_err(|_| PluginError::bad_signature("signature does not match the body"))
+    mac.verify_slice(&given)
+        .map_err(|_| PluginError::bad_signature("signature does not match the body"))
 }
 
 /// The value of a header (names compare case-insensitively), the first when repeated.
 pub fn header<'a>(headers: &'a [HttpHeader], name: &str) -> Option<&'a str> {
-    headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str())
 }
 
 /// Standard Webhooks (<https://www.standardwebhooks.com>): `webhook-id`, `webhook-timestamp`,
@@ -42,28 +50,51 @@ pub mod standard {
     pub const SIGNATURE: &str = "webhook-signature";
 
     fn webhook(secret: &str) -> Result<Webhook, PluginError> {
-        Webhook::new(secret).map_err(|e| PluginError::permanent(format!("webhook secret is not a valid `whsec_` base64 key: {e}")))
+        Webhook::new(secret).map_err(|e| {
+            PluginError::permanent(format!(
+                "webhook secret is not a valid `whsec_` base64 key: {e}"
+            ))
+        })
     }
 
     /// The three headers of a signed message.
-    pub fn sign(secret: &str, id: &str, timestamp_secs: i64, body: &[u8]) -> Result<Vec<HttpHeader>, PluginError> {
+    pub fn sign(
+        secret: &str,
+        id: &str,
+        timestamp_secs: i64,
+        body: &[u8],
+    ) -> Result<Vec<HttpHeader>, PluginError> {
         let signature = webhook(secret)?
             .sign(id, timestamp_secs, body)
             .map_err(|e| PluginError::permanent(format!("cannot sign: {e}")))?;
         Ok(vec![
-            HttpHeader { name: ID.into(), value: id.into() },
-            HttpHeader { name: TIMESTAMP.into(), value: timestamp_secs.to_string() },
-            HttpHeader { name: SIGNATURE.into(), value: signature },
+            HttpHeader {
+                name: ID.into(),
+                value: id.into(),
+            },
+            HttpHeader {
+                name: TIMESTAMP.into(),
+                value: timestamp_secs.to_string(),
+            },
+            HttpHeader {
+                name: SIGNATURE.into(),
+                value: signature,
+            },
         ])
     }
 
     /// Verifies a signed message (signature and a timestamp within 5 minutes); returns its id.
-    pub fn verify(secret: &str, headers: &[HttpHeader], body: &[u8]) -> Result<String, PluginError> {
+    pub fn verify(
+        secret: &str,
+        headers: &[HttpHeader],
+        body: &[u8],
+    ) -> Result<String, PluginError> {
         let mut map = http::HeaderMap::new();
         for name in [ID, TIMESTAMP, SIGNATURE] {
             if let Some(v) = header(headers, name) {
-                let value = http::HeaderValue::from_str(v)
-                    .map_err(|_| PluginError::bad_signature(format!("header `{name}` is not valid")))?;
+                let value = http::HeaderValue::from_str(v).map_err(|_| {
+                    PluginError::bad_signature(format!("header `{name}` is not valid"))
+                })?;
                 map.insert(name, value);
             }
         }
@@ -82,9 +113,16 @@ mod tests {
     fn shopify_published_test_vector() {
         // shopify-api-js validate.test.ts: secret `test_secret_key`, body `{"foo": "bar"}`.
         let expected = "B23tXN681gZ0qIWNRrgtzBE9XSDo5yaUu6wfmhu3a7g=";
-        assert_eq!(hmac_sha256_base64(b"test_secret_key", br#"{"foo": "bar"}"#), expected);
-        assert!(verify_hmac_sha256_base64(b"test_secret_key", br#"{"foo": "bar"}"#, Some(expected)).is_ok());
-        let err = verify_hmac_sha256_base64(b"other", br#"{"foo": "bar"}"#, Some(expected)).unwrap_err();
+        assert_eq!(
+            hmac_sha256_base64(b"test_secret_key", br#"{"foo": "bar"}"#),
+            expected
+        );
+        assert!(
+            verify_hmac_sha256_base64(b"test_secret_key", br#"{"foo": "bar"}"#, Some(expected))
+                .is_ok()
+        );
+        let err =
+            verify_hmac_sha256_base64(b"other", br#"{"foo": "bar"}"#, Some(expected)).unwrap_err();
         assert_eq!(err.kind(), "bad-signature");
         assert!(verify_hmac_sha256_base64(b"k", b"{}", None).is_err());
     }
@@ -99,6 +137,9 @@ mod tests {
             br#"{"test": 2432232314}"#,
         )
         .unwrap();
-        assert_eq!(headers[2].value, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert_eq!(
+            headers[2].value,
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
     }
 }

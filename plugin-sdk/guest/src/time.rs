@@ -30,8 +30,14 @@ mod tests {
 
     #[test]
     fn parses_offsets_to_utc_milliseconds() {
-        assert_eq!(parse_rfc3339("2021-12-31T19:00:00-05:00"), Ok(1_640_995_200_000));
-        assert_eq!(format_rfc3339(1_640_995_200_000).as_deref(), Ok("2022-01-01T00:00:00Z"));
+        assert_eq!(
+            parse_rfc3339("2021-12-31T19:00:00-05:00"),
+            Ok(1_640_995_200_000)
+        );
+        assert_eq!(
+            format_rfc3339(1_640_995_200_000).as_deref(),
+            Ok("2022-01-01T00:00:00Z")
+        );
         assert!(parse_rfc3339("yesterday").is_err());
     }
 }

@@ -10,6 +10,7 @@ pub mod channel_world {
             default: trappable,
         },
         exports: { default: async },
+        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
     });
 }
 
@@ -18,11 +19,8 @@ pub mod supplier_world {
     wasmtime::component::bindgen!({
         world: "supplier-plugin",
         path: "../wit",
-        imports: {
-            "daifa:plugin/host.http-fetch": async,
-            default: trappable,
-        },
         exports: { default: async },
+        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
         with: {
             "daifa:plugin/types": super::channel_world::daifa::plugin::types,
             "daifa:plugin/host": super::channel_world::daifa::plugin::host,
@@ -42,7 +40,6 @@ pub mod supplier {
     pub use super::supplier_world::exports::daifa::plugin::supplier::*;
 }
 
-use std::fmt;
 use types::PluginError;
 
 impl PluginError {
@@ -67,11 +64,3 @@ impl PluginError {
         }
     }
 }
-
-impl fmt::Display for PluginError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind(), self.message())
-    }
-}
-
-impl std::error::Error for PluginError {}

@@ -49,7 +49,11 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { cache_dir: None, limits: CallLimits::default(), epoch_tick: Duration::from_millis(10) }
+        Self {
+            cache_dir: None,
+            limits: CallLimits::default(),
+            epoch_tick: Duration::from_millis(10),
+        }
     }
 }
 
@@ -75,14 +79,18 @@ pub enum HostError {
     #[error("plugin `{name}` is not a valid component: {message}")]
     Compile { name: String, message: String },
     #[error("plugin `{name}` does not implement the {kind} world: {message}")]
-    World { name: String, kind: &'static str, message: String },
+    World {
+        name: String,
+        kind: &'static str,
+        message: String,
+    },
 }
 
 /// Why a call did not return a value.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
     /// The plugin returned one of its typed errors.
-    #[error("{0}")]
+    #[error("{}: {}", .0.kind(), .0.message())]
     Plugin(PluginError),
     /// The plugin trapped: a panic, an out-of-bounds access, an allocation beyond its memory cap.
     #[error("plugin trapped: {0}")]
@@ -148,14 +156,21 @@ impl PluginEngine {
         let mut channel_linker = Linker::new(&engine);
         let mut supplier_linker = Linker::new(&engine);
         for linker in [&mut channel_linker, &mut supplier_linker] {
-            wasmtime_wasi::p2::add_to_linker_async(linker).map_err(|e| HostError::Engine(e.to_string()))?;
+            wasmtime_wasi::p2::add_to_linker_async(linker)
+                .map_err(|e| HostError::Engine(e.to_string()))?;
         }
         ChannelPlugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut channel_linker, |s| s)
             .map_err(|e| HostError::Engine(e.to_string()))?;
         SupplierPlugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut supplier_linker, |s| s)
             .map_err(|e| HostError::Engine(e.to_string()))?;
 
-        let inner = Arc::new(Inner { engine, channel_linker, supplier_linker, config, http });
+        let inner = Arc::new(Inner {
+            engine,
+            channel_linker,
+            supplier_linker,
+            config,
+            http,
+        });
         spawn_epoch_ticker(Arc::downgrade(&inner), inner.config.epoch_tick);
         Ok(Self { inner })
     }
@@ -165,42 +180,86 @@ impl PluginEngine {
     }
 
     /// Compiles (or loads from the on-disk cache) a component and checks it implements `kind`.
-    pub fn load(&self, name: &str, kind: PluginKind, wasm: &[u8]) -> Result<LoadedPlugin, HostError> {
+    pub fn load(
+        &self,
+        name: &str,
+        kind: PluginKind,
+        wasm: &[u8],
+    ) -> Result<LoadedPlugin, HostError> {
         let digest = hex::encode(Sha256::digest(wasm));
         let component = self.compile_cached(name, &digest, wasm)?;
-        let world_err = |e: wasmtime::Error| HostError::World { name: name.into(), kind: kind.as_str(), message: format!("{e:#}") };
+        let world_err = |e: wasmtime::Error| HostError::World {
+            name: name.into(),
+            kind: kind.as_str(),
+            message: format!("{e:#}"),
+        };
         let pre = match kind {
             PluginKind::Channel => {
-                let pre = self.inner.channel_linker.instantiate_pre(&component).map_err(world_err)?;
+                let pre = self
+                    .inner
+                    .channel_linker
+                    .instantiate_pre(&component)
+                    .map_err(world_err)?;
                 Pre::Channel(ChannelPluginPre::new(pre).map_err(world_err)?)
             }
             PluginKind::Supplier => {
-                let pre = self.inner.supplier_linker.instantiate_pre(&component).map_err(world_err)?;
+                let pre = self
+                    .inner
+                    .supplier_linker
+                    .instantiate_pre(&component)
+                    .map_err(world_err)?;
                 Pre::Supplier(SupplierPluginPre::new(pre).map_err(world_err)?)
             }
         };
-        Ok(LoadedPlugin { name: name.into(), kind, digest, pre, engine: self.clone() })
+        Ok(LoadedPlugin {
+            name: name.into(),
+            kind,
+            digest,
+            pre,
+            engine: self.clone(),
+        })
     }
 
-    fn compile_cached(&self, name: &str, digest: &str, wasm: &[u8]) -> Result<Component, HostError> {
-        let compile_err = |e: wasmtime::Error| HostError::Compile { name: name.into(), message: format!("{e:#}") };
+    fn compile_cached(
+        &self,
+        name: &str,
+        digest: &str,
+        wasm: &[u8],
+    ) -> Result<Component, HostError> {
+        let compile_err = |e: wasmtime::Error| HostError::Compile {
+            name: name.into(),
+            message: format!("{e:#}"),
+        };
         let Some(dir) = &self.inner.config.cache_dir else {
             return Component::new(&self.inner.engine, wasm).map_err(compile_err);
         };
         // The key covers the component and everything about the engine that changes the code.
         let mut hasher = std::hash::DefaultHasher::new();
-        self.inner.engine.precompile_compatibility_hash().hash(&mut hasher);
+        self.inner
+            .engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
         let path = dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish()));
         if path.exists() {
             match deserialize(&self.inner.engine, &path) {
                 Ok(component) => return Ok(component),
-                Err(e) => tracing::warn!(plugin = name, path = %path.display(), error = %e, "discarding unreadable compiled plugin"),
+                Err(e) => {
+                    tracing::warn!(plugin = name, path = %path.display(), error = %e, "discarding unreadable compiled plugin")
+                }
             }
         }
         let started = Instant::now();
         let component = Component::new(&self.inner.engine, wasm).map_err(compile_err)?;
-        tracing::info!(plugin = name, elapsed_ms = started.elapsed().as_millis() as u64, "compiled plugin");
-        if let Err(e) = component.serialize().map_err(|e| e.to_string()).and_then(|bytes| write_atomically(dir, &path, &bytes)) {
+        tracing::info!(
+            plugin = name,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "compiled plugin"
+        );
+        if let Err(e) = component
+            .serialize()
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| write_atomically(dir, &path, &bytes))
+        {
             tracing::warn!(plugin = name, error = %e, "cannot cache compiled plugin");
         }
         Ok(component)
@@ -266,8 +325,12 @@ impl LoadedPlugin {
     fn store(&self, ctx: Arc<ConnectionContext>) -> Store<CallState> {
         let inner = &self.engine.inner;
         let limits = inner.config.limits.clone();
-        let ticks = (limits.deadline.as_nanos() / inner.config.epoch_tick.as_nanos().max(1)).max(1) as u64;
-        let mut store = Store::new(&inner.engine, CallState::new(ctx, inner.http.clone(), limits));
+        let ticks =
+            (limits.deadline.as_nanos() / inner.config.epoch_tick.as_nanos().max(1)).max(1) as u64;
+        let mut store = Store::new(
+            &inner.engine,
+            CallState::new(ctx, inner.http.clone(), limits),
+        );
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
@@ -275,7 +338,7 @@ impl LoadedPlugin {
     }
 
     /// Runs `call` with the deadline covering everything, host calls included.
-    async fn run<T, F>(&self, store: &mut Store<CallState>, call: F) -> Result<T, CallFailure>
+    async fn run<T, F>(&self, call: F) -> Result<T, CallFailure>
     where
         F: Future<Output = wasmtime::Result<Result<T, PluginError>>>,
     {
@@ -287,7 +350,10 @@ impl LoadedPlugin {
             Ok(Ok(Err(plugin_error))) => CallError::Plugin(plugin_error),
             Ok(Err(e)) => classify_trap(e, deadline),
         };
-        Err(CallFailure { error, retry_after: None })
+        Err(CallFailure {
+            error,
+            retry_after: None,
+        })
     }
 
     fn channel_pre(&self) -> Result<&ChannelPluginPre<CallState>, CallFailure> {
@@ -317,59 +383,90 @@ impl LoadedPlugin {
     }
 
     /// Channel: verify and parse an inbound webhook.
-    pub async fn handle_inbound(&self, ctx: Arc<ConnectionContext>, request: &InboundRequest) -> Result<Inbound, CallFailure> {
+    pub async fn handle_inbound(
+        &self,
+        ctx: Arc<ConnectionContext>,
+        request: &InboundRequest,
+    ) -> Result<Inbound, CallFailure> {
         let pre = self.channel_pre()?;
         let mut store = self.store(ctx);
         let result = self
-            .run(&mut store, async {
+            .run(async {
                 let bindings = pre.instantiate_async(&mut store).await?;
-                bindings.daifa_plugin_channel().call_handle_inbound(&mut store, request).await
+                bindings
+                    .daifa_plugin_channel()
+                    .call_handle_inbound(&mut store, request)
+                    .await
             })
             .await;
         with_retry_after(result, &store)
     }
 
     /// Channel: write a shipment back to the storefront.
-    pub async fn push_fulfillment(&self, ctx: Arc<ConnectionContext>, request: &FulfillmentRequest) -> Result<FulfillmentRef, CallFailure> {
+    pub async fn push_fulfillment(
+        &self,
+        ctx: Arc<ConnectionContext>,
+        request: &FulfillmentRequest,
+    ) -> Result<FulfillmentRef, CallFailure> {
         let pre = self.channel_pre()?;
         let mut store = self.store(ctx);
         let result = self
-            .run(&mut store, async {
+            .run(async {
                 let bindings = pre.instantiate_async(&mut store).await?;
-                bindings.daifa_plugin_channel().call_push_fulfillment(&mut store, request).await
+                bindings
+                    .daifa_plugin_channel()
+                    .call_push_fulfillment(&mut store, request)
+                    .await
             })
             .await;
         with_retry_after(result, &store)
     }
 
     /// Supplier: place an order.
-    pub async fn submit_order(&self, ctx: Arc<ConnectionContext>, order: &SupplierOrder) -> Result<Submission, CallFailure> {
+    pub async fn submit_order(
+        &self,
+        ctx: Arc<ConnectionContext>,
+        order: &SupplierOrder,
+    ) -> Result<Submission, CallFailure> {
         let pre = self.supplier_pre()?;
         let mut store = self.store(ctx);
         let result = self
-            .run(&mut store, async {
+            .run(async {
                 let bindings = pre.instantiate_async(&mut store).await?;
-                bindings.daifa_plugin_supplier().call_submit_order(&mut store, order).await
+                bindings
+                    .daifa_plugin_supplier()
+                    .call_submit_order(&mut store, order)
+                    .await
             })
             .await;
         with_retry_after(result, &store)
     }
 
     /// Supplier: verify and parse a supplier's callback.
-    pub async fn handle_callback(&self, ctx: Arc<ConnectionContext>, request: &InboundRequest) -> Result<SupplierInbound, CallFailure> {
+    pub async fn handle_callback(
+        &self,
+        ctx: Arc<ConnectionContext>,
+        request: &InboundRequest,
+    ) -> Result<SupplierInbound, CallFailure> {
         let pre = self.supplier_pre()?;
         let mut store = self.store(ctx);
         let result = self
-            .run(&mut store, async {
+            .run(async {
                 let bindings = pre.instantiate_async(&mut store).await?;
-                bindings.daifa_plugin_supplier().call_handle_callback(&mut store, request).await
+                bindings
+                    .daifa_plugin_supplier()
+                    .call_handle_callback(&mut store, request)
+                    .await
             })
             .await;
         with_retry_after(result, &store)
     }
 }
 
-fn with_retry_after<T>(result: Result<T, CallFailure>, store: &Store<CallState>) -> Result<T, CallFailure> {
+fn with_retry_after<T>(
+    result: Result<T, CallFailure>,
+    store: &Store<CallState>,
+) -> Result<T, CallFailure> {
     result.map_err(|mut f| {
         f.retry_after = store.data().retry_after;
         f

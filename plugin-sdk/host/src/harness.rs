@@ -26,7 +26,10 @@ impl ScriptedHttp {
     pub fn respond_json(&self, status: u16, body: &serde_json::Value) {
         self.respond(OutboundResponse {
             status,
-            headers: vec![HttpHeader { name: "content-type".into(), value: "application/json".into() }],
+            headers: vec![HttpHeader {
+                name: "content-type".into(),
+                value: "application/json".into(),
+            }],
             body: body.to_string().into_bytes(),
         });
     }
@@ -41,10 +44,15 @@ impl ScriptedHttp {
 
     /// The requests made so far, in order.
     pub fn requests(&self) -> Vec<(Url, OutboundRequest)> {
-        self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
-    fn lock_answers(&self) -> std::sync::MutexGuard<'_, VecDeque<Result<OutboundResponse, HttpError>>> {
+    fn lock_answers(
+        &self,
+    ) -> std::sync::MutexGuard<'_, VecDeque<Result<OutboundResponse, HttpError>>> {
         self.answers.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -56,11 +64,15 @@ impl OutboundHttp for ScriptedHttp {
         request: OutboundRequest,
         _timeout: Duration,
     ) -> Pin<Box<dyn Future<Output = Result<OutboundResponse, HttpError>> + Send + '_>> {
-        self.requests.lock().unwrap_or_else(|p| p.into_inner()).push((url, request));
-        let answer = self
-            .lock_answers()
-            .pop_front()
-            .unwrap_or_else(|| Err(HttpError::Unreachable("the script has no more answers".into())));
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((url, request));
+        let answer = self.lock_answers().pop_front().unwrap_or_else(|| {
+            Err(HttpError::Unreachable(
+                "the script has no more answers".into(),
+            ))
+        });
         Box::pin(async move { answer })
     }
 }

@@ -17,9 +17,13 @@ mod state;
 
 pub use bindings::types::{
     Address, Contact, HttpHeader, InboundRequest, LineQuantity, Money, Order, OrderLine,
-    OutboundRequest, OutboundResponse, PluginError, Shipment, SupplierOrderRef, SupplierOrderStatus,
+    OutboundRequest, OutboundResponse, PluginError, Shipment, SupplierOrderRef,
+    SupplierOrderStatus,
 };
 pub use bindings::{channel, supplier};
-pub use engine::{CallError, CallFailure, CallLimits, EngineConfig, HostError, LoadedPlugin, PluginEngine, PluginKind};
+pub use engine::{
+    CallError, CallFailure, CallLimits, EngineConfig, HostError, LoadedPlugin, PluginEngine,
+    PluginKind,
+};
 pub use outbound::{OutboundHttp, ReqwestHttp};
 pub use state::ConnectionContext;

@@ -20,26 +20,37 @@ pub trait OutboundHttp: Send + Sync + 'static {
 
 /// Refuses any URL whose host is not allowed for the connection. Only `http` and `https`.
 pub(crate) fn check_allowed(url: &str, allowed_hosts: &[String]) -> Result<Url, HttpError> {
-    let parsed = Url::parse(url).map_err(|e| HttpError::InvalidRequest(format!("invalid url `{url}`: {e}")))?;
+    let parsed = Url::parse(url)
+        .map_err(|e| HttpError::InvalidRequest(format!("invalid url `{url}`: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(HttpError::InvalidRequest(format!("scheme `{}` is not allowed", parsed.scheme())));
+        return Err(HttpError::InvalidRequest(format!(
+            "scheme `{}` is not allowed",
+            parsed.scheme()
+        )));
     }
     let host = parsed
         .host_str()
         .ok_or_else(|| HttpError::InvalidRequest(format!("url `{url}` has no host")))?
         .to_ascii_lowercase();
     let port = parsed.port_or_known_default();
-    if allowed_hosts.iter().any(|entry| host_matches(entry, &host, port)) {
+    if allowed_hosts
+        .iter()
+        .any(|entry| host_matches(entry, &host, port))
+    {
         Ok(parsed)
     } else {
-        Err(HttpError::NotAllowed(format!("host `{host}` is not in the connection's allowed hosts")))
+        Err(HttpError::NotAllowed(format!(
+            "host `{host}` is not in the connection's allowed hosts"
+        )))
     }
 }
 
 fn host_matches(entry: &str, host: &str, port: Option<u16>) -> bool {
     let entry = entry.trim().to_ascii_lowercase();
     let (entry_host, entry_port) = match entry.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => (h.to_string(), p.parse::<u16>().ok()),
+        Some((h, p)) if !h.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+            (h.to_string(), p.parse::<u16>().ok())
+        }
         _ => (entry.clone(), None),
     };
     if entry_port.is_some() && entry_port != port {
@@ -53,7 +64,11 @@ fn host_matches(entry: &str, host: &str, port: Option<u16>) -> bool {
 
 /// Parses `Retry-After` (delay in seconds or an HTTP date).
 pub(crate) fn retry_after(headers: &[HttpHeader], now: SystemTime) -> Option<Duration> {
-    let value = headers.iter().find(|h| h.name.eq_ignore_ascii_case("retry-after"))?.value.trim();
+    let value = headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("retry-after"))?
+        .value
+        .trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -86,9 +101,14 @@ impl OutboundHttp for ReqwestHttp {
         timeout: Duration,
     ) -> Pin<Box<dyn Future<Output = Result<OutboundResponse, HttpError>> + Send + '_>> {
         Box::pin(async move {
-            let method = reqwest::Method::from_bytes(request.method.as_bytes())
-                .map_err(|_| HttpError::InvalidRequest(format!("invalid method `{}`", request.method)))?;
-            let mut builder = self.client.request(method, url).timeout(timeout).body(request.body);
+            let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| {
+                HttpError::InvalidRequest(format!("invalid method `{}`", request.method))
+            })?;
+            let mut builder = self
+                .client
+                .request(method, url)
+                .timeout(timeout)
+                .body(request.body);
             for h in &request.headers {
                 builder = builder.header(h.name.as_str(), h.value.as_str());
             }
@@ -103,10 +123,21 @@ impl OutboundHttp for ReqwestHttp {
             let headers = response
                 .headers()
                 .iter()
-                .map(|(n, v)| HttpHeader { name: n.as_str().to_string(), value: String::from_utf8_lossy(v.as_bytes()).into_owned() })
+                .map(|(n, v)| HttpHeader {
+                    name: n.as_str().to_string(),
+                    value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                })
                 .collect();
-            let body = response.bytes().await.map_err(|e| HttpError::Unreachable(error_chain(&e)))?.to_vec();
-            Ok(OutboundResponse { status, headers, body })
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| HttpError::Unreachable(error_chain(&e)))?
+                .to_vec();
+            Ok(OutboundResponse {
+                status,
+                headers,
+                body,
+            })
         })
     }
 }
@@ -128,7 +159,11 @@ mod tests {
 
     #[test]
     fn allow_list() {
-        let allowed = vec!["shop.example.com".to_string(), "127.0.0.1:8080".to_string(), "*.myshopify.com".to_string()];
+        let allowed = vec![
+            "shop.example.com".to_string(),
+            "127.0.0.1:8080".to_string(),
+            "*.myshopify.com".to_string(),
+        ];
         let ok = |u: &str| check_allowed(u, &allowed).is_ok();
         assert!(ok("https://shop.example.com/admin"));
         assert!(ok("http://127.0.0.1:8080/x"));
@@ -138,12 +173,20 @@ mod tests {
         assert!(!ok("https://evil.com/?shop.example.com"));
         assert!(!ok("https://shop.example.com.evil.com/"));
         assert!(!ok("file:///etc/passwd"));
-        assert!(matches!(check_allowed("http://169.254.169.254/", &allowed), Err(HttpError::NotAllowed(_))));
+        assert!(matches!(
+            check_allowed("http://169.254.169.254/", &allowed),
+            Err(HttpError::NotAllowed(_))
+        ));
     }
 
     #[test]
     fn retry_after_seconds_and_dates() {
-        let h = |v: &str| vec![HttpHeader { name: "Retry-After".into(), value: v.into() }];
+        let h = |v: &str| {
+            vec![HttpHeader {
+                name: "Retry-After".into(),
+                value: v.into(),
+            }]
+        };
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
         assert_eq!(retry_after(&h("120"), now), Some(Duration::from_secs(120)));
         let date = httpdate::fmt_http_date(now + Duration::from_secs(30));

@@ -38,7 +38,11 @@ pub(crate) struct CallState {
 }
 
 impl CallState {
-    pub(crate) fn new(ctx: Arc<ConnectionContext>, http: Arc<dyn OutboundHttp>, call_limits: CallLimits) -> Self {
+    pub(crate) fn new(
+        ctx: Arc<ConnectionContext>,
+        http: Arc<dyn OutboundHttp>,
+        call_limits: CallLimits,
+    ) -> Self {
         // The plugin sees nothing of the machine: no files, no environment, no arguments, no
         // stdio, no sockets. Clocks and random numbers are harmless and the std runtime uses them.
         let wasi = WasiCtx::builder()
@@ -67,7 +71,10 @@ impl CallState {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -95,11 +102,16 @@ impl host::Host for CallState {
     }
 
     fn now_ms(&mut self) -> wasmtime::Result<i64> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         Ok(i64::try_from(now.as_millis()).unwrap_or(i64::MAX))
     }
 
-    async fn http_fetch(&mut self, request: OutboundRequest) -> Result<OutboundResponse, HttpError> {
+    async fn http_fetch(
+        &mut self,
+        request: OutboundRequest,
+    ) -> Result<OutboundResponse, HttpError> {
         if self.outbound_requests >= self.call_limits.max_outbound_requests {
             return Err(HttpError::NotAllowed(format!(
                 "a call may make at most {} outbound requests",
@@ -109,7 +121,10 @@ impl host::Host for CallState {
         self.outbound_requests += 1;
         let url = outbound::check_allowed(&request.url, &self.ctx.allowed_hosts)?;
         tracing::debug!(plugin = %self.ctx.plugin, connection = %self.ctx.connection, method = %request.method, url = %url, "outbound request");
-        let response = self.http.fetch(url, request, self.call_limits.outbound_timeout).await?;
+        let response = self
+            .http
+            .fetch(url, request, self.call_limits.outbound_timeout)
+            .await?;
         if matches!(response.status, 429 | 503)
             && let Some(delay) = outbound::retry_after(&response.headers, SystemTime::now())
         {

@@ -1,0 +1,73 @@
+//! The Shopify storefront adapter of Daifa.
+//!
+//! Inbound: verifies `orders/*` webhooks and translates the REST order JSON into canonical
+//! orders and cancellations ([`webhook`], [`order`]). Outbound: writes shipments back as
+//! fulfillments through the GraphQL Admin API ([`fulfillment`]).
+//!
+//! Everything but the [`Shopify`] component itself is plain functions over bytes and canonical
+//! types, so it runs in native unit tests; the component only adds what needs the host: the
+//! connection's settings and secrets, outbound HTTP, logging.
+
+// Tests unwrap freely; the library build is still held to `clippy::unwrap_used`.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod config;
+pub mod fulfillment;
+pub mod graphql;
+pub mod order;
+pub mod webhook;
+
+use daifa_plugin_sdk::channel::{ChannelPlugin, FulfillmentRef, FulfillmentRequest, Inbound};
+use daifa_plugin_sdk::types::InboundRequest;
+use daifa_plugin_sdk::{PluginError, connection, http, log};
+
+use crate::config::{ACCESS_TOKEN, Config, WEBHOOK_SECRET};
+use crate::fulfillment::Outcome;
+
+/// The component.
+pub struct Shopify;
+
+impl ChannelPlugin for Shopify {
+    fn handle_inbound(request: InboundRequest) -> Result<Inbound, PluginError> {
+        let secret = connection::required_secret(WEBHOOK_SECRET)?;
+        // Optional here: verification works without it, it only narrows who may send.
+        let shop_domain = connection::setting("shop_domain").filter(|s| !s.trim().is_empty());
+        let verifier = webhook::Verifier {
+            secret: secret.as_bytes(),
+            shop_domain: shop_domain.as_deref(),
+        };
+        webhook::handle(verifier, &request)
+    }
+
+    fn push_fulfillment(request: FulfillmentRequest) -> Result<FulfillmentRef, PluginError> {
+        let config = Config::from_connection()?;
+        let token = connection::required_secret(ACCESS_TOKEN)?;
+        let url = config.graphql_url();
+        let outcome = fulfillment::push(&request, |call| {
+            let response = http::Request::post(url.as_str())
+                .header("accept", "application/json")
+                .header("x-shopify-access-token", token.as_str())
+                .json(call)?
+                .send_ok()?;
+            Ok(response.body)
+        })?;
+        match &outcome {
+            Outcome::Created(id) => log::info(&format!(
+                "fulfillment {id} created for order {} (shipment {})",
+                request.order_external_id, request.shipment_id
+            )),
+            Outcome::AlreadyRecorded(id) => log::info(&format!(
+                "shipment {} already recorded as fulfillment {id} of order {}",
+                request.shipment_id, request.order_external_id
+            )),
+        }
+        Ok(FulfillmentRef {
+            external_id: outcome.fulfillment_id().to_string(),
+        })
+    }
+}
+
+// Only the wasm build exports the component: its export names ("daifa:plugin/channel@0.1.0#...")
+// are not valid symbol names for a native linker, and the native `cdylib` of `cargo test` needs none.
+#[cfg(target_arch = "wasm32")]
+daifa_plugin_sdk::channel::export_channel_plugin!(Shopify);

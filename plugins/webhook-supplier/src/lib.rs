@@ -1,0 +1,59 @@
+//! The `webhook-supplier` adapter: Daifa's own signed-webhook protocol for suppliers that have
+//! no API of their own, or that would rather receive orders than be polled.
+//!
+//! Daifa pushes each supplier order to the connection's `url` as a Standard Webhooks message
+//! (`order.created`); the supplier calls back `POST /hooks/{connection}` with
+//! `supplier_order.accepted`, `.rejected` and `.shipped`, signed with the same secret. The
+//! protocol is written for suppliers' developers in `docs/supplier-webhook-protocol.md`, with a
+//! JSON Schema per message in `docs/schemas/`.
+//!
+//! Code map: [`message`] holds the envelope and the signature both directions share, [`push`]
+//! builds `order.created` and reads the supplier's answer, [`callback`] verifies and reads
+//! callbacks. They are plain functions, given the secret and the time, so they run natively
+//! in tests; only the [`SupplierPlugin`] impl below touches the host.
+
+pub mod callback;
+pub mod message;
+pub mod push;
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod protocol_tests;
+
+use daifa_plugin_sdk::connection;
+use daifa_plugin_sdk::http::Request;
+use daifa_plugin_sdk::supplier::{Submission, SupplierInbound, SupplierOrder, SupplierPlugin};
+use daifa_plugin_sdk::types::{InboundRequest, PluginError};
+
+/// Setting: the supplier's endpoint that receives `order.created`.
+pub const URL_SETTING: &str = "url";
+/// Secret: the `whsec_...` key both sides sign with.
+pub const SIGNING_SECRET: &str = "signing_secret";
+
+/// The plugin as the host sees it.
+pub struct WebhookSupplier;
+
+impl SupplierPlugin for WebhookSupplier {
+    fn submit_order(order: SupplierOrder) -> Result<Submission, PluginError> {
+        let url = connection::required_setting(URL_SETTING)?;
+        let secret = connection::required_secret(SIGNING_SECRET)?;
+        let signed = push::signed_order_created(&secret, &order, daifa_plugin_sdk::time::now_ms())?;
+        let response = Request::post(url)
+            .headers(signed.headers)
+            .body(signed.body)
+            .send()?;
+        push::read_answer(&response)
+    }
+
+    fn handle_callback(request: InboundRequest) -> Result<SupplierInbound, PluginError> {
+        let secret = connection::required_secret(SIGNING_SECRET)?;
+        callback::handle(&secret, &request)
+    }
+}
+
+// Only in the component: natively the cdylib would export the WIT names
+// (`daifa:plugin/supplier@0.1.0#submit-order`), which the native linker's version script
+// refuses, and native tests call the plain functions anyway.
+#[cfg(target_arch = "wasm32")]
+daifa_plugin_sdk::supplier::export_supplier_plugin!(WebhookSupplier);

@@ -1,0 +1,184 @@
+//! The admin API's read side: orders with their timeline, stored requests, the job queue. The
+//! only module besides `connections` and `routing` that knows the admin API's JSON shapes.
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::{fulfilment, ingest, jobs, orders, routing};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/orders", get(list_orders))
+        .route("/orders/{id}", get(get_order))
+        .route("/raw-requests", get(list_raw))
+        .route("/jobs", get(list_jobs))
+        .route("/jobs/{id}", get(get_job))
+        .route("/jobs/{id}/retry", post(retry_job))
+        .route("/plugins", get(list_plugins))
+}
+
+/// Requires `Authorization: Bearer <admin_token>` when a token is configured.
+pub fn authorized(api: Router<AppState>, state: AppState) -> Router<AppState> {
+    api.layer(middleware::from_fn_with_state(state, require_token))
+}
+
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.settings.admin_token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()));
+        if !ok {
+            return ApiError::Unauthorized("a valid admin bearer token is required".into())
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub async fn health(State(state): State<AppState>) -> Response {
+    match sqlx::query("select 1").execute(&state.db.pool).await {
+        Ok(_) => (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "database unavailable", "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    connection: Option<String>,
+    limit: Option<i64>,
+}
+
+impl ListQuery {
+    fn limit(&self) -> i64 {
+        self.limit.unwrap_or(100).clamp(1, 1000)
+    }
+}
+
+async fn list_orders(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let list = orders::list(&state.db, q.status.as_deref(), q.limit()).await?;
+    let items: Vec<_> = list
+        .into_iter()
+        .map(|o| {
+            json!({ "id": o.id, "external_id": o.external_id, "order_number": o.order_number, "storefront": o.storefront,
+                    "status": o.status, "hold_reason": o.hold_reason, "currency": o.currency, "total_minor": o.total_minor,
+                    "placed_at_ms": o.placed_at_ms, "created_at_ms": o.created_at_ms })
+        })
+        .collect();
+    Ok(Json(json!({ "orders": items })))
+}
+
+/// An order and everything that happened to it: the raw requests that mention it, its
+/// canonical events, its supplier orders, jobs with their attempts, and shipments.
+async fn get_order(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let order = orders::get(&state.db, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no order `{id}`")))?;
+    let (events, raw, supplier_orders, jobs, shipments) = tokio::try_join!(
+        orders::events(&state.db, &id),
+        ingest::raw_for_order(&state.db, &id),
+        routing::supplier_orders_of(&state.db, &id),
+        async { Ok(jobs::for_order(&state.db, &id).await?) },
+        fulfilment::shipments_of(&state.db, &id),
+    )?;
+    Ok(Json(json!({
+        "order": order,
+        "timeline": events,
+        "raw_requests": raw,
+        "supplier_orders": supplier_orders,
+        "jobs": jobs,
+        "shipments": shipments,
+    })))
+}
+
+async fn list_raw(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let list = ingest::list_raw(
+        &state.db,
+        q.connection.as_deref(),
+        q.status.as_deref(),
+        q.limit(),
+    )
+    .await?;
+    Ok(Json(json!({ "raw_requests": list })))
+}
+
+async fn list_jobs(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let status = q.status.as_deref().unwrap_or("dead");
+    if !matches!(status, "queued" | "running" | "succeeded" | "dead") {
+        return Err(ApiError::BadRequest(format!(
+            "unknown job status `{status}`: use queued, running, succeeded or dead"
+        )));
+    }
+    Ok(Json(
+        json!({ "jobs": jobs::with_status(&state.db, status).await? }),
+    ))
+}
+
+async fn get_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<jobs::JobView>> {
+    Ok(Json(jobs::get(&state.db, &id).await?.ok_or_else(|| {
+        ApiError::NotFound(format!("no job `{id}`"))
+    })?))
+}
+
+async fn retry_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<jobs::JobView>> {
+    if !jobs::retry_dead(&state.db, &id).await? {
+        return match jobs::get(&state.db, &id).await? {
+            None => Err(ApiError::NotFound(format!("no job `{id}`"))),
+            Some(j) => Err(ApiError::Conflict(format!(
+                "job `{id}` is {}, only dead jobs can be retried",
+                j.status
+            ))),
+        };
+    }
+    state.wake_workers();
+    tracing::info!(job_id = %id, "dead job put back in the queue");
+    Ok(Json(jobs::get(&state.db, &id).await?.ok_or_else(|| {
+        ApiError::NotFound(format!("no job `{id}`"))
+    })?))
+}
+
+async fn list_plugins(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let list: Vec<_> = state
+        .plugins
+        .list()
+        .into_iter()
+        .map(|(name, kind)| json!({ "name": name, "kind": kind.as_str() }))
+        .collect();
+    Json(json!({ "plugins": list }))
+}

@@ -1,0 +1,145 @@
+//! The application: settings, database, plugins, the HTTP server and the job workers.
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::plugins::PluginRegistry;
+use crate::{admin, connections, dispatch, ingest, routing};
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tower_http::trace::TraceLayer;
+
+/// What every handler and worker shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub plugins: PluginRegistry,
+    /// Wakes idle workers of this process when it enqueued a job.
+    pub job_signal: Arc<Notify>,
+    /// Names this process in job leases.
+    pub instance_id: String,
+}
+
+impl AppState {
+    pub fn wake_workers(&self) {
+        self.job_signal.notify_waiters();
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects and migrates the database, loads the plugins and binds the port (`:0` picks one).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = Db::connect(&settings.database_url)
+            .await
+            .context("connecting to the database")?;
+        db.migrate().await.context("migrating the database")?;
+        let plugins = PluginRegistry::load_bundled(&settings.plugins).context("loading plugins")?;
+        let listener = TcpListener::bind(&settings.bind)
+            .await
+            .with_context(|| format!("binding {}", settings.bind))?;
+        if settings.admin_token.is_none() {
+            tracing::warn!(
+                "no admin token is set (DAIFA_ADMIN_TOKEN): the admin API is open to anyone who can reach {}",
+                settings.bind
+            );
+        }
+        let state = AppState {
+            settings: Arc::new(settings),
+            db,
+            plugins,
+            job_signal: Arc::new(Notify::new()),
+            instance_id: format!("{}-{}", hostname(), std::process::id()),
+        };
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets the workers finish their current job.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let workers = dispatch::spawn_workers(
+            self.state.clone(),
+            self.state.settings.jobs.workers,
+            stop_rx,
+        );
+        tracing::info!(addr = %self.local_addr(), workers = workers.len(), "daifa listening");
+        let app = router(self.state.clone());
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down");
+            })
+            .await?;
+        let _ = stop_tx.send(true);
+        for w in workers {
+            let _ = w.await;
+        }
+        Ok(())
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let max_body = state.settings.ingest.max_body_bytes;
+    let api = Router::new()
+        .merge(connections::router())
+        .merge(routing::router())
+        .merge(admin::router());
+    Router::new()
+        .merge(ingest::router())
+        .nest("/api/v1", admin::authorized(api, state.clone()))
+        .route("/healthz", axum::routing::get(admin::health))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "daifa".into())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

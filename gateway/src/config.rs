@@ -1,0 +1,132 @@
+//! Settings: built-in defaults, then `daifa.toml` (or `--config`), then `DAIFA_*` environment
+//! variables (`DAIFA_JOBS__WORKERS=4`), then `DATABASE_URL`. No file is needed to start.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// Address the HTTP server listens on.
+    pub bind: String,
+    /// `sqlite://daifa.db?mode=rwc` (the default, embedded) or `postgres://...` (production,
+    /// and the way to run several gateway processes on one database).
+    pub database_url: String,
+    /// Bearer token the admin API requires. Unset: the admin API is open (logged at start).
+    pub admin_token: Option<String>,
+    pub ingest: IngestSettings,
+    pub plugins: PluginSettings,
+    pub jobs: JobSettings,
+    pub fulfillment: FulfillmentSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IngestSettings {
+    /// Larger inbound bodies are refused with 413 (and kept, truncated, with the reason).
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PluginSettings {
+    /// Compiled plugins are kept here by content hash, so a restart does not recompile.
+    pub cache_dir: Option<PathBuf>,
+    /// Wall-clock limit of one plugin call, host calls included.
+    #[serde(with = "humantime_serde")]
+    pub call_deadline: Duration,
+    pub memory_limit_mb: usize,
+    pub max_outbound_requests: u32,
+    #[serde(with = "humantime_serde")]
+    pub outbound_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobSettings {
+    /// Concurrent job workers in this process; 0 runs none (another process works the queue).
+    pub workers: usize,
+    /// How often an idle worker looks for due jobs (it is also woken when this process enqueues).
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How long a claimed job is reserved for its worker; a job whose worker died is taken over
+    /// once its lease runs out.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// Delays between attempts. After the last one, a failing job is dead-lettered. The default
+    /// follows the Standard Webhooks schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+    #[serde(deserialize_with = "durations")]
+    pub retry_schedule: Vec<Duration>,
+    /// Each delay is spread by up to this fraction either way, so retries of many jobs do not
+    /// arrive at a peer at once.
+    pub retry_jitter: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FulfillmentSettings {
+    /// Whether storefronts e-mail the buyer the tracking details when Daifa writes a shipment back.
+    pub notify_customer: bool,
+}
+
+fn durations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+    let list: Vec<humantime_serde::Serde<Duration>> = Vec::deserialize(d)?;
+    Ok(list
+        .into_iter()
+        .map(humantime_serde::Serde::into_inner)
+        .collect())
+}
+
+impl Settings {
+    /// Loads the settings; `file` overrides the default `daifa.toml` (which may be absent).
+    pub fn load(file: Option<&Path>) -> Result<Self, config::ConfigError> {
+        let mut builder = config::Config::builder()
+            .set_default("bind", "127.0.0.1:8080")?
+            .set_default("database_url", "sqlite://daifa.db?mode=rwc")?
+            .set_default("ingest.max_body_bytes", 5 * 1024 * 1024)?
+            .set_default("plugins.cache_dir", ".daifa/plugin-cache")?
+            .set_default("plugins.call_deadline", "10s")?
+            .set_default("plugins.memory_limit_mb", 64)?
+            .set_default("plugins.max_outbound_requests", 8)?
+            .set_default("plugins.outbound_timeout", "8s")?
+            .set_default("jobs.workers", 2)?
+            .set_default("jobs.poll_interval", "500ms")?
+            .set_default("jobs.lease", "2m")?
+            .set_default(
+                "jobs.retry_schedule",
+                vec!["5s", "5m", "30m", "2h", "5h", "10h", "10h"],
+            )?
+            .set_default("jobs.retry_jitter", 0.2)?
+            .set_default("fulfillment.notify_customer", true)?;
+        builder = match file {
+            Some(path) => builder.add_source(config::File::from(path).required(true)),
+            None => builder.add_source(config::File::with_name("daifa.toml").required(false)),
+        };
+        builder = builder.add_source(
+            config::Environment::with_prefix("DAIFA")
+                .prefix_separator("_")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("jobs.retry_schedule")
+                .try_parsing(true),
+        );
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            builder = builder.set_override("database_url", url)?;
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), config::ConfigError> {
+        let bad = |m: &str| Err(config::ConfigError::Message(m.to_string()));
+        if !(0.0..1.0).contains(&self.jobs.retry_jitter) {
+            return bad("jobs.retry_jitter must be at least 0 and below 1");
+        }
+        if self.jobs.lease < Duration::from_secs(1) {
+            return bad("jobs.lease must be at least 1s");
+        }
+        if self.plugins.call_deadline >= self.jobs.lease {
+            return bad(
+                "plugins.call_deadline must be shorter than jobs.lease, or a slow call loses its job to another worker",
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,263 @@
+//! Where orders leave: the job workers. Each worker claims a due job, runs it through the
+//! connection's plugin, and records the outcome (done, retry later, or dead-lettered). Pushing a
+//! supplier order is here; writing a shipment back is in `fulfilment`.
+
+use crate::app::AppState;
+use crate::connections;
+use crate::db::now_ms;
+use crate::fulfilment;
+use crate::jobs::{self, ClaimedJob, Disposition, JobKind, Outcome};
+use crate::orders::{self, OrderStatus};
+use crate::routing;
+use daifa_plugin_host::supplier::{SupplierOrder, SupplierOrderLine};
+use daifa_plugin_host::{CallError, CallFailure, PluginError, SupplierOrderStatus};
+use serde_json::json;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Runs `count` workers until `shutdown` turns true; each finishes its current job first.
+pub fn spawn_workers(
+    state: AppState,
+    count: usize,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..count)
+        .map(|i| {
+            let state = state.clone();
+            let shutdown = shutdown.clone();
+            let worker = format!("{}-w{i}", state.instance_id);
+            tokio::spawn(async move { worker_loop(state, worker, shutdown).await })
+        })
+        .collect()
+}
+
+async fn worker_loop(state: AppState, worker: String, mut shutdown: watch::Receiver<bool>) {
+    let settings = state.settings.jobs.clone();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match jobs::claim(&state.db, &worker, settings.lease).await {
+            Ok(Some(job)) => {
+                run_one(&state, &worker, job).await;
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(worker = %worker, error = format!("{e:#}"), "cannot claim a job")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(settings.poll_interval) => {}
+            _ = state.job_signal.notified() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+async fn run_one(state: &AppState, worker: &str, job: ClaimedJob) {
+    let started = now_ms();
+    let span = tracing::info_span!("job", job_id = %job.id, kind = job.kind.as_str(), attempt = job.attempt);
+    let _enter = span.enter();
+    let outcome = match job.kind {
+        JobKind::SupplierSubmit => run_submit(state, &job).await,
+        JobKind::ChannelFulfill => fulfilment::run_fulfill(state, &job).await,
+    };
+    let outcome = outcome.unwrap_or_else(|e| {
+        // The gateway's own failure (database down): retry like a transient peer error.
+        Outcome::Failed {
+            kind: "internal".into(),
+            error: format!("{e:#}"),
+            retry_after: None,
+        }
+    });
+    match jobs::finish(
+        &state.db,
+        &state.settings.jobs,
+        &job,
+        worker,
+        started,
+        &outcome,
+    )
+    .await
+    {
+        Ok(Disposition::Done) => tracing::info!("job done"),
+        Ok(Disposition::RetryAt(at)) => {
+            tracing::warn!(retry_in_ms = at - now_ms(), outcome = ?outcome, "job failed, will retry")
+        }
+        Ok(Disposition::Dead) => {
+            tracing::error!(outcome = ?outcome, "job dead-lettered");
+            if let Err(e) = on_dead(state, &job, &outcome).await {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "cannot record a dead job on its order"
+                );
+            }
+        }
+        // The lease will run out and another attempt will be made; nothing is lost.
+        Err(e) => tracing::error!(error = format!("{e:#}"), "cannot record a job's outcome"),
+    }
+}
+
+/// How a failed plugin call counts for the queue.
+pub fn outcome_of(failure: CallFailure) -> Outcome {
+    let kind = failure.error.kind().to_string();
+    let error = failure.error.to_string();
+    match failure.error {
+        CallError::Plugin(
+            PluginError::Permanent(_)
+            | PluginError::BadPayload(_)
+            | PluginError::BadSignature(_)
+            | PluginError::Unsupported(_),
+        ) => Outcome::Refused { kind, error },
+        _ => Outcome::Failed {
+            kind,
+            error,
+            retry_after: failure.retry_after,
+        },
+    }
+}
+
+/// A dead job puts its order on hold, so the operator sees it.
+async fn on_dead(state: &AppState, job: &ClaimedJob, outcome: &Outcome) -> anyhow::Result<()> {
+    let Some(order_id) = &job.order_id else {
+        return Ok(());
+    };
+    let error = match outcome {
+        Outcome::Failed { error, .. } | Outcome::Refused { error, .. } => error.as_str(),
+        Outcome::Succeeded => return Ok(()),
+    };
+    let reason = format!("{} failed for good: {error}", job.kind.as_str());
+    let mut tx = state.db.begin().await?;
+    orders::set_status(&mut tx, order_id, OrderStatus::OnHold, Some(&reason)).await?;
+    orders::record_event(
+        &mut tx,
+        order_id,
+        "job.dead",
+        json!({ "job_id": job.id, "kind": job.kind.as_str(), "error": error }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The `supplier.submit` job: pushes a supplier order through the supplier connection's plugin.
+async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+    let Some(so) = routing::supplier_order(&state.db, &job.subject_id).await? else {
+        return Ok(Outcome::Refused {
+            kind: "missing".into(),
+            error: format!("supplier order {} does not exist", job.subject_id),
+        });
+    };
+    let order = orders::get(&state.db, &so.order_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("order {} is missing", so.order_id))?;
+    if order.status == OrderStatus::Cancelled.as_str() {
+        let mut tx = state.db.begin().await?;
+        orders::record_event(
+            &mut tx,
+            &order.id,
+            "supplier_order.not_sent",
+            json!({ "supplier_order_id": so.id, "reason": "order cancelled" }),
+        )
+        .await?;
+        routing::set_supplier_order_status(
+            &mut tx,
+            &so.id,
+            "cancelled",
+            None,
+            Some("order cancelled before it was sent"),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(Outcome::Succeeded);
+    }
+    let supplier = connections::by_id(&state.db, &so.supplier_connection_id)
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "supplier connection {} is missing",
+                so.supplier_connection_id
+            )
+        })?;
+    let Some(plugin) = state.plugins.get(&supplier.plugin) else {
+        return Ok(Outcome::Failed {
+            kind: "plugin-missing".into(),
+            error: format!("plugin `{}` is not installed", supplier.plugin),
+            retry_after: None,
+        });
+    };
+    let canonical = order.canonical_order()?;
+    let Some(ship_to) = canonical.shipping_address.clone() else {
+        return Ok(Outcome::Refused {
+            kind: "no-address".into(),
+            error: "order has no shipping address".into(),
+        });
+    };
+    let lines = so
+        .lines
+        .iter()
+        .filter_map(|l| {
+            let line = canonical
+                .lines
+                .iter()
+                .find(|c| c.external_line_id == l.external_line_id)?;
+            Some(SupplierOrderLine {
+                external_line_id: l.external_line_id.clone(),
+                storefront_sku: l.storefront_sku.clone(),
+                supplier_sku: l.supplier_sku.clone(),
+                title: line.title.clone(),
+                variant_title: line.variant_title.clone(),
+                quantity: u32::try_from(l.quantity).unwrap_or(line.quantity),
+                unit_price: line.unit_price.clone(),
+                note: line.note.clone(),
+            })
+        })
+        .collect();
+    let request = SupplierOrder {
+        supplier_order_id: so.id.clone(),
+        idempotency_key: job.idempotency_key.clone(),
+        order_external_id: canonical.external_id.clone(),
+        order_number: canonical.order_number.clone(),
+        storefront: canonical.storefront.clone(),
+        placed_at: canonical.placed_at,
+        currency: canonical.currency.clone(),
+        buyer_note: canonical.buyer_note.clone(),
+        ship_to,
+        customer: canonical.customer.clone(),
+        lines,
+    };
+    match plugin
+        .submit_order(Arc::new(supplier.context()), &request)
+        .await
+    {
+        Ok(submission) => {
+            let status = match submission.status {
+                SupplierOrderStatus::Accepted => "accepted",
+                _ => "submitted",
+            };
+            let mut tx = state.db.begin().await?;
+            // A callback may have moved the order on already (accepted, shipped): keep that.
+            if matches!(so.status.as_str(), "pending") {
+                routing::set_supplier_order_status(
+                    &mut tx,
+                    &so.id,
+                    status,
+                    submission.external_id.as_deref(),
+                    None,
+                )
+                .await?;
+            }
+            orders::record_event(
+                &mut tx,
+                &order.id,
+                "supplier_order.submitted",
+                json!({ "supplier_order_id": so.id, "supplier": supplier.name, "status": status, "external_id": submission.external_id, "attempt": job.attempt }),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(Outcome::Succeeded)
+        }
+        Err(failure) => Ok(outcome_of(failure)),
+    }
+}

@@ -1,0 +1,322 @@
+//! What comes back from suppliers: acknowledgements, rejections, shipments, and the write-back
+//! of each shipment to the storefront the order came from. This module owns the `shipments`
+//! table.
+
+use crate::app::AppState;
+use crate::connections::{self, Connection};
+use crate::db::{Db, Tx, new_id, now_ms};
+use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
+use crate::orders::{self, OrderStatus};
+use crate::routing;
+use daifa_plugin_host::channel::FulfillmentRequest;
+use daifa_plugin_host::supplier::SupplierEvent;
+use daifa_plugin_host::{LineQuantity, Shipment, SupplierOrderRef};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::{AssertSqlSafe, Row};
+use std::sync::Arc;
+
+pub struct AppliedEvent {
+    pub order_id: String,
+    pub summary: serde_json::Value,
+}
+
+/// Applies one supplier event inside the ingest transaction. `Ok(Err(reason))` refuses the
+/// request (the supplier named an order or line that is not theirs): nothing is applied.
+pub async fn apply_supplier_event(
+    tx: &mut Tx,
+    supplier: &Connection,
+    raw_id: &str,
+    event: &SupplierEvent,
+) -> anyhow::Result<Result<AppliedEvent, String>> {
+    let reference = match event {
+        SupplierEvent::Accepted(r) => r,
+        SupplierEvent::Rejected(r) => &r.order,
+        SupplierEvent::Shipped(s) => &s.order,
+    };
+    let Some(so) = supplier_order_of(tx, &supplier.id, reference).await? else {
+        return Ok(Err(format!(
+            "no supplier order `{}` for connection `{}`",
+            reference.supplier_order_id, supplier.name
+        )));
+    };
+    let external_id = reference.external_id.as_deref();
+    let summary = match event {
+        SupplierEvent::Accepted(_) => {
+            if matches!(so.status.as_str(), "pending" | "submitted") {
+                routing::set_supplier_order_status(tx, &so.id, "accepted", external_id, None)
+                    .await?;
+            }
+            orders::record_event(tx, &so.order_id, "supplier_order.accepted", json!({ "supplier_order_id": so.id, "external_id": external_id, "raw_request_id": raw_id })).await?;
+            json!({ "supplier_order_id": so.id, "event": "accepted" })
+        }
+        SupplierEvent::Rejected(r) => {
+            routing::set_supplier_order_status(
+                tx,
+                &so.id,
+                "rejected",
+                external_id,
+                Some(&r.reason),
+            )
+            .await?;
+            let hold = format!(
+                "supplier `{}` rejected supplier order {}: {}",
+                supplier.name, so.id, r.reason
+            );
+            orders::set_status(tx, &so.order_id, OrderStatus::OnHold, Some(&hold)).await?;
+            orders::record_event(
+                tx,
+                &so.order_id,
+                "supplier_order.rejected",
+                json!({ "supplier_order_id": so.id, "reason": r.reason, "raw_request_id": raw_id }),
+            )
+            .await?;
+            json!({ "supplier_order_id": so.id, "event": "rejected" })
+        }
+        SupplierEvent::Shipped(s) => {
+            if let Err(reason) = check_lines(tx, &so.id, &s.shipment).await? {
+                return Ok(Err(reason));
+            }
+            let shipment_id = new_id("shp");
+            let inserted = sqlx::query(
+                "insert into shipments (id, order_id, supplier_order_id, carrier_code, tracking_number, tracking_url, shipped_at_ms, lines, status, created_at_ms) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, 'received', $9) on conflict (supplier_order_id, tracking_number) do nothing",
+            )
+            .bind(&shipment_id)
+            .bind(&so.order_id)
+            .bind(&so.id)
+            .bind(&s.shipment.carrier_code)
+            .bind(&s.shipment.tracking_number)
+            .bind(&s.shipment.tracking_url)
+            .bind(s.shipment.shipped_at)
+            .bind(serde_json::to_string(&s.shipment.lines)?)
+            .bind(now_ms())
+            .execute(&mut **tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                orders::record_event(tx, &so.order_id, "shipment.received_again", json!({ "tracking_number": s.shipment.tracking_number, "raw_request_id": raw_id })).await?;
+                json!({ "supplier_order_id": so.id, "event": "shipped", "duplicate": true })
+            } else {
+                routing::set_supplier_order_status(tx, &so.id, "shipped", external_id, None)
+                    .await?;
+                orders::set_status(tx, &so.order_id, OrderStatus::Shipped, None).await?;
+                let channel_connection_id: String =
+                    sqlx::query_scalar("select connection_id from orders where id = $1")
+                        .bind(&so.order_id)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                jobs::enqueue(
+                    tx,
+                    NewJob {
+                        kind: JobKind::ChannelFulfill,
+                        idempotency_key: format!("{shipment_id}.fulfill"),
+                        subject_id: &shipment_id,
+                        order_id: &so.order_id,
+                        connection_id: &channel_connection_id,
+                    },
+                )
+                .await?;
+                orders::record_event(
+                    tx,
+                    &so.order_id,
+                    "shipment.received",
+                    json!({ "shipment_id": shipment_id, "supplier_order_id": so.id, "carrier": s.shipment.carrier_code,
+                            "tracking_number": s.shipment.tracking_number, "raw_request_id": raw_id }),
+                )
+                .await?;
+                json!({ "supplier_order_id": so.id, "event": "shipped", "shipment_id": shipment_id })
+            }
+        }
+    };
+    Ok(Ok(AppliedEvent {
+        order_id: so.order_id,
+        summary,
+    }))
+}
+
+struct SupplierOrderRow {
+    id: String,
+    order_id: String,
+    status: String,
+}
+
+async fn supplier_order_of(
+    tx: &mut Tx,
+    supplier_connection_id: &str,
+    r: &SupplierOrderRef,
+) -> sqlx::Result<Option<SupplierOrderRow>> {
+    let row = sqlx::query("select id, order_id, status from supplier_orders where id = $1 and supplier_connection_id = $2")
+        .bind(&r.supplier_order_id)
+        .bind(supplier_connection_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(|r| {
+        Ok(SupplierOrderRow {
+            id: r.try_get("id")?,
+            order_id: r.try_get("order_id")?,
+            status: r.try_get("status")?,
+        })
+    })
+    .transpose()
+}
+
+/// A shipment may only carry lines of its supplier order, at most in the quantities ordered.
+async fn check_lines(
+    tx: &mut Tx,
+    supplier_order_id: &str,
+    shipment: &Shipment,
+) -> anyhow::Result<Result<(), String>> {
+    if shipment.tracking_number.trim().is_empty() {
+        return Ok(Err("shipment has no tracking number".into()));
+    }
+    let rows = sqlx::query(
+        "select external_line_id, quantity from supplier_order_lines where supplier_order_id = $1",
+    )
+    .bind(supplier_order_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    for line in &shipment.lines {
+        let ordered = rows.iter().find_map(|r| {
+            let id: String = r.try_get("external_line_id").ok()?;
+            (id == line.external_line_id)
+                .then(|| r.try_get::<i64, _>("quantity").ok())
+                .flatten()
+        });
+        match ordered {
+            None => {
+                return Ok(Err(format!(
+                    "line `{}` is not part of supplier order {supplier_order_id}",
+                    line.external_line_id
+                )));
+            }
+            Some(q) if i64::from(line.quantity) > q || line.quantity == 0 => {
+                return Ok(Err(format!(
+                    "line `{}` ships {} of {q} ordered",
+                    line.external_line_id, line.quantity
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// A shipment as the admin API shows it.
+#[derive(Debug, Serialize)]
+pub struct ShipmentView {
+    pub id: String,
+    pub supplier_order_id: String,
+    pub carrier_code: String,
+    pub tracking_number: String,
+    pub tracking_url: Option<String>,
+    pub shipped_at_ms: i64,
+    pub lines: Vec<LineQuantity>,
+    /// `received` from the supplier, then `written_back` to the storefront.
+    pub status: String,
+    /// The storefront's id of the fulfillment.
+    pub external_id: Option<String>,
+}
+
+const SHIPMENT_COLUMNS: &str = "id, order_id, supplier_order_id, carrier_code, tracking_number, tracking_url, shipped_at_ms, lines, status, external_id";
+
+fn shipment_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<(String, ShipmentView)> {
+    Ok((
+        r.try_get("order_id")?,
+        ShipmentView {
+            id: r.try_get("id")?,
+            supplier_order_id: r.try_get("supplier_order_id")?,
+            carrier_code: r.try_get("carrier_code")?,
+            tracking_number: r.try_get("tracking_number")?,
+            tracking_url: r.try_get("tracking_url")?,
+            shipped_at_ms: r.try_get("shipped_at_ms")?,
+            lines: serde_json::from_str(&r.try_get::<String, _>("lines")?)?,
+            status: r.try_get("status")?,
+            external_id: r.try_get("external_id")?,
+        },
+    ))
+}
+
+pub async fn shipments_of(db: &Db, order_id: &str) -> anyhow::Result<Vec<ShipmentView>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "select {SHIPMENT_COLUMNS} from shipments where order_id = $1 order by created_at_ms, id"
+    )))
+    .bind(order_id)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| shipment_from_row(r).map(|(_, s)| s))
+        .collect()
+}
+
+/// The `channel.fulfill` job: writes a shipment back to the storefront through the channel
+/// connection's plugin.
+pub async fn run_fulfill(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "select {SHIPMENT_COLUMNS} from shipments where id = $1"
+    )))
+    .bind(&job.subject_id)
+    .fetch_optional(&state.db.pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok(Outcome::Refused {
+            kind: "missing".into(),
+            error: format!("shipment {} does not exist", job.subject_id),
+        });
+    };
+    let (order_id, shipment) = shipment_from_row(&row)?;
+    let order = orders::get(&state.db, &order_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("order {order_id} of a shipment is missing"))?;
+    let channel = connections::by_id(&state.db, &order.connection_id)
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "connection {} of order {order_id} is missing",
+                order.connection_id
+            )
+        })?;
+    let Some(plugin) = state.plugins.get(&channel.plugin) else {
+        return Ok(Outcome::Failed {
+            kind: "plugin-missing".into(),
+            error: format!("plugin `{}` is not installed", channel.plugin),
+            retry_after: None,
+        });
+    };
+    let request = FulfillmentRequest {
+        order_external_id: order.external_id.clone(),
+        shipment_id: shipment.id.clone(),
+        shipment: Shipment {
+            lines: shipment.lines.clone(),
+            carrier_code: shipment.carrier_code.clone(),
+            tracking_number: shipment.tracking_number.clone(),
+            tracking_url: shipment.tracking_url.clone(),
+            shipped_at: shipment.shipped_at_ms,
+        },
+        notify_customer: state.settings.fulfillment.notify_customer,
+    };
+    match plugin
+        .push_fulfillment(Arc::new(channel.context()), &request)
+        .await
+    {
+        Ok(fulfillment) => {
+            let mut tx = state.db.begin().await?;
+            sqlx::query(
+                "update shipments set status = 'written_back', external_id = $1 where id = $2",
+            )
+            .bind(&fulfillment.external_id)
+            .bind(&shipment.id)
+            .execute(&mut *tx)
+            .await?;
+            orders::record_event(
+                &mut tx,
+                &order_id,
+                "fulfillment.written_back",
+                json!({ "shipment_id": shipment.id, "connection": channel.name, "external_id": fulfillment.external_id }),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(Outcome::Succeeded)
+        }
+        Err(failure) => Ok(crate::dispatch::outcome_of(failure)),
+    }
+}

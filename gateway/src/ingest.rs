@@ -1,0 +1,604 @@
+//! Where everything enters: `POST /hooks/{connection}`.
+//!
+//! The raw request (method, path, headers, body) is stored before anything else; a request that
+//! cannot be stored is answered 503 so the sender retries (a 200 for something not stored is a
+//! lost order). The connection's plugin then verifies and parses it; its canonical events are
+//! applied in one transaction with the raw record's new status and the deduplication by the
+//! platform's delivery id. Every rejected request stays stored with its reason. This module
+//! owns the `raw_requests` and `deliveries` tables.
+
+use crate::app::AppState;
+use crate::connections::{self, Connection};
+use crate::db::{Db, Tx, new_id, now_ms};
+use crate::fulfilment;
+use crate::orders::{self, OrderStatus};
+use crate::routing;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use daifa_plugin_host::channel::{ChannelEvent, Inbound};
+use daifa_plugin_host::supplier::SupplierInbound;
+use daifa_plugin_host::{
+    CallError, CallFailure, HttpHeader, InboundRequest, PluginError, PluginKind,
+};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::{AssertSqlSafe, Row};
+use std::sync::Arc;
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route("/hooks/{connection}", post(receive))
+}
+
+/// What became of a stored request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RawStatus {
+    /// Stored, not yet processed (or processing failed in a way the sender retries).
+    Received,
+    Accepted,
+    Duplicate,
+    Rejected,
+    Failed,
+}
+
+impl RawStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Accepted => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The answer to the sender, and what the raw record says of it.
+struct Answer {
+    status: StatusCode,
+    raw_status: RawStatus,
+    body: serde_json::Value,
+    reason: Option<String>,
+}
+
+impl Answer {
+    fn error(status: StatusCode, raw_status: RawStatus, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        Self {
+            status,
+            raw_status,
+            body: json!({ "error": reason }),
+            reason: Some(reason),
+        }
+    }
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    Path(connection_name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = InboundRequest {
+        method: method.to_string(),
+        path: uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| uri.path().to_string()),
+        headers: headers
+            .iter()
+            .map(|(n, v)| HttpHeader {
+                name: n.as_str().to_string(),
+                value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            })
+            .collect(),
+        body: body.to_vec(),
+    };
+    let raw_id = new_id("raw");
+    if let Err(e) = store_raw(&state.db, &raw_id, &connection_name, &request).await {
+        tracing::error!(connection = %connection_name, error = %e, "cannot store inbound request");
+        let body = json!({ "error": "the request could not be stored; send it again later" });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    let answer = match process(&state, &raw_id, &connection_name, &request).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::error!(raw_request_id = %raw_id, connection = %connection_name, error = format!("{e:#}"), "cannot process inbound request");
+            // The raw request stays `received`: nothing of it was applied, the sender retries.
+            let body = json!({ "error": "the request was stored but could not be processed; send it again later", "raw_request_id": raw_id });
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        }
+    };
+    if answer.raw_status != RawStatus::Accepted
+        && answer.raw_status != RawStatus::Duplicate
+        && let Err(e) = mark_raw(
+            &state.db,
+            &raw_id,
+            answer.raw_status,
+            answer.status,
+            answer.reason.as_deref(),
+        )
+        .await
+    {
+        tracing::error!(raw_request_id = %raw_id, error = %e, "cannot record why a request was rejected");
+    }
+    let mut body = answer.body;
+    body["raw_request_id"] = json!(raw_id);
+    (answer.status, Json(body)).into_response()
+}
+
+async fn process(
+    state: &AppState,
+    raw_id: &str,
+    connection_name: &str,
+    request: &InboundRequest,
+) -> anyhow::Result<Answer> {
+    let Some(connection) = connections::by_name(&state.db, connection_name).await? else {
+        return Ok(Answer::error(
+            StatusCode::NOT_FOUND,
+            RawStatus::Rejected,
+            format!("no connection named `{connection_name}`"),
+        ));
+    };
+    if !connection.enabled {
+        return Ok(Answer::error(
+            StatusCode::NOT_FOUND,
+            RawStatus::Rejected,
+            format!("connection `{connection_name}` is disabled"),
+        ));
+    }
+    let Some(plugin) = state.plugins.get(&connection.plugin) else {
+        return Ok(Answer::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            RawStatus::Failed,
+            format!(
+                "plugin `{}` of connection `{connection_name}` is not installed",
+                connection.plugin
+            ),
+        ));
+    };
+    let ctx = Arc::new(connection.context());
+    match connection.kind {
+        PluginKind::Channel => match plugin.handle_inbound(ctx, request).await {
+            Ok(inbound) => apply_channel(state, &connection, raw_id, inbound).await,
+            Err(failure) => Ok(plugin_failure(&connection, failure)),
+        },
+        PluginKind::Supplier => match plugin.handle_callback(ctx, request).await {
+            Ok(inbound) => apply_supplier(state, &connection, raw_id, inbound).await,
+            Err(failure) => Ok(plugin_failure(&connection, failure)),
+        },
+    }
+}
+
+/// Maps a plugin's failure to the answer: the sender can fix 401 and 422; 5xx makes it retry.
+fn plugin_failure(connection: &Connection, failure: CallFailure) -> Answer {
+    tracing::info!(connection = %connection.name, plugin = %connection.plugin, kind = failure.error.kind(), error = %failure.error, "inbound request rejected");
+    let message = failure.error.to_string();
+    match &failure.error {
+        CallError::Plugin(PluginError::BadSignature(_)) => {
+            Answer::error(StatusCode::UNAUTHORIZED, RawStatus::Rejected, message)
+        }
+        CallError::Plugin(PluginError::BadPayload(_) | PluginError::Unsupported(_)) => {
+            Answer::error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                RawStatus::Rejected,
+                message,
+            )
+        }
+        CallError::Plugin(PluginError::Transient(_)) => {
+            Answer::error(StatusCode::SERVICE_UNAVAILABLE, RawStatus::Failed, message)
+        }
+        // A permanent error on an inbound request is the connection's set-up (a missing secret):
+        // the sender's retry will work once the operator fixed it.
+        CallError::Plugin(PluginError::Permanent(_)) => Answer::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            RawStatus::Failed,
+            message,
+        ),
+        CallError::Trap(_) | CallError::Deadline(_) | CallError::Instantiate(_) => Answer::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            RawStatus::Failed,
+            format!("the connection's plugin failed: {message}"),
+        ),
+    }
+}
+
+/// Records the delivery id; false when it was seen before for this connection.
+async fn claim_delivery(
+    tx: &mut Tx,
+    connection_id: &str,
+    delivery_id: &str,
+    raw_id: &str,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        "insert into deliveries (connection_id, delivery_id, raw_request_id) values ($1, $2, $3) \
+         on conflict (connection_id, delivery_id) do nothing",
+    )
+    .bind(connection_id)
+    .bind(delivery_id)
+    .bind(raw_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Applied {
+    orders: Vec<serde_json::Value>,
+}
+
+async fn apply_channel(
+    state: &AppState,
+    connection: &Connection,
+    raw_id: &str,
+    inbound: Inbound,
+) -> anyhow::Result<Answer> {
+    for event in &inbound.events {
+        if let ChannelEvent::OrderPlaced(order) = event
+            && let Err(reason) = validate_order(order)
+        {
+            return Ok(Answer::error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                RawStatus::Rejected,
+                format!(
+                    "plugin `{}` produced an invalid order: {reason}",
+                    connection.plugin
+                ),
+            ));
+        }
+    }
+    let mut tx = state.db.begin().await?;
+    if let Some(delivery_id) = &inbound.delivery_id
+        && !claim_delivery(&mut tx, &connection.id, delivery_id, raw_id).await?
+    {
+        finish_raw(
+            &mut tx,
+            raw_id,
+            RawStatus::Duplicate,
+            &inbound.delivery_id,
+            &inbound.topic,
+            None,
+            &connection.id,
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(Answer {
+            status: StatusCode::OK,
+            raw_status: RawStatus::Duplicate,
+            body: json!({ "status": "duplicate" }),
+            reason: None,
+        });
+    }
+    let mut applied = Applied::default();
+    let mut first_order_id = None;
+    for event in &inbound.events {
+        match event {
+            ChannelEvent::OrderPlaced(order) => {
+                let (order_id, is_new) =
+                    orders::insert_or_find(&mut tx, &connection.id, order, raw_id).await?;
+                first_order_id.get_or_insert_with(|| order_id.clone());
+                let detail = json!({ "raw_request_id": raw_id, "topic": inbound.topic, "external_id": order.external_id });
+                if is_new {
+                    orders::record_event(&mut tx, &order_id, "order.received", detail).await?;
+                    let decision =
+                        routing::route(&mut tx, &connection.id, &order_id, order).await?;
+                    let status = match decision {
+                        routing::Decision::Route(_) => "routed",
+                        routing::Decision::Hold { .. } => "on_hold",
+                    };
+                    applied.orders.push(json!({ "order_id": order_id, "external_id": order.external_id, "status": status }));
+                } else {
+                    // Storefronts resend orders (and send orders/updated); the first copy rules.
+                    orders::record_event(&mut tx, &order_id, "order.received_again", detail)
+                        .await?;
+                    applied.orders.push(json!({ "order_id": order_id, "external_id": order.external_id, "status": "duplicate" }));
+                }
+            }
+            ChannelEvent::OrderCancelled(cancel) => {
+                match orders::find_by_external_id(&mut tx, &connection.id, &cancel.external_id)
+                    .await?
+                {
+                    Some(order) => {
+                        first_order_id.get_or_insert_with(|| order.id.clone());
+                        let detail = json!({ "raw_request_id": raw_id, "reason": cancel.reason, "cancelled_at_ms": cancel.cancelled_at });
+                        if order.status == OrderStatus::Shipped.as_str() {
+                            orders::record_event(
+                                &mut tx,
+                                &order.id,
+                                "order.cancelled_after_shipping",
+                                detail,
+                            )
+                            .await?;
+                        } else {
+                            orders::set_status(&mut tx, &order.id, OrderStatus::Cancelled, None)
+                                .await?;
+                            orders::record_event(&mut tx, &order.id, "order.cancelled", detail)
+                                .await?;
+                        }
+                        applied.orders.push(json!({ "order_id": order.id, "external_id": cancel.external_id, "status": "cancelled" }));
+                    }
+                    None => applied.orders.push(
+                        json!({ "external_id": cancel.external_id, "status": "unknown_order" }),
+                    ),
+                }
+            }
+        }
+    }
+    finish_raw(
+        &mut tx,
+        raw_id,
+        RawStatus::Accepted,
+        &inbound.delivery_id,
+        &inbound.topic,
+        first_order_id.as_deref(),
+        &connection.id,
+    )
+    .await?;
+    tx.commit().await?;
+    state.wake_workers();
+    Ok(Answer {
+        status: StatusCode::OK,
+        raw_status: RawStatus::Accepted,
+        body: json!({ "status": "accepted", "orders": applied.orders }),
+        reason: None,
+    })
+}
+
+fn validate_order(order: &daifa_plugin_host::Order) -> Result<(), String> {
+    if order.external_id.trim().is_empty() {
+        return Err("external id is empty".into());
+    }
+    if order.currency.len() != 3 || !order.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(format!(
+            "currency `{}` is not an ISO 4217 code",
+            order.currency
+        ));
+    }
+    if let Some(a) = &order.shipping_address
+        && (a.country_code.len() != 2 || !a.country_code.bytes().all(|b| b.is_ascii_uppercase()))
+    {
+        return Err(format!(
+            "country `{}` is not an ISO 3166 alpha-2 code",
+            a.country_code
+        ));
+    }
+    for line in &order.lines {
+        if line.external_line_id.trim().is_empty() {
+            return Err("a line has an empty external id".into());
+        }
+    }
+    Ok(())
+}
+
+async fn apply_supplier(
+    state: &AppState,
+    connection: &Connection,
+    raw_id: &str,
+    inbound: SupplierInbound,
+) -> anyhow::Result<Answer> {
+    let mut tx = state.db.begin().await?;
+    if let Some(delivery_id) = &inbound.delivery_id
+        && !claim_delivery(&mut tx, &connection.id, delivery_id, raw_id).await?
+    {
+        finish_raw(
+            &mut tx,
+            raw_id,
+            RawStatus::Duplicate,
+            &inbound.delivery_id,
+            &None,
+            None,
+            &connection.id,
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(Answer {
+            status: StatusCode::OK,
+            raw_status: RawStatus::Duplicate,
+            body: json!({ "status": "duplicate" }),
+            reason: None,
+        });
+    }
+    let mut results = Vec::new();
+    let mut first_order_id = None;
+    for event in &inbound.events {
+        match fulfilment::apply_supplier_event(&mut tx, connection, raw_id, event).await? {
+            Ok(applied) => {
+                first_order_id.get_or_insert_with(|| applied.order_id.clone());
+                results.push(applied.summary);
+            }
+            Err(reason) => {
+                // Nothing of this request is applied; the record of it stays, with the reason.
+                drop(tx);
+                return Ok(Answer::error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    RawStatus::Rejected,
+                    reason,
+                ));
+            }
+        }
+    }
+    finish_raw(
+        &mut tx,
+        raw_id,
+        RawStatus::Accepted,
+        &inbound.delivery_id,
+        &None,
+        first_order_id.as_deref(),
+        &connection.id,
+    )
+    .await?;
+    tx.commit().await?;
+    state.wake_workers();
+    Ok(Answer {
+        status: StatusCode::OK,
+        raw_status: RawStatus::Accepted,
+        body: json!({ "status": "accepted", "events": results }),
+        reason: None,
+    })
+}
+
+// ---- the raw_requests table ----
+
+async fn store_raw(
+    db: &Db,
+    id: &str,
+    connection_name: &str,
+    request: &InboundRequest,
+) -> anyhow::Result<()> {
+    let headers: Vec<(&str, &str)> = request
+        .headers
+        .iter()
+        .map(|h| (h.name.as_str(), h.value.as_str()))
+        .collect();
+    sqlx::query(
+        "insert into raw_requests (id, connection_name, method, path, headers, body, received_at_ms, status) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(connection_name)
+    .bind(&request.method)
+    .bind(&request.path)
+    .bind(serde_json::to_string(&headers)?)
+    .bind(request.body.clone())
+    .bind(now_ms())
+    .bind(RawStatus::Received.as_str())
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+async fn mark_raw(
+    db: &Db,
+    id: &str,
+    status: RawStatus,
+    code: StatusCode,
+    reason: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query("update raw_requests set status = $1, status_code = $2, reason = $3 where id = $4")
+        .bind(status.as_str())
+        .bind(i64::from(code.as_u16()))
+        .bind(reason)
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+async fn finish_raw(
+    tx: &mut Tx,
+    id: &str,
+    status: RawStatus,
+    delivery_id: &Option<String>,
+    topic: &Option<String>,
+    order_id: Option<&str>,
+    connection_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update raw_requests set status = $1, status_code = 200, delivery_id = $2, topic = $3, order_id = $4, connection_id = $5 where id = $6",
+    )
+    .bind(status.as_str())
+    .bind(delivery_id.as_deref())
+    .bind(topic.as_deref())
+    .bind(order_id)
+    .bind(connection_id)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A stored request as the admin API shows it.
+#[derive(Debug, Serialize)]
+pub struct RawRequestView {
+    pub id: String,
+    pub connection_name: String,
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    /// The body as text when it is UTF-8, else base64 in `body_base64`.
+    pub body: Option<String>,
+    pub body_base64: Option<String>,
+    pub received_at_ms: i64,
+    pub status: String,
+    pub status_code: Option<i64>,
+    pub reason: Option<String>,
+    pub delivery_id: Option<String>,
+    pub topic: Option<String>,
+    pub order_id: Option<String>,
+}
+
+const RAW_COLUMNS: &str = "id, connection_name, method, path, headers, body, received_at_ms, status, status_code, reason, delivery_id, topic, order_id";
+
+fn raw_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<RawRequestView> {
+    use base64::Engine;
+    let body: Vec<u8> = r.try_get("body")?;
+    let (text, b64) = match String::from_utf8(body) {
+        Ok(s) => (Some(s), None),
+        Err(e) => (
+            None,
+            Some(base64::engine::general_purpose::STANDARD.encode(e.as_bytes())),
+        ),
+    };
+    Ok(RawRequestView {
+        id: r.try_get("id")?,
+        connection_name: r.try_get("connection_name")?,
+        method: r.try_get("method")?,
+        path: r.try_get("path")?,
+        headers: serde_json::from_str(&r.try_get::<String, _>("headers")?)?,
+        body: text,
+        body_base64: b64,
+        received_at_ms: r.try_get("received_at_ms")?,
+        status: r.try_get("status")?,
+        status_code: r.try_get("status_code")?,
+        reason: r.try_get("reason")?,
+        delivery_id: r.try_get("delivery_id")?,
+        topic: r.try_get("topic")?,
+        order_id: r.try_get("order_id")?,
+    })
+}
+
+pub async fn raw_for_order(db: &Db, order_id: &str) -> anyhow::Result<Vec<RawRequestView>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "select {RAW_COLUMNS} from raw_requests where order_id = $1 order by received_at_ms, id"
+    )))
+    .bind(order_id)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(raw_from_row).collect()
+}
+
+/// Stored requests, newest first, optionally of one connection and one status.
+pub async fn list_raw(
+    db: &Db,
+    connection: Option<&str>,
+    status: Option<&str>,
+    limit: i64,
+) -> anyhow::Result<Vec<RawRequestView>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "select {RAW_COLUMNS} from raw_requests where ($1 = '' or connection_name = $1) and ($2 = '' or status = $2) \
+         order by received_at_ms desc, id desc limit $3"
+    )))
+    .bind(connection.unwrap_or(""))
+    .bind(status.unwrap_or(""))
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(raw_from_row).collect()
+}
+
+/// Count of stored requests by status (for tests and the admin API).
+pub async fn count_by_status(db: &Db, connection: &str, status: &str) -> anyhow::Result<i64> {
+    let row = sqlx::query(
+        "select count(*) as n from raw_requests where connection_name = $1 and status = $2",
+    )
+    .bind(connection)
+    .bind(status)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(row.try_get("n")?)
+}

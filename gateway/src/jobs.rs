@@ -1,0 +1,390 @@
+//! The durable job queue: every side effect leaves the process through here.
+//!
+//! A job is written in the same transaction as the state change that calls for it, with an
+//! idempotency key that stays the same across attempts (peers drop duplicates by it). Workers
+//! claim due jobs under a lease (`for update skip locked` on PostgreSQL, so several gateway
+//! processes share one queue); a job whose worker died is taken over when its lease runs out.
+//! Failures are retried on the configured schedule, with jitter and the peer's `Retry-After`,
+//! then dead-lettered. This module owns the `jobs` and `job_attempts` tables.
+
+use crate::config::JobSettings;
+use crate::db::{Backend, Db, Tx, ms, new_id, now_ms};
+use rand::Rng;
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+use std::time::Duration;
+
+/// What a job does. The string form is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum JobKind {
+    /// Push a supplier order to its supplier.
+    SupplierSubmit,
+    /// Write a shipment back to the storefront.
+    ChannelFulfill,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SupplierSubmit => "supplier.submit",
+            Self::ChannelFulfill => "channel.fulfill",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "supplier.submit" => Some(Self::SupplierSubmit),
+            "channel.fulfill" => Some(Self::ChannelFulfill),
+            _ => None,
+        }
+    }
+}
+
+pub struct NewJob<'a> {
+    pub kind: JobKind,
+    /// Stays the same across attempts; a second job with the same key is not created.
+    pub idempotency_key: String,
+    /// The id of the entity the job acts on (a supplier order, a shipment).
+    pub subject_id: &'a str,
+    pub order_id: &'a str,
+    pub connection_id: &'a str,
+}
+
+/// Adds a job inside the caller's transaction. Returns false when a job with the same
+/// idempotency key exists already.
+pub async fn enqueue(tx: &mut Tx, job: NewJob<'_>) -> sqlx::Result<bool> {
+    let now = now_ms();
+    let payload = serde_json::json!({ "subject_id": job.subject_id }).to_string();
+    let result = sqlx::query(
+        "insert into jobs (id, kind, idempotency_key, payload, status, attempts, run_at_ms, order_id, connection_id, created_at_ms, updated_at_ms) \
+         values ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $5, $5) on conflict (idempotency_key) do nothing",
+    )
+    .bind(new_id("job"))
+    .bind(job.kind.as_str())
+    .bind(&job.idempotency_key)
+    .bind(payload)
+    .bind(now)
+    .bind(job.order_id)
+    .bind(job.connection_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// A job a worker holds.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: String,
+    pub kind: JobKind,
+    pub idempotency_key: String,
+    pub subject_id: String,
+    /// This attempt's number, from 1.
+    pub attempt: i64,
+    pub order_id: Option<String>,
+}
+
+/// Claims the next due job (or one whose worker's lease ran out).
+pub async fn claim(db: &Db, worker: &str, lease: Duration) -> anyhow::Result<Option<ClaimedJob>> {
+    let now = now_ms();
+    let lock = match db.backend {
+        Backend::Postgres => "for update skip locked",
+        // One statement runs under SQLite's single write lock: no two workers get the same row.
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "update jobs set status = 'running', locked_by = $1, locked_until_ms = $2, attempts = attempts + 1, updated_at_ms = $3 \
+         where id = (select id from jobs \
+                     where (status = 'queued' and run_at_ms <= $3) or (status = 'running' and locked_until_ms < $3) \
+                     order by run_at_ms limit 1 {lock}) \
+         returning id, kind, idempotency_key, payload, attempts, order_id"
+    );
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(worker)
+        .bind(now + ms(lease))
+        .bind(now)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.map(|r| claimed_from_row(&r)).transpose()
+}
+
+fn claimed_from_row(r: &AnyRow) -> anyhow::Result<ClaimedJob> {
+    let kind: String = r.try_get("kind")?;
+    let payload: serde_json::Value = serde_json::from_str(&r.try_get::<String, _>("payload")?)?;
+    Ok(ClaimedJob {
+        id: r.try_get("id")?,
+        kind: JobKind::parse(&kind).ok_or_else(|| anyhow::anyhow!("unknown job kind {kind}"))?,
+        idempotency_key: r.try_get("idempotency_key")?,
+        subject_id: payload["subject_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        attempt: r.try_get("attempts")?,
+        order_id: r.try_get("order_id")?,
+    })
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Succeeded,
+    /// Worth another attempt (transient peer error, trap, deadline).
+    Failed {
+        kind: String,
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help (the peer refused for good): dead-letter now.
+    Refused {
+        kind: String,
+        error: String,
+    },
+}
+
+/// What became of the job after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    Done,
+    RetryAt(i64),
+    Dead,
+}
+
+/// The delay before the next attempt after `attempt` failed, or `None` when the schedule is
+/// spent. A peer's `Retry-After` is honoured when it asks for longer.
+pub fn next_delay(
+    settings: &JobSettings,
+    attempt: i64,
+    retry_after: Option<Duration>,
+    jitter_draw: f64,
+) -> Option<Duration> {
+    let index = usize::try_from(attempt - 1).ok()?;
+    let base = *settings.retry_schedule.get(index)?;
+    // jitter_draw in [-1, 1] spreads the delay by up to retry_jitter either way.
+    let factor = 1.0 + settings.retry_jitter * jitter_draw.clamp(-1.0, 1.0);
+    let jittered = base.mul_f64(factor.max(0.0));
+    Some(retry_after.map_or(jittered, |ra| ra.max(jittered)))
+}
+
+/// Records an attempt and moves the job on. Only the worker holding the lease may do so: a
+/// worker whose lease ran out (and whose job was taken over) changes nothing.
+pub async fn finish(
+    db: &Db,
+    settings: &JobSettings,
+    job: &ClaimedJob,
+    worker: &str,
+    started_at_ms: i64,
+    outcome: &Outcome,
+) -> anyhow::Result<Disposition> {
+    let now = now_ms();
+    let disposition = match outcome {
+        Outcome::Succeeded => Disposition::Done,
+        Outcome::Refused { .. } => Disposition::Dead,
+        Outcome::Failed { retry_after, .. } => {
+            let draw = rand::rng().random_range(-1.0..=1.0);
+            match next_delay(settings, job.attempt, *retry_after, draw) {
+                Some(delay) => Disposition::RetryAt(now + ms(delay)),
+                None => Disposition::Dead,
+            }
+        }
+    };
+    let (status, run_at) = match disposition {
+        Disposition::Done => ("succeeded", now),
+        Disposition::RetryAt(at) => ("queued", at),
+        Disposition::Dead => ("dead", now),
+    };
+    let (kind, error) = match outcome {
+        Outcome::Succeeded => (None, None),
+        Outcome::Failed { kind, error, .. } | Outcome::Refused { kind, error } => {
+            (Some(kind.as_str()), Some(error.as_str()))
+        }
+    };
+    let mut tx = db.begin().await?;
+    let updated = sqlx::query(
+        "update jobs set status = $1, run_at_ms = $2, last_error = $3, locked_by = null, locked_until_ms = null, updated_at_ms = $4 \
+         where id = $5 and locked_by = $6 and status = 'running'",
+    )
+    .bind(status)
+    .bind(run_at)
+    .bind(error)
+    .bind(now)
+    .bind(&job.id)
+    .bind(worker)
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 0 {
+        tracing::warn!(job_id = %job.id, "job was taken over by another worker; attempt not recorded as final");
+    }
+    sqlx::query(
+        "insert into job_attempts (id, job_id, attempt, worker, started_at_ms, finished_at_ms, outcome, error_kind, error) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(new_id("att"))
+    .bind(&job.id)
+    .bind(job.attempt)
+    .bind(worker)
+    .bind(started_at_ms)
+    .bind(now)
+    .bind(match disposition {
+        Disposition::Done => "succeeded",
+        Disposition::RetryAt(_) => "retry",
+        Disposition::Dead => "dead",
+    })
+    .bind(kind)
+    .bind(error)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(disposition)
+}
+
+/// A job as the admin API shows it.
+#[derive(Debug, Serialize)]
+pub struct JobView {
+    pub id: String,
+    pub kind: String,
+    pub idempotency_key: String,
+    pub status: String,
+    pub attempts: i64,
+    pub run_at_ms: i64,
+    pub last_error: Option<String>,
+    pub order_id: Option<String>,
+    pub connection_id: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub attempt_log: Vec<AttemptView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AttemptView {
+    pub attempt: i64,
+    pub worker: String,
+    pub started_at_ms: i64,
+    pub finished_at_ms: i64,
+    pub outcome: String,
+    pub error_kind: Option<String>,
+    pub error: Option<String>,
+}
+
+const JOB_COLUMNS: &str = "id, kind, idempotency_key, status, attempts, run_at_ms, last_error, order_id, connection_id, created_at_ms, updated_at_ms";
+
+fn job_from_row(r: &AnyRow) -> sqlx::Result<JobView> {
+    Ok(JobView {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        idempotency_key: r.try_get("idempotency_key")?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        run_at_ms: r.try_get("run_at_ms")?,
+        last_error: r.try_get("last_error")?,
+        order_id: r.try_get("order_id")?,
+        connection_id: r.try_get("connection_id")?,
+        created_at_ms: r.try_get("created_at_ms")?,
+        updated_at_ms: r.try_get("updated_at_ms")?,
+        attempt_log: Vec::new(),
+    })
+}
+
+/// Jobs matching `filter_sql` (a where clause over `jobs` with `$1` bound to `arg`), each with
+/// its attempts, loaded with two queries.
+async fn load_jobs(db: &Db, filter_sql: &str, arg: &str) -> sqlx::Result<Vec<JobView>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "select {JOB_COLUMNS} from jobs where {filter_sql} order by created_at_ms"
+    )))
+    .bind(arg)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut jobs = rows
+        .iter()
+        .map(job_from_row)
+        .collect::<sqlx::Result<Vec<_>>>()?;
+    let attempts = sqlx::query(AssertSqlSafe(format!(
+        "select job_id, attempt, worker, started_at_ms, finished_at_ms, outcome, error_kind, error from job_attempts \
+         where job_id in (select id from jobs where {filter_sql}) order by attempt"
+    )))
+    .bind(arg)
+    .fetch_all(&db.pool)
+    .await?;
+    for a in attempts {
+        let job_id: String = a.try_get("job_id")?;
+        if let Some(job) = jobs.iter_mut().find(|j| j.id == job_id) {
+            job.attempt_log.push(AttemptView {
+                attempt: a.try_get("attempt")?,
+                worker: a.try_get("worker")?,
+                started_at_ms: a.try_get("started_at_ms")?,
+                finished_at_ms: a.try_get("finished_at_ms")?,
+                outcome: a.try_get("outcome")?,
+                error_kind: a.try_get("error_kind")?,
+                error: a.try_get("error")?,
+            });
+        }
+    }
+    Ok(jobs)
+}
+
+pub async fn for_order(db: &Db, order_id: &str) -> sqlx::Result<Vec<JobView>> {
+    load_jobs(db, "order_id = $1", order_id).await
+}
+
+pub async fn with_status(db: &Db, status: &str) -> sqlx::Result<Vec<JobView>> {
+    load_jobs(db, "status = $1", status).await
+}
+
+pub async fn get(db: &Db, id: &str) -> sqlx::Result<Option<JobView>> {
+    Ok(load_jobs(db, "id = $1", id).await?.pop())
+}
+
+/// Puts a dead job back in the queue, due now, with a fresh schedule. Returns false when the
+/// job does not exist or is not dead.
+pub async fn retry_dead(db: &Db, id: &str) -> sqlx::Result<bool> {
+    let now = now_ms();
+    let result = sqlx::query(
+        "update jobs set status = 'queued', attempts = 0, run_at_ms = $1, updated_at_ms = $1 where id = $2 and status = 'dead'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&db.pool)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> JobSettings {
+        JobSettings {
+            workers: 1,
+            poll_interval: Duration::from_millis(100),
+            lease: Duration::from_secs(60),
+            retry_schedule: vec![
+                Duration::from_secs(5),
+                Duration::from_secs(300),
+                Duration::from_secs(1800),
+            ],
+            retry_jitter: 0.2,
+        }
+    }
+
+    #[test]
+    fn schedule_jitter_retry_after_and_exhaustion() {
+        let s = settings();
+        assert_eq!(next_delay(&s, 1, None, 0.0), Some(Duration::from_secs(5)));
+        assert_eq!(next_delay(&s, 1, None, 1.0), Some(Duration::from_secs(6)));
+        assert_eq!(next_delay(&s, 1, None, -1.0), Some(Duration::from_secs(4)));
+        assert_eq!(next_delay(&s, 2, None, 0.0), Some(Duration::from_secs(300)));
+        // Retry-After wins when it asks for longer, not when shorter.
+        assert_eq!(
+            next_delay(&s, 1, Some(Duration::from_secs(60)), 0.0),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            next_delay(&s, 2, Some(Duration::from_secs(60)), 0.0),
+            Some(Duration::from_secs(300))
+        );
+        // Three delays: the fourth failure dead-letters.
+        assert_eq!(
+            next_delay(&s, 3, None, 0.0),
+            Some(Duration::from_secs(1800))
+        );
+        assert_eq!(next_delay(&s, 4, None, 0.0), None);
+    }
+}

@@ -1,0 +1,225 @@
+//! Canonical orders and their timeline. This module owns the `orders` and `order_events` tables.
+
+use crate::db::{Db, Tx, new_id, now_ms};
+use daifa_plugin_host::Order;
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+
+/// Where an order stands in Daifa.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Routed: its supplier orders are being pushed or are with the suppliers.
+    Routed,
+    /// Waiting for the operator; `hold_reason` says why.
+    OnHold,
+    /// A shipment for it came back from a supplier.
+    Shipped,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Routed => "routed",
+            Self::OnHold => "on_hold",
+            Self::Shipped => "shipped",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A stored order.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredOrder {
+    pub id: String,
+    pub connection_id: String,
+    pub external_id: String,
+    pub order_number: Option<String>,
+    pub storefront: String,
+    pub currency: String,
+    pub total_minor: i64,
+    pub status: String,
+    pub hold_reason: Option<String>,
+    pub placed_at_ms: i64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub raw_request_id: String,
+    /// The canonical order as the channel plugin produced it.
+    pub canonical: serde_json::Value,
+}
+
+impl StoredOrder {
+    pub fn canonical_order(&self) -> anyhow::Result<Order> {
+        Ok(serde_json::from_value(self.canonical.clone())?)
+    }
+}
+
+const COLUMNS: &str = "id, connection_id, external_id, order_number, storefront, currency, total_minor, status, hold_reason, \
+                       placed_at_ms, created_at_ms, updated_at_ms, raw_request_id, canonical";
+
+fn from_row(r: &AnyRow) -> anyhow::Result<StoredOrder> {
+    Ok(StoredOrder {
+        id: r.try_get("id")?,
+        connection_id: r.try_get("connection_id")?,
+        external_id: r.try_get("external_id")?,
+        order_number: r.try_get("order_number")?,
+        storefront: r.try_get("storefront")?,
+        currency: r.try_get("currency")?,
+        total_minor: r.try_get("total_minor")?,
+        status: r.try_get("status")?,
+        hold_reason: r.try_get("hold_reason")?,
+        placed_at_ms: r.try_get("placed_at_ms")?,
+        created_at_ms: r.try_get("created_at_ms")?,
+        updated_at_ms: r.try_get("updated_at_ms")?,
+        raw_request_id: r.try_get("raw_request_id")?,
+        canonical: serde_json::from_str(&r.try_get::<String, _>("canonical")?)?,
+    })
+}
+
+/// Stores a new order, or finds the one the storefront sent before (storefronts resend
+/// routinely). Returns the order's id and whether it is new.
+pub async fn insert_or_find(
+    tx: &mut Tx,
+    connection_id: &str,
+    order: &Order,
+    raw_request_id: &str,
+) -> anyhow::Result<(String, bool)> {
+    let now = now_ms();
+    let id = new_id("ord");
+    let inserted = sqlx::query(
+        "insert into orders (id, connection_id, external_id, order_number, storefront, currency, total_minor, status, \
+                             hold_reason, canonical, raw_request_id, placed_at_ms, created_at_ms, updated_at_ms) \
+         values ($1, $2, $3, $4, $5, $6, $7, 'routed', null, $8, $9, $10, $11, $11) \
+         on conflict (connection_id, external_id) do nothing",
+    )
+    .bind(&id)
+    .bind(connection_id)
+    .bind(&order.external_id)
+    .bind(&order.order_number)
+    .bind(&order.storefront)
+    .bind(&order.currency)
+    .bind(order.total.amount_minor)
+    .bind(serde_json::to_string(order)?)
+    .bind(raw_request_id)
+    .bind(order.placed_at)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if inserted.rows_affected() == 1 {
+        return Ok((id, true));
+    }
+    let existing: String =
+        sqlx::query_scalar("select id from orders where connection_id = $1 and external_id = $2")
+            .bind(connection_id)
+            .bind(&order.external_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok((existing, false))
+}
+
+pub async fn find_by_external_id(
+    tx: &mut Tx,
+    connection_id: &str,
+    external_id: &str,
+) -> anyhow::Result<Option<StoredOrder>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "select {COLUMNS} from orders where connection_id = $1 and external_id = $2"
+    )))
+    .bind(connection_id)
+    .bind(external_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn set_status(
+    tx: &mut Tx,
+    order_id: &str,
+    status: OrderStatus,
+    hold_reason: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update orders set status = $1, hold_reason = $2, updated_at_ms = $3 where id = $4",
+    )
+    .bind(status.as_str())
+    .bind(hold_reason)
+    .bind(now_ms())
+    .bind(order_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Adds an entry to the order's timeline.
+pub async fn record_event(
+    tx: &mut Tx,
+    order_id: &str,
+    kind: &str,
+    detail: serde_json::Value,
+) -> sqlx::Result<()> {
+    sqlx::query("insert into order_events (id, order_id, kind, detail, created_at_ms) values ($1, $2, $3, $4, $5)")
+        .bind(new_id("evt"))
+        .bind(order_id)
+        .bind(kind)
+        .bind(detail.to_string())
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn get(db: &Db, id: &str) -> anyhow::Result<Option<StoredOrder>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "select {COLUMNS} from orders where id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn list(db: &Db, status: Option<&str>, limit: i64) -> anyhow::Result<Vec<StoredOrder>> {
+    let rows = match status {
+        Some(s) => sqlx::query(AssertSqlSafe(format!(
+            "select {COLUMNS} from orders where status = $1 order by created_at_ms desc limit $2"
+        )))
+        .bind(s)
+        .bind(limit)
+        .fetch_all(&db.pool)
+        .await?,
+        None => {
+            sqlx::query(AssertSqlSafe(format!(
+                "select {COLUMNS} from orders order by created_at_ms desc limit $1"
+            )))
+            .bind(limit)
+            .fetch_all(&db.pool)
+            .await?
+        }
+    };
+    rows.iter().map(from_row).collect()
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub kind: String,
+    pub detail: serde_json::Value,
+    pub created_at_ms: i64,
+}
+
+pub async fn events(db: &Db, order_id: &str) -> anyhow::Result<Vec<EventView>> {
+    let rows = sqlx::query("select kind, detail, created_at_ms from order_events where order_id = $1 order by created_at_ms, id")
+        .bind(order_id)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(EventView {
+                kind: r.try_get("kind")?,
+                detail: serde_json::from_str(&r.try_get::<String, _>("detail")?)?,
+                created_at_ms: r.try_get("created_at_ms")?,
+            })
+        })
+        .collect()
+}

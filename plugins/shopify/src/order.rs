@@ -1,0 +1,651 @@
+//! Shopify's REST order JSON (the body of the `orders/*` webhooks) and its canonical form.
+//!
+//! Only the fields Daifa uses are declared; serde skips the rest, so payloads of newer API
+//! versions (which only add fields) keep parsing.
+
+use std::fmt;
+
+use daifa_plugin_sdk::PluginError;
+use daifa_plugin_sdk::channel::OrderCancellation;
+use daifa_plugin_sdk::types::{Address, Contact, Money, Order, OrderLine, TimestampMs};
+use daifa_plugin_sdk::{json, money, time};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// The `storefront` of every order this plugin produces.
+pub const STOREFRONT: &str = "shopify";
+
+/// Translates an order webhook body into the canonical order.
+pub fn order_from_json(body: &[u8]) -> Result<Order, PluginError> {
+    let order: ShopifyOrder = json::from_slice(body)?;
+    order.into_canonical()
+}
+
+/// Translates an `orders/cancelled` webhook body into a cancellation.
+pub fn cancellation_from_json(body: &[u8]) -> Result<OrderCancellation, PluginError> {
+    let order: ShopifyCancellation = json::from_slice(body)?;
+    // `cancelled_at` is set on every cancelled order; `updated_at` is the moment of the change
+    // that triggered the webhook, the best stand-in should a payload ever lack it.
+    let (field, value) = match (non_blank(order.cancelled_at), non_blank(order.updated_at)) {
+        (Some(at), _) => ("cancelled_at", at),
+        (None, Some(at)) => ("updated_at", at),
+        (None, None) => return Err(missing("cancelled_at")),
+    };
+    Ok(OrderCancellation {
+        external_id: order.id.to_string(),
+        reason: non_blank(order.cancel_reason),
+        cancelled_at: timestamp(field, &value)?,
+    })
+}
+
+/// A Shopify id. REST payloads send ids as JSON numbers that do not fit an `f64` exactly
+/// (820982911946154508), so they are read as `u64` and never through a float; a decimal string
+/// is accepted too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Id(pub u64);
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdVisitor;
+        impl Visitor<'_> for IdVisitor {
+            type Value = Id;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a shopify id (a non-negative integer)")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Id, E> {
+                Ok(Id(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Id, E> {
+                u64::try_from(v)
+                    .map(Id)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Id, E> {
+                v.parse()
+                    .map(Id)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+            }
+        }
+        deserializer.deserialize_any(IdVisitor)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ShopifyOrder {
+    id: Id,
+    name: Option<String>,
+    currency: String,
+    created_at: String,
+    note: Option<String>,
+    email: Option<String>,
+    contact_email: Option<String>,
+    phone: Option<String>,
+    customer: Option<Customer>,
+    subtotal_price: Option<String>,
+    subtotal_price_set: Option<MoneyBag>,
+    total_shipping_price_set: Option<MoneyBag>,
+    shipping_lines: Option<Vec<ShippingLine>>,
+    total_tax: Option<String>,
+    total_tax_set: Option<MoneyBag>,
+    total_price: Option<String>,
+    total_price_set: Option<MoneyBag>,
+    shipping_address: Option<ShopifyAddress>,
+    line_items: Vec<LineItem>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ShopifyCancellation {
+    id: Id,
+    cancel_reason: Option<String>,
+    cancelled_at: Option<String>,
+    updated_at: Option<String>,
+}
+
+/// Shopify's `*_set` amounts: the same amount in the shop's and in the buyer's currency.
+#[derive(Debug, Deserialize)]
+struct MoneyBag {
+    shop_money: Option<Amount>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Amount {
+    amount: String,
+    currency_code: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Customer {
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ShopifyAddress {
+    name: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    company: Option<String>,
+    address1: Option<String>,
+    address2: Option<String>,
+    city: Option<String>,
+    province: Option<String>,
+    province_code: Option<String>,
+    zip: Option<String>,
+    country_code: Option<String>,
+    phone: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ShippingLine {
+    price: Option<String>,
+    price_set: Option<MoneyBag>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LineItem {
+    id: Id,
+    sku: Option<String>,
+    variant_id: Option<Id>,
+    title: String,
+    variant_title: Option<String>,
+    quantity: u32,
+    price: Option<String>,
+    price_set: Option<MoneyBag>,
+    properties: Option<Vec<Property>>,
+}
+
+/// A line item property (engraving text, an uploaded file's URL...): buyer input, kept verbatim.
+#[derive(Debug, Deserialize)]
+struct Property {
+    name: String,
+    value: serde_json::Value,
+}
+
+impl ShopifyOrder {
+    fn into_canonical(self) -> Result<Order, PluginError> {
+        let currency = self.currency.trim().to_ascii_uppercase();
+        // An unknown currency would fail every amount; say so once, naming the field.
+        money::exponent(&currency).map_err(|e| in_field("currency", e))?;
+        let cur = currency.as_str();
+
+        let subtotal = shop_amount(
+            "subtotal_price",
+            self.subtotal_price_set.as_ref(),
+            self.subtotal_price.as_deref(),
+            cur,
+        )?
+        .ok_or_else(|| missing("subtotal_price"))?;
+        let tax = shop_amount(
+            "total_tax",
+            self.total_tax_set.as_ref(),
+            self.total_tax.as_deref(),
+            cur,
+        )?
+        .ok_or_else(|| missing("total_tax"))?;
+        let total = shop_amount(
+            "total_price",
+            self.total_price_set.as_ref(),
+            self.total_price.as_deref(),
+            cur,
+        )?
+        .ok_or_else(|| missing("total_price"))?;
+        let shipping = match shop_amount(
+            "total_shipping_price",
+            self.total_shipping_price_set.as_ref(),
+            None,
+            cur,
+        )? {
+            Some(shipping) => shipping,
+            None => shipping_lines_total(self.shipping_lines.as_deref().unwrap_or_default(), cur)?,
+        };
+
+        let shipping_address = self
+            .shipping_address
+            .map(ShopifyAddress::into_canonical)
+            .transpose()?;
+        let customer = self.customer.as_ref();
+        let customer_name = customer
+            .and_then(|c| full_name(c.first_name.as_deref(), c.last_name.as_deref()))
+            .or_else(|| shipping_address.as_ref().and_then(|a| a.name.clone()));
+        let contact = Contact {
+            name: customer_name,
+            email: non_blank(self.email)
+                .or_else(|| non_blank(self.contact_email))
+                .or_else(|| customer.and_then(|c| non_blank(c.email.clone()))),
+            phone: non_blank(self.phone)
+                .or_else(|| customer.and_then(|c| non_blank(c.phone.clone()))),
+        };
+
+        let lines = self
+            .line_items
+            .into_iter()
+            .map(|line| line.into_canonical(cur))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        Ok(Order {
+            external_id: self.id.to_string(),
+            order_number: non_blank(self.name),
+            storefront: STOREFRONT.to_string(),
+            currency: currency.clone(),
+            subtotal,
+            shipping,
+            tax,
+            total,
+            placed_at: timestamp("created_at", &self.created_at)?,
+            // Verbatim: colour, size and packing requests must reach the shipper as typed.
+            buyer_note: self.note.filter(|n| !n.trim().is_empty()),
+            customer: contact,
+            shipping_address,
+            lines,
+        })
+    }
+}
+
+impl ShopifyAddress {
+    fn into_canonical(self) -> Result<Address, PluginError> {
+        let line1 = non_blank(self.address1).ok_or_else(|| missing("shipping_address.address1"))?;
+        let country_code = non_blank(self.country_code)
+            .ok_or_else(|| missing("shipping_address.country_code"))?
+            .trim()
+            .to_ascii_uppercase();
+        Ok(Address {
+            name: non_blank(self.name)
+                .or_else(|| full_name(self.first_name.as_deref(), self.last_name.as_deref())),
+            company: non_blank(self.company),
+            line1,
+            line2: non_blank(self.address2),
+            // Some countries' checkouts (Singapore, for one) have no city field.
+            city: non_blank(self.city).unwrap_or_default(),
+            province: non_blank(self.province),
+            province_code: non_blank(self.province_code),
+            postal_code: non_blank(self.zip),
+            country_code,
+            phone: non_blank(self.phone),
+        })
+    }
+}
+
+impl LineItem {
+    fn into_canonical(self, currency: &str) -> Result<OrderLine, PluginError> {
+        let unit_price = shop_amount(
+            "line_items.price",
+            self.price_set.as_ref(),
+            self.price.as_deref(),
+            currency,
+        )?
+        .ok_or_else(|| missing("line_items.price"))?;
+        // Routing needs some stable key even for products the merchant left without a SKU.
+        let storefront_sku = match (non_blank(self.sku), self.variant_id) {
+            (Some(sku), _) => sku,
+            (None, Some(variant)) => format!("shopify-variant:{variant}"),
+            (None, None) => format!("shopify-line:{}", self.id),
+        };
+        Ok(OrderLine {
+            external_line_id: self.id.to_string(),
+            storefront_sku,
+            title: self.title,
+            variant_title: non_blank(self.variant_title),
+            quantity: self.quantity,
+            unit_price,
+            note: properties_note(self.properties.as_deref().unwrap_or_default()),
+        })
+    }
+}
+
+/// Line properties as "name: value" pairs joined by "; ".
+fn properties_note(properties: &[Property]) -> Option<String> {
+    let pairs: Vec<String> = properties
+        .iter()
+        .map(|p| {
+            let value = match &p.value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            format!("{}: {value}", p.name)
+        })
+        .collect();
+    (!pairs.is_empty()).then(|| pairs.join("; "))
+}
+
+/// An amount in the shop's currency: `*_set.shop_money` when the payload has it, else the plain
+/// decimal string (which Shopify also gives in the shop's currency). `None` when neither is there.
+fn shop_amount(
+    field: &str,
+    set: Option<&MoneyBag>,
+    plain: Option<&str>,
+    currency: &str,
+) -> Result<Option<Money>, PluginError> {
+    if let Some(shop) = set.and_then(|s| s.shop_money.as_ref()) {
+        if !shop.currency_code.trim().eq_ignore_ascii_case(currency) {
+            return Err(PluginError::bad_payload(format!(
+                "`{field}_set.shop_money` is in {}, the order in {currency}",
+                shop.currency_code
+            )));
+        }
+        return money::parse(&shop.amount, currency)
+            .map(Some)
+            .map_err(|e| in_field(&format!("{field}_set"), e));
+    }
+    plain
+        .map(|amount| money::parse(amount, currency).map_err(|e| in_field(field, e)))
+        .transpose()
+}
+
+/// The shipping charged, from the shipping lines, for payloads without `total_shipping_price_set`.
+fn shipping_lines_total(lines: &[ShippingLine], currency: &str) -> Result<Money, PluginError> {
+    let mut total = money::zero(currency);
+    for line in lines {
+        if let Some(price) = shop_amount(
+            "shipping_lines.price",
+            line.price_set.as_ref(),
+            line.price.as_deref(),
+            currency,
+        )? {
+            total.amount_minor = total
+                .amount_minor
+                .checked_add(price.amount_minor)
+                .ok_or_else(|| {
+                    PluginError::bad_payload("`shipping_lines` add up to more than can be counted")
+                })?;
+        }
+    }
+    Ok(total)
+}
+
+fn timestamp(field: &str, value: &str) -> Result<TimestampMs, PluginError> {
+    time::parse_rfc3339(value).map_err(|e| in_field(field, e))
+}
+
+fn full_name(first: Option<&str>, last: Option<&str>) -> Option<String> {
+    let parts: Vec<&str> = [first, last]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// Shopify sends absent text as `null` or `""` alike; both mean nothing.
+fn non_blank(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+fn missing(field: &str) -> PluginError {
+    PluginError::bad_payload(format!("missing field `{field}`"))
+}
+
+/// Prefixes an error's message with the field it is about, keeping its kind.
+fn in_field(field: &str, error: PluginError) -> PluginError {
+    let message = format!("`{field}`: {}", error.message());
+    match error {
+        PluginError::BadSignature(_) => PluginError::BadSignature(message),
+        PluginError::BadPayload(_) => PluginError::BadPayload(message),
+        PluginError::Unsupported(_) => PluginError::Unsupported(message),
+        PluginError::Transient(_) => PluginError::Transient(message),
+        PluginError::Permanent(_) => PluginError::Permanent(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ORDERS_CREATE: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/shopify/webhook-orders-create.sample.json"
+    ));
+    const ORDERS_CANCELLED: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/shopify/webhook-orders-cancelled.sample.json"
+    ));
+
+    fn usd(amount_minor: i64) -> Money {
+        Money {
+            amount_minor,
+            currency: "USD".into(),
+        }
+    }
+
+    #[test]
+    fn published_sample_order_maps_to_the_canonical_order() {
+        let line = |id: &str| OrderLine {
+            external_line_id: id.into(),
+            storefront_sku: "IPOD2008PINK".into(),
+            title: "IPod Nano - 8GB".into(),
+            variant_title: None,
+            quantity: 1,
+            unit_price: usd(19_900),
+            note: None,
+        };
+        let expected = Order {
+            external_id: "820982911946154508".into(),
+            order_number: Some("#9999".into()),
+            storefront: "shopify".into(),
+            currency: "USD".into(),
+            subtotal: usd(38_800),
+            shipping: usd(1_000),
+            tax: usd(0),
+            total: usd(38_800),
+            // 2021-12-31T19:00:00-05:00
+            placed_at: 1_640_995_200_000,
+            buyer_note: None,
+            customer: Contact {
+                name: Some("John Smith".into()),
+                email: Some("jon@example.com".into()),
+                phone: None,
+            },
+            shipping_address: Some(Address {
+                name: Some("Steve Shipper".into()),
+                company: Some("Shipping Company".into()),
+                line1: "123 Shipping Street".into(),
+                line2: None,
+                city: "Shippington".into(),
+                province: Some("Kentucky".into()),
+                province_code: Some("KY".into()),
+                postal_code: Some("40003".into()),
+                country_code: "US".into(),
+                phone: Some("555-555-SHIP".into()),
+            }),
+            lines: vec![line("866550311766439020"), line("141249953214522974")],
+        };
+        assert_eq!(order_from_json(ORDERS_CREATE).unwrap(), expected);
+    }
+
+    #[test]
+    fn published_cancelled_sample_maps_to_a_cancellation() {
+        let cancellation = cancellation_from_json(ORDERS_CANCELLED).unwrap();
+        assert_eq!(
+            cancellation,
+            OrderCancellation {
+                external_id: "820982911946154508".into(),
+                reason: Some("customer".into()),
+                cancelled_at: 1_640_995_200_000,
+            }
+        );
+    }
+
+    /// The smallest order body the mapping accepts, to vary one field at a time.
+    fn minimal() -> serde_json::Value {
+        json!({
+            "id": 1001,
+            "currency": "USD",
+            "created_at": "2025-01-02T03:04:05Z",
+            "subtotal_price": "10.00",
+            "total_tax": "0.00",
+            "total_price": "10.00",
+            "line_items": [{ "id": 7, "sku": "A-1", "title": "Mug", "quantity": 2, "price": "5.00" }]
+        })
+    }
+
+    fn map(value: &serde_json::Value) -> Result<Order, PluginError> {
+        order_from_json(&serde_json::to_vec(value).unwrap())
+    }
+
+    #[test]
+    fn minimal_order_has_no_address_and_zero_shipping() {
+        let order = map(&minimal()).unwrap();
+        assert_eq!(order.shipping_address, None);
+        assert_eq!(order.shipping, usd(0));
+        assert_eq!(order.order_number, None);
+        assert_eq!(
+            order.customer,
+            Contact {
+                name: None,
+                email: None,
+                phone: None
+            }
+        );
+        assert_eq!(order.lines[0].quantity, 2);
+        assert_eq!(order.lines[0].unit_price, usd(500));
+    }
+
+    #[test]
+    fn ids_keep_every_digit_of_a_u64() {
+        let mut body = minimal();
+        body["id"] = json!(u64::MAX);
+        assert_eq!(map(&body).unwrap().external_id, u64::MAX.to_string());
+        body["id"] = json!("9007199254740993");
+        assert_eq!(map(&body).unwrap().external_id, "9007199254740993");
+        body["id"] = json!(1.5);
+        assert_eq!(map(&body).unwrap_err().kind(), "bad-payload");
+    }
+
+    #[test]
+    fn sku_falls_back_to_the_variant_then_the_line() {
+        let mut body = minimal();
+        body["line_items"] = json!([
+            { "id": 1, "sku": "", "variant_id": 808950810, "title": "A", "quantity": 1, "price": "1.00" },
+            { "id": 2, "sku": null, "variant_id": null, "title": "B", "quantity": 1, "price": "1.00" },
+            { "id": 3, "title": "C", "quantity": 1, "price": "1.00" }
+        ]);
+        let skus: Vec<String> = map(&body)
+            .unwrap()
+            .lines
+            .into_iter()
+            .map(|l| l.storefront_sku)
+            .collect();
+        assert_eq!(
+            skus,
+            [
+                "shopify-variant:808950810",
+                "shopify-line:2",
+                "shopify-line:3"
+            ]
+        );
+    }
+
+    #[test]
+    fn properties_become_the_line_note() {
+        let mut body = minimal();
+        body["line_items"][0]["properties"] = json!([
+            { "name": "Engraving", "value": "Für Anna  ♥" },
+            { "name": "Size", "value": 42 },
+            { "name": "_upload", "value": null }
+        ]);
+        let note = map(&body).unwrap().lines[0].note.clone();
+        assert_eq!(
+            note.as_deref(),
+            Some("Engraving: Für Anna  ♥; Size: 42; _upload: ")
+        );
+    }
+
+    #[test]
+    fn buyer_note_is_verbatim_and_blank_is_none() {
+        let mut body = minimal();
+        body["note"] = json!("  red, size M\nno invoice in the box ");
+        assert_eq!(
+            map(&body).unwrap().buyer_note.as_deref(),
+            Some("  red, size M\nno invoice in the box ")
+        );
+        body["note"] = json!(" \n ");
+        assert_eq!(map(&body).unwrap().buyer_note, None);
+    }
+
+    #[test]
+    fn contact_falls_back_to_contact_email_customer_and_address() {
+        let mut body = minimal();
+        body["contact_email"] = json!("buyer@example.com");
+        body["customer"] = json!({ "first_name": null, "last_name": null, "phone": "+15550100" });
+        body["shipping_address"] = json!({
+            "first_name": "Ana", "last_name": "Silva", "address1": "Rua 1", "city": "Lisboa",
+            "zip": "1000-001", "country_code": "pt"
+        });
+        let order = map(&body).unwrap();
+        assert_eq!(
+            order.customer,
+            Contact {
+                name: Some("Ana Silva".into()),
+                email: Some("buyer@example.com".into()),
+                phone: Some("+15550100".into())
+            }
+        );
+        let address = order.shipping_address.unwrap();
+        assert_eq!(address.name.as_deref(), Some("Ana Silva"));
+        assert_eq!(address.country_code, "PT");
+    }
+
+    #[test]
+    fn amounts_prefer_shop_money_and_follow_the_currency_exponent() {
+        let mut body = minimal();
+        body["currency"] = json!("JPY");
+        body["subtotal_price"] = json!("1200");
+        body["total_tax"] = json!("0");
+        body["total_price"] = json!("1700");
+        body["total_price_set"] = json!({
+            "shop_money": { "amount": "1700", "currency_code": "JPY" },
+            "presentment_money": { "amount": "11.50", "currency_code": "USD" }
+        });
+        body["shipping_lines"] = json!([{ "price": "300" }, { "price": "200" }]);
+        body["line_items"][0]["price"] = json!("600");
+        let order = map(&body).unwrap();
+        let jpy = |amount_minor| Money {
+            amount_minor,
+            currency: "JPY".into(),
+        };
+        assert_eq!(
+            (order.subtotal, order.shipping, order.total),
+            (jpy(1200), jpy(500), jpy(1700))
+        );
+        assert_eq!(order.lines[0].unit_price, jpy(600));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        // (field named in the error, JSON pointer of the parent, key, new value or removal)
+        let cases = [
+            ("currency", "", "currency", None),
+            ("total_price", "", "total_price", None),
+            ("total_price", "", "total_price", Some(json!("ten"))),
+            ("created_at", "", "created_at", Some(json!("yesterday"))),
+            ("title", "/line_items/0", "title", None),
+            (
+                "shipping_address.address1",
+                "",
+                "shipping_address",
+                Some(json!({ "country_code": "US" })),
+            ),
+        ];
+        for (field, parent, key, value) in cases {
+            let mut body = minimal();
+            let parent = body.pointer_mut(parent).unwrap().as_object_mut().unwrap();
+            match value {
+                Some(value) => drop(parent.insert(key.to_string(), value)),
+                None => drop(parent.remove(key)),
+            }
+            let err = map(&body).unwrap_err();
+            assert_eq!(err.kind(), "bad-payload", "{field}");
+            assert!(err.message().contains(field), "{field}: {}", err.message());
+        }
+    }
+}

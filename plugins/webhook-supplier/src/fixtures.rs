@@ -1,0 +1,132 @@
+//! Test data: the sample order of the doc's `order.created` example, and the doc's files.
+
+use daifa_plugin_sdk::supplier::{SupplierOrder, SupplierOrderLine};
+use daifa_plugin_sdk::types::{Address, Contact, Money, TimestampMs};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The Standard Webhooks test-vector secret (24 bytes).
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// 2026-03-02T09:30:05Z, the example's `timestamp`.
+pub const NOW_MS: TimestampMs = 1_772_443_805_000;
+pub const BUYER_NOTE: &str = "请用礼品包装 / gift wrap, colour: red";
+
+/// The files of `docs/`, read at compile time so that a changed example recompiles the tests.
+pub const DOC: &str = include_str!("../../../docs/supplier-webhook-protocol.md");
+
+macro_rules! schema_file {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!("../../../docs/schemas/", $name, ".schema.json")),
+        )
+    };
+}
+macro_rules! example_file {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!("../../../docs/schemas/examples/", $name, ".json")),
+        )
+    };
+}
+
+/// (message name, schema).
+pub const SCHEMAS: &[(&str, &str)] = &[
+    schema_file!("order.created"),
+    schema_file!("order.created.response"),
+    schema_file!("supplier_order.accepted"),
+    schema_file!("supplier_order.rejected"),
+    schema_file!("supplier_order.shipped"),
+];
+
+/// (example name, example); an example's schema is the longest schema name it starts with.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    example_file!("order.created"),
+    example_file!("order.created.response"),
+    example_file!("supplier_order.accepted"),
+    example_file!("supplier_order.rejected"),
+    example_file!("supplier_order.shipped"),
+    example_file!("supplier_order.shipped.rest"),
+];
+
+pub fn example(name: &str) -> &'static str {
+    EXAMPLES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, e)| *e)
+        .expect("no such example")
+}
+
+pub fn schema_of(example: &str) -> &'static str {
+    SCHEMAS
+        .iter()
+        .filter(|(n, _)| example == *n || example.starts_with(&format!("{n}.")))
+        .max_by_key(|(n, _)| n.len())
+        .map(|(_, s)| *s)
+        .expect("no schema for the example")
+}
+
+pub fn now_ms() -> TimestampMs {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    i64::try_from(now.as_millis()).expect("milliseconds fit in i64")
+}
+
+/// Two lines of a Shopify order routed to one supplier, with the details that tend to get lost
+/// on the way: a unicode buyer note, a line note, a missing company.
+pub fn sample_order() -> SupplierOrder {
+    let usd = |amount_minor| Money {
+        amount_minor,
+        currency: "USD".into(),
+    };
+    SupplierOrder {
+        supplier_order_id: "so_0195f3c28a10700080005d1e2f3a4b5c".into(),
+        idempotency_key: "so_0195f3c28a10700080005d1e2f3a4b5c.submit".into(),
+        order_external_id: "5861234567890".into(),
+        order_number: Some("#1042".into()),
+        storefront: "shopify".into(),
+        placed_at: 1_772_442_764_000,
+        currency: "USD".into(),
+        buyer_note: Some(BUYER_NOTE.into()),
+        ship_to: Address {
+            name: Some("Jane Doe".into()),
+            company: None,
+            line1: "350 Fifth Avenue".into(),
+            line2: Some("Suite 2100".into()),
+            city: "New York".into(),
+            province: Some("New York".into()),
+            province_code: Some("NY".into()),
+            postal_code: Some("10118".into()),
+            country_code: "US".into(),
+            phone: Some("+1 212 555 0100".into()),
+        },
+        customer: Contact {
+            name: Some("Jane Doe".into()),
+            email: Some("jane.doe@example.com".into()),
+            phone: None,
+        },
+        lines: vec![
+            SupplierOrderLine {
+                external_line_id: "14001".into(),
+                storefront_sku: "TEE-RED-M".into(),
+                supplier_sku: "YW-88231-RD-M".into(),
+                title: "Organic cotton T-shirt".into(),
+                variant_title: Some("Red / M".into()),
+                quantity: 2,
+                unit_price: usd(1999),
+                note: None,
+            },
+            SupplierOrderLine {
+                external_line_id: "14002".into(),
+                storefront_sku: "MUG-ENGRAVED".into(),
+                supplier_sku: "YW-10442".into(),
+                title: "Engraved enamel mug".into(),
+                variant_title: None,
+                quantity: 1,
+                unit_price: usd(1250),
+                note: Some("Engraving: Für Oma ❤".into()),
+            },
+        ],
+    }
+}

@@ -1,0 +1,435 @@
+//! The protocol as documented: the doc's schemas and examples against the code, and the
+//! signature against the Standard Webhooks test vectors.
+
+use crate::fixtures::{self, SECRET};
+use crate::message::sign;
+use crate::{callback, push};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use daifa_plugin_sdk::signature::{self, hmac_sha256_base64, standard};
+use daifa_plugin_sdk::supplier::{Rejection, SupplierEvent, SupplierShipment};
+use daifa_plugin_sdk::types::{
+    HttpHeader, InboundRequest, LineQuantity, PluginError, Shipment, SupplierOrderRef,
+};
+use serde_json::{Value, json};
+
+/// The schema with `additionalProperties: false` on every object it describes: the published
+/// schemas let Daifa and suppliers add keys later, but the code and the examples must not
+/// carry a key the doc does not describe.
+fn strict(schema: &str) -> Value {
+    fn close(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                if map.contains_key("properties") {
+                    map.insert("additionalProperties".into(), Value::Bool(false));
+                }
+                map.values_mut().for_each(close);
+            }
+            Value::Array(items) => items.iter_mut().for_each(close),
+            _ => {}
+        }
+    }
+    let mut schema: Value = serde_json::from_str(schema).unwrap();
+    close(&mut schema);
+    schema
+}
+
+fn validate(schema: &str, instance: &Value) -> Result<(), Vec<String>> {
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&strict(schema))
+        .unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+fn example_json(name: &str) -> Value {
+    serde_json::from_str(fixtures::example(name)).unwrap()
+}
+
+#[test]
+fn schemas_are_json_schema_2020_12() {
+    for (name, schema) in fixtures::SCHEMAS {
+        let schema: Value = serde_json::from_str(schema).unwrap();
+        assert_eq!(
+            schema["$schema"], "https://json-schema.org/draft/2020-12/schema",
+            "{name}"
+        );
+        jsonschema::meta::validate(&schema).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn examples_match_their_schemas() {
+    for (name, _) in fixtures::EXAMPLES {
+        let schema = fixtures::schema_of(name);
+        validate(schema, &example_json(name)).unwrap_or_else(|e| panic!("{name}: {e:#?}"));
+    }
+}
+
+#[test]
+fn schemas_refuse_what_the_plugin_refuses() {
+    let schema = fixtures::schema_of("supplier_order.shipped");
+    let mut no_lines = example_json("supplier_order.shipped");
+    no_lines["data"]["shipment"]["lines"] = json!([]);
+    assert!(validate(schema, &no_lines).is_err());
+    let mut zero = example_json("supplier_order.shipped");
+    zero["data"]["shipment"]["lines"][0]["quantity"] = json!(0);
+    assert!(validate(schema, &zero).is_err());
+    let mut no_tracking = example_json("supplier_order.shipped");
+    no_tracking["data"]["shipment"]["tracking_number"] = json!(" ");
+    assert!(validate(schema, &no_tracking).is_err());
+}
+
+#[test]
+fn the_doc_shows_every_example_and_links_every_schema() {
+    for (name, example) in fixtures::EXAMPLES {
+        assert!(
+            fixtures::DOC.contains(example.trim_end()),
+            "the doc does not show examples/{name}.json as it is"
+        );
+        assert!(
+            fixtures::DOC.contains(&format!("(schemas/examples/{name}.json)")),
+            "the doc does not link examples/{name}.json"
+        );
+    }
+    for (name, _) in fixtures::SCHEMAS {
+        assert!(
+            fixtures::DOC.contains(&format!("(schemas/{name}.schema.json)")),
+            "the doc does not link {name}.schema.json"
+        );
+    }
+}
+
+#[test]
+fn order_created_is_the_documented_example() {
+    let body = push::order_created(&fixtures::sample_order(), fixtures::NOW_MS).unwrap();
+    let built: Value = serde_json::from_slice(&body).unwrap();
+    validate(fixtures::schema_of("order.created"), &built).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(built, example_json("order.created"));
+}
+
+#[test]
+fn buyer_note_travels_verbatim() {
+    let body = push::order_created(&fixtures::sample_order(), fixtures::NOW_MS).unwrap();
+    // In the bytes as sent, not only once parsed: no escaping a supplier's parser might mangle.
+    let text = std::str::from_utf8(&body).unwrap();
+    assert!(
+        text.contains(&format!(r#""buyer_note":"{}""#, fixtures::BUYER_NOTE)),
+        "{text}"
+    );
+    assert!(text.contains(r#""note":"Engraving: Für Oma ❤""#), "{text}");
+}
+
+/// Standard Webhooks test vectors, as in /work/shared/fixtures/standard-webhooks/test-vectors.json
+/// (from the official libraries' tests): (secret, msg_id, timestamp, payload, signature).
+const VECTORS: &[(&str, &str, i64, &str, &str)] = &[
+    (
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        1_614_265_330,
+        r#"{"test": 2432232314}"#,
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+    ),
+    (
+        "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+        "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+        1_649_367_553,
+        r#"{"email":"test@example.com","username":"test_user"}"#,
+        "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=",
+    ),
+];
+
+/// The scheme spelled out, independently of the signing code: HMAC-SHA256 over
+/// `{id}.{timestamp}.{body}` keyed with the base64-decoded secret.
+fn reference_signature(secret: &str, id: &str, timestamp: &str, body: &[u8]) -> String {
+    let key = BASE64
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut content = format!("{id}.{timestamp}.").into_bytes();
+    content.extend_from_slice(body);
+    format!("v1,{}", hmac_sha256_base64(&key, &content))
+}
+
+fn header<'a>(headers: &'a [HttpHeader], name: &str) -> &'a str {
+    signature::header(headers, name).unwrap_or_else(|| panic!("no header {name}"))
+}
+
+#[test]
+fn signs_as_the_test_vectors() {
+    for (secret, id, timestamp, payload, expected) in VECTORS {
+        // Milliseconds into the second must not change the signed second.
+        let signed = sign(
+            secret,
+            id,
+            timestamp * 1000 + 999,
+            payload.as_bytes().to_vec(),
+        )
+        .unwrap();
+        assert_eq!(header(&signed.headers, "webhook-signature"), *expected);
+        assert_eq!(
+            header(&signed.headers, "webhook-timestamp"),
+            timestamp.to_string()
+        );
+        assert_eq!(header(&signed.headers, "webhook-id"), *id);
+        assert_eq!(
+            reference_signature(secret, id, &timestamp.to_string(), payload.as_bytes()),
+            *expected
+        );
+    }
+}
+
+#[test]
+fn order_created_headers_verify_as_the_standard_says() {
+    let order = fixtures::sample_order();
+    let now = fixtures::now_ms();
+    let signed = push::signed_order_created(SECRET, &order, now).unwrap();
+    let (id, timestamp) = (
+        header(&signed.headers, "webhook-id"),
+        header(&signed.headers, "webhook-timestamp"),
+    );
+    assert_eq!(
+        id, order.idempotency_key,
+        "webhook-id is the idempotency key"
+    );
+    assert_eq!(timestamp, (now / 1000).to_string());
+    assert_eq!(header(&signed.headers, "content-type"), "application/json");
+    assert_eq!(
+        header(&signed.headers, "webhook-signature"),
+        reference_signature(SECRET, id, timestamp, &signed.body)
+    );
+    assert_eq!(
+        standard::verify(SECRET, &signed.headers, &signed.body).unwrap(),
+        order.idempotency_key
+    );
+
+    // A retry carries the same id and data; only the attempt's time changes.
+    let retry = push::signed_order_created(SECRET, &order, now + 300_000).unwrap();
+    assert_eq!(header(&retry.headers, "webhook-id"), id);
+    let data = |body: &[u8]| serde_json::from_slice::<Value>(body).unwrap()["data"].clone();
+    assert_eq!(data(&retry.body), data(&signed.body));
+}
+
+/// A callback as a supplier sends it, signed `age_secs` ago.
+fn callback_request(secret: &str, id: &str, age_secs: i64, body: &str) -> InboundRequest {
+    let signed = sign(
+        secret,
+        id,
+        fixtures::now_ms() - age_secs * 1000,
+        body.as_bytes().to_vec(),
+    )
+    .unwrap();
+    InboundRequest {
+        method: "POST".into(),
+        path: "/hooks/yiwu-wholesale".into(),
+        headers: signed.headers,
+        body: signed.body,
+    }
+}
+
+fn order_ref() -> SupplierOrderRef {
+    SupplierOrderRef {
+        supplier_order_id: "so_0195f3c28a10700080005d1e2f3a4b5c".into(),
+        external_id: Some("YW-PO-778812".into()),
+    }
+}
+
+#[test]
+fn each_documented_callback_parses_into_its_event() {
+    let cases = [
+        (
+            "supplier_order.accepted",
+            SupplierEvent::Accepted(order_ref()),
+        ),
+        (
+            "supplier_order.rejected",
+            SupplierEvent::Rejected(Rejection {
+                order: order_ref(),
+                reason: "Out of stock: YW-88231-RD-M (Red / M) until 2026-03-20".into(),
+            }),
+        ),
+        (
+            "supplier_order.shipped",
+            SupplierEvent::Shipped(SupplierShipment {
+                order: order_ref(),
+                shipment: Shipment {
+                    lines: vec![LineQuantity {
+                        external_line_id: "14001".into(),
+                        quantity: 2,
+                    }],
+                    carrier_code: "YunExpress".into(),
+                    tracking_number: "YT2606112345678".into(),
+                    tracking_url: Some(
+                        "https://www.yuntrack.com/parcelTracking?id=YT2606112345678".into(),
+                    ),
+                    shipped_at: 1_772_608_800_000,
+                },
+            }),
+        ),
+        (
+            "supplier_order.shipped.rest",
+            SupplierEvent::Shipped(SupplierShipment {
+                order: order_ref(),
+                shipment: Shipment {
+                    lines: vec![LineQuantity {
+                        external_line_id: "14002".into(),
+                        quantity: 1,
+                    }],
+                    carrier_code: "China Post".into(),
+                    tracking_number: "LX123456789CN".into(),
+                    tracking_url: None,
+                    shipped_at: 1_772_762_700_000,
+                },
+            }),
+        ),
+    ];
+    for (name, expected) in cases {
+        let id = format!("msg_{}", name.replace('.', "_"));
+        let inbound = callback::handle(
+            SECRET,
+            &callback_request(SECRET, &id, 0, fixtures::example(name)),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert_eq!(inbound.delivery_id.as_deref(), Some(id.as_str()), "{name}");
+        assert_eq!(inbound.events, vec![expected], "{name}");
+    }
+}
+
+fn kind(result: Result<impl std::fmt::Debug, PluginError>) -> &'static str {
+    match result {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.kind(),
+    }
+}
+
+#[test]
+fn refuses_callbacks_that_are_not_signed_by_the_supplier() {
+    let body = fixtures::example("supplier_order.accepted");
+    let good = callback_request(SECRET, "msg_1", 0, body);
+    assert!(callback::handle(SECRET, &good).is_ok());
+
+    let mut tampered = good.clone();
+    let at = tampered.body.iter().position(|&b| b == b'Y').unwrap();
+    tampered.body[at] = b'Z';
+    assert_eq!(
+        kind(callback::handle(SECRET, &tampered)),
+        "bad-signature",
+        "tampered body"
+    );
+
+    let other_secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    assert_eq!(
+        kind(callback::handle(other_secret, &good)),
+        "bad-signature",
+        "wrong secret"
+    );
+
+    let old = callback_request(SECRET, "msg_1", 6 * 60, body);
+    assert_eq!(
+        kind(callback::handle(SECRET, &old)),
+        "bad-signature",
+        "six minutes old"
+    );
+    let future = callback_request(SECRET, "msg_1", -6 * 60, body);
+    assert_eq!(
+        kind(callback::handle(SECRET, &future)),
+        "bad-signature",
+        "six minutes ahead"
+    );
+    let recent = callback_request(SECRET, "msg_1", 4 * 60, body);
+    assert!(
+        callback::handle(SECRET, &recent).is_ok(),
+        "four minutes old is within the tolerance"
+    );
+
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        let mut missing = good.clone();
+        missing.headers.retain(|h| h.name != name);
+        assert_eq!(
+            kind(callback::handle(SECRET, &missing)),
+            "bad-signature",
+            "without {name}"
+        );
+    }
+    // `sign` refuses an empty id, so this request is built by hand.
+    let ts = (fixtures::now_ms() / 1000).to_string();
+    let forged = InboundRequest {
+        headers: vec![
+            HttpHeader {
+                name: "webhook-id".into(),
+                value: String::new(),
+            },
+            HttpHeader {
+                name: "webhook-timestamp".into(),
+                value: ts.clone(),
+            },
+            HttpHeader {
+                name: "webhook-signature".into(),
+                value: reference_signature(SECRET, "", &ts, body.as_bytes()),
+            },
+        ],
+        ..good.clone()
+    };
+    assert_eq!(
+        kind(callback::handle(SECRET, &forged)),
+        "bad-signature",
+        "empty webhook-id"
+    );
+
+    // Verification comes first: a body that would not parse is still a bad signature unsigned.
+    let mut garbage = callback_request(SECRET, "msg_2", 0, "not json");
+    garbage.headers.retain(|h| h.name != "webhook-signature");
+    assert_eq!(kind(callback::handle(SECRET, &garbage)), "bad-signature");
+}
+
+#[test]
+fn refuses_signed_callbacks_it_cannot_read() {
+    let unknown = r#"{"type": "supplier_order.cancelled", "timestamp": "2026-03-02T10:00:00Z", "data": {"supplier_order_id": "so_1"}}"#;
+    let err = callback::handle(SECRET, &callback_request(SECRET, "msg_3", 0, unknown)).unwrap_err();
+    assert_eq!(err.kind(), "bad-payload");
+    assert!(
+        err.message().contains("`supplier_order.cancelled`"),
+        "{}",
+        err.message()
+    );
+
+    let mut no_lines = example_json("supplier_order.shipped");
+    no_lines["data"]["shipment"]["lines"] = json!([]);
+    let err = callback::handle(
+        SECRET,
+        &callback_request(SECRET, "msg_4", 0, &no_lines.to_string()),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), "bad-payload");
+    assert!(
+        err.message().starts_with("data.shipment.lines is empty"),
+        "{}",
+        err.message()
+    );
+}
+
+#[test]
+fn the_doc_signature_example_is_real() {
+    // The doc's headers sign the example order exactly as Daifa sends it, so that suppliers can
+    // check their verification code offline.
+    let signed =
+        push::signed_order_created(SECRET, &fixtures::sample_order(), fixtures::NOW_MS).unwrap();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        let line = format!("{name}: {}", header(&signed.headers, name));
+        assert!(
+            fixtures::DOC.contains(&line),
+            "the doc does not show `{line}`"
+        );
+    }
+    assert!(
+        fixtures::DOC.contains(SECRET),
+        "the doc does not give the example's secret"
+    );
+}
