@@ -3,6 +3,7 @@
 use crate::config::Settings;
 use crate::db::Db;
 use crate::plugins::PluginRegistry;
+use crate::secrets::SecretBox;
 use crate::{admin, connections, dispatch, ingest, routing};
 use anyhow::Context;
 use axum::Router;
@@ -19,9 +20,12 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub plugins: PluginRegistry,
+    /// Seals and opens connection secrets.
+    pub secrets: Arc<SecretBox>,
     /// Wakes idle workers of this process when it enqueued a job.
     pub job_signal: Arc<Notify>,
-    /// Names this process in job leases.
+    /// Names this gateway instance in job leases: unique even for two instances with the same
+    /// host name and process id (containers all run as pid 1).
     pub instance_id: String,
 }
 
@@ -44,6 +48,8 @@ impl Application {
             .context("connecting to the database")?;
         db.migrate().await.context("migrating the database")?;
         let plugins = PluginRegistry::load_bundled(&settings.plugins).context("loading plugins")?;
+        let secrets = SecretBox::load(settings.secret_key.as_deref(), &settings.secret_key_file)
+            .context("loading the secret key")?;
         let listener = TcpListener::bind(&settings.bind)
             .await
             .with_context(|| format!("binding {}", settings.bind))?;
@@ -57,8 +63,14 @@ impl Application {
             settings: Arc::new(settings),
             db,
             plugins,
+            secrets: Arc::new(secrets),
             job_signal: Arc::new(Notify::new()),
-            instance_id: format!("{}-{}", hostname(), std::process::id()),
+            instance_id: format!(
+                "{}-{}-{}",
+                hostname(),
+                std::process::id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
         };
         Ok(Self { listener, state })
     }

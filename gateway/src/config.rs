@@ -14,6 +14,11 @@ pub struct Settings {
     pub database_url: String,
     /// Bearer token the admin API requires. Unset: the admin API is open (logged at start).
     pub admin_token: Option<String>,
+    /// Key sealing connection secrets at rest: base64 of 32 bytes (`DAIFA_SECRET_KEY`). Every
+    /// gateway process on one database needs the same key.
+    pub secret_key: Option<String>,
+    /// Where the key is kept when `secret_key` is unset (created on first start).
+    pub secret_key_file: PathBuf,
     pub ingest: IngestSettings,
     pub plugins: PluginSettings,
     pub jobs: JobSettings,
@@ -79,6 +84,7 @@ impl Settings {
         let mut builder = config::Config::builder()
             .set_default("bind", "127.0.0.1:8080")?
             .set_default("database_url", "sqlite://daifa.db?mode=rwc")?
+            .set_default("secret_key_file", ".daifa/secret.key")?
             .set_default("ingest.max_body_bytes", 5 * 1024 * 1024)?
             .set_default("plugins.cache_dir", ".daifa/plugin-cache")?
             .set_default("plugins.call_deadline", "10s")?

@@ -4,6 +4,7 @@
 use crate::app::AppState;
 use crate::db::{Db, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
+use crate::secrets::{SecretBox, SecretError};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -21,22 +22,38 @@ pub struct Connection {
     pub kind: PluginKind,
     pub plugin: String,
     pub settings: BTreeMap<String, String>,
-    pub secrets: BTreeMap<String, String>,
+    /// Secret name → value sealed by [`SecretBox`] (opened only to call the plugin).
+    pub sealed_secrets: BTreeMap<String, String>,
     pub allowed_hosts: Vec<String>,
     pub enabled: bool,
     pub created_at_ms: i64,
 }
 
+/// What a sealed secret is bound to: its connection and name.
+fn secret_context(connection_id: &str, name: &str) -> String {
+    format!("{connection_id}/{name}")
+}
+
 impl Connection {
-    /// What the plugin sees of this connection during a call.
-    pub fn context(&self) -> ConnectionContext {
-        ConnectionContext {
+    /// What the plugin sees of this connection during a call, secrets opened.
+    pub fn context(&self, secrets: &SecretBox) -> Result<ConnectionContext, SecretError> {
+        let opened = self
+            .sealed_secrets
+            .iter()
+            .map(|(name, sealed)| {
+                Ok((
+                    name.clone(),
+                    secrets.open(&secret_context(&self.id, name), sealed)?,
+                ))
+            })
+            .collect::<Result<_, SecretError>>()?;
+        Ok(ConnectionContext {
             plugin: self.plugin.clone(),
             connection: self.name.clone(),
             settings: self.settings.clone(),
-            secrets: self.secrets.clone(),
+            secrets: opened,
             allowed_hosts: self.allowed_hosts.clone(),
-        }
+        })
     }
 
     fn from_row(row: &AnyRow) -> anyhow::Result<Self> {
@@ -48,7 +65,7 @@ impl Connection {
                 .ok_or_else(|| anyhow::anyhow!("unknown connection kind {kind}"))?,
             plugin: row.try_get("plugin")?,
             settings: serde_json::from_str(&row.try_get::<String, _>("settings")?)?,
-            secrets: serde_json::from_str(&row.try_get::<String, _>("secrets")?)?,
+            sealed_secrets: serde_json::from_str(&row.try_get::<String, _>("secrets")?)?,
             allowed_hosts: serde_json::from_str(&row.try_get::<String, _>("allowed_hosts")?)?,
             enabled: row.try_get::<i64, _>("enabled")? != 0,
             created_at_ms: row.try_get("created_at_ms")?,
@@ -129,13 +146,24 @@ pub async fn create(state: &AppState, new: NewConnection) -> ApiResult<Connectio
             new.name
         )));
     }
+    let id = new_id("con");
+    let sealed_secrets = new
+        .secrets
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.clone(),
+                state.secrets.seal(&secret_context(&id, name), value),
+            )
+        })
+        .collect();
     let connection = Connection {
-        id: new_id("con"),
+        id,
         name: new.name,
         kind: plugin.kind(),
         plugin: new.plugin,
         settings: new.settings,
-        secrets: new.secrets,
+        sealed_secrets,
         allowed_hosts: new.allowed_hosts,
         enabled: true,
         created_at_ms: now_ms(),
@@ -149,7 +177,7 @@ pub async fn create(state: &AppState, new: NewConnection) -> ApiResult<Connectio
     .bind(connection.kind.as_str())
     .bind(&connection.plugin)
     .bind(serde_json::to_string(&connection.settings).map_err(anyhow::Error::from)?)
-    .bind(serde_json::to_string(&connection.secrets).map_err(anyhow::Error::from)?)
+    .bind(serde_json::to_string(&connection.sealed_secrets).map_err(anyhow::Error::from)?)
     .bind(serde_json::to_string(&connection.allowed_hosts).map_err(anyhow::Error::from)?)
     .bind(1i64)
     .bind(connection.created_at_ms)
@@ -198,7 +226,7 @@ impl From<Connection> for ConnectionView {
             kind: c.kind.as_str(),
             plugin: c.plugin,
             settings: c.settings,
-            secret_names: c.secrets.into_keys().collect(),
+            secret_names: c.sealed_secrets.into_keys().collect(),
             allowed_hosts: c.allowed_hosts,
             enabled: c.enabled,
             created_at_ms: c.created_at_ms,

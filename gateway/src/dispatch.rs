@@ -227,10 +227,17 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcom
         customer: canonical.customer.clone(),
         lines,
     };
-    match plugin
-        .submit_order(Arc::new(supplier.context()), &request)
-        .await
-    {
+    let ctx = match supplier.context(&state.secrets) {
+        Ok(ctx) => Arc::new(ctx),
+        Err(e) => {
+            return Ok(Outcome::Failed {
+                kind: "secret".into(),
+                error: e.to_string(),
+                retry_after: None,
+            });
+        }
+    };
+    match plugin.submit_order(ctx, &request).await {
         Ok(submission) => {
             let status = match submission.status {
                 SupplierOrderStatus::Accepted => "accepted",

@@ -294,10 +294,17 @@ pub async fn run_fulfill(state: &AppState, job: &ClaimedJob) -> anyhow::Result<O
         },
         notify_customer: state.settings.fulfillment.notify_customer,
     };
-    match plugin
-        .push_fulfillment(Arc::new(channel.context()), &request)
-        .await
-    {
+    let ctx = match channel.context(&state.secrets) {
+        Ok(ctx) => Arc::new(ctx),
+        Err(e) => {
+            return Ok(Outcome::Failed {
+                kind: "secret".into(),
+                error: e.to_string(),
+                retry_after: None,
+            });
+        }
+    };
+    match plugin.push_fulfillment(ctx, &request).await {
         Ok(fulfillment) => {
             let mut tx = state.db.begin().await?;
             sqlx::query(

@@ -162,7 +162,16 @@ async fn process(
             ),
         ));
     };
-    let ctx = Arc::new(connection.context());
+    let ctx = match connection.context(&state.secrets) {
+        Ok(ctx) => Arc::new(ctx),
+        Err(e) => {
+            return Ok(Answer::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                RawStatus::Failed,
+                e.to_string(),
+            ));
+        }
+    };
     match connection.kind {
         PluginKind::Channel => match plugin.handle_inbound(ctx, request).await {
             Ok(inbound) => apply_channel(state, &connection, raw_id, inbound).await,
@@ -205,6 +214,71 @@ fn plugin_failure(connection: &Connection, failure: CallFailure) -> Answer {
             RawStatus::Failed,
             format!("the connection's plugin failed: {message}"),
         ),
+    }
+}
+
+/// One inbound delivery being applied.
+struct Delivery<'a> {
+    raw_id: &'a str,
+    connection_id: &'a str,
+    delivery_id: &'a Option<String>,
+    topic: &'a Option<String>,
+}
+
+impl Delivery<'_> {
+    /// Begins the transaction that applies the delivery, or answers a redelivery (the same
+    /// platform delivery id seen before for this connection) without applying anything.
+    async fn begin(&self, db: &Db) -> anyhow::Result<Result<Tx, Answer>> {
+        let mut tx = db.begin().await?;
+        if let Some(delivery_id) = self.delivery_id
+            && !claim_delivery(&mut tx, self.connection_id, delivery_id, self.raw_id).await?
+        {
+            finish_raw(
+                &mut tx,
+                self.raw_id,
+                RawStatus::Duplicate,
+                self.delivery_id,
+                self.topic,
+                None,
+                self.connection_id,
+            )
+            .await?;
+            tx.commit().await?;
+            let answer = Answer {
+                status: StatusCode::OK,
+                raw_status: RawStatus::Duplicate,
+                body: json!({ "status": "duplicate" }),
+                reason: None,
+            };
+            return Ok(Err(answer));
+        }
+        Ok(Ok(tx))
+    }
+
+    /// Marks the raw request accepted and commits everything the delivery applied.
+    async fn commit(
+        &self,
+        mut tx: Tx,
+        order_id: Option<&str>,
+        body: serde_json::Value,
+    ) -> anyhow::Result<Answer> {
+        finish_raw(
+            &mut tx,
+            self.raw_id,
+            RawStatus::Accepted,
+            self.delivery_id,
+            self.topic,
+            order_id,
+            self.connection_id,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Answer {
+            status: StatusCode::OK,
+            raw_status: RawStatus::Accepted,
+            body,
+            reason: None,
+        })
     }
 }
 
@@ -252,28 +326,16 @@ async fn apply_channel(
             ));
         }
     }
-    let mut tx = state.db.begin().await?;
-    if let Some(delivery_id) = &inbound.delivery_id
-        && !claim_delivery(&mut tx, &connection.id, delivery_id, raw_id).await?
-    {
-        finish_raw(
-            &mut tx,
-            raw_id,
-            RawStatus::Duplicate,
-            &inbound.delivery_id,
-            &inbound.topic,
-            None,
-            &connection.id,
-        )
-        .await?;
-        tx.commit().await?;
-        return Ok(Answer {
-            status: StatusCode::OK,
-            raw_status: RawStatus::Duplicate,
-            body: json!({ "status": "duplicate" }),
-            reason: None,
-        });
-    }
+    let delivery = Delivery {
+        raw_id,
+        connection_id: &connection.id,
+        delivery_id: &inbound.delivery_id,
+        topic: &inbound.topic,
+    };
+    let mut tx = match delivery.begin(&state.db).await? {
+        Ok(tx) => tx,
+        Err(duplicate) => return Ok(duplicate),
+    };
     let mut applied = Applied::default();
     let mut first_order_id = None;
     for event in &inbound.events {
@@ -329,24 +391,15 @@ async fn apply_channel(
             }
         }
     }
-    finish_raw(
-        &mut tx,
-        raw_id,
-        RawStatus::Accepted,
-        &inbound.delivery_id,
-        &inbound.topic,
-        first_order_id.as_deref(),
-        &connection.id,
-    )
-    .await?;
-    tx.commit().await?;
+    let answer = delivery
+        .commit(
+            tx,
+            first_order_id.as_deref(),
+            json!({ "status": "accepted", "orders": applied.orders }),
+        )
+        .await?;
     state.wake_workers();
-    Ok(Answer {
-        status: StatusCode::OK,
-        raw_status: RawStatus::Accepted,
-        body: json!({ "status": "accepted", "orders": applied.orders }),
-        reason: None,
-    })
+    Ok(answer)
 }
 
 fn validate_order(order: &daifa_plugin_host::Order) -> Result<(), String> {
@@ -381,28 +434,16 @@ async fn apply_supplier(
     raw_id: &str,
     inbound: SupplierInbound,
 ) -> anyhow::Result<Answer> {
-    let mut tx = state.db.begin().await?;
-    if let Some(delivery_id) = &inbound.delivery_id
-        && !claim_delivery(&mut tx, &connection.id, delivery_id, raw_id).await?
-    {
-        finish_raw(
-            &mut tx,
-            raw_id,
-            RawStatus::Duplicate,
-            &inbound.delivery_id,
-            &None,
-            None,
-            &connection.id,
-        )
-        .await?;
-        tx.commit().await?;
-        return Ok(Answer {
-            status: StatusCode::OK,
-            raw_status: RawStatus::Duplicate,
-            body: json!({ "status": "duplicate" }),
-            reason: None,
-        });
-    }
+    let delivery = Delivery {
+        raw_id,
+        connection_id: &connection.id,
+        delivery_id: &inbound.delivery_id,
+        topic: &None,
+    };
+    let mut tx = match delivery.begin(&state.db).await? {
+        Ok(tx) => tx,
+        Err(duplicate) => return Ok(duplicate),
+    };
     let mut results = Vec::new();
     let mut first_order_id = None;
     for event in &inbound.events {
@@ -422,24 +463,15 @@ async fn apply_supplier(
             }
         }
     }
-    finish_raw(
-        &mut tx,
-        raw_id,
-        RawStatus::Accepted,
-        &inbound.delivery_id,
-        &None,
-        first_order_id.as_deref(),
-        &connection.id,
-    )
-    .await?;
-    tx.commit().await?;
+    let answer = delivery
+        .commit(
+            tx,
+            first_order_id.as_deref(),
+            json!({ "status": "accepted", "events": results }),
+        )
+        .await?;
     state.wake_workers();
-    Ok(Answer {
-        status: StatusCode::OK,
-        raw_status: RawStatus::Accepted,
-        body: json!({ "status": "accepted", "events": results }),
-        reason: None,
-    })
+    Ok(answer)
 }
 
 // ---- the raw_requests table ----

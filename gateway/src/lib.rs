@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod orders;
 pub mod plugins;
 pub mod routing;
+pub mod secrets;
 
 pub use app::{AppState, Application};
 pub use config::Settings;

@@ -82,6 +82,15 @@ impl TestDb {
         }
     }
 
+    /// A handle on the same database for a second gateway: it drops nothing.
+    pub fn share(&self) -> Self {
+        Self {
+            url: self.url.clone(),
+            pg: None,
+            _dir: None,
+        }
+    }
+
     /// Drops a PostgreSQL test database (SQLite's goes with its temp dir).
     pub async fn drop_database(&self) {
         if let Some((server, name)) = &self.pg
@@ -107,6 +116,9 @@ pub fn test_settings(database_url: &str) -> Settings {
         bind: "127.0.0.1:0".into(),
         database_url: database_url.into(),
         admin_token: None,
+        // A fixed test key: every gateway of a test (replicas, restarts) opens the same secrets.
+        secret_key: Some("ZGFpZmEtdGVzdC1rZXktMzItYnl0ZXMtbG9uZy4uLi4=".into()),
+        secret_key_file: std::env::temp_dir().join("daifa-test-unused.key"),
         ingest: IngestSettings {
             max_body_bytes: 1 << 20,
         },

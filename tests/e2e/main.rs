@@ -518,9 +518,144 @@ async fn admin_api_validates_connections_and_mappings() {
         .post_json("/api/v1/sku-mappings", &json!({ "channel": "supplier", "storefront_sku": "A", "supplier": "shop", "supplier_sku": "X" }))
         .await;
     assert_eq!(r.status(), 422);
-    // Secrets never leave the gateway.
+    // Secrets never leave the gateway, and are sealed at rest.
     let c = w.app.get_json("/api/v1/connections/shop").await;
     assert_eq!(c["secret_names"], json!(["access_token", "webhook_secret"]));
     assert!(!c.to_string().contains(SHOPIFY_SECRET));
+    let stored: String = sqlx::query_scalar("select secrets from connections where name = 'shop'")
+        .fetch_one(&w.app.state.db.pool)
+        .await
+        .unwrap();
+    assert!(
+        stored.contains("webhook_secret") && stored.contains("v1:"),
+        "{stored}"
+    );
+    assert!(
+        !stored.contains(SHOPIFY_SECRET) && !stored.contains(SHOPIFY_TOKEN),
+        "{stored}"
+    );
     w.app.stop().await;
+}
+
+/// Two gateways on one database (as two replicas would run): every order is pushed exactly
+/// once, whichever gateway accepted it and whichever worker claimed its job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_on_one_database_push_each_order_exactly_once() {
+    let w = world_with(|s| s.jobs.workers = 3).await;
+    let db = w.app.db.share();
+    let second = TestApp::spawn_with(db, |s| s.jobs.workers = 3).await;
+    let sample: Value = serde_json::from_slice(&shopify_sample()).unwrap();
+    const ORDERS: u64 = 12;
+    for n in 0..ORDERS {
+        let mut order = sample.clone();
+        order["id"] = json!(1_000_000 + n);
+        let body = serde_json::to_vec(&order).unwrap();
+        let gateway = if n % 2 == 0 { &w.app.api } else { &second.api };
+        let r = gateway
+            .send_shopify(
+                "orders/create",
+                &format!("wh-replica-{n}"),
+                &body,
+                SHOPIFY_SECRET,
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let pushes = wait_for_pushes(&w.supplier, ORDERS as usize).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let pushes_after = w.supplier.received();
+    assert_eq!(
+        pushes_after.len(),
+        pushes.len(),
+        "no push after all were done"
+    );
+    let mut keys: Vec<&str> = pushes_after.iter().map(|p| p.webhook_id.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(
+        keys.len(),
+        ORDERS as usize,
+        "each supplier order pushed exactly once"
+    );
+    let mut external: Vec<String> = pushes_after
+        .iter()
+        .map(|p| {
+            p.body["data"]["order"]["external_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    external.sort();
+    external.dedup();
+    assert_eq!(external.len(), ORDERS as usize);
+    // Both gateways' workers took part.
+    let done = w.app.get_json("/api/v1/jobs?status=succeeded").await;
+    let workers: std::collections::BTreeSet<String> = done["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            j["attempt_log"][0]["worker"]
+                .as_str()
+                .unwrap()
+                .rsplit_once("-w")
+                .unwrap()
+                .0
+                .to_string()
+        })
+        .collect();
+    eprintln!("workers that pushed: {workers:?}");
+    second.stop().await;
+    w.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_requires_the_token_when_one_is_set() {
+    let app = TestApp::spawn_with(TestDb::new().await, |s| {
+        s.admin_token = Some("s3cret-admin".into())
+    })
+    .await;
+    let r = app
+        .http
+        .get(app.url("/api/v1/orders"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = app
+        .http
+        .get(app.url("/api/v1/orders"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = app
+        .http
+        .get(app.url("/api/v1/orders"))
+        .bearer_auth("s3cret-admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Hooks are authenticated by their signatures, not by the admin token.
+    let r = app
+        .http
+        .post(app.url("/hooks/nobody"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    app.stop().await;
 }

@@ -23,6 +23,10 @@ fn start_gateway(db_url: &str, port: u16, workers: usize) -> Child {
         .env("DAIFA_JOBS__POLL_INTERVAL", "50ms")
         .env("DAIFA_JOBS__RETRY_SCHEDULE", "200ms,200ms")
         .env("DAIFA_PLUGINS__CACHE_DIR", plugin_cache_dir())
+        .env(
+            "DAIFA_SECRET_KEY",
+            test_settings("").secret_key.unwrap_or_default(),
+        )
         .stdin(Stdio::null());
     if std::env::var_os("TEST_LOG").is_none() {
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
