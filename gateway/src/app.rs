@@ -43,6 +43,7 @@ pub struct Application {
 impl Application {
     /// Connects and migrates the database, loads the plugins and binds the port (`:0` picks one).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        crate::telemetry::install();
         let db = Db::connect(&settings.database_url)
             .await
             .context("connecting to the database")?;
@@ -126,6 +127,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest::router())
         .nest("/api/v1", admin::authorized(api, state.clone()))
         .route("/healthz", axum::routing::get(admin::health))
+        .route("/metrics", axum::routing::get(crate::telemetry::render))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

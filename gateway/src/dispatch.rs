@@ -71,7 +71,7 @@ async fn run_one(state: &AppState, worker: &str, job: ClaimedJob) {
             retry_after: None,
         }
     });
-    match jobs::finish(
+    let finished = jobs::finish(
         &state.db,
         &state.settings.jobs,
         &job,
@@ -79,8 +79,18 @@ async fn run_one(state: &AppState, worker: &str, job: ClaimedJob) {
         started,
         &outcome,
     )
-    .await
-    {
+    .await;
+    if let Ok(disposition) = &finished {
+        let label = match disposition {
+            Disposition::Done => "succeeded",
+            Disposition::RetryAt(_) => "retry",
+            Disposition::Dead => "dead",
+        };
+        metrics::counter!("daifa_job_attempts_total", "kind" => job.kind.as_str(), "outcome" => label).increment(1);
+        metrics::histogram!("daifa_job_attempt_duration_seconds", "kind" => job.kind.as_str())
+            .record((now_ms() - started) as f64 / 1000.0);
+    }
+    match finished {
         Ok(Disposition::Done) => tracing::info!("job done"),
         Ok(Disposition::RetryAt(at)) => {
             tracing::warn!(retry_in_ms = at - now_ms(), outcome = ?outcome, "job failed, will retry")

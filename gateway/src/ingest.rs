@@ -105,7 +105,19 @@ async fn receive(
         let body = json!({ "error": "the request could not be stored; send it again later" });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
-    let answer = match process(&state, &raw_id, &connection_name, &request).await {
+    let connection = match connections::by_name(&state.db, &connection_name).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(raw_request_id = %raw_id, error = format!("{e:#}"), "cannot look up the connection");
+            let body = json!({ "error": "the request was stored but could not be processed; send it again later", "raw_request_id": raw_id });
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        }
+    };
+    // Names that match no connection share one label: random paths cannot create label values.
+    let label = connection
+        .as_ref()
+        .map_or_else(|| "unknown".to_string(), |c| c.name.clone());
+    let answer = match process(&state, &raw_id, &connection_name, connection, &request).await {
         Ok(answer) => answer,
         Err(e) => {
             tracing::error!(raw_request_id = %raw_id, connection = %connection_name, error = format!("{e:#}"), "cannot process inbound request");
@@ -127,6 +139,7 @@ async fn receive(
     {
         tracing::error!(raw_request_id = %raw_id, error = %e, "cannot record why a request was rejected");
     }
+    metrics::counter!("daifa_inbound_requests_total", "connection" => label, "outcome" => answer.raw_status.as_str()).increment(1);
     let mut body = answer.body;
     body["raw_request_id"] = json!(raw_id);
     (answer.status, Json(body)).into_response()
@@ -136,9 +149,10 @@ async fn process(
     state: &AppState,
     raw_id: &str,
     connection_name: &str,
+    connection: Option<Connection>,
     request: &InboundRequest,
 ) -> anyhow::Result<Answer> {
-    let Some(connection) = connections::by_name(&state.db, connection_name).await? else {
+    let Some(connection) = connection else {
         return Ok(Answer::error(
             StatusCode::NOT_FOUND,
             RawStatus::Rejected,

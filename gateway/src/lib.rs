@@ -22,6 +22,7 @@ pub mod orders;
 pub mod plugins;
 pub mod routing;
 pub mod secrets;
+pub mod telemetry;
 
 pub use app::{AppState, Application};
 pub use config::Settings;

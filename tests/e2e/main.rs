@@ -206,6 +206,29 @@ async fn order_travels_from_shopify_to_the_supplier_and_its_tracking_back() {
         "the order's webhook and both callbacks are kept"
     );
     assert_eq!(detail["jobs"].as_array().unwrap().len(), 2);
+
+    // Prometheus metrics (shared by the tests of this process: assert presence, not counts).
+    let metrics = w
+        .app
+        .http
+        .get(w.app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        r#"daifa_inbound_requests_total{connection="shop",outcome="accepted"}"#,
+        r#"daifa_inbound_requests_total{connection="supplier",outcome="accepted"}"#,
+        r#"daifa_job_attempts_total{kind="supplier.submit",outcome="succeeded"}"#,
+        r#"daifa_job_attempts_total{kind="channel.fulfill",outcome="succeeded"}"#,
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "{needle} missing from /metrics:\n{metrics}"
+        );
+    }
     w.app.stop().await;
 }
 
