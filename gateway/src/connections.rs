@@ -25,6 +25,8 @@ pub struct Connection {
     /// Secret name → value sealed by [`SecretBox`] (opened only to call the plugin).
     pub sealed_secrets: BTreeMap<String, String>,
     pub allowed_hosts: Vec<String>,
+    /// Whether the plugin may reach private, loopback and link-local addresses.
+    pub allow_private_network: bool,
     pub enabled: bool,
     pub created_at_ms: i64,
 }
@@ -53,6 +55,7 @@ impl Connection {
             settings: self.settings.clone(),
             secrets: opened,
             allowed_hosts: self.allowed_hosts.clone(),
+            allow_private_network: self.allow_private_network,
         })
     }
 
@@ -67,6 +70,7 @@ impl Connection {
             settings: serde_json::from_str(&row.try_get::<String, _>("settings")?)?,
             sealed_secrets: serde_json::from_str(&row.try_get::<String, _>("secrets")?)?,
             allowed_hosts: serde_json::from_str(&row.try_get::<String, _>("allowed_hosts")?)?,
+            allow_private_network: row.try_get::<i64, _>("allow_private_network")? != 0,
             enabled: row.try_get::<i64, _>("enabled")? != 0,
             created_at_ms: row.try_get("created_at_ms")?,
         })
@@ -81,8 +85,7 @@ fn parse_kind(s: &str) -> Option<PluginKind> {
     }
 }
 
-const COLUMNS: &str =
-    "id, name, kind, plugin, settings, secrets, allowed_hosts, enabled, created_at_ms";
+const COLUMNS: &str = "id, name, kind, plugin, settings, secrets, allowed_hosts, allow_private_network, enabled, created_at_ms";
 
 pub async fn by_name(db: &Db, name: &str) -> anyhow::Result<Option<Connection>> {
     let row = sqlx::query(AssertSqlSafe(format!(
@@ -125,6 +128,9 @@ pub struct NewConnection {
     pub secrets: BTreeMap<String, String>,
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Lets the plugin reach private, loopback and link-local addresses; off by default.
+    #[serde(default)]
+    pub allow_private_network: bool,
 }
 
 pub async fn create(state: &AppState, new: NewConnection) -> ApiResult<Connection> {
@@ -165,12 +171,13 @@ pub async fn create(state: &AppState, new: NewConnection) -> ApiResult<Connectio
         settings: new.settings,
         sealed_secrets,
         allowed_hosts: new.allowed_hosts,
+        allow_private_network: new.allow_private_network,
         enabled: true,
         created_at_ms: now_ms(),
     };
     sqlx::query(
-        "insert into connections (id, name, kind, plugin, settings, secrets, allowed_hosts, enabled, created_at_ms) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "insert into connections (id, name, kind, plugin, settings, secrets, allowed_hosts, allow_private_network, enabled, created_at_ms) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&connection.id)
     .bind(&connection.name)
@@ -179,6 +186,7 @@ pub async fn create(state: &AppState, new: NewConnection) -> ApiResult<Connectio
     .bind(serde_json::to_string(&connection.settings).map_err(anyhow::Error::from)?)
     .bind(serde_json::to_string(&connection.sealed_secrets).map_err(anyhow::Error::from)?)
     .bind(serde_json::to_string(&connection.allowed_hosts).map_err(anyhow::Error::from)?)
+    .bind(i64::from(connection.allow_private_network))
     .bind(1i64)
     .bind(connection.created_at_ms)
     .execute(&state.db.pool)
@@ -212,6 +220,7 @@ pub struct ConnectionView {
     pub settings: BTreeMap<String, String>,
     pub secret_names: Vec<String>,
     pub allowed_hosts: Vec<String>,
+    pub allow_private_network: bool,
     pub enabled: bool,
     pub hook_path: String,
     pub created_at_ms: i64,
@@ -228,6 +237,7 @@ impl From<Connection> for ConnectionView {
             settings: c.settings,
             secret_names: c.sealed_secrets.into_keys().collect(),
             allowed_hosts: c.allowed_hosts,
+            allow_private_network: c.allow_private_network,
             enabled: c.enabled,
             created_at_ms: c.created_at_ms,
         }

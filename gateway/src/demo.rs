@@ -74,6 +74,7 @@ async fn set_up(state: &AppState, supplier_port: u16, storefront_port: u16) -> a
                 ("access_token".into(), SHOPIFY_TOKEN.into()),
             ]),
             allowed_hosts: vec![format!("127.0.0.1:{storefront_port}")],
+            allow_private_network: true,
         },
         NewConnection {
             name: "demo-supplier".into(),
@@ -84,6 +85,7 @@ async fn set_up(state: &AppState, supplier_port: u16, storefront_port: u16) -> a
             )]),
             secrets: BTreeMap::from([("signing_secret".into(), SUPPLIER_SECRET.into())]),
             allowed_hosts: vec![format!("127.0.0.1:{supplier_port}")],
+            allow_private_network: true,
         },
     ];
     for c in connections {

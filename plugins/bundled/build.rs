@@ -20,6 +20,11 @@ const PLUGINS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Plugins that exist to test the host (`TEST_PLUGINS`): built the same way, never in `PLUGINS`,
+/// so the gateway cannot load them.
+const TEST_PLUGINS: &[(&str, &str, &str)] =
+    &[("daifa-plugin-misbehaving", "misbehaving", "channel")];
+
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
@@ -33,6 +38,7 @@ fn main() {
     for dir in [
         "plugins/shopify",
         "plugins/webhook-supplier",
+        "plugins/testing/misbehaving",
         "plugin-sdk/guest",
         "plugin-sdk/wit",
         "Cargo.lock",
@@ -47,23 +53,36 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target/wasm-plugins"));
 
-    let mut generated = String::from(
-        "/// Every plugin bundled with the gateway.\npub static PLUGINS: &[BundledPlugin] = &[\n",
-    );
-    for (package, name, kind) in PLUGINS {
-        let wasm = build_plugin(&root, &target_dir, package);
-        let dest = out_dir.join(format!("{name}.wasm"));
-        std::fs::copy(&wasm, &dest)
-            .unwrap_or_else(|e| panic!("copying {} to {}: {e}", wasm.display(), dest.display()));
+    let mut generated = String::new();
+    for (doc, static_name, plugins) in [
+        ("Every plugin bundled with the gateway.", "PLUGINS", PLUGINS),
+        (
+            "Plugins that test the host (misbehaving on purpose); the gateway never loads them.",
+            "TEST_PLUGINS",
+            TEST_PLUGINS,
+        ),
+    ] {
         writeln!(
             generated,
-            "    BundledPlugin {{ name: {name:?}, kind: {kind:?}, version: {version:?}, wasm: include_bytes!({dest:?}) }},",
-            version = env::var("CARGO_PKG_VERSION").unwrap_or_default(),
-            dest = dest.display().to_string(),
+            "/// {doc}\npub static {static_name}: &[BundledPlugin] = &["
         )
         .expect("writing to a String");
+        for (package, name, kind) in plugins {
+            let wasm = build_plugin(&root, &target_dir, package);
+            let dest = out_dir.join(format!("{name}.wasm"));
+            std::fs::copy(&wasm, &dest).unwrap_or_else(|e| {
+                panic!("copying {} to {}: {e}", wasm.display(), dest.display())
+            });
+            writeln!(
+                generated,
+                "    BundledPlugin {{ name: {name:?}, kind: {kind:?}, version: {version:?}, wasm: include_bytes!({dest:?}) }},",
+                version = env::var("CARGO_PKG_VERSION").unwrap_or_default(),
+                dest = dest.display().to_string(),
+            )
+            .expect("writing to a String");
+        }
+        generated.push_str("];\n");
     }
-    generated.push_str("];\n");
     std::fs::write(out_dir.join("bundled.rs"), generated).expect("writing bundled.rs");
 }
 

@@ -238,6 +238,8 @@ impl Api {
                     "settings": { "shop_domain": "test-shop.myshopify.com", "admin_base_url": shopify_base, "api_version": "2025-07" },
                     "secrets": { "webhook_secret": SHOPIFY_SECRET, "access_token": SHOPIFY_TOKEN },
                     "allowed_hosts": [shop_host],
+                    // The fakes listen on loopback.
+                    "allow_private_network": true,
                 }),
             )
             .await;
@@ -250,6 +252,7 @@ impl Api {
                     "settings": { "url": supplier_url },
                     "secrets": { "signing_secret": SUPPLIER_SECRET },
                     "allowed_hosts": [host_of(supplier_url)],
+                    "allow_private_network": true,
                 }),
             )
             .await;

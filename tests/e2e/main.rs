@@ -682,3 +682,45 @@ async fn the_admin_api_requires_the_token_when_one_is_set() {
     );
     app.stop().await;
 }
+
+/// A plugin cannot reach private addresses unless its connection allows it: the push to a
+/// supplier on loopback is refused by the host, dead-lettered at once, and the order held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_cannot_reach_private_addresses_unless_its_connection_allows_it() {
+    let w = world().await;
+    let r = w
+        .app
+        .post_json(
+            "/api/v1/connections",
+            &json!({ "name": "strict-supplier", "plugin": "webhook-supplier", "settings": { "url": w.supplier.url },
+                     "secrets": { "signing_secret": SUPPLIER_SECRET }, "allowed_hosts": [host_of(&w.supplier.url)] }),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let r = w
+        .app
+        .post_json("/api/v1/sku-mappings", &json!({ "channel": SHOP_CONNECTION, "storefront_sku": "STRICT-1", "supplier": "strict-supplier", "supplier_sku": "S1" }))
+        .await;
+    assert_eq!(r.status(), 201);
+    let (mut order, _) = sample_with_note();
+    order["line_items"][0]["sku"] = json!("STRICT-1");
+    order["line_items"][1]["sku"] = json!("STRICT-1");
+    let body = serde_json::to_vec(&order).unwrap();
+    assert_eq!(
+        w.app
+            .send_shopify("orders/create", "wh-strict", &body, SHOPIFY_SECRET)
+            .await
+            .status(),
+        200
+    );
+    let dead = eventually("the refused push dead-lettered", WAIT, || async {
+        let d = w.app.get_json("/api/v1/jobs?status=dead").await;
+        d["jobs"].as_array().and_then(|j| j.first().cloned())
+    })
+    .await;
+    assert_eq!(dead["attempts"], 1, "a refused destination is not retried");
+    let error = dead["last_error"].as_str().unwrap();
+    assert!(error.contains("private"), "{error}");
+    assert!(w.supplier.received().is_empty());
+    w.app.stop().await;
+}

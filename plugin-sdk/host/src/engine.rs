@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
 
 /// Limits applied to every call.
 #[derive(Debug, Clone)]
@@ -43,7 +43,8 @@ pub struct EngineConfig {
     /// Where compiled components are kept across restarts; `None` compiles on every start.
     pub cache_dir: Option<PathBuf>,
     pub limits: CallLimits,
-    /// Granularity of the deadline: how often the engine's epoch advances.
+    /// How often the engine's epoch advances: how often a running plugin yields to the executor
+    /// and checks its deadline.
     pub epoch_tick: Duration,
 }
 
@@ -325,15 +326,26 @@ impl LoadedPlugin {
     fn store(&self, ctx: Arc<ConnectionContext>) -> Store<CallState> {
         let inner = &self.engine.inner;
         let limits = inner.config.limits.clone();
-        let ticks =
-            (limits.deadline.as_nanos() / inner.config.epoch_tick.as_nanos().max(1)).max(1) as u64;
+        let deadline_at = Instant::now() + limits.deadline;
         let mut store = Store::new(
             &inner.engine,
             CallState::new(ctx, inner.http.clone(), limits),
         );
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        // Running guest code yields to the executor on every epoch tick. Without it a plugin
+        // spinning in a loop holds its runtime thread until the deadline: as many loops as worker
+        // threads stall every other task (requests, jobs, timers) of the process, and the call's
+        // `tokio::time::timeout` cannot fire while the guest runs. tokio's `yield_now` lets the
+        // runtime drive its timers and run other tasks before the guest resumes. Past the
+        // deadline the guest is interrupted where it runs, whichever of the two comes first.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline_at {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            })
+        });
         store
     }
 

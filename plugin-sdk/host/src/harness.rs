@@ -2,13 +2,12 @@
 
 use crate::bindings::host::HttpError;
 use crate::bindings::types::{HttpHeader, OutboundRequest, OutboundResponse};
-use crate::outbound::OutboundHttp;
+use crate::outbound::{FetchOptions, OutboundHttp};
 use reqwest::Url;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::time::Duration;
 
 /// An outbound-HTTP peer that answers from a script and records every request.
 #[derive(Default)]
@@ -62,7 +61,7 @@ impl OutboundHttp for ScriptedHttp {
         &self,
         url: Url,
         request: OutboundRequest,
-        _timeout: Duration,
+        _options: FetchOptions,
     ) -> Pin<Box<dyn Future<Output = Result<OutboundResponse, HttpError>> + Send + '_>> {
         self.requests
             .lock()

@@ -25,5 +25,5 @@ pub use engine::{
     CallError, CallFailure, CallLimits, EngineConfig, HostError, LoadedPlugin, PluginEngine,
     PluginKind,
 };
-pub use outbound::{OutboundHttp, ReqwestHttp};
+pub use outbound::{FetchOptions, OutboundHttp, ReqwestHttp, is_public};
 pub use state::ConnectionContext;

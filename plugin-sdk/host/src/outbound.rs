@@ -3,9 +3,20 @@
 use crate::bindings::host::HttpError;
 use crate::bindings::types::{HttpHeader, OutboundRequest, OutboundResponse};
 use reqwest::Url;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
+
+/// How one outbound request may go out.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchOptions {
+    pub timeout: Duration,
+    /// Whether private, loopback and link-local addresses may be reached (a supplier on the
+    /// shop's own network). Off, a plugin cannot reach internal services or cloud metadata.
+    pub allow_private_network: bool,
+}
 
 /// Performs plugins' outbound requests. The gateway uses [`ReqwestHttp`]; tests may script
 /// answers with [`crate::harness::ScriptedHttp`].
@@ -14,12 +25,61 @@ pub trait OutboundHttp: Send + Sync + 'static {
         &self,
         url: Url,
         request: OutboundRequest,
-        timeout: Duration,
+        options: FetchOptions,
     ) -> Pin<Box<dyn Future<Output = Result<OutboundResponse, HttpError>> + Send + '_>>;
 }
 
-/// Refuses any URL whose host is not allowed for the connection. Only `http` and `https`.
-pub(crate) fn check_allowed(url: &str, allowed_hosts: &[String]) -> Result<Url, HttpError> {
+/// Whether an address is on the public internet: not private, loopback, link-local (cloud
+/// metadata lives at 169.254.169.254), shared, documentation, multicast or reserved space.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public_v4(v4);
+            }
+            let s = v6.segments();
+            let nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0];
+            if nat64 {
+                let [a, b] = s[6].to_be_bytes();
+                let [c, d] = s[7].to_be_bytes();
+                return is_public_v4(Ipv4Addr::new(a, b, c, d));
+            }
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // unique local
+                || (s[0] & 0xffc0) == 0xfe80 // link-local
+                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+                || v6 == Ipv6Addr::UNSPECIFIED)
+        }
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    !(ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // shared address space (carrier-grade NAT)
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || a >= 240) // reserved
+}
+
+/// Refuses any URL whose host is not allowed for the connection. Only `http` and `https`; an
+/// IP-literal host must be public unless the connection allows private addresses (host names are
+/// checked on every address they resolve to, by [`ReqwestHttp`]'s resolver).
+pub(crate) fn check_allowed(
+    url: &str,
+    allowed_hosts: &[String],
+    allow_private_network: bool,
+) -> Result<Url, HttpError> {
     let parsed = Url::parse(url)
         .map_err(|e| HttpError::InvalidRequest(format!("invalid url `{url}`: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -33,16 +93,28 @@ pub(crate) fn check_allowed(url: &str, allowed_hosts: &[String]) -> Result<Url, 
         .ok_or_else(|| HttpError::InvalidRequest(format!("url `{url}` has no host")))?
         .to_ascii_lowercase();
     let port = parsed.port_or_known_default();
-    if allowed_hosts
+    if !allowed_hosts
         .iter()
         .any(|entry| host_matches(entry, &host, port))
     {
-        Ok(parsed)
-    } else {
-        Err(HttpError::NotAllowed(format!(
+        return Err(HttpError::NotAllowed(format!(
             "host `{host}` is not in the connection's allowed hosts"
-        )))
+        )));
     }
+    let literal = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        _ => None,
+    };
+    if let Some(ip) = literal
+        && !allow_private_network
+        && !is_public(ip)
+    {
+        return Err(HttpError::NotAllowed(format!(
+            "address {ip} is private, loopback or link-local and the connection does not allow private addresses"
+        )));
+    }
+    Ok(parsed)
 }
 
 fn host_matches(entry: &str, host: &str, port: Option<u16>) -> bool {
@@ -76,20 +148,51 @@ pub(crate) fn retry_after(headers: &[HttpHeader], now: SystemTime) -> Option<Dur
     Some(at.duration_since(now).unwrap_or_default())
 }
 
+/// A resolver that drops every non-public address a name resolves to, and fails when none is
+/// left. It runs at connect time, so the address checked is the address connected to.
+struct PublicOnly;
+
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` resolves only to private, loopback or link-local addresses")]
+struct PrivateDestination(String);
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<SocketAddr> = all.into_iter().filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                return Err(
+                    Box::new(PrivateDestination(host)) as Box<dyn std::error::Error + Send + Sync>
+                );
+            }
+            Ok(Box::new(public.into_iter()) as Addrs)
+        })
+    }
+}
+
 /// The real client. Redirects are not followed: a plugin sees the 3xx and must ask again, so
-/// the allow-list is checked for every hop.
+/// the allow-list is checked for every hop. No proxy is used: a proxy would resolve names itself,
+/// past the address check.
 #[derive(Clone)]
 pub struct ReqwestHttp {
-    client: reqwest::Client,
+    public_only: reqwest::Client,
+    any_address: reqwest::Client,
 }
 
 impl ReqwestHttp {
     pub fn new() -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("daifa/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { client })
+        let builder = || {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .user_agent(concat!("daifa/", env!("CARGO_PKG_VERSION")))
+        };
+        Ok(Self {
+            public_only: builder().dns_resolver(PublicOnly).build()?,
+            any_address: builder().build()?,
+        })
     }
 }
 
@@ -98,16 +201,20 @@ impl OutboundHttp for ReqwestHttp {
         &self,
         url: Url,
         request: OutboundRequest,
-        timeout: Duration,
+        options: FetchOptions,
     ) -> Pin<Box<dyn Future<Output = Result<OutboundResponse, HttpError>> + Send + '_>> {
+        let client = if options.allow_private_network {
+            &self.any_address
+        } else {
+            &self.public_only
+        };
         Box::pin(async move {
             let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| {
                 HttpError::InvalidRequest(format!("invalid method `{}`", request.method))
             })?;
-            let mut builder = self
-                .client
+            let mut builder = client
                 .request(method, url)
-                .timeout(timeout)
+                .timeout(options.timeout)
                 .body(request.body);
             for h in &request.headers {
                 builder = builder.header(h.name.as_str(), h.value.as_str());
@@ -115,6 +222,8 @@ impl OutboundHttp for ReqwestHttp {
             let response = builder.send().await.map_err(|e| {
                 if e.is_builder() {
                     HttpError::InvalidRequest(e.to_string())
+                } else if let Some(private) = find_cause::<PrivateDestination>(&e) {
+                    HttpError::NotAllowed(private.to_string())
                 } else {
                     HttpError::Unreachable(error_chain(&e))
                 }
@@ -142,6 +251,19 @@ impl OutboundHttp for ReqwestHttp {
     }
 }
 
+fn find_cause<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(found) = err.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = err.source();
+    }
+    None
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
@@ -164,7 +286,7 @@ mod tests {
             "127.0.0.1:8080".to_string(),
             "*.myshopify.com".to_string(),
         ];
-        let ok = |u: &str| check_allowed(u, &allowed).is_ok();
+        let ok = |u: &str| check_allowed(u, &allowed, true).is_ok();
         assert!(ok("https://shop.example.com/admin"));
         assert!(ok("http://127.0.0.1:8080/x"));
         assert!(!ok("http://127.0.0.1:8081/x"));
@@ -174,8 +296,86 @@ mod tests {
         assert!(!ok("https://shop.example.com.evil.com/"));
         assert!(!ok("file:///etc/passwd"));
         assert!(matches!(
-            check_allowed("http://169.254.169.254/", &allowed),
+            check_allowed("http://169.254.169.254/", &allowed, true),
             Err(HttpError::NotAllowed(_))
+        ));
+        // Listed, but loopback: only with the connection's explicit permission.
+        assert!(
+            matches!(check_allowed("http://127.0.0.1:8080/x", &allowed, false), Err(HttpError::NotAllowed(m)) if m.contains("private"))
+        );
+        let metadata = vec![
+            "169.254.169.254".to_string(),
+            "[fd00::1]".to_string(),
+            "10.0.0.5".to_string(),
+        ];
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[fd00::1]/",
+            "http://10.0.0.5/",
+        ] {
+            assert!(
+                matches!(
+                    check_allowed(url, &metadata, false),
+                    Err(HttpError::NotAllowed(_))
+                ),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn public_and_private_addresses() {
+        let cases = [
+            ("8.8.8.8", true),
+            ("23.227.38.65", true),
+            ("2606:4700::6810:85e5", true),
+            ("10.1.2.3", false),
+            ("172.16.0.1", false),
+            ("192.168.1.1", false),
+            ("127.0.0.1", false),
+            ("169.254.169.254", false),
+            ("100.64.0.1", false),
+            ("0.0.0.0", false),
+            ("255.255.255.255", false),
+            ("::1", false),
+            ("fe80::1", false),
+            ("fd12:3456::1", false),
+            ("::ffff:127.0.0.1", false),
+            ("::ffff:8.8.8.8", true),
+            ("64:ff9b::a9fe:a9fe", false),
+            ("2001:db8::1", false),
+        ];
+        for (ip, public) in cases {
+            assert_eq!(is_public(ip.parse().unwrap()), public, "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_names_of_private_addresses() {
+        let http = ReqwestHttp::new().unwrap();
+        let request = OutboundRequest {
+            method: "GET".into(),
+            url: String::new(),
+            headers: vec![],
+            body: vec![],
+        };
+        let strict = FetchOptions {
+            timeout: Duration::from_secs(2),
+            allow_private_network: false,
+        };
+        let url = Url::parse("http://localhost:9/").unwrap();
+        match http.fetch(url.clone(), request.clone(), strict).await {
+            Err(HttpError::NotAllowed(m)) => assert!(m.contains("localhost"), "{m}"),
+            other => panic!("expected not-allowed, got {other:?}"),
+        }
+        // Allowed, the same name is tried (and port 9 refuses the connection).
+        let open = FetchOptions {
+            allow_private_network: true,
+            ..strict
+        };
+        assert!(matches!(
+            http.fetch(url, request, open).await,
+            Err(HttpError::Unreachable(_))
         ));
     }
 

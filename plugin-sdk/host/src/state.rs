@@ -3,7 +3,7 @@
 use crate::bindings::host::{self, HttpError, LogLevel};
 use crate::bindings::types::{self, OutboundRequest, OutboundResponse};
 use crate::engine::CallLimits;
-use crate::outbound::{self, OutboundHttp};
+use crate::outbound::{self, FetchOptions, OutboundHttp};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,6 +23,8 @@ pub struct ConnectionContext {
     /// Hosts outbound requests may go to: `example.com` (any port), `127.0.0.1:8080` (that
     /// port only) or `*.myshopify.com` (any subdomain).
     pub allowed_hosts: Vec<String>,
+    /// Whether private, loopback and link-local addresses may be reached.
+    pub allow_private_network: bool,
 }
 
 pub(crate) struct CallState {
@@ -119,12 +121,17 @@ impl host::Host for CallState {
             )));
         }
         self.outbound_requests += 1;
-        let url = outbound::check_allowed(&request.url, &self.ctx.allowed_hosts)?;
+        let url = outbound::check_allowed(
+            &request.url,
+            &self.ctx.allowed_hosts,
+            self.ctx.allow_private_network,
+        )?;
         tracing::debug!(plugin = %self.ctx.plugin, connection = %self.ctx.connection, method = %request.method, url = %url, "outbound request");
-        let response = self
-            .http
-            .fetch(url, request, self.call_limits.outbound_timeout)
-            .await?;
+        let options = FetchOptions {
+            timeout: self.call_limits.outbound_timeout,
+            allow_private_network: self.ctx.allow_private_network,
+        };
+        let response = self.http.fetch(url, request, options).await?;
         if matches!(response.status, 429 | 503)
             && let Some(delay) = outbound::retry_after(&response.headers, SystemTime::now())
         {

@@ -1,0 +1,670 @@
+//! The host as the plugin test harness: real components through the wasm boundary.
+//!
+//! The Shopify component is the one the gateway ships (`daifa_bundled_plugins::PLUGINS`); the
+//! misbehaving one (`TEST_PLUGINS`, `plugins/testing/misbehaving`) loops, overflows its stack,
+//! exhausts its memory, panics and answers too much on request, to check that every such call
+//! ends with a typed error within its limits and leaves the engine usable.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use daifa_bundled_plugins::BundledPlugin;
+use daifa_plugin_host::channel::{ChannelEvent, FulfillmentRequest, Inbound};
+use daifa_plugin_host::harness::ScriptedHttp;
+use daifa_plugin_host::{
+    CallError, CallFailure, CallLimits, ConnectionContext, EngineConfig, HttpHeader,
+    InboundRequest, LineQuantity, LoadedPlugin, Money, OutboundResponse, PluginEngine, PluginError,
+    PluginKind, Shipment,
+};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+const ORDERS_CREATE: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/fixtures/shopify/webhook-orders-create.sample.json"
+));
+const FULFILLMENT_CREATE_DATA: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/fixtures/shopify/graphql-fulfillmentCreate.response-data.json"
+));
+
+const WEBHOOK_SECRET: &str = "harness-webhook-secret";
+const SHOP: &str = "daifa-harness.myshopify.com";
+const ADMIN_HOST: &str = "admin.daifa-harness.test";
+const ACCESS_TOKEN: &str = "shpat_harness_token";
+const PEER_HOST: &str = "peer.daifa-harness.test";
+
+/// Short, so that the deadline tests are quick; well above a normal call's few milliseconds.
+const DEADLINE: Duration = Duration::from_millis(500);
+const SMALL_MEMORY: usize = 16 << 20;
+
+fn bundled(name: &str) -> &'static BundledPlugin {
+    daifa_bundled_plugins::get(name).unwrap_or_else(|| panic!("`{name}` is not bundled"))
+}
+
+fn test_plugin(name: &str) -> &'static BundledPlugin {
+    daifa_bundled_plugins::TEST_PLUGINS
+        .iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("`{name}` is not a test plugin"))
+}
+
+fn engine_with(config: EngineConfig) -> (PluginEngine, Arc<ScriptedHttp>) {
+    let http = Arc::new(ScriptedHttp::new());
+    let engine = PluginEngine::new(config, http.clone()).expect("engine");
+    (engine, http)
+}
+
+fn limits(deadline: Duration, memory_bytes: usize) -> EngineConfig {
+    EngineConfig {
+        limits: CallLimits {
+            deadline,
+            memory_bytes,
+            ..CallLimits::default()
+        },
+        ..EngineConfig::default()
+    }
+}
+
+fn load(engine: &PluginEngine, plugin: &BundledPlugin) -> LoadedPlugin {
+    assert_eq!(plugin.kind, "channel");
+    engine
+        .load(plugin.name, PluginKind::Channel, plugin.wasm)
+        .expect("loading the component")
+}
+
+/// The misbehaving component on an engine of its own, with a 500 ms deadline.
+fn misbehaving(memory_bytes: usize) -> (LoadedPlugin, Arc<ScriptedHttp>) {
+    let (engine, http) = engine_with(limits(DEADLINE, memory_bytes));
+    (load(&engine, test_plugin("misbehaving")), http)
+}
+
+fn header(name: &str, value: &str) -> HttpHeader {
+    HttpHeader {
+        name: name.into(),
+        value: value.into(),
+    }
+}
+
+fn context(
+    settings: &[(&str, &str)],
+    secrets: &[(&str, &str)],
+    allowed_hosts: &[&str],
+) -> Arc<ConnectionContext> {
+    let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    Arc::new(ConnectionContext {
+        plugin: "harness".into(),
+        connection: "harness".into(),
+        settings: map(settings),
+        secrets: map(secrets),
+        allowed_hosts: allowed_hosts.iter().map(|h| h.to_string()).collect(),
+        ..ConnectionContext::default()
+    })
+}
+
+fn post(headers: Vec<HttpHeader>, body: &[u8]) -> InboundRequest {
+    InboundRequest {
+        method: "POST".into(),
+        path: "/hooks/harness".into(),
+        headers,
+        body: body.to_vec(),
+    }
+}
+
+/// base64(HMAC-SHA256(secret, body)), as Shopify signs webhooks.
+fn shopify_signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+fn shopify_delivery(secret: &str, body: &[u8]) -> InboundRequest {
+    post(
+        vec![
+            header("content-type", "application/json"),
+            header("x-shopify-topic", "orders/create"),
+            header("x-shopify-shop-domain", SHOP),
+            header("x-shopify-webhook-id", "harness-delivery-1"),
+            header("x-shopify-hmac-sha256", &shopify_signature(secret, body)),
+        ],
+        body,
+    )
+}
+
+fn shopify_inbound_context() -> Arc<ConnectionContext> {
+    context(
+        &[("shop_domain", SHOP)],
+        &[("webhook_secret", WEBHOOK_SECRET)],
+        &[],
+    )
+}
+
+fn failure<T: std::fmt::Debug>(result: Result<T, CallFailure>) -> CallFailure {
+    match result {
+        Ok(value) => panic!("expected the call to fail, it returned {value:?}"),
+        Err(failure) => failure,
+    }
+}
+
+/// Asserts the published sample order came through whole.
+fn assert_sample_order(inbound: &Inbound) {
+    assert_eq!(inbound.delivery_id.as_deref(), Some("harness-delivery-1"));
+    assert_eq!(inbound.topic.as_deref(), Some("orders/create"));
+    let [ChannelEvent::OrderPlaced(order)] = inbound.events.as_slice() else {
+        panic!("expected one placed order, got {:?}", inbound.events);
+    };
+    assert_eq!(order.external_id, "820982911946154508");
+    assert_eq!(order.storefront, "shopify");
+    assert_eq!(order.lines.len(), 2);
+    assert_eq!(
+        order.total,
+        Money {
+            amount_minor: 38800,
+            currency: "USD".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn shopify_parses_the_published_sample_order_through_the_wasm_boundary() {
+    let (engine, http) = engine_with(EngineConfig::default());
+    let shopify = load(&engine, bundled("shopify"));
+
+    let inbound = shopify
+        .handle_inbound(
+            shopify_inbound_context(),
+            &shopify_delivery(WEBHOOK_SECRET, ORDERS_CREATE),
+        )
+        .await
+        .expect("a correctly signed sample order");
+    assert_sample_order(&inbound);
+
+    // `shop_domain` is optional for webhooks: unset, only the signature is checked.
+    let unset = context(&[], &[("webhook_secret", WEBHOOK_SECRET)], &[]);
+    let inbound = shopify
+        .handle_inbound(unset, &shopify_delivery(WEBHOOK_SECRET, ORDERS_CREATE))
+        .await
+        .expect("a correctly signed sample order without shop_domain");
+    assert_sample_order(&inbound);
+
+    let wrong = failure(
+        shopify
+            .handle_inbound(
+                shopify_inbound_context(),
+                &shopify_delivery("not-the-secret", ORDERS_CREATE),
+            )
+            .await,
+    );
+    assert!(
+        matches!(wrong.error, CallError::Plugin(PluginError::BadSignature(_))),
+        "{wrong:?}"
+    );
+    assert_eq!(wrong.retry_after, None);
+    assert!(!wrong.error.is_retryable());
+    assert!(http.requests().is_empty(), "webhooks make no requests");
+}
+
+fn fulfillment_request() -> FulfillmentRequest {
+    let line = |id: &str| LineQuantity {
+        external_line_id: id.into(),
+        quantity: 1,
+    };
+    FulfillmentRequest {
+        order_external_id: "820982911946154508".into(),
+        shipment_id: "shp_harness_1".into(),
+        shipment: Shipment {
+            lines: vec![line("866550311766439020"), line("141249953214522974")],
+            carrier_code: "UPS".into(),
+            tracking_number: "1Z001985YW99744790".into(),
+            tracking_url: Some(
+                "https://www.ups.com/WebTracking?loc=en_US&requester=ST&trackNums=1Z001985YW99744790"
+                    .into(),
+            ),
+            shipped_at: 1_700_000_000_000,
+        },
+        notify_customer: true,
+    }
+}
+
+/// The Admin API's answers: the order's open fulfillment order, then the published
+/// `fulfillmentCreate` answer.
+fn script_shopify_admin(http: &ScriptedHttp) {
+    let fo_line = |id: u32, line_item: &str| {
+        serde_json::json!({
+            "id": format!("gid://shopify/FulfillmentOrderLineItem/{id}"),
+            "remainingQuantity": 1,
+            "lineItem": { "id": format!("gid://shopify/LineItem/{line_item}") }
+        })
+    };
+    http.respond_json(
+        200,
+        &serde_json::json!({ "data": { "order": {
+            "id": "gid://shopify/Order/820982911946154508",
+            "fulfillments": [],
+            "fulfillmentOrders": {
+                "pageInfo": { "hasNextPage": false },
+                "nodes": [{
+                    "id": "gid://shopify/FulfillmentOrder/1",
+                    "status": "OPEN",
+                    "lineItems": {
+                        "pageInfo": { "hasNextPage": false },
+                        "nodes": [fo_line(11, "866550311766439020"), fo_line(12, "141249953214522974")]
+                    }
+                }]
+            }
+        }}}),
+    );
+    let created: serde_json::Value =
+        serde_json::from_slice(FULFILLMENT_CREATE_DATA).expect("fixture is json");
+    http.respond_json(200, &serde_json::json!({ "data": created }));
+}
+
+fn shopify_admin_context(allowed_hosts: &[&str]) -> Arc<ConnectionContext> {
+    context(
+        &[
+            ("shop_domain", SHOP),
+            ("admin_base_url", &format!("https://{ADMIN_HOST}")),
+            ("api_version", "2025-07"),
+        ],
+        &[("access_token", ACCESS_TOKEN)],
+        allowed_hosts,
+    )
+}
+
+#[tokio::test]
+async fn shopify_push_fulfillment_queries_then_creates_on_the_allowed_host() {
+    let (engine, http) = engine_with(EngineConfig::default());
+    let shopify = load(&engine, bundled("shopify"));
+    script_shopify_admin(&http);
+
+    let created = shopify
+        .push_fulfillment(shopify_admin_context(&[ADMIN_HOST]), &fulfillment_request())
+        .await
+        .expect("fulfillment created");
+    assert_eq!(created.external_id, "gid://shopify/Fulfillment/1");
+
+    let requests = http.requests();
+    assert_eq!(requests.len(), 2, "the order query, then fulfillmentCreate");
+    let mut bodies = Vec::new();
+    for (url, request) in &requests {
+        assert_eq!(url.host_str(), Some(ADMIN_HOST));
+        assert_eq!(
+            url.as_str(),
+            format!("https://{ADMIN_HOST}/admin/api/2025-07/graphql.json")
+        );
+        assert_eq!(request.method, "POST");
+        let token = request
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("x-shopify-access-token"))
+            .map(|h| h.value.as_str());
+        assert_eq!(token, Some(ACCESS_TOKEN));
+        bodies.push(serde_json::from_slice::<serde_json::Value>(&request.body).expect("json"));
+    }
+    let query = |b: &serde_json::Value| b["query"].as_str().unwrap_or_default().to_string();
+    assert!(query(&bodies[0]).contains("fulfillmentOrders"));
+    assert_eq!(
+        bodies[0]["variables"]["id"],
+        "gid://shopify/Order/820982911946154508"
+    );
+    assert!(query(&bodies[1]).contains("fulfillmentCreate"));
+    let input = &bodies[1]["variables"]["fulfillment"];
+    assert_eq!(input["trackingInfo"]["number"], "1Z001985YW99744790");
+    assert_eq!(
+        input["lineItemsByFulfillmentOrder"][0]["fulfillmentOrderLineItems"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+}
+
+#[tokio::test]
+async fn shopify_push_fulfillment_to_a_host_not_allowed_is_refused_before_any_request() {
+    let (engine, http) = engine_with(EngineConfig::default());
+    let shopify = load(&engine, bundled("shopify"));
+    script_shopify_admin(&http);
+
+    let refused = failure(
+        shopify
+            .push_fulfillment(
+                shopify_admin_context(&["somewhere-else.test"]),
+                &fulfillment_request(),
+            )
+            .await,
+    );
+    match &refused.error {
+        CallError::Plugin(PluginError::Permanent(message)) => {
+            assert!(message.contains("allowed hosts"), "{message}");
+            assert!(message.contains(ADMIN_HOST), "{message}");
+        }
+        other => panic!("expected a permanent plugin error, got {other:?}"),
+    }
+    assert!(!refused.error.is_retryable());
+    assert!(http.requests().is_empty(), "{:?}", http.requests());
+}
+
+/// A call that behaves: the body comes back as the topic.
+async fn assert_still_works(plugin: &LoadedPlugin) {
+    let inbound = plugin
+        .handle_inbound(context(&[], &[], &[]), &post(vec![], b"still here"))
+        .await
+        .expect("a normal call after a misbehaving one");
+    assert_eq!(inbound.topic.as_deref(), Some("still here"));
+}
+
+async fn misbehave(plugin: &LoadedPlugin, body: &str) -> CallFailure {
+    failure(
+        plugin
+            .handle_inbound(context(&[], &[], &[]), &post(vec![], body.as_bytes()))
+            .await,
+    )
+}
+
+fn assert_trap(failure: &CallFailure, what: &str) {
+    match &failure.error {
+        // The message is the wasm backtrace; its last line says why.
+        CallError::Trap(message) => eprintln!(
+            "{what}: trap: {}",
+            message.lines().last().unwrap_or_default()
+        ),
+        other => panic!("{what}: expected a trap, got {other:?}"),
+    }
+    assert!(failure.error.is_retryable());
+}
+
+#[test]
+fn the_misbehaving_plugin_is_not_one_the_gateway_loads() {
+    assert!(daifa_bundled_plugins::get("misbehaving").is_none());
+    assert!(
+        daifa_bundled_plugins::PLUGINS
+            .iter()
+            .all(|p| p.name != "misbehaving")
+    );
+}
+
+#[tokio::test]
+async fn an_endless_loop_is_stopped_at_the_deadline() {
+    let (plugin, _http) = misbehaving(SMALL_MEMORY);
+    assert_still_works(&plugin).await;
+
+    let started = Instant::now();
+    let stopped = misbehave(&plugin, "loop").await;
+    let elapsed = started.elapsed();
+    eprintln!("loop: stopped after {elapsed:?} (deadline {DEADLINE:?})");
+    assert!(
+        matches!(stopped.error, CallError::Deadline(d) if d == DEADLINE),
+        "{stopped:?}"
+    );
+    // The deadline is checked on the engine's epoch ticks (10 ms).
+    assert!(
+        elapsed >= DEADLINE - Duration::from_millis(10),
+        "stopped early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "stopped late: {elapsed:?}"
+    );
+    assert_still_works(&plugin).await;
+}
+
+#[tokio::test]
+async fn unbounded_recursion_traps() {
+    let (plugin, _http) = misbehaving(SMALL_MEMORY);
+    assert_trap(&misbehave(&plugin, "recurse").await, "recurse");
+    assert_still_works(&plugin).await;
+}
+
+#[tokio::test]
+async fn exhausting_memory_traps_at_the_cap() {
+    let (plugin, _http) = misbehaving(SMALL_MEMORY);
+    assert_trap(&misbehave(&plugin, "alloc").await, "alloc");
+    assert_still_works(&plugin).await;
+}
+
+#[tokio::test]
+async fn a_panic_traps() {
+    let (plugin, _http) = misbehaving(SMALL_MEMORY);
+    assert_trap(&misbehave(&plugin, "panic").await, "panic");
+    assert_still_works(&plugin).await;
+}
+
+/// The plugin builds its answer in its own linear memory before the host lifts it. Under a
+/// 16 MiB cap the 50 MB topic cannot be allocated: `memory.grow` is refused, Rust's
+/// allocation-failure handler aborts and the call traps; the host never sees the string. Under a
+/// cap that holds it (64 MiB, the default) the call succeeds and the host copies the 50 MB out:
+/// the memory cap is also what bounds the size of a plugin's answer.
+#[tokio::test]
+async fn a_huge_answer_is_bounded_by_the_memory_cap() {
+    let (plugin, _http) = misbehaving(SMALL_MEMORY);
+    assert_trap(&misbehave(&plugin, "huge").await, "huge under 16 MiB");
+    assert_still_works(&plugin).await;
+
+    let (roomy, _http) = misbehaving(CallLimits::default().memory_bytes);
+    let inbound = roomy
+        .handle_inbound(context(&[], &[], &[]), &post(vec![], b"huge"))
+        .await
+        .map_err(|f| f.to_string())
+        .expect("a 50 MB answer fits in 64 MiB");
+    let topic = inbound.topic.unwrap_or_default();
+    assert_eq!(topic.len(), 50 * 1024 * 1024);
+    assert!(topic.bytes().all(|b| b == b'x'));
+}
+
+#[tokio::test]
+async fn outbound_statuses_errors_and_retry_after_reach_the_caller() {
+    let (plugin, http) = misbehaving(SMALL_MEMORY);
+    let ctx = context(&[], &[], &[PEER_HOST]);
+    let unavailable = || OutboundResponse {
+        status: 503,
+        headers: vec![header("retry-after", "7")],
+        body: b"down for maintenance".to_vec(),
+    };
+    let url = format!("https://{PEER_HOST}/status");
+
+    // The plugin sees the status as it is.
+    http.respond(unavailable());
+    let inbound = plugin
+        .handle_inbound(
+            ctx.clone(),
+            &post(vec![], format!("fetch:{url}").as_bytes()),
+        )
+        .await
+        .expect("any status is an answer");
+    assert_eq!(inbound.topic.as_deref(), Some("status:503"));
+
+    // When it then fails transiently, the caller learns how long the peer asked to wait.
+    http.respond(unavailable());
+    let failed = failure(
+        plugin
+            .handle_inbound(
+                ctx.clone(),
+                &post(vec![], format!("fetch-fail:{url}").as_bytes()),
+            )
+            .await,
+    );
+    assert!(
+        matches!(&failed.error, CallError::Plugin(PluginError::Transient(m)) if m.contains("503")),
+        "{failed:?}"
+    );
+    assert_eq!(failed.retry_after, Some(Duration::from_secs(7)));
+
+    let requests = http.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(
+        requests
+            .iter()
+            .all(|(u, r)| u.as_str() == url && r.method == "GET")
+    );
+
+    // The host's refusals, mapped to plugin errors by the SDK: a host not allowed is permanent
+    // and never asked; an unreachable peer (the script has no answer left) is transient.
+    let refused = misbehave(&plugin, "fetch:https://elsewhere.test/").await;
+    assert!(
+        matches!(&refused.error, CallError::Plugin(PluginError::Permanent(m)) if m.contains("allowed hosts")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        http.requests().len(),
+        2,
+        "a host not allowed is never asked"
+    );
+    let unreachable = failure(
+        plugin
+            .handle_inbound(ctx, &post(vec![], format!("fetch:{url}").as_bytes()))
+            .await,
+    );
+    assert!(
+        matches!(&unreachable.error, CallError::Plugin(PluginError::Transient(m)) if m.contains("unreachable")),
+        "{unreachable:?}"
+    );
+    assert_eq!(unreachable.retry_after, None);
+
+    let always = failure(
+        plugin
+            .push_fulfillment(context(&[], &[], &[]), &fulfillment_request())
+            .await,
+    );
+    assert!(
+        matches!(&always.error, CallError::Plugin(PluginError::Transient(m)) if m == "always"),
+        "{always:?}"
+    );
+    assert_still_works(&plugin).await;
+}
+
+/// Runs one normal call on a task of its own and returns how long its caller waited.
+async fn timed_normal_call(plugin: &Arc<LoadedPlugin>) -> Duration {
+    let plugin = plugin.clone();
+    let started = Instant::now();
+    tokio::spawn(async move { assert_still_works(&plugin).await })
+        .await
+        .expect("the normal call's task");
+    started.elapsed()
+}
+
+/// As many looping calls as the runtime has worker threads: a plugin that held its thread while
+/// it spins would leave no thread for anything else until its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looping_calls_do_not_hold_up_other_calls() {
+    const LOOP_DEADLINE: Duration = Duration::from_secs(3);
+    let (engine, _http) = engine_with(limits(LOOP_DEADLINE, SMALL_MEMORY));
+    let plugin = Arc::new(load(&engine, test_plugin("misbehaving")));
+
+    timed_normal_call(&plugin).await;
+    let mut usual = Duration::ZERO;
+    for _ in 0..5 {
+        usual = usual.max(timed_normal_call(&plugin).await);
+    }
+
+    let loops: Vec<_> = (0..2)
+        .map(|_| {
+            let plugin = plugin.clone();
+            tokio::spawn(async move { misbehave(&plugin, "loop").await })
+        })
+        .collect();
+    // Let the loops start spinning on the workers; the runtime's timers must keep firing too.
+    let napping = Instant::now();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let nap = napping.elapsed();
+    let mut during = Duration::ZERO;
+    for _ in 0..5 {
+        during = during.max(timed_normal_call(&plugin).await);
+    }
+    let loops_still_running = loops.iter().all(|l| !l.is_finished());
+    eprintln!(
+        "normal call: slowest {usual:?} alone, {during:?} while two calls loop; a 100 ms sleep took {nap:?}"
+    );
+    assert!(
+        nap < Duration::from_millis(400),
+        "a 100 ms sleep took {nap:?} while other calls looped"
+    );
+    assert!(
+        loops_still_running,
+        "the normal calls must be measured while the loops run (a 100 ms sleep took {nap:?})"
+    );
+    assert!(
+        during < Duration::from_millis(300),
+        "a normal call took {during:?} while other calls looped (alone: {usual:?})"
+    );
+    for handle in loops {
+        let stopped = handle.await.expect("the loop's task");
+        assert!(
+            matches!(stopped.error, CallError::Deadline(_)),
+            "{stopped:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn compiled_components_are_cached_on_disk_and_reused() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("plugin-cache-{}", std::process::id()));
+    // Left over from an earlier run that failed: the first load must compile.
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = EngineConfig {
+        cache_dir: Some(dir.clone()),
+        ..EngineConfig::default()
+    };
+    let shopify = bundled("shopify");
+
+    let (first_engine, _http) = engine_with(config.clone());
+    let started = Instant::now();
+    let first = load(&first_engine, shopify);
+    let compiled_in = started.elapsed();
+
+    let cached: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("the cache directory was created")
+        .map(|entry| entry.expect("directory entry").path())
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    let file = &cached[0];
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    assert!(
+        name.starts_with(first.digest()) && name.ends_with(".cwasm"),
+        "{name}"
+    );
+    let written = std::fs::metadata(file)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+
+    // A second engine (a restart) loads the same bytes from the file.
+    let (second_engine, _http) = engine_with(config);
+    let started = Instant::now();
+    let second = load(&second_engine, shopify);
+    let loaded_in = started.elapsed();
+    eprintln!("shopify component: compiled in {compiled_in:?}, loaded from cache in {loaded_in:?}");
+    assert_eq!(second.digest(), first.digest());
+    assert_eq!(
+        std::fs::metadata(file)
+            .and_then(|m| m.modified())
+            .expect("mtime"),
+        written,
+        "the cached file was not rewritten"
+    );
+    assert!(
+        loaded_in < compiled_in,
+        "loading from the cache ({loaded_in:?}) was not faster than compiling ({compiled_in:?})"
+    );
+
+    // The machine code read back runs.
+    let inbound = second
+        .handle_inbound(
+            shopify_inbound_context(),
+            &shopify_delivery(WEBHOOK_SECRET, ORDERS_CREATE),
+        )
+        .await
+        .expect("the cached component parses the sample order");
+    assert_sample_order(&inbound);
+
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,158 @@
+//! A channel plugin that misbehaves on request, to test the host's limits.
+//!
+//! `handle-inbound` does what the request body says:
+//!
+//! | body | behaviour |
+//! |---|---|
+//! | `loop` | spins forever |
+//! | `recurse` | recurses without bound until the stack overflows |
+//! | `alloc` | allocates until its memory runs out |
+//! | `panic` | panics |
+//! | `huge` | returns an `inbound` whose topic is a 50 MB string |
+//! | `fetch:<url>` | GETs `url` through the host; the topic is `status:<code>` |
+//! | `fetch-fail:<url>` | the same, but a status other than 2xx is returned as the plugin error the SDK maps it to (503: `transient`) |
+//! | anything else | returns the body as the topic |
+//!
+//! `push-fulfillment` always fails with `transient("always")`.
+//!
+//! Built by `plugins/bundled` into `TEST_PLUGINS`, which the gateway never loads.
+
+use std::hint::black_box;
+
+use daifa_plugin_sdk::PluginError;
+use daifa_plugin_sdk::channel::{ChannelPlugin, FulfillmentRef, FulfillmentRequest, Inbound};
+use daifa_plugin_sdk::http;
+use daifa_plugin_sdk::types::InboundRequest;
+
+/// The length of the topic `huge` returns.
+pub const HUGE_TOPIC_BYTES: usize = 50 * 1024 * 1024;
+
+/// What a request body asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action<'a> {
+    Loop,
+    Recurse,
+    Alloc,
+    Panic,
+    Huge,
+    Fetch(&'a str),
+    FetchFail(&'a str),
+    Echo(&'a str),
+}
+
+impl<'a> Action<'a> {
+    pub fn parse(body: &'a str) -> Self {
+        match body {
+            "loop" => Self::Loop,
+            "recurse" => Self::Recurse,
+            "alloc" => Self::Alloc,
+            "panic" => Self::Panic,
+            "huge" => Self::Huge,
+            _ => {
+                if let Some(url) = body.strip_prefix("fetch:") {
+                    Self::Fetch(url)
+                } else if let Some(url) = body.strip_prefix("fetch-fail:") {
+                    Self::FetchFail(url)
+                } else {
+                    Self::Echo(body)
+                }
+            }
+        }
+    }
+}
+
+/// The component.
+pub struct Misbehaving;
+
+impl ChannelPlugin for Misbehaving {
+    fn handle_inbound(request: InboundRequest) -> Result<Inbound, PluginError> {
+        let body = String::from_utf8_lossy(&request.body);
+        let topic = match Action::parse(&body) {
+            Action::Loop => spin(),
+            Action::Recurse => recurse(0).to_string(),
+            Action::Alloc => exhaust_memory(),
+            Action::Panic => panic!("misbehaving plugin panics on request"),
+            Action::Huge => "x".repeat(black_box(HUGE_TOPIC_BYTES)),
+            Action::Fetch(url) => {
+                // `send` maps the host's refusals: not allowed and invalid are `permanent`,
+                // unreachable is `transient`.
+                let response = http::Request::get(url).send()?;
+                format!("status:{}", response.status)
+            }
+            Action::FetchFail(url) => {
+                let response = http::Request::get(url).send_ok()?;
+                format!("status:{}", response.status)
+            }
+            Action::Echo(text) => text.to_string(),
+        };
+        Ok(Inbound {
+            delivery_id: None,
+            topic: Some(topic),
+            events: Vec::new(),
+        })
+    }
+
+    fn push_fulfillment(_request: FulfillmentRequest) -> Result<FulfillmentRef, PluginError> {
+        Err(PluginError::transient("always"))
+    }
+}
+
+/// Never returns; `black_box` keeps the optimizer from proving the loop has no effect.
+fn spin() -> ! {
+    let mut n: u64 = 0;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+/// Recurses until the stack overflows. The frame holds an array the optimizer must keep (so each
+/// level really uses stack), and the addition after the call keeps it from being a tail call. The
+/// condition is never true but cannot be proven so, which keeps rustc from refusing a function
+/// that cannot return.
+fn recurse(depth: u64) -> u64 {
+    let frame = black_box([depth; 32]);
+    if black_box(depth) == u64::MAX {
+        return frame[0];
+    }
+    recurse(black_box(depth + 1)).wrapping_add(frame[31])
+}
+
+/// Allocates 1 MiB chunks, touching each, until the allocator cannot grow memory any more (the
+/// host's memory cap), at which point Rust's allocation-failure handler aborts.
+fn exhaust_memory() -> ! {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut chunk = vec![0u8; 1 << 20];
+        chunk[black_box(0)] = 1;
+        hoard.push(black_box(chunk));
+    }
+}
+
+// Only the wasm build exports the component: its export names are not valid symbol names for a
+// native linker, and the native `cdylib` of `cargo test` needs none.
+#[cfg(target_arch = "wasm32")]
+daifa_plugin_sdk::channel::export_channel_plugin!(Misbehaving);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_name_actions() {
+        assert_eq!(Action::parse("loop"), Action::Loop);
+        assert_eq!(Action::parse("recurse"), Action::Recurse);
+        assert_eq!(Action::parse("alloc"), Action::Alloc);
+        assert_eq!(Action::parse("panic"), Action::Panic);
+        assert_eq!(Action::parse("huge"), Action::Huge);
+        assert_eq!(
+            Action::parse("fetch:https://peer.test/x"),
+            Action::Fetch("https://peer.test/x")
+        );
+        assert_eq!(
+            Action::parse("fetch-fail:https://peer.test/x"),
+            Action::FetchFail("https://peer.test/x")
+        );
+        assert_eq!(Action::parse("loop "), Action::Echo("loop "));
+        assert_eq!(Action::parse(""), Action::Echo(""));
+    }
+}
