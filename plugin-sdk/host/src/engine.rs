@@ -296,6 +296,25 @@ fn spawn_epoch_ticker(inner: Weak<Inner>, tick: Duration) {
         .expect("spawning the epoch thread");
 }
 
+/// Instantiates the plugin in a fresh `Store` and calls one export under the call's limits;
+/// records the call's outcome and latency.
+macro_rules! call_export {
+    ($self:ident, $ctx:ident, $pre:ident, $function:literal, |$plugin:ident, $store:ident| $call:expr) => {{
+        let pre = $self.$pre()?;
+        let started = Instant::now();
+        let mut $store = $self.store($ctx.clone());
+        let result = $self
+            .run(async {
+                let $plugin = pre.instantiate_async(&mut $store).await?;
+                $call.await
+            })
+            .await;
+        let result = with_retry_after(result, &$store);
+        record_call(&$ctx, $function, started.elapsed(), &result);
+        result
+    }};
+}
+
 enum Pre {
     Channel(ChannelPluginPre<CallState>),
     Supplier(SupplierPluginPre<CallState>),
@@ -400,18 +419,11 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         request: &InboundRequest,
     ) -> Result<Inbound, CallFailure> {
-        let pre = self.channel_pre()?;
-        let mut store = self.store(ctx);
-        let result = self
-            .run(async {
-                let bindings = pre.instantiate_async(&mut store).await?;
-                bindings
-                    .daifa_plugin_channel()
-                    .call_handle_inbound(&mut store, request)
-                    .await
-            })
-            .await;
-        with_retry_after(result, &store)
+        call_export!(self, ctx, channel_pre, "handle-inbound", |plugin, store| {
+            plugin
+                .daifa_plugin_channel()
+                .call_handle_inbound(&mut store, request)
+        })
     }
 
     /// Channel: write a shipment back to the storefront.
@@ -420,18 +432,15 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         request: &FulfillmentRequest,
     ) -> Result<FulfillmentRef, CallFailure> {
-        let pre = self.channel_pre()?;
-        let mut store = self.store(ctx);
-        let result = self
-            .run(async {
-                let bindings = pre.instantiate_async(&mut store).await?;
-                bindings
-                    .daifa_plugin_channel()
-                    .call_push_fulfillment(&mut store, request)
-                    .await
-            })
-            .await;
-        with_retry_after(result, &store)
+        call_export!(
+            self,
+            ctx,
+            channel_pre,
+            "push-fulfillment",
+            |plugin, store| plugin
+                .daifa_plugin_channel()
+                .call_push_fulfillment(&mut store, request)
+        )
     }
 
     /// Supplier: place an order.
@@ -440,18 +449,11 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         order: &SupplierOrder,
     ) -> Result<Submission, CallFailure> {
-        let pre = self.supplier_pre()?;
-        let mut store = self.store(ctx);
-        let result = self
-            .run(async {
-                let bindings = pre.instantiate_async(&mut store).await?;
-                bindings
-                    .daifa_plugin_supplier()
-                    .call_submit_order(&mut store, order)
-                    .await
-            })
-            .await;
-        with_retry_after(result, &store)
+        call_export!(self, ctx, supplier_pre, "submit-order", |plugin, store| {
+            plugin
+                .daifa_plugin_supplier()
+                .call_submit_order(&mut store, order)
+        })
     }
 
     /// Supplier: verify and parse a supplier's callback.
@@ -460,19 +462,51 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         request: &InboundRequest,
     ) -> Result<SupplierInbound, CallFailure> {
-        let pre = self.supplier_pre()?;
-        let mut store = self.store(ctx);
-        let result = self
-            .run(async {
-                let bindings = pre.instantiate_async(&mut store).await?;
-                bindings
-                    .daifa_plugin_supplier()
-                    .call_handle_callback(&mut store, request)
-                    .await
-            })
-            .await;
-        with_retry_after(result, &store)
+        call_export!(
+            self,
+            ctx,
+            supplier_pre,
+            "handle-callback",
+            |plugin, store| plugin
+                .daifa_plugin_supplier()
+                .call_handle_callback(&mut store, request)
+        )
     }
+}
+
+/// Records a finished call: a counter by outcome and a latency histogram (labels: plugin,
+/// connection, function; never a request's content), and a log line tagged the same way.
+fn record_call<T>(
+    ctx: &ConnectionContext,
+    function: &'static str,
+    elapsed: Duration,
+    result: &Result<T, CallFailure>,
+) {
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(f) => f.error.kind(),
+    };
+    let labels = [
+        ("plugin", ctx.plugin.clone()),
+        ("connection", ctx.connection.clone()),
+        ("function", function.to_string()),
+    ];
+    metrics::counter!("daifa_plugin_calls_total", &labels).increment(1);
+    if let Err(f) = result {
+        let with_kind = [
+            ("plugin", ctx.plugin.clone()),
+            ("connection", ctx.connection.clone()),
+            ("function", function.to_string()),
+            ("kind", outcome.to_string()),
+        ];
+        metrics::counter!("daifa_plugin_call_errors_total", &with_kind).increment(1);
+        if !matches!(f.error, CallError::Plugin(_)) {
+            tracing::warn!(plugin = %ctx.plugin, connection = %ctx.connection, function, error = %f.error, "plugin call failed");
+        }
+    }
+    metrics::histogram!("daifa_plugin_call_duration_seconds", &labels)
+        .record(elapsed.as_secs_f64());
+    tracing::debug!(plugin = %ctx.plugin, connection = %ctx.connection, function, outcome, elapsed_us = elapsed.as_micros() as u64, "plugin call");
 }
 
 fn with_retry_after<T>(
