@@ -14,6 +14,7 @@ use daifa_plugin_host::{CallError, CallFailure, PluginError, SupplierOrderStatus
 use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 /// Runs `count` workers until `shutdown` turns true; each finishes its current job first.
 pub fn spawn_workers(
@@ -56,9 +57,14 @@ async fn worker_loop(state: AppState, worker: String, mut shutdown: watch::Recei
 }
 
 async fn run_one(state: &AppState, worker: &str, job: ClaimedJob) {
-    let started = now_ms();
+    // Instrumented rather than entered: a span entered across an await would also tag whatever
+    // else the thread runs meanwhile.
     let span = tracing::info_span!("job", job_id = %job.id, kind = job.kind.as_str(), attempt = job.attempt);
-    let _enter = span.enter();
+    run_instrumented(state, worker, job).instrument(span).await;
+}
+
+async fn run_instrumented(state: &AppState, worker: &str, job: ClaimedJob) {
+    let started = now_ms();
     let outcome = match job.kind {
         JobKind::SupplierSubmit => run_submit(state, &job).await,
         JobKind::ChannelFulfill => fulfilment::run_fulfill(state, &job).await,

@@ -636,15 +636,3 @@ pub async fn list_raw(
     .await?;
     rows.iter().map(raw_from_row).collect()
 }
-
-/// Count of stored requests by status (for tests and the admin API).
-pub async fn count_by_status(db: &Db, connection: &str, status: &str) -> anyhow::Result<i64> {
-    let row = sqlx::query(
-        "select count(*) as n from raw_requests where connection_name = $1 and status = $2",
-    )
-    .bind(connection)
-    .bind(status)
-    .fetch_one(&db.pool)
-    .await?;
-    Ok(row.try_get("n")?)
-}

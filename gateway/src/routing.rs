@@ -170,25 +170,30 @@ async fn mappings_for(
     channel_connection_id: &str,
     order: &Order,
 ) -> anyhow::Result<BTreeMap<String, SkuMapping>> {
-    let skus: Vec<&str> = order
+    let mut skus: Vec<&str> = order
         .lines
         .iter()
         .map(|l| l.storefront_sku.as_str())
         .collect();
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "{MAPPING_SELECT} where channel_connection_id = $1"
-    )))
-    .bind(channel_connection_id)
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut out = BTreeMap::new();
-    for r in rows {
-        let m = mapping_from_row(&r)?;
-        if skus.contains(&m.storefront_sku.as_str()) {
-            out.insert(m.storefront_sku.clone(), m);
-        }
+    skus.sort_unstable();
+    skus.dedup();
+    if skus.is_empty() {
+        return Ok(BTreeMap::new());
     }
-    Ok(out)
+    // One placeholder per SKU ($2, $3, ...): the Any driver binds no arrays.
+    let placeholders: Vec<String> = (0..skus.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "{MAPPING_SELECT} where channel_connection_id = $1 and storefront_sku in ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(channel_connection_id);
+    for sku in &skus {
+        query = query.bind(*sku);
+    }
+    let rows = query.fetch_all(&mut **tx).await?;
+    rows.iter()
+        .map(|r| Ok(mapping_from_row(r).map(|m| (m.storefront_sku.clone(), m))?))
+        .collect()
 }
 
 const MAPPING_SELECT: &str = "select id, channel_connection_id, storefront_sku, supplier_connection_id, supplier_sku, created_at_ms from sku_mappings";

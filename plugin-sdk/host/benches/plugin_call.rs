@@ -12,7 +12,10 @@
 use base64::Engine;
 use criterion::{Criterion, criterion_group, criterion_main};
 use daifa_plugin_host::harness::ScriptedHttp;
-use daifa_plugin_host::{ConnectionContext, EngineConfig, HttpHeader, InboundRequest, LoadedPlugin, PluginEngine, PluginKind};
+use daifa_plugin_host::{
+    ConnectionContext, EngineConfig, HttpHeader, InboundRequest, LoadedPlugin, PluginEngine,
+    PluginKind,
+};
 use hmac::{Hmac, Mac};
 use std::hint::black_box;
 use std::sync::Arc;
@@ -20,8 +23,11 @@ use std::sync::Arc;
 const SECRET: &str = "bench-secret";
 
 fn sample() -> Vec<u8> {
-    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/shopify/webhook-orders-create.sample.json"))
-        .expect("the Shopify sample fixture")
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/shopify/webhook-orders-create.sample.json"
+    ))
+    .expect("the Shopify sample fixture")
 }
 
 fn signature(body: &[u8]) -> String {
@@ -40,14 +46,27 @@ fn headers(body: &[u8]) -> Vec<(String, String)> {
 }
 
 fn load(engine: &PluginEngine, name: &str, wasm: &[u8]) -> LoadedPlugin {
-    engine.load(name, PluginKind::Channel, wasm).expect("loading a bundled component")
+    engine
+        .load(name, PluginKind::Channel, wasm)
+        .expect("loading a bundled component")
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
-    let engine = PluginEngine::new(EngineConfig::default(), Arc::new(ScriptedHttp::new())).expect("engine");
-    let shopify_wasm = daifa_bundled_plugins::get("shopify").expect("bundled shopify").wasm;
-    let minimal_wasm = daifa_bundled_plugins::TEST_PLUGINS.iter().find(|p| p.name == "misbehaving").expect("test plugin").wasm;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let engine =
+        PluginEngine::new(EngineConfig::default(), Arc::new(ScriptedHttp::new())).expect("engine");
+    let shopify_wasm = daifa_bundled_plugins::get("shopify")
+        .expect("bundled shopify")
+        .wasm;
+    let minimal_wasm = daifa_bundled_plugins::TEST_PLUGINS
+        .iter()
+        .find(|p| p.name == "misbehaving")
+        .expect("test plugin")
+        .wasm;
     let shopify = load(&engine, "shopify", shopify_wasm);
     let minimal = load(&engine, "misbehaving", minimal_wasm);
     let ctx = Arc::new(ConnectionContext {
@@ -60,34 +79,61 @@ fn bench(c: &mut Criterion) {
     let wasm_request = InboundRequest {
         method: "POST".into(),
         path: "/hooks/bench".into(),
-        headers: headers(&body).into_iter().map(|(name, value)| HttpHeader { name, value }).collect(),
+        headers: headers(&body)
+            .into_iter()
+            .map(|(name, value)| HttpHeader { name, value })
+            .collect(),
         body: body.clone(),
     };
     let native_request = daifa_plugin_sdk::types::InboundRequest {
         method: "POST".into(),
         path: "/hooks/bench".into(),
-        headers: headers(&body).into_iter().map(|(name, value)| daifa_plugin_sdk::types::HttpHeader { name, value }).collect(),
+        headers: headers(&body)
+            .into_iter()
+            .map(|(name, value)| daifa_plugin_sdk::types::HttpHeader { name, value })
+            .collect(),
         body: body.clone(),
     };
-    let tiny = InboundRequest { method: "POST".into(), path: "/".into(), headers: vec![], body: b"ping".to_vec() };
+    let tiny = InboundRequest {
+        method: "POST".into(),
+        path: "/".into(),
+        headers: vec![],
+        body: b"ping".to_vec(),
+    };
 
     let mut group = c.benchmark_group("shopify/handle-inbound");
     group.bench_function("wasm", |b| {
         b.to_async(&rt).iter(|| async {
-            let inbound = shopify.handle_inbound(ctx.clone(), black_box(&wasm_request)).await.expect("the sample parses");
+            let inbound = shopify
+                .handle_inbound(ctx.clone(), black_box(&wasm_request))
+                .await
+                .expect("the sample parses");
             black_box(inbound)
         })
     });
     group.bench_function("native", |b| {
         b.iter(|| {
-            let verifier = daifa_plugin_shopify::webhook::Verifier { secret: SECRET.as_bytes(), shop_domain: None };
-            black_box(daifa_plugin_shopify::webhook::handle(verifier, black_box(&native_request)).expect("the sample parses"))
+            let verifier = daifa_plugin_shopify::webhook::Verifier {
+                secret: SECRET.as_bytes(),
+                shop_domain: None,
+            };
+            black_box(
+                daifa_plugin_shopify::webhook::handle(verifier, black_box(&native_request))
+                    .expect("the sample parses"),
+            )
         })
     });
     group.finish();
 
     c.bench_function("minimal/instantiate-and-call", |b| {
-        b.to_async(&rt).iter(|| async { black_box(minimal.handle_inbound(ctx.clone(), black_box(&tiny)).await.expect("echo")) })
+        b.to_async(&rt).iter(|| async {
+            black_box(
+                minimal
+                    .handle_inbound(ctx.clone(), black_box(&tiny))
+                    .await
+                    .expect("echo"),
+            )
+        })
     });
 }
 
