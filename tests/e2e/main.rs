@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 //! End-to-end tests: the real gateway on a random port, with the real bundled wasm plugins,
 //! against fake Shopify and supplier servers. On SQLite by default; on PostgreSQL when
 //! `DAIFA_TEST_DATABASE_URL=postgres://...` names a server (each test creates its own database).
