@@ -3,14 +3,16 @@
 //! supplier order is here; writing a shipment back is in `fulfilment`.
 
 use crate::app::AppState;
-use crate::connections;
+use crate::connections::{self, Connection};
 use crate::db::now_ms;
 use crate::fulfilment;
 use crate::jobs::{self, ClaimedJob, Disposition, JobKind, Outcome};
 use crate::orders::{self, OrderStatus};
 use crate::routing;
 use daifa_plugin_host::supplier::{SupplierOrder, SupplierOrderLine};
-use daifa_plugin_host::{CallError, CallFailure, PluginError, SupplierOrderStatus};
+use daifa_plugin_host::{
+    CallError, CallFailure, ConnectionContext, LoadedPlugin, PluginError, SupplierOrderStatus,
+};
 use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -134,6 +136,33 @@ pub fn outcome_of(failure: CallFailure) -> Outcome {
     }
 }
 
+/// The connection a job acts through, its plugin and the call context (secrets opened), or the
+/// outcome when one of them is missing (retried: the operator may install or fix it).
+pub(crate) async fn callee(
+    state: &AppState,
+    connection_id: &str,
+) -> anyhow::Result<Result<(Connection, Arc<LoadedPlugin>, Arc<ConnectionContext>), Outcome>> {
+    let connection = connections::by_id(&state.db, connection_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("connection {connection_id} is missing"))?;
+    let Some(plugin) = state.plugins.get(&connection.plugin) else {
+        let error = format!("plugin `{}` is not installed", connection.plugin);
+        return Ok(Err(Outcome::Failed {
+            kind: "plugin-missing".into(),
+            error,
+            retry_after: None,
+        }));
+    };
+    match connection.context(&state.secrets) {
+        Ok(ctx) => Ok(Ok((connection, plugin, Arc::new(ctx)))),
+        Err(e) => Ok(Err(Outcome::Failed {
+            kind: "secret".into(),
+            error: e.to_string(),
+            retry_after: None,
+        })),
+    }
+}
+
 /// A dead job puts its order on hold, so the operator sees it.
 async fn on_dead(state: &AppState, job: &ClaimedJob, outcome: &Outcome) -> anyhow::Result<()> {
     let Some(order_id) = &job.order_id else {
@@ -188,20 +217,9 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcom
         tx.commit().await?;
         return Ok(Outcome::Succeeded);
     }
-    let supplier = connections::by_id(&state.db, &so.supplier_connection_id)
-        .await?
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "supplier connection {} is missing",
-                so.supplier_connection_id
-            )
-        })?;
-    let Some(plugin) = state.plugins.get(&supplier.plugin) else {
-        return Ok(Outcome::Failed {
-            kind: "plugin-missing".into(),
-            error: format!("plugin `{}` is not installed", supplier.plugin),
-            retry_after: None,
-        });
+    let (supplier, plugin, ctx) = match callee(state, &so.supplier_connection_id).await? {
+        Ok(c) => c,
+        Err(outcome) => return Ok(outcome),
     };
     let canonical = order.canonical_order()?;
     let Some(ship_to) = canonical.shipping_address.clone() else {
@@ -242,16 +260,6 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcom
         ship_to,
         customer: canonical.customer.clone(),
         lines,
-    };
-    let ctx = match supplier.context(&state.secrets) {
-        Ok(ctx) => Arc::new(ctx),
-        Err(e) => {
-            return Ok(Outcome::Failed {
-                kind: "secret".into(),
-                error: e.to_string(),
-                retry_after: None,
-            });
-        }
     };
     match plugin.submit_order(ctx, &request).await {
         Ok(submission) => {

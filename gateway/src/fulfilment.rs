@@ -3,7 +3,7 @@
 //! table.
 
 use crate::app::AppState;
-use crate::connections::{self, Connection};
+use crate::connections::Connection;
 use crate::db::{Db, Tx, new_id, now_ms};
 use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus};
@@ -14,7 +14,6 @@ use daifa_plugin_host::{LineQuantity, Shipment, SupplierOrderRef};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::{AssertSqlSafe, Row};
-use std::sync::Arc;
 
 pub struct AppliedEvent {
     pub order_id: String,
@@ -267,20 +266,9 @@ pub async fn run_fulfill(state: &AppState, job: &ClaimedJob) -> anyhow::Result<O
     let order = orders::get(&state.db, &order_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("order {order_id} of a shipment is missing"))?;
-    let channel = connections::by_id(&state.db, &order.connection_id)
-        .await?
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "connection {} of order {order_id} is missing",
-                order.connection_id
-            )
-        })?;
-    let Some(plugin) = state.plugins.get(&channel.plugin) else {
-        return Ok(Outcome::Failed {
-            kind: "plugin-missing".into(),
-            error: format!("plugin `{}` is not installed", channel.plugin),
-            retry_after: None,
-        });
+    let (channel, plugin, ctx) = match crate::dispatch::callee(state, &order.connection_id).await? {
+        Ok(c) => c,
+        Err(outcome) => return Ok(outcome),
     };
     let request = FulfillmentRequest {
         order_external_id: order.external_id.clone(),
@@ -293,16 +281,6 @@ pub async fn run_fulfill(state: &AppState, job: &ClaimedJob) -> anyhow::Result<O
             shipped_at: shipment.shipped_at_ms,
         },
         notify_customer: state.settings.fulfillment.notify_customer,
-    };
-    let ctx = match channel.context(&state.secrets) {
-        Ok(ctx) => Arc::new(ctx),
-        Err(e) => {
-            return Ok(Outcome::Failed {
-                kind: "secret".into(),
-                error: e.to_string(),
-                retry_after: None,
-            });
-        }
     };
     match plugin.push_fulfillment(ctx, &request).await {
         Ok(fulfillment) => {
