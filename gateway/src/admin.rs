@@ -21,7 +21,6 @@ pub fn router() -> Router<AppState> {
         .route("/jobs", get(list_jobs))
         .route("/jobs/{id}", get(get_job))
         .route("/jobs/{id}/retry", post(retry_job))
-        .route("/plugins", get(list_plugins))
 }
 
 /// Requires `Authorization: Bearer <admin_token>` when a token is configured.
@@ -171,14 +170,4 @@ async fn retry_job(
     Ok(Json(jobs::get(&state.db, &id).await?.ok_or_else(|| {
         ApiError::NotFound(format!("no job `{id}`"))
     })?))
-}
-
-async fn list_plugins(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let list: Vec<_> = state
-        .plugins
-        .list()
-        .into_iter()
-        .map(|(name, kind)| json!({ "name": name, "kind": kind.as_str() }))
-        .collect();
-    Json(json!({ "plugins": list }))
 }

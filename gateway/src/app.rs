@@ -4,7 +4,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::plugins::PluginRegistry;
 use crate::secrets::SecretBox;
-use crate::{admin, connections, dispatch, ingest, routing};
+use crate::{admin, connections, dispatch, ingest, plugins, routing};
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -48,7 +48,9 @@ impl Application {
             .await
             .context("connecting to the database")?;
         db.migrate().await.context("migrating the database")?;
-        let plugins = PluginRegistry::load_bundled(&settings.plugins).context("loading plugins")?;
+        let plugins = PluginRegistry::start(&settings.plugins, db.clone())
+            .await
+            .context("loading plugins")?;
         let secrets = SecretBox::load(settings.secret_key.as_deref(), &settings.secret_key_file)
             .context("loading the secret key")?;
         let listener = TcpListener::bind(&settings.bind)
@@ -119,7 +121,9 @@ impl Application {
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.ingest.max_body_bytes;
+    let max_package = state.settings.plugins.max_package_mb << 20;
     let api = Router::new()
+        .merge(plugins::router().layer(DefaultBodyLimit::max(max_package)))
         .merge(connections::router())
         .merge(routing::router())
         .merge(admin::router());

@@ -12,6 +12,7 @@ use crate::connections::{self, Connection};
 use crate::db::{Db, Tx, new_id, now_ms};
 use crate::fulfilment;
 use crate::orders::{self, OrderStatus};
+use crate::plugins::LoadError;
 use crate::routing;
 use axum::Json;
 use axum::body::Bytes;
@@ -117,6 +118,7 @@ async fn receive(
     let label = connection
         .as_ref()
         .map_or_else(|| "unknown".to_string(), |c| c.name.clone());
+    let plugin_version = connection.as_ref().map(|c| c.plugin_version.clone());
     let answer = match process(&state, &raw_id, &connection_name, connection, &request).await {
         Ok(answer) => answer,
         Err(e) => {
@@ -134,6 +136,7 @@ async fn receive(
             answer.raw_status,
             answer.status,
             answer.reason.as_deref(),
+            plugin_version.as_deref(),
         )
         .await
     {
@@ -166,17 +169,22 @@ async fn process(
             format!("connection `{connection_name}` is disabled"),
         ));
     }
-    let Some(plugin) = state.plugins.get(&connection.plugin) else {
-        return Ok(Answer::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            RawStatus::Failed,
-            format!(
-                "plugin `{}` of connection `{connection_name}` is not installed",
-                connection.plugin
-            ),
-        ));
+    let plugin = match state
+        .plugins
+        .get(&connection.plugin, &connection.plugin_version)
+        .await
+    {
+        Ok(plugin) => plugin,
+        Err(LoadError::Internal(e)) => return Err(e),
+        Err(e) => {
+            return Ok(Answer::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                RawStatus::Failed,
+                format!("connection `{connection_name}`: {e}"),
+            ));
+        }
     };
-    let ctx = match connection.context(&state.secrets) {
+    let ctx = match connection.context(&state.secrets, &plugin) {
         Ok(ctx) => Arc::new(ctx),
         Err(e) => {
             return Ok(Answer::error(
@@ -223,7 +231,13 @@ fn plugin_failure(connection: &Connection, failure: CallFailure) -> Answer {
             RawStatus::Failed,
             message,
         ),
-        CallError::Trap(_) | CallError::Deadline(_) | CallError::Instantiate(_) => Answer::error(
+        CallError::InputTooLarge { .. } => {
+            Answer::error(StatusCode::PAYLOAD_TOO_LARGE, RawStatus::Rejected, message)
+        }
+        CallError::Trap(_)
+        | CallError::Deadline(_)
+        | CallError::Instantiate(_)
+        | CallError::OutputTooLarge { .. } => Answer::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             RawStatus::Failed,
             format!("the connection's plugin failed: {message}"),
@@ -524,11 +538,13 @@ async fn mark_raw(
     status: RawStatus,
     code: StatusCode,
     reason: Option<&str>,
+    plugin_version: Option<&str>,
 ) -> sqlx::Result<()> {
-    sqlx::query("update raw_requests set status = $1, status_code = $2, reason = $3 where id = $4")
+    sqlx::query("update raw_requests set status = $1, status_code = $2, reason = $3, plugin_version = $4 where id = $5")
         .bind(status.as_str())
         .bind(i64::from(code.as_u16()))
         .bind(reason)
+        .bind(plugin_version)
         .bind(id)
         .execute(&db.pool)
         .await?;
@@ -545,7 +561,8 @@ async fn finish_raw(
     connection_id: &str,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "update raw_requests set status = $1, status_code = 200, delivery_id = $2, topic = $3, order_id = $4, connection_id = $5 where id = $6",
+        "update raw_requests set status = $1, status_code = 200, delivery_id = $2, topic = $3, order_id = $4, connection_id = $5, \
+         plugin_version = (select plugin_version from connections where id = $5) where id = $6",
     )
     .bind(status.as_str())
     .bind(delivery_id.as_deref())
