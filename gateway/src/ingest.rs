@@ -590,12 +590,14 @@ pub struct RawRequestView {
     pub status: String,
     pub status_code: Option<i64>,
     pub reason: Option<String>,
+    /// The plugin version that handled it.
+    pub plugin_version: Option<String>,
     pub delivery_id: Option<String>,
     pub topic: Option<String>,
     pub order_id: Option<String>,
 }
 
-const RAW_COLUMNS: &str = "id, connection_name, method, path, headers, body, received_at_ms, status, status_code, reason, delivery_id, topic, order_id";
+const RAW_COLUMNS: &str = "id, connection_name, method, path, headers, body, received_at_ms, status, status_code, reason, delivery_id, topic, order_id, plugin_version";
 
 fn raw_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<RawRequestView> {
     use base64::Engine;
@@ -618,6 +620,7 @@ fn raw_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<RawRequestView> {
         received_at_ms: r.try_get("received_at_ms")?,
         status: r.try_get("status")?,
         status_code: r.try_get("status_code")?,
+        plugin_version: r.try_get("plugin_version")?,
         reason: r.try_get("reason")?,
         delivery_id: r.try_get("delivery_id")?,
         topic: r.try_get("topic")?,

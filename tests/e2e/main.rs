@@ -5,6 +5,7 @@
 
 mod fakes;
 mod helpers;
+mod plugins;
 mod sigkill;
 
 use fakes::{FakeShopify, FakeSupplier};
