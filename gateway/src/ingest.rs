@@ -14,6 +14,7 @@ use crate::fulfilment;
 use crate::orders::{self, OrderStatus};
 use crate::plugins::LoadError;
 use crate::routing;
+use crate::shadow::{self, Parsed};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -22,9 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use daifa_plugin_host::channel::{ChannelEvent, Inbound};
 use daifa_plugin_host::supplier::SupplierInbound;
-use daifa_plugin_host::{
-    CallError, CallFailure, HttpHeader, InboundRequest, PluginError, PluginKind,
-};
+use daifa_plugin_host::{CallError, CallFailure, HttpHeader, InboundRequest, PluginError};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::{AssertSqlSafe, Row};
@@ -194,15 +193,20 @@ async fn process(
             ));
         }
     };
-    match connection.kind {
-        PluginKind::Channel => match plugin.handle_inbound(ctx, request).await {
-            Ok(inbound) => apply_channel(state, &connection, raw_id, inbound).await,
-            Err(failure) => Ok(plugin_failure(&connection, failure)),
-        },
-        PluginKind::Supplier => match plugin.handle_callback(ctx, request).await {
-            Ok(inbound) => apply_supplier(state, &connection, raw_id, inbound).await,
-            Err(failure) => Ok(plugin_failure(&connection, failure)),
-        },
+    let parsed = shadow::parse(&plugin, connection.kind, ctx, request).await;
+    if connection.shadow_plugin_version.is_some() {
+        shadow::spawn(
+            state,
+            &connection,
+            raw_id,
+            request,
+            shadow::canonical(&parsed),
+        );
+    }
+    match parsed {
+        Ok(Parsed::Channel(inbound)) => apply_channel(state, &connection, raw_id, inbound).await,
+        Ok(Parsed::Supplier(inbound)) => apply_supplier(state, &connection, raw_id, inbound).await,
+        Err(failure) => Ok(plugin_failure(&connection, failure)),
     }
 }
 

@@ -437,3 +437,205 @@ async fn the_gateway_starts_on_demand_when_the_instance_pool_cannot_be_reserved(
     wait_for_pushes(&w.supplier, 1).await;
     w.app.stop().await;
 }
+
+/// The misbehaving test component under the Shopify plugin's name: a candidate version whose
+/// results differ from Shopify's on every request (it echoes the body as the topic).
+fn different_shopify(version: &str) -> Vec<u8> {
+    let manifest = Package::read(daifa_bundled_plugins::get("shopify").unwrap().wasm)
+        .unwrap()
+        .manifest_toml
+        .replacen(
+            "version = \"0.1.0\"",
+            &format!("version = \"{version}\""),
+            1,
+        );
+    let misbehaving = daifa_bundled_plugins::TEST_PLUGINS
+        .iter()
+        .find(|p| p.name == "misbehaving")
+        .unwrap()
+        .wasm;
+    repack(misbehaving, &manifest).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_reports_differences_without_side_effects_and_shadow_records_them() {
+    let w = world().await;
+    let (mut order, body) = sample_with_note();
+    assert_eq!(
+        w.app
+            .send_shopify("orders/create", "wh-r1", &body, SHOPIFY_SECRET)
+            .await
+            .status(),
+        200
+    );
+    order["id"] = json!(5_550_002_i64);
+    let body2 = serde_json::to_vec(&order).unwrap();
+    assert_eq!(
+        w.app
+            .send_shopify("orders/create", "wh-r2", &body2, SHOPIFY_SECRET)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        w.app
+            .send_shopify("orders/create", "wh-r3", &body2, "wrong-secret")
+            .await
+            .status(),
+        401
+    );
+    wait_for_pushes(&w.supplier, 2).await;
+    assert_eq!(
+        install(&w.app, as_version("shopify", "0.2.0", |m| m))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        install(&w.app, different_shopify("0.9.0")).await.status(),
+        201
+    );
+
+    // The same component under another version: every result the same.
+    let r = w
+        .app
+        .post_json(
+            "/api/v1/connections/shop/replay",
+            &json!({ "version": "0.2.0" }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            report["total"].as_u64(),
+            report["same"].as_u64(),
+            report["differing"].as_u64()
+        ),
+        (Some(3), Some(3), Some(0)),
+        "{report}"
+    );
+
+    // Another component: every result differs, with the paths and both results.
+    let report: Value = w
+        .app
+        .post_json(
+            "/api/v1/connections/shop/replay",
+            &json!({ "version": "0.9.0", "limit": 2 }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (report["total"].as_u64(), report["differing"].as_u64()),
+        (Some(2), Some(2)),
+        "{report}"
+    );
+    let first = &report["differences"][0];
+    assert!(
+        first["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "/events/0"),
+        "{first}"
+    );
+    assert!(
+        first["baseline"]["events"][0]["OrderPlaced"]["external_id"].is_string(),
+        "{first}"
+    );
+    assert_eq!(first["candidate"]["events"], json!([]));
+    assert_eq!(
+        w.app
+            .post_json(
+                "/api/v1/connections/shop/replay",
+                &json!({ "version": "7.7.7" })
+            )
+            .await
+            .status(),
+        422
+    );
+
+    // Nothing happened: no order, push or stored request more.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(w.app.orders().await.len(), 2);
+    assert_eq!(w.supplier.received().len(), 2);
+    let raw = w.app.get_json("/api/v1/raw-requests?connection=shop").await;
+    assert_eq!(raw["raw_requests"].as_array().unwrap().len(), 3);
+
+    // The command line does the same on the database.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_daifa"))
+        .args(["replay", "--connection", "shop", "--version", "0.9.0"])
+        .env("DATABASE_URL", &w.app.db.url)
+        .env("DAIFA_SECRET_KEY", TEST_SECRET_KEY)
+        .env("DAIFA_PLUGINS__CACHE_DIR", plugin_cache_dir())
+        .output()
+        .expect("running daifa replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("3 request(s), 0 same, 3 differing"), "{text}");
+
+    // Shadow: the candidate parses live traffic too; its results are recorded, never acted on.
+    let r = w
+        .app
+        .http
+        .put(w.app.url("/api/v1/connections/shop/shadow"))
+        .json(&json!({ "version": "0.9.0" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    order["id"] = json!(5_550_003_i64);
+    let body3 = serde_json::to_vec(&order).unwrap();
+    assert_eq!(
+        w.app
+            .send_shopify("orders/create", "wh-r4", &body3, SHOPIFY_SECRET)
+            .await
+            .status(),
+        200
+    );
+    let results = eventually("a shadow result", WAIT, || async {
+        let r = w
+            .app
+            .get_json("/api/v1/connections/shop/shadow-results")
+            .await;
+        (!r["results"].as_array().unwrap().is_empty()
+            && !r["summary"].as_array().unwrap().is_empty())
+        .then_some(r)
+    })
+    .await;
+    assert_eq!(
+        results["summary"],
+        json!([{ "candidate_version": "0.9.0", "total": 1, "same": 0, "differing": 1 }])
+    );
+    let result = &results["results"][0];
+    assert_eq!(
+        (result["primary_version"].as_str(), result["same"].as_bool()),
+        (Some("0.1.0"), Some(false))
+    );
+    assert!(
+        result["primary_result"]["events"][0]["OrderPlaced"].is_object(),
+        "{result}"
+    );
+    wait_for_pushes(&w.supplier, 3).await;
+    assert_eq!(
+        w.app.orders().await.len(),
+        3,
+        "the primary's result was acted on, once"
+    );
+    let r = w
+        .app
+        .http
+        .delete(w.app.url("/api/v1/connections/shop/shadow"))
+        .send()
+        .await
+        .unwrap();
+    let c: Value = r.json().await.unwrap();
+    assert!(c["shadow_plugin_version"].is_null());
+    w.app.stop().await;
+}
