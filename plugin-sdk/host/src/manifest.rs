@@ -372,12 +372,12 @@ fn manifest_section(bytes: &[u8]) -> Result<Option<&[u8]>, ManifestError> {
     let mut found = None;
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         match payload.map_err(not_wasm)? {
-            wasmparser::Payload::Version { encoding, .. } if depth == 0 => {
-                if encoding != wasmparser::Encoding::Component {
-                    return Err(ManifestError::NotWasm(
-                        "it is a core module; build a component (wasm32-wasip2)".into(),
-                    ));
-                }
+            wasmparser::Payload::Version { encoding, .. }
+                if depth == 0 && encoding != wasmparser::Encoding::Component =>
+            {
+                return Err(ManifestError::NotWasm(
+                    "it is a core module; build a component (wasm32-wasip2)".into(),
+                ));
             }
             wasmparser::Payload::ModuleSection { .. }
             | wasmparser::Payload::ComponentSection { .. } => depth += 1,
