@@ -462,7 +462,7 @@ fn engine_config(settings: &PluginSettings) -> EngineConfig {
     };
     EngineConfig {
         cache_dir: settings.cache_dir.clone(),
-        pool: (settings.pool.instances > 0).then(|| PoolConfig {
+        pool: (settings.pool.instances > 0).then_some(PoolConfig {
             instances: settings.pool.instances,
             max_memory_bytes: ceiling.memory_bytes,
         }),
