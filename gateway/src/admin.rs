@@ -50,7 +50,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 pub async fn health(State(state): State<AppState>) -> Response {
     match sqlx::query("select 1").execute(&state.db.pool).await {
-        Ok(_) => (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response(),
+        Ok(_) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ok", "plugin_allocator": state.plugins.allocator() })),
+        )
+            .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "database unavailable", "error": e.to_string() })),

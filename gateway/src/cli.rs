@@ -43,6 +43,28 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Re-runs a connection's stored requests through another plugin version, without side
+    /// effects, and reports which canonical results differ. Works on the database directly.
+    Replay {
+        /// The connection whose requests to replay.
+        #[arg(long)]
+        connection: String,
+        /// The candidate version.
+        #[arg(long)]
+        version: String,
+        /// The version to compare with (default: the connection's).
+        #[arg(long)]
+        baseline: Option<String>,
+        /// Only requests received at or after this time, in ms since the epoch.
+        #[arg(long)]
+        since_ms: Option<i64>,
+        /// At most this many requests, oldest first.
+        #[arg(long)]
+        limit: Option<i64>,
+        /// Writes the full report (every difference, both results) as JSON.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
     /// A connection's plugin version: upgrade, roll back, run a candidate in shadow.
     Connection {
         #[command(subcommand)]
@@ -191,6 +213,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             supplier_port,
             storefront_port,
         } => crate::demo::run(settings()?, supplier_port, storefront_port).await,
+        Command::Replay {
+            connection,
+            version,
+            baseline,
+            since_ms,
+            limit,
+            report,
+        } => {
+            let request = crate::replay::ReplayRequest {
+                version,
+                baseline,
+                since_ms,
+                limit,
+            };
+            crate::replay::command(settings()?, connection, request, report).await
+        }
         Command::Plugin { command } => crate::client::plugin(command).await,
         Command::Connection { command } => crate::client::connection(command).await,
     }

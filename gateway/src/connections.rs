@@ -331,6 +331,11 @@ pub fn router() -> Router<AppState> {
             put(shadow_handler).delete(unshadow_handler),
         )
         .route("/connections/{name}/history", get(history_handler))
+        .route("/connections/{name}/replay", post(crate::replay::handler))
+        .route(
+            "/connections/{name}/shadow-results",
+            get(crate::shadow::results_handler),
+        )
 }
 
 async fn existing(state: &AppState, name: &str) -> ApiResult<Connection> {

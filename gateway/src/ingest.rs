@@ -14,6 +14,7 @@ use crate::fulfilment;
 use crate::orders::{self, OrderStatus};
 use crate::plugins::LoadError;
 use crate::routing;
+use crate::shadow::{self, Parsed};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -22,9 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use daifa_plugin_host::channel::{ChannelEvent, Inbound};
 use daifa_plugin_host::supplier::SupplierInbound;
-use daifa_plugin_host::{
-    CallError, CallFailure, HttpHeader, InboundRequest, PluginError, PluginKind,
-};
+use daifa_plugin_host::{CallError, CallFailure, HttpHeader, InboundRequest, PluginError};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::{AssertSqlSafe, Row};
@@ -194,15 +193,20 @@ async fn process(
             ));
         }
     };
-    match connection.kind {
-        PluginKind::Channel => match plugin.handle_inbound(ctx, request).await {
-            Ok(inbound) => apply_channel(state, &connection, raw_id, inbound).await,
-            Err(failure) => Ok(plugin_failure(&connection, failure)),
-        },
-        PluginKind::Supplier => match plugin.handle_callback(ctx, request).await {
-            Ok(inbound) => apply_supplier(state, &connection, raw_id, inbound).await,
-            Err(failure) => Ok(plugin_failure(&connection, failure)),
-        },
+    let parsed = shadow::parse(&plugin, connection.kind, ctx, request).await;
+    if connection.shadow_plugin_version.is_some() {
+        shadow::spawn(
+            state,
+            &connection,
+            raw_id,
+            request,
+            shadow::canonical(&parsed),
+        );
+    }
+    match parsed {
+        Ok(Parsed::Channel(inbound)) => apply_channel(state, &connection, raw_id, inbound).await,
+        Ok(Parsed::Supplier(inbound)) => apply_supplier(state, &connection, raw_id, inbound).await,
+        Err(failure) => Ok(plugin_failure(&connection, failure)),
     }
 }
 
@@ -590,12 +594,14 @@ pub struct RawRequestView {
     pub status: String,
     pub status_code: Option<i64>,
     pub reason: Option<String>,
+    /// The plugin version that handled it.
+    pub plugin_version: Option<String>,
     pub delivery_id: Option<String>,
     pub topic: Option<String>,
     pub order_id: Option<String>,
 }
 
-const RAW_COLUMNS: &str = "id, connection_name, method, path, headers, body, received_at_ms, status, status_code, reason, delivery_id, topic, order_id";
+const RAW_COLUMNS: &str = "id, connection_name, method, path, headers, body, received_at_ms, status, status_code, reason, delivery_id, topic, order_id, plugin_version";
 
 fn raw_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<RawRequestView> {
     use base64::Engine;
@@ -618,6 +624,7 @@ fn raw_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<RawRequestView> {
         received_at_ms: r.try_get("received_at_ms")?,
         status: r.try_get("status")?,
         status_code: r.try_get("status_code")?,
+        plugin_version: r.try_get("plugin_version")?,
         reason: r.try_get("reason")?,
         delivery_id: r.try_get("delivery_id")?,
         topic: r.try_get("topic")?,

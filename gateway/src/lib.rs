@@ -22,8 +22,10 @@ pub mod ingest;
 pub mod jobs;
 pub mod orders;
 pub mod plugins;
+pub mod replay;
 pub mod routing;
 pub mod secrets;
+pub mod shadow;
 pub mod telemetry;
 
 pub use app::{AppState, Application};

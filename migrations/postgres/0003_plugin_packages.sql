@@ -40,3 +40,19 @@ create index connection_plugin_history_idx on connection_plugin_history (connect
 -- take effect).
 alter table raw_requests add column plugin_version text;
 alter table job_attempts add column plugin_version text;
+
+-- What a shadow version made of live requests, beside what the pinned version made of them.
+create table shadow_results (
+    id text primary key,
+    connection_id text not null,
+    raw_request_id text not null,
+    primary_version text not null,
+    candidate_version text not null,
+    same bigint not null,
+    -- JSON list of the paths that differ.
+    differences text not null,
+    primary_result text not null,
+    candidate_result text not null,
+    created_at_ms bigint not null
+);
+create index shadow_results_connection_idx on shadow_results (connection_id, created_at_ms);

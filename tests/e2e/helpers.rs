@@ -109,6 +109,9 @@ impl TestDb {
     }
 }
 
+/// The key sealing connection secrets in every test gateway (and `daifa` commands run by tests).
+pub const TEST_SECRET_KEY: &str = "ZGFpZmEtdGVzdC1rZXktMzItYnl0ZXMtbG9uZy4uLi4=";
+
 /// Compiled plugins are shared by all tests (and runs): compiling is the slow part of a start.
 pub fn plugin_cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache")
@@ -120,7 +123,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         database_url: database_url.into(),
         admin_token: None,
         // A fixed test key: every gateway of a test (replicas, restarts) opens the same secrets.
-        secret_key: Some("ZGFpZmEtdGVzdC1rZXktMzItYnl0ZXMtbG9uZy4uLi4=".into()),
+        secret_key: Some(TEST_SECRET_KEY.into()),
         secret_key_file: std::env::temp_dir().join("daifa-test-unused.key"),
         ingest: IngestSettings {
             max_body_bytes: 1 << 20,

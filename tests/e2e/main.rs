@@ -6,6 +6,7 @@
 mod devkit;
 mod fakes;
 mod helpers;
+mod plugins;
 mod sigkill;
 
 use fakes::{FakeShopify, FakeSupplier};

@@ -365,6 +365,55 @@ pub fn pack(component: &[u8], manifest_toml: &str) -> Result<Vec<u8>, ManifestEr
     Ok(bytes)
 }
 
+/// The component without its manifest: what `pack` was given.
+pub fn strip(package: &[u8]) -> Result<Vec<u8>, ManifestError> {
+    use wasmparser::{Chunk, Payload};
+    let not_wasm = |e: wasmparser::BinaryReaderError| ManifestError::NotWasm(e.to_string());
+    let mut parser = wasmparser::Parser::new(0);
+    let mut out = wasm_encoder::Component::new();
+    let mut rest = package;
+    loop {
+        let (consumed, payload) = match parser.parse(rest, true).map_err(not_wasm)? {
+            Chunk::Parsed { consumed, payload } => (consumed, payload),
+            Chunk::NeedMoreData(_) => {
+                return Err(ManifestError::NotWasm("the file is truncated".into()));
+            }
+        };
+        let mut skip = 0;
+        match &payload {
+            Payload::Version { encoding, .. } => {
+                if *encoding != wasmparser::Encoding::Component {
+                    return Err(ManifestError::NotWasm("it is a core module".into()));
+                }
+            }
+            Payload::End(_) => break,
+            Payload::CustomSection(section) if section.name() == MANIFEST_SECTION => {}
+            other => {
+                if let Some((id, range)) = other.as_section() {
+                    out.section(&wasm_encoder::RawSection {
+                        id,
+                        data: &package[range.clone()],
+                    });
+                    if matches!(
+                        other,
+                        Payload::ModuleSection { .. } | Payload::ComponentSection { .. }
+                    ) {
+                        // Copied whole; the parser has moved past it, the input must too.
+                        skip = range.len();
+                    }
+                }
+            }
+        }
+        rest = &rest[consumed + skip..];
+    }
+    Ok(out.finish())
+}
+
+/// The package with another manifest (a new version of the same component).
+pub fn repack(package: &[u8], manifest_toml: &str) -> Result<Vec<u8>, ManifestError> {
+    pack(&strip(package)?, manifest_toml)
+}
+
 /// The payload of the component's own (top-level) `daifa-plugin` custom section, if any.
 fn manifest_section(bytes: &[u8]) -> Result<Option<&[u8]>, ManifestError> {
     let not_wasm = |e: wasmparser::BinaryReaderError| ManifestError::NotWasm(e.to_string());
@@ -568,6 +617,12 @@ minLength = 8
         assert!(
             pack(&package, MANIFEST).is_err(),
             "a second manifest is refused"
+        );
+        assert_eq!(strip(&package).expect("strips"), component);
+        let v2 = repack(&package, &MANIFEST.replace("1.2.0", "1.3.0")).expect("repacks");
+        assert_eq!(
+            Package::read(&v2).expect("reads").manifest.version,
+            semver::Version::new(1, 3, 0)
         );
         let module = wasm_encoder::Module::new().finish();
         assert!(matches!(

@@ -690,3 +690,23 @@ async fn compiled_components_are_cached_on_disk_and_reused() {
 
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A real component keeps every byte through `strip` and `pack`: the package of a bundled
+/// plugin is its component with the manifest appended, and comes back identical.
+#[test]
+fn packages_round_trip_through_strip_and_pack() {
+    use daifa_plugin_host::manifest::{Package, pack, strip};
+    for plugin in daifa_bundled_plugins::PLUGINS {
+        let package = Package::read(plugin.wasm).expect("a bundled plugin is a package");
+        assert_eq!(package.manifest.name, plugin.name);
+        let component = strip(plugin.wasm).expect("strips");
+        assert!(component.len() < plugin.wasm.len());
+        assert!(Package::read(&component).is_err(), "the manifest is gone");
+        assert_eq!(
+            pack(&component, &package.manifest_toml).expect("packs"),
+            plugin.wasm,
+            "{} changed in the round trip",
+            plugin.name
+        );
+    }
+}
