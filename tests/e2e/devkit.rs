@@ -81,15 +81,23 @@ fn generate_and_pass(scratch: &Scratch, name: &str, kind: &str) -> PathBuf {
     assert!(!ok, "{out}");
     assert!(out.contains("already exists"), "{out}");
 
-    let (ok, out) = run(Command::new("cargo")
-        .arg("test")
-        .current_dir(&dir)
-        .env("CARGO_TARGET_DIR", &target));
+    let cargo = |args: &[&str]| {
+        run(Command::new("cargo")
+            .args(args)
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", &target))
+    };
+    let (ok, out) = cargo(&["test"]);
     assert!(
         ok,
         "cargo test of the generated {kind} project failed:\n{out}"
     );
     assert!(out.contains("test result: ok."), "{out}");
+    // What its developer starts from is formatted and lint-free.
+    let (ok, out) = cargo(&["fmt", "--check"]);
+    assert!(ok, "the generated {kind} project is not formatted:\n{out}");
+    let (ok, out) = cargo(&["clippy", "--all-targets", "--", "-D", "warnings"]);
+    assert!(ok, "clippy warns on the generated {kind} project:\n{out}");
 
     let (ok, out) = daifa(&["plugin", "test", dir.to_str().unwrap()], &target);
     assert!(
