@@ -538,13 +538,14 @@ class Renderer:
                f"(the version is declared in `{p.file}`). Every type, field, case and function below "
                "is shown with the doc comment it has in the WIT files.")
         self.w()
-        self.w("**Versioning.** A minor version only adds (new functions, interfaces, worlds, types); "
-               "changing or removing anything is a major version. The host loads plugins built "
-               "against its current minor version and the previous one. For `0.x` versions the "
-               "minor counts as a major for semver purposes (`0.1.*` is one line, `0.2.*` the "
-               "next), so the host keeps generated bindings for both minors and converts the "
-               "older plugins' values; functions added later are answered `unsupported` for "
-               "older plugins. The rules: [plugin-sdk/WIT-VERSIONING.md](../plugin-sdk/WIT-VERSIONING.md).")
+        self.w("**Versioning.** A minor version only adds (interfaces, worlds, types, functions, "
+               "and a few kinds of cases and fields); changing or removing anything is a major "
+               "version. The host loads plugins built against its current minor version and the "
+               "previous one: it keeps generated bindings for both, converts the older plugins' "
+               "values, and answers `unsupported` for functions added later. For `0.x` versions "
+               "the minor counts as a major for semver purposes (`0.1.*` is one line, `0.2.*` the "
+               "next). The rules and what counts as an addition: "
+               "[plugin-sdk/WIT-VERSIONING.md](../plugin-sdk/WIT-VERSIONING.md).")
         self.w()
         self.w("**Names in code.** WIT names are kebab-case. Rust bindings (the guest SDK, "
                "wit-bindgen) use `snake_case` for fields, functions and parameters and "
