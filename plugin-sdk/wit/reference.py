@@ -10,6 +10,9 @@ doc comments, `package`, `interface`, `world` (with `import` / `export` of inter
 `@deprecated` gates. Anything else (resources, inline world items, `include`, named results) is
 refused with its file and line, so that a WIT change the reference cannot show fails loudly
 instead of disappearing from the page.
+
+When `plugin-sdk/wit-archive/<version>/` holds earlier releases, the reference lists what changed
+since the newest of them (the previous version the host still loads).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 
 WIT_DIR = Path(__file__).resolve().parent
 REPO = WIT_DIR.parent.parent
+ARCHIVE = REPO / "plugin-sdk" / "wit-archive"
 OUTPUT = REPO / "docs" / "wit-reference.md"
 COMMAND = "python3 plugin-sdk/wit/reference.py > docs/wit-reference.md"
 
@@ -422,6 +426,80 @@ def parse(wit_dir: Path) -> Package:
     return package
 
 
+# --- changes since the previous version -------------------------------------------------------
+
+def type_signature(t: TypeDef) -> str:
+    if t.kind == "type":
+        return f"type = {t.alias.wit()}"
+    members = ", ".join(m.name + (f": {m.type.wit()}" if m.type else "") for m in t.members)
+    return f"{t.kind} {{ {members} }}"
+
+
+def version_key(version: str) -> tuple:
+    parts = re.split(r"[.+-]", version)
+    return tuple(int(p) if p.isdigit() else -1 for p in parts[:3])
+
+
+def previous_package(current: Package) -> Package | None:
+    """The newest archived version older than the current one."""
+    if not ARCHIVE.is_dir():
+        return None
+    versions = [d for d in ARCHIVE.iterdir()
+                if d.is_dir() and any(d.glob("*.wit"))
+                and version_key(d.name) < version_key(current.version)]
+    if not versions:
+        return None
+    return parse(max(versions, key=lambda d: version_key(d.name)))
+
+
+def changes(old: Package, new: Package) -> list[tuple[str, str]]:
+    """(what, description) of every item added, removed or changed, in the new package's order."""
+    out: list[tuple[str, str]] = []
+    old_worlds = {w.name: w for w in old.worlds}
+    for w in new.worlds:
+        before = old_worlds.get(w.name)
+        if before is None:
+            out.append(("added", f"world `{w.name}`"))
+            continue
+        for direction in ("imports", "exports"):
+            was = {n for n, _, _ in getattr(before, direction)}
+            now = {n for n, _, _ in getattr(w, direction)}
+            for n in sorted(now - was):
+                out.append(("added", f"`{direction[:-1]} {n}` in world `{w.name}`"))
+            for n in sorted(was - now):
+                out.append(("removed", f"`{direction[:-1]} {n}` in world `{w.name}`"))
+    for name in sorted(set(old_worlds) - {w.name for w in new.worlds}):
+        out.append(("removed", f"world `{name}`"))
+
+    old_ifaces = {i.name: i for i in old.interfaces}
+    for i in new.interfaces:
+        before = old_ifaces.get(i.name)
+        if before is None:
+            out.append(("added", f"interface `{i.name}`"))
+            continue
+        old_types = {t.name: t for t in before.types}
+        for t in i.types:
+            if t.name not in old_types:
+                out.append(("added", f"{t.kind} `{i.name}.{t.name}`"))
+            elif type_signature(old_types[t.name]) != type_signature(t):
+                out.append(("changed", f"{t.kind} `{i.name}.{t.name}`: "
+                            f"`{type_signature(old_types[t.name])}` → `{type_signature(t)}`"))
+        for name in sorted(set(old_types) - {t.name for t in i.types}):
+            out.append(("removed", f"{old_types[name].kind} `{i.name}.{name}`"))
+        old_funcs = {f.name: f for f in before.funcs}
+        for f in i.funcs:
+            if f.name not in old_funcs:
+                out.append(("added", f"function `{i.name}.{f.name}`"))
+            elif old_funcs[f.name].wit() != f.wit():
+                out.append(("changed", f"function `{i.name}.{f.name}`: "
+                            f"`{old_funcs[f.name].wit()}` → `{f.wit()}`"))
+        for name in sorted(set(old_funcs) - {f.name for f in i.funcs}):
+            out.append(("removed", f"function `{i.name}.{name}`"))
+    for name in sorted(set(old_ifaces) - {i.name for i in new.interfaces}):
+        out.append(("removed", f"interface `{name}`"))
+    return out
+
+
 # --- rendering -------------------------------------------------------------------------------
 
 def anchor(*parts: str) -> str:
@@ -429,8 +507,9 @@ def anchor(*parts: str) -> str:
 
 
 class Renderer:
-    def __init__(self, package: Package):
+    def __init__(self, package: Package, previous: Package | None = None):
         self.p = package
+        self.previous = previous
         self.ifaces = {i.name: i for i in package.interfaces}
         self.out: list[str] = []
 
@@ -557,6 +636,22 @@ class Renderer:
                "strings for enum cases, `BigInt` for `s64` and `Uint8Array` for `list<u8>`.")
         self.w()
 
+        if self.previous is not None:
+            prev = self.previous
+            archive = Path(prev.file).parent.as_posix()
+            self.w(f"## Changes since {prev.version}")
+            self.w()
+            self.w(f"The previous version, whose plugins the host still loads, is kept in "
+                   f"[`{archive}/`](../{archive}/). Compared with it "
+                   "(doc comments aside):")
+            self.w()
+            found = changes(prev, self.p)
+            for what, description in found:
+                self.w(f"- {what}: {description}")
+            if not found:
+                self.w("- nothing but doc comments")
+            self.w()
+
         self.w("## Contents")
         self.w()
         self.w("- Worlds: " + ", ".join(f"[`{wd.name}`](#{anchor('world', wd.name)})" for wd in p.worlds))
@@ -672,7 +767,8 @@ class Renderer:
 
 
 def generate() -> str:
-    return Renderer(parse(WIT_DIR)).render()
+    package = parse(WIT_DIR)
+    return Renderer(package, previous_package(package)).render()
 
 
 def main() -> int:
