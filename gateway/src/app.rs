@@ -4,10 +4,13 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::plugins::PluginRegistry;
 use crate::secrets::SecretBox;
+use crate::shadow::Parsed;
 use crate::{admin, connections, dispatch, ingest, plugins, routing};
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use daifa_plugin_host::{CallFailure, ConnectionContext, InboundRequest};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -27,7 +30,15 @@ pub struct AppState {
     /// Names this gateway instance in job leases: unique even for two instances with the same
     /// host name and process id (containers all run as pid 1).
     pub instance_id: String,
+    /// In-process adapters by plugin name, used instead of the plugin's component to parse inbound
+    /// requests. Empty in a gateway; the ingest benchmark installs the Shopify adapter compiled
+    /// natively to compare the whole path with and without wasm (docs/benchmarks.md).
+    pub native_parsers: Arc<HashMap<String, NativeParser>>,
 }
+
+/// An adapter's inbound parsing compiled into the process.
+pub type NativeParser =
+    Arc<dyn Fn(&ConnectionContext, &InboundRequest) -> Result<Parsed, CallFailure> + Send + Sync>;
 
 impl AppState {
     /// Connects and migrates the database, loads the plugins and the secret key: all a gateway
@@ -54,6 +65,7 @@ impl AppState {
                 std::process::id(),
                 &uuid::Uuid::new_v4().simple().to_string()[..8]
             ),
+            native_parsers: Arc::new(HashMap::new()),
         })
     }
 
@@ -92,6 +104,13 @@ impl Application {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// Parses the inbound requests of `plugin`'s connections with `parser` instead of the
+    /// plugin's component (benchmarks).
+    pub fn with_native_parser(mut self, plugin: &str, parser: NativeParser) -> Self {
+        Arc::make_mut(&mut self.state.native_parsers).insert(plugin.to_string(), parser);
+        self
     }
 
     /// Serves until `shutdown` resolves, then lets the workers finish their current job.

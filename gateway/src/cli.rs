@@ -85,7 +85,7 @@ pub struct Remote {
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
-    /// Makes a package (`NAME-VERSION.wasm`) from a plugin project: its `daifa-plugin.toml` and
+    /// Makes a package (`NAME-VERSION.daifa.wasm`) from a plugin project: its `daifa-plugin.toml` and
     /// the built component.
     Pack {
         /// The plugin project (holding daifa-plugin.toml).

@@ -393,8 +393,11 @@ async fn switch_version(
         .await
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     let mut tx = state.db.begin().await?;
+    // Upgrading to the version in shadow ends the shadow run: it would parse every request twice.
     let changed = sqlx::query(
-        "update connections set plugin_version = $1, previous_plugin_version = $2 where id = $3 and plugin_version = $2",
+        "update connections set plugin_version = $1, previous_plugin_version = $2, \
+         shadow_plugin_version = case when shadow_plugin_version = $1 then null else shadow_plugin_version end \
+         where id = $3 and plugin_version = $2",
     )
     .bind(&package.version)
     .bind(&connection.plugin_version)

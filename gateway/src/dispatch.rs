@@ -134,18 +134,16 @@ async fn run_instrumented(state: &AppState, worker: &str, job: ClaimedJob) {
 pub fn outcome_of(failure: CallFailure) -> Outcome {
     let kind = failure.error.kind().to_string();
     let error = failure.error.to_string();
-    match failure.error {
-        CallError::Plugin(
-            PluginError::Permanent(_)
-            | PluginError::BadPayload(_)
-            | PluginError::BadSignature(_)
-            | PluginError::Unsupported(_),
-        ) => Outcome::Refused { kind, error },
-        _ => Outcome::Failed {
+    // Refusals (permanent, bad payload, unsupported, an input or answer over its limit) are
+    // not retried: another attempt gets the same answer.
+    if failure.error.is_retryable() {
+        Outcome::Failed {
             kind,
             error,
             retry_after: failure.retry_after,
-        },
+        }
+    } else {
+        Outcome::Refused { kind, error }
     }
 }
 

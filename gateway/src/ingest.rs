@@ -193,7 +193,10 @@ async fn process(
             ));
         }
     };
-    let parsed = shadow::parse(&plugin, connection.kind, ctx, request).await;
+    let parsed = match state.native_parsers.get(&connection.plugin) {
+        Some(native) => native(&ctx, request),
+        None => shadow::parse(&plugin, connection.kind, ctx, request).await,
+    };
     if connection.shadow_plugin_version.is_some() {
         shadow::spawn(
             state,

@@ -246,6 +246,15 @@ impl PluginRegistry {
                 LoadError::Broken(_, _, m) => InstallError::Invalid(m),
                 other => InstallError::Internal(other.into()),
             })?;
+        let declared_line = format!("{}.{}", manifest.wit.major, manifest.wit.minor);
+        if loaded.wit_line() != declared_line {
+            return Err(InstallError::Invalid(format!(
+                "the manifest says WIT {} but the component implements the {} world of WIT {}",
+                manifest.wit,
+                manifest.kind.as_str(),
+                loaded.wit_line()
+            )));
+        }
         let mut tx = self.inner.db.begin().await.map_err(anyhow::Error::from)?;
         sqlx::query(
             "delete from plugin_packages where name = $1 and version = $2 and source = 'bundled'",

@@ -29,7 +29,7 @@ mod bindings {
         world: "sdk",
         path: "../wit",
         runtime_path: "daifa_plugin_sdk::__private::wit_bindgen::rt",
-        additional_derives: [PartialEq],
+        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
         generate_all,
     });
 }
@@ -55,7 +55,7 @@ pub mod channel {
             "daifa:plugin/types@0.2.0": crate::types,
             "daifa:plugin/host@0.2.0": crate::host,
         },
-        additional_derives: [PartialEq],
+        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
         pub_export_macro: true,
         export_macro_name: "export_channel_plugin",
         default_bindings_module: "daifa_plugin_sdk::channel",
@@ -75,7 +75,7 @@ pub mod supplier {
             "daifa:plugin/types@0.2.0": crate::types,
             "daifa:plugin/host@0.2.0": crate::host,
         },
-        additional_derives: [PartialEq],
+        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
         pub_export_macro: true,
         export_macro_name: "export_supplier_plugin",
         default_bindings_module: "daifa_plugin_sdk::supplier",
