@@ -55,9 +55,10 @@ export function cancellation(order) {
 
 /** The WIT `order` of a WooCommerce order. */
 export function canonicalOrder(order) {
+  const code = requiredString(order, 'currency');
   let cur;
   try {
-    cur = currency(requiredString(order, 'currency'));
+    cur = currency(code);
   } catch (error) {
     throw rethrowInField(error, 'currency');
   }
