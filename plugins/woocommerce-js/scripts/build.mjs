@@ -5,6 +5,7 @@
 
 import { build } from 'esbuild';
 import { componentize } from '@bytecodealliance/componentize-js';
+import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,5 +35,17 @@ const { component } = await componentize({
   disableFeatures: ['http', 'fetch-event', 'stdio'],
 });
 await writeFile(out, component);
+
+// The host gives plugins no files, sockets or environment: a component that imports them builds
+// but finds nothing there. Keep the component to what it needs (the -d flags above), checked here
+// with jco.
+const ALLOWED = /^(daifa:plugin\/(types|host)@0\.1\.0|wasi:(io\/(poll|error|streams)|clocks\/(monotonic-clock|wall-clock)|random\/random|cli\/stderr)@0\.2\.\d+)$/;
+const wit = execFileSync(join(root, 'node_modules', '.bin', 'jco'), ['wit', out], { encoding: 'utf8' });
+const imports = [...wit.matchAll(/^\s*import ([^;]+);/gm)].map((m) => m[1]);
+const unexpected = imports.filter((name) => !ALLOWED.test(name));
+if (unexpected.length > 0 || !/^\s*export daifa:plugin\/channel@0\.1\.0;/m.test(wit)) {
+  console.error(`dist/woocommerce.wasm has unexpected imports or lacks the channel export:\n${wit}`);
+  process.exit(1);
+}
 const seconds = ((Date.now() - started) / 1000).toFixed(1);
 console.log(`dist/woocommerce.wasm: ${(component.length / 1048576).toFixed(1)} MiB in ${seconds} s`);
