@@ -22,13 +22,14 @@ import { push, transportError } from './fulfillment.js';
 import { handle } from './webhook.js';
 
 export const channel = {
-  handleInbound(request) {
+  // Asynchronous for WebCrypto: the component's event loop runs until the promise settles.
+  async handleInbound(request) {
     return call('handle-inbound', () =>
       handle({ secret: secret(WEBHOOK_SECRET), storeUrl: config(STORE_URL) }, request),
     );
   },
 
-  pushFulfillment(request) {
+  async pushFulfillment(request) {
     return call('push-fulfillment', () => {
       const settings = {
         store: storeForApi(config(STORE_URL)),
@@ -53,9 +54,9 @@ export const channel = {
  * it is logged with its stack (the engine has no stderr here) and rethrown, which traps, as a
  * panic does in a Rust plugin.
  */
-function call(name, body) {
+async function call(name, body) {
   try {
-    return { tag: 'ok', val: body() };
+    return { tag: 'ok', val: await body() };
   } catch (error) {
     if (error instanceof PluginError) return { tag: 'err', val: error.toWit() };
     log('error', `${name} failed: ${error?.stack ?? error}`);

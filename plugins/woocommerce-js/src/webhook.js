@@ -24,7 +24,7 @@ const PING_BODY = /^webhook_id=\d+$/;
  * @param {{ method: string, path: string, headers: {name: string, value: string}[], body: Uint8Array }} request
  * @returns the WIT `inbound` record
  */
-export function handle(verifier, request) {
+export async function handle(verifier, request) {
   const given = header(request.headers, SIGNATURE);
   if (given === undefined && isPing(request)) {
     // WooCommerce pings a webhook's URL when the webhook is saved as active and keeps the webhook
@@ -32,7 +32,7 @@ export function handle(verifier, request) {
     // no data, so it is acknowledged with no events: nothing is trusted, nothing is done.
     return { deliveryId: undefined, topic: 'ping', events: [] };
   }
-  verify(verifier, request, given);
+  await verify(verifier, request, given);
 
   const topic = header(request.headers, TOPIC)?.trim();
   if (!topic) throw badPayload(`header \`${TOPIC}\` is missing`);
@@ -54,14 +54,14 @@ export function isPing(request) {
  * (`X-WC-Webhook-Source`, WordPress's `home_url`): a webhook secret is typed in by hand and may
  * well be reused across shops.
  */
-export function verify(verifier, request, given) {
+export async function verify(verifier, request, given) {
   // Anyone can compute an HMAC with an empty key.
   if (typeof verifier.secret !== 'string' || verifier.secret === '') {
     throw permanent('connection secret `webhook_secret` is not set');
   }
   if (given === undefined) throw badSignature(`header \`${SIGNATURE}\` is missing`);
   try {
-    signature.verify(verifier.secret, request.body, given);
+    await signature.verify(verifier.secret, request.body, given);
   } catch (error) {
     throw badSignature(`woocommerce webhook refused: ${error.message}`);
   }
