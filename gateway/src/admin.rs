@@ -21,7 +21,6 @@ pub fn router() -> Router<AppState> {
         .route("/jobs", get(list_jobs))
         .route("/jobs/{id}", get(get_job))
         .route("/jobs/{id}/retry", post(retry_job))
-        .route("/plugins", get(list_plugins))
 }
 
 /// Requires `Authorization: Bearer <admin_token>` when a token is configured.
@@ -51,7 +50,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 pub async fn health(State(state): State<AppState>) -> Response {
     match sqlx::query("select 1").execute(&state.db.pool).await {
-        Ok(_) => (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response(),
+        Ok(_) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ok", "plugin_allocator": state.plugins.allocator() })),
+        )
+            .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "database unavailable", "error": e.to_string() })),
@@ -171,14 +174,4 @@ async fn retry_job(
     Ok(Json(jobs::get(&state.db, &id).await?.ok_or_else(|| {
         ApiError::NotFound(format!("no job `{id}`"))
     })?))
-}
-
-async fn list_plugins(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let list: Vec<_> = state
-        .plugins
-        .list()
-        .into_iter()
-        .map(|(name, kind)| json!({ "name": name, "kind": kind.as_str() }))
-        .collect();
-    Json(json!({ "plugins": list }))
 }

@@ -4,7 +4,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::plugins::PluginRegistry;
 use crate::secrets::SecretBox;
-use crate::{admin, connections, dispatch, ingest, routing};
+use crate::{admin, connections, dispatch, ingest, plugins, routing};
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -30,6 +30,33 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Connects and migrates the database, loads the plugins and the secret key: all a gateway
+    /// needs but its port (commands that work on the data, like `daifa replay`, need no more).
+    pub async fn load(settings: Settings) -> anyhow::Result<Self> {
+        let db = Db::connect(&settings.database_url)
+            .await
+            .context("connecting to the database")?;
+        db.migrate().await.context("migrating the database")?;
+        let plugins = PluginRegistry::start(&settings.plugins, db.clone())
+            .await
+            .context("loading plugins")?;
+        let secrets = SecretBox::load(settings.secret_key.as_deref(), &settings.secret_key_file)
+            .context("loading the secret key")?;
+        Ok(Self {
+            settings: Arc::new(settings),
+            db,
+            plugins,
+            secrets: Arc::new(secrets),
+            job_signal: Arc::new(Notify::new()),
+            instance_id: format!(
+                "{}-{}-{}",
+                hostname(),
+                std::process::id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+        })
+    }
+
     pub fn wake_workers(&self) {
         self.job_signal.notify_waiters();
     }
@@ -44,13 +71,6 @@ impl Application {
     /// Connects and migrates the database, loads the plugins and binds the port (`:0` picks one).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         crate::telemetry::install();
-        let db = Db::connect(&settings.database_url)
-            .await
-            .context("connecting to the database")?;
-        db.migrate().await.context("migrating the database")?;
-        let plugins = PluginRegistry::load_bundled(&settings.plugins).context("loading plugins")?;
-        let secrets = SecretBox::load(settings.secret_key.as_deref(), &settings.secret_key_file)
-            .context("loading the secret key")?;
         let listener = TcpListener::bind(&settings.bind)
             .await
             .with_context(|| format!("binding {}", settings.bind))?;
@@ -60,19 +80,7 @@ impl Application {
                 settings.bind
             );
         }
-        let state = AppState {
-            settings: Arc::new(settings),
-            db,
-            plugins,
-            secrets: Arc::new(secrets),
-            job_signal: Arc::new(Notify::new()),
-            instance_id: format!(
-                "{}-{}-{}",
-                hostname(),
-                std::process::id(),
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            ),
-        };
+        let state = AppState::load(settings).await?;
         Ok(Self { listener, state })
     }
 
@@ -119,7 +127,9 @@ impl Application {
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.ingest.max_body_bytes;
+    let max_package = state.settings.plugins.max_package_mb << 20;
     let api = Router::new()
+        .merge(plugins::router().layer(DefaultBodyLimit::max(max_package)))
         .merge(connections::router())
         .merge(routing::router())
         .merge(admin::router());

@@ -37,18 +37,143 @@ pub enum Command {
         #[arg(long, default_value_t = 8082)]
         storefront_port: u16,
     },
+    /// Plugin packages: install, list, inspect, enable, disable (through a running gateway's
+    /// admin API), and pack a plugin project into a package.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// Re-runs a connection's stored requests through another plugin version, without side
+    /// effects, and reports which canonical results differ. Works on the database directly.
+    Replay {
+        /// The connection whose requests to replay.
+        #[arg(long)]
+        connection: String,
+        /// The candidate version.
+        #[arg(long)]
+        version: String,
+        /// The version to compare with (default: the connection's).
+        #[arg(long)]
+        baseline: Option<String>,
+        /// Only requests received at or after this time, in ms since the epoch.
+        #[arg(long)]
+        since_ms: Option<i64>,
+        /// At most this many requests, oldest first.
+        #[arg(long)]
+        limit: Option<i64>,
+        /// Writes the full report (every difference, both results) as JSON.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// A connection's plugin version: upgrade, roll back, run a candidate in shadow.
+    Connection {
+        #[command(subcommand)]
+        command: ConnectionCommand,
+    },
+}
+
+/// Where the admin API is.
+#[derive(Debug, clap::Args)]
+pub struct Remote {
+    /// Base URL of the gateway.
+    #[arg(long, env = "DAIFA_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The admin bearer token, when the gateway has one.
+    #[arg(long, env = "DAIFA_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Makes a package (`NAME-VERSION.wasm`) from a plugin project: its `daifa-plugin.toml` and
+    /// the built component.
+    Pack {
+        /// The plugin project (holding daifa-plugin.toml).
+        dir: PathBuf,
+        /// Where to write the package (default: DIR/NAME-VERSION.daifa.wasm).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Uploads a package to the gateway.
+    Install {
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Lists installed plugins and versions.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Shows a version's manifest, capabilities and settings schema (or every version's).
+    Inspect {
+        name: String,
+        version: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Lets connections use a version again.
+    Enable {
+        name: String,
+        version: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stops new connections and upgrades from using a version.
+    Disable {
+        name: String,
+        version: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionCommand {
+    /// Lists connections with their plugin versions.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Moves a connection to another version of its plugin.
+    Upgrade {
+        name: String,
+        version: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Returns a connection to the version it ran before its last upgrade.
+    Rollback {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Runs a candidate version in shadow on the connection's live traffic.
+    Shadow {
+        name: String,
+        version: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stops the shadow run.
+    Unshadow {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load(cli.config.as_deref())?;
+    let settings = || Settings::load(cli.config.as_deref());
     match cli.command {
         Command::Serve => {
-            Application::build(settings)
+            Application::build(settings()?)
                 .await?
                 .run_until_stopped()
                 .await
         }
         Command::Migrate => {
+            let settings = settings()?;
             let db = Db::connect(&settings.database_url).await?;
             db.migrate().await?;
             tracing::info!(database = %redact(&settings.database_url), "migrations applied");
@@ -57,7 +182,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo {
             supplier_port,
             storefront_port,
-        } => crate::demo::run(settings, supplier_port, storefront_port).await,
+        } => crate::demo::run(settings()?, supplier_port, storefront_port).await,
+        Command::Replay {
+            connection,
+            version,
+            baseline,
+            since_ms,
+            limit,
+            report,
+        } => {
+            let request = crate::replay::ReplayRequest {
+                version,
+                baseline,
+                since_ms,
+                limit,
+            };
+            crate::replay::command(settings()?, connection, request, report).await
+        }
+        Command::Plugin { command } => crate::client::plugin(command).await,
+        Command::Connection { command } => crate::client::connection(command).await,
     }
 }
 

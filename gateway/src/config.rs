@@ -39,9 +39,39 @@ pub struct PluginSettings {
     #[serde(with = "humantime_serde")]
     pub call_deadline: Duration,
     pub memory_limit_mb: usize,
+    /// Largest request given to a plugin (an inbound body, an order to submit).
+    pub max_input_bytes: usize,
+    /// Largest answer a plugin may give, as canonical JSON.
+    pub max_output_bytes: usize,
     pub max_outbound_requests: u32,
     #[serde(with = "humantime_serde")]
     pub outbound_timeout: Duration,
+    /// The most a plugin may ask for in the `[limits]` of its manifest.
+    pub ceiling: PluginCeiling,
+    /// Largest package `POST /api/v1/plugins` accepts.
+    pub max_package_mb: usize,
+    pub pool: PoolSettings,
+}
+
+/// Upper bounds of per-plugin limits; the same fields as the defaults above.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PluginCeiling {
+    #[serde(with = "humantime_serde")]
+    pub call_deadline: Duration,
+    pub memory_limit_mb: usize,
+    pub max_input_bytes: usize,
+    pub max_output_bytes: usize,
+    pub max_outbound_requests: u32,
+    #[serde(with = "humantime_serde")]
+    pub outbound_timeout: Duration,
+}
+
+/// The pooling allocator: address space for `instances` plugin instances (each up to the memory
+/// ceiling) is reserved at start. 0 allocates on demand. Where the reservation fails, the
+/// gateway logs a warning and allocates on demand.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PoolSettings {
+    pub instances: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,6 +121,16 @@ impl Settings {
             .set_default("plugins.memory_limit_mb", 64)?
             .set_default("plugins.max_outbound_requests", 8)?
             .set_default("plugins.outbound_timeout", "8s")?
+            .set_default("plugins.max_input_bytes", 5 << 20)?
+            .set_default("plugins.max_output_bytes", 4 << 20)?
+            .set_default("plugins.ceiling.call_deadline", "30s")?
+            .set_default("plugins.ceiling.memory_limit_mb", 256)?
+            .set_default("plugins.ceiling.max_input_bytes", 16 << 20)?
+            .set_default("plugins.ceiling.max_output_bytes", 16 << 20)?
+            .set_default("plugins.ceiling.max_outbound_requests", 32)?
+            .set_default("plugins.ceiling.outbound_timeout", "25s")?
+            .set_default("plugins.max_package_mb", 64)?
+            .set_default("plugins.pool.instances", 128)?
             .set_default("jobs.workers", 2)?
             .set_default("jobs.poll_interval", "500ms")?
             .set_default("jobs.lease", "2m")?
@@ -128,10 +168,19 @@ impl Settings {
         if self.jobs.lease < Duration::from_secs(1) {
             return bad("jobs.lease must be at least 1s");
         }
-        if self.plugins.call_deadline >= self.jobs.lease {
+        if self.plugins.ceiling.call_deadline >= self.jobs.lease {
             return bad(
-                "plugins.call_deadline must be shorter than jobs.lease, or a slow call loses its job to another worker",
+                "plugins.ceiling.call_deadline must be shorter than jobs.lease, or a slow call loses its job to another worker",
             );
+        }
+        if self.plugins.call_deadline > self.plugins.ceiling.call_deadline
+            || self.plugins.memory_limit_mb > self.plugins.ceiling.memory_limit_mb
+            || self.plugins.max_input_bytes > self.plugins.ceiling.max_input_bytes
+            || self.plugins.max_output_bytes > self.plugins.ceiling.max_output_bytes
+            || self.plugins.max_outbound_requests > self.plugins.ceiling.max_outbound_requests
+            || self.plugins.outbound_timeout > self.plugins.ceiling.outbound_timeout
+        {
+            return bad("each plugins.* default limit must be at most its plugins.ceiling.* value");
         }
         Ok(())
     }

@@ -4,10 +4,11 @@
 use crate::app::AppState;
 use crate::db::{Db, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
+use crate::plugins::{Installed, PackageInfo};
 use crate::secrets::{SecretBox, SecretError};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use daifa_plugin_host::{ConnectionContext, PluginKind};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,12 @@ pub struct Connection {
     pub name: String,
     pub kind: PluginKind,
     pub plugin: String,
+    /// The version of the plugin the connection runs.
+    pub plugin_version: String,
+    /// The version it ran before its last upgrade (what a rollback returns to).
+    pub previous_plugin_version: Option<String>,
+    /// A candidate version parsing live traffic in shadow.
+    pub shadow_plugin_version: Option<String>,
     pub settings: BTreeMap<String, String>,
     /// Secret name → value sealed by [`SecretBox`] (opened only to call the plugin).
     pub sealed_secrets: BTreeMap<String, String>,
@@ -37,8 +44,19 @@ fn secret_context(connection_id: &str, name: &str) -> String {
 }
 
 impl Connection {
-    /// What the plugin sees of this connection during a call, secrets opened.
-    pub fn context(&self, secrets: &SecretBox) -> Result<ConnectionContext, SecretError> {
+    /// What the plugin sees of this connection during a call, secrets opened. The hosts it may
+    /// call are those its manifest declares (for these settings) and those the operator added.
+    pub fn context(
+        &self,
+        secrets: &SecretBox,
+        plugin: &Installed,
+    ) -> Result<ConnectionContext, SecretError> {
+        let mut allowed_hosts = plugin.manifest.declared_hosts(&self.settings);
+        for host in &self.allowed_hosts {
+            if !allowed_hosts.contains(host) {
+                allowed_hosts.push(host.clone());
+            }
+        }
         let opened = self
             .sealed_secrets
             .iter()
@@ -51,11 +69,13 @@ impl Connection {
             .collect::<Result<_, SecretError>>()?;
         Ok(ConnectionContext {
             plugin: self.plugin.clone(),
+            plugin_version: plugin.version().to_string(),
             connection: self.name.clone(),
             settings: self.settings.clone(),
             secrets: opened,
-            allowed_hosts: self.allowed_hosts.clone(),
+            allowed_hosts,
             allow_private_network: self.allow_private_network,
+            fixed_now_ms: None,
         })
     }
 
@@ -67,6 +87,11 @@ impl Connection {
             kind: parse_kind(&kind)
                 .ok_or_else(|| anyhow::anyhow!("unknown connection kind {kind}"))?,
             plugin: row.try_get("plugin")?,
+            plugin_version: row
+                .try_get::<Option<String>, _>("plugin_version")?
+                .unwrap_or_default(),
+            previous_plugin_version: row.try_get("previous_plugin_version")?,
+            shadow_plugin_version: row.try_get("shadow_plugin_version")?,
             settings: serde_json::from_str(&row.try_get::<String, _>("settings")?)?,
             sealed_secrets: serde_json::from_str(&row.try_get::<String, _>("secrets")?)?,
             allowed_hosts: serde_json::from_str(&row.try_get::<String, _>("allowed_hosts")?)?,
@@ -85,7 +110,7 @@ fn parse_kind(s: &str) -> Option<PluginKind> {
     }
 }
 
-const COLUMNS: &str = "id, name, kind, plugin, settings, secrets, allowed_hosts, allow_private_network, enabled, created_at_ms";
+const COLUMNS: &str = "id, name, kind, plugin, plugin_version, previous_plugin_version, shadow_plugin_version, settings, secrets, allowed_hosts, allow_private_network, enabled, created_at_ms";
 
 pub async fn by_name(db: &Db, name: &str) -> anyhow::Result<Option<Connection>> {
     let row = sqlx::query(AssertSqlSafe(format!(
@@ -122,6 +147,9 @@ pub async fn list(db: &Db) -> anyhow::Result<Vec<Connection>> {
 pub struct NewConnection {
     pub name: String,
     pub plugin: String,
+    /// The plugin version to run; default: the newest enabled one.
+    #[serde(default)]
+    pub plugin_version: Option<String>,
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
     #[serde(default)]
@@ -135,22 +163,20 @@ pub struct NewConnection {
 
 pub async fn create(state: &AppState, new: NewConnection) -> ApiResult<Connection> {
     validate_name(&new.name)?;
-    let plugin = state
-        .plugins
-        .get(&new.plugin)
-        .ok_or_else(|| ApiError::Unprocessable(format!("unknown plugin `{}`", new.plugin)))?;
+    if by_name(&state.db, &new.name).await?.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "a connection named `{}` already exists",
+            new.name
+        )));
+    }
+    let package = pinnable(state, &new.plugin, new.plugin_version.as_deref()).await?;
+    check_settings(&package, &new.settings, &new.secrets)?;
     for host in &new.allowed_hosts {
         if host.trim().is_empty() || host.contains('/') {
             return Err(ApiError::Unprocessable(format!(
                 "allowed host `{host}` must be a host name, optionally with :port"
             )));
         }
-    }
-    if by_name(&state.db, &new.name).await?.is_some() {
-        return Err(ApiError::Conflict(format!(
-            "a connection named `{}` already exists",
-            new.name
-        )));
     }
     let id = new_id("con");
     let sealed_secrets = new
@@ -166,8 +192,11 @@ pub async fn create(state: &AppState, new: NewConnection) -> ApiResult<Connectio
     let connection = Connection {
         id,
         name: new.name,
-        kind: plugin.kind(),
+        kind: package.manifest.kind,
         plugin: new.plugin,
+        plugin_version: package.version.clone(),
+        previous_plugin_version: None,
+        shadow_plugin_version: None,
         settings: new.settings,
         sealed_secrets,
         allowed_hosts: new.allowed_hosts,
@@ -176,13 +205,14 @@ pub async fn create(state: &AppState, new: NewConnection) -> ApiResult<Connectio
         created_at_ms: now_ms(),
     };
     sqlx::query(
-        "insert into connections (id, name, kind, plugin, settings, secrets, allowed_hosts, allow_private_network, enabled, created_at_ms) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "insert into connections (id, name, kind, plugin, plugin_version, settings, secrets, allowed_hosts, allow_private_network, enabled, created_at_ms) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&connection.id)
     .bind(&connection.name)
     .bind(connection.kind.as_str())
     .bind(&connection.plugin)
+    .bind(&connection.plugin_version)
     .bind(serde_json::to_string(&connection.settings).map_err(anyhow::Error::from)?)
     .bind(serde_json::to_string(&connection.sealed_secrets).map_err(anyhow::Error::from)?)
     .bind(serde_json::to_string(&connection.allowed_hosts).map_err(anyhow::Error::from)?)
@@ -191,8 +221,48 @@ pub async fn create(state: &AppState, new: NewConnection) -> ApiResult<Connectio
     .bind(connection.created_at_ms)
     .execute(&state.db.pool)
     .await?;
-    tracing::info!(connection = %connection.name, plugin = %connection.plugin, "connection created");
+    tracing::info!(connection = %connection.name, plugin = %connection.plugin, version = %connection.plugin_version, "connection created");
     Ok(connection)
+}
+
+/// An installed, enabled version of `plugin` (the newest when `version` is `None`).
+async fn pinnable(state: &AppState, plugin: &str, version: Option<&str>) -> ApiResult<PackageInfo> {
+    let package = match version {
+        Some(v) => state.plugins.package(plugin, v).await?.ok_or_else(|| {
+            ApiError::Unprocessable(format!("plugin `{plugin}` version {v} is not installed"))
+        })?,
+        None => state.plugins.latest(plugin).await?.ok_or_else(|| {
+            ApiError::Unprocessable(format!(
+                "no enabled version of plugin `{plugin}` is installed"
+            ))
+        })?,
+    };
+    if !package.enabled {
+        return Err(ApiError::Unprocessable(format!(
+            "plugin `{plugin}` version {} is disabled",
+            package.version
+        )));
+    }
+    Ok(package)
+}
+
+/// Settings and secrets against the plugin's schema: 422 listing every problem.
+fn check_settings(
+    package: &PackageInfo,
+    settings: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, String>,
+) -> ApiResult<()> {
+    package
+        .manifest
+        .validate_settings(settings, secrets)
+        .map_err(|problems| {
+            ApiError::Unprocessable(format!(
+                "settings do not fit plugin `{}` version {}: {}",
+                package.name,
+                package.version,
+                problems.join("; ")
+            ))
+        })
 }
 
 fn validate_name(name: &str) -> ApiResult<()> {
@@ -217,6 +287,9 @@ pub struct ConnectionView {
     pub name: String,
     pub kind: &'static str,
     pub plugin: String,
+    pub plugin_version: String,
+    pub previous_plugin_version: Option<String>,
+    pub shadow_plugin_version: Option<String>,
     pub settings: BTreeMap<String, String>,
     pub secret_names: Vec<String>,
     pub allowed_hosts: Vec<String>,
@@ -234,6 +307,9 @@ impl From<Connection> for ConnectionView {
             name: c.name,
             kind: c.kind.as_str(),
             plugin: c.plugin,
+            plugin_version: c.plugin_version,
+            previous_plugin_version: c.previous_plugin_version,
+            shadow_plugin_version: c.shadow_plugin_version,
             settings: c.settings,
             secret_names: c.sealed_secrets.into_keys().collect(),
             allowed_hosts: c.allowed_hosts,
@@ -248,6 +324,248 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/connections", get(list_handler).post(create_handler))
         .route("/connections/{name}", get(get_handler))
+        .route("/connections/{name}/upgrade", post(upgrade_handler))
+        .route("/connections/{name}/rollback", post(rollback_handler))
+        .route(
+            "/connections/{name}/shadow",
+            put(shadow_handler).delete(unshadow_handler),
+        )
+        .route("/connections/{name}/history", get(history_handler))
+        .route("/connections/{name}/replay", post(crate::replay::handler))
+        .route(
+            "/connections/{name}/shadow-results",
+            get(crate::shadow::results_handler),
+        )
+}
+
+async fn existing(state: &AppState, name: &str) -> ApiResult<Connection> {
+    by_name(&state.db, name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no connection named `{name}`")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionChange {
+    pub version: String,
+}
+
+/// Moves a connection to another version of its plugin (up or down). Its next call runs the new
+/// version; calls in flight finish on the one they started with.
+pub async fn upgrade(state: &AppState, name: &str, version: &str) -> ApiResult<Connection> {
+    let connection = existing(state, name).await?;
+    let package = pinnable(state, &connection.plugin, Some(version)).await?;
+    if package.version == connection.plugin_version {
+        return Err(ApiError::Conflict(format!(
+            "connection `{name}` already runs {} {}",
+            connection.plugin, package.version
+        )));
+    }
+    switch_version(state, connection, &package, "upgrade").await
+}
+
+/// Returns a connection to the version it ran before its last upgrade.
+pub async fn rollback(state: &AppState, name: &str) -> ApiResult<Connection> {
+    let connection = existing(state, name).await?;
+    let previous = connection.previous_plugin_version.clone().ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "connection `{name}` has no earlier version to roll back to"
+        ))
+    })?;
+    let package = pinnable(state, &connection.plugin, Some(&previous)).await?;
+    switch_version(state, connection, &package, "rollback").await
+}
+
+async fn switch_version(
+    state: &AppState,
+    connection: Connection,
+    package: &PackageInfo,
+    action: &str,
+) -> ApiResult<Connection> {
+    // The new version may ask for other settings: the connection's must fit it first.
+    check_settings_names(package, &connection)?;
+    // Load (compile) before switching, so that the first call after the switch is not the one
+    // to find out the version does not load.
+    state
+        .plugins
+        .get(&package.name, &package.version)
+        .await
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let mut tx = state.db.begin().await?;
+    let changed = sqlx::query(
+        "update connections set plugin_version = $1, previous_plugin_version = $2 where id = $3 and plugin_version = $2",
+    )
+    .bind(&package.version)
+    .bind(&connection.plugin_version)
+    .bind(&connection.id)
+    .execute(&mut *tx)
+    .await?;
+    if changed.rows_affected() == 0 {
+        return Err(ApiError::Conflict(format!(
+            "connection `{}` changed version meanwhile; look again",
+            connection.name
+        )));
+    }
+    record_history(
+        &mut tx,
+        &connection.id,
+        action,
+        Some(&connection.plugin_version),
+        Some(&package.version),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(connection = %connection.name, plugin = %connection.plugin, from = %connection.plugin_version, to = %package.version, action, "connection plugin version changed");
+    existing(state, &connection.name).await
+}
+
+/// Like [`check_settings`] for a connection that exists: its secrets are sealed, so only their
+/// names are checked against the new version's schema.
+fn check_settings_names(package: &PackageInfo, connection: &Connection) -> ApiResult<()> {
+    let secret_names: Vec<String> = connection.sealed_secrets.keys().cloned().collect();
+    package
+        .manifest
+        .validate_sealed(&connection.settings, &secret_names)
+        .map_err(|problems| {
+            ApiError::Unprocessable(format!(
+                "the connection's settings do not fit plugin `{}` version {}: {}",
+                package.name,
+                package.version,
+                problems.join("; ")
+            ))
+        })
+}
+
+async fn record_history(
+    tx: &mut crate::db::Tx,
+    connection_id: &str,
+    action: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into connection_plugin_history (id, connection_id, action, from_version, to_version, at_ms) values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(new_id("cph"))
+    .bind(connection_id)
+    .bind(action)
+    .bind(from)
+    .bind(to)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Runs a candidate version beside the pinned one on live traffic (see `shadow`).
+pub async fn set_shadow(
+    state: &AppState,
+    name: &str,
+    version: Option<&str>,
+) -> ApiResult<Connection> {
+    let connection = existing(state, name).await?;
+    if let Some(version) = version {
+        let package = pinnable(state, &connection.plugin, Some(version)).await?;
+        if package.version == connection.plugin_version {
+            return Err(ApiError::Conflict(format!(
+                "connection `{name}` already runs {} {}: shadow another version",
+                connection.plugin, package.version
+            )));
+        }
+        state
+            .plugins
+            .get(&package.name, &package.version)
+            .await
+            .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    }
+    let mut tx = state.db.begin().await?;
+    sqlx::query("update connections set shadow_plugin_version = $1 where id = $2")
+        .bind(version)
+        .bind(&connection.id)
+        .execute(&mut *tx)
+        .await?;
+    let action = if version.is_some() {
+        "shadow-on"
+    } else {
+        "shadow-off"
+    };
+    record_history(
+        &mut tx,
+        &connection.id,
+        action,
+        connection.shadow_plugin_version.as_deref(),
+        version,
+    )
+    .await?;
+    tx.commit().await?;
+    existing(state, name).await
+}
+
+async fn upgrade_handler(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(change): Json<VersionChange>,
+) -> ApiResult<Json<ConnectionView>> {
+    Ok(Json(upgrade(&state, &name, &change.version).await?.into()))
+}
+
+async fn rollback_handler(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ConnectionView>> {
+    Ok(Json(rollback(&state, &name).await?.into()))
+}
+
+async fn shadow_handler(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(change): Json<VersionChange>,
+) -> ApiResult<Json<ConnectionView>> {
+    Ok(Json(
+        set_shadow(&state, &name, Some(&change.version))
+            .await?
+            .into(),
+    ))
+}
+
+async fn unshadow_handler(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ConnectionView>> {
+    Ok(Json(set_shadow(&state, &name, None).await?.into()))
+}
+
+#[derive(Debug, Serialize)]
+pub struct HistoryEntry {
+    pub action: String,
+    pub from_version: Option<String>,
+    pub to_version: Option<String>,
+    pub at_ms: i64,
+}
+
+async fn history_handler(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<HistoryEntry>>> {
+    let connection = existing(&state, &name).await?;
+    let rows = sqlx::query(
+        "select action, from_version, to_version, at_ms from connection_plugin_history where connection_id = $1 order by at_ms, id",
+    )
+    .bind(&connection.id)
+    .fetch_all(&state.db.pool)
+    .await?;
+    let entries = rows
+        .iter()
+        .map(|r| {
+            Ok(HistoryEntry {
+                action: r.try_get("action")?,
+                from_version: r.try_get("from_version")?,
+                to_version: r.try_get("to_version")?,
+                at_ms: r.try_get("at_ms")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Json(entries))
 }
 
 async fn list_handler(State(state): State<AppState>) -> ApiResult<Json<Vec<ConnectionView>>> {

@@ -62,6 +62,7 @@ async fn set_up(state: &AppState, supplier_port: u16, storefront_port: u16) -> a
         NewConnection {
             name: "demo-shopify".into(),
             plugin: "shopify".into(),
+            plugin_version: None,
             settings: BTreeMap::from([
                 ("shop_domain".into(), "daifa-demo.myshopify.com".into()),
                 (
@@ -79,6 +80,7 @@ async fn set_up(state: &AppState, supplier_port: u16, storefront_port: u16) -> a
         NewConnection {
             name: "demo-supplier".into(),
             plugin: "webhook-supplier".into(),
+            plugin_version: None,
             settings: BTreeMap::from([(
                 "url".into(),
                 format!("http://127.0.0.1:{supplier_port}/orders"),

@@ -8,10 +8,11 @@ use crate::db::now_ms;
 use crate::fulfilment;
 use crate::jobs::{self, ClaimedJob, Disposition, JobKind, Outcome};
 use crate::orders::{self, OrderStatus};
+use crate::plugins::{Installed, LoadError};
 use crate::routing;
 use daifa_plugin_host::supplier::{SupplierOrder, SupplierOrderLine};
 use daifa_plugin_host::{
-    CallError, CallFailure, ConnectionContext, LoadedPlugin, PluginError, SupplierOrderStatus,
+    CallError, CallFailure, ConnectionContext, PluginError, SupplierOrderStatus,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -65,12 +66,23 @@ async fn run_one(state: &AppState, worker: &str, job: ClaimedJob) {
     run_instrumented(state, worker, job).instrument(span).await;
 }
 
+tokio::task_local! {
+    /// The plugin version the current attempt called, recorded with the attempt: set by
+    /// [`callee`], so that no job kind has to pass it along.
+    static ATTEMPT_PLUGIN_VERSION: std::cell::RefCell<Option<String>>;
+}
+
 async fn run_instrumented(state: &AppState, worker: &str, job: ClaimedJob) {
     let started = now_ms();
-    let outcome = match job.kind {
-        JobKind::SupplierSubmit => run_submit(state, &job).await,
-        JobKind::ChannelFulfill => fulfilment::run_fulfill(state, &job).await,
-    };
+    let (outcome, plugin_version) = ATTEMPT_PLUGIN_VERSION
+        .scope(std::cell::RefCell::new(None), async {
+            let outcome = match job.kind {
+                JobKind::SupplierSubmit => run_submit(state, &job).await,
+                JobKind::ChannelFulfill => fulfilment::run_fulfill(state, &job).await,
+            };
+            (outcome, ATTEMPT_PLUGIN_VERSION.with(|v| v.borrow().clone()))
+        })
+        .await;
     let outcome = outcome.unwrap_or_else(|e| {
         // The gateway's own failure (database down): retry like a transient peer error.
         Outcome::Failed {
@@ -86,6 +98,7 @@ async fn run_instrumented(state: &AppState, worker: &str, job: ClaimedJob) {
         worker,
         started,
         &outcome,
+        plugin_version.as_deref(),
     )
     .await;
     if let Ok(disposition) = &finished {
@@ -141,19 +154,29 @@ pub fn outcome_of(failure: CallFailure) -> Outcome {
 pub(crate) async fn callee(
     state: &AppState,
     connection_id: &str,
-) -> anyhow::Result<Result<(Connection, Arc<LoadedPlugin>, Arc<ConnectionContext>), Outcome>> {
+) -> anyhow::Result<Result<(Connection, Arc<Installed>, Arc<ConnectionContext>), Outcome>> {
     let connection = connections::by_id(&state.db, connection_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("connection {connection_id} is missing"))?;
-    let Some(plugin) = state.plugins.get(&connection.plugin) else {
-        let error = format!("plugin `{}` is not installed", connection.plugin);
-        return Ok(Err(Outcome::Failed {
-            kind: "plugin-missing".into(),
-            error,
-            retry_after: None,
-        }));
+    let plugin = match state
+        .plugins
+        .get(&connection.plugin, &connection.plugin_version)
+        .await
+    {
+        Ok(plugin) => plugin,
+        Err(LoadError::Internal(e)) => return Err(e),
+        Err(e) => {
+            return Ok(Err(Outcome::Failed {
+                kind: "plugin-missing".into(),
+                error: e.to_string(),
+                retry_after: None,
+            }));
+        }
     };
-    match connection.context(&state.secrets) {
+    let _ = ATTEMPT_PLUGIN_VERSION.try_with(|v| {
+        *v.borrow_mut() = Some(plugin.version().to_string());
+    });
+    match connection.context(&state.secrets, &plugin) {
         Ok(ctx) => Ok(Ok((connection, plugin, Arc::new(ctx)))),
         Err(e) => Ok(Err(Outcome::Failed {
             kind: "secret".into(),

@@ -12,7 +12,9 @@ use crate::connections::{self, Connection};
 use crate::db::{Db, Tx, new_id, now_ms};
 use crate::fulfilment;
 use crate::orders::{self, OrderStatus};
+use crate::plugins::LoadError;
 use crate::routing;
+use crate::shadow::{self, Parsed};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -21,9 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use daifa_plugin_host::channel::{ChannelEvent, Inbound};
 use daifa_plugin_host::supplier::SupplierInbound;
-use daifa_plugin_host::{
-    CallError, CallFailure, HttpHeader, InboundRequest, PluginError, PluginKind,
-};
+use daifa_plugin_host::{CallError, CallFailure, HttpHeader, InboundRequest, PluginError};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::{AssertSqlSafe, Row};
@@ -117,6 +117,7 @@ async fn receive(
     let label = connection
         .as_ref()
         .map_or_else(|| "unknown".to_string(), |c| c.name.clone());
+    let plugin_version = connection.as_ref().map(|c| c.plugin_version.clone());
     let answer = match process(&state, &raw_id, &connection_name, connection, &request).await {
         Ok(answer) => answer,
         Err(e) => {
@@ -134,6 +135,7 @@ async fn receive(
             answer.raw_status,
             answer.status,
             answer.reason.as_deref(),
+            plugin_version.as_deref(),
         )
         .await
     {
@@ -166,17 +168,22 @@ async fn process(
             format!("connection `{connection_name}` is disabled"),
         ));
     }
-    let Some(plugin) = state.plugins.get(&connection.plugin) else {
-        return Ok(Answer::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            RawStatus::Failed,
-            format!(
-                "plugin `{}` of connection `{connection_name}` is not installed",
-                connection.plugin
-            ),
-        ));
+    let plugin = match state
+        .plugins
+        .get(&connection.plugin, &connection.plugin_version)
+        .await
+    {
+        Ok(plugin) => plugin,
+        Err(LoadError::Internal(e)) => return Err(e),
+        Err(e) => {
+            return Ok(Answer::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                RawStatus::Failed,
+                format!("connection `{connection_name}`: {e}"),
+            ));
+        }
     };
-    let ctx = match connection.context(&state.secrets) {
+    let ctx = match connection.context(&state.secrets, &plugin) {
         Ok(ctx) => Arc::new(ctx),
         Err(e) => {
             return Ok(Answer::error(
@@ -186,15 +193,20 @@ async fn process(
             ));
         }
     };
-    match connection.kind {
-        PluginKind::Channel => match plugin.handle_inbound(ctx, request).await {
-            Ok(inbound) => apply_channel(state, &connection, raw_id, inbound).await,
-            Err(failure) => Ok(plugin_failure(&connection, failure)),
-        },
-        PluginKind::Supplier => match plugin.handle_callback(ctx, request).await {
-            Ok(inbound) => apply_supplier(state, &connection, raw_id, inbound).await,
-            Err(failure) => Ok(plugin_failure(&connection, failure)),
-        },
+    let parsed = shadow::parse(&plugin, connection.kind, ctx, request).await;
+    if connection.shadow_plugin_version.is_some() {
+        shadow::spawn(
+            state,
+            &connection,
+            raw_id,
+            request,
+            shadow::canonical(&parsed),
+        );
+    }
+    match parsed {
+        Ok(Parsed::Channel(inbound)) => apply_channel(state, &connection, raw_id, inbound).await,
+        Ok(Parsed::Supplier(inbound)) => apply_supplier(state, &connection, raw_id, inbound).await,
+        Err(failure) => Ok(plugin_failure(&connection, failure)),
     }
 }
 
@@ -223,7 +235,13 @@ fn plugin_failure(connection: &Connection, failure: CallFailure) -> Answer {
             RawStatus::Failed,
             message,
         ),
-        CallError::Trap(_) | CallError::Deadline(_) | CallError::Instantiate(_) => Answer::error(
+        CallError::InputTooLarge { .. } => {
+            Answer::error(StatusCode::PAYLOAD_TOO_LARGE, RawStatus::Rejected, message)
+        }
+        CallError::Trap(_)
+        | CallError::Deadline(_)
+        | CallError::Instantiate(_)
+        | CallError::OutputTooLarge { .. } => Answer::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             RawStatus::Failed,
             format!("the connection's plugin failed: {message}"),
@@ -524,11 +542,13 @@ async fn mark_raw(
     status: RawStatus,
     code: StatusCode,
     reason: Option<&str>,
+    plugin_version: Option<&str>,
 ) -> sqlx::Result<()> {
-    sqlx::query("update raw_requests set status = $1, status_code = $2, reason = $3 where id = $4")
+    sqlx::query("update raw_requests set status = $1, status_code = $2, reason = $3, plugin_version = $4 where id = $5")
         .bind(status.as_str())
         .bind(i64::from(code.as_u16()))
         .bind(reason)
+        .bind(plugin_version)
         .bind(id)
         .execute(&db.pool)
         .await?;
@@ -545,7 +565,8 @@ async fn finish_raw(
     connection_id: &str,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "update raw_requests set status = $1, status_code = 200, delivery_id = $2, topic = $3, order_id = $4, connection_id = $5 where id = $6",
+        "update raw_requests set status = $1, status_code = 200, delivery_id = $2, topic = $3, order_id = $4, connection_id = $5, \
+         plugin_version = (select plugin_version from connections where id = $5) where id = $6",
     )
     .bind(status.as_str())
     .bind(delivery_id.as_deref())
@@ -573,12 +594,14 @@ pub struct RawRequestView {
     pub status: String,
     pub status_code: Option<i64>,
     pub reason: Option<String>,
+    /// The plugin version that handled it.
+    pub plugin_version: Option<String>,
     pub delivery_id: Option<String>,
     pub topic: Option<String>,
     pub order_id: Option<String>,
 }
 
-const RAW_COLUMNS: &str = "id, connection_name, method, path, headers, body, received_at_ms, status, status_code, reason, delivery_id, topic, order_id";
+const RAW_COLUMNS: &str = "id, connection_name, method, path, headers, body, received_at_ms, status, status_code, reason, delivery_id, topic, order_id, plugin_version";
 
 fn raw_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<RawRequestView> {
     use base64::Engine;
@@ -601,6 +624,7 @@ fn raw_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<RawRequestView> {
         received_at_ms: r.try_get("received_at_ms")?,
         status: r.try_get("status")?,
         status_code: r.try_get("status_code")?,
+        plugin_version: r.try_get("plugin_version")?,
         reason: r.try_get("reason")?,
         delivery_id: r.try_get("delivery_id")?,
         topic: r.try_get("topic")?,

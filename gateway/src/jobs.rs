@@ -173,6 +173,7 @@ pub async fn finish(
     worker: &str,
     started_at_ms: i64,
     outcome: &Outcome,
+    plugin_version: Option<&str>,
 ) -> anyhow::Result<Disposition> {
     let now = now_ms();
     let disposition = match outcome {
@@ -214,8 +215,8 @@ pub async fn finish(
         tracing::warn!(job_id = %job.id, "job was taken over by another worker; attempt not recorded as final");
     }
     sqlx::query(
-        "insert into job_attempts (id, job_id, attempt, worker, started_at_ms, finished_at_ms, outcome, error_kind, error) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "insert into job_attempts (id, job_id, attempt, worker, started_at_ms, finished_at_ms, outcome, error_kind, error, plugin_version) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(new_id("att"))
     .bind(&job.id)
@@ -230,6 +231,7 @@ pub async fn finish(
     })
     .bind(kind)
     .bind(error)
+    .bind(plugin_version)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -262,6 +264,8 @@ pub struct AttemptView {
     pub outcome: String,
     pub error_kind: Option<String>,
     pub error: Option<String>,
+    /// The plugin version the attempt called.
+    pub plugin_version: Option<String>,
 }
 
 const JOB_COLUMNS: &str = "id, kind, idempotency_key, status, attempts, run_at_ms, last_error, order_id, connection_id, created_at_ms, updated_at_ms";
@@ -297,7 +301,7 @@ async fn load_jobs(db: &Db, filter_sql: &str, arg: &str) -> sqlx::Result<Vec<Job
         .map(job_from_row)
         .collect::<sqlx::Result<Vec<_>>>()?;
     let attempts = sqlx::query(AssertSqlSafe(format!(
-        "select job_id, attempt, worker, started_at_ms, finished_at_ms, outcome, error_kind, error from job_attempts \
+        "select job_id, attempt, worker, started_at_ms, finished_at_ms, outcome, error_kind, error, plugin_version from job_attempts \
          where job_id in (select id from jobs where {filter_sql}) order by attempt"
     )))
     .bind(arg)
@@ -314,6 +318,7 @@ async fn load_jobs(db: &Db, filter_sql: &str, arg: &str) -> sqlx::Result<Vec<Job
                 outcome: a.try_get("outcome")?,
                 error_kind: a.try_get("error_kind")?,
                 error: a.try_get("error")?,
+                plugin_version: a.try_get("plugin_version")?,
             });
         }
     }

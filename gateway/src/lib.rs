@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod app;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod connections;
 pub mod db;
@@ -20,8 +21,10 @@ pub mod ingest;
 pub mod jobs;
 pub mod orders;
 pub mod plugins;
+pub mod replay;
 pub mod routing;
 pub mod secrets;
+pub mod shadow;
 pub mod telemetry;
 
 pub use app::{AppState, Application};

@@ -1,67 +1,564 @@
-//! The plugins this gateway runs: the bundled components, compiled once at start.
+//! The plugin registry: installed packages (several versions of a plugin side by side, in the
+//! database so that every gateway process sees them), and the compiled plugins of this process,
+//! loaded on first use. This module owns the `plugin_packages` table and `/api/v1/plugins`.
+//!
+//! A package is the component with its manifest embedded (see `docs/plugin-package.md`). The
+//! bundled plugins are installed at start. A connection pins one version; upgrading it changes
+//! which `LoadedPlugin` its next call gets, while calls in flight keep the `Arc` of the old one.
 
+use crate::app::AppState;
 use crate::config::PluginSettings;
+use crate::db::{Db, now_ms};
+use crate::error::{ApiError, ApiResult};
 use anyhow::Context;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use daifa_plugin_host::{
-    CallLimits, EngineConfig, LoadedPlugin, PluginEngine, PluginKind, ReqwestHttp,
+    Allocator, CallLimits, EngineConfig, HostError, LoadedPlugin, Manifest, Package, PluginEngine,
+    PluginSpec, PoolConfig, ReqwestHttp, supports_wit,
 };
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use sqlx::any::AnyRow;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-#[derive(Clone)]
-pub struct PluginRegistry {
-    plugins: Arc<HashMap<String, Arc<LoadedPlugin>>>,
+/// Where a package came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Shipped in the gateway binary; follows the binary.
+    Bundled,
+    /// Installed through the API or CLI.
+    Upload,
 }
 
-impl PluginRegistry {
-    /// Compiles (or loads from the cache) every bundled plugin.
-    pub fn load_bundled(settings: &PluginSettings) -> anyhow::Result<Self> {
-        let config = EngineConfig {
-            cache_dir: settings.cache_dir.clone(),
-            limits: CallLimits {
-                deadline: settings.call_deadline,
-                memory_bytes: settings.memory_limit_mb << 20,
-                max_outbound_requests: settings.max_outbound_requests,
-                outbound_timeout: settings.outbound_timeout,
-            },
-            ..EngineConfig::default()
-        };
-        let http = ReqwestHttp::new().context("creating the outbound HTTP client")?;
-        let engine = PluginEngine::new(config, Arc::new(http))?;
-        let started = Instant::now();
-        let mut plugins = HashMap::new();
-        for bundled in daifa_bundled_plugins::PLUGINS {
-            let kind = match bundled.kind {
-                "channel" => PluginKind::Channel,
-                "supplier" => PluginKind::Supplier,
-                other => anyhow::bail!("bundled plugin {} has unknown kind {other}", bundled.name),
-            };
-            let plugin = engine.load(bundled.name, kind, bundled.wasm)?;
-            plugins.insert(bundled.name.to_string(), Arc::new(plugin));
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Bundled => "bundled",
+            Self::Upload => "upload",
         }
-        tracing::info!(
-            count = plugins.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "plugins loaded"
-        );
+    }
+}
+
+/// An installed package as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PackageInfo {
+    pub name: String,
+    pub version: String,
+    pub kind: String,
+    pub wit_version: String,
+    pub digest: String,
+    pub source: String,
+    pub enabled: bool,
+    pub installed_at_ms: i64,
+    pub size_bytes: i64,
+    pub manifest: Manifest,
+    /// The settings that are secrets (`writeOnly` in the schema).
+    pub secret_settings: Vec<String>,
+}
+
+impl PackageInfo {
+    fn from_row(row: &AnyRow) -> anyhow::Result<Self> {
+        let manifest_toml: String = row.try_get("manifest")?;
+        let manifest = Manifest::from_toml(&manifest_toml).context("an installed manifest")?;
         Ok(Self {
-            plugins: Arc::new(plugins),
+            name: row.try_get("name")?,
+            version: row.try_get("version")?,
+            kind: row.try_get("kind")?,
+            wit_version: row.try_get("wit_version")?,
+            digest: row.try_get("digest")?,
+            source: row.try_get("source")?,
+            enabled: row.try_get::<i64, _>("enabled")? != 0,
+            installed_at_ms: row.try_get("installed_at_ms")?,
+            size_bytes: row.try_get("size_bytes")?,
+            secret_settings: manifest.secret_names(),
+            manifest,
         })
     }
 
-    pub fn get(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
-        self.plugins.get(name).cloned()
+    pub fn semver(&self) -> Option<semver::Version> {
+        semver::Version::parse(&self.version).ok()
+    }
+}
+
+const INFO_COLUMNS: &str = "name, version, kind, wit_version, digest, source, enabled, installed_at_ms, manifest, cast(length(package) as bigint) as size_bytes";
+
+/// Why a package was not installed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<InstallError> for ApiError {
+    fn from(e: InstallError) -> Self {
+        match e {
+            InstallError::Invalid(m) => ApiError::Unprocessable(m),
+            InstallError::Conflict(m) => ApiError::Conflict(m),
+            InstallError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+/// Why a plugin version could not be given to a caller.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("plugin `{0}` version {1} is not installed")]
+    NotInstalled(String, String),
+    #[error("plugin `{0}` version {1} no longer loads: {2}")]
+    Broken(String, String, String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// A loaded plugin version with its manifest. Derefs to the [`LoadedPlugin`] to call it.
+pub struct Installed {
+    pub manifest: Manifest,
+    pub plugin: LoadedPlugin,
+}
+
+impl std::ops::Deref for Installed {
+    type Target = LoadedPlugin;
+    fn deref(&self) -> &LoadedPlugin {
+        &self.plugin
+    }
+}
+
+struct Inner {
+    engine: PluginEngine,
+    db: Db,
+    /// Compiled plugins of this process by (name, version). Never evicted: a version is small
+    /// once compiled, and connections may come back to it on rollback.
+    loaded: Mutex<HashMap<(String, String), Arc<Installed>>>,
+    /// Serialises compiles, so that a burst of calls to a new version compiles it once.
+    compiling: tokio::sync::Mutex<()>,
+}
+
+#[derive(Clone)]
+pub struct PluginRegistry {
+    inner: Arc<Inner>,
+}
+
+impl PluginRegistry {
+    /// Sets up the engine, installs the bundled packages, pins connections made before versions
+    /// and loads every version a connection uses.
+    pub async fn start(settings: &PluginSettings, db: Db) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let engine = PluginEngine::new(engine_config(settings), Arc::new(ReqwestHttp::new()?))?;
+        let registry = Self {
+            inner: Arc::new(Inner {
+                engine,
+                db,
+                loaded: Mutex::new(HashMap::new()),
+                compiling: tokio::sync::Mutex::new(()),
+            }),
+        };
+        for bundled in daifa_bundled_plugins::PLUGINS {
+            registry
+                .install(bundled.wasm.to_vec(), Source::Bundled)
+                .await
+                .map_err(|e| anyhow::anyhow!("bundled plugin {}: {e}", bundled.name))?;
+        }
+        registry.pin_unversioned_connections().await?;
+        let in_use: Vec<(String, String)> = sqlx::query(
+            "select distinct plugin, plugin_version from connections where plugin_version is not null",
+        )
+        .fetch_all(&registry.inner.db.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("plugin")?, r.try_get("plugin_version")?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+        for (name, version) in in_use {
+            if let Err(e) = registry.get(&name, &version).await {
+                tracing::error!(plugin = %name, version = %version, error = %e, "a connection's plugin version cannot be loaded");
+            }
+        }
+        tracing::info!(
+            loaded = registry.lock_loaded().len(),
+            allocator = ?registry.inner.engine.allocator(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "plugins ready"
+        );
+        Ok(registry)
     }
 
-    /// (name, kind) of every plugin, sorted by name.
-    pub fn list(&self) -> Vec<(String, PluginKind)> {
-        let mut v: Vec<_> = self
-            .plugins
-            .iter()
-            .map(|(n, p)| (n.clone(), p.kind()))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+    pub fn allocator(&self) -> Allocator {
+        self.inner.engine.allocator()
     }
+
+    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Arc<Installed>>> {
+        self.inner.loaded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Installs a package: reads and checks its manifest, compiles the component and checks it
+    /// implements its kind's world, then records it. Installing the same bytes again is a no-op;
+    /// other bytes under an installed name and version are refused (bundled ones replace).
+    /// Returns the package and whether it was new.
+    pub async fn install(
+        &self,
+        bytes: Vec<u8>,
+        source: Source,
+    ) -> Result<(PackageInfo, bool), InstallError> {
+        let package = Package::read(&bytes).map_err(|e| InstallError::Invalid(e.to_string()))?;
+        let manifest = package.manifest.clone();
+        if !supports_wit(&manifest.wit) {
+            return Err(InstallError::Invalid(format!(
+                "plugin `{}` targets WIT daifa:plugin@{}, which this gateway does not load (it loads {} and the previous minor version)",
+                manifest.name,
+                manifest.wit,
+                daifa_plugin_host::WIT_VERSION
+            )));
+        }
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let version = manifest.version.to_string();
+        if let Some(existing) = self.package(&manifest.name, &version).await? {
+            if existing.digest == digest {
+                return Ok((existing, false));
+            }
+            if source == Source::Upload || existing.source == Source::Upload.as_str() {
+                return Err(InstallError::Conflict(format!(
+                    "plugin `{}` version {version} is already installed with other content (sha256 {}); a version never changes: bump the version",
+                    manifest.name, existing.digest
+                )));
+            }
+        }
+        // Compiling proves the component is valid and implements its world; it also warms the
+        // on-disk cache. Off the async threads: a large component takes seconds.
+        let loaded = self
+            .compile(&manifest, bytes.clone())
+            .await
+            .map_err(|e| match e {
+                LoadError::Broken(_, _, m) => InstallError::Invalid(m),
+                other => InstallError::Internal(other.into()),
+            })?;
+        let mut tx = self.inner.db.begin().await.map_err(anyhow::Error::from)?;
+        sqlx::query(
+            "delete from plugin_packages where name = $1 and version = $2 and source = 'bundled'",
+        )
+        .bind(&manifest.name)
+        .bind(&version)
+        .execute(&mut *tx)
+        .await
+        .map_err(anyhow::Error::from)?;
+        let inserted = sqlx::query(
+            "insert into plugin_packages (name, version, kind, wit_version, digest, manifest, package, source, enabled, installed_at_ms) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9) on conflict (name, version) do nothing",
+        )
+        .bind(&manifest.name)
+        .bind(&version)
+        .bind(manifest.kind.as_str())
+        .bind(manifest.wit.to_string())
+        .bind(&digest)
+        .bind(&package.manifest_toml)
+        .bind(bytes)
+        .bind(source.as_str())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(anyhow::Error::from)?;
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        let info = self
+            .package(&manifest.name, &version)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the package vanished after install"))?;
+        if info.digest != digest {
+            // Another process installed other bytes under this version in between.
+            return Err(InstallError::Conflict(format!(
+                "plugin `{}` version {version} was installed concurrently with other content",
+                manifest.name
+            )));
+        }
+        self.lock_loaded()
+            .insert((manifest.name.clone(), version.clone()), Arc::new(loaded));
+        if inserted.rows_affected() > 0 {
+            tracing::info!(plugin = %manifest.name, version = %version, source = source.as_str(), digest = %digest, "plugin installed");
+        }
+        Ok((info, inserted.rows_affected() > 0))
+    }
+
+    async fn compile(&self, manifest: &Manifest, bytes: Vec<u8>) -> Result<Installed, LoadError> {
+        let config = self.inner.engine.config();
+        let spec = PluginSpec {
+            name: manifest.name.clone(),
+            version: manifest.version.to_string(),
+            kind: manifest.kind,
+            limits: manifest.limits.resolve(&config.limits, &config.ceiling),
+        };
+        let (name, version) = (spec.name.clone(), spec.version.clone());
+        let engine = self.inner.engine.clone();
+        let plugin = tokio::task::spawn_blocking(move || engine.load_spec(spec, &bytes))
+            .await
+            .map_err(|e| LoadError::Internal(e.into()))?
+            .map_err(|e: HostError| LoadError::Broken(name, version, e.to_string()))?;
+        Ok(Installed {
+            manifest: manifest.clone(),
+            plugin,
+        })
+    }
+
+    /// The compiled plugin of `name` at `version`, compiling it on first use.
+    pub async fn get(&self, name: &str, version: &str) -> Result<Arc<Installed>, LoadError> {
+        let key = (name.to_string(), version.to_string());
+        if let Some(p) = self.lock_loaded().get(&key) {
+            return Ok(p.clone());
+        }
+        let _compiling = self.inner.compiling.lock().await;
+        if let Some(p) = self.lock_loaded().get(&key) {
+            return Ok(p.clone());
+        }
+        let row = sqlx::query(
+            "select manifest, package from plugin_packages where name = $1 and version = $2",
+        )
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.inner.db.pool)
+        .await
+        .map_err(anyhow::Error::from)?
+        .ok_or_else(|| LoadError::NotInstalled(name.into(), version.into()))?;
+        let manifest_toml: String = row.try_get("manifest").map_err(anyhow::Error::from)?;
+        let bytes: Vec<u8> = row.try_get("package").map_err(anyhow::Error::from)?;
+        let manifest = Manifest::from_toml(&manifest_toml)
+            .map_err(|e| LoadError::Broken(name.into(), version.into(), e.to_string()))?;
+        let loaded = Arc::new(self.compile(&manifest, bytes).await?);
+        self.lock_loaded().insert(key, loaded.clone());
+        Ok(loaded)
+    }
+
+    pub async fn package(&self, name: &str, version: &str) -> anyhow::Result<Option<PackageInfo>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "select {INFO_COLUMNS} from plugin_packages where name = $1 and version = $2"
+        )))
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.inner.db.pool)
+        .await?;
+        row.as_ref().map(PackageInfo::from_row).transpose()
+    }
+
+    /// Every installed version, by name then newest version first.
+    pub async fn list(&self) -> anyhow::Result<Vec<PackageInfo>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "select {INFO_COLUMNS} from plugin_packages"
+        )))
+        .fetch_all(&self.inner.db.pool)
+        .await?;
+        let mut list = rows
+            .iter()
+            .map(PackageInfo::from_row)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        list.sort_by(|a, b| {
+            a.name
+                .cmp(&b.name)
+                .then_with(|| b.semver().cmp(&a.semver()))
+        });
+        Ok(list)
+    }
+
+    /// The newest enabled version of a plugin.
+    pub async fn latest(&self, name: &str) -> anyhow::Result<Option<PackageInfo>> {
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .find(|p| p.name == name && p.enabled))
+    }
+
+    /// Enables or disables a version. A disabled version cannot be pinned by a connection; one
+    /// that connections run cannot be disabled (upgrade or roll them back first).
+    pub async fn set_enabled(
+        &self,
+        name: &str,
+        version: &str,
+        enabled: bool,
+    ) -> ApiResult<PackageInfo> {
+        let info = self.package(name, version).await?.ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "plugin `{name}` version {version} is not installed"
+            ))
+        })?;
+        if !enabled {
+            let users: Vec<String> = sqlx::query_scalar(
+                "select name from connections where plugin = $1 and (plugin_version = $2 or shadow_plugin_version = $2) order by name",
+            )
+            .bind(name)
+            .bind(version)
+            .fetch_all(&self.inner.db.pool)
+            .await?;
+            if !users.is_empty() {
+                return Err(ApiError::Conflict(format!(
+                    "plugin `{name}` version {version} is used by connection(s) {}: move them to another version first",
+                    users.join(", ")
+                )));
+            }
+        }
+        sqlx::query("update plugin_packages set enabled = $1 where name = $2 and version = $3")
+            .bind(i64::from(enabled))
+            .bind(name)
+            .bind(version)
+            .execute(&self.inner.db.pool)
+            .await?;
+        tracing::info!(
+            plugin = name,
+            version,
+            enabled,
+            "plugin version {}",
+            if enabled { "enabled" } else { "disabled" }
+        );
+        Ok(PackageInfo { enabled, ..info })
+    }
+
+    /// Connections made before plugins had versions run the newest installed version.
+    async fn pin_unversioned_connections(&self) -> anyhow::Result<()> {
+        let plugins: Vec<String> = sqlx::query_scalar(
+            "select distinct plugin from connections where plugin_version is null",
+        )
+        .fetch_all(&self.inner.db.pool)
+        .await?;
+        for plugin in plugins {
+            let Some(latest) = self.latest(&plugin).await? else {
+                tracing::error!(plugin = %plugin, "connections use a plugin that is not installed");
+                continue;
+            };
+            let pinned = sqlx::query(
+                "update connections set plugin_version = $1 where plugin = $2 and plugin_version is null",
+            )
+            .bind(&latest.version)
+            .bind(&plugin)
+            .execute(&self.inner.db.pool)
+            .await?;
+            tracing::info!(plugin = %plugin, version = %latest.version, connections = pinned.rows_affected(), "pinned connections to a plugin version");
+        }
+        Ok(())
+    }
+}
+
+fn engine_config(settings: &PluginSettings) -> EngineConfig {
+    let defaults = CallLimits {
+        deadline: settings.call_deadline,
+        memory_bytes: settings.memory_limit_mb << 20,
+        max_input_bytes: settings.max_input_bytes,
+        max_output_bytes: settings.max_output_bytes,
+        max_outbound_requests: settings.max_outbound_requests,
+        outbound_timeout: settings.outbound_timeout,
+    };
+    let ceiling = CallLimits {
+        deadline: settings.ceiling.call_deadline,
+        memory_bytes: settings.ceiling.memory_limit_mb << 20,
+        max_input_bytes: settings.ceiling.max_input_bytes,
+        max_output_bytes: settings.ceiling.max_output_bytes,
+        max_outbound_requests: settings.ceiling.max_outbound_requests,
+        outbound_timeout: settings.ceiling.outbound_timeout,
+    };
+    EngineConfig {
+        cache_dir: settings.cache_dir.clone(),
+        pool: (settings.pool.instances > 0).then_some(PoolConfig {
+            instances: settings.pool.instances,
+            max_memory_bytes: ceiling.memory_bytes,
+        }),
+        limits: defaults,
+        ceiling,
+        ..EngineConfig::default()
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/plugins", get(list_handler).post(install_handler))
+        .route("/plugins/{name}", get(versions_handler))
+        .route("/plugins/{name}/{version}", get(inspect_handler))
+        .route("/plugins/{name}/{version}/enable", post(enable_handler))
+        .route("/plugins/{name}/{version}/disable", post(disable_handler))
+}
+
+async fn list_handler(State(state): State<AppState>) -> ApiResult<Json<Vec<PackageInfo>>> {
+    Ok(Json(state.plugins.list().await?))
+}
+
+async fn versions_handler(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<PackageInfo>>> {
+    let versions: Vec<_> = state
+        .plugins
+        .list()
+        .await?
+        .into_iter()
+        .filter(|p| p.name == name)
+        .collect();
+    if versions.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "plugin `{name}` is not installed"
+        )));
+    }
+    Ok(Json(versions))
+}
+
+async fn inspect_handler(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<Json<PackageInfo>> {
+    state
+        .plugins
+        .package(&name, &version)
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "plugin `{name}` version {version} is not installed"
+            ))
+        })
+}
+
+async fn install_handler(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<PackageInfo>)> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/wasm")
+        && !content_type.starts_with("application/octet-stream")
+    {
+        return Err(ApiError::BadRequest(
+            "send the package file as the body, with Content-Type: application/wasm".into(),
+        ));
+    }
+    let (info, created) = state.plugins.install(body.to_vec(), Source::Upload).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(info)))
+}
+
+async fn enable_handler(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<Json<PackageInfo>> {
+    Ok(Json(
+        state.plugins.set_enabled(&name, &version, true).await?,
+    ))
+}
+
+async fn disable_handler(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<Json<PackageInfo>> {
+    Ok(Json(
+        state.plugins.set_enabled(&name, &version, false).await?,
+    ))
 }

@@ -10,20 +10,17 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// (package, plugin name, kind) of every bundled plugin.
-const PLUGINS: &[(&str, &str, &str)] = &[
-    ("daifa-plugin-shopify", "shopify", "channel"),
-    (
-        "daifa-plugin-webhook-supplier",
-        "webhook-supplier",
-        "supplier",
-    ),
+/// (package, directory) of every bundled plugin; name, version and kind come from the
+/// directory's `daifa-plugin.toml`, which is embedded in the component: each is a package.
+const PLUGINS: &[(&str, &str)] = &[
+    ("daifa-plugin-shopify", "plugins/shopify"),
+    ("daifa-plugin-webhook-supplier", "plugins/webhook-supplier"),
 ];
 
 /// Plugins that exist to test the host (`TEST_PLUGINS`): built the same way, never in `PLUGINS`,
 /// so the gateway cannot load them.
-const TEST_PLUGINS: &[(&str, &str, &str)] =
-    &[("daifa-plugin-misbehaving", "misbehaving", "channel")];
+const TEST_PLUGINS: &[(&str, &str)] =
+    &[("daifa-plugin-misbehaving", "plugins/testing/misbehaving")];
 
 const TARGET: &str = "wasm32-wasip2";
 
@@ -67,16 +64,24 @@ fn main() {
             "/// {doc}\npub static {static_name}: &[BundledPlugin] = &["
         )
         .expect("writing to a String");
-        for (package, name, kind) in plugins {
+        for (package, dir) in plugins {
             let wasm = build_plugin(&root, &target_dir, package);
-            let dest = out_dir.join(format!("{name}.wasm"));
-            std::fs::copy(&wasm, &dest).unwrap_or_else(|e| {
-                panic!("copying {} to {}: {e}", wasm.display(), dest.display())
-            });
+            let manifest_path = root.join(dir).join("daifa-plugin.toml");
+            let manifest_toml = std::fs::read_to_string(&manifest_path)
+                .unwrap_or_else(|e| panic!("reading {}: {e}", manifest_path.display()));
+            let manifest: Manifest = toml::from_str(&manifest_toml)
+                .unwrap_or_else(|e| panic!("{}: {e}", manifest_path.display()));
+            let component =
+                std::fs::read(&wasm).unwrap_or_else(|e| panic!("reading {}: {e}", wasm.display()));
+            let dest = out_dir.join(format!("{}.wasm", manifest.name));
+            std::fs::write(&dest, pack(component, &manifest_toml))
+                .unwrap_or_else(|e| panic!("writing {}: {e}", dest.display()));
             writeln!(
                 generated,
                 "    BundledPlugin {{ name: {name:?}, kind: {kind:?}, version: {version:?}, wasm: include_bytes!({dest:?}) }},",
-                version = env::var("CARGO_PKG_VERSION").unwrap_or_default(),
+                name = manifest.name,
+                kind = manifest.kind,
+                version = manifest.version,
                 dest = dest.display().to_string(),
             )
             .expect("writing to a String");
@@ -84,6 +89,26 @@ fn main() {
         generated.push_str("];\n");
     }
     std::fs::write(out_dir.join("bundled.rs"), generated).expect("writing bundled.rs");
+}
+
+/// The part of a manifest the build needs; the gateway checks the whole manifest at install.
+#[derive(serde::Deserialize)]
+struct Manifest {
+    name: String,
+    version: String,
+    kind: String,
+}
+
+/// The component with its manifest in the `daifa-plugin` custom section (as `daifa plugin pack`
+/// does; `daifa_plugin_host::manifest` reads it back).
+fn pack(mut component: Vec<u8>, manifest_toml: &str) -> Vec<u8> {
+    use wasm_encoder::ComponentSection as _;
+    wasm_encoder::CustomSection {
+        name: "daifa-plugin".into(),
+        data: manifest_toml.as_bytes().into(),
+    }
+    .append_to_component(&mut component);
+    component
 }
 
 fn build_plugin(root: &Path, target_dir: &Path, package: &str) -> PathBuf {

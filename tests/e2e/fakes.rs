@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 async fn serve(router: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -228,6 +229,8 @@ struct SupplierState {
     script: Vec<(u16, Option<u64>)>,
     /// When set, every push fails with this status.
     always_fail: Option<u16>,
+    /// How long to take before answering.
+    delay: Duration,
 }
 
 #[derive(Clone)]
@@ -257,6 +260,11 @@ impl FakeSupplier {
     /// The next answers, before the supplier answers normally again.
     pub fn script(&self, answers: &[(u16, Option<u64>)]) {
         self.state.lock().unwrap().script = answers.to_vec();
+    }
+
+    /// Answers every push only after `delay` (it is recorded on arrival).
+    pub fn delay(&self, delay: Duration) {
+        self.state.lock().unwrap().delay = delay;
     }
 
     pub fn always_fail(&self, status: Option<u16>) {
@@ -311,12 +319,17 @@ async fn supplier_receive(
         .unwrap_or_default()
         .to_string();
     let parsed = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let delay = {
+        let mut s = fake.state.lock().unwrap();
+        s.received.push(ReceivedPush {
+            webhook_id,
+            signature_valid,
+            body: parsed,
+        });
+        s.delay
+    };
+    tokio::time::sleep(delay).await;
     let mut s = fake.state.lock().unwrap();
-    s.received.push(ReceivedPush {
-        webhook_id,
-        signature_valid,
-        body: parsed,
-    });
     if !signature_valid {
         return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
     }

@@ -1,7 +1,10 @@
 //! Spawning the gateway for a test: a fresh database (a temp file on SQLite, a new database on
 //! PostgreSQL when `DAIFA_TEST_DATABASE_URL` names a server), fast retry settings, a random port.
 
-use daifa::config::{FulfillmentSettings, IngestSettings, JobSettings, PluginSettings, Settings};
+use daifa::config::{
+    FulfillmentSettings, IngestSettings, JobSettings, PluginCeiling, PluginSettings, PoolSettings,
+    Settings,
+};
 use daifa::{AppState, Application};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -106,6 +109,9 @@ impl TestDb {
     }
 }
 
+/// The key sealing connection secrets in every test gateway (and `daifa` commands run by tests).
+pub const TEST_SECRET_KEY: &str = "ZGFpZmEtdGVzdC1rZXktMzItYnl0ZXMtbG9uZy4uLi4=";
+
 /// Compiled plugins are shared by all tests (and runs): compiling is the slow part of a start.
 pub fn plugin_cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache")
@@ -117,7 +123,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         database_url: database_url.into(),
         admin_token: None,
         // A fixed test key: every gateway of a test (replicas, restarts) opens the same secrets.
-        secret_key: Some("ZGFpZmEtdGVzdC1rZXktMzItYnl0ZXMtbG9uZy4uLi4=".into()),
+        secret_key: Some(TEST_SECRET_KEY.into()),
         secret_key_file: std::env::temp_dir().join("daifa-test-unused.key"),
         ingest: IngestSettings {
             max_body_bytes: 1 << 20,
@@ -126,8 +132,20 @@ pub fn test_settings(database_url: &str) -> Settings {
             cache_dir: Some(plugin_cache_dir()),
             call_deadline: Duration::from_secs(5),
             memory_limit_mb: 64,
+            max_input_bytes: 5 << 20,
+            max_output_bytes: 4 << 20,
             max_outbound_requests: 8,
             outbound_timeout: Duration::from_secs(3),
+            ceiling: PluginCeiling {
+                call_deadline: Duration::from_secs(8),
+                memory_limit_mb: 128,
+                max_input_bytes: 8 << 20,
+                max_output_bytes: 8 << 20,
+                max_outbound_requests: 16,
+                outbound_timeout: Duration::from_secs(5),
+            },
+            max_package_mb: 64,
+            pool: PoolSettings { instances: 32 },
         },
         jobs: JobSettings {
             workers: 2,

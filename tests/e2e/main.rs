@@ -5,6 +5,7 @@
 
 mod fakes;
 mod helpers;
+mod plugins;
 mod sigkill;
 
 use fakes::{FakeShopify, FakeSupplier};
@@ -224,9 +225,9 @@ async fn order_travels_from_shopify_to_the_supplier_and_its_tracking_back() {
         r#"daifa_inbound_requests_total{connection="supplier",outcome="accepted"}"#,
         r#"daifa_job_attempts_total{kind="supplier.submit",outcome="succeeded"}"#,
         r#"daifa_job_attempts_total{kind="channel.fulfill",outcome="succeeded"}"#,
-        r#"daifa_plugin_calls_total{plugin="shopify",connection="shop",function="handle-inbound"}"#,
-        r#"daifa_plugin_calls_total{plugin="webhook-supplier",connection="supplier",function="submit-order"}"#,
-        r#"daifa_plugin_call_duration_seconds_bucket{plugin="shopify",connection="shop",function="push-fulfillment",le="#,
+        r#"daifa_plugin_calls_total{plugin="shopify",version="0.1.0",connection="shop",function="handle-inbound"}"#,
+        r#"daifa_plugin_calls_total{plugin="webhook-supplier",version="0.1.0",connection="supplier",function="submit-order"}"#,
+        r#"daifa_plugin_call_duration_seconds_bucket{plugin="shopify",version="0.1.0",connection="shop",function="push-fulfillment",le="#,
     ] {
         assert!(
             metrics.contains(needle),
@@ -469,8 +470,12 @@ async fn a_push_that_keeps_failing_is_dead_lettered_then_retried_by_the_operator
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["attempts"], 4);
     assert_eq!(w.supplier.received().len(), 4);
-    let order = only_order(&w.app).await;
-    assert_eq!(order["status"], "on_hold");
+    // The hold is recorded just after the job is marked dead.
+    let order = eventually("the order on hold", WAIT, || async {
+        let order = only_order(&w.app).await;
+        (order["status"] == "on_hold").then_some(order)
+    })
+    .await;
     assert!(
         order["hold_reason"]
             .as_str()

@@ -64,3 +64,13 @@ impl PluginError {
         }
     }
 }
+
+/// The version of the `daifa:plugin` WIT package the host is generated from.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// Whether the host loads plugins built against WIT `version`: this version and, by the
+/// versioning policy (`plugin-sdk/WIT-VERSIONING.md`), the previous minor version. For `0.x`
+/// versions the minor plays the part of the major: `0.1.*` are one line, `0.2.*` the next.
+pub fn supports_wit(version: &semver::Version) -> bool {
+    version.major == 0 && version.minor == 1 && version.pre.is_empty()
+}

@@ -23,6 +23,10 @@ pub struct CallLimits {
     pub deadline: Duration,
     /// Linear memory a plugin may grow to.
     pub memory_bytes: usize,
+    /// Largest request a plugin is given (an inbound body, an order to submit).
+    pub max_input_bytes: usize,
+    /// Largest result a plugin may return, measured as its canonical JSON.
+    pub max_output_bytes: usize,
     pub max_outbound_requests: u32,
     pub outbound_timeout: Duration,
 }
@@ -32,6 +36,8 @@ impl Default for CallLimits {
         Self {
             deadline: Duration::from_secs(10),
             memory_bytes: 64 << 20,
+            max_input_bytes: 5 << 20,
+            max_output_bytes: 4 << 20,
             max_outbound_requests: 8,
             outbound_timeout: Duration::from_secs(8),
         }
@@ -42,7 +48,12 @@ impl Default for CallLimits {
 pub struct EngineConfig {
     /// Where compiled components are kept across restarts; `None` compiles on every start.
     pub cache_dir: Option<PathBuf>,
+    /// Limits of a plugin that asks for none.
     pub limits: CallLimits,
+    /// The most any plugin may ask for in its manifest.
+    pub ceiling: CallLimits,
+    /// Pre-reserved instance slots (wasmtime's pooling allocator); `None` allocates on demand.
+    pub pool: Option<PoolConfig>,
     /// How often the engine's epoch advances: how often a running plugin yields to the executor
     /// and checks its deadline.
     pub epoch_tick: Duration,
@@ -53,12 +64,49 @@ impl Default for EngineConfig {
         Self {
             cache_dir: None,
             limits: CallLimits::default(),
+            ceiling: CallLimits {
+                deadline: Duration::from_secs(30),
+                memory_bytes: 256 << 20,
+                max_input_bytes: 16 << 20,
+                max_output_bytes: 16 << 20,
+                max_outbound_requests: 32,
+                outbound_timeout: Duration::from_secs(25),
+            },
+            pool: None,
             epoch_tick: Duration::from_millis(10),
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Sizes of the pooling allocator: address space for this many instances is reserved at start, so
+/// that instantiating a plugin costs no `mmap`.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Component instances alive at once (calls in flight plus warm instances kept for reuse).
+    pub instances: u32,
+    /// Linear memory of one instance; should cover the memory ceiling.
+    pub max_memory_bytes: usize,
+}
+
+/// Which allocator the engine ended up with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Allocator {
+    Pooling,
+    OnDemand,
+}
+
+/// What a loaded plugin is: its name, version, kind and the limits of its calls.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    pub name: String,
+    pub version: String,
+    pub kind: PluginKind,
+    pub limits: CallLimits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PluginKind {
     Channel,
     Supplier,
@@ -102,6 +150,12 @@ pub enum CallError {
     /// The plugin could not be instantiated.
     #[error("plugin could not be instantiated: {0}")]
     Instantiate(String),
+    /// The request is larger than the plugin's `max_input_bytes`; it was not called.
+    #[error("the request is {size} bytes, over the plugin's limit of {limit}")]
+    InputTooLarge { size: usize, limit: usize },
+    /// The plugin answered more than its `max_output_bytes`.
+    #[error("the plugin's answer is {size} bytes, over its limit of {limit}")]
+    OutputTooLarge { size: usize, limit: usize },
 }
 
 impl CallError {
@@ -110,6 +164,7 @@ impl CallError {
         match self {
             Self::Plugin(e) => matches!(e, PluginError::Transient(_)),
             Self::Trap(_) | Self::Deadline(_) | Self::Instantiate(_) => true,
+            Self::InputTooLarge { .. } | Self::OutputTooLarge { .. } => false,
         }
     }
 
@@ -120,6 +175,8 @@ impl CallError {
             Self::Trap(_) => "trap",
             Self::Deadline(_) => "deadline",
             Self::Instantiate(_) => "instantiate",
+            Self::InputTooLarge { .. } => "input-too-large",
+            Self::OutputTooLarge { .. } => "output-too-large",
         }
     }
 }
@@ -135,6 +192,7 @@ pub struct CallFailure {
 
 struct Inner {
     engine: Engine,
+    allocator: Allocator,
     channel_linker: Linker<CallState>,
     supplier_linker: Linker<CallState>,
     config: EngineConfig,
@@ -152,7 +210,33 @@ impl PluginEngine {
         let mut wasm = Config::new();
         wasm.epoch_interruption(true);
         wasm.wasm_component_model(true);
-        let engine = Engine::new(&wasm).map_err(|e| HostError::Engine(e.to_string()))?;
+        let (engine, allocator) = match &config.pool {
+            None => (
+                Engine::new(&wasm).map_err(|e| HostError::Engine(e.to_string()))?,
+                Allocator::OnDemand,
+            ),
+            Some(pool) => {
+                let mut pooled = wasm.clone();
+                pooled.allocation_strategy(pooling(pool));
+                match Engine::new(&pooled) {
+                    Ok(engine) => (engine, Allocator::Pooling),
+                    Err(e) => {
+                        // Where address space is scarce (a 32-bit or ulimit -v constrained
+                        // host), run slower rather than not at all.
+                        tracing::warn!(
+                            instances = pool.instances,
+                            max_memory_bytes = pool.max_memory_bytes,
+                            error = %format!("{e:#}"),
+                            "cannot reserve the plugin instance pool; allocating instances on demand"
+                        );
+                        (
+                            Engine::new(&wasm).map_err(|e| HostError::Engine(e.to_string()))?,
+                            Allocator::OnDemand,
+                        )
+                    }
+                }
+            }
+        };
 
         let mut channel_linker = Linker::new(&engine);
         let mut supplier_linker = Linker::new(&engine);
@@ -167,6 +251,7 @@ impl PluginEngine {
 
         let inner = Arc::new(Inner {
             engine,
+            allocator,
             channel_linker,
             supplier_linker,
             config,
@@ -180,13 +265,40 @@ impl PluginEngine {
         &self.inner.config
     }
 
-    /// Compiles (or loads from the on-disk cache) a component and checks it implements `kind`.
+    /// The allocator in use: pooling, or on demand when the pool could not be reserved.
+    pub fn allocator(&self) -> Allocator {
+        self.inner.allocator
+    }
+
+    /// Compiles (or loads from the on-disk cache) a component and checks it implements `kind`;
+    /// its calls get the engine's default limits.
     pub fn load(
         &self,
         name: &str,
         kind: PluginKind,
         wasm: &[u8],
     ) -> Result<LoadedPlugin, HostError> {
+        self.load_spec(
+            PluginSpec {
+                name: name.into(),
+                version: "0.0.0".into(),
+                kind,
+                limits: self.inner.config.limits.clone(),
+            },
+            wasm,
+        )
+    }
+
+    /// Compiles (or loads from the on-disk cache) a component and checks it implements its
+    /// kind's world.
+    pub fn load_spec(&self, spec: PluginSpec, wasm: &[u8]) -> Result<LoadedPlugin, HostError> {
+        let PluginSpec {
+            name,
+            version,
+            kind,
+            limits,
+        } = spec;
+        let name = name.as_str();
         let digest = hex::encode(Sha256::digest(wasm));
         let component = self.compile_cached(name, &digest, wasm)?;
         let world_err = |e: wasmtime::Error| HostError::World {
@@ -214,7 +326,9 @@ impl PluginEngine {
         };
         Ok(LoadedPlugin {
             name: name.into(),
+            version,
             kind,
+            limits,
             digest,
             pre,
             engine: self.clone(),
@@ -283,6 +397,20 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), String>
     std::fs::rename(&tmp, path).map_err(|e| e.to_string())
 }
 
+fn pooling(pool: &PoolConfig) -> wasmtime::InstanceAllocationStrategy {
+    let mut config = wasmtime::PoolingAllocationConfig::new();
+    let instances = pool.instances.max(1);
+    // A Rust component holds a handful of core instances, memories and tables; a JavaScript one
+    // a few more. Four of each per component is the common case; the totals bound the sum.
+    config
+        .total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(4))
+        .total_memories(instances.saturating_mul(2))
+        .total_tables(instances.saturating_mul(4))
+        .max_memory_size(pool.max_memory_bytes);
+    wasmtime::InstanceAllocationStrategy::Pooling(config)
+}
+
 fn spawn_epoch_ticker(inner: Weak<Inner>, tick: Duration) {
     std::thread::Builder::new()
         .name("daifa-epoch".into())
@@ -299,18 +427,23 @@ fn spawn_epoch_ticker(inner: Weak<Inner>, tick: Duration) {
 /// Instantiates the plugin in a fresh `Store` and calls one export under the call's limits;
 /// records the call's outcome and latency.
 macro_rules! call_export {
-    ($self:ident, $ctx:ident, $pre:ident, $function:literal, |$plugin:ident, $store:ident| $call:expr) => {{
+    ($self:ident, $ctx:ident, $input_size:expr, $pre:ident, $function:literal, |$plugin:ident, $store:ident| $call:expr) => {{
         let pre = $self.$pre()?;
         let started = Instant::now();
-        let mut $store = $self.store($ctx.clone());
-        let result = $self
-            .run(async {
-                let $plugin = pre.instantiate_async(&mut $store).await?;
-                $call.await
-            })
-            .await;
-        let result = with_retry_after(result, &$store);
-        record_call(&$ctx, $function, started.elapsed(), &result);
+        let result = match $self.check_input($input_size) {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let mut $store = $self.store($ctx.clone());
+                let result = $self
+                    .run(async {
+                        let $plugin = pre.instantiate_async(&mut $store).await?;
+                        $call.await
+                    })
+                    .await;
+                with_retry_after(result, &$store).and_then(|value| $self.check_output(value))
+            }
+        };
+        record_call(&$self.version, &$ctx, $function, started.elapsed(), &result);
         result
     }};
 }
@@ -324,7 +457,9 @@ enum Pre {
 /// `Store`.
 pub struct LoadedPlugin {
     name: String,
+    version: String,
     kind: PluginKind,
+    limits: CallLimits,
     digest: String,
     pre: Pre,
     engine: PluginEngine,
@@ -334,8 +469,43 @@ impl LoadedPlugin {
     pub fn name(&self) -> &str {
         &self.name
     }
+    pub fn version(&self) -> &str {
+        &self.version
+    }
     pub fn kind(&self) -> PluginKind {
         self.kind
+    }
+    /// The limits every call of this plugin runs under.
+    pub fn limits(&self) -> &CallLimits {
+        &self.limits
+    }
+
+    fn check_input(&self, size: usize) -> Result<(), CallFailure> {
+        let limit = self.limits.max_input_bytes;
+        if size > limit {
+            return Err(CallFailure {
+                error: CallError::InputTooLarge { size, limit },
+                retry_after: None,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_output<T: serde::Serialize>(&self, value: T) -> Result<T, CallFailure> {
+        let limit = self.limits.max_output_bytes;
+        let mut counter = ByteCounter(0);
+        // Serializing into a counter measures without keeping a copy.
+        let _ = serde_json::to_writer(&mut counter, &value);
+        if counter.0 > limit {
+            return Err(CallFailure {
+                error: CallError::OutputTooLarge {
+                    size: counter.0,
+                    limit,
+                },
+                retry_after: None,
+            });
+        }
+        Ok(value)
     }
     /// The SHA-256 of the component, hex.
     pub fn digest(&self) -> &str {
@@ -344,7 +514,7 @@ impl LoadedPlugin {
 
     fn store(&self, ctx: Arc<ConnectionContext>) -> Store<CallState> {
         let inner = &self.engine.inner;
-        let limits = inner.config.limits.clone();
+        let limits = self.limits.clone();
         let deadline_at = Instant::now() + limits.deadline;
         let mut store = Store::new(
             &inner.engine,
@@ -373,7 +543,7 @@ impl LoadedPlugin {
     where
         F: Future<Output = wasmtime::Result<Result<T, PluginError>>>,
     {
-        let deadline = self.engine.inner.config.limits.deadline;
+        let deadline = self.limits.deadline;
         let outcome = tokio::time::timeout(deadline, call).await;
         let error = match outcome {
             Err(_) => CallError::Deadline(deadline),
@@ -419,11 +589,18 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         request: &InboundRequest,
     ) -> Result<Inbound, CallFailure> {
-        call_export!(self, ctx, channel_pre, "handle-inbound", |plugin, store| {
-            plugin
-                .daifa_plugin_channel()
-                .call_handle_inbound(&mut store, request)
-        })
+        call_export!(
+            self,
+            ctx,
+            request.body.len(),
+            channel_pre,
+            "handle-inbound",
+            |plugin, store| {
+                plugin
+                    .daifa_plugin_channel()
+                    .call_handle_inbound(&mut store, request)
+            }
+        )
     }
 
     /// Channel: write a shipment back to the storefront.
@@ -435,6 +612,7 @@ impl LoadedPlugin {
         call_export!(
             self,
             ctx,
+            json_size(request),
             channel_pre,
             "push-fulfillment",
             |plugin, store| plugin
@@ -449,11 +627,18 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         order: &SupplierOrder,
     ) -> Result<Submission, CallFailure> {
-        call_export!(self, ctx, supplier_pre, "submit-order", |plugin, store| {
-            plugin
-                .daifa_plugin_supplier()
-                .call_submit_order(&mut store, order)
-        })
+        call_export!(
+            self,
+            ctx,
+            json_size(order),
+            supplier_pre,
+            "submit-order",
+            |plugin, store| {
+                plugin
+                    .daifa_plugin_supplier()
+                    .call_submit_order(&mut store, order)
+            }
+        )
     }
 
     /// Supplier: verify and parse a supplier's callback.
@@ -465,6 +650,7 @@ impl LoadedPlugin {
         call_export!(
             self,
             ctx,
+            request.body.len(),
             supplier_pre,
             "handle-callback",
             |plugin, store| plugin
@@ -476,7 +662,26 @@ impl LoadedPlugin {
 
 /// Records a finished call: a counter by outcome and a latency histogram (labels: plugin,
 /// connection, function; never a request's content), and a log line tagged the same way.
+fn json_size<T: serde::Serialize>(value: &T) -> usize {
+    let mut counter = ByteCounter(0);
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}
+
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn record_call<T>(
+    version: &str,
     ctx: &ConnectionContext,
     function: &'static str,
     elapsed: Duration,
@@ -488,6 +693,7 @@ fn record_call<T>(
     };
     let labels = [
         ("plugin", ctx.plugin.clone()),
+        ("version", version.to_string()),
         ("connection", ctx.connection.clone()),
         ("function", function.to_string()),
     ];
@@ -495,18 +701,19 @@ fn record_call<T>(
     if let Err(f) = result {
         let with_kind = [
             ("plugin", ctx.plugin.clone()),
+            ("version", version.to_string()),
             ("connection", ctx.connection.clone()),
             ("function", function.to_string()),
             ("kind", outcome.to_string()),
         ];
         metrics::counter!("daifa_plugin_call_errors_total", &with_kind).increment(1);
         if !matches!(f.error, CallError::Plugin(_)) {
-            tracing::warn!(plugin = %ctx.plugin, connection = %ctx.connection, function, error = %f.error, "plugin call failed");
+            tracing::warn!(plugin = %ctx.plugin, version, connection = %ctx.connection, function, error = %f.error, "plugin call failed");
         }
     }
     metrics::histogram!("daifa_plugin_call_duration_seconds", &labels)
         .record(elapsed.as_secs_f64());
-    tracing::debug!(plugin = %ctx.plugin, connection = %ctx.connection, function, outcome, elapsed_us = elapsed.as_micros() as u64, "plugin call");
+    tracing::debug!(plugin = %ctx.plugin, version, connection = %ctx.connection, function, outcome, elapsed_us = elapsed.as_micros() as u64, "plugin call");
 }
 
 fn with_retry_after<T>(

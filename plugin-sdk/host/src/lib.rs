@@ -12,6 +12,7 @@
 pub mod bindings;
 mod engine;
 pub mod harness;
+pub mod manifest;
 mod outbound;
 mod state;
 
@@ -20,10 +21,12 @@ pub use bindings::types::{
     OutboundRequest, OutboundResponse, PluginError, Shipment, SupplierOrderRef,
     SupplierOrderStatus,
 };
+pub use bindings::{WIT_VERSION, supports_wit};
 pub use bindings::{channel, supplier};
 pub use engine::{
-    CallError, CallFailure, CallLimits, EngineConfig, HostError, LoadedPlugin, PluginEngine,
-    PluginKind,
+    Allocator, CallError, CallFailure, CallLimits, EngineConfig, HostError, LoadedPlugin,
+    PluginEngine, PluginKind, PluginSpec, PoolConfig,
 };
+pub use manifest::{Manifest, ManifestError, Package};
 pub use outbound::{FetchOptions, OutboundHttp, ReqwestHttp, is_public};
 pub use state::ConnectionContext;

@@ -14,8 +14,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 /// The connection a call runs for: its settings, secrets and the hosts it may reach.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionContext {
-    /// The plugin's name and version, for logs.
+    /// The plugin's name, for logs and metrics.
     pub plugin: String,
+    /// The plugin's version, for logs and metrics.
+    pub plugin_version: String,
     /// The connection's name, for logs.
     pub connection: String,
     pub settings: BTreeMap<String, String>,
@@ -25,6 +27,8 @@ pub struct ConnectionContext {
     pub allowed_hosts: Vec<String>,
     /// Whether private, loopback and link-local addresses may be reached.
     pub allow_private_network: bool,
+    /// What the host's `now-ms` answers, when set (recorded test cases); the real clock otherwise.
+    pub fixed_now_ms: Option<i64>,
 }
 
 pub(crate) struct CallState {
@@ -84,13 +88,17 @@ impl types::Host for CallState {}
 
 impl host::Host for CallState {
     fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
-        let (plugin, connection) = (&self.ctx.plugin, &self.ctx.connection);
+        let (plugin, version, connection) = (
+            &self.ctx.plugin,
+            &self.ctx.plugin_version,
+            &self.ctx.connection,
+        );
         match level {
-            LogLevel::Trace => tracing::trace!(plugin, connection, "{message}"),
-            LogLevel::Debug => tracing::debug!(plugin, connection, "{message}"),
-            LogLevel::Info => tracing::info!(plugin, connection, "{message}"),
-            LogLevel::Warn => tracing::warn!(plugin, connection, "{message}"),
-            LogLevel::Error => tracing::error!(plugin, connection, "{message}"),
+            LogLevel::Trace => tracing::trace!(plugin, version, connection, "{message}"),
+            LogLevel::Debug => tracing::debug!(plugin, version, connection, "{message}"),
+            LogLevel::Info => tracing::info!(plugin, version, connection, "{message}"),
+            LogLevel::Warn => tracing::warn!(plugin, version, connection, "{message}"),
+            LogLevel::Error => tracing::error!(plugin, version, connection, "{message}"),
         }
         Ok(())
     }
@@ -104,6 +112,9 @@ impl host::Host for CallState {
     }
 
     fn now_ms(&mut self) -> wasmtime::Result<i64> {
+        if let Some(fixed) = self.ctx.fixed_now_ms {
+            return Ok(fixed);
+        }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -126,7 +137,7 @@ impl host::Host for CallState {
             &self.ctx.allowed_hosts,
             self.ctx.allow_private_network,
         )?;
-        tracing::debug!(plugin = %self.ctx.plugin, connection = %self.ctx.connection, method = %request.method, url = %url, "outbound request");
+        tracing::debug!(plugin = %self.ctx.plugin, version = %self.ctx.plugin_version, connection = %self.ctx.connection, method = %request.method, url = %url, "outbound request");
         let options = FetchOptions {
             timeout: self.call_limits.outbound_timeout,
             allow_private_network: self.ctx.allow_private_network,

@@ -439,23 +439,45 @@ async fn a_panic_traps() {
 /// The plugin builds its answer in its own linear memory before the host lifts it. Under a
 /// 16 MiB cap the 50 MB topic cannot be allocated: `memory.grow` is refused, Rust's
 /// allocation-failure handler aborts and the call traps; the host never sees the string. Under a
-/// cap that holds it (64 MiB, the default) the call succeeds and the host copies the 50 MB out:
-/// the memory cap is also what bounds the size of a plugin's answer.
+/// cap that holds it (64 MiB, the default) the host lifts the 50 MB and refuses it as over
+/// `max_output_bytes` (4 MiB by default): a typed, final error, not a retry.
 #[tokio::test]
-async fn a_huge_answer_is_bounded_by_the_memory_cap() {
+async fn a_huge_answer_is_bounded_by_the_memory_cap_and_the_output_limit() {
     let (plugin, _http) = misbehaving(SMALL_MEMORY);
     assert_trap(&misbehave(&plugin, "huge").await, "huge under 16 MiB");
     assert_still_works(&plugin).await;
 
     let (roomy, _http) = misbehaving(CallLimits::default().memory_bytes);
-    let inbound = roomy
+    let failure = roomy
         .handle_inbound(context(&[], &[], &[]), &post(vec![], b"huge"))
         .await
-        .map_err(|f| f.to_string())
-        .expect("a 50 MB answer fits in 64 MiB");
-    let topic = inbound.topic.unwrap_or_default();
-    assert_eq!(topic.len(), 50 * 1024 * 1024);
-    assert!(topic.bytes().all(|b| b == b'x'));
+        .expect_err("50 MB is over the output limit");
+    match failure.error {
+        CallError::OutputTooLarge { size, limit } => {
+            assert!(size > 50 * 1024 * 1024, "{size}");
+            assert_eq!(limit, CallLimits::default().max_output_bytes);
+        }
+        other => panic!("expected output-too-large, got {other:?}"),
+    }
+    assert!(!failure.error.is_retryable());
+    assert_still_works(&roomy).await;
+}
+
+#[tokio::test]
+async fn a_request_over_the_input_limit_is_refused_before_the_call() {
+    let (plugin, _http) = misbehaving(SMALL_MEMORY);
+    let limit = CallLimits::default().max_input_bytes;
+    let body = vec![b' '; limit + 1];
+    let failure = plugin
+        .handle_inbound(context(&[], &[], &[]), &post(vec![], &body))
+        .await
+        .expect_err("over the input limit");
+    assert!(
+        matches!(failure.error, CallError::InputTooLarge { size, limit: l } if size == limit + 1 && l == limit),
+        "{:?}",
+        failure.error
+    );
+    assert!(!failure.error.is_retryable());
 }
 
 #[tokio::test]
@@ -667,4 +689,24 @@ async fn compiled_components_are_cached_on_disk_and_reused() {
     assert_sample_order(&inbound);
 
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A real component keeps every byte through `strip` and `pack`: the package of a bundled
+/// plugin is its component with the manifest appended, and comes back identical.
+#[test]
+fn packages_round_trip_through_strip_and_pack() {
+    use daifa_plugin_host::manifest::{Package, pack, strip};
+    for plugin in daifa_bundled_plugins::PLUGINS {
+        let package = Package::read(plugin.wasm).expect("a bundled plugin is a package");
+        assert_eq!(package.manifest.name, plugin.name);
+        let component = strip(plugin.wasm).expect("strips");
+        assert!(component.len() < plugin.wasm.len());
+        assert!(Package::read(&component).is_err(), "the manifest is gone");
+        assert_eq!(
+            pack(&component, &package.manifest_toml).expect("packs"),
+            plugin.wasm,
+            "{} changed in the round trip",
+            plugin.name
+        );
+    }
 }

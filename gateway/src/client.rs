@@ -1,0 +1,252 @@
+//! The CLI's side of plugin and connection management: a client of a running gateway's admin
+//! API (so that every replica sees the change at once), and `plugin pack`, which is local.
+
+use crate::cli::{ConnectionCommand, PluginCommand, Remote};
+use anyhow::{Context, bail};
+use daifa_plugin_host::manifest::{Manifest, pack};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
+    match command {
+        PluginCommand::Pack { dir, output } => {
+            let written = pack_dir(&dir, output.as_deref())?;
+            println!("{}", written.display());
+            Ok(())
+        }
+        PluginCommand::Install { file, remote } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let info = remote
+                .send(Method::POST, "/plugins", Body::Wasm(bytes))
+                .await?;
+            println!(
+                "installed {} {} ({}, sha256 {})",
+                info["name"].as_str().unwrap_or("?"),
+                info["version"].as_str().unwrap_or("?"),
+                info["kind"].as_str().unwrap_or("?"),
+                info["digest"].as_str().unwrap_or("?"),
+            );
+            Ok(())
+        }
+        PluginCommand::List { remote } => {
+            let list = remote.send(Method::GET, "/plugins", Body::None).await?;
+            println!(
+                "{:<24} {:<12} {:<9} {:<5} {:<8} {:<8} SHA256",
+                "NAME", "VERSION", "KIND", "WIT", "SOURCE", "ENABLED"
+            );
+            for p in list.as_array().into_iter().flatten() {
+                println!(
+                    "{:<24} {:<12} {:<9} {:<5} {:<8} {:<8} {}",
+                    p["name"].as_str().unwrap_or(""),
+                    p["version"].as_str().unwrap_or(""),
+                    p["kind"].as_str().unwrap_or(""),
+                    p["wit_version"].as_str().unwrap_or(""),
+                    p["source"].as_str().unwrap_or(""),
+                    p["enabled"].as_bool().unwrap_or(false),
+                    &p["digest"].as_str().unwrap_or("")
+                        [..12.min(p["digest"].as_str().unwrap_or("").len())],
+                );
+            }
+            Ok(())
+        }
+        PluginCommand::Inspect {
+            name,
+            version,
+            remote,
+        } => {
+            let path = match &version {
+                Some(v) => format!("/plugins/{name}/{v}"),
+                None => format!("/plugins/{name}"),
+            };
+            let info = remote.send(Method::GET, &path, Body::None).await?;
+            println!("{}", serde_json::to_string_pretty(&info)?);
+            Ok(())
+        }
+        PluginCommand::Enable {
+            name,
+            version,
+            remote,
+        } => {
+            remote
+                .send(
+                    Method::POST,
+                    &format!("/plugins/{name}/{version}/enable"),
+                    Body::None,
+                )
+                .await?;
+            println!("enabled {name} {version}");
+            Ok(())
+        }
+        PluginCommand::Disable {
+            name,
+            version,
+            remote,
+        } => {
+            remote
+                .send(
+                    Method::POST,
+                    &format!("/plugins/{name}/{version}/disable"),
+                    Body::None,
+                )
+                .await?;
+            println!("disabled {name} {version}");
+            Ok(())
+        }
+    }
+}
+
+pub async fn connection(command: ConnectionCommand) -> anyhow::Result<()> {
+    let (remote, method, path, body) = match command {
+        ConnectionCommand::List { remote } => {
+            let list = remote.send(Method::GET, "/connections", Body::None).await?;
+            println!(
+                "{:<24} {:<9} {:<20} {:<10} {:<10} SHADOW",
+                "NAME", "KIND", "PLUGIN", "VERSION", "PREVIOUS"
+            );
+            for c in list.as_array().into_iter().flatten() {
+                println!(
+                    "{:<24} {:<9} {:<20} {:<10} {:<10} {}",
+                    c["name"].as_str().unwrap_or(""),
+                    c["kind"].as_str().unwrap_or(""),
+                    c["plugin"].as_str().unwrap_or(""),
+                    c["plugin_version"].as_str().unwrap_or(""),
+                    c["previous_plugin_version"].as_str().unwrap_or("-"),
+                    c["shadow_plugin_version"].as_str().unwrap_or("-"),
+                );
+            }
+            return Ok(());
+        }
+        ConnectionCommand::Upgrade {
+            name,
+            version,
+            remote,
+        } => (
+            remote,
+            Method::POST,
+            format!("/connections/{name}/upgrade"),
+            Body::Json(json!({ "version": version })),
+        ),
+        ConnectionCommand::Rollback { name, remote } => (
+            remote,
+            Method::POST,
+            format!("/connections/{name}/rollback"),
+            Body::None,
+        ),
+        ConnectionCommand::Shadow {
+            name,
+            version,
+            remote,
+        } => (
+            remote,
+            Method::PUT,
+            format!("/connections/{name}/shadow"),
+            Body::Json(json!({ "version": version })),
+        ),
+        ConnectionCommand::Unshadow { name, remote } => (
+            remote,
+            Method::DELETE,
+            format!("/connections/{name}/shadow"),
+            Body::None,
+        ),
+    };
+    let c = remote.send(method, &path, body).await?;
+    println!(
+        "{}: {} {} (previous {}, shadow {})",
+        c["name"].as_str().unwrap_or("?"),
+        c["plugin"].as_str().unwrap_or("?"),
+        c["plugin_version"].as_str().unwrap_or("?"),
+        c["previous_plugin_version"].as_str().unwrap_or("-"),
+        c["shadow_plugin_version"].as_str().unwrap_or("-"),
+    );
+    Ok(())
+}
+
+/// Packs the plugin project in `dir`: its manifest embedded in its built component.
+pub fn pack_dir(dir: &Path, output: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let manifest_path = dir.join("daifa-plugin.toml");
+    let manifest_toml = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let manifest = Manifest::from_toml(&manifest_toml)
+        .with_context(|| format!("in {}", manifest_path.display()))?;
+    let component_path = component_path(dir, &manifest)?;
+    let component = std::fs::read(&component_path).with_context(|| {
+        format!(
+            "reading the component {} (build the plugin first)",
+            component_path.display()
+        )
+    })?;
+    let package = pack(&component, &manifest_toml)?;
+    let output = output
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.join(format!("{}-{}.daifa.wasm", manifest.name, manifest.version)));
+    std::fs::write(&output, package).with_context(|| format!("writing {}", output.display()))?;
+    Ok(output)
+}
+
+/// The built component of a plugin project: `[build] component`, else cargo's wasm32-wasip2
+/// release output for the crate in `dir`.
+pub fn component_path(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
+    if let Some(path) = &manifest.build.component {
+        return Ok(dir.join(path));
+    }
+    let cargo_toml = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&cargo_toml).with_context(|| {
+        format!(
+            "the manifest has no [build] component and {} cannot be read",
+            cargo_toml.display()
+        )
+    })?;
+    let value: toml::Value = toml::from_str(&text)?;
+    let Some(crate_name) = value
+        .get("package")
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str())
+    else {
+        bail!("{} has no package name", cargo_toml.display());
+    };
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.join("target"));
+    Ok(target_dir
+        .join("wasm32-wasip2/release")
+        .join(format!("{}.wasm", crate_name.replace('-', "_"))))
+}
+
+enum Body {
+    None,
+    Json(Value),
+    Wasm(Vec<u8>),
+}
+
+impl Remote {
+    async fn send(&self, method: Method, path: &str, body: Body) -> anyhow::Result<Value> {
+        let url = format!("{}/api/v1{path}", self.url.trim_end_matches('/'));
+        let client = reqwest::Client::new();
+        let mut request = client.request(method, &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        request = match body {
+            Body::None => request,
+            Body::Json(v) => request.json(&v),
+            Body::Wasm(bytes) => request
+                .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+                .body(bytes),
+        };
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the gateway at {url}"))?;
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!(
+                "{status}: {}",
+                value["error"].as_str().unwrap_or("(no message)")
+            );
+        }
+        Ok(value)
+    }
+}
