@@ -95,6 +95,10 @@ function orderTopicEvents(body) {
   if (order === null || typeof order !== 'object' || Array.isArray(order)) {
     throw badPayload('body is not a JSON object');
   }
+  if (order.status === undefined && order.order !== null && typeof order.order === 'object') {
+    // The legacy REST API (WooCommerce < 3) wrapped the order: {"order": {...}}.
+    throw badPayload("body is a legacy API order: set the webhook's API version to \"WP REST API Integration v3\"");
+  }
   return orderEvents(order);
 }
 

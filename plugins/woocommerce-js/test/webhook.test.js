@@ -146,6 +146,7 @@ test('bodies that are not an order are bad payloads naming what is wrong', async
     ['<html>not json</html>', /^body is not JSON/],
     ['[1,2]', /^body is not a JSON object$/],
     ['{"id": 5}', /^missing field `status`$/],
+    ['{"order": {"id": 5, "status": "processing"}}', /legacy API order: set the webhook's API version/],
     ['{"id": 5, "status": "processing"}', /^missing field `currency`$/],
     [fixtureWith({ currency: 'XXY' }), /^`currency`: unknown currency `XXY`$/],
     [fixtureWith({ total: 29.35 }), /^`total`: invalid amount `29.35` for USD$/],
