@@ -51,6 +51,21 @@ pub struct PluginSettings {
     /// Largest package `POST /api/v1/plugins` accepts.
     pub max_package_mb: usize,
     pub pool: PoolSettings,
+    pub reuse: ReuseSettings,
+}
+
+/// Warm-instance reuse: an instance kept after a call serves the same connection's next calls
+/// (never another connection's), until it has served this many calls, traps or hits its
+/// deadline. 1 is a fresh instance per call. A plugin's manifest may choose its own
+/// (`limits.reuse_calls`). Defaults from the benchmark in docs/benchmarks.md.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReuseSettings {
+    /// Plugins compiled to wasm (Rust, C, Go).
+    pub compiled_calls: u32,
+    /// Plugins carrying a language engine (JavaScript, Python).
+    pub interpreted_calls: u32,
+    pub max_idle_per_connection: usize,
+    pub max_warm_total: usize,
 }
 
 /// Upper bounds of per-plugin limits; the same fields as the defaults above.
@@ -131,6 +146,10 @@ impl Settings {
             .set_default("plugins.ceiling.outbound_timeout", "25s")?
             .set_default("plugins.max_package_mb", 64)?
             .set_default("plugins.pool.instances", 128)?
+            .set_default("plugins.reuse.compiled_calls", 100)?
+            .set_default("plugins.reuse.interpreted_calls", 1000)?
+            .set_default("plugins.reuse.max_idle_per_connection", 2)?
+            .set_default("plugins.reuse.max_warm_total", 64)?
             .set_default("jobs.workers", 2)?
             .set_default("jobs.poll_interval", "500ms")?
             .set_default("jobs.lease", "2m")?

@@ -415,6 +415,15 @@ async fn switch_version(
     )
     .await?;
     tx.commit().await?;
+    // Warm instances of the old version are not reused by this connection any more. (Another
+    // gateway process evicts its own when they are recycled; they are never called again.)
+    if let Ok(old) = state
+        .plugins
+        .get(&connection.plugin, &connection.plugin_version)
+        .await
+    {
+        old.evict(&connection.name);
+    }
     tracing::info!(connection = %connection.name, plugin = %connection.plugin, from = %connection.plugin_version, to = %package.version, action, "connection plugin version changed");
     existing(state, &connection.name).await
 }

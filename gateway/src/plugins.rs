@@ -16,9 +16,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use daifa_plugin_host::manifest::Toolchain;
 use daifa_plugin_host::{
     Allocator, CallLimits, EngineConfig, HostError, LoadedPlugin, Manifest, Package, PluginEngine,
-    PluginSpec, PoolConfig, ReqwestHttp, supports_wit,
+    PluginSpec, PoolConfig, ReqwestHttp, ReuseConfig, supports_wit,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -125,6 +126,7 @@ pub enum LoadError {
 /// A loaded plugin version with its manifest. Derefs to the [`LoadedPlugin`] to call it.
 pub struct Installed {
     pub manifest: Manifest,
+    pub toolchain: Toolchain,
     pub plugin: LoadedPlugin,
 }
 
@@ -138,6 +140,7 @@ impl std::ops::Deref for Installed {
 struct Inner {
     engine: PluginEngine,
     db: Db,
+    reuse: crate::config::ReuseSettings,
     /// Compiled plugins of this process by (name, version). Never evicted: a version is small
     /// once compiled, and connections may come back to it on rollback.
     loaded: Mutex<HashMap<(String, String), Arc<Installed>>>,
@@ -160,6 +163,7 @@ impl PluginRegistry {
             inner: Arc::new(Inner {
                 engine,
                 db,
+                reuse: settings.reuse.clone(),
                 loaded: Mutex::new(HashMap::new()),
                 compiling: tokio::sync::Mutex::new(()),
             }),
@@ -289,11 +293,17 @@ impl PluginRegistry {
 
     async fn compile(&self, manifest: &Manifest, bytes: Vec<u8>) -> Result<Installed, LoadError> {
         let config = self.inner.engine.config();
+        let toolchain = daifa_plugin_host::manifest::toolchain(&bytes);
+        let reuse_calls = manifest.limits.reuse_calls.unwrap_or(match toolchain {
+            Toolchain::Compiled => self.inner.reuse.compiled_calls,
+            Toolchain::Interpreted => self.inner.reuse.interpreted_calls,
+        });
         let spec = PluginSpec {
             name: manifest.name.clone(),
             version: manifest.version.to_string(),
             kind: manifest.kind,
             limits: manifest.limits.resolve(&config.limits, &config.ceiling),
+            reuse_calls,
         };
         let (name, version) = (spec.name.clone(), spec.version.clone());
         let engine = self.inner.engine.clone();
@@ -303,6 +313,7 @@ impl PluginRegistry {
             .map_err(|e: HostError| LoadError::Broken(name, version, e.to_string()))?;
         Ok(Installed {
             manifest: manifest.clone(),
+            toolchain,
             plugin,
         })
     }
@@ -468,6 +479,10 @@ fn engine_config(settings: &PluginSettings) -> EngineConfig {
         }),
         limits: defaults,
         ceiling,
+        reuse: ReuseConfig {
+            max_idle_per_connection: settings.reuse.max_idle_per_connection,
+            max_warm_total: settings.reuse.max_warm_total,
+        },
         ..EngineConfig::default()
     }
 }

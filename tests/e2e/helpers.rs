@@ -3,7 +3,7 @@
 
 use daifa::config::{
     FulfillmentSettings, IngestSettings, JobSettings, PluginCeiling, PluginSettings, PoolSettings,
-    Settings,
+    ReuseSettings, Settings,
 };
 use daifa::{AppState, Application};
 use serde_json::{Value, json};
@@ -146,6 +146,12 @@ pub fn test_settings(database_url: &str) -> Settings {
             },
             max_package_mb: 64,
             pool: PoolSettings { instances: 32 },
+            reuse: ReuseSettings {
+                compiled_calls: 100,
+                interpreted_calls: 1000,
+                max_idle_per_connection: 2,
+                max_warm_total: 16,
+            },
         },
         jobs: JobSettings {
             workers: 2,

@@ -8,13 +8,16 @@
 //!   functions called directly), the baseline of the ratio.
 //! - `wasm/minimal/handle-inbound`: instantiate and call a component that does nearly nothing:
 //!   the fixed cost of a call.
+//! - `…-pooled`: the same with instances from wasmtime's pooling allocator (the gateway's
+//!   default); `…-warm`: the call made in an instance kept from the previous call of the same
+//!   connection (warm-instance reuse), which skips instantiation altogether.
 
 use base64::Engine;
 use criterion::{Criterion, criterion_group, criterion_main};
 use daifa_plugin_host::harness::ScriptedHttp;
 use daifa_plugin_host::{
-    ConnectionContext, EngineConfig, HttpHeader, InboundRequest, LoadedPlugin, PluginEngine,
-    PluginKind,
+    Allocator, ConnectionContext, EngineConfig, HttpHeader, InboundRequest, LoadedPlugin,
+    PluginEngine, PluginKind, PluginSpec, PoolConfig,
 };
 use hmac::{Hmac, Mac};
 use std::hint::black_box;
@@ -46,8 +49,21 @@ fn headers(body: &[u8]) -> Vec<(String, String)> {
 }
 
 fn load(engine: &PluginEngine, name: &str, wasm: &[u8]) -> LoadedPlugin {
+    load_reusing(engine, name, wasm, 0)
+}
+
+fn load_reusing(engine: &PluginEngine, name: &str, wasm: &[u8], reuse_calls: u32) -> LoadedPlugin {
     engine
-        .load(name, PluginKind::Channel, wasm)
+        .load_spec(
+            PluginSpec {
+                name: name.into(),
+                version: "bench".into(),
+                kind: PluginKind::Channel,
+                limits: engine.config().limits.clone(),
+                reuse_calls,
+            },
+            wasm,
+        )
         .expect("loading a bundled component")
 }
 
@@ -69,6 +85,22 @@ fn bench(c: &mut Criterion) {
         .wasm;
     let shopify = load(&engine, "shopify", shopify_wasm);
     let minimal = load(&engine, "misbehaving", minimal_wasm);
+    let shopify_warm = load_reusing(&engine, "shopify", shopify_wasm, u32::MAX);
+    let minimal_warm = load_reusing(&engine, "misbehaving", minimal_wasm, u32::MAX);
+    let pooled_engine = PluginEngine::new(
+        EngineConfig {
+            pool: Some(PoolConfig {
+                instances: 64,
+                max_memory_bytes: 256 << 20,
+            }),
+            ..EngineConfig::default()
+        },
+        Arc::new(ScriptedHttp::new()),
+    )
+    .expect("pooled engine");
+    assert_eq!(pooled_engine.allocator(), Allocator::Pooling);
+    let shopify_pooled = load(&pooled_engine, "shopify", shopify_wasm);
+    let minimal_pooled = load(&pooled_engine, "misbehaving", minimal_wasm);
     let ctx = Arc::new(ConnectionContext {
         plugin: "shopify".into(),
         connection: "bench".into(),
@@ -111,6 +143,20 @@ fn bench(c: &mut Criterion) {
             black_box(inbound)
         })
     });
+    for (name, plugin) in [
+        ("wasm-pooled", &shopify_pooled),
+        ("wasm-warm", &shopify_warm),
+    ] {
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                let inbound = plugin
+                    .handle_inbound(ctx.clone(), black_box(&wasm_request))
+                    .await
+                    .expect("the sample parses");
+                black_box(inbound)
+            })
+        });
+    }
     group.bench_function("native", |b| {
         b.iter(|| {
             let verifier = daifa_plugin_shopify::webhook::Verifier {
@@ -125,16 +171,24 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
-    c.bench_function("minimal/instantiate-and-call", |b| {
-        b.to_async(&rt).iter(|| async {
-            black_box(
-                minimal
-                    .handle_inbound(ctx.clone(), black_box(&tiny))
-                    .await
-                    .expect("echo"),
-            )
-        })
-    });
+    let mut group = c.benchmark_group("minimal/handle-inbound");
+    for (name, plugin) in [
+        ("instantiate-and-call", &minimal),
+        ("instantiate-and-call-pooled", &minimal_pooled),
+        ("warm-call", &minimal_warm),
+    ] {
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                black_box(
+                    plugin
+                        .handle_inbound(ctx.clone(), black_box(&tiny))
+                        .await
+                        .expect("echo"),
+                )
+            })
+        });
+    }
+    group.finish();
 }
 
 criterion_group! {

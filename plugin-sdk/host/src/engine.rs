@@ -11,6 +11,7 @@ use crate::state::{CallState, ConnectionContext};
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -54,6 +55,8 @@ pub struct EngineConfig {
     pub ceiling: CallLimits,
     /// Pre-reserved instance slots (wasmtime's pooling allocator); `None` allocates on demand.
     pub pool: Option<PoolConfig>,
+    /// Bounds of warm-instance reuse.
+    pub reuse: ReuseConfig,
     /// How often the engine's epoch advances: how often a running plugin yields to the executor
     /// and checks its deadline.
     pub epoch_tick: Duration,
@@ -73,6 +76,7 @@ impl Default for EngineConfig {
                 outbound_timeout: Duration::from_secs(25),
             },
             pool: None,
+            reuse: ReuseConfig::default(),
             epoch_tick: Duration::from_millis(10),
         }
     }
@@ -86,6 +90,22 @@ pub struct PoolConfig {
     pub instances: u32,
     /// Linear memory of one instance; should cover the memory ceiling.
     pub max_memory_bytes: usize,
+}
+
+/// Bounds of warm-instance reuse: instances kept between calls, per connection and in all.
+#[derive(Debug, Clone)]
+pub struct ReuseConfig {
+    pub max_idle_per_connection: usize,
+    pub max_warm_total: usize,
+}
+
+impl Default for ReuseConfig {
+    fn default() -> Self {
+        Self {
+            max_idle_per_connection: 2,
+            max_warm_total: 64,
+        }
+    }
 }
 
 /// Which allocator the engine ended up with.
@@ -103,6 +123,8 @@ pub struct PluginSpec {
     pub version: String,
     pub kind: PluginKind,
     pub limits: CallLimits,
+    /// Calls one instance serves before it is dropped; 0 or 1: a fresh instance per call.
+    pub reuse_calls: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -193,6 +215,8 @@ pub struct CallFailure {
 struct Inner {
     engine: Engine,
     allocator: Allocator,
+    /// Warm instances kept by all plugins.
+    warm_count: AtomicUsize,
     channel_linker: Linker<CallState>,
     supplier_linker: Linker<CallState>,
     config: EngineConfig,
@@ -252,6 +276,7 @@ impl PluginEngine {
         let inner = Arc::new(Inner {
             engine,
             allocator,
+            warm_count: AtomicUsize::new(0),
             channel_linker,
             supplier_linker,
             config,
@@ -284,6 +309,7 @@ impl PluginEngine {
                 version: "0.0.0".into(),
                 kind,
                 limits: self.inner.config.limits.clone(),
+                reuse_calls: 0,
             },
             wasm,
         )
@@ -297,6 +323,7 @@ impl PluginEngine {
             version,
             kind,
             limits,
+            reuse_calls,
         } = spec;
         let name = name.as_str();
         let digest = hex::encode(Sha256::digest(wasm));
@@ -329,6 +356,8 @@ impl PluginEngine {
             version,
             kind,
             limits,
+            reuse_calls,
+            warm: std::sync::Mutex::new(std::collections::HashMap::new()),
             digest,
             pre,
             engine: self.clone(),
@@ -424,28 +453,76 @@ fn spawn_epoch_ticker(inner: Weak<Inner>, tick: Duration) {
         .expect("spawning the epoch thread");
 }
 
-/// Instantiates the plugin in a fresh `Store` and calls one export under the call's limits;
-/// records the call's outcome and latency.
+/// Calls one export under the call's limits, in a warm instance of the connection when one is
+/// kept, else in a fresh one; keeps the instance for the connection's next call when reuse is on
+/// and the call ended cleanly. Records the call's outcome and latency.
 macro_rules! call_export {
-    ($self:ident, $ctx:ident, $input_size:expr, $pre:ident, $function:literal, |$plugin:ident, $store:ident| $call:expr) => {{
-        let pre = $self.$pre()?;
+    ($self:ident, $ctx:ident, $input_size:expr, $pre:ident, $variant:ident, $function:literal, |$plugin:ident, $store:ident| $call:expr) => {{
         let started = Instant::now();
-        let result = match $self.check_input($input_size) {
-            Err(e) => Err(e),
-            Ok(()) => {
-                let mut $store = $self.store($ctx.clone());
-                let result = $self
-                    .run(async {
-                        let $plugin = pre.instantiate_async(&mut $store).await?;
-                        $call.await
-                    })
-                    .await;
-                with_retry_after(result, &$store).and_then(|value| $self.check_output(value))
+        let result = async {
+            let pre = $self.$pre()?;
+            $self.check_input($input_size)?;
+            let deadline_at = tokio::time::Instant::now() + $self.limits.deadline;
+            let (mut $store, $plugin, calls) = match $self.take_warm(&$ctx.connection) {
+                Some((mut store, Bindings::$variant(plugin), calls)) => {
+                    $self.begin_call(&mut store, $ctx.clone(), deadline_at);
+                    (store, plugin, calls)
+                }
+                _ => {
+                    let mut store = $self.store($ctx.clone());
+                    $self.begin_call(&mut store, $ctx.clone(), deadline_at);
+                    let plugin = $self
+                        .run(deadline_at, async {
+                            pre.instantiate_async(&mut store).await.map(Ok)
+                        })
+                        .await
+                        .map_err(|mut f| {
+                            if let CallError::Trap(m) = f.error {
+                                f.error = CallError::Instantiate(m);
+                            }
+                            f
+                        })?;
+                    (store, plugin, 0)
+                }
+            };
+            let result = $self.run(deadline_at, async { $call.await }).await;
+            let result = with_retry_after(result, &$store);
+            if reusable(&result) {
+                $self.keep_warm(
+                    &$ctx.connection,
+                    $store,
+                    Bindings::$variant($plugin),
+                    calls + 1,
+                );
             }
-        };
+            result.and_then(|value| $self.check_output(value))
+        }
+        .await;
         record_call(&$self.version, &$ctx, $function, started.elapsed(), &result);
         result
     }};
+}
+
+/// Whether an instance may serve another call after this result: not after a trap or a deadline
+/// (its state is suspect), fine after a typed plugin error.
+fn reusable<T>(result: &Result<T, CallFailure>) -> bool {
+    match result {
+        Ok(_) => true,
+        Err(f) => matches!(f.error, CallError::Plugin(_)),
+    }
+}
+
+/// An instance's typed exports.
+enum Bindings {
+    Channel(ChannelPlugin),
+    Supplier(SupplierPlugin),
+}
+
+/// An instance kept for a connection's next call.
+struct Warm {
+    store: Store<CallState>,
+    bindings: Bindings,
+    calls: u32,
 }
 
 enum Pre {
@@ -460,9 +537,13 @@ pub struct LoadedPlugin {
     version: String,
     kind: PluginKind,
     limits: CallLimits,
+    /// Calls an instance serves before it is dropped; 1 or less: a fresh instance per call.
+    reuse_calls: u32,
     digest: String,
     pre: Pre,
     engine: PluginEngine,
+    /// Warm instances by connection: an instance never serves two connections (two shops).
+    warm: std::sync::Mutex<std::collections::HashMap<String, Vec<Warm>>>,
 }
 
 impl LoadedPlugin {
@@ -514,13 +595,24 @@ impl LoadedPlugin {
 
     fn store(&self, ctx: Arc<ConnectionContext>) -> Store<CallState> {
         let inner = &self.engine.inner;
-        let limits = self.limits.clone();
-        let deadline_at = Instant::now() + limits.deadline;
         let mut store = Store::new(
             &inner.engine,
-            CallState::new(ctx, inner.http.clone(), limits),
+            CallState::new(ctx, inner.http.clone(), self.limits.clone()),
         );
         store.limiter(|s| &mut s.limits);
+        store
+    }
+
+    /// Prepares a store for one call: the call's connection, a fresh outbound budget, and the
+    /// deadline.
+    fn begin_call(
+        &self,
+        store: &mut Store<CallState>,
+        ctx: Arc<ConnectionContext>,
+        deadline_at: tokio::time::Instant,
+    ) {
+        store.data_mut().begin_call(ctx);
+        let deadline_at = deadline_at.into_std();
         // Running guest code yields to the executor on every epoch tick. Without it a plugin
         // spinning in a loop holds its runtime thread until the deadline: as many loops as worker
         // threads stall every other task (requests, jobs, timers) of the process, and the call's
@@ -535,16 +627,71 @@ impl LoadedPlugin {
                 UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
             })
         });
-        store
     }
 
-    /// Runs `call` with the deadline covering everything, host calls included.
-    async fn run<T, F>(&self, call: F) -> Result<T, CallFailure>
+    fn take_warm(&self, connection: &str) -> Option<(Store<CallState>, Bindings, u32)> {
+        let mut warm = self.warm.lock().unwrap_or_else(|p| p.into_inner());
+        let instance = warm.get_mut(connection)?.pop()?;
+        self.engine.inner.warm_count.fetch_sub(1, Ordering::Relaxed);
+        Some((instance.store, instance.bindings, instance.calls))
+    }
+
+    fn keep_warm(&self, connection: &str, store: Store<CallState>, bindings: Bindings, calls: u32) {
+        if calls >= self.reuse_calls {
+            return;
+        }
+        let inner = &self.engine.inner;
+        let reuse = &inner.config.reuse;
+        let mut warm = self.warm.lock().unwrap_or_else(|p| p.into_inner());
+        let list = warm.entry(connection.to_string()).or_default();
+        if list.len() >= reuse.max_idle_per_connection
+            || inner.warm_count.load(Ordering::Relaxed) >= reuse.max_warm_total
+        {
+            return;
+        }
+        inner.warm_count.fetch_add(1, Ordering::Relaxed);
+        list.push(Warm {
+            store,
+            bindings,
+            calls,
+        });
+    }
+
+    /// Drops the warm instances kept for a connection (it moved to another version).
+    pub fn evict(&self, connection: &str) {
+        let removed = self
+            .warm
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(connection)
+            .map_or(0, |l| l.len());
+        self.engine
+            .inner
+            .warm_count
+            .fetch_sub(removed, Ordering::Relaxed);
+    }
+
+    /// Warm instances kept for a connection.
+    pub fn warm_instances(&self, connection: &str) -> usize {
+        self.warm
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(connection)
+            .map_or(0, Vec::len)
+    }
+
+    /// Calls an instance serves before it is dropped (1: a fresh instance per call).
+    pub fn reuse_calls(&self) -> u32 {
+        self.reuse_calls
+    }
+
+    /// Runs `call` until `deadline_at`, which covers everything, host calls included.
+    async fn run<T, F>(&self, deadline_at: tokio::time::Instant, call: F) -> Result<T, CallFailure>
     where
         F: Future<Output = wasmtime::Result<Result<T, PluginError>>>,
     {
         let deadline = self.limits.deadline;
-        let outcome = tokio::time::timeout(deadline, call).await;
+        let outcome = tokio::time::timeout_at(deadline_at, call).await;
         let error = match outcome {
             Err(_) => CallError::Deadline(deadline),
             Ok(Ok(Ok(value))) => return Ok(value),
@@ -594,6 +741,7 @@ impl LoadedPlugin {
             ctx,
             request.body.len(),
             channel_pre,
+            Channel,
             "handle-inbound",
             |plugin, store| {
                 plugin
@@ -614,6 +762,7 @@ impl LoadedPlugin {
             ctx,
             json_size(request),
             channel_pre,
+            Channel,
             "push-fulfillment",
             |plugin, store| plugin
                 .daifa_plugin_channel()
@@ -632,6 +781,7 @@ impl LoadedPlugin {
             ctx,
             json_size(order),
             supplier_pre,
+            Supplier,
             "submit-order",
             |plugin, store| {
                 plugin
@@ -652,6 +802,7 @@ impl LoadedPlugin {
             ctx,
             request.body.len(),
             supplier_pre,
+            Supplier,
             "handle-callback",
             |plugin, store| plugin
                 .daifa_plugin_supplier()

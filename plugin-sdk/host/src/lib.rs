@@ -25,7 +25,7 @@ pub use bindings::{WIT_VERSION, supports_wit};
 pub use bindings::{channel, supplier};
 pub use engine::{
     Allocator, CallError, CallFailure, CallLimits, EngineConfig, HostError, LoadedPlugin,
-    PluginEngine, PluginKind, PluginSpec, PoolConfig,
+    PluginEngine, PluginKind, PluginSpec, PoolConfig, ReuseConfig,
 };
 pub use manifest::{Manifest, ManifestError, Package};
 pub use outbound::{FetchOptions, OutboundHttp, ReqwestHttp, is_public};

@@ -80,6 +80,10 @@ pub struct LimitRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub outbound_timeout: Option<Duration>,
+    /// Calls one instance serves before it is recycled (1: a fresh instance per call); default:
+    /// the gateway's choice for the plugin's toolchain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuse_calls: Option<u32>,
 }
 
 impl LimitRequest {
@@ -412,6 +416,48 @@ pub fn strip(package: &[u8]) -> Result<Vec<u8>, ManifestError> {
 /// The package with another manifest (a new version of the same component).
 pub fn repack(package: &[u8], manifest_toml: &str) -> Result<Vec<u8>, ManifestError> {
     pack(&strip(package)?, manifest_toml)
+}
+
+/// How a component was made, as its `producers` sections say: what decides whether reusing its
+/// instances pays (see docs/benchmarks.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Toolchain {
+    /// Compiled to wasm (Rust, C, Go…): instantiation is cheap.
+    Compiled,
+    /// A language engine inside the component (JavaScript via componentize-js, Python via
+    /// componentize-py): instantiation costs about a millisecond.
+    Interpreted,
+}
+
+/// Reads the `producers` sections of a component and its modules.
+pub fn toolchain(component: &[u8]) -> Toolchain {
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        let Ok(wasmparser::Payload::CustomSection(section)) = payload else {
+            continue;
+        };
+        let wasmparser::KnownCustom::Producers(fields) = section.as_known() else {
+            continue;
+        };
+        for field in fields.into_iter().flatten() {
+            for value in field.values.into_iter().flatten() {
+                let name = value.name.to_ascii_lowercase();
+                if [
+                    "javascript",
+                    "componentize",
+                    "starlingmonkey",
+                    "spidermonkey",
+                    "python",
+                ]
+                .iter()
+                .any(|marker| name.contains(marker))
+                {
+                    return Toolchain::Interpreted;
+                }
+            }
+        }
+    }
+    Toolchain::Compiled
 }
 
 /// The payload of the component's own (top-level) `daifa-plugin` custom section, if any.

@@ -75,6 +75,15 @@ impl CallState {
     }
 }
 
+impl CallState {
+    /// Resets what belongs to one call, for a warm instance's next call.
+    pub(crate) fn begin_call(&mut self, ctx: Arc<ConnectionContext>) {
+        self.ctx = ctx;
+        self.outbound_requests = 0;
+        self.retry_after = None;
+    }
+}
+
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

@@ -710,3 +710,99 @@ fn packages_round_trip_through_strip_and_pack() {
         );
     }
 }
+
+/// Warm-instance reuse: an instance serves its connection's next calls (the plugin's counter goes
+/// on), never another connection's, and is dropped after `reuse_calls` calls, after a trap or a
+/// deadline, and when evicted (an upgrade).
+#[tokio::test]
+async fn warm_instances_serve_one_connection_and_are_recycled() {
+    let (engine, _http) = engine_with(limits(DEADLINE, SMALL_MEMORY));
+    let plugin = engine
+        .load_spec(
+            daifa_plugin_host::PluginSpec {
+                name: "misbehaving".into(),
+                version: "test".into(),
+                kind: PluginKind::Channel,
+                limits: engine.config().limits.clone(),
+                reuse_calls: 3,
+            },
+            test_plugin("misbehaving").wasm,
+        )
+        .expect("loads");
+    let shop = |name: &str| {
+        Arc::new(ConnectionContext {
+            plugin: "misbehaving".into(),
+            connection: name.into(),
+            ..ConnectionContext::default()
+        })
+    };
+    let count = |ctx: Arc<ConnectionContext>| {
+        let plugin = &plugin;
+        async move {
+            plugin
+                .handle_inbound(ctx, &post(vec![], b"count"))
+                .await
+                .expect("count")
+                .topic
+                .expect("a topic")
+        }
+    };
+    let (a, b) = (shop("shop-a"), shop("shop-b"));
+    assert_eq!(count(a.clone()).await, "1");
+    assert_eq!(plugin.warm_instances("shop-a"), 1);
+    assert_eq!(
+        count(a.clone()).await,
+        "2",
+        "the same instance served the second call"
+    );
+    assert_eq!(
+        count(b.clone()).await,
+        "1",
+        "shop-b never gets shop-a's instance"
+    );
+    assert_eq!(count(a.clone()).await, "3");
+    assert_eq!(plugin.warm_instances("shop-a"), 0, "recycled after 3 calls");
+    assert_eq!(count(a.clone()).await, "1", "a fresh instance");
+
+    // A trap drops the instance it happened in.
+    assert_trap(
+        &failure(
+            plugin
+                .handle_inbound(a.clone(), &post(vec![], b"panic"))
+                .await,
+        ),
+        "panic",
+    );
+    assert_eq!(plugin.warm_instances("shop-a"), 0);
+    assert_eq!(count(a.clone()).await, "1");
+
+    // So does a deadline.
+    let late = plugin
+        .handle_inbound(a.clone(), &post(vec![], b"loop"))
+        .await;
+    assert!(matches!(
+        late.map_err(|f| f.error),
+        Err(CallError::Deadline(_))
+    ));
+    assert_eq!(count(a.clone()).await, "1");
+
+    // And an eviction (the connection moved to another version).
+    assert_eq!(count(a.clone()).await, "2");
+    plugin.evict("shop-a");
+    assert_eq!(plugin.warm_instances("shop-a"), 0);
+    assert_eq!(count(a.clone()).await, "1");
+    assert_eq!(count(b).await, "2", "shop-b kept its own");
+}
+
+#[test]
+fn rust_components_are_compiled_toolchains() {
+    use daifa_plugin_host::manifest::{Toolchain, toolchain};
+    for plugin in daifa_bundled_plugins::PLUGINS {
+        assert_eq!(
+            toolchain(plugin.wasm),
+            Toolchain::Compiled,
+            "{}",
+            plugin.name
+        );
+    }
+}

@@ -18,6 +18,7 @@
 //! Built by `plugins/bundled` into `TEST_PLUGINS`, which the gateway never loads.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use daifa_plugin_sdk::PluginError;
 use daifa_plugin_sdk::channel::{ChannelPlugin, FulfillmentRef, FulfillmentRequest, Inbound};
@@ -37,6 +38,8 @@ pub enum Action<'a> {
     Huge,
     Fetch(&'a str),
     FetchFail(&'a str),
+    /// Answers how many calls this instance has served: shows whether instances are reused.
+    Count,
     Echo(&'a str),
 }
 
@@ -48,6 +51,7 @@ impl<'a> Action<'a> {
             "alloc" => Self::Alloc,
             "panic" => Self::Panic,
             "huge" => Self::Huge,
+            "count" => Self::Count,
             _ => {
                 if let Some(url) = body.strip_prefix("fetch:") {
                     Self::Fetch(url)
@@ -82,6 +86,10 @@ impl ChannelPlugin for Misbehaving {
             Action::FetchFail(url) => {
                 let response = http::Request::get(url).send_ok()?;
                 format!("status:{}", response.status)
+            }
+            Action::Count => {
+                static CALLS: AtomicU64 = AtomicU64::new(0);
+                (CALLS.fetch_add(1, Ordering::Relaxed) + 1).to_string()
             }
             Action::Echo(text) => text.to_string(),
         };
@@ -144,6 +152,7 @@ mod tests {
         assert_eq!(Action::parse("alloc"), Action::Alloc);
         assert_eq!(Action::parse("panic"), Action::Panic);
         assert_eq!(Action::parse("huge"), Action::Huge);
+        assert_eq!(Action::parse("count"), Action::Count);
         assert_eq!(
             Action::parse("fetch:https://peer.test/x"),
             Action::Fetch("https://peer.test/x")
