@@ -126,6 +126,36 @@ pub enum PluginCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Runs a plugin project's recorded cases (DIR/cases/*.json, see docs/plugin-cases.md)
+    /// against its component in the real host; builds it first. Exits non-zero when a case fails.
+    Test {
+        /// The plugin project (holding daifa-plugin.toml and cases/).
+        dir: PathBuf,
+        /// Use the component as it is built, without running the build.
+        #[arg(long)]
+        no_build: bool,
+        /// Write the actual result into the `expect` of failing cases (review the diff).
+        #[arg(long)]
+        bless: bool,
+        /// Only the cases whose file name contains this.
+        #[arg(long, value_name = "NAME_SUBSTRING")]
+        case: Option<String>,
+    },
+    /// Creates a plugin project to start from: PARENT/NAME with its code, unit tests, manifest
+    /// and recorded cases, passing as generated.
+    New {
+        /// The plugin's name (a-z, 0-9, `-`).
+        name: String,
+        /// What the plugin adapts.
+        #[arg(long, value_parser = crate::devkit::new::parse_kind)]
+        kind: daifa_plugin_host::PluginKind,
+        /// The directory to create the project in.
+        #[arg(long = "dir", value_name = "PARENT", default_value = ".")]
+        parent: PathBuf,
+        /// The guest SDK (plugin-sdk/guest) to depend on; default: this build's repository's.
+        #[arg(long, value_name = "PATH")]
+        sdk: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

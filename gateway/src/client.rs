@@ -10,6 +10,31 @@ use std::path::{Path, PathBuf};
 
 pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
     match command {
+        PluginCommand::Test {
+            dir,
+            no_build,
+            bless,
+            case,
+        } => {
+            let options = crate::devkit::TestOptions {
+                dir,
+                build: !no_build,
+                bless,
+                filter: case,
+            };
+            crate::devkit::test(&options).await.map(drop)
+        }
+        PluginCommand::New {
+            name,
+            kind,
+            parent,
+            sdk,
+        } => crate::devkit::new::run(&crate::devkit::new::NewOptions {
+            name,
+            kind,
+            parent,
+            sdk,
+        }),
         PluginCommand::Pack { dir, output } => {
             let written = pack_dir(&dir, output.as_deref())?;
             println!("{}", written.display());
@@ -186,7 +211,7 @@ pub fn pack_dir(dir: &Path, output: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// The built component of a plugin project: `[build] component`, else cargo's wasm32-wasip2
-/// release output for the crate in `dir`.
+/// release output for the crate in `dir` (in the target directory cargo uses there).
 pub fn component_path(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
     if let Some(path) = &manifest.build.component {
         return Ok(dir.join(path));
@@ -206,12 +231,35 @@ pub fn component_path(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf
     else {
         bail!("{} has no package name", cargo_toml.display());
     };
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| dir.join("target"));
-    Ok(target_dir
+    Ok(cargo_target_dir(dir)
         .join("wasm32-wasip2/release")
         .join(format!("{}.wasm", crate_name.replace('-', "_"))))
+}
+
+/// Where cargo builds the crate in `dir`, as `cargo metadata` tells it: `$CARGO_TARGET_DIR`, the
+/// target directory of the workspace the crate belongs to, or a `.cargo/config.toml` setting.
+/// Without cargo: `$CARGO_TARGET_DIR`, else `dir/target`.
+fn cargo_target_dir(dir: &Path) -> PathBuf {
+    let from_cargo = std::process::Command::new("cargo")
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
+        .and_then(|m| m["target_directory"].as_str().map(PathBuf::from));
+    from_cargo.unwrap_or_else(|| {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dir.join("target"))
+    })
 }
 
 enum Body {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod connections;
 pub mod db;
 pub mod demo;
+pub mod devkit;
 pub mod dispatch;
 pub mod error;
 pub mod fulfilment;

@@ -3,6 +3,7 @@
 //! against fake Shopify and supplier servers. On SQLite by default; on PostgreSQL when
 //! `DAIFA_TEST_DATABASE_URL=postgres://...` names a server (each test creates its own database).
 
+mod devkit;
 mod fakes;
 mod helpers;
 mod plugins;

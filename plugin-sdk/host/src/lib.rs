@@ -10,6 +10,7 @@
 //! [`PluginEngine::load`], give it a [`ScriptedHttp`](harness::ScriptedHttp) peer, call it.
 
 pub mod bindings;
+pub mod cases;
 mod engine;
 pub mod harness;
 pub mod manifest;

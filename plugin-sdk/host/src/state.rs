@@ -27,7 +27,8 @@ pub struct ConnectionContext {
     pub allowed_hosts: Vec<String>,
     /// Whether private, loopback and link-local addresses may be reached.
     pub allow_private_network: bool,
-    /// What the host's `now-ms` answers, when set (recorded test cases); the real clock otherwise.
+    /// What the host's `now-ms` and the WASI wall clock answer, when set (recorded test cases);
+    /// the real clock otherwise.
     pub fixed_now_ms: Option<i64>,
 }
 
@@ -51,11 +52,16 @@ impl CallState {
     ) -> Self {
         // The plugin sees nothing of the machine: no files, no environment, no arguments, no
         // stdio, no sockets. Clocks and random numbers are harmless and the std runtime uses them.
-        let wasi = WasiCtx::builder()
-            .allow_tcp(false)
+        let mut wasi = WasiCtx::builder();
+        wasi.allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_ip_name_lookup(false);
+        // A recorded case fixes the time: the WASI wall clock (`SystemTime::now()` in the guest,
+        // which signature libraries read to check a timestamp's age) must agree with `now-ms`.
+        if let Some(ms) = ctx.fixed_now_ms {
+            wasi.wall_clock(FixedWallClock(ms));
+        }
+        let wasi = wasi.build();
         let limits = StoreLimitsBuilder::new()
             .memory_size(call_limits.memory_bytes)
             .instances(64)
@@ -81,6 +87,20 @@ impl CallState {
         self.ctx = ctx;
         self.outbound_requests = 0;
         self.retry_after = None;
+    }
+}
+
+/// A wall clock stopped at a given time.
+struct FixedWallClock(i64);
+
+impl wasmtime_wasi::HostWallClock for FixedWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    fn now(&self) -> Duration {
+        // Times before the epoch cannot be told to the guest; the epoch stands in for them.
+        Duration::from_millis(u64::try_from(self.0).unwrap_or(0))
     }
 }
 
