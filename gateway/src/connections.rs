@@ -331,6 +331,7 @@ pub fn router() -> Router<AppState> {
             put(shadow_handler).delete(unshadow_handler),
         )
         .route("/connections/{name}/history", get(history_handler))
+        .route("/connections/{name}/check", post(check_handler))
         .route("/connections/{name}/replay", post(crate::replay::handler))
         .route(
             "/connections/{name}/shadow-results",
@@ -599,4 +600,31 @@ async fn create_handler(
 ) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
     let c = create(&state, new).await?;
     Ok((StatusCode::CREATED, Json(c.into())))
+}
+
+/// `POST /connections/{name}/check`: the plugin checks the connection's settings and
+/// credentials against the platform. 200 either way; `ok` says how it went.
+async fn check_handler(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let connection = existing(&state, &name).await?;
+    let plugin = state
+        .plugins
+        .get(&connection.plugin, &connection.plugin_version)
+        .await
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let ctx = std::sync::Arc::new(
+        connection
+            .context(&state.secrets, &plugin)
+            .map_err(anyhow::Error::from)?,
+    );
+    Ok(Json(match plugin.check_connection(ctx).await {
+        Ok(detail) => {
+            serde_json::json!({ "ok": true, "plugin_version": plugin.version(), "detail": detail })
+        }
+        Err(failure) => {
+            serde_json::json!({ "ok": false, "plugin_version": plugin.version(), "kind": failure.error.kind(), "error": failure.error.to_string() })
+        }
+    }))
 }

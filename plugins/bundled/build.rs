@@ -19,8 +19,10 @@ const PLUGINS: &[(&str, &str)] = &[
 
 /// Plugins that exist to test the host (`TEST_PLUGINS`): built the same way, never in `PLUGINS`,
 /// so the gateway cannot load them.
-const TEST_PLUGINS: &[(&str, &str)] =
-    &[("daifa-plugin-misbehaving", "plugins/testing/misbehaving")];
+const TEST_PLUGINS: &[(&str, &str)] = &[
+    ("daifa-plugin-misbehaving", "plugins/testing/misbehaving"),
+    ("daifa-plugin-legacy-v0-1", "plugins/testing/legacy-v0-1"),
+];
 
 const TARGET: &str = "wasm32-wasip2";
 
@@ -36,6 +38,8 @@ fn main() {
         "plugins/shopify",
         "plugins/webhook-supplier",
         "plugins/testing/misbehaving",
+        "plugins/testing/legacy-v0-1",
+        "plugin-sdk/wit-archive",
         "plugin-sdk/guest",
         "plugin-sdk/wit",
         "Cargo.lock",

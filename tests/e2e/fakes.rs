@@ -125,6 +125,10 @@ async fn shopify_graphql(
     let query = request["query"].as_str().unwrap_or_default();
     let variables = &request["variables"];
     let mut s = fake.state.lock().unwrap();
+    if query.contains("shop {") {
+        // The Admin API's `shop` object, as shopify.dev documents it.
+        return Json(json!({ "data": { "shop": { "name": "Test Shop", "myshopifyDomain": "test-shop.myshopify.com" } } })).into_response();
+    }
     if query.contains("fulfillmentCreate") {
         let input = &variables["fulfillment"];
         let mut user_errors = Vec::new();

@@ -86,7 +86,7 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
     // Inspect: manifest, capabilities, settings schema, which settings are secrets.
     let info = app.get_json("/api/v1/plugins/shopify/0.2.0").await;
     assert_eq!(info["kind"], "channel");
-    assert_eq!(info["wit_version"], "0.1.0");
+    assert_eq!(info["wit_version"], "0.2.0");
     assert_eq!(
         info["secret_settings"],
         json!(["access_token", "webhook_secret"])
@@ -115,7 +115,7 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
         (component, 422, "no `daifa-plugin` section"),
         (
             as_version("shopify", "0.3.0", |m| {
-                m.replace("wit = \"0.1.0\"", "wit = \"0.9.0\"")
+                m.replace("wit = \"0.2.0\"", "wit = \"0.9.0\"")
             }),
             422,
             "does not load",
@@ -186,6 +186,16 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
     let w = world().await;
     let shop = w.app.get_json("/api/v1/connections/shop").await;
     assert_eq!(shop["plugin_version"], "0.1.0");
+    // The plugin checks the connection's credentials against the (fake) Admin API.
+    let check: Value = w
+        .app
+        .post_json("/api/v1/connections/shop/check", &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(check["ok"], true, "{check}");
+    assert_eq!(check["detail"], "shop Test Shop (test-shop.myshopify.com)");
 
     // Settings are checked against the plugin's schema, every problem named, no value echoed.
     let r = w
@@ -638,4 +648,50 @@ async fn replay_reports_differences_without_side_effects_and_shadow_records_them
     let c: Value = r.json().await.unwrap();
     assert!(c["shadow_plugin_version"].is_null());
     w.app.stop().await;
+}
+
+/// A package built against WIT 0.1 installs and serves a connection beside current ones; the
+/// function added in 0.2 answers that it is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_of_the_previous_wit_minor_installs_and_serves_a_connection() {
+    let app = TestApp::spawn_with(TestDb::new().await, |_| {}).await;
+    let legacy = daifa_bundled_plugins::TEST_PLUGINS
+        .iter()
+        .find(|p| p.name == "legacy")
+        .unwrap()
+        .wasm
+        .to_vec();
+    let r = install(&app, legacy).await;
+    assert_eq!(r.status(), 201);
+    let info: Value = r.json().await.unwrap();
+    assert_eq!(info["wit_version"], "0.1.0");
+    let r = app
+        .post_json(
+            "/api/v1/connections",
+            &json!({ "name": "old", "plugin": "legacy", "settings": { "prefix": "v0.1:" } }),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let r = app
+        .http
+        .post(app.url("/hooks/old"))
+        .body("ping")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let raw = app.get_json("/api/v1/raw-requests?connection=old").await;
+    assert_eq!(raw["raw_requests"][0]["topic"], "v0.1:ping", "{raw}");
+    let check: Value = app
+        .post_json("/api/v1/connections/old/check", &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (check["ok"].as_bool(), check["kind"].as_str()),
+        (Some(false), Some("unsupported")),
+        "{check}"
+    );
+    app.stop().await;
 }

@@ -52,8 +52,8 @@ pub mod channel {
         path: "../wit",
         runtime_path: "daifa_plugin_sdk::__private::wit_bindgen::rt",
         with: {
-            "daifa:plugin/types@0.1.0": crate::types,
-            "daifa:plugin/host@0.1.0": crate::host,
+            "daifa:plugin/types@0.2.0": crate::types,
+            "daifa:plugin/host@0.2.0": crate::host,
         },
         additional_derives: [PartialEq],
         pub_export_macro: true,
@@ -72,8 +72,8 @@ pub mod supplier {
         path: "../wit",
         runtime_path: "daifa_plugin_sdk::__private::wit_bindgen::rt",
         with: {
-            "daifa:plugin/types@0.1.0": crate::types,
-            "daifa:plugin/host@0.1.0": crate::host,
+            "daifa:plugin/types@0.2.0": crate::types,
+            "daifa:plugin/host@0.2.0": crate::host,
         },
         additional_derives: [PartialEq],
         pub_export_macro: true,

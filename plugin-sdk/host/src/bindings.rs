@@ -66,11 +66,54 @@ impl PluginError {
 }
 
 /// The version of the `daifa:plugin` WIT package the host is generated from.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// Whether the host loads plugins built against WIT `version`: this version and, by the
 /// versioning policy (`plugin-sdk/WIT-VERSIONING.md`), the previous minor version. For `0.x`
 /// versions the minor plays the part of the major: `0.1.*` are one line, `0.2.*` the next.
 pub fn supports_wit(version: &semver::Version) -> bool {
-    version.major == 0 && version.minor == 1 && version.pre.is_empty()
+    version.major == 0 && (version.minor == 1 || version.minor == 2) && version.pre.is_empty()
+}
+
+/// The previous minor version of the package (`plugin-sdk/wit-archive/0.1.0/`): plugins built
+/// against it keep loading. Their values are converted to and from the current types, which
+/// have the same shape (a minor version only adds), through their serde form.
+pub mod v0_1 {
+    /// The storefront world of 0.1.
+    pub mod channel_world {
+        wasmtime::component::bindgen!({
+            world: "channel-plugin",
+            path: "../wit-archive/0.1.0",
+            imports: {
+                "daifa:plugin/host.http-fetch": async,
+                default: trappable,
+            },
+            exports: { default: async },
+            additional_derives: [serde::Serialize, serde::Deserialize],
+        });
+    }
+
+    /// The supplier world of 0.1.
+    pub mod supplier_world {
+        wasmtime::component::bindgen!({
+            world: "supplier-plugin",
+            path: "../wit-archive/0.1.0",
+            exports: { default: async },
+            additional_derives: [serde::Serialize, serde::Deserialize],
+            with: {
+                "daifa:plugin/types": super::channel_world::daifa::plugin::types,
+                "daifa:plugin/host": super::channel_world::daifa::plugin::host,
+            },
+        });
+    }
+
+    pub use channel_world::daifa::plugin::{host, types};
+}
+
+/// A value of one version's generated types as the same value of another's.
+pub(crate) fn convert<A: serde::Serialize, B: serde::de::DeserializeOwned>(
+    value: A,
+) -> wasmtime::Result<B> {
+    let json = serde_json::to_value(value).map_err(wasmtime::Error::msg)?;
+    serde_json::from_value(json).map_err(wasmtime::Error::msg)
 }

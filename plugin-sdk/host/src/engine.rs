@@ -214,6 +214,9 @@ pub struct CallFailure {
 
 struct Inner {
     engine: Engine,
+    /// Linkers of the previous minor WIT version (0.1).
+    channel_linker_v01: Linker<CallState>,
+    supplier_linker_v01: Linker<CallState>,
     allocator: Allocator,
     /// Warm instances kept by all plugins.
     warm_count: AtomicUsize,
@@ -264,7 +267,14 @@ impl PluginEngine {
 
         let mut channel_linker = Linker::new(&engine);
         let mut supplier_linker = Linker::new(&engine);
-        for linker in [&mut channel_linker, &mut supplier_linker] {
+        let mut channel_linker_v01 = Linker::new(&engine);
+        let mut supplier_linker_v01 = Linker::new(&engine);
+        for linker in [
+            &mut channel_linker,
+            &mut supplier_linker,
+            &mut channel_linker_v01,
+            &mut supplier_linker_v01,
+        ] {
             wasmtime_wasi::p2::add_to_linker_async(linker)
                 .map_err(|e| HostError::Engine(e.to_string()))?;
         }
@@ -272,9 +282,21 @@ impl PluginEngine {
             .map_err(|e| HostError::Engine(e.to_string()))?;
         SupplierPlugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut supplier_linker, |s| s)
             .map_err(|e| HostError::Engine(e.to_string()))?;
+        v01::ChannelPlugin::add_to_linker::<CallState, HasSelf<CallState>>(
+            &mut channel_linker_v01,
+            |s| s,
+        )
+        .map_err(|e| HostError::Engine(e.to_string()))?;
+        v01::SupplierPlugin::add_to_linker::<CallState, HasSelf<CallState>>(
+            &mut supplier_linker_v01,
+            |s| s,
+        )
+        .map_err(|e| HostError::Engine(e.to_string()))?;
 
         let inner = Arc::new(Inner {
             engine,
+            channel_linker_v01,
+            supplier_linker_v01,
             allocator,
             warm_count: AtomicUsize::new(0),
             channel_linker,
@@ -333,22 +355,41 @@ impl PluginEngine {
             kind: kind.as_str(),
             message: format!("{e:#}"),
         };
+        // The current WIT version first, then the previous minor one.
         let pre = match kind {
             PluginKind::Channel => {
-                let pre = self
+                match self
                     .inner
                     .channel_linker
                     .instantiate_pre(&component)
-                    .map_err(world_err)?;
-                Pre::Channel(ChannelPluginPre::new(pre).map_err(world_err)?)
+                    .and_then(ChannelPluginPre::new)
+                {
+                    Ok(pre) => Pre::Channel(pre),
+                    Err(current) => self
+                        .inner
+                        .channel_linker_v01
+                        .instantiate_pre(&component)
+                        .and_then(v01::ChannelPluginPre::new)
+                        .map(Pre::ChannelV01)
+                        .map_err(|_| world_err(current))?,
+                }
             }
             PluginKind::Supplier => {
-                let pre = self
+                match self
                     .inner
                     .supplier_linker
                     .instantiate_pre(&component)
-                    .map_err(world_err)?;
-                Pre::Supplier(SupplierPluginPre::new(pre).map_err(world_err)?)
+                    .and_then(SupplierPluginPre::new)
+                {
+                    Ok(pre) => Pre::Supplier(pre),
+                    Err(current) => self
+                        .inner
+                        .supplier_linker_v01
+                        .instantiate_pre(&component)
+                        .and_then(v01::SupplierPluginPre::new)
+                        .map(Pre::SupplierV01)
+                        .map_err(|_| world_err(current))?,
+                }
             }
         };
         Ok(LoadedPlugin {
@@ -516,6 +557,8 @@ fn reusable<T>(result: &Result<T, CallFailure>) -> bool {
 enum Bindings {
     Channel(ChannelPlugin),
     Supplier(SupplierPlugin),
+    ChannelV01(v01::ChannelPlugin),
+    SupplierV01(v01::SupplierPlugin),
 }
 
 /// An instance kept for a connection's next call.
@@ -528,6 +571,14 @@ struct Warm {
 enum Pre {
     Channel(ChannelPluginPre<CallState>),
     Supplier(SupplierPluginPre<CallState>),
+    ChannelV01(v01::ChannelPluginPre<CallState>),
+    SupplierV01(v01::SupplierPluginPre<CallState>),
+}
+
+/// The generated bindings of the previous minor WIT version.
+mod v01 {
+    pub use crate::bindings::v0_1::channel_world::{ChannelPlugin, ChannelPluginPre};
+    pub use crate::bindings::v0_1::supplier_world::{SupplierPlugin, SupplierPluginPre};
 }
 
 /// A compiled plugin, ready to be called. Cheap to call concurrently: each call gets its own
@@ -707,14 +758,53 @@ impl LoadedPlugin {
     fn channel_pre(&self) -> Result<&ChannelPluginPre<CallState>, CallFailure> {
         match &self.pre {
             Pre::Channel(p) => Ok(p),
-            Pre::Supplier(_) => Err(self.wrong_kind(PluginKind::Channel)),
+            _ => Err(self.wrong_kind(PluginKind::Channel)),
         }
     }
 
     fn supplier_pre(&self) -> Result<&SupplierPluginPre<CallState>, CallFailure> {
         match &self.pre {
             Pre::Supplier(p) => Ok(p),
-            Pre::Channel(_) => Err(self.wrong_kind(PluginKind::Supplier)),
+            _ => Err(self.wrong_kind(PluginKind::Supplier)),
+        }
+    }
+
+    fn channel_v01_pre(&self) -> Result<&v01::ChannelPluginPre<CallState>, CallFailure> {
+        match &self.pre {
+            Pre::ChannelV01(p) => Ok(p),
+            _ => Err(self.wrong_kind(PluginKind::Channel)),
+        }
+    }
+
+    fn supplier_v01_pre(&self) -> Result<&v01::SupplierPluginPre<CallState>, CallFailure> {
+        match &self.pre {
+            Pre::SupplierV01(p) => Ok(p),
+            _ => Err(self.wrong_kind(PluginKind::Supplier)),
+        }
+    }
+
+    /// The WIT version line the component was built against: `0.2` or `0.1`.
+    pub fn wit_line(&self) -> &'static str {
+        match self.pre {
+            Pre::Channel(_) | Pre::Supplier(_) => "0.2",
+            Pre::ChannelV01(_) | Pre::SupplierV01(_) => "0.1",
+        }
+    }
+
+    fn is_v01(&self) -> bool {
+        matches!(self.pre, Pre::ChannelV01(_) | Pre::SupplierV01(_))
+    }
+
+    /// A function the plugin's WIT version does not have.
+    fn added_later(&self, function: &str, since: &str) -> CallFailure {
+        CallFailure {
+            error: CallError::Plugin(PluginError::Unsupported(format!(
+                "plugin `{}` {} is built against WIT {} which has no `{function}` (added in {since}); rebuild it with the current SDK",
+                self.name,
+                self.version,
+                self.wit_line()
+            ))),
+            retry_after: None,
         }
     }
 
@@ -736,6 +826,25 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         request: &InboundRequest,
     ) -> Result<Inbound, CallFailure> {
+        if self.is_v01() {
+            let old = to_v01(request)?;
+            return call_export!(
+                self,
+                ctx,
+                request.body.len(),
+                channel_v01_pre,
+                ChannelV01,
+                "handle-inbound",
+                |plugin, store| async {
+                    from_v01(
+                        plugin
+                            .daifa_plugin_channel()
+                            .call_handle_inbound(&mut store, &old)
+                            .await?,
+                    )
+                }
+            );
+        }
         call_export!(
             self,
             ctx,
@@ -757,6 +866,25 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         request: &FulfillmentRequest,
     ) -> Result<FulfillmentRef, CallFailure> {
+        if self.is_v01() {
+            let old = to_v01(request)?;
+            return call_export!(
+                self,
+                ctx,
+                json_size(request),
+                channel_v01_pre,
+                ChannelV01,
+                "push-fulfillment",
+                |plugin, store| async {
+                    from_v01(
+                        plugin
+                            .daifa_plugin_channel()
+                            .call_push_fulfillment(&mut store, &old)
+                            .await?,
+                    )
+                }
+            );
+        }
         call_export!(
             self,
             ctx,
@@ -776,6 +904,25 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         order: &SupplierOrder,
     ) -> Result<Submission, CallFailure> {
+        if self.is_v01() {
+            let old = to_v01(order)?;
+            return call_export!(
+                self,
+                ctx,
+                json_size(order),
+                supplier_v01_pre,
+                SupplierV01,
+                "submit-order",
+                |plugin, store| async {
+                    from_v01(
+                        plugin
+                            .daifa_plugin_supplier()
+                            .call_submit_order(&mut store, &old)
+                            .await?,
+                    )
+                }
+            );
+        }
         call_export!(
             self,
             ctx,
@@ -797,6 +944,25 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         request: &InboundRequest,
     ) -> Result<SupplierInbound, CallFailure> {
+        if self.is_v01() {
+            let old = to_v01(request)?;
+            return call_export!(
+                self,
+                ctx,
+                request.body.len(),
+                supplier_v01_pre,
+                SupplierV01,
+                "handle-callback",
+                |plugin, store| async {
+                    from_v01(
+                        plugin
+                            .daifa_plugin_supplier()
+                            .call_handle_callback(&mut store, &old)
+                            .await?,
+                    )
+                }
+            );
+        }
         call_export!(
             self,
             ctx,
@@ -809,6 +975,64 @@ impl LoadedPlugin {
                 .call_handle_callback(&mut store, request)
         )
     }
+
+    /// Either kind: check the connection's settings and credentials against the platform.
+    /// Plugins built against WIT 0.1 answer `unsupported`.
+    pub async fn check_connection(
+        &self,
+        ctx: Arc<ConnectionContext>,
+    ) -> Result<String, CallFailure> {
+        match self.pre {
+            Pre::Channel(_) => call_export!(
+                self,
+                ctx,
+                0,
+                channel_pre,
+                Channel,
+                "check-connection",
+                |plugin, store| plugin
+                    .daifa_plugin_channel()
+                    .call_check_connection(&mut store)
+            ),
+            Pre::Supplier(_) => call_export!(
+                self,
+                ctx,
+                0,
+                supplier_pre,
+                Supplier,
+                "check-connection",
+                |plugin, store| plugin
+                    .daifa_plugin_supplier()
+                    .call_check_connection(&mut store)
+            ),
+            Pre::ChannelV01(_) | Pre::SupplierV01(_) => {
+                Err(self.added_later("check-connection", "0.2.0"))
+            }
+        }
+    }
+}
+
+/// A current value as the 0.1 bindings' value of the same shape.
+fn to_v01<A: serde::Serialize, B: serde::de::DeserializeOwned>(
+    value: &A,
+) -> Result<B, CallFailure> {
+    crate::bindings::convert(value).map_err(|e| CallFailure {
+        error: CallError::Instantiate(format!("cannot convert the call for WIT 0.1: {e}")),
+        retry_after: None,
+    })
+}
+
+/// A 0.1 plugin's result (its value or its error) as the current types.
+fn from_v01<A, E, B>(result: Result<A, E>) -> wasmtime::Result<Result<B, PluginError>>
+where
+    A: serde::Serialize,
+    E: serde::Serialize,
+    B: serde::de::DeserializeOwned,
+{
+    Ok(match result {
+        Ok(value) => Ok(crate::bindings::convert(value)?),
+        Err(error) => Err(crate::bindings::convert(error)?),
+    })
 }
 
 /// Records a finished call: a counter by outcome and a latency histogram (labels: plugin,

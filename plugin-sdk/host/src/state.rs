@@ -1,5 +1,6 @@
 //! What one call's `Store` holds, and the host imports given to plugins.
 
+use crate::bindings::convert;
 use crate::bindings::host::{self, HttpError, LogLevel};
 use crate::bindings::types::{self, OutboundRequest, OutboundResponse};
 use crate::engine::CallLimits;
@@ -178,5 +179,49 @@ impl host::Host for CallState {
             self.retry_after = Some(self.retry_after.map_or(delay, |d| d.max(delay)));
         }
         Ok(response)
+    }
+}
+
+impl crate::bindings::v0_1::types::Host for CallState {}
+
+/// The 0.1 host interface: the current one, its values converted.
+impl crate::bindings::v0_1::host::Host for CallState {
+    fn log(
+        &mut self,
+        level: crate::bindings::v0_1::host::LogLevel,
+        message: String,
+    ) -> wasmtime::Result<()> {
+        host::Host::log(self, convert(level)?, message)
+    }
+
+    fn config(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        host::Host::config(self, key)
+    }
+
+    fn secret(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        host::Host::secret(self, key)
+    }
+
+    fn now_ms(&mut self) -> wasmtime::Result<i64> {
+        host::Host::now_ms(self)
+    }
+
+    async fn http_fetch(
+        &mut self,
+        request: crate::bindings::v0_1::types::OutboundRequest,
+    ) -> Result<
+        crate::bindings::v0_1::types::OutboundResponse,
+        crate::bindings::v0_1::host::HttpError,
+    > {
+        use crate::bindings::v0_1::host::HttpError as OldError;
+        let request = convert(request)
+            .map_err(|e| OldError::InvalidRequest(format!("cannot convert the request: {e}")))?;
+        match host::Host::http_fetch(self, request).await {
+            Ok(response) => convert(response)
+                .map_err(|e| OldError::Unreachable(format!("cannot convert the response: {e}"))),
+            Err(error) => Err(convert(error).unwrap_or_else(|e| {
+                OldError::Unreachable(format!("cannot convert the error: {e}"))
+            })),
+        }
     }
 }

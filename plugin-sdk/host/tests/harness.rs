@@ -806,3 +806,79 @@ fn rust_components_are_compiled_toolchains() {
         );
     }
 }
+
+/// The WIT versioning policy: a plugin built against 0.1.0, the previous minor version, still
+/// loads and works, host imports included, after the package gained `check-connection` in 0.2.0;
+/// the new function answers `unsupported` for it, and current plugins implement it.
+#[tokio::test]
+async fn a_plugin_built_against_the_previous_minor_wit_still_loads_and_works() {
+    let (engine, http) = engine_with(limits(DEADLINE, SMALL_MEMORY));
+    let legacy = load(&engine, test_plugin("legacy"));
+    assert_eq!(legacy.wit_line(), "0.1");
+    let ctx = context(
+        &[
+            ("prefix", "old:"),
+            ("url", &format!("https://{PEER_HOST}/ping")),
+        ],
+        &[],
+        &[PEER_HOST],
+    );
+    let inbound = legacy
+        .handle_inbound(ctx.clone(), &post(vec![], b"hello"))
+        .await
+        .expect("a 0.1 plugin parses");
+    assert_eq!(inbound.topic.as_deref(), Some("old:hello"));
+    assert_eq!(inbound.delivery_id.as_deref(), Some("legacy-true"));
+
+    http.respond(OutboundResponse {
+        status: 204,
+        headers: vec![],
+        body: vec![],
+    });
+    let request = FulfillmentRequest {
+        order_external_id: "1".into(),
+        shipment_id: "shp_1".into(),
+        shipment: Shipment {
+            lines: vec![LineQuantity {
+                external_line_id: "l1".into(),
+                quantity: 1,
+            }],
+            carrier_code: "UPS".into(),
+            tracking_number: "1Z".into(),
+            tracking_url: None,
+            shipped_at: 0,
+        },
+        notify_customer: false,
+    };
+    let reference = legacy
+        .push_fulfillment(ctx.clone(), &request)
+        .await
+        .expect("its outbound request went through the converted host import");
+    assert_eq!(reference.external_id, "shp_1:204");
+    assert_eq!(
+        http.requests()[0].0.as_str(),
+        format!("https://{PEER_HOST}/ping")
+    );
+
+    let failure = legacy
+        .check_connection(ctx)
+        .await
+        .expect_err("0.1 has no check-connection");
+    match failure.error {
+        CallError::Plugin(PluginError::Unsupported(message)) => {
+            assert!(message.contains("0.2.0"), "{message}")
+        }
+        other => panic!("expected unsupported, got {other:?}"),
+    }
+
+    // A current plugin is on the 0.2 line and answers the new function.
+    let current = load(&engine, test_plugin("misbehaving"));
+    assert_eq!(current.wit_line(), "0.2");
+    assert_eq!(
+        current
+            .check_connection(context(&[], &[], &[]))
+            .await
+            .expect("0.2 plugin"),
+        "misbehaving, as asked"
+    );
+}

@@ -114,3 +114,47 @@ mod tests {
         );
     }
 }
+
+/// The cheapest authenticated read: the shop's name and domain (needs no access scope).
+pub fn shop_query() -> Call {
+    Call {
+        query: "query DaifaCheck { shop { name myshopifyDomain } }",
+        variables: serde_json::json!({}),
+    }
+}
+
+/// "shop Demo Store (demo.myshopify.com)" from the answer to [`shop_query`].
+pub fn shop_summary(body: &[u8]) -> Result<String, PluginError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Shop {
+        name: String,
+        myshopify_domain: String,
+    }
+    #[derive(Deserialize)]
+    struct Data {
+        shop: Shop,
+    }
+    let data: Data = data("shop", body)?;
+    Ok(format!(
+        "shop {} ({})",
+        data.shop.name, data.shop.myshopify_domain
+    ))
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+
+    #[test]
+    fn the_shop_answer_becomes_a_summary() {
+        let body =
+            br#"{"data":{"shop":{"name":"Demo Store","myshopifyDomain":"demo.myshopify.com"}}}"#;
+        assert_eq!(
+            shop_summary(body).unwrap(),
+            "shop Demo Store (demo.myshopify.com)"
+        );
+        let denied = br#"{"errors":[{"message":"Invalid API key or access token","extensions":{"code":"ACCESS_DENIED"}}]}"#;
+        assert!(shop_summary(denied).is_err());
+    }
+}

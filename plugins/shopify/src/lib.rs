@@ -65,6 +65,18 @@ impl ChannelPlugin for Shopify {
             external_id: outcome.fulfillment_id().to_string(),
         })
     }
+
+    fn check_connection() -> Result<String, PluginError> {
+        let config = Config::from_connection()?;
+        connection::required_secret(WEBHOOK_SECRET)?;
+        let token = connection::required_secret(ACCESS_TOKEN)?;
+        let response = http::Request::post(config.graphql_url().as_str())
+            .header("accept", "application/json")
+            .header("x-shopify-access-token", token.as_str())
+            .json(&graphql::shop_query())?
+            .send_ok()?;
+        graphql::shop_summary(&response.body)
+    }
 }
 
 // Only the wasm build exports the component: its export names ("daifa:plugin/channel@0.1.0#...")

@@ -50,6 +50,16 @@ impl SupplierPlugin for WebhookSupplier {
         let secret = connection::required_secret(SIGNING_SECRET)?;
         callback::handle(&secret, &request)
     }
+
+    /// The protocol has no read-only endpoint to call: the check is that the URL and the signing
+    /// secret are usable (the secret decodes as a Standard Webhooks key).
+    fn check_connection() -> Result<String, PluginError> {
+        let url = connection::required_setting(URL_SETTING)?;
+        let secret = connection::required_secret(SIGNING_SECRET)?;
+        // Signing a probe fails the way a push would with a key that is not a whsec_ key.
+        message::sign(&secret, "check", 0, b"{}".to_vec())?;
+        Ok(format!("orders are pushed to {url}, signed"))
+    }
 }
 
 // Only in the component: natively the cdylib would export the WIT names

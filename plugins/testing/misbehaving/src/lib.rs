@@ -103,6 +103,10 @@ impl ChannelPlugin for Misbehaving {
     fn push_fulfillment(_request: FulfillmentRequest) -> Result<FulfillmentRef, PluginError> {
         Err(PluginError::transient("always"))
     }
+
+    fn check_connection() -> Result<String, PluginError> {
+        Ok("misbehaving, as asked".into())
+    }
 }
 
 /// Never returns; `black_box` keeps the optimizer from proving the loop has no effect.
