@@ -93,6 +93,23 @@ export function push(request, config, send) {
   return { noteId, outcome: existing !== undefined ? 'found-note' : 'created', completed: complete };
 }
 
+/**
+ * Checks the connection with the cheapest authenticated read the writes need permission for:
+ * `GET /orders?per_page=1`. Returns what it found ("woocommerce at https://shop.example.com: API
+ * key accepted, 727 orders"). A key with read permission only passes; WooCommerce refuses its
+ * first write.
+ */
+export function check(config, send) {
+  const api = new Api(config, send);
+  const url = `${apiBase(config.store)}/orders?per_page=1`;
+  const { body, headers } = api.exchange('GET', url, undefined, 'the orders');
+  if (!Array.isArray(body)) throw permanent(`woocommerce answered GET ${url} without a list of orders`);
+  const total = headers.find((h) => h.name.toLowerCase() === 'x-wp-total')?.value.trim();
+  const count = total !== undefined && /^\d+$/.test(total) ? `, ${total} order${total === '1' ? '' : 's'}` : '';
+  const site = `${config.store.scheme}://${config.store.host}${config.store.path}`;
+  return `woocommerce at ${site}: API key accepted${count}`;
+}
+
 /** The WooCommerce id of an order: digits only. */
 function orderIdOf(externalId) {
   const id = typeof externalId === 'string' ? externalId.trim() : '';
@@ -182,6 +199,11 @@ class Api {
    * (the host honours their `Retry-After`); 400, 401, 403, 404 and other statuses `permanent`.
    */
   call(method, url, json, what) {
+    return this.exchange(method, url, json, what).body;
+  }
+
+  /** Like `call`, with the answer's headers as well. */
+  exchange(method, url, json, what) {
     const headers = [
       { name: 'accept', value: 'application/json' },
       { name: 'authorization', value: this.authorization },
@@ -200,7 +222,7 @@ class Api {
       throw permanent(message);
     }
     try {
-      return JSON.parse(text);
+      return { body: JSON.parse(text), headers: response.headers };
     } catch {
       throw permanent(`${method} ${url} answered ${status} with a body that is not JSON: ${excerpt(text)}`);
     }

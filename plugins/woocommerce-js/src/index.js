@@ -7,7 +7,8 @@
 // Everything but this file is plain functions over bytes and plain values, run natively by the
 // unit tests (`npm test`); this file adds what needs the host: settings, secrets, HTTP, logs.
 
-import { config, httpFetch, log, secret } from 'daifa:plugin/host@0.1.0';
+// The WIT version is added by the build (scripts/build.mjs), from plugin-sdk/wit.
+import { config, httpFetch, log, secret } from 'daifa:plugin/host';
 import {
   COMPLETE_ORDERS,
   completeOrders,
@@ -18,7 +19,7 @@ import {
   WEBHOOK_SECRET,
 } from './config.js';
 import { permanent, PluginError } from './errors.js';
-import { push, transportError } from './fulfillment.js';
+import { check, push, transportError } from './fulfillment.js';
 import { handle } from './webhook.js';
 
 export const channel = {
@@ -31,13 +32,7 @@ export const channel = {
 
   async pushFulfillment(request) {
     return call('push-fulfillment', () => {
-      const settings = {
-        store: storeForApi(config(STORE_URL)),
-        consumerKey: requiredSecret(CONSUMER_KEY),
-        consumerSecret: requiredSecret(CONSUMER_SECRET),
-        completeOrders: completeOrders(config(COMPLETE_ORDERS)),
-      };
-      const result = push(request, settings, send);
+      const result = push(request, apiSettings(), send);
       const done = {
         'created': `note ${result.noteId} added to order ${request.orderExternalId}`,
         'found-note': `order ${request.orderExternalId} already had note ${result.noteId} with the tracking number`,
@@ -47,7 +42,26 @@ export const channel = {
       return { externalId: result.noteId };
     });
   },
+
+  async checkConnection() {
+    return call('check-connection', () => {
+      const settings = apiSettings();
+      // Inbound needs it too; only a real delivery can show it is the right one.
+      requiredSecret(WEBHOOK_SECRET);
+      return check(settings, send);
+    });
+  },
 };
+
+/** What calls to the shop's REST API take: its address, the key pair, the completion setting. */
+function apiSettings() {
+  return {
+    store: storeForApi(config(STORE_URL)),
+    consumerKey: requiredSecret(CONSUMER_KEY),
+    consumerSecret: requiredSecret(CONSUMER_SECRET),
+    completeOrders: completeOrders(config(COMPLETE_ORDERS)),
+  };
+}
 
 /**
  * Runs an export: a `PluginError` becomes the call's typed error. Anything else thrown is a bug:

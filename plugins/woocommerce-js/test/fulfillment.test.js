@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { push, transportError } from '../src/fulfillment.js';
+import { check, push, transportError } from '../src/fulfillment.js';
 import { storeForApi, completeOrders } from '../src/config.js';
 import { transient } from '../src/errors.js';
 
@@ -155,4 +155,21 @@ test('the store address must be https, but for a loopback test double', () => {
   assert.equal(completeOrders(undefined), true);
   assert.equal(completeOrders('False'), false);
   assert.throws(() => completeOrders('maybe'), { kind: 'permanent' });
+});
+
+test('the connection check reads one order with the key and reports the count', () => {
+  const urls = [];
+  const withTotal = (req) => {
+    urls.push(req.url);
+    const headers = [{ name: 'x-wp-total', value: '727' }, { name: 'x-wp-totalpages', value: '727' }];
+    return { status: 200, headers, body: new TextEncoder().encode('[{"id":727}]') };
+  };
+  assert.equal(check(config, withTotal), 'woocommerce at https://shop.example.com: API key accepted, 727 orders');
+  assert.deepEqual(urls, [`${API}/orders?per_page=1`]);
+  // Without the count header, the check still passes.
+  assert.equal(check(config, peer([[200, []]]).send), 'woocommerce at https://shop.example.com: API key accepted');
+  const denied = peer([[401, { code: 'woocommerce_rest_cannot_view', message: 'Sorry, you cannot list resources.' }]]);
+  assert.throws(() => check(config, denied.send), { kind: 'permanent', message: /401.*woocommerce_rest_cannot_view/ });
+  assert.throws(() => check(config, peer([[503, 'maintenance']]).send), { kind: 'transient' });
+  assert.throws(() => check(config, peer([[200, { id: 1 }]]).send), { kind: 'permanent', message: /without a list of orders/ });
 });
