@@ -11,9 +11,7 @@ use crate::orders::{self, OrderStatus};
 use crate::plugins::{Installed, LoadError};
 use crate::routing;
 use daifa_plugin_host::supplier::{SupplierOrder, SupplierOrderLine};
-use daifa_plugin_host::{
-    CallError, CallFailure, ConnectionContext, PluginError, SupplierOrderStatus,
-};
+use daifa_plugin_host::{CallFailure, ConnectionContext, SupplierOrderStatus};
 use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::watch;
