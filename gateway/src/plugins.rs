@@ -168,11 +168,14 @@ impl PluginRegistry {
                 compiling: tokio::sync::Mutex::new(()),
             }),
         };
+        // Every bundled plugin is loaded at start (from the compiled cache after the first
+        // start), so that no request pays for a compile.
         for bundled in daifa_bundled_plugins::PLUGINS {
-            registry
+            let (info, _) = registry
                 .install(bundled.wasm.to_vec(), Source::Bundled)
                 .await
                 .map_err(|e| anyhow::anyhow!("bundled plugin {}: {e}", bundled.name))?;
+            registry.get(&info.name, &info.version).await?;
         }
         registry.pin_unversioned_connections().await?;
         let in_use: Vec<(String, String)> = sqlx::query(
