@@ -29,6 +29,8 @@ pub struct Connection {
     /// A candidate version parsing live traffic in shadow.
     pub shadow_plugin_version: Option<String>,
     pub settings: BTreeMap<String, String>,
+    /// The settings it had before its last upgrade (restored by a rollback).
+    pub previous_settings: Option<BTreeMap<String, String>>,
     /// Secret name → value sealed by [`SecretBox`] (opened only to call the plugin).
     pub sealed_secrets: BTreeMap<String, String>,
     pub allowed_hosts: Vec<String>,
@@ -93,6 +95,10 @@ impl Connection {
             previous_plugin_version: row.try_get("previous_plugin_version")?,
             shadow_plugin_version: row.try_get("shadow_plugin_version")?,
             settings: serde_json::from_str(&row.try_get::<String, _>("settings")?)?,
+            previous_settings: row
+                .try_get::<Option<String>, _>("previous_settings")?
+                .map(|s| serde_json::from_str(&s))
+                .transpose()?,
             sealed_secrets: serde_json::from_str(&row.try_get::<String, _>("secrets")?)?,
             allowed_hosts: serde_json::from_str(&row.try_get::<String, _>("allowed_hosts")?)?,
             allow_private_network: row.try_get::<i64, _>("allow_private_network")? != 0,
@@ -110,7 +116,7 @@ fn parse_kind(s: &str) -> Option<PluginKind> {
     }
 }
 
-const COLUMNS: &str = "id, name, kind, plugin, plugin_version, previous_plugin_version, shadow_plugin_version, settings, secrets, allowed_hosts, allow_private_network, enabled, created_at_ms";
+const COLUMNS: &str = "id, name, kind, plugin, plugin_version, previous_plugin_version, shadow_plugin_version, settings, previous_settings, secrets, allowed_hosts, allow_private_network, enabled, created_at_ms";
 
 pub async fn by_name(db: &Db, name: &str) -> anyhow::Result<Option<Connection>> {
     let row = sqlx::query(AssertSqlSafe(format!(
@@ -171,13 +177,7 @@ pub async fn create(state: &AppState, new: NewConnection) -> ApiResult<Connectio
     }
     let package = pinnable(state, &new.plugin, new.plugin_version.as_deref()).await?;
     check_settings(&package, &new.settings, &new.secrets)?;
-    for host in &new.allowed_hosts {
-        if host.trim().is_empty() || host.contains('/') {
-            return Err(ApiError::Unprocessable(format!(
-                "allowed host `{host}` must be a host name, optionally with :port"
-            )));
-        }
-    }
+    check_hosts(&new.allowed_hosts)?;
     let id = new_id("con");
     let sealed_secrets = new
         .secrets
@@ -198,6 +198,7 @@ pub async fn create(state: &AppState, new: NewConnection) -> ApiResult<Connectio
         previous_plugin_version: None,
         shadow_plugin_version: None,
         settings: new.settings,
+        previous_settings: None,
         sealed_secrets,
         allowed_hosts: new.allowed_hosts,
         allow_private_network: new.allow_private_network,
@@ -265,6 +266,17 @@ fn check_settings(
         })
 }
 
+fn check_hosts(hosts: &[String]) -> ApiResult<()> {
+    for host in hosts {
+        if host.trim().is_empty() || host.contains('/') {
+            return Err(ApiError::Unprocessable(format!(
+                "allowed host `{host}` must be a host name, optionally with :port"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn validate_name(name: &str) -> ApiResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
@@ -323,7 +335,10 @@ impl From<Connection> for ConnectionView {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/connections", get(list_handler).post(create_handler))
-        .route("/connections/{name}", get(get_handler))
+        .route(
+            "/connections/{name}",
+            get(get_handler).patch(update_handler),
+        )
         .route("/connections/{name}/upgrade", post(upgrade_handler))
         .route("/connections/{name}/rollback", post(rollback_handler))
         .route(
@@ -349,11 +364,20 @@ async fn existing(state: &AppState, name: &str) -> ApiResult<Connection> {
 #[serde(deny_unknown_fields)]
 pub struct VersionChange {
     pub version: String,
+    /// New settings the version needs, replacing the current ones in the same step (a rollback
+    /// restores the ones replaced). Not for shadow runs.
+    #[serde(default)]
+    pub settings: Option<BTreeMap<String, String>>,
 }
 
 /// Moves a connection to another version of its plugin (up or down). Its next call runs the new
 /// version; calls in flight finish on the one they started with.
-pub async fn upgrade(state: &AppState, name: &str, version: &str) -> ApiResult<Connection> {
+pub async fn upgrade(
+    state: &AppState,
+    name: &str,
+    version: &str,
+    settings: Option<BTreeMap<String, String>>,
+) -> ApiResult<Connection> {
     let connection = existing(state, name).await?;
     let package = pinnable(state, &connection.plugin, Some(version)).await?;
     if package.version == connection.plugin_version {
@@ -362,7 +386,8 @@ pub async fn upgrade(state: &AppState, name: &str, version: &str) -> ApiResult<C
             connection.plugin, package.version
         )));
     }
-    switch_version(state, connection, &package, "upgrade").await
+    let settings = settings.unwrap_or_else(|| connection.settings.clone());
+    switch_version(state, connection, &package, "upgrade", settings).await
 }
 
 /// Returns a connection to the version it ran before its last upgrade.
@@ -374,15 +399,21 @@ pub async fn rollback(state: &AppState, name: &str) -> ApiResult<Connection> {
         ))
     })?;
     let package = pinnable(state, &connection.plugin, Some(&previous)).await?;
-    switch_version(state, connection, &package, "rollback").await
+    let settings = connection
+        .previous_settings
+        .clone()
+        .unwrap_or_else(|| connection.settings.clone());
+    switch_version(state, connection, &package, "rollback", settings).await
 }
 
 async fn switch_version(
     state: &AppState,
-    connection: Connection,
+    mut connection: Connection,
     package: &PackageInfo,
     action: &str,
+    settings: BTreeMap<String, String>,
 ) -> ApiResult<Connection> {
+    let current_settings = std::mem::replace(&mut connection.settings, settings);
     // The new version may ask for other settings: the connection's must fit it first.
     check_settings_names(package, &connection)?;
     // Load (compile) before switching, so that the first call after the switch is not the one
@@ -395,13 +426,15 @@ async fn switch_version(
     let mut tx = state.db.begin().await?;
     // Upgrading to the version in shadow ends the shadow run: it would parse every request twice.
     let changed = sqlx::query(
-        "update connections set plugin_version = $1, previous_plugin_version = $2, \
+        "update connections set plugin_version = $1, previous_plugin_version = $2, settings = $4, previous_settings = $5, \
          shadow_plugin_version = case when shadow_plugin_version = $1 then null else shadow_plugin_version end \
          where id = $3 and plugin_version = $2",
     )
     .bind(&package.version)
     .bind(&connection.plugin_version)
     .bind(&connection.id)
+    .bind(serde_json::to_string(&connection.settings).map_err(anyhow::Error::from)?)
+    .bind(serde_json::to_string(&current_settings).map_err(anyhow::Error::from)?)
     .execute(&mut *tx)
     .await?;
     if changed.rows_affected() == 0 {
@@ -519,7 +552,11 @@ async fn upgrade_handler(
     Path(name): Path<String>,
     Json(change): Json<VersionChange>,
 ) -> ApiResult<Json<ConnectionView>> {
-    Ok(Json(upgrade(&state, &name, &change.version).await?.into()))
+    Ok(Json(
+        upgrade(&state, &name, &change.version, change.settings)
+            .await?
+            .into(),
+    ))
 }
 
 async fn rollback_handler(
@@ -534,6 +571,11 @@ async fn shadow_handler(
     Path(name): Path<String>,
     Json(change): Json<VersionChange>,
 ) -> ApiResult<Json<ConnectionView>> {
+    if change.settings.is_some() {
+        return Err(ApiError::Unprocessable(
+            "a shadow run uses the connection's settings; upgrade to change them".into(),
+        ));
+    }
     Ok(Json(
         set_shadow(&state, &name, Some(&change.version))
             .await?
@@ -630,4 +672,86 @@ async fn check_handler(
             serde_json::json!({ "ok": false, "plugin_version": plugin.version(), "kind": failure.error.kind(), "error": failure.error.to_string() })
         }
     }))
+}
+
+/// A change to a connection: each field given replaces the current one; `secrets` are merged
+/// (a secret given replaces the one of that name, a `null` removes it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionUpdate {
+    pub settings: Option<BTreeMap<String, String>>,
+    pub secrets: Option<BTreeMap<String, Option<String>>>,
+    pub allowed_hosts: Option<Vec<String>>,
+    pub allow_private_network: Option<bool>,
+    pub enabled: Option<bool>,
+}
+
+/// Changes a connection's settings, secrets, hosts or state; checked against the schema of the
+/// plugin version it runs (secrets by name: the stored ones are sealed).
+pub async fn update(
+    state: &AppState,
+    name: &str,
+    change: ConnectionUpdate,
+) -> ApiResult<Connection> {
+    let mut connection = existing(state, name).await?;
+    if let Some(settings) = change.settings {
+        connection.settings = settings;
+    }
+    if let Some(secrets) = change.secrets {
+        for (key, value) in secrets {
+            match value {
+                Some(value) => {
+                    let sealed = state
+                        .secrets
+                        .seal(&secret_context(&connection.id, &key), &value);
+                    connection.sealed_secrets.insert(key, sealed);
+                }
+                None => {
+                    connection.sealed_secrets.remove(&key);
+                }
+            }
+        }
+    }
+    if let Some(hosts) = change.allowed_hosts {
+        check_hosts(&hosts)?;
+        connection.allowed_hosts = hosts;
+    }
+    if let Some(allow) = change.allow_private_network {
+        connection.allow_private_network = allow;
+    }
+    if let Some(enabled) = change.enabled {
+        connection.enabled = enabled;
+    }
+    let package = state
+        .plugins
+        .package(&connection.plugin, &connection.plugin_version)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Conflict(format!(
+                "plugin `{}` version {} is not installed",
+                connection.plugin, connection.plugin_version
+            ))
+        })?;
+    check_settings_names(&package, &connection)?;
+    sqlx::query(
+        "update connections set settings = $1, secrets = $2, allowed_hosts = $3, allow_private_network = $4, enabled = $5 where id = $6",
+    )
+    .bind(serde_json::to_string(&connection.settings).map_err(anyhow::Error::from)?)
+    .bind(serde_json::to_string(&connection.sealed_secrets).map_err(anyhow::Error::from)?)
+    .bind(serde_json::to_string(&connection.allowed_hosts).map_err(anyhow::Error::from)?)
+    .bind(i64::from(connection.allow_private_network))
+    .bind(i64::from(connection.enabled))
+    .bind(&connection.id)
+    .execute(&state.db.pool)
+    .await?;
+    tracing::info!(connection = %connection.name, "connection updated");
+    existing(state, name).await
+}
+
+async fn update_handler(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(change): Json<ConnectionUpdate>,
+) -> ApiResult<Json<ConnectionView>> {
+    Ok(Json(update(&state, &name, change).await?.into()))
 }

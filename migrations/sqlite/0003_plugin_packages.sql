@@ -22,6 +22,8 @@ create table plugin_packages (
 alter table connections add column plugin_version text;
 -- The version it ran before its last upgrade: what a rollback returns to.
 alter table connections add column previous_plugin_version text;
+-- The settings it had then (JSON): a rollback restores them with the version.
+alter table connections add column previous_settings text;
 -- A candidate version run in shadow on live traffic: compared, recorded, never acted on.
 alter table connections add column shadow_plugin_version text;
 

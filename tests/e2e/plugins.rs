@@ -246,6 +246,39 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
     assert_eq!(r.status(), 422);
     assert!(error_of(r).await.contains("region"));
 
+    // With the setting it needs, given in the same step, the strict version fits.
+    let new_settings = json!({ "shop_domain": "test-shop.myshopify.com", "admin_base_url": w.shopify.base_url, "api_version": "2025-07", "region": "eu" });
+    let r = w
+        .app
+        .post_json(
+            "/api/v1/connections/shop/upgrade",
+            &json!({ "version": "0.3.0", "settings": new_settings }),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let c = w.app.get_json("/api/v1/connections/shop").await;
+    assert_eq!(c["settings"]["region"], "eu");
+    // The rollback restores the version and the settings it had.
+    let r = w
+        .app
+        .post_json("/api/v1/connections/shop/rollback", &json!({}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let c = w.app.get_json("/api/v1/connections/shop").await;
+    assert!(c["settings"].get("region").is_none(), "{c}");
+    assert_eq!(c["plugin_version"], "0.1.0");
+    // A secret the schema does not know is refused; a required one cannot be removed.
+    let r = w
+        .app
+        .http
+        .patch(w.app.url("/api/v1/connections/shop"))
+        .json(&json!({ "secrets": { "webhook_secret": null } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(error_of(r).await.contains("webhook_secret"));
+
     let r = w
         .app
         .post_json(
@@ -345,7 +378,15 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
             )
         })
         .collect();
-    assert_eq!(actions, ["upgrade 0.1.0→0.2.0", "rollback 0.2.0→0.1.0"]);
+    assert_eq!(
+        actions,
+        [
+            "upgrade 0.1.0→0.3.0",
+            "rollback 0.3.0→0.1.0",
+            "upgrade 0.1.0→0.2.0",
+            "rollback 0.2.0→0.1.0"
+        ]
+    );
     w.app.stop().await;
 }
 
