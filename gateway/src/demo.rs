@@ -285,6 +285,11 @@ async fn storefront_graphql(
             })
             .unwrap_or_default()
     });
+    if query.contains("shop {") {
+        return Json(
+            json!({ "data": { "shop": { "name": "Daifa Demo", "myshopifyDomain": "daifa-demo.myshopify.com" } } }),
+        );
+    }
     if query.contains("fulfillmentCreate") {
         let input = &request["variables"]["fulfillment"];
         for group in input["lineItemsByFulfillmentOrder"]
