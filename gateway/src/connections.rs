@@ -53,12 +53,9 @@ impl Connection {
         secrets: &SecretBox,
         plugin: &Installed,
     ) -> Result<ConnectionContext, SecretError> {
-        let mut allowed_hosts = plugin.manifest.declared_hosts(&self.settings);
-        for host in &self.allowed_hosts {
-            if !allowed_hosts.contains(host) {
-                allowed_hosts.push(host.clone());
-            }
-        }
+        let allowed_hosts = plugin
+            .manifest
+            .allowed_hosts(&self.settings, &self.allowed_hosts);
         let opened = self
             .sealed_secrets
             .iter()

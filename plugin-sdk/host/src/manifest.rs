@@ -288,6 +288,22 @@ impl Manifest {
         self.properties().any(|(n, _)| n == name)
     }
 
+    /// The hosts a connection may call: those declared for its settings, then those its operator
+    /// added (`extra`), each once. The gateway and the case runner both build the allow-list so.
+    pub fn allowed_hosts(
+        &self,
+        settings: &BTreeMap<String, String>,
+        extra: &[String],
+    ) -> Vec<String> {
+        let mut hosts = self.declared_hosts(settings);
+        for host in extra {
+            if !hosts.contains(host) {
+                hosts.push(host.clone());
+            }
+        }
+        hosts
+    }
+
     /// The hosts a connection with these settings may call by declaration: `capabilities.hosts`
     /// with `{setting}` replaced. A host whose setting is missing is left out; a setting that is a
     /// URL contributes its host (and port, when not the default).
@@ -595,6 +611,11 @@ minLength = 8
         assert_eq!(
             m.declared_hosts(&map(&[("api_url", "https://api.acme.test:8443/v2/")])),
             vec!["api.acme.test:8443".to_string(), "static.acme.test".into()]
+        );
+        assert_eq!(
+            m.allowed_hosts(&map(&[]), &["static.acme.test".into(), "extra.test".into()]),
+            vec!["static.acme.test".to_string(), "extra.test".into()],
+            "declared first, added hosts after, each once"
         );
         assert_eq!(
             m.declared_hosts(&map(&[])),

@@ -138,16 +138,10 @@ impl CaseRunner {
 
     fn context(&self, case: &LoadedCase) -> ConnectionContext {
         let connection = &case.case.connection;
-        let mut allowed_hosts = self
-            .manifest
-            .as_ref()
-            .map(|m| m.declared_hosts(&connection.settings))
-            .unwrap_or_default();
-        for host in &connection.allowed_hosts {
-            if !allowed_hosts.contains(host) {
-                allowed_hosts.push(host.clone());
-            }
-        }
+        let allowed_hosts = match &self.manifest {
+            Some(m) => m.allowed_hosts(&connection.settings, &connection.allowed_hosts),
+            None => connection.allowed_hosts.clone(),
+        };
         ConnectionContext {
             plugin: self.plugin.name().to_string(),
             plugin_version: self.plugin.version().to_string(),
