@@ -3,7 +3,7 @@
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::{fulfilment, ingest, jobs, orders, routing};
+use crate::{fulfilment, ingest, jobs, orders, routing, tracking};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
@@ -93,7 +93,7 @@ async fn list_orders(
 }
 
 /// An order and everything that happened to it: the raw requests that mention it, its
-/// canonical events, its supplier orders, jobs with their attempts, and shipments.
+/// canonical events, its supplier orders, jobs with their attempts, shipments and their scans.
 async fn get_order(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -101,12 +101,13 @@ async fn get_order(
     let order = orders::get(&state.db, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no order `{id}`")))?;
-    let (events, raw, supplier_orders, jobs, shipments) = tokio::try_join!(
+    let (events, raw, supplier_orders, jobs, shipments, tracking_events) = tokio::try_join!(
         orders::events(&state.db, &id),
         ingest::raw_for_order(&state.db, &id),
         routing::supplier_orders_of(&state.db, &id),
         async { Ok(jobs::for_order(&state.db, &id).await?) },
         fulfilment::shipments_of(&state.db, &id),
+        tracking::events_of_order(&state.db, &id),
     )?;
     Ok(Json(json!({
         "order": order,
@@ -115,6 +116,7 @@ async fn get_order(
         "supplier_orders": supplier_orders,
         "jobs": jobs,
         "shipments": shipments,
+        "tracking_events": tracking_events,
     })))
 }
 

@@ -5,7 +5,7 @@ use crate::db::Db;
 use crate::plugins::PluginRegistry;
 use crate::secrets::SecretBox;
 use crate::shadow::Parsed;
-use crate::{admin, connections, dispatch, ingest, plugins, routing};
+use crate::{admin, connections, dispatch, ingest, plugins, polling, routing};
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -27,6 +27,8 @@ pub struct AppState {
     pub secrets: Arc<SecretBox>,
     /// Wakes idle workers of this process when it enqueued a job.
     pub job_signal: Arc<Notify>,
+    /// Wakes this process's poller (`POST /connections/{name}/poll`).
+    pub poll_signal: Arc<Notify>,
     /// Names this gateway instance in job leases: unique even for two instances with the same
     /// host name and process id (containers all run as pid 1).
     pub instance_id: String,
@@ -59,6 +61,7 @@ impl AppState {
             plugins,
             secrets: Arc::new(secrets),
             job_signal: Arc::new(Notify::new()),
+            poll_signal: Arc::new(Notify::new()),
             instance_id: format!(
                 "{}-{}-{}",
                 hostname(),
@@ -119,12 +122,13 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let poller = polling::spawn(self.state.clone(), stop_rx.clone());
         let workers = dispatch::spawn_workers(
             self.state.clone(),
             self.state.settings.jobs.workers,
             stop_rx,
         );
-        tracing::info!(addr = %self.local_addr(), workers = workers.len(), "daifa listening");
+        tracing::info!(addr = %self.local_addr(), workers = workers.len(), polling = poller.is_some(), "daifa listening");
         let app = router(self.state.clone());
         axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
@@ -133,7 +137,7 @@ impl Application {
             })
             .await?;
         let _ = stop_tx.send(true);
-        for w in workers {
+        for w in workers.into_iter().chain(poller) {
             let _ = w.await;
         }
         Ok(())
@@ -150,6 +154,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(plugins::router().layer(DefaultBodyLimit::max(max_package)))
         .merge(connections::router())
+        .merge(polling::router())
         .merge(routing::router())
         .merge(admin::router());
     Router::new()

@@ -22,6 +22,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub plugins: PluginSettings,
     pub jobs: JobSettings,
+    pub polling: PollingSettings,
     pub fulfillment: FulfillmentSettings,
 }
 
@@ -109,6 +110,40 @@ pub struct JobSettings {
     pub retry_jitter: f64,
 }
 
+/// Polling of the connections whose plugin declares `capabilities.polling`: a channel or
+/// supplier's `poll`, a carrier's `fetch-tracking` of the parcels it follows. Several gateway
+/// processes share the work: each connection's poll is held under a lease by one of them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PollingSettings {
+    /// Whether this process polls.
+    pub enabled: bool,
+    /// How often this process looks for due polls (it is also woken by `POST .../poll`).
+    #[serde(with = "humantime_serde")]
+    pub tick: Duration,
+    /// Between two polls of a connection, unless its plugin's manifest asks for another
+    /// interval (`capabilities.poll_interval`).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// The shortest interval a manifest is granted.
+    #[serde(with = "humantime_serde")]
+    pub min_interval: Duration,
+    /// How far before polling began a connection's first poll looks. 0: only what changes
+    /// from then on (older orders were handled before Daifa polled them).
+    #[serde(with = "humantime_serde")]
+    pub first_lookback: Duration,
+    /// Calls one poll makes while the plugin says more is waiting (then it continues at the
+    /// next poll, from its cursor).
+    pub max_pages: u32,
+    /// Parcels per `fetch-tracking` call.
+    pub carrier_batch: u32,
+    /// After a failed poll the interval doubles, up to this.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// How long a process holds a connection's poll; renewed after every page.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct FulfillmentSettings {
     /// Whether storefronts e-mail the buyer the tracking details when Daifa writes a shipment back.
@@ -158,6 +193,15 @@ impl Settings {
                 vec!["5s", "5m", "30m", "2h", "5h", "10h", "10h"],
             )?
             .set_default("jobs.retry_jitter", 0.2)?
+            .set_default("polling.enabled", true)?
+            .set_default("polling.tick", "5s")?
+            .set_default("polling.interval", "5m")?
+            .set_default("polling.min_interval", "30s")?
+            .set_default("polling.first_lookback", "0s")?
+            .set_default("polling.max_pages", 20)?
+            .set_default("polling.carrier_batch", 40)?
+            .set_default("polling.max_backoff", "1h")?
+            .set_default("polling.lease", "5m")?
             .set_default("fulfillment.notify_customer", true)?;
         builder = match file {
             Some(path) => builder.add_source(config::File::from(path).required(true)),
@@ -191,6 +235,14 @@ impl Settings {
             return bad(
                 "plugins.ceiling.call_deadline must be shorter than jobs.lease, or a slow call loses its job to another worker",
             );
+        }
+        if self.plugins.ceiling.call_deadline >= self.polling.lease {
+            return bad(
+                "plugins.ceiling.call_deadline must be shorter than polling.lease, or a slow poll loses its lease to another process",
+            );
+        }
+        if self.polling.max_pages == 0 || self.polling.carrier_batch == 0 {
+            return bad("polling.max_pages and polling.carrier_batch must be at least 1");
         }
         if self.plugins.call_deadline > self.plugins.ceiling.call_deadline
             || self.plugins.memory_limit_mb > self.plugins.ceiling.memory_limit_mb

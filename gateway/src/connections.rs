@@ -75,6 +75,7 @@ impl Connection {
             allowed_hosts,
             allow_private_network: self.allow_private_network,
             fixed_now_ms: None,
+            recorder: None,
         })
     }
 
@@ -83,7 +84,7 @@ impl Connection {
         Ok(Self {
             id: row.try_get("id")?,
             name: row.try_get("name")?,
-            kind: parse_kind(&kind)
+            kind: PluginKind::parse(&kind)
                 .ok_or_else(|| anyhow::anyhow!("unknown connection kind {kind}"))?,
             plugin: row.try_get("plugin")?,
             plugin_version: row
@@ -102,14 +103,6 @@ impl Connection {
             enabled: row.try_get::<i64, _>("enabled")? != 0,
             created_at_ms: row.try_get("created_at_ms")?,
         })
-    }
-}
-
-fn parse_kind(s: &str) -> Option<PluginKind> {
-    match s {
-        "channel" => Some(PluginKind::Channel),
-        "supplier" => Some(PluginKind::Supplier),
-        _ => None,
     }
 }
 

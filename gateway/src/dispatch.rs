@@ -9,7 +9,7 @@ use crate::fulfilment;
 use crate::jobs::{self, ClaimedJob, Disposition, JobKind, Outcome};
 use crate::orders::{self, OrderStatus};
 use crate::plugins::{Installed, LoadError};
-use crate::routing;
+use crate::{routing, tracking};
 use daifa_plugin_host::supplier::{SupplierOrder, SupplierOrderLine};
 use daifa_plugin_host::{CallFailure, ConnectionContext, SupplierOrderStatus};
 use serde_json::json;
@@ -77,6 +77,7 @@ async fn run_instrumented(state: &AppState, worker: &str, job: ClaimedJob) {
             let outcome = match job.kind {
                 JobKind::SupplierSubmit => run_submit(state, &job).await,
                 JobKind::ChannelFulfill => fulfilment::run_fulfill(state, &job).await,
+                JobKind::CarrierRegister => tracking::run_register(state, &job).await,
             };
             (outcome, ATTEMPT_PLUGIN_VERSION.with(|v| v.borrow().clone()))
         })

@@ -115,6 +115,7 @@ pub async fn apply_supplier_event(
                     },
                 )
                 .await?;
+                crate::tracking::enqueue_registrations(tx, &shipment_id, &so.order_id).await?;
                 orders::record_event(
                     tx,
                     &so.order_id,
@@ -214,9 +215,18 @@ pub struct ShipmentView {
     pub status: String,
     /// The storefront's id of the fulfillment.
     pub external_id: Option<String>,
+    /// Where the parcel is, as the carrier connections report (`in_transit`, `delivered`...);
+    /// none before the first report.
+    pub tracking_status: Option<String>,
+    /// What exactly happened, when the carrier said more (`customs_held`, `refused`...).
+    pub tracking_detail: Option<String>,
+    pub tracking_updated_at_ms: Option<i64>,
+    pub estimated_delivery_ms: Option<i64>,
+    pub delivered_at_ms: Option<i64>,
 }
 
-const SHIPMENT_COLUMNS: &str = "id, order_id, supplier_order_id, carrier_code, tracking_number, tracking_url, shipped_at_ms, lines, status, external_id";
+const SHIPMENT_COLUMNS: &str = "id, order_id, supplier_order_id, carrier_code, tracking_number, tracking_url, shipped_at_ms, lines, status, external_id, \
+                                tracking_status, tracking_detail, tracking_updated_at_ms, estimated_delivery_ms, delivered_at_ms";
 
 fn shipment_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<(String, ShipmentView)> {
     Ok((
@@ -231,6 +241,11 @@ fn shipment_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<(String, ShipmentV
             lines: serde_json::from_str(&r.try_get::<String, _>("lines")?)?,
             status: r.try_get("status")?,
             external_id: r.try_get("external_id")?,
+            tracking_status: r.try_get("tracking_status")?,
+            tracking_detail: r.try_get("tracking_detail")?,
+            tracking_updated_at_ms: r.try_get("tracking_updated_at_ms")?,
+            estimated_delivery_ms: r.try_get("estimated_delivery_ms")?,
+            delivered_at_ms: r.try_get("delivered_at_ms")?,
         },
     ))
 }

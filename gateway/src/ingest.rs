@@ -13,14 +13,15 @@ use crate::db::{Db, Tx, new_id, now_ms};
 use crate::fulfilment;
 use crate::orders::{self, OrderStatus};
 use crate::plugins::LoadError;
-use crate::routing;
 use crate::shadow::{self, Parsed};
+use crate::{routing, tracking};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use daifa_plugin_host::carrier::CarrierInbound;
 use daifa_plugin_host::channel::{ChannelEvent, Inbound};
 use daifa_plugin_host::supplier::SupplierInbound;
 use daifa_plugin_host::{CallError, CallFailure, HttpHeader, InboundRequest, PluginError};
@@ -35,7 +36,7 @@ pub fn router() -> axum::Router<AppState> {
 
 /// What became of a stored request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RawStatus {
+pub(crate) enum RawStatus {
     /// Stored, not yet processed (or processing failed in a way the sender retries).
     Received,
     Accepted,
@@ -57,11 +58,11 @@ impl RawStatus {
 }
 
 /// The answer to the sender, and what the raw record says of it.
-struct Answer {
-    status: StatusCode,
-    raw_status: RawStatus,
-    body: serde_json::Value,
-    reason: Option<String>,
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub raw_status: RawStatus,
+    pub body: serde_json::Value,
+    pub reason: Option<String>,
 }
 
 impl Answer {
@@ -100,7 +101,15 @@ async fn receive(
         body: body.to_vec(),
     };
     let raw_id = new_id("raw");
-    if let Err(e) = store_raw(&state.db, &raw_id, &connection_name, &request).await {
+    if let Err(e) = store_raw(
+        &state.db,
+        &raw_id,
+        &connection_name,
+        &request,
+        Origin::Webhook,
+    )
+    .await
+    {
         tracing::error!(connection = %connection_name, error = %e, "cannot store inbound request");
         let body = json!({ "error": "the request could not be stored; send it again later" });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
@@ -207,10 +216,66 @@ async fn process(
         );
     }
     match parsed {
-        Ok(Parsed::Channel(inbound)) => apply_channel(state, &connection, raw_id, inbound).await,
-        Ok(Parsed::Supplier(inbound)) => apply_supplier(state, &connection, raw_id, inbound).await,
+        Ok(parsed) => apply(state, &connection, raw_id, parsed, Origin::Webhook).await,
         Err(failure) => Ok(plugin_failure(&connection, failure)),
     }
+}
+
+/// Where a stored request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// `POST /hooks/{connection}`.
+    Webhook,
+    /// What polling fetched through the plugin.
+    Poll,
+}
+
+impl Origin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Poll => "poll",
+        }
+    }
+}
+
+/// Applies what a plugin made of a stored request (a webhook, or a poll's answers).
+pub(crate) async fn apply(
+    state: &AppState,
+    connection: &Connection,
+    raw_id: &str,
+    parsed: Parsed,
+    origin: Origin,
+) -> anyhow::Result<Answer> {
+    match parsed {
+        Parsed::Channel(inbound) => apply_channel(state, connection, raw_id, inbound).await,
+        Parsed::Supplier(inbound) => {
+            apply_supplier(state, connection, raw_id, inbound, origin).await
+        }
+        Parsed::Carrier(inbound) => apply_carrier(state, connection, raw_id, inbound).await,
+    }
+}
+
+/// Applies a poll's events under its stored raw record, and records a refusal on it.
+pub(crate) async fn apply_polled(
+    state: &AppState,
+    connection: &Connection,
+    raw_id: &str,
+    parsed: Parsed,
+) -> anyhow::Result<Answer> {
+    let answer = apply(state, connection, raw_id, parsed, Origin::Poll).await?;
+    if answer.raw_status == RawStatus::Rejected {
+        mark_raw(
+            &state.db,
+            raw_id,
+            answer.raw_status,
+            answer.status,
+            answer.reason.as_deref(),
+            Some(&connection.plugin_version),
+        )
+        .await?;
+    }
+    Ok(answer)
 }
 
 /// Maps a plugin's failure to the answer: the sender can fix 401 and 422; 5xx makes it retry.
@@ -403,7 +468,9 @@ async fn apply_channel(
                     Some(order) => {
                         first_order_id.get_or_insert_with(|| order.id.clone());
                         let detail = json!({ "raw_request_id": raw_id, "reason": cancel.reason, "cancelled_at_ms": cancel.cancelled_at });
-                        if order.status == OrderStatus::Shipped.as_str() {
+                        if order.status == OrderStatus::Shipped.as_str()
+                            || order.status == OrderStatus::Delivered.as_str()
+                        {
                             orders::record_event(
                                 &mut tx,
                                 &order.id,
@@ -463,11 +530,14 @@ fn validate_order(order: &daifa_plugin_host::Order) -> Result<(), String> {
     Ok(())
 }
 
+/// A supplier's webhook naming an order that is not theirs is refused whole; a poll's answer
+/// may list orders placed outside Daifa, which are skipped.
 async fn apply_supplier(
     state: &AppState,
     connection: &Connection,
     raw_id: &str,
     inbound: SupplierInbound,
+    origin: Origin,
 ) -> anyhow::Result<Answer> {
     let delivery = Delivery {
         raw_id,
@@ -486,6 +556,9 @@ async fn apply_supplier(
             Ok(applied) => {
                 first_order_id.get_or_insert_with(|| applied.order_id.clone());
                 results.push(applied.summary);
+            }
+            Err(reason) if origin == Origin::Poll => {
+                results.push(json!({ "event": "skipped", "reason": reason }));
             }
             Err(reason) => {
                 // Nothing of this request is applied; the record of it stays, with the reason.
@@ -509,13 +582,51 @@ async fn apply_supplier(
     Ok(answer)
 }
 
+async fn apply_carrier(
+    state: &AppState,
+    connection: &Connection,
+    raw_id: &str,
+    inbound: CarrierInbound,
+) -> anyhow::Result<Answer> {
+    if let Err(reason) = tracking::validate(&inbound.updates) {
+        return Ok(Answer::error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            RawStatus::Rejected,
+            format!(
+                "plugin `{}` produced an invalid update: {reason}",
+                connection.plugin
+            ),
+        ));
+    }
+    let delivery = Delivery {
+        raw_id,
+        connection_id: &connection.id,
+        delivery_id: &inbound.delivery_id,
+        topic: &inbound.topic,
+    };
+    let mut tx = match delivery.begin(&state.db).await? {
+        Ok(tx) => tx,
+        Err(duplicate) => return Ok(duplicate),
+    };
+    let applied = tracking::apply_updates(&mut tx, connection, raw_id, &inbound.updates).await?;
+    delivery
+        .commit(
+            tx,
+            applied.order_id.as_deref(),
+            json!({ "status": "accepted", "updates": applied.summaries }),
+        )
+        .await
+}
+
 // ---- the raw_requests table ----
 
-async fn store_raw(
+/// Stores a request before anything else is done with it.
+pub(crate) async fn store_raw(
     db: &Db,
     id: &str,
     connection_name: &str,
     request: &InboundRequest,
+    origin: Origin,
 ) -> anyhow::Result<()> {
     let headers: Vec<(&str, &str)> = request
         .headers
@@ -523,8 +634,8 @@ async fn store_raw(
         .map(|h| (h.name.as_str(), h.value.as_str()))
         .collect();
     sqlx::query(
-        "insert into raw_requests (id, connection_name, method, path, headers, body, received_at_ms, status) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "insert into raw_requests (id, connection_name, method, path, headers, body, received_at_ms, status, origin) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(id)
     .bind(connection_name)
@@ -534,6 +645,36 @@ async fn store_raw(
     .bind(request.body.clone())
     .bind(now_ms())
     .bind(RawStatus::Received.as_str())
+    .bind(origin.as_str())
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// Records on a poll's raw record what its plugin fetched but could not translate.
+pub(crate) async fn note_skipped(db: &Db, id: &str, skipped: &[String]) -> sqlx::Result<()> {
+    sqlx::query("update raw_requests set reason = $1 where id = $2")
+        .bind(format!("skipped {}: {}", skipped.len(), skipped.join("; ")))
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Records on a poll's raw record that the plugin's call failed (nothing was applied).
+pub(crate) async fn mark_polled_failure(
+    db: &Db,
+    id: &str,
+    reason: &str,
+    plugin_version: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update raw_requests set status = $1, reason = $2, plugin_version = $3 where id = $4",
+    )
+    .bind(RawStatus::Failed.as_str())
+    .bind(reason)
+    .bind(plugin_version)
+    .bind(id)
     .execute(&db.pool)
     .await?;
     Ok(())

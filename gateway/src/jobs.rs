@@ -22,6 +22,8 @@ pub enum JobKind {
     SupplierSubmit,
     /// Write a shipment back to the storefront.
     ChannelFulfill,
+    /// Register a shipment with a carrier connection (a tracking service follows it).
+    CarrierRegister,
 }
 
 impl JobKind {
@@ -29,12 +31,14 @@ impl JobKind {
         match self {
             Self::SupplierSubmit => "supplier.submit",
             Self::ChannelFulfill => "channel.fulfill",
+            Self::CarrierRegister => "carrier.register",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "supplier.submit" => Some(Self::SupplierSubmit),
             "channel.fulfill" => Some(Self::ChannelFulfill),
+            "carrier.register" => Some(Self::CarrierRegister),
             _ => None,
         }
     }
@@ -81,6 +85,8 @@ pub struct ClaimedJob {
     /// This attempt's number, from 1.
     pub attempt: i64,
     pub order_id: Option<String>,
+    /// The connection the job acts through.
+    pub connection_id: Option<String>,
 }
 
 /// Claims the next due job (or one whose worker's lease ran out).
@@ -96,7 +102,7 @@ pub async fn claim(db: &Db, worker: &str, lease: Duration) -> anyhow::Result<Opt
          where id = (select id from jobs \
                      where (status = 'queued' and run_at_ms <= $3) or (status = 'running' and locked_until_ms < $3) \
                      order by run_at_ms limit 1 {lock}) \
-         returning id, kind, idempotency_key, payload, attempts, order_id"
+         returning id, kind, idempotency_key, payload, attempts, order_id, connection_id"
     );
     let row = sqlx::query(AssertSqlSafe(sql))
         .bind(worker)
@@ -120,6 +126,7 @@ fn claimed_from_row(r: &AnyRow) -> anyhow::Result<ClaimedJob> {
             .to_string(),
         attempt: r.try_get("attempts")?,
         order_id: r.try_get("order_id")?,
+        connection_id: r.try_get("connection_id")?,
     })
 }
 

@@ -22,11 +22,13 @@ pub mod ingest;
 pub mod jobs;
 pub mod orders;
 pub mod plugins;
+pub mod polling;
 pub mod replay;
 pub mod routing;
 pub mod secrets;
 pub mod shadow;
 pub mod telemetry;
+pub mod tracking;
 
 pub use app::{AppState, Application};
 pub use config::Settings;

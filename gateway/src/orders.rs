@@ -16,6 +16,8 @@ pub enum OrderStatus {
     OnHold,
     /// A shipment for it came back from a supplier.
     Shipped,
+    /// Every shipment of it is delivered, as the carriers report.
+    Delivered,
     Cancelled,
 }
 
@@ -25,6 +27,7 @@ impl OrderStatus {
             Self::Routed => "routed",
             Self::OnHold => "on_hold",
             Self::Shipped => "shipped",
+            Self::Delivered => "delivered",
             Self::Cancelled => "cancelled",
         }
     }

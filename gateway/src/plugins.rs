@@ -8,7 +8,7 @@
 
 use crate::app::AppState;
 use crate::config::PluginSettings;
-use crate::db::{Db, now_ms};
+use crate::db::{Db, ms, now_ms};
 use crate::error::{ApiError, ApiResult};
 use anyhow::Context;
 use axum::body::Bytes;
@@ -268,8 +268,8 @@ impl PluginRegistry {
         .await
         .map_err(anyhow::Error::from)?;
         let inserted = sqlx::query(
-            "insert into plugin_packages (name, version, kind, wit_version, digest, manifest, package, source, enabled, installed_at_ms) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9) on conflict (name, version) do nothing",
+            "insert into plugin_packages (name, version, kind, wit_version, digest, manifest, package, source, enabled, installed_at_ms, polling, poll_interval_ms) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10, $11) on conflict (name, version) do nothing",
         )
         .bind(&manifest.name)
         .bind(&version)
@@ -280,6 +280,8 @@ impl PluginRegistry {
         .bind(bytes)
         .bind(source.as_str())
         .bind(now_ms())
+        .bind(i64::from(manifest.capabilities.polling))
+        .bind(manifest.capabilities.poll_interval.map(ms))
         .execute(&mut *tx)
         .await
         .map_err(anyhow::Error::from)?;

@@ -140,7 +140,7 @@ async fn stored_requests(
 ) -> ApiResult<Vec<(String, i64, InboundRequest)>> {
     let rows = sqlx::query(
         "select id, method, path, headers, body, received_at_ms from raw_requests \
-         where connection_name = $1 and received_at_ms >= $2 order by received_at_ms, id limit $3",
+         where connection_name = $1 and origin = 'webhook' and received_at_ms >= $2 order by received_at_ms, id limit $3",
     )
     .bind(&connection.name)
     .bind(request.since_ms.unwrap_or(0))

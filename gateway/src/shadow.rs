@@ -11,6 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::plugins::Installed;
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use daifa_plugin_host::carrier::CarrierInbound;
 use daifa_plugin_host::channel::Inbound;
 use daifa_plugin_host::supplier::SupplierInbound;
 use daifa_plugin_host::{CallFailure, ConnectionContext, InboundRequest, PluginKind};
@@ -23,6 +24,7 @@ use std::sync::Arc;
 pub enum Parsed {
     Channel(Inbound),
     Supplier(SupplierInbound),
+    Carrier(CarrierInbound),
 }
 
 /// Calls the inbound export of the connection's kind.
@@ -41,6 +43,10 @@ pub async fn parse(
             .handle_callback(ctx, request)
             .await
             .map(Parsed::Supplier),
+        PluginKind::Carrier => plugin
+            .handle_webhook(ctx, request)
+            .await
+            .map(Parsed::Carrier),
     }
 }
 
@@ -49,6 +55,7 @@ pub fn canonical(result: &Result<Parsed, CallFailure>) -> Value {
     let value = match result {
         Ok(Parsed::Channel(inbound)) => serde_json::to_value(inbound),
         Ok(Parsed::Supplier(inbound)) => serde_json::to_value(inbound),
+        Ok(Parsed::Carrier(inbound)) => serde_json::to_value(inbound),
         Err(failure) => Ok(
             json!({ "error": { "kind": failure.error.kind(), "message": failure.error.to_string() } }),
         ),

@@ -15,13 +15,14 @@ use std::process::Command;
 const PLUGINS: &[(&str, &str)] = &[
     ("daifa-plugin-shopify", "plugins/shopify"),
     ("daifa-plugin-webhook-supplier", "plugins/webhook-supplier"),
+    ("daifa-plugin-seventeentrack", "plugins/seventeentrack"),
 ];
 
 /// Plugins that exist to test the host (`TEST_PLUGINS`): built the same way, never in `PLUGINS`,
 /// so the gateway cannot load them.
 const TEST_PLUGINS: &[(&str, &str)] = &[
     ("daifa-plugin-misbehaving", "plugins/testing/misbehaving"),
-    ("daifa-plugin-legacy-v0-1", "plugins/testing/legacy-v0-1"),
+    ("daifa-plugin-legacy-wit", "plugins/testing/legacy-wit"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";
@@ -37,8 +38,9 @@ fn main() {
     for dir in [
         "plugins/shopify",
         "plugins/webhook-supplier",
+        "plugins/seventeentrack",
         "plugins/testing/misbehaving",
-        "plugins/testing/legacy-v0-1",
+        "plugins/testing/legacy-wit",
         "plugin-sdk/wit-archive",
         "plugin-sdk/guest",
         "plugin-sdk/wit",

@@ -1,7 +1,7 @@
 //! The plugin developer kit through the real `daifa` binary: projects made by `daifa plugin new`
-//! pass `cargo test` and `daifa plugin test` as generated; a case that expects something else
-//! fails and shows the difference; `--bless` records what the plugin returns; the bundled
-//! plugins pass their recorded cases.
+//! (channel, supplier and carrier) pass `cargo test` and `daifa plugin test` as generated; a case
+//! that expects something else fails and shows the difference; `--bless` records what the plugin
+//! returns; the bundled plugins pass their recorded cases.
 //!
 //! Generated projects build into `<repo>/target/devkit-plugins`, shared across runs, so that
 //! only the first run pays for compiling the SDK and its dependencies.
@@ -210,12 +210,33 @@ fn devkit_a_generated_supplier_passes_as_generated() {
 }
 
 #[test]
+fn devkit_a_generated_carrier_passes_as_generated() {
+    let scratch = Scratch::new("carrier");
+    let dir = generate_and_pass(&scratch, "acme-track", "carrier");
+
+    // A parcel of `fetch-tracking`'s list that is not a WIT `parcel` names its place.
+    edit(
+        &dir.join("cases/fetch-tracking.json"),
+        r#""shipped_at": 1767344400000"#,
+        r#""shipped_at": "2026-01-02""#,
+    );
+    let (ok, out) = daifa(
+        &["plugin", "test", dir.to_str().unwrap(), "--no-build"],
+        &shared_plugin_target(),
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("FAILED  fetch-tracking\n"), "{out}");
+    assert!(out.contains("[0].shipped_at: invalid type"), "{out}");
+    assert!(out.contains("6 passed, 1 failed"), "{out}");
+}
+
+#[test]
 fn devkit_the_bundled_plugins_pass_their_recorded_cases() {
     // The components the gateway ships, as `plugins/bundled/build.rs` built them.
     let built = std::env::var_os("DAIFA_WASM_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("target/wasm-plugins"));
-    for plugin in ["shopify", "webhook-supplier"] {
+    for plugin in ["shopify", "webhook-supplier", "seventeentrack"] {
         let dir = repo().join("plugins").join(plugin);
         let cases = std::fs::read_dir(dir.join("cases")).unwrap().count();
         assert!(cases >= 5, "{plugin} has {cases} cases");

@@ -38,6 +38,8 @@ struct ShopifyState {
     /// The `fulfillment` input of every successful `fulfillmentCreate`.
     created: Vec<Value>,
     requests: usize,
+    /// What the `orders` query lists: each order's REST JSON with its `updatedAt`.
+    listed: Vec<(Value, String)>,
 }
 
 #[derive(Clone)]
@@ -85,6 +87,14 @@ impl FakeShopify {
             .collect();
         let refs: Vec<(&str, i64)> = lines.iter().map(|(a, b)| (a.as_str(), *b)).collect();
         self.add_order(&id, &refs);
+    }
+
+    /// Lists an order (its REST JSON, as webhooks carry it) in the `orders` query, changed at
+    /// `updated_at` (RFC 3339).
+    pub fn list_order(&self, order: &Value, updated_at: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.listed.retain(|(o, _)| o["id"] != order["id"]);
+        s.listed.push((order.clone(), updated_at.to_string()));
     }
 
     pub fn created(&self) -> Vec<Value> {
@@ -181,6 +191,9 @@ async fn shopify_graphql(
         }))
         .into_response();
     }
+    if query.contains("orders(") {
+        return Json(orders_page(&s.listed, variables)).into_response();
+    }
     if query.contains("order(") {
         let order_id = gid_tail(variables["id"].as_str().unwrap_or_default()).to_string();
         let Some(lines) = s.orders.get(&order_id) else {
@@ -213,6 +226,107 @@ async fn shopify_graphql(
         .into_response();
     }
     Json(json!({ "errors": [ { "message": format!("fake shopify does not know this query: {query}") } ] })).into_response()
+}
+
+/// A page of the `orders` connection as the GraphQL Admin API answers it: the orders whose
+/// `updatedAt` matches the search `updated_at:>='<time>'`, oldest change first, 10 a page, each
+/// edge with its cursor (opaque: here the position, base64).
+fn orders_page(listed: &[(Value, String)], variables: &Value) -> Value {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let search = variables["search"].as_str().unwrap_or_default();
+    let from = search
+        .strip_prefix("updated_at:>='")
+        .and_then(|s| s.strip_suffix('\''))
+        .map(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap()
+        });
+    let mut matching: Vec<&(Value, String)> = listed
+        .iter()
+        .filter(|(_, updated)| {
+            let updated = time::OffsetDateTime::parse(
+                updated,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap();
+            from.is_none_or(|f| updated >= f)
+        })
+        .collect();
+    matching.sort_by(|a, b| a.1.cmp(&b.1));
+    let start = variables["after"]
+        .as_str()
+        .map(|c| {
+            String::from_utf8(b64.decode(c).unwrap())
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+                + 1
+        })
+        .unwrap_or(0);
+    let page: Vec<Value> = matching
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(10)
+        .map(|(i, (order, updated))| json!({ "cursor": b64.encode(i.to_string()), "node": graphql_order(order, updated) }))
+        .collect();
+    let last = start + page.len();
+    json!({ "data": { "orders": {
+        "pageInfo": { "hasNextPage": last < matching.len(), "endCursor": page.last().map(|e| e["cursor"].clone()) },
+        "edges": page
+    } } })
+}
+
+/// A REST order (as `orders/*` webhooks carry it) as the GraphQL Admin API's `Order`.
+fn graphql_order(o: &Value, updated_at: &str) -> Value {
+    let money = |amount: &Value| json!({ "shopMoney": { "amount": amount, "currencyCode": o["currency"] } });
+    let address = &o["shipping_address"];
+    let customer = &o["customer"];
+    let lines: Vec<Value> = o["line_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let attributes: Vec<Value> = l["properties"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|p| json!({ "key": p["name"], "value": p["value"] }))
+                .collect();
+            json!({
+                "id": format!("gid://shopify/LineItem/{}", l["id"]),
+                "sku": l["sku"], "title": l["title"], "variantTitle": l["variant_title"], "quantity": l["quantity"],
+                "originalUnitPriceSet": money(&l["price"]),
+                "customAttributes": attributes,
+                "variant": if l["variant_id"].is_null() { Value::Null } else { json!({ "id": format!("gid://shopify/ProductVariant/{}", l["variant_id"]) }) },
+            })
+        })
+        .collect();
+    json!({
+        "id": format!("gid://shopify/Order/{}", o["id"]),
+        "name": o["name"], "currencyCode": o["currency"],
+        "createdAt": o["created_at"], "updatedAt": updated_at,
+        "cancelledAt": o["cancelled_at"],
+        "cancelReason": o["cancel_reason"].as_str().map(str::to_uppercase),
+        "note": o["note"], "email": o["email"], "phone": o["phone"],
+        "customer": if customer.is_null() { Value::Null } else { json!({
+            "firstName": customer["first_name"], "lastName": customer["last_name"],
+            "defaultEmailAddress": customer["email"].as_str().map(|e| json!({ "emailAddress": e })),
+            "defaultPhoneNumber": customer["phone"].as_str().map(|p| json!({ "phoneNumber": p })),
+        }) },
+        "subtotalPriceSet": money(&o["subtotal_price"]),
+        "totalShippingPriceSet": money(&o["total_shipping_price_set"]["shop_money"]["amount"]),
+        "totalTaxSet": money(&o["total_tax"]),
+        "totalPriceSet": money(&o["total_price"]),
+        "shippingAddress": if address.is_null() { Value::Null } else { json!({
+            "name": address["name"], "firstName": address["first_name"], "lastName": address["last_name"],
+            "company": address["company"], "address1": address["address1"], "address2": address["address2"],
+            "city": address["city"], "province": address["province"], "provinceCode": address["province_code"],
+            "zip": address["zip"], "countryCodeV2": address["country_code"], "phone": address["phone"],
+        }) },
+        "lineItems": { "pageInfo": { "hasNextPage": false, "endCursor": null }, "nodes": lines },
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -357,4 +471,192 @@ async fn supplier_receive(
         Json(json!({ "external_id": format!("SUP-{n}"), "status": "submitted" })),
     )
         .into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 17TRACK's tracking API v2.2, the part a carrier plugin uses: `register`, `gettrackinfo` and
+// `getquota` (POST, `17token` header, JSON arrays of `{number, carrier}`; answers
+// `{code, data: {accepted, rejected}}`), and its push to the webhook URL (header `sign` =
+// hex SHA-256 of `body + "/" + key`). Track information is the shape of 17TRACK's published
+// TRACKING_UPDATED push (shared/fixtures/17track/).
+
+#[derive(Default)]
+struct SeventeenTrackState {
+    /// Registered numbers → the carrier key given (or detected).
+    registered: HashMap<String, i64>,
+    /// What `gettrackinfo` answers for a number: its `track_info`.
+    track_info: HashMap<String, Value>,
+    /// Every request: (path, JSON body).
+    requests: Vec<(String, Value)>,
+}
+
+#[derive(Clone)]
+pub struct FakeSeventeenTrack {
+    pub base_url: String,
+    key: String,
+    state: Arc<Mutex<SeventeenTrackState>>,
+}
+
+impl FakeSeventeenTrack {
+    pub async fn start(key: &str) -> Self {
+        let fake = Self {
+            base_url: String::new(),
+            key: key.into(),
+            state: Arc::new(Mutex::new(SeventeenTrackState::default())),
+        };
+        let router = axum::Router::new()
+            .route("/track/v2.2/{operation}", post(seventeentrack_api))
+            .with_state(fake.clone());
+        let addr = serve(router).await;
+        Self {
+            base_url: format!("http://{addr}"),
+            ..fake
+        }
+    }
+
+    /// The numbers registered so far, with their carrier keys.
+    pub fn registered(&self) -> HashMap<String, i64> {
+        self.state.lock().unwrap().registered.clone()
+    }
+
+    /// The requests made to `operation` (`register`, `gettrackinfo`...), their bodies.
+    pub fn requests(&self, operation: &str) -> Vec<Value> {
+        let path = format!("/track/v2.2/{operation}");
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|(p, _)| *p == path)
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+
+    /// Sets what the service knows of a number.
+    pub fn set_track_info(&self, number: &str, track_info: Value) {
+        self.state
+            .lock()
+            .unwrap()
+            .track_info
+            .insert(number.into(), track_info);
+    }
+
+    /// A `TRACKING_UPDATED` push body for `number`, built on the published sample.
+    pub fn push_body(number: &str, carrier: i64, track_info: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "event": "TRACKING_UPDATED",
+            "data": { "number": number, "carrier": carrier, "param": null, "tag": "", "track_info": track_info }
+        }))
+        .unwrap()
+    }
+
+    /// Pushes `body` to the gateway as 17TRACK does, signed with the key.
+    pub async fn push(&self, gateway_hook: &str, body: Vec<u8>) -> reqwest::Response {
+        let sign = self.sign(&body);
+        reqwest::Client::new()
+            .post(gateway_hook)
+            .header("content-type", "application/json")
+            .header("sign", sign)
+            .body(body)
+            .send()
+            .await
+            .expect("pushing a 17TRACK update")
+    }
+
+    pub fn sign(&self, body: &[u8]) -> String {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(body);
+        hasher.update(b"/");
+        hasher.update(self.key.as_bytes());
+        hex::encode(hasher.finalize())
+    }
+}
+
+async fn seventeentrack_api(
+    State(fake): State<FakeSeventeenTrack>,
+    axum::extract::Path(operation): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut s = fake.state.lock().unwrap();
+    s.requests
+        .push((format!("/track/v2.2/{operation}"), parsed.clone()));
+    if headers.get("17token").and_then(|v| v.to_str().ok()) != Some(fake.key.as_str()) {
+        // 17TRACK answers an unknown key with HTTP 401 and a code in the body.
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "code": -18010002, "data": { "errors": [{ "code": -18010002, "message": "Invalid access key." }] } })),
+        )
+            .into_response();
+    }
+    let items = parsed.as_array().cloned().unwrap_or_default();
+    let number_of = |item: &Value| item["number"].as_str().unwrap_or_default().to_string();
+    let mut accepted = Vec::new();
+    let mut rejected = Vec::new();
+    match operation.as_str() {
+        "register" => {
+            for item in &items {
+                let number = number_of(item);
+                if s.registered.contains_key(&number) {
+                    rejected.push(json!({ "number": number, "error": { "code": -18019901,
+                        "message": format!("The tracking number '{number}' has been registered, don't need to repeat registration.") } }));
+                    continue;
+                }
+                // Auto-detection when no carrier is given: China Post's key, as for the
+                // China Post numbers the tests use.
+                let carrier = item["carrier"].as_i64().unwrap_or(3011);
+                s.registered.insert(number.clone(), carrier);
+                accepted.push(json!({ "origin": 1, "number": number, "carrier": carrier }));
+            }
+        }
+        "gettrackinfo" => {
+            for item in &items {
+                let number = number_of(item);
+                match (s.registered.get(&number), s.track_info.get(&number)) {
+                    (Some(carrier), Some(info)) => accepted.push(json!({ "number": number, "carrier": carrier, "param": null,
+                                                                          "tag": "", "track_info": info })),
+                    _ => rejected.push(json!({ "number": number, "error": { "code": -18019902,
+                        "message": format!("The tracking number '{number}' does not register, please register first.") } })),
+                }
+            }
+        }
+        "getquota" => {
+            return Json(json!({ "code": 0, "data": { "quota_total": 200, "quota_used": s.registered.len(),
+                                                       "quota_remain": 200 - s.registered.len(), "today_used": s.registered.len(),
+                                                       "max_track_daily": 1000, "free_email_quota": 0, "free_email_quotaused": 0 } }))
+            .into_response();
+        }
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    }
+    Json(json!({ "code": 0, "data": { "accepted": accepted, "rejected": rejected } }))
+        .into_response()
+}
+
+/// A `track_info` of 17TRACK for a parcel with the given latest status and events (newest first,
+/// as 17TRACK lists them): (time_utc, description, location, sub_status).
+pub fn seventeentrack_track_info(
+    status: &str,
+    sub_status: &str,
+    events: &[(&str, &str, &str)],
+) -> Value {
+    let events: Vec<Value> = events
+        .iter()
+        .map(|(time_utc, description, location)| {
+            json!({ "time_iso": time_utc, "time_utc": time_utc, "time_raw": { "date": null, "time": null, "timezone": null },
+                    "description": description, "location": location, "stage": null, "sub_status": null, "address": null })
+        })
+        .collect();
+    json!({
+        "shipping_info": { "shipper_address": { "country": "CN" }, "recipient_address": { "country": "US" } },
+        "latest_status": { "status": status, "sub_status": sub_status, "sub_status_descr": null },
+        "latest_event": events.first().cloned(),
+        "time_metrics": { "days_after_order": 7, "days_of_transit": 4, "days_of_transit_done": 4, "days_after_last_update": 0,
+                          "estimated_delivery_date": { "source": null, "from": null, "to": null } },
+        "milestone": [],
+        "misc_info": null,
+        "tracking": { "providers_hash": 1, "providers": [ { "provider": { "key": 3011, "name": "China Post", "alias": "China Post" },
+                      "service_type": null, "latest_sync_status": "Success", "latest_sync_time": null, "events_hash": 1, "events": events } ] }
+    })
 }

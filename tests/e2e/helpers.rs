@@ -2,8 +2,8 @@
 //! PostgreSQL when `DAIFA_TEST_DATABASE_URL` names a server), fast retry settings, a random port.
 
 use daifa::config::{
-    FulfillmentSettings, IngestSettings, JobSettings, PluginCeiling, PluginSettings, PoolSettings,
-    ReuseSettings, Settings,
+    FulfillmentSettings, IngestSettings, JobSettings, PluginCeiling, PluginSettings,
+    PollingSettings, PoolSettings, ReuseSettings, Settings,
 };
 use daifa::{AppState, Application};
 use serde_json::{Value, json};
@@ -163,6 +163,17 @@ pub fn test_settings(database_url: &str) -> Settings {
                 Duration::from_millis(200),
             ],
             retry_jitter: 0.1,
+        },
+        polling: PollingSettings {
+            enabled: true,
+            tick: Duration::from_millis(100),
+            interval: Duration::from_secs(60),
+            min_interval: Duration::from_millis(200),
+            first_lookback: Duration::ZERO,
+            max_pages: 5,
+            carrier_batch: 40,
+            max_backoff: Duration::from_secs(2),
+            lease: Duration::from_secs(10),
         },
         fulfillment: FulfillmentSettings {
             notify_customer: true,

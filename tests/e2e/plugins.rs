@@ -9,12 +9,22 @@ use daifa_plugin_host::manifest::{Package, repack, strip};
 fn as_version(plugin: &str, version: &str, edit: impl Fn(String) -> String) -> Vec<u8> {
     let bundled = daifa_bundled_plugins::get(plugin).expect("bundled").wasm;
     let manifest = Package::read(bundled).expect("a package").manifest_toml;
-    let manifest = manifest.replacen(
-        "version = \"0.1.0\"",
-        &format!("version = \"{version}\""),
-        1,
-    );
-    repack(bundled, &edit(manifest)).expect("repacks")
+    repack(bundled, &edit(with_version(&manifest, version))).expect("repacks")
+}
+
+/// A manifest's text with its `version` replaced.
+fn with_version(manifest: &str, version: &str) -> String {
+    manifest
+        .lines()
+        .map(|line| {
+            if line.starts_with("version = ") {
+                format!("version = \"{version}\"")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A package with a manifest `pack` would refuse: the section written by hand.
@@ -63,15 +73,19 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
         .collect();
     assert_eq!(
         names,
-        ["shopify 0.1.0 bundled", "webhook-supplier 0.1.0 bundled"]
+        [
+            "seventeentrack 0.1.0 bundled",
+            "shopify 0.2.0 bundled",
+            "webhook-supplier 0.1.0 bundled"
+        ]
     );
 
     // A second version installs beside the first; the same bytes again change nothing.
-    let v2 = as_version("shopify", "0.2.0", |m| m);
+    let v2 = as_version("shopify", "0.5.0", |m| m);
     let r = install(&app, v2.clone()).await;
     assert_eq!(r.status(), 201);
     let info: Value = r.json().await.unwrap();
-    assert_eq!(info["version"], "0.2.0");
+    assert_eq!(info["version"], "0.5.0");
     assert_eq!(info["source"], "upload");
     assert_eq!(install(&app, v2).await.status(), 200);
     let versions = app.get_json("/api/v1/plugins/shopify").await;
@@ -81,12 +95,12 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
         .iter()
         .map(|p| p["version"].clone())
         .collect();
-    assert_eq!(versions, [json!("0.2.0"), json!("0.1.0")], "newest first");
+    assert_eq!(versions, [json!("0.5.0"), json!("0.2.0")], "newest first");
 
     // Inspect: manifest, capabilities, settings schema, which settings are secrets.
-    let info = app.get_json("/api/v1/plugins/shopify/0.2.0").await;
+    let info = app.get_json("/api/v1/plugins/shopify/0.5.0").await;
     assert_eq!(info["kind"], "channel");
-    assert_eq!(info["wit_version"], "0.2.0");
+    assert_eq!(info["wit_version"], "0.3.0");
     assert_eq!(
         info["secret_settings"],
         json!(["access_token", "webhook_secret"])
@@ -101,7 +115,7 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
     );
 
     // A version never changes.
-    let changed = as_version("shopify", "0.2.0", |m| {
+    let changed = as_version("shopify", "0.5.0", |m| {
         m.replace("description = \"", "description = \"Changed. ")
     });
     let r = install(&app, changed).await;
@@ -114,14 +128,14 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
         (b"not wasm at all".to_vec(), 422, "not a wasm component"),
         (component, 422, "no `daifa-plugin` section"),
         (
-            as_version("shopify", "0.3.0", |m| {
-                m.replace("wit = \"0.2.0\"", "wit = \"0.9.0\"")
+            as_version("shopify", "0.6.0", |m| {
+                m.replace("wit = \"0.3.0\"", "wit = \"0.9.0\"")
             }),
             422,
             "does not load",
         ),
         (
-            as_version("shopify", "0.4.0", |m| {
+            as_version("shopify", "0.7.0", |m| {
                 m.replace("kind = \"channel\"", "kind = \"supplier\"")
             }),
             422,
@@ -160,7 +174,8 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
             .as_array()
             .unwrap()
             .len(),
-        3
+        4,
+        "the three bundled packages and the one uploaded"
     );
 
     // The CLI lists what the API lists.
@@ -175,7 +190,7 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("shopify") && text.contains("0.2.0") && text.contains("upload"),
+        text.contains("shopify") && text.contains("0.5.0") && text.contains("upload"),
         "{text}"
     );
     app.stop().await;
@@ -185,7 +200,7 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
 async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
     let w = world().await;
     let shop = w.app.get_json("/api/v1/connections/shop").await;
-    assert_eq!(shop["plugin_version"], "0.1.0");
+    assert_eq!(shop["plugin_version"], "0.2.0");
     // The plugin checks the connection's credentials against the (fake) Admin API.
     let check: Value = w
         .app
@@ -219,13 +234,13 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
     assert!(!error.contains("s3cr3t-value"), "{error}");
 
     assert_eq!(
-        install(&w.app, as_version("shopify", "0.2.0", |m| m))
+        install(&w.app, as_version("shopify", "0.5.0", |m| m))
             .await
             .status(),
         201
     );
     // A version needing a setting the connection lacks is refused before anything changes.
-    let strict = as_version("shopify", "0.3.0", |m| {
+    let strict = as_version("shopify", "0.6.0", |m| {
         m.replace(
             "required = [\"shop_domain\", \"webhook_secret\"]",
             "required = [\"shop_domain\", \"webhook_secret\", \"region\"]",
@@ -240,7 +255,7 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
         .app
         .post_json(
             "/api/v1/connections/shop/upgrade",
-            &json!({ "version": "0.3.0" }),
+            &json!({ "version": "0.6.0" }),
         )
         .await;
     assert_eq!(r.status(), 422);
@@ -252,7 +267,7 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
         .app
         .post_json(
             "/api/v1/connections/shop/upgrade",
-            &json!({ "version": "0.3.0", "settings": new_settings }),
+            &json!({ "version": "0.6.0", "settings": new_settings }),
         )
         .await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
@@ -266,7 +281,7 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
     assert_eq!(r.status(), 200);
     let c = w.app.get_json("/api/v1/connections/shop").await;
     assert!(c["settings"].get("region").is_none(), "{c}");
-    assert_eq!(c["plugin_version"], "0.1.0");
+    assert_eq!(c["plugin_version"], "0.2.0");
     // A secret the schema does not know is refused; a required one cannot be removed.
     let r = w
         .app
@@ -283,7 +298,7 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
         .app
         .post_json(
             "/api/v1/connections/shop/upgrade",
-            &json!({ "version": "0.2.0" }),
+            &json!({ "version": "0.5.0" }),
         )
         .await;
     assert_eq!(r.status(), 200);
@@ -293,10 +308,10 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
             c["plugin_version"].as_str(),
             c["previous_plugin_version"].as_str()
         ),
-        (Some("0.2.0"), Some("0.1.0"))
+        (Some("0.5.0"), Some("0.2.0"))
     );
 
-    // Traffic now runs on 0.2.0: the raw request says which version parsed it.
+    // Traffic now runs on 0.5.0: the raw request says which version parsed it.
     let (_, body) = sample_with_note();
     assert_eq!(
         w.app
@@ -306,7 +321,7 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
         200
     );
     let raw = w.app.get_json("/api/v1/raw-requests?connection=shop").await;
-    assert_eq!(raw["raw_requests"][0]["plugin_version"], "0.2.0", "{raw}");
+    assert_eq!(raw["raw_requests"][0]["plugin_version"], "0.5.0", "{raw}");
     let metrics = w
         .app
         .http
@@ -317,18 +332,18 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains(r#"daifa_plugin_calls_total{plugin="shopify",version="0.2.0",connection="shop",function="handle-inbound"}"#), "{metrics}");
+    assert!(metrics.contains(r#"daifa_plugin_calls_total{plugin="shopify",version="0.5.0",connection="shop",function="handle-inbound"}"#), "{metrics}");
 
     // A version in use cannot be disabled; a disabled one cannot be pinned.
     let r = w
         .app
-        .post_json("/api/v1/plugins/shopify/0.2.0/disable", &json!({}))
+        .post_json("/api/v1/plugins/shopify/0.5.0/disable", &json!({}))
         .await;
     assert_eq!(r.status(), 409);
     assert!(error_of(r).await.contains("shop"));
     assert_eq!(
         w.app
-            .post_json("/api/v1/plugins/shopify/0.3.0/disable", &json!({}))
+            .post_json("/api/v1/plugins/shopify/0.6.0/disable", &json!({}))
             .await
             .status(),
         200
@@ -337,7 +352,7 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
         .app
         .post_json(
             "/api/v1/connections/shop/upgrade",
-            &json!({ "version": "0.3.0" }),
+            &json!({ "version": "0.6.0" }),
         )
         .await;
     assert_eq!(r.status(), 422);
@@ -346,10 +361,10 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
         .app
         .post_json(
             "/api/v1/connections/shop/upgrade",
-            &json!({ "version": "0.2.0" }),
+            &json!({ "version": "0.5.0" }),
         )
         .await;
-    assert_eq!(r.status(), 409, "already on 0.2.0");
+    assert_eq!(r.status(), 409, "already on 0.5.0");
 
     // Roll back, through the CLI.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_daifa"))
@@ -361,9 +376,9 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("shopify 0.1.0"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("shopify 0.2.0"));
     let shop = w.app.get_json("/api/v1/connections/shop").await;
-    assert_eq!(shop["plugin_version"], "0.1.0");
+    assert_eq!(shop["plugin_version"], "0.2.0");
     let history = w.app.get_json("/api/v1/connections/shop/history").await;
     let actions: Vec<_> = history
         .as_array()
@@ -381,10 +396,10 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
     assert_eq!(
         actions,
         [
-            "upgrade 0.1.0→0.3.0",
-            "rollback 0.3.0→0.1.0",
-            "upgrade 0.1.0→0.2.0",
-            "rollback 0.2.0→0.1.0"
+            "upgrade 0.2.0→0.6.0",
+            "rollback 0.6.0→0.2.0",
+            "upgrade 0.2.0→0.5.0",
+            "rollback 0.5.0→0.2.0"
         ]
     );
     w.app.stop().await;
@@ -492,14 +507,12 @@ async fn the_gateway_starts_on_demand_when_the_instance_pool_cannot_be_reserved(
 /// The misbehaving test component under the Shopify plugin's name: a candidate version whose
 /// results differ from Shopify's on every request (it echoes the body as the topic).
 fn different_shopify(version: &str) -> Vec<u8> {
-    let manifest = Package::read(daifa_bundled_plugins::get("shopify").unwrap().wasm)
-        .unwrap()
-        .manifest_toml
-        .replacen(
-            "version = \"0.1.0\"",
-            &format!("version = \"{version}\""),
-            1,
-        );
+    let manifest = with_version(
+        &Package::read(daifa_bundled_plugins::get("shopify").unwrap().wasm)
+            .unwrap()
+            .manifest_toml,
+        version,
+    );
     let misbehaving = daifa_bundled_plugins::TEST_PLUGINS
         .iter()
         .find(|p| p.name == "misbehaving")
@@ -537,7 +550,7 @@ async fn replay_reports_differences_without_side_effects_and_shadow_records_them
     );
     wait_for_pushes(&w.supplier, 2).await;
     assert_eq!(
-        install(&w.app, as_version("shopify", "0.2.0", |m| m))
+        install(&w.app, as_version("shopify", "0.5.0", |m| m))
             .await
             .status(),
         201
@@ -552,7 +565,7 @@ async fn replay_reports_differences_without_side_effects_and_shadow_records_them
         .app
         .post_json(
             "/api/v1/connections/shop/replay",
-            &json!({ "version": "0.2.0" }),
+            &json!({ "version": "0.5.0" }),
         )
         .await;
     assert_eq!(r.status(), 200);
@@ -667,7 +680,7 @@ async fn replay_reports_differences_without_side_effects_and_shadow_records_them
     let result = &results["results"][0];
     assert_eq!(
         (result["primary_version"].as_str(), result["same"].as_bool()),
-        (Some("0.1.0"), Some(false))
+        (Some("0.2.0"), Some(false))
     );
     assert!(
         result["primary_result"]["events"][0]["OrderPlaced"].is_object(),
@@ -691,8 +704,8 @@ async fn replay_reports_differences_without_side_effects_and_shadow_records_them
     w.app.stop().await;
 }
 
-/// A package built against WIT 0.1 installs and serves a connection beside current ones; the
-/// function added in 0.2 answers that it is missing.
+/// A package built against the previous minor WIT (0.2) installs and serves a connection beside
+/// current ones; it answers what 0.2 has (check-connection), and nothing polls it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_of_the_previous_wit_minor_installs_and_serves_a_connection() {
     let app = TestApp::spawn_with(TestDb::new().await, |_| {}).await;
@@ -705,11 +718,11 @@ async fn a_plugin_of_the_previous_wit_minor_installs_and_serves_a_connection() {
     let r = install(&app, legacy).await;
     assert_eq!(r.status(), 201);
     let info: Value = r.json().await.unwrap();
-    assert_eq!(info["wit_version"], "0.1.0");
+    assert_eq!(info["wit_version"], "0.2.0");
     let r = app
         .post_json(
             "/api/v1/connections",
-            &json!({ "name": "old", "plugin": "legacy", "settings": { "prefix": "v0.1:" } }),
+            &json!({ "name": "old", "plugin": "legacy", "settings": { "prefix": "v0.2:" } }),
         )
         .await;
     assert_eq!(r.status(), 201);
@@ -722,17 +735,21 @@ async fn a_plugin_of_the_previous_wit_minor_installs_and_serves_a_connection() {
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let raw = app.get_json("/api/v1/raw-requests?connection=old").await;
-    assert_eq!(raw["raw_requests"][0]["topic"], "v0.1:ping", "{raw}");
+    assert_eq!(raw["raw_requests"][0]["topic"], "v0.2:ping", "{raw}");
     let check: Value = app
         .post_json("/api/v1/connections/old/check", &json!({}))
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        (check["ok"].as_bool(), check["kind"].as_str()),
-        (Some(false), Some("unsupported")),
+    assert_eq!(check["ok"], true, "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .is_some_and(|m| m.contains("v0.2:")),
         "{check}"
     );
+    let poll = app.get_json("/api/v1/connections/old/poll").await;
+    assert_eq!(poll["polling"], false, "{poll}");
     app.stop().await;
 }

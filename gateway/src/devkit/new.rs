@@ -107,6 +107,43 @@ const SUPPLIER: &[(&str, &str)] = &[
     ),
 ];
 
+const CARRIER: &[(&str, &str)] = &[
+    (
+        "daifa-plugin.toml",
+        template!("carrier/daifa-plugin.toml.tmpl"),
+    ),
+    ("README.md", template!("carrier/README.md.tmpl")),
+    ("src/lib.rs", template!("carrier/lib.rs.tmpl")),
+    (
+        "cases/register.json",
+        template!("carrier/cases/register.json"),
+    ),
+    (
+        "cases/register-already-registered.json",
+        template!("carrier/cases/register-already-registered.json"),
+    ),
+    (
+        "cases/register-5xx.json",
+        template!("carrier/cases/register-5xx.json"),
+    ),
+    (
+        "cases/fetch-tracking.json",
+        template!("carrier/cases/fetch-tracking.json"),
+    ),
+    (
+        "cases/webhook-tracking-updated.json",
+        template!("carrier/cases/webhook-tracking-updated.json"),
+    ),
+    (
+        "cases/webhook-bad-signature.json",
+        template!("carrier/cases/webhook-bad-signature.json"),
+    ),
+    (
+        "cases/check-connection.json",
+        template!("carrier/cases/check-connection.json"),
+    ),
+];
+
 /// `daifa plugin new`: writes the project and says what to do next.
 pub fn run(options: &NewOptions) -> anyhow::Result<()> {
     let dir = new_project(options)?;
@@ -130,7 +167,10 @@ pub fn parse_kind(value: &str) -> Result<PluginKind, String> {
     match value {
         "channel" => Ok(PluginKind::Channel),
         "supplier" => Ok(PluginKind::Supplier),
-        other => Err(format!("`{other}` is not a kind: channel or supplier")),
+        "carrier" => Ok(PluginKind::Carrier),
+        other => Err(format!(
+            "`{other}` is not a kind: channel, supplier or carrier"
+        )),
     }
 }
 
@@ -166,6 +206,7 @@ pub fn render(name: &str, kind: PluginKind, sdk: &Path) -> anyhow::Result<Vec<(S
     let kind_files = match kind {
         PluginKind::Channel => CHANNEL,
         PluginKind::Supplier => SUPPLIER,
+        PluginKind::Carrier => CARRIER,
     };
     let crate_name = format!("daifa-plugin-{name}");
     let sdk_toml = toml::Value::String(sdk.display().to_string()).to_string();
@@ -175,6 +216,8 @@ pub fn render(name: &str, kind: PluginKind, sdk: &Path) -> anyhow::Result<Vec<(S
         ("crate_name", crate_name.clone()),
         ("crate_file", crate_name.replace('-', "_")),
         ("sdk_path", sdk_toml),
+        // The WIT version the SDK is generated from, which the host holds the manifest to.
+        ("wit", daifa_plugin_host::WIT_VERSION.to_string()),
     ];
     let mut files = Vec::new();
     for (path, template) in COMMON.iter().chain(kind_files) {
@@ -233,7 +276,7 @@ mod tests {
 
     #[test]
     fn every_placeholder_is_filled_in() {
-        for kind in [PluginKind::Channel, PluginKind::Supplier] {
+        for kind in PluginKind::ALL {
             let files = render("acme-shop", kind, Path::new("/sdk \"x\"")).unwrap();
             let cargo = &files.iter().find(|(p, _)| p == "Cargo.toml").unwrap().1;
             assert!(
@@ -266,7 +309,7 @@ mod tests {
 
     #[test]
     fn the_cases_of_the_templates_parse() {
-        for kind in [PluginKind::Channel, PluginKind::Supplier] {
+        for kind in PluginKind::ALL {
             for (path, text) in render("acme", kind, Path::new("/sdk")).unwrap() {
                 if path.starts_with("cases/") {
                     let parsed = daifa_plugin_host::cases::parse(Path::new(&path), text);
@@ -274,6 +317,38 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_case_of_the_templates_is_written() {
+        // A case file added to `templates/<kind>/cases/` but not to the kind's list would
+        // silently be left out of the projects.
+        let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/devkit/templates");
+        for kind in PluginKind::ALL {
+            let mut on_disk: Vec<String> =
+                std::fs::read_dir(templates.join(kind.as_str()).join("cases"))
+                    .unwrap()
+                    .map(|e| format!("cases/{}", e.unwrap().file_name().to_string_lossy()))
+                    .collect();
+            on_disk.sort();
+            let mut written: Vec<String> = render("acme", kind, Path::new("/sdk"))
+                .unwrap()
+                .into_iter()
+                .map(|(path, _)| path)
+                .filter(|path| path.starts_with("cases/"))
+                .collect();
+            written.sort();
+            assert_eq!(written, on_disk, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn parses_every_kind() {
+        for kind in PluginKind::ALL {
+            assert_eq!(parse_kind(kind.as_str()), Ok(kind));
+        }
+        let error = parse_kind("tracker").unwrap_err();
+        assert!(error.contains("channel, supplier or carrier"), "{error}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The guest SDK of Daifa plugins.
 //!
 //! A plugin is a Rust crate built for `wasm32-wasip2` that depends on this crate with exactly
-//! one world feature (`channel` or `supplier`), implements that world's trait and exports it:
+//! one world feature (`channel`, `supplier` or `carrier`), implements that world's trait and exports it:
 //!
 //! ```ignore
 //! use daifa_plugin_sdk::channel::{ChannelPlugin, export_channel_plugin};
@@ -52,8 +52,8 @@ pub mod channel {
         path: "../wit",
         runtime_path: "daifa_plugin_sdk::__private::wit_bindgen::rt",
         with: {
-            "daifa:plugin/types@0.2.0": crate::types,
-            "daifa:plugin/host@0.2.0": crate::host,
+            "daifa:plugin/types@0.3.0": crate::types,
+            "daifa:plugin/host@0.3.0": crate::host,
         },
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
         pub_export_macro: true,
@@ -72,8 +72,8 @@ pub mod supplier {
         path: "../wit",
         runtime_path: "daifa_plugin_sdk::__private::wit_bindgen::rt",
         with: {
-            "daifa:plugin/types@0.2.0": crate::types,
-            "daifa:plugin/host@0.2.0": crate::host,
+            "daifa:plugin/types@0.3.0": crate::types,
+            "daifa:plugin/host@0.3.0": crate::host,
         },
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
         pub_export_macro: true,
@@ -82,6 +82,27 @@ pub mod supplier {
     });
     pub use self::exports::daifa::plugin::supplier::Guest as SupplierPlugin;
     pub use self::exports::daifa::plugin::supplier::*;
+}
+
+#[cfg(feature = "carrier")]
+pub mod carrier {
+    //! The carrier world: register parcels with a tracking service, fetch their tracking, verify
+    //! and parse its webhooks.
+    wit_bindgen::generate!({
+        world: "carrier-plugin",
+        path: "../wit",
+        runtime_path: "daifa_plugin_sdk::__private::wit_bindgen::rt",
+        with: {
+            "daifa:plugin/types@0.3.0": crate::types,
+            "daifa:plugin/host@0.3.0": crate::host,
+        },
+        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
+        pub_export_macro: true,
+        export_macro_name: "export_carrier_plugin",
+        default_bindings_module: "daifa_plugin_sdk::carrier",
+    });
+    pub use self::exports::daifa::plugin::carrier::Guest as CarrierPlugin;
+    pub use self::exports::daifa::plugin::carrier::*;
 }
 
 pub mod connection;

@@ -28,6 +28,20 @@ pub mod supplier_world {
     });
 }
 
+/// The carrier world (since 0.3.0); shares the `types` and `host` bindings of the storefront world.
+pub mod carrier_world {
+    wasmtime::component::bindgen!({
+        world: "carrier-plugin",
+        path: "../wit",
+        exports: { default: async },
+        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+        with: {
+            "daifa:plugin/types": super::channel_world::daifa::plugin::types,
+            "daifa:plugin/host": super::channel_world::daifa::plugin::host,
+        },
+    });
+}
+
 pub use channel_world::daifa::plugin::{host, types};
 
 /// The storefront interface's types.
@@ -38,6 +52,11 @@ pub mod channel {
 /// The supplier interface's types.
 pub mod supplier {
     pub use super::supplier_world::exports::daifa::plugin::supplier::*;
+}
+
+/// The carrier interface's types.
+pub mod carrier {
+    pub use super::carrier_world::exports::daifa::plugin::carrier::*;
 }
 
 use types::PluginError;
@@ -66,24 +85,28 @@ impl PluginError {
 }
 
 /// The version of the `daifa:plugin` WIT package the host is generated from.
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.3.0";
+
+/// The version line of [`WIT_VERSION`] (`0.x`: the minor plays the major's part).
+pub const WIT_LINE: &str = "0.3";
 
 /// Whether the host loads plugins built against WIT `version`: this version and, by the
 /// versioning policy (`plugin-sdk/WIT-VERSIONING.md`), the previous minor version. For `0.x`
-/// versions the minor plays the part of the major: `0.1.*` are one line, `0.2.*` the next.
+/// versions the minor plays the part of the major: `0.2.*` are one line, `0.3.*` the next.
 pub fn supports_wit(version: &semver::Version) -> bool {
-    version.major == 0 && (version.minor == 1 || version.minor == 2) && version.pre.is_empty()
+    version.major == 0 && (version.minor == 2 || version.minor == 3) && version.pre.is_empty()
 }
 
-/// The previous minor version of the package (`plugin-sdk/wit-archive/0.1.0/`): plugins built
+/// The previous minor version of the package (`plugin-sdk/wit-archive/0.2.0/`): plugins built
 /// against it keep loading. Their values are converted to and from the current types, which
-/// have the same shape (a minor version only adds), through their serde form.
-pub mod v0_1 {
-    /// The storefront world of 0.1.
+/// have the same shape (a minor version only adds), through their serde form. 0.2 has no
+/// carrier world: carrier plugins start at 0.3.
+pub mod v0_2 {
+    /// The storefront world of 0.2.
     pub mod channel_world {
         wasmtime::component::bindgen!({
             world: "channel-plugin",
-            path: "../wit-archive/0.1.0",
+            path: "../wit-archive/0.2.0",
             imports: {
                 "daifa:plugin/host.http-fetch": async,
                 default: trappable,
@@ -93,11 +116,11 @@ pub mod v0_1 {
         });
     }
 
-    /// The supplier world of 0.1.
+    /// The supplier world of 0.2.
     pub mod supplier_world {
         wasmtime::component::bindgen!({
             world: "supplier-plugin",
-            path: "../wit-archive/0.1.0",
+            path: "../wit-archive/0.2.0",
             exports: { default: async },
             additional_derives: [serde::Serialize, serde::Deserialize],
             with: {

@@ -13,9 +13,10 @@ pub use bless::bless;
 pub use peer::CasePeer;
 pub use run::{CaseOutcome, CaseRunner, diff};
 
+use crate::bindings::carrier::Parcel;
 use crate::bindings::channel::FulfillmentRequest;
 use crate::bindings::supplier::SupplierOrder;
-use crate::bindings::types::{HttpHeader, InboundRequest, OutboundResponse};
+use crate::bindings::types::{HttpHeader, InboundRequest, OutboundResponse, PollRequest};
 use crate::engine::PluginKind;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -74,6 +75,16 @@ pub enum Call {
     PushFulfillment,
     SubmitOrder,
     HandleCallback,
+    /// Any kind: takes neither a request nor an input.
+    CheckConnection,
+    /// Channel or supplier: takes a `poll-request` as `input`.
+    Poll,
+    /// Carrier: takes a `parcel` as `input`.
+    Register,
+    /// Carrier: takes a list of `parcel` as `input`.
+    FetchTracking,
+    /// Carrier: takes a `request`.
+    HandleWebhook,
 }
 
 impl Call {
@@ -83,20 +94,43 @@ impl Call {
             Self::PushFulfillment => "push-fulfillment",
             Self::SubmitOrder => "submit-order",
             Self::HandleCallback => "handle-callback",
+            Self::CheckConnection => "check-connection",
+            Self::Poll => "poll",
+            Self::Register => "register",
+            Self::FetchTracking => "fetch-tracking",
+            Self::HandleWebhook => "handle-webhook",
         }
     }
 
-    /// The world that exports it.
-    pub fn kind(self) -> PluginKind {
+    /// The worlds that export it.
+    pub fn kinds(self) -> &'static [PluginKind] {
         match self {
-            Self::HandleInbound | Self::PushFulfillment => PluginKind::Channel,
-            Self::SubmitOrder | Self::HandleCallback => PluginKind::Supplier,
+            Self::HandleInbound | Self::PushFulfillment => &[PluginKind::Channel],
+            Self::SubmitOrder | Self::HandleCallback => &[PluginKind::Supplier],
+            Self::Register | Self::FetchTracking | Self::HandleWebhook => &[PluginKind::Carrier],
+            Self::Poll => &[PluginKind::Channel, PluginKind::Supplier],
+            Self::CheckConnection => &PluginKind::ALL,
         }
     }
 
-    /// Whether it takes an inbound HTTP request (`request`) rather than a record (`input`).
+    /// Whether it takes an inbound HTTP request (`request`).
     pub fn takes_request(self) -> bool {
-        matches!(self, Self::HandleInbound | Self::HandleCallback)
+        matches!(
+            self,
+            Self::HandleInbound | Self::HandleCallback | Self::HandleWebhook
+        )
+    }
+
+    /// Whether it takes a WIT record (`input`).
+    pub fn takes_input(self) -> bool {
+        matches!(
+            self,
+            Self::PushFulfillment
+                | Self::SubmitOrder
+                | Self::Poll
+                | Self::Register
+                | Self::FetchTracking
+        )
     }
 }
 
@@ -209,6 +243,9 @@ pub struct ExpectedError {
 pub enum Input {
     Fulfillment(FulfillmentRequest),
     Order(Box<SupplierOrder>),
+    Poll(PollRequest),
+    Parcel(Parcel),
+    Parcels(Vec<Parcel>),
 }
 
 /// An outbound exchange with its answer ready to give.
@@ -262,30 +299,37 @@ pub fn parse(path: &Path, text: String) -> Result<LoadedCase, String> {
     let base = path.parent().unwrap_or(Path::new("."));
     let call = case.call;
 
-    let inbound = match (&case.request, &case.input, call.takes_request()) {
-        (_, Some(_), true) => {
-            return Err(format!(
-                "`input` is for push-fulfillment and submit-order; `{}` takes a `request`",
-                call.name()
-            ));
-        }
-        (Some(_), _, false) => {
-            return Err(format!(
-                "`request` is for handle-inbound and handle-callback; `{}` takes an `input`",
-                call.name()
-            ));
-        }
-        (Some(spec), None, true) => Some(inbound_request(base, spec)?),
-        (None, None, true) => {
+    let takes = if call.takes_request() {
+        "a `request`"
+    } else if call.takes_input() {
+        "an `input`"
+    } else {
+        "neither a `request` nor an `input`"
+    };
+    if case.input.is_some() && !call.takes_input() {
+        return Err(format!(
+            "`input` is for push-fulfillment, submit-order, poll, register and fetch-tracking; `{}` takes {takes}",
+            call.name()
+        ));
+    }
+    if case.request.is_some() && !call.takes_request() {
+        return Err(format!(
+            "`request` is for handle-inbound, handle-callback and handle-webhook; `{}` takes {takes}",
+            call.name()
+        ));
+    }
+    let inbound = match &case.request {
+        Some(spec) => Some(inbound_request(base, spec)?),
+        None if call.takes_request() => {
             return Err(format!(
                 "`{}` needs a `request` (method, path, headers, body)",
                 call.name()
             ));
         }
-        (None, _, false) => None,
+        None => None,
     };
     let input = match (&case.input, call) {
-        (None, Call::PushFulfillment | Call::SubmitOrder) => {
+        (None, _) if call.takes_input() => {
             return Err(format!(
                 "`{}` needs an `input`: the WIT record it is called with",
                 call.name()
@@ -295,6 +339,9 @@ pub fn parse(path: &Path, text: String) -> Result<LoadedCase, String> {
             Some(Input::Fulfillment(from_value(value, "input")?))
         }
         (Some(value), Call::SubmitOrder) => Some(Input::Order(from_value(value, "input")?)),
+        (Some(value), Call::Poll) => Some(Input::Poll(from_value(value, "input")?)),
+        (Some(value), Call::Register) => Some(Input::Parcel(from_value(value, "input")?)),
+        (Some(value), Call::FetchTracking) => Some(Input::Parcels(from_value(value, "input")?)),
         _ => None,
     };
 
@@ -362,8 +409,11 @@ fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, String> {
 fn from_value<T: DeserializeOwned>(value: &Value, root: &str) -> Result<T, String> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
+        // A path into a list starts with its index (`[0].shipped_at`): no dot before it.
         let at = if path == "." {
             root.to_string()
+        } else if path.starts_with('[') {
+            format!("{root}{path}")
         } else {
             format!("{root}.{path}")
         };

@@ -1,11 +1,13 @@
 //! One wasmtime `Engine` for the process; a compiled component and an `InstancePre` per plugin;
 //! a fresh `Store` per call.
 
-use crate::bindings::channel::{FulfillmentRef, FulfillmentRequest, Inbound};
+use crate::bindings::carrier::{CarrierInbound, Parcel, Registration};
+use crate::bindings::carrier_world::{CarrierPlugin, CarrierPluginPre};
+use crate::bindings::channel::{FulfillmentRef, FulfillmentRequest, Inbound, PollResult};
 use crate::bindings::channel_world::{ChannelPlugin, ChannelPluginPre};
-use crate::bindings::supplier::{Submission, SupplierInbound, SupplierOrder};
+use crate::bindings::supplier::{Submission, SupplierInbound, SupplierOrder, SupplierPollResult};
 use crate::bindings::supplier_world::{SupplierPlugin, SupplierPluginPre};
-use crate::bindings::types::{InboundRequest, PluginError};
+use crate::bindings::types::{InboundRequest, PluginError, PollRequest, TrackingUpdate};
 use crate::outbound::OutboundHttp;
 use crate::state::{CallState, ConnectionContext};
 use sha2::{Digest, Sha256};
@@ -132,14 +134,23 @@ pub struct PluginSpec {
 pub enum PluginKind {
     Channel,
     Supplier,
+    /// A carrier or tracking service (since WIT 0.3.0).
+    Carrier,
 }
 
 impl PluginKind {
+    pub const ALL: [PluginKind; 3] = [Self::Channel, Self::Supplier, Self::Carrier];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Channel => "channel",
             Self::Supplier => "supplier",
+            Self::Carrier => "carrier",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -214,14 +225,15 @@ pub struct CallFailure {
 
 struct Inner {
     engine: Engine,
-    /// Linkers of the previous minor WIT version (0.1).
-    channel_linker_v01: Linker<CallState>,
-    supplier_linker_v01: Linker<CallState>,
+    /// Linkers of the previous minor WIT version (0.2).
+    channel_linker_prev: Linker<CallState>,
+    supplier_linker_prev: Linker<CallState>,
     allocator: Allocator,
     /// Warm instances kept by all plugins.
     warm_count: AtomicUsize,
     channel_linker: Linker<CallState>,
     supplier_linker: Linker<CallState>,
+    carrier_linker: Linker<CallState>,
     config: EngineConfig,
     http: Arc<dyn OutboundHttp>,
 }
@@ -267,13 +279,15 @@ impl PluginEngine {
 
         let mut channel_linker = Linker::new(&engine);
         let mut supplier_linker = Linker::new(&engine);
-        let mut channel_linker_v01 = Linker::new(&engine);
-        let mut supplier_linker_v01 = Linker::new(&engine);
+        let mut carrier_linker = Linker::new(&engine);
+        let mut channel_linker_prev = Linker::new(&engine);
+        let mut supplier_linker_prev = Linker::new(&engine);
         for linker in [
             &mut channel_linker,
             &mut supplier_linker,
-            &mut channel_linker_v01,
-            &mut supplier_linker_v01,
+            &mut carrier_linker,
+            &mut channel_linker_prev,
+            &mut supplier_linker_prev,
         ] {
             wasmtime_wasi::p2::add_to_linker_async(linker)
                 .map_err(|e| HostError::Engine(e.to_string()))?;
@@ -282,21 +296,24 @@ impl PluginEngine {
             .map_err(|e| HostError::Engine(e.to_string()))?;
         SupplierPlugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut supplier_linker, |s| s)
             .map_err(|e| HostError::Engine(e.to_string()))?;
-        v01::ChannelPlugin::add_to_linker::<CallState, HasSelf<CallState>>(
-            &mut channel_linker_v01,
+        CarrierPlugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut carrier_linker, |s| s)
+            .map_err(|e| HostError::Engine(e.to_string()))?;
+        prev::ChannelPlugin::add_to_linker::<CallState, HasSelf<CallState>>(
+            &mut channel_linker_prev,
             |s| s,
         )
         .map_err(|e| HostError::Engine(e.to_string()))?;
-        v01::SupplierPlugin::add_to_linker::<CallState, HasSelf<CallState>>(
-            &mut supplier_linker_v01,
+        prev::SupplierPlugin::add_to_linker::<CallState, HasSelf<CallState>>(
+            &mut supplier_linker_prev,
             |s| s,
         )
         .map_err(|e| HostError::Engine(e.to_string()))?;
 
         let inner = Arc::new(Inner {
             engine,
-            channel_linker_v01,
-            supplier_linker_v01,
+            channel_linker_prev,
+            supplier_linker_prev,
+            carrier_linker,
             allocator,
             warm_count: AtomicUsize::new(0),
             channel_linker,
@@ -367,10 +384,10 @@ impl PluginEngine {
                     Ok(pre) => Pre::Channel(pre),
                     Err(current) => self
                         .inner
-                        .channel_linker_v01
+                        .channel_linker_prev
                         .instantiate_pre(&component)
-                        .and_then(v01::ChannelPluginPre::new)
-                        .map(Pre::ChannelV01)
+                        .and_then(prev::ChannelPluginPre::new)
+                        .map(Pre::ChannelPrev)
                         .map_err(|_| world_err(current))?,
                 }
             }
@@ -384,13 +401,21 @@ impl PluginEngine {
                     Ok(pre) => Pre::Supplier(pre),
                     Err(current) => self
                         .inner
-                        .supplier_linker_v01
+                        .supplier_linker_prev
                         .instantiate_pre(&component)
-                        .and_then(v01::SupplierPluginPre::new)
-                        .map(Pre::SupplierV01)
+                        .and_then(prev::SupplierPluginPre::new)
+                        .map(Pre::SupplierPrev)
                         .map_err(|_| world_err(current))?,
                 }
             }
+            // Carrier plugins start at 0.3: there is no previous minor to try.
+            PluginKind::Carrier => self
+                .inner
+                .carrier_linker
+                .instantiate_pre(&component)
+                .and_then(CarrierPluginPre::new)
+                .map(Pre::Carrier)
+                .map_err(world_err)?,
         };
         Ok(LoadedPlugin {
             name: name.into(),
@@ -557,8 +582,9 @@ fn reusable<T>(result: &Result<T, CallFailure>) -> bool {
 enum Bindings {
     Channel(ChannelPlugin),
     Supplier(SupplierPlugin),
-    ChannelV01(v01::ChannelPlugin),
-    SupplierV01(v01::SupplierPlugin),
+    Carrier(CarrierPlugin),
+    ChannelPrev(prev::ChannelPlugin),
+    SupplierPrev(prev::SupplierPlugin),
 }
 
 /// An instance kept for a connection's next call.
@@ -571,15 +597,19 @@ struct Warm {
 enum Pre {
     Channel(ChannelPluginPre<CallState>),
     Supplier(SupplierPluginPre<CallState>),
-    ChannelV01(v01::ChannelPluginPre<CallState>),
-    SupplierV01(v01::SupplierPluginPre<CallState>),
+    Carrier(CarrierPluginPre<CallState>),
+    ChannelPrev(prev::ChannelPluginPre<CallState>),
+    SupplierPrev(prev::SupplierPluginPre<CallState>),
 }
 
 /// The generated bindings of the previous minor WIT version.
-mod v01 {
-    pub use crate::bindings::v0_1::channel_world::{ChannelPlugin, ChannelPluginPre};
-    pub use crate::bindings::v0_1::supplier_world::{SupplierPlugin, SupplierPluginPre};
+mod prev {
+    pub use crate::bindings::v0_2::channel_world::{ChannelPlugin, ChannelPluginPre};
+    pub use crate::bindings::v0_2::supplier_world::{SupplierPlugin, SupplierPluginPre};
 }
+
+/// The previous minor WIT version, as `wit_line` names it.
+const PREV_LINE: &str = "0.2";
 
 /// A compiled plugin, ready to be called. Cheap to call concurrently: each call gets its own
 /// `Store`.
@@ -769,30 +799,39 @@ impl LoadedPlugin {
         }
     }
 
-    fn channel_v01_pre(&self) -> Result<&v01::ChannelPluginPre<CallState>, CallFailure> {
+    fn carrier_pre(&self) -> Result<&CarrierPluginPre<CallState>, CallFailure> {
         match &self.pre {
-            Pre::ChannelV01(p) => Ok(p),
+            Pre::Carrier(p) => Ok(p),
+            _ => Err(self.wrong_kind(PluginKind::Carrier)),
+        }
+    }
+
+    fn channel_prev_pre(&self) -> Result<&prev::ChannelPluginPre<CallState>, CallFailure> {
+        match &self.pre {
+            Pre::ChannelPrev(p) => Ok(p),
             _ => Err(self.wrong_kind(PluginKind::Channel)),
         }
     }
 
-    fn supplier_v01_pre(&self) -> Result<&v01::SupplierPluginPre<CallState>, CallFailure> {
+    fn supplier_prev_pre(&self) -> Result<&prev::SupplierPluginPre<CallState>, CallFailure> {
         match &self.pre {
-            Pre::SupplierV01(p) => Ok(p),
+            Pre::SupplierPrev(p) => Ok(p),
             _ => Err(self.wrong_kind(PluginKind::Supplier)),
         }
     }
 
-    /// The WIT version line the component was built against: `0.2` or `0.1`.
+    /// The WIT version line the component was built against: the current one (`0.3`) or the
+    /// previous minor (`0.2`).
     pub fn wit_line(&self) -> &'static str {
-        match self.pre {
-            Pre::Channel(_) | Pre::Supplier(_) => "0.2",
-            Pre::ChannelV01(_) | Pre::SupplierV01(_) => "0.1",
+        if self.is_prev() {
+            PREV_LINE
+        } else {
+            crate::bindings::WIT_LINE
         }
     }
 
-    fn is_v01(&self) -> bool {
-        matches!(self.pre, Pre::ChannelV01(_) | Pre::SupplierV01(_))
+    fn is_prev(&self) -> bool {
+        matches!(self.pre, Pre::ChannelPrev(_) | Pre::SupplierPrev(_))
     }
 
     /// A function the plugin's WIT version does not have.
@@ -826,17 +865,17 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         request: &InboundRequest,
     ) -> Result<Inbound, CallFailure> {
-        if self.is_v01() {
-            let old = to_v01(request)?;
+        if self.is_prev() {
+            let old = to_prev(request)?;
             return call_export!(
                 self,
                 ctx,
                 request.body.len(),
-                channel_v01_pre,
-                ChannelV01,
+                channel_prev_pre,
+                ChannelPrev,
                 "handle-inbound",
                 |plugin, store| async {
-                    from_v01(
+                    from_prev(
                         plugin
                             .daifa_plugin_channel()
                             .call_handle_inbound(&mut store, &old)
@@ -866,17 +905,17 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         request: &FulfillmentRequest,
     ) -> Result<FulfillmentRef, CallFailure> {
-        if self.is_v01() {
-            let old = to_v01(request)?;
+        if self.is_prev() {
+            let old = to_prev(request)?;
             return call_export!(
                 self,
                 ctx,
                 json_size(request),
-                channel_v01_pre,
-                ChannelV01,
+                channel_prev_pre,
+                ChannelPrev,
                 "push-fulfillment",
                 |plugin, store| async {
-                    from_v01(
+                    from_prev(
                         plugin
                             .daifa_plugin_channel()
                             .call_push_fulfillment(&mut store, &old)
@@ -904,17 +943,17 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         order: &SupplierOrder,
     ) -> Result<Submission, CallFailure> {
-        if self.is_v01() {
-            let old = to_v01(order)?;
+        if self.is_prev() {
+            let old = to_prev(order)?;
             return call_export!(
                 self,
                 ctx,
                 json_size(order),
-                supplier_v01_pre,
-                SupplierV01,
+                supplier_prev_pre,
+                SupplierPrev,
                 "submit-order",
                 |plugin, store| async {
-                    from_v01(
+                    from_prev(
                         plugin
                             .daifa_plugin_supplier()
                             .call_submit_order(&mut store, &old)
@@ -944,17 +983,17 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         request: &InboundRequest,
     ) -> Result<SupplierInbound, CallFailure> {
-        if self.is_v01() {
-            let old = to_v01(request)?;
+        if self.is_prev() {
+            let old = to_prev(request)?;
             return call_export!(
                 self,
                 ctx,
                 request.body.len(),
-                supplier_v01_pre,
-                SupplierV01,
+                supplier_prev_pre,
+                SupplierPrev,
                 "handle-callback",
                 |plugin, store| async {
-                    from_v01(
+                    from_prev(
                         plugin
                             .daifa_plugin_supplier()
                             .call_handle_callback(&mut store, &old)
@@ -976,8 +1015,8 @@ impl LoadedPlugin {
         )
     }
 
-    /// Either kind: check the connection's settings and credentials against the platform.
-    /// Plugins built against WIT 0.1 answer `unsupported`.
+    /// Any kind: check the connection's settings and credentials against the platform.
+    /// Every WIT version this host loads has it.
     pub async fn check_connection(
         &self,
         ctx: Arc<ConnectionContext>,
@@ -1005,25 +1044,166 @@ impl LoadedPlugin {
                     .daifa_plugin_supplier()
                     .call_check_connection(&mut store)
             ),
-            Pre::ChannelV01(_) | Pre::SupplierV01(_) => {
-                Err(self.added_later("check-connection", "0.2.0"))
-            }
+            Pre::Carrier(_) => call_export!(
+                self,
+                ctx,
+                0,
+                carrier_pre,
+                Carrier,
+                "check-connection",
+                |plugin, store| plugin
+                    .daifa_plugin_carrier()
+                    .call_check_connection(&mut store)
+            ),
+            Pre::ChannelPrev(_) => call_export!(
+                self,
+                ctx,
+                0,
+                channel_prev_pre,
+                ChannelPrev,
+                "check-connection",
+                |plugin, store| async {
+                    from_prev(
+                        plugin
+                            .daifa_plugin_channel()
+                            .call_check_connection(&mut store)
+                            .await?,
+                    )
+                }
+            ),
+            Pre::SupplierPrev(_) => call_export!(
+                self,
+                ctx,
+                0,
+                supplier_prev_pre,
+                SupplierPrev,
+                "check-connection",
+                |plugin, store| async {
+                    from_prev(
+                        plugin
+                            .daifa_plugin_supplier()
+                            .call_check_connection(&mut store)
+                            .await?,
+                    )
+                }
+            ),
         }
+    }
+
+    /// Channel: fetch what changed on the storefront since the request's cursor. Plugins built
+    /// against WIT 0.2 answer `unsupported`.
+    pub async fn poll_channel(
+        &self,
+        ctx: Arc<ConnectionContext>,
+        request: &PollRequest,
+    ) -> Result<PollResult, CallFailure> {
+        if self.is_prev() {
+            return Err(self.added_later("poll", "0.3.0"));
+        }
+        call_export!(
+            self,
+            ctx,
+            json_size(request),
+            channel_pre,
+            Channel,
+            "poll",
+            |plugin, store| plugin.daifa_plugin_channel().call_poll(&mut store, request)
+        )
+    }
+
+    /// Supplier: fetch what changed at the supplier since the request's cursor. Plugins built
+    /// against WIT 0.2 answer `unsupported`.
+    pub async fn poll_supplier(
+        &self,
+        ctx: Arc<ConnectionContext>,
+        request: &PollRequest,
+    ) -> Result<SupplierPollResult, CallFailure> {
+        if self.is_prev() {
+            return Err(self.added_later("poll", "0.3.0"));
+        }
+        call_export!(
+            self,
+            ctx,
+            json_size(request),
+            supplier_pre,
+            Supplier,
+            "poll",
+            |plugin, store| plugin
+                .daifa_plugin_supplier()
+                .call_poll(&mut store, request)
+        )
+    }
+
+    /// Carrier: ask the tracking service to follow a parcel.
+    pub async fn register_parcel(
+        &self,
+        ctx: Arc<ConnectionContext>,
+        parcel: &Parcel,
+    ) -> Result<Registration, CallFailure> {
+        call_export!(
+            self,
+            ctx,
+            json_size(parcel),
+            carrier_pre,
+            Carrier,
+            "register",
+            |plugin, store| plugin
+                .daifa_plugin_carrier()
+                .call_register(&mut store, parcel)
+        )
+    }
+
+    /// Carrier: the current tracking of registered parcels.
+    pub async fn fetch_tracking(
+        &self,
+        ctx: Arc<ConnectionContext>,
+        parcels: &[Parcel],
+    ) -> Result<Vec<TrackingUpdate>, CallFailure> {
+        call_export!(
+            self,
+            ctx,
+            json_size(&parcels),
+            carrier_pre,
+            Carrier,
+            "fetch-tracking",
+            |plugin, store| plugin
+                .daifa_plugin_carrier()
+                .call_fetch_tracking(&mut store, parcels)
+        )
+    }
+
+    /// Carrier: verify and parse a tracking service's webhook.
+    pub async fn handle_webhook(
+        &self,
+        ctx: Arc<ConnectionContext>,
+        request: &InboundRequest,
+    ) -> Result<CarrierInbound, CallFailure> {
+        call_export!(
+            self,
+            ctx,
+            request.body.len(),
+            carrier_pre,
+            Carrier,
+            "handle-webhook",
+            |plugin, store| plugin
+                .daifa_plugin_carrier()
+                .call_handle_webhook(&mut store, request)
+        )
     }
 }
 
-/// A current value as the 0.1 bindings' value of the same shape.
-fn to_v01<A: serde::Serialize, B: serde::de::DeserializeOwned>(
+/// A current value as the previous minor's bindings' value of the same shape.
+fn to_prev<A: serde::Serialize, B: serde::de::DeserializeOwned>(
     value: &A,
 ) -> Result<B, CallFailure> {
     crate::bindings::convert(value).map_err(|e| CallFailure {
-        error: CallError::Instantiate(format!("cannot convert the call for WIT 0.1: {e}")),
+        error: CallError::Instantiate(format!("cannot convert the call for WIT {PREV_LINE}: {e}")),
         retry_after: None,
     })
 }
 
-/// A 0.1 plugin's result (its value or its error) as the current types.
-fn from_v01<A, E, B>(result: Result<A, E>) -> wasmtime::Result<Result<B, PluginError>>
+/// A previous-minor plugin's result (its value or its error) as the current types.
+fn from_prev<A, E, B>(result: Result<A, E>) -> wasmtime::Result<Result<B, PluginError>>
 where
     A: serde::Serialize,
     E: serde::Serialize,

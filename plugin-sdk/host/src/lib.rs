@@ -19,15 +19,15 @@ mod state;
 
 pub use bindings::types::{
     Address, Contact, HttpHeader, InboundRequest, LineQuantity, Money, Order, OrderLine,
-    OutboundRequest, OutboundResponse, PluginError, Shipment, SupplierOrderRef,
-    SupplierOrderStatus,
+    OutboundRequest, OutboundResponse, PluginError, PollRequest, Shipment, SupplierOrderRef,
+    SupplierOrderStatus, TrackingDetail, TrackingEvent, TrackingStatus, TrackingUpdate,
 };
 pub use bindings::{WIT_VERSION, supports_wit};
-pub use bindings::{channel, supplier};
+pub use bindings::{carrier, channel, supplier};
 pub use engine::{
     Allocator, CallError, CallFailure, CallLimits, EngineConfig, HostError, LoadedPlugin,
     PluginEngine, PluginKind, PluginSpec, PoolConfig, ReuseConfig,
 };
 pub use manifest::{Manifest, ManifestError, Package};
 pub use outbound::{FetchOptions, OutboundHttp, ReqwestHttp, is_public};
-pub use state::ConnectionContext;
+pub use state::{ConnectionContext, ExchangeRecorder, RecordedExchange, mask_url};

@@ -51,9 +51,18 @@ pub struct Capabilities {
     /// Hosts the plugin calls; `{setting}` is replaced by that connection setting.
     #[serde(default)]
     pub hosts: Vec<String>,
-    /// Whether the gateway must poll the plugin (platforms without webhooks).
+    /// Whether the gateway polls the plugin (`poll` of a channel or supplier, `fetch-tracking`
+    /// of a carrier): platforms without webhooks, or a safety net for missed ones.
     #[serde(default)]
     pub polling: bool,
+    /// How often, when polling; default: the gateway's `polling.interval`. The gateway's
+    /// `polling.min_interval` is the least it grants.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub poll_interval: Option<Duration>,
 }
 
 /// Limits a plugin asks for; each is clamped to the gateway's ceiling.

@@ -31,6 +31,76 @@ pub struct ConnectionContext {
     /// What the host's `now-ms` and the WASI wall clock answer, when set (recorded test cases);
     /// the real clock otherwise.
     pub fixed_now_ms: Option<i64>,
+    /// Keeps the call's outbound exchanges when set: what a poll fetched is its raw payload.
+    pub recorder: Option<ExchangeRecorder>,
+}
+
+/// The outbound exchanges of a call, in order, for the caller to keep (a poll's raw payload).
+/// Request headers and bodies are not kept (they carry credentials); secrets in the URL's query
+/// are masked.
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeRecorder(Arc<std::sync::Mutex<Vec<RecordedExchange>>>);
+
+impl ExchangeRecorder {
+    /// The exchanges recorded so far.
+    pub fn take(&self) -> Vec<RecordedExchange> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn push(&self, exchange: RecordedExchange) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(exchange);
+    }
+}
+
+/// One outbound request of a plugin and what came back.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RecordedExchange {
+    pub method: String,
+    /// The URL, with the values of query parameters that look like credentials masked.
+    pub url: String,
+    /// The answer's status; none when the request failed or was refused.
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// The answer's body as text (invalid UTF-8 replaced).
+    #[serde(default)]
+    pub body: String,
+    /// Why there is no answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `url` with the values of credential-like query parameters (`consumer_secret`, `api_key`,
+/// `access_token`, `signature`...) replaced by `***`.
+pub fn mask_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_string();
+    };
+    if parsed.query().is_none() {
+        return url.to_string();
+    }
+    let sensitive = |name: &str| {
+        let name = name.to_ascii_lowercase();
+        ["key", "secret", "token", "sig", "password", "auth"]
+            .iter()
+            .any(|s| name.contains(s))
+    };
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if sensitive(&k) {
+                "***".into()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    parsed.to_string()
 }
 
 pub(crate) struct CallState {
@@ -172,7 +242,33 @@ impl host::Host for CallState {
             timeout: self.call_limits.outbound_timeout,
             allow_private_network: self.ctx.allow_private_network,
         };
-        let response = self.http.fetch(url, request, options).await?;
+        let method = request.method.clone();
+        let response = self.http.fetch(url.clone(), request, options).await;
+        if let Some(recorder) = &self.ctx.recorder {
+            recorder.push(match &response {
+                Ok(r) => RecordedExchange {
+                    method,
+                    url: mask_url(url.as_str()),
+                    status: Some(r.status),
+                    content_type: r
+                        .headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case("content-type"))
+                        .map(|h| h.value.clone()),
+                    body: String::from_utf8_lossy(&r.body).into_owned(),
+                    error: None,
+                },
+                Err(e) => RecordedExchange {
+                    method,
+                    url: mask_url(url.as_str()),
+                    status: None,
+                    content_type: None,
+                    body: String::new(),
+                    error: Some(format!("{e:?}")),
+                },
+            });
+        }
+        let response = response?;
         if matches!(response.status, 429 | 503)
             && let Some(delay) = outbound::retry_after(&response.headers, SystemTime::now())
         {
@@ -182,13 +278,13 @@ impl host::Host for CallState {
     }
 }
 
-impl crate::bindings::v0_1::types::Host for CallState {}
+impl crate::bindings::v0_2::types::Host for CallState {}
 
-/// The 0.1 host interface: the current one, its values converted.
-impl crate::bindings::v0_1::host::Host for CallState {
+/// The 0.2 host interface: the current one, its values converted.
+impl crate::bindings::v0_2::host::Host for CallState {
     fn log(
         &mut self,
-        level: crate::bindings::v0_1::host::LogLevel,
+        level: crate::bindings::v0_2::host::LogLevel,
         message: String,
     ) -> wasmtime::Result<()> {
         host::Host::log(self, convert(level)?, message)
@@ -208,12 +304,12 @@ impl crate::bindings::v0_1::host::Host for CallState {
 
     async fn http_fetch(
         &mut self,
-        request: crate::bindings::v0_1::types::OutboundRequest,
+        request: crate::bindings::v0_2::types::OutboundRequest,
     ) -> Result<
-        crate::bindings::v0_1::types::OutboundResponse,
-        crate::bindings::v0_1::host::HttpError,
+        crate::bindings::v0_2::types::OutboundResponse,
+        crate::bindings::v0_2::host::HttpError,
     > {
-        use crate::bindings::v0_1::host::HttpError as OldError;
+        use crate::bindings::v0_2::host::HttpError as OldError;
         let request = convert(request)
             .map_err(|e| OldError::InvalidRequest(format!("cannot convert the request: {e}")))?;
         match host::Host::http_fetch(self, request).await {
@@ -222,6 +318,33 @@ impl crate::bindings::v0_1::host::Host for CallState {
             Err(error) => Err(convert(error).unwrap_or_else(|e| {
                 OldError::Unreachable(format!("cannot convert the error: {e}"))
             })),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_url;
+
+    #[test]
+    fn recorded_urls_hide_credentials_in_the_query() {
+        let cases = [
+            (
+                "https://shop.example/wp-json/wc/v3/orders?consumer_key=ck_1&consumer_secret=cs_2&page=2",
+                "https://shop.example/wp-json/wc/v3/orders?consumer_key=***&consumer_secret=***&page=2",
+            ),
+            (
+                "https://api.example/v1?access_token=abc&signature=x&modified_after=2026-01-01",
+                "https://api.example/v1?access_token=***&signature=***&modified_after=2026-01-01",
+            ),
+            (
+                "https://api.17track.net/track/v2.2/gettrackinfo",
+                "https://api.17track.net/track/v2.2/gettrackinfo",
+            ),
+            ("not a url", "not a url"),
+        ];
+        for (url, masked) in cases {
+            assert_eq!(mask_url(url), masked, "{url}");
         }
     }
 }

@@ -17,7 +17,7 @@ use daifa_plugin_host::harness::ScriptedHttp;
 use daifa_plugin_host::{
     CallError, CallFailure, CallLimits, ConnectionContext, EngineConfig, HttpHeader,
     InboundRequest, LineQuantity, LoadedPlugin, Money, OutboundResponse, PluginEngine, PluginError,
-    PluginKind, Shipment,
+    PluginKind, PollRequest, Shipment,
 };
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -807,14 +807,15 @@ fn rust_components_are_compiled_toolchains() {
     }
 }
 
-/// The WIT versioning policy: a plugin built against 0.1.0, the previous minor version, still
-/// loads and works, host imports included, after the package gained `check-connection` in 0.2.0;
-/// the new function answers `unsupported` for it, and current plugins implement it.
+/// The WIT versioning policy: a plugin built against 0.2.0, the previous minor version, still
+/// loads and works, host imports included, after the package gained `poll` (and the carrier
+/// world) in 0.3.0; the new function answers `unsupported` for it, and current plugins
+/// implement it.
 #[tokio::test]
 async fn a_plugin_built_against_the_previous_minor_wit_still_loads_and_works() {
     let (engine, http) = engine_with(limits(DEADLINE, SMALL_MEMORY));
     let legacy = load(&engine, test_plugin("legacy"));
-    assert_eq!(legacy.wit_line(), "0.1");
+    assert_eq!(legacy.wit_line(), "0.2");
     let ctx = context(
         &[
             ("prefix", "old:"),
@@ -826,7 +827,7 @@ async fn a_plugin_built_against_the_previous_minor_wit_still_loads_and_works() {
     let inbound = legacy
         .handle_inbound(ctx.clone(), &post(vec![], b"hello"))
         .await
-        .expect("a 0.1 plugin parses");
+        .expect("a 0.2 plugin parses");
     assert_eq!(inbound.topic.as_deref(), Some("old:hello"));
     assert_eq!(inbound.delivery_id.as_deref(), Some("legacy-true"));
 
@@ -860,25 +861,44 @@ async fn a_plugin_built_against_the_previous_minor_wit_still_loads_and_works() {
         format!("https://{PEER_HOST}/ping")
     );
 
+    // What 0.2 has, it answers: check-connection came in 0.2.0.
+    assert_eq!(
+        legacy
+            .check_connection(ctx.clone())
+            .await
+            .expect("0.2 has check-connection"),
+        "legacy, prefix \"old:\""
+    );
+
     let failure = legacy
-        .check_connection(ctx)
+        .poll_channel(
+            ctx,
+            &PollRequest {
+                cursor: None,
+                since: 0,
+            },
+        )
         .await
-        .expect_err("0.1 has no check-connection");
+        .expect_err("0.2 has no poll");
     match failure.error {
         CallError::Plugin(PluginError::Unsupported(message)) => {
-            assert!(message.contains("0.2.0"), "{message}")
+            assert!(message.contains("0.3.0"), "{message}")
         }
         other => panic!("expected unsupported, got {other:?}"),
     }
 
-    // A current plugin is on the 0.2 line and answers the new function.
+    // A current plugin is on the 0.3 line and answers the new function.
     let current = load(&engine, test_plugin("misbehaving"));
-    assert_eq!(current.wit_line(), "0.2");
-    assert_eq!(
-        current
-            .check_connection(context(&[], &[], &[]))
-            .await
-            .expect("0.2 plugin"),
-        "misbehaving, as asked"
-    );
+    assert_eq!(current.wit_line(), "0.3");
+    let polled = current
+        .poll_channel(
+            context(&[], &[], &[]),
+            &PollRequest {
+                cursor: Some("41".into()),
+                since: 0,
+            },
+        )
+        .await
+        .expect("0.3 plugin polls");
+    assert_eq!(polled.next_cursor.as_deref(), Some("42"));
 }

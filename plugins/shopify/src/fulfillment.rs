@@ -11,7 +11,7 @@ use daifa_plugin_sdk::channel::FulfillmentRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::graphql::{self, Call};
+use crate::graphql::{self, Call, Page, gid};
 
 /// The order's fulfillments and fulfillment orders.
 ///
@@ -147,25 +147,6 @@ pub struct ExistingFulfillment {
 #[derive(Debug, Clone, Deserialize)]
 pub struct TrackingNumber {
     pub number: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Page<T> {
-    pub nodes: Vec<T>,
-    pub page_info: Option<PageInfo>,
-}
-
-impl<T> Page<T> {
-    fn has_more(&self) -> bool {
-        self.page_info.as_ref().is_some_and(|p| p.has_next_page)
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PageInfo {
-    pub has_next_page: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -415,19 +396,6 @@ pub fn created_fulfillment(body: &[u8]) -> Result<String, PluginError> {
     payload.fulfillment.map(|f| f.id).ok_or_else(|| {
         PluginError::permanent("shopify answered fulfillmentCreate without a fulfillment")
     })
-}
-
-/// A Shopify global id from a numeric REST id; a global id of the right kind is taken as it is.
-fn gid(kind: &str, id: &str) -> Result<String, PluginError> {
-    let prefix = format!("gid://shopify/{kind}/");
-    let id = id.trim();
-    let numeric = id.strip_prefix(prefix.as_str()).unwrap_or(id);
-    if numeric.is_empty() || !numeric.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(PluginError::permanent(format!(
-            "`{id}` is not a shopify {kind} id"
-        )));
-    }
-    Ok(format!("{prefix}{numeric}"))
 }
 
 #[cfg(test)]

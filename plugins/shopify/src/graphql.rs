@@ -1,9 +1,12 @@
-//! The GraphQL Admin API's envelope: `{"data": ..., "errors": [...]}` answered with HTTP 200.
+//! The GraphQL Admin API's envelope (`{"data": ..., "errors": [...]}` answered with HTTP 200),
+//! its HTTP statuses, connections and global ids.
 
-use daifa_plugin_sdk::PluginError;
-use daifa_plugin_sdk::json;
+use daifa_plugin_sdk::types::OutboundResponse;
+use daifa_plugin_sdk::{PluginError, http, json};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::order::Id;
 
 /// One GraphQL call: the body POSTed to `graphql.json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -75,6 +78,80 @@ fn top_level_error(operation: &str, errors: &serde_json::Value) -> PluginError {
     } else {
         PluginError::permanent(message)
     }
+}
+
+/// Classifies the HTTP status of an Admin API answer. Shopify answers a bad or revoked token
+/// with 401 and a missing access scope (or a shop that is not available) with 403: retrying will
+/// not help, and the operator needs to know which secret or scope to fix. Other statuses as the
+/// SDK classifies them: 408, 429 and 5xx are `transient`.
+pub fn check_status(
+    what: &str,
+    response: OutboundResponse,
+) -> Result<OutboundResponse, PluginError> {
+    let hint = match response.status {
+        401 => "the access token was refused: check the connection secret `access_token`",
+        403 => {
+            "access denied: the app may lack an access scope (see the plugin's README) or the shop is not available"
+        }
+        _ => return http::check_status(what, response),
+    };
+    let excerpt: String = String::from_utf8_lossy(&response.body)
+        .chars()
+        .take(300)
+        .collect();
+    Err(PluginError::permanent(format!(
+        "{what} answered {}, {hint}: {excerpt}",
+        response.status
+    )))
+}
+
+/// A connection's page: its nodes and whether more follow.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub nodes: Vec<T>,
+    pub page_info: Option<PageInfo>,
+}
+
+impl<T> Page<T> {
+    pub fn has_more(&self) -> bool {
+        self.page_info.as_ref().is_some_and(|p| p.has_next_page)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    /// Where the next page starts (`after`); only when the query selects it.
+    #[serde(default)]
+    pub end_cursor: Option<String>,
+}
+
+/// A Shopify global id from a numeric REST id; a global id of the right kind is taken as it is.
+pub fn gid(kind: &str, id: &str) -> Result<String, PluginError> {
+    let prefix = format!("gid://shopify/{kind}/");
+    let id = id.trim();
+    let numeric = id.strip_prefix(prefix.as_str()).unwrap_or(id);
+    if numeric.is_empty() || !numeric.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PluginError::permanent(format!(
+            "`{id}` is not a shopify {kind} id"
+        )));
+    }
+    Ok(format!("{prefix}{numeric}"))
+}
+
+/// The REST id in a global id (`gid://shopify/Order/820982911946154508` → 820982911946154508):
+/// the number webhooks carry, and so the external id of orders and lines whichever way they
+/// arrived. Global ids of these resources end in the REST id (`admin_graphql_api_id` of the
+/// webhook samples), which spares selecting `legacyResourceId`, a field `LineItem` lacks.
+pub fn legacy_id(kind: &str, gid: &str) -> Result<Id, PluginError> {
+    gid.strip_prefix("gid://shopify/")
+        .and_then(|rest| rest.strip_prefix(kind))
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(|numeric| numeric.parse().ok())
+        .map(Id)
+        .ok_or_else(|| PluginError::bad_payload(format!("`{gid}` is not a shopify {kind} id")))
 }
 
 #[cfg(test)]
@@ -156,5 +233,78 @@ mod check_tests {
         );
         let denied = br#"{"errors":[{"message":"Invalid API key or access token","extensions":{"code":"ACCESS_DENIED"}}]}"#;
         assert!(shop_summary(denied).is_err());
+    }
+}
+
+#[cfg(test)]
+mod status_and_id_tests {
+    use super::*;
+
+    fn response(status: u16, body: &str) -> OutboundResponse {
+        OutboundResponse {
+            status,
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn refused_credentials_are_permanent_and_say_what_to_fix() {
+        let what = "POST https://demo.myshopify.com/admin/api/2025-07/graphql.json";
+        let err = check_status(
+            what,
+            response(
+                401,
+                r#"{"errors":"[API] Invalid API key or access token (unrecognized login or wrong password)"}"#,
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), "permanent");
+        assert!(
+            err.message().contains("answered 401")
+                && err.message().contains("`access_token`")
+                && err.message().contains("Invalid API key"),
+            "{}",
+            err.message()
+        );
+        let err = check_status(what, response(403, "")).unwrap_err();
+        assert_eq!(err.kind(), "permanent");
+        assert!(err.message().contains("access scope"), "{}", err.message());
+    }
+
+    #[test]
+    fn other_statuses_are_classified_by_the_sdk() {
+        for (status, kind) in [(429, "transient"), (503, "transient"), (404, "permanent")] {
+            let err = check_status("POST x", response(status, "")).unwrap_err();
+            assert_eq!(err.kind(), kind, "{status}");
+        }
+        assert!(check_status("POST x", response(200, "{}")).is_ok());
+    }
+
+    #[test]
+    fn global_ids_carry_the_rest_ids() {
+        assert_eq!(
+            legacy_id("Order", "gid://shopify/Order/820982911946154508"),
+            Ok(Id(820_982_911_946_154_508))
+        );
+        assert_eq!(
+            legacy_id("LineItem", "gid://shopify/LineItem/866550311766439020"),
+            Ok(Id(866_550_311_766_439_020))
+        );
+        for wrong in [
+            "gid://shopify/LineItem/1",
+            "gid://shopify/OrderX/1",
+            "gid://shopify/Order/",
+            "gid://shopify/Order/1a",
+            "820982911946154508",
+        ] {
+            let err = legacy_id("Order", wrong).unwrap_err();
+            assert_eq!(err.kind(), "bad-payload", "{wrong}");
+        }
+        assert_eq!(gid("Order", "5").unwrap(), "gid://shopify/Order/5");
+        assert_eq!(
+            gid("Order", "gid://shopify/Order/5").unwrap(),
+            "gid://shopify/Order/5"
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! The Shopify storefront adapter of Daifa.
 //!
 //! Inbound: verifies `orders/*` webhooks and translates the REST order JSON into canonical
-//! orders and cancellations ([`webhook`], [`order`]). Outbound: writes shipments back as
-//! fulfillments through the GraphQL Admin API ([`fulfillment`]).
+//! orders and cancellations ([`webhook`], [`order`]); polls the orders that changed through the
+//! GraphQL Admin API, as a safety net for missed webhooks ([`poll`]). Outbound: writes shipments
+//! back as fulfillments through the GraphQL Admin API ([`fulfillment`]).
 //!
 //! Everything but the [`Shopify`] component itself is plain functions over bytes and canonical
 //! types, so it runs in native unit tests; the component only adds what needs the host: the
@@ -15,11 +16,14 @@ pub mod config;
 pub mod fulfillment;
 pub mod graphql;
 pub mod order;
+pub mod poll;
 pub mod webhook;
 
-use daifa_plugin_sdk::channel::{ChannelPlugin, FulfillmentRef, FulfillmentRequest, Inbound};
-use daifa_plugin_sdk::types::InboundRequest;
-use daifa_plugin_sdk::{PluginError, connection, http, log};
+use daifa_plugin_sdk::channel::{
+    ChannelPlugin, FulfillmentRef, FulfillmentRequest, Inbound, PollResult,
+};
+use daifa_plugin_sdk::types::{InboundRequest, PollRequest};
+use daifa_plugin_sdk::{PluginError, connection, http, log, time};
 
 use crate::config::{ACCESS_TOKEN, Config, WEBHOOK_SECRET};
 use crate::fulfillment::Outcome;
@@ -40,17 +44,8 @@ impl ChannelPlugin for Shopify {
     }
 
     fn push_fulfillment(request: FulfillmentRequest) -> Result<FulfillmentRef, PluginError> {
-        let config = Config::from_connection()?;
-        let token = connection::required_secret(ACCESS_TOKEN)?;
-        let url = config.graphql_url();
-        let outcome = fulfillment::push(&request, |call| {
-            let response = http::Request::post(url.as_str())
-                .header("accept", "application/json")
-                .header("x-shopify-access-token", token.as_str())
-                .json(call)?
-                .send_ok()?;
-            Ok(response.body)
-        })?;
+        let admin = AdminApi::new(&Config::from_connection()?)?;
+        let outcome = fulfillment::push(&request, |call| admin.send(call))?;
         match &outcome {
             Outcome::Created(id) => log::info(&format!(
                 "fulfillment {id} created for order {} (shipment {})",
@@ -69,17 +64,46 @@ impl ChannelPlugin for Shopify {
     fn check_connection() -> Result<String, PluginError> {
         let config = Config::from_connection()?;
         connection::required_secret(WEBHOOK_SECRET)?;
-        let token = connection::required_secret(ACCESS_TOKEN)?;
-        let response = http::Request::post(config.graphql_url().as_str())
-            .header("accept", "application/json")
-            .header("x-shopify-access-token", token.as_str())
-            .json(&graphql::shop_query())?
-            .send_ok()?;
-        graphql::shop_summary(&response.body)
+        let admin = AdminApi::new(&config)?;
+        graphql::shop_summary(&admin.send(&graphql::shop_query())?)
+    }
+
+    fn poll(request: PollRequest) -> Result<PollResult, PluginError> {
+        let admin = AdminApi::new(&Config::from_connection()?)?;
+        let polled = poll::poll(&request, time::now_ms(), |call| admin.send(call))?;
+        for skipped in &polled.skipped {
+            log::warn(skipped);
+        }
+        Ok(polled)
     }
 }
 
-// Only the wasm build exports the component: its export names ("daifa:plugin/channel@0.1.0#...")
+/// The GraphQL Admin API of the connection's shop.
+struct AdminApi {
+    url: String,
+    token: String,
+}
+
+impl AdminApi {
+    fn new(config: &Config) -> Result<Self, PluginError> {
+        Ok(Self {
+            url: config.graphql_url(),
+            token: connection::required_secret(ACCESS_TOKEN)?,
+        })
+    }
+
+    /// Sends one call; the body of a 2xx answer.
+    fn send(&self, call: &graphql::Call) -> Result<Vec<u8>, PluginError> {
+        let response = http::Request::post(self.url.as_str())
+            .header("accept", "application/json")
+            .header("x-shopify-access-token", self.token.as_str())
+            .json(call)?
+            .send()?;
+        graphql::check_status(&format!("POST {}", self.url), response).map(|r| r.body)
+    }
+}
+
+// Only the wasm build exports the component: its export names ("daifa:plugin/channel@0.3.0#...")
 // are not valid symbol names for a native linker, and the native `cdylib` of `cargo test` needs none.
 #[cfg(target_arch = "wasm32")]
 daifa_plugin_sdk::channel::export_channel_plugin!(Shopify);

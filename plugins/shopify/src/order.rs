@@ -1,4 +1,9 @@
-//! Shopify's REST order JSON (the body of the `orders/*` webhooks) and its canonical form.
+//! Shopify orders in canonical form.
+//!
+//! Shopify describes an order in two shapes: the REST order JSON of the `orders/*` webhooks, read
+//! here, and the GraphQL `Order` object that polling reads ([`crate::poll`]). Each shape is reduced
+//! to [`Parts`], and one builder ([`Parts::into_order`]) makes the canonical order of them: an
+//! order polled and the same order received by webhook must be one order to the gateway.
 //!
 //! Only the fields Daifa uses are declared; serde skips the rest, so payloads of newer API
 //! versions (which only add fields) keep parsing.
@@ -18,7 +23,7 @@ pub const STOREFRONT: &str = "shopify";
 /// Translates an order webhook body into the canonical order.
 pub fn order_from_json(body: &[u8]) -> Result<Order, PluginError> {
     let order: ShopifyOrder = json::from_slice(body)?;
-    order.into_canonical()
+    order.into_parts()?.into_order()
 }
 
 /// Translates an `orders/cancelled` webhook body into a cancellation.
@@ -31,10 +36,21 @@ pub fn cancellation_from_json(body: &[u8]) -> Result<OrderCancellation, PluginEr
         (None, Some(at)) => ("updated_at", at),
         (None, None) => return Err(missing("cancelled_at")),
     };
+    cancellation(order.id, order.cancel_reason, field, &value)
+}
+
+/// The cancellation of order `id`, as both shapes give it: `reason` in the REST spelling
+/// (`customer`), `cancelled_at` read from `field`.
+pub fn cancellation(
+    id: Id,
+    reason: Option<String>,
+    field: &str,
+    cancelled_at: &str,
+) -> Result<OrderCancellation, PluginError> {
     Ok(OrderCancellation {
-        external_id: order.id.to_string(),
-        reason: non_blank(order.cancel_reason),
-        cancelled_at: timestamp(field, &value)?,
+        external_id: id.to_string(),
+        reason: non_blank(reason),
+        cancelled_at: timestamp(field, cancelled_at)?,
     })
 }
 
@@ -76,6 +92,229 @@ impl<'de> Deserialize<'de> for Id {
     }
 }
 
+/// The shape an order was read from: errors name fields the way that shape spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// The REST order JSON of webhooks (`shipping_address.country_code`).
+    Rest,
+    /// The GraphQL Admin API's `Order` (`shippingAddress.countryCodeV2`).
+    Graphql,
+}
+
+impl Shape {
+    fn field(self, rest: &'static str, graphql: &'static str) -> &'static str {
+        match self {
+            Self::Rest => rest,
+            Self::Graphql => graphql,
+        }
+    }
+}
+
+/// An amount as Shopify wrote it: a decimal string ("199.00", "199.0"), with the currency it
+/// names when it names one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Amount {
+    /// Where it was read (`total_price_set.shop_money`), for errors.
+    pub field: String,
+    pub amount: String,
+    pub currency_code: Option<String>,
+}
+
+/// What the canonical order is built from, whichever shape it was read from. Text is as Shopify
+/// sent it: the builder decides what is blank, required or malformed, the same way for both.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    pub shape: Shape,
+    pub id: Id,
+    pub name: Option<String>,
+    /// The shop's currency.
+    pub currency: String,
+    pub created_at: String,
+    pub note: Option<String>,
+    pub customer_first_name: Option<String>,
+    pub customer_last_name: Option<String>,
+    /// Email addresses by preference: the first that is not blank is the contact's.
+    pub emails: Vec<Option<String>>,
+    /// Phone numbers by preference, likewise.
+    pub phones: Vec<Option<String>>,
+    pub subtotal: Amount,
+    pub tax: Amount,
+    pub total: Amount,
+    /// What adds up to the shipping charged: its total, or the price of each shipping line;
+    /// nothing is zero.
+    pub shipping: Vec<Amount>,
+    pub shipping_address: Option<AddressParts>,
+    pub lines: Vec<LineParts>,
+}
+
+/// A shipping address. The REST shape deserializes into it as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct AddressParts {
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub company: Option<String>,
+    pub address1: Option<String>,
+    pub address2: Option<String>,
+    pub city: Option<String>,
+    pub province: Option<String>,
+    pub province_code: Option<String>,
+    pub zip: Option<String>,
+    pub country_code: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// One line item.
+#[derive(Debug, Clone)]
+pub struct LineParts {
+    pub id: Id,
+    pub sku: Option<String>,
+    pub variant_id: Option<Id>,
+    pub title: String,
+    pub variant_title: Option<String>,
+    pub quantity: u32,
+    pub unit_price: Amount,
+    /// Line item properties (GraphQL: custom attributes) as name and value, in their order:
+    /// buyer input (engraving text, an uploaded file's URL...), kept verbatim.
+    pub properties: Vec<(String, String)>,
+}
+
+impl Parts {
+    /// The canonical order.
+    pub fn into_order(self) -> Result<Order, PluginError> {
+        let shape = self.shape;
+        let currency = self.currency.trim().to_ascii_uppercase();
+        // An unknown currency would fail every amount; say so once, naming the field.
+        money::exponent(&currency)
+            .map_err(|e| in_field(shape.field("currency", "currencyCode"), e))?;
+        let cur = currency.as_str();
+
+        let subtotal = amount(&self.subtotal, cur)?;
+        let tax = amount(&self.tax, cur)?;
+        let total = amount(&self.total, cur)?;
+        let mut shipping = money::zero(cur);
+        for part in &self.shipping {
+            shipping.amount_minor = shipping
+                .amount_minor
+                .checked_add(amount(part, cur)?.amount_minor)
+                .ok_or_else(|| {
+                    PluginError::bad_payload(format!(
+                        "`{}` add up to more than can be counted",
+                        shape.field("shipping_lines", "totalShippingPriceSet")
+                    ))
+                })?;
+        }
+
+        let shipping_address = self
+            .shipping_address
+            .map(|a| a.into_address(shape))
+            .transpose()?;
+        let contact = Contact {
+            name: full_name(
+                self.customer_first_name.as_deref(),
+                self.customer_last_name.as_deref(),
+            )
+            .or_else(|| shipping_address.as_ref().and_then(|a| a.name.clone())),
+            email: self.emails.into_iter().find_map(non_blank),
+            phone: self.phones.into_iter().find_map(non_blank),
+        };
+
+        let lines = self
+            .lines
+            .into_iter()
+            .map(|line| line.into_line(cur))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        Ok(Order {
+            external_id: self.id.to_string(),
+            order_number: non_blank(self.name),
+            storefront: STOREFRONT.to_string(),
+            currency: currency.clone(),
+            subtotal,
+            shipping,
+            tax,
+            total,
+            placed_at: timestamp(shape.field("created_at", "createdAt"), &self.created_at)?,
+            // Verbatim: colour, size and packing requests must reach the shipper as typed.
+            buyer_note: self.note.filter(|n| !n.trim().is_empty()),
+            customer: contact,
+            shipping_address,
+            lines,
+        })
+    }
+}
+
+impl AddressParts {
+    fn into_address(self, shape: Shape) -> Result<Address, PluginError> {
+        let line1 = non_blank(self.address1).ok_or_else(|| {
+            missing(shape.field("shipping_address.address1", "shippingAddress.address1"))
+        })?;
+        let country_code = non_blank(self.country_code)
+            .ok_or_else(|| {
+                missing(shape.field(
+                    "shipping_address.country_code",
+                    "shippingAddress.countryCodeV2",
+                ))
+            })?
+            .trim()
+            .to_ascii_uppercase();
+        Ok(Address {
+            name: non_blank(self.name)
+                .or_else(|| full_name(self.first_name.as_deref(), self.last_name.as_deref())),
+            company: non_blank(self.company),
+            line1,
+            line2: non_blank(self.address2),
+            // Some countries' checkouts (Singapore, for one) have no city field.
+            city: non_blank(self.city).unwrap_or_default(),
+            province: non_blank(self.province),
+            province_code: non_blank(self.province_code),
+            postal_code: non_blank(self.zip),
+            country_code,
+            phone: non_blank(self.phone),
+        })
+    }
+}
+
+impl LineParts {
+    fn into_line(self, currency: &str) -> Result<OrderLine, PluginError> {
+        let unit_price = amount(&self.unit_price, currency)?;
+        // Routing needs some stable key even for products the merchant left without a SKU.
+        let storefront_sku = match (non_blank(self.sku), self.variant_id) {
+            (Some(sku), _) => sku,
+            (None, Some(variant)) => format!("shopify-variant:{variant}"),
+            (None, None) => format!("shopify-line:{}", self.id),
+        };
+        let pairs: Vec<String> = self
+            .properties
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}"))
+            .collect();
+        Ok(OrderLine {
+            external_line_id: self.id.to_string(),
+            storefront_sku,
+            title: self.title,
+            variant_title: non_blank(self.variant_title),
+            quantity: self.quantity,
+            unit_price,
+            note: (!pairs.is_empty()).then(|| pairs.join("; ")),
+        })
+    }
+}
+
+/// An amount in the order's currency, in minor units by the currency's exponent. An amount that
+/// names another currency is refused: Daifa's totals are in the shop's currency.
+fn amount(amount: &Amount, currency: &str) -> Result<Money, PluginError> {
+    if let Some(code) = &amount.currency_code
+        && !code.trim().eq_ignore_ascii_case(currency)
+    {
+        return Err(PluginError::bad_payload(format!(
+            "`{}` is in {code}, the order in {currency}",
+            amount.field
+        )));
+    }
+    money::parse(&amount.amount, currency).map_err(|e| in_field(&amount.field, e))
+}
+
 #[derive(Debug, Deserialize)]
 struct ShopifyOrder {
     id: Id,
@@ -95,7 +334,7 @@ struct ShopifyOrder {
     total_tax_set: Option<MoneyBag>,
     total_price: Option<String>,
     total_price_set: Option<MoneyBag>,
-    shipping_address: Option<ShopifyAddress>,
+    shipping_address: Option<AddressParts>,
     line_items: Vec<LineItem>,
 }
 
@@ -110,11 +349,11 @@ struct ShopifyCancellation {
 /// Shopify's `*_set` amounts: the same amount in the shop's and in the buyer's currency.
 #[derive(Debug, Deserialize)]
 struct MoneyBag {
-    shop_money: Option<Amount>,
+    shop_money: Option<ShopMoney>,
 }
 
 #[derive(Debug, Deserialize)]
-struct Amount {
+struct ShopMoney {
     amount: String,
     currency_code: String,
 }
@@ -124,22 +363,6 @@ struct Customer {
     first_name: Option<String>,
     last_name: Option<String>,
     email: Option<String>,
-    phone: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ShopifyAddress {
-    name: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    company: Option<String>,
-    address1: Option<String>,
-    address2: Option<String>,
-    city: Option<String>,
-    province: Option<String>,
-    province_code: Option<String>,
-    zip: Option<String>,
-    country_code: Option<String>,
     phone: Option<String>,
 }
 
@@ -162,7 +385,6 @@ struct LineItem {
     properties: Option<Vec<Property>>,
 }
 
-/// A line item property (engraving text, an uploaded file's URL...): buyer input, kept verbatim.
 #[derive(Debug, Deserialize)]
 struct Property {
     name: String,
@@ -170,195 +392,104 @@ struct Property {
 }
 
 impl ShopifyOrder {
-    fn into_canonical(self) -> Result<Order, PluginError> {
-        let currency = self.currency.trim().to_ascii_uppercase();
-        // An unknown currency would fail every amount; say so once, naming the field.
-        money::exponent(&currency).map_err(|e| in_field("currency", e))?;
-        let cur = currency.as_str();
-
-        let subtotal = shop_amount(
+    fn into_parts(self) -> Result<Parts, PluginError> {
+        let required = |field: &str, set: Option<MoneyBag>, plain: Option<String>| {
+            rest_amount(field, set, plain).ok_or_else(|| missing(field))
+        };
+        let subtotal = required(
             "subtotal_price",
-            self.subtotal_price_set.as_ref(),
-            self.subtotal_price.as_deref(),
-            cur,
-        )?
-        .ok_or_else(|| missing("subtotal_price"))?;
-        let tax = shop_amount(
-            "total_tax",
-            self.total_tax_set.as_ref(),
-            self.total_tax.as_deref(),
-            cur,
-        )?
-        .ok_or_else(|| missing("total_tax"))?;
-        let total = shop_amount(
-            "total_price",
-            self.total_price_set.as_ref(),
-            self.total_price.as_deref(),
-            cur,
-        )?
-        .ok_or_else(|| missing("total_price"))?;
-        let shipping = match shop_amount(
-            "total_shipping_price",
-            self.total_shipping_price_set.as_ref(),
-            None,
-            cur,
-        )? {
-            Some(shipping) => shipping,
-            None => shipping_lines_total(self.shipping_lines.as_deref().unwrap_or_default(), cur)?,
-        };
-
-        let shipping_address = self
-            .shipping_address
-            .map(ShopifyAddress::into_canonical)
-            .transpose()?;
-        let customer = self.customer.as_ref();
-        let customer_name = customer
-            .and_then(|c| full_name(c.first_name.as_deref(), c.last_name.as_deref()))
-            .or_else(|| shipping_address.as_ref().and_then(|a| a.name.clone()));
-        let contact = Contact {
-            name: customer_name,
-            email: non_blank(self.email)
-                .or_else(|| non_blank(self.contact_email))
-                .or_else(|| customer.and_then(|c| non_blank(c.email.clone()))),
-            phone: non_blank(self.phone)
-                .or_else(|| customer.and_then(|c| non_blank(c.phone.clone()))),
-        };
-
+            self.subtotal_price_set,
+            self.subtotal_price,
+        )?;
+        let tax = required("total_tax", self.total_tax_set, self.total_tax)?;
+        let total = required("total_price", self.total_price_set, self.total_price)?;
+        // Older payloads have no `total_shipping_price_set`: the shipping lines add up to it.
+        let shipping =
+            match rest_amount("total_shipping_price", self.total_shipping_price_set, None) {
+                Some(total) => vec![total],
+                None => self
+                    .shipping_lines
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|l| rest_amount("shipping_lines.price", l.price_set, l.price))
+                    .collect(),
+            };
         let lines = self
             .line_items
             .into_iter()
-            .map(|line| line.into_canonical(cur))
+            .map(LineItem::into_parts)
             .collect::<Result<Vec<_>, _>>()?;
-
-        Ok(Order {
-            external_id: self.id.to_string(),
-            order_number: non_blank(self.name),
-            storefront: STOREFRONT.to_string(),
-            currency: currency.clone(),
+        let customer = self.customer;
+        let (first_name, last_name, customer_email, customer_phone) = match customer {
+            Some(c) => (c.first_name, c.last_name, c.email, c.phone),
+            None => (None, None, None, None),
+        };
+        Ok(Parts {
+            shape: Shape::Rest,
+            id: self.id,
+            name: self.name,
+            currency: self.currency,
+            created_at: self.created_at,
+            note: self.note,
+            customer_first_name: first_name,
+            customer_last_name: last_name,
+            emails: vec![self.email, self.contact_email, customer_email],
+            phones: vec![self.phone, customer_phone],
             subtotal,
-            shipping,
             tax,
             total,
-            placed_at: timestamp("created_at", &self.created_at)?,
-            // Verbatim: colour, size and packing requests must reach the shipper as typed.
-            buyer_note: self.note.filter(|n| !n.trim().is_empty()),
-            customer: contact,
-            shipping_address,
+            shipping,
+            shipping_address: self.shipping_address,
             lines,
         })
     }
 }
 
-impl ShopifyAddress {
-    fn into_canonical(self) -> Result<Address, PluginError> {
-        let line1 = non_blank(self.address1).ok_or_else(|| missing("shipping_address.address1"))?;
-        let country_code = non_blank(self.country_code)
-            .ok_or_else(|| missing("shipping_address.country_code"))?
-            .trim()
-            .to_ascii_uppercase();
-        Ok(Address {
-            name: non_blank(self.name)
-                .or_else(|| full_name(self.first_name.as_deref(), self.last_name.as_deref())),
-            company: non_blank(self.company),
-            line1,
-            line2: non_blank(self.address2),
-            // Some countries' checkouts (Singapore, for one) have no city field.
-            city: non_blank(self.city).unwrap_or_default(),
-            province: non_blank(self.province),
-            province_code: non_blank(self.province_code),
-            postal_code: non_blank(self.zip),
-            country_code,
-            phone: non_blank(self.phone),
-        })
-    }
-}
-
 impl LineItem {
-    fn into_canonical(self, currency: &str) -> Result<OrderLine, PluginError> {
-        let unit_price = shop_amount(
-            "line_items.price",
-            self.price_set.as_ref(),
-            self.price.as_deref(),
-            currency,
-        )?
-        .ok_or_else(|| missing("line_items.price"))?;
-        // Routing needs some stable key even for products the merchant left without a SKU.
-        let storefront_sku = match (non_blank(self.sku), self.variant_id) {
-            (Some(sku), _) => sku,
-            (None, Some(variant)) => format!("shopify-variant:{variant}"),
-            (None, None) => format!("shopify-line:{}", self.id),
-        };
-        Ok(OrderLine {
-            external_line_id: self.id.to_string(),
-            storefront_sku,
+    fn into_parts(self) -> Result<LineParts, PluginError> {
+        let unit_price = rest_amount("line_items.price", self.price_set, self.price)
+            .ok_or_else(|| missing("line_items.price"))?;
+        let properties = self
+            .properties
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| {
+                let value = match p.value {
+                    serde_json::Value::String(s) => s,
+                    serde_json::Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                (p.name, value)
+            })
+            .collect();
+        Ok(LineParts {
+            id: self.id,
+            sku: self.sku,
+            variant_id: self.variant_id,
             title: self.title,
-            variant_title: non_blank(self.variant_title),
+            variant_title: self.variant_title,
             quantity: self.quantity,
             unit_price,
-            note: properties_note(self.properties.as_deref().unwrap_or_default()),
+            properties,
         })
     }
 }
 
-/// Line properties as "name: value" pairs joined by "; ".
-fn properties_note(properties: &[Property]) -> Option<String> {
-    let pairs: Vec<String> = properties
-        .iter()
-        .map(|p| {
-            let value = match &p.value {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Null => String::new(),
-                other => other.to_string(),
-            };
-            format!("{}: {value}", p.name)
-        })
-        .collect();
-    (!pairs.is_empty()).then(|| pairs.join("; "))
-}
-
-/// An amount in the shop's currency: `*_set.shop_money` when the payload has it, else the plain
+/// An amount of the REST shape: `*_set.shop_money` when the payload has it, else the plain
 /// decimal string (which Shopify also gives in the shop's currency). `None` when neither is there.
-fn shop_amount(
-    field: &str,
-    set: Option<&MoneyBag>,
-    plain: Option<&str>,
-    currency: &str,
-) -> Result<Option<Money>, PluginError> {
-    if let Some(shop) = set.and_then(|s| s.shop_money.as_ref()) {
-        if !shop.currency_code.trim().eq_ignore_ascii_case(currency) {
-            return Err(PluginError::bad_payload(format!(
-                "`{field}_set.shop_money` is in {}, the order in {currency}",
-                shop.currency_code
-            )));
-        }
-        return money::parse(&shop.amount, currency)
-            .map(Some)
-            .map_err(|e| in_field(&format!("{field}_set"), e));
+fn rest_amount(field: &str, set: Option<MoneyBag>, plain: Option<String>) -> Option<Amount> {
+    match set.and_then(|s| s.shop_money) {
+        Some(shop) => Some(Amount {
+            field: format!("{field}_set.shop_money"),
+            amount: shop.amount,
+            currency_code: Some(shop.currency_code),
+        }),
+        None => plain.map(|amount| Amount {
+            field: field.to_string(),
+            amount,
+            currency_code: None,
+        }),
     }
-    plain
-        .map(|amount| money::parse(amount, currency).map_err(|e| in_field(field, e)))
-        .transpose()
-}
-
-/// The shipping charged, from the shipping lines, for payloads without `total_shipping_price_set`.
-fn shipping_lines_total(lines: &[ShippingLine], currency: &str) -> Result<Money, PluginError> {
-    let mut total = money::zero(currency);
-    for line in lines {
-        if let Some(price) = shop_amount(
-            "shipping_lines.price",
-            line.price_set.as_ref(),
-            line.price.as_deref(),
-            currency,
-        )? {
-            total.amount_minor = total
-                .amount_minor
-                .checked_add(price.amount_minor)
-                .ok_or_else(|| {
-                    PluginError::bad_payload("`shipping_lines` add up to more than can be counted")
-                })?;
-        }
-    }
-    Ok(total)
 }
 
 fn timestamp(field: &str, value: &str) -> Result<TimestampMs, PluginError> {
@@ -380,12 +511,13 @@ fn non_blank(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.trim().is_empty())
 }
 
-fn missing(field: &str) -> PluginError {
+/// The error of a required field that is absent.
+pub fn missing(field: &str) -> PluginError {
     PluginError::bad_payload(format!("missing field `{field}`"))
 }
 
 /// Prefixes an error's message with the field it is about, keeping its kind.
-fn in_field(field: &str, error: PluginError) -> PluginError {
+pub fn in_field(field: &str, error: PluginError) -> PluginError {
     let message = format!("`{field}`: {}", error.message());
     match error {
         PluginError::BadSignature(_) => PluginError::BadSignature(message),

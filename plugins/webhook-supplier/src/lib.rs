@@ -23,8 +23,10 @@ mod protocol_tests;
 
 use daifa_plugin_sdk::connection;
 use daifa_plugin_sdk::http::Request;
-use daifa_plugin_sdk::supplier::{Submission, SupplierInbound, SupplierOrder, SupplierPlugin};
-use daifa_plugin_sdk::types::{InboundRequest, PluginError};
+use daifa_plugin_sdk::supplier::{
+    Submission, SupplierInbound, SupplierOrder, SupplierPlugin, SupplierPollResult,
+};
+use daifa_plugin_sdk::types::{InboundRequest, PluginError, PollRequest};
 
 /// Setting: the supplier's endpoint that receives `order.created`.
 pub const URL_SETTING: &str = "url";
@@ -59,6 +61,13 @@ impl SupplierPlugin for WebhookSupplier {
         // Signing a probe fails the way a push would with a key that is not a whsec_ key.
         message::sign(&secret, "check", 0, b"{}".to_vec())?;
         Ok(format!("orders are pushed to {url}, signed"))
+    }
+
+    /// The protocol pushes: suppliers call back, there is nothing to poll.
+    fn poll(_request: PollRequest) -> Result<SupplierPollResult, PluginError> {
+        Err(PluginError::unsupported(
+            "the webhook protocol pushes: suppliers call back, nothing is polled",
+        ))
     }
 }
 

@@ -12,6 +12,11 @@ export const CONSUMER_SECRET = 'consumer_secret';
 export const STORE_URL = 'store_url';
 /** Setting: whether a shipment that completes the order sets its status to `completed`. */
 export const COMPLETE_ORDERS = 'complete_orders';
+/** Setting: how many orders one poll asks the REST API for. */
+export const POLL_PAGE_SIZE = 'poll_page_size';
+
+/** Orders per poll unless the setting says otherwise. */
+export const DEFAULT_POLL_PAGE_SIZE = 50;
 
 const URL_PATTERN = /^(https?):\/\/([^/?#@\s]+)(\/[^?#\s]*)?$/i;
 const HOST_PATTERN = /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/;
@@ -77,4 +82,17 @@ export function completeOrders(value) {
   if (normalized === 'true') return true;
   if (normalized === 'false') return false;
   throw permanent(`connection setting \`${COMPLETE_ORDERS}\` must be \`true\` or \`false\`, not \`${value}\``);
+}
+
+/**
+ * Orders per poll: the setting, 1 to 100 (the REST API's `per_page` maximum), else 50. A shop
+ * whose listing of 50 orders outlasts the plugin's `outbound_timeout` needs a smaller page.
+ */
+export function pollPageSize(value) {
+  if (typeof value !== 'string' || value.trim() === '') return DEFAULT_POLL_PAGE_SIZE;
+  const size = /^\d{1,3}$/.test(value.trim()) ? Number(value.trim()) : NaN;
+  if (!(size >= 1 && size <= 100)) {
+    throw permanent(`connection setting \`${POLL_PAGE_SIZE}\` must be a number from 1 to 100, not \`${value}\``);
+  }
+  return size;
 }

@@ -14,8 +14,8 @@
 // The fulfillment ref is the note's id.
 
 import { apiBase } from './config.js';
-import { permanent, PluginError, transient } from './errors.js';
-import * as base64 from './base64.js';
+import { permanent } from './errors.js';
+import { Api } from './rest.js';
 import { decodeEntities, nonBlank } from './text.js';
 import { formatUtc } from './time.js';
 
@@ -185,87 +185,4 @@ export function noteText(shipment, lines) {
   if (url !== undefined) text.push(`Track it at ${url.trim()}`);
   text.push(`In this parcel: ${lines.map((l) => `${l.name} \u00d7 ${l.quantity}`).join(', ')}`);
   return text.join('\n');
-}
-
-/** The shop's REST API: authenticated JSON calls with their statuses classified. */
-class Api {
-  constructor(config, send) {
-    this.send = send;
-    this.authorization = `Basic ${base64.encode(base64.utf8(`${config.consumerKey}:${config.consumerSecret}`))}`;
-  }
-
-  /**
-   * One call; returns the parsed JSON body of a 2xx answer. 408, 429 and 5xx are `transient`
-   * (the host honours their `Retry-After`); 400, 401, 403, 404 and other statuses `permanent`.
-   */
-  call(method, url, json, what) {
-    return this.exchange(method, url, json, what).body;
-  }
-
-  /** Like `call`, with the answer's headers as well. */
-  exchange(method, url, json, what) {
-    const headers = [
-      { name: 'accept', value: 'application/json' },
-      { name: 'authorization', value: this.authorization },
-    ];
-    let body = new Uint8Array(0);
-    if (json !== undefined) {
-      headers.push({ name: 'content-type', value: 'application/json' });
-      body = base64.utf8(JSON.stringify(json));
-    }
-    const response = this.send({ method, url, headers, body });
-    const text = new TextDecoder().decode(response.body);
-    const status = response.status;
-    if (status < 200 || status > 299) {
-      const message = `${method} ${url} answered ${status}${describeError(status, text, what)}`;
-      if (status === 408 || status === 429 || status >= 500) throw transient(message);
-      throw permanent(message);
-    }
-    try {
-      return { body: JSON.parse(text), headers: response.headers };
-    } catch {
-      throw permanent(`${method} ${url} answered ${status} with a body that is not JSON: ${excerpt(text)}`);
-    }
-  }
-}
-
-/** What WooCommerce said about a refused call: its error code and message, or the body's start. */
-function describeError(status, text, what) {
-  let reason;
-  try {
-    const error = JSON.parse(text);
-    if (error && typeof error === 'object' && typeof error.code === 'string') {
-      reason = `${error.code}: ${typeof error.message === 'string' ? error.message : ''}`.trim();
-    }
-  } catch {
-    // Not WooCommerce's JSON error: a proxy's or the web server's page.
-  }
-  reason ??= excerpt(text);
-  const hints = {
-    401: ' (check the consumer key and secret, and that the key has read/write permission)',
-    403: ' (the key lacks write permission, or a security plugin blocks the API)',
-    404: ` (${what} was not found, or the shop's permalinks are "plain" and /wp-json/ is unavailable)`,
-  };
-  return `${hints[status] ?? ''}${reason ? `: ${reason}` : ''}`;
-}
-
-function excerpt(text) {
-  const chars = [...text.trim()];
-  return chars.length > 300 ? `${chars.slice(0, 300).join('')}…` : chars.join('');
-}
-
-/** Turns a host `http-error` into the plugin error it means. */
-export function transportError(error) {
-  if (error instanceof PluginError) return error;
-  const payload = error?.payload ?? error;
-  switch (payload?.tag) {
-    case 'unreachable':
-      return transient(`shop unreachable: ${payload.val}`);
-    case 'not-allowed':
-      return permanent(`outbound request refused: ${payload.val}`);
-    case 'invalid-request':
-      return permanent(`invalid outbound request: ${payload.val}`);
-    default:
-      return undefined;
-  }
 }

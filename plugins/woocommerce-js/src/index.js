@@ -1,8 +1,9 @@
 // The WooCommerce storefront adapter of Daifa: the component's `channel` export.
 //
 // Inbound: verifies `order.*` webhooks and translates the REST order JSON into canonical orders
-// and cancellations (webhook.js, order.js). Outbound: writes shipments back as customer notes
-// through the REST API and completes fully shipped orders (fulfillment.js).
+// and cancellations (webhook.js, order.js); polls the REST API for the orders modified since the
+// last poll, as a safety net for missed webhooks (poll.js). Outbound: writes shipments back as
+// customer notes through the REST API and completes fully shipped orders (fulfillment.js).
 //
 // Everything but this file is plain functions over bytes and plain values, run natively by the
 // unit tests (`npm test`); this file adds what needs the host: settings, secrets, HTTP, logs.
@@ -14,12 +15,16 @@ import {
   completeOrders,
   CONSUMER_KEY,
   CONSUMER_SECRET,
+  POLL_PAGE_SIZE,
+  pollPageSize,
   STORE_URL,
   storeForApi,
   WEBHOOK_SECRET,
 } from './config.js';
 import { permanent, PluginError } from './errors.js';
-import { check, push, transportError } from './fulfillment.js';
+import { check, push } from './fulfillment.js';
+import { poll } from './poll.js';
+import { transportError } from './rest.js';
 import { handle } from './webhook.js';
 
 export const channel = {
@@ -49,6 +54,17 @@ export const channel = {
       // Inbound needs it too; only a real delivery can show it is the right one.
       requiredSecret(WEBHOOK_SECRET);
       return check(settings, send);
+    });
+  },
+
+  async poll(request) {
+    return call('poll', () => {
+      const result = poll(request, { ...apiSettings(), pageSize: pollPageSize(config(POLL_PAGE_SIZE)) }, send);
+      // Left out of the events, reported to the gateway, which records them with the poll.
+      const skipped = result.skipped.map(({ id, message }) => `order ${id} skipped: ${message}`);
+      for (const line of skipped) log('warn', line);
+      log('debug', `poll read ${result.count} orders: ${result.events.length} events${result.more ? ', more to read' : ''}`);
+      return { events: result.events, nextCursor: result.nextCursor, more: result.more, skipped };
     });
   },
 };

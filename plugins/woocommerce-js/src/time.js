@@ -46,3 +46,14 @@ export function formatUtc(ms) {
   if (Number.isNaN(date.getTime())) return String(ms);
   return date.toISOString().replace(/\.000Z$/, 'Z');
 }
+
+/**
+ * A WIT timestamp as WooCommerce writes its `*_gmt` fields: UTC, whole seconds, no offset
+ * ("2026-01-01T00:00:00"); the milliseconds are dropped. `undefined` outside years 0000–9999.
+ */
+export function formatGmt(ms) {
+  const date = new Date(Number(ms));
+  if (Number.isNaN(date.getTime())) return undefined;
+  const text = date.toISOString();
+  return /^\d{4}-/.test(text) ? text.slice(0, 19) : undefined;
+}

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { check, push, transportError } from '../src/fulfillment.js';
+import { check, push } from '../src/fulfillment.js';
+import { transportError } from '../src/rest.js';
 import { storeForApi, completeOrders } from '../src/config.js';
 import { transient } from '../src/errors.js';
 

@@ -1,7 +1,9 @@
 //! Running a case against a component and comparing the result with its `expect`.
 
 use super::{CasePeer, Expect, Input, LoadedCase};
-use crate::engine::{CallFailure, EngineConfig, HostError, LoadedPlugin, PluginEngine, PluginSpec};
+use crate::engine::{
+    CallFailure, EngineConfig, HostError, LoadedPlugin, PluginEngine, PluginKind, PluginSpec,
+};
 use crate::manifest::Manifest;
 use crate::state::ConnectionContext;
 use serde_json::{Value, json};
@@ -106,11 +108,12 @@ impl CaseRunner {
             http_matched: false,
         };
         let call = case.case.call;
-        if call.kind() != self.plugin.kind() {
+        if !call.kinds().contains(&self.plugin.kind()) {
+            let kinds: Vec<&str> = call.kinds().iter().map(|k| k.as_str()).collect();
             outcome.problems.push(format!(
                 "`{}` is a {} export; this plugin is a {}",
                 call.name(),
-                call.kind().as_str(),
+                kinds.join(" or "),
                 self.plugin.kind().as_str()
             ));
             return outcome;
@@ -151,6 +154,7 @@ impl CaseRunner {
             allowed_hosts,
             allow_private_network: connection.allow_private_network,
             fixed_now_ms: case.case.now_ms,
+            recorder: None,
         }
     }
 
@@ -170,6 +174,20 @@ impl CaseRunner {
             }
             (Call::SubmitOrder, _, Some(Input::Order(order))) => {
                 to_json(self.plugin.submit_order(ctx, order).await)
+            }
+            (Call::CheckConnection, _, _) => to_json(self.plugin.check_connection(ctx).await),
+            (Call::Poll, _, Some(Input::Poll(request))) => match self.plugin.kind() {
+                PluginKind::Supplier => to_json(self.plugin.poll_supplier(ctx, request).await),
+                _ => to_json(self.plugin.poll_channel(ctx, request).await),
+            },
+            (Call::Register, _, Some(Input::Parcel(parcel))) => {
+                to_json(self.plugin.register_parcel(ctx, parcel).await)
+            }
+            (Call::FetchTracking, _, Some(Input::Parcels(parcels))) => {
+                to_json(self.plugin.fetch_tracking(ctx, parcels).await)
+            }
+            (Call::HandleWebhook, Some(request), _) => {
+                to_json(self.plugin.handle_webhook(ctx, request).await)
             }
             _ => return None,
         };

@@ -165,10 +165,29 @@ fn refuses_broken_cases_naming_the_field() {
         (
             {
                 let mut c = inbound_case();
-                c["call"] = json!("handle-webhook");
+                c["call"] = json!("handle-webhooks");
                 c
             },
-            &["call", "unknown variant `handle-webhook`"],
+            &["call", "unknown variant `handle-webhooks`"],
+        ),
+        (
+            {
+                let mut c = inbound_case();
+                c["call"] = json!("check-connection");
+                c
+            },
+            &[
+                "`request` is for handle-inbound",
+                "`check-connection` takes neither",
+            ],
+        ),
+        (
+            {
+                let mut c = inbound_case();
+                c["call"] = json!("poll");
+                c
+            },
+            &["`request` is for", "`poll` takes an `input`"],
         ),
         (
             {

@@ -13,7 +13,8 @@
 //! | `fetch-fail:<url>` | the same, but a status other than 2xx is returned as the plugin error the SDK maps it to (503: `transient`) |
 //! | anything else | returns the body as the topic |
 //!
-//! `push-fulfillment` always fails with `transient("always")`.
+//! `push-fulfillment` always fails with `transient("always")`. `poll` does what the connection's
+//! `poll` setting says, the same way; otherwise it finds nothing and moves the cursor on by one.
 //!
 //! Built by `plugins/bundled` into `TEST_PLUGINS`, which the gateway never loads.
 
@@ -21,9 +22,11 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use daifa_plugin_sdk::PluginError;
-use daifa_plugin_sdk::channel::{ChannelPlugin, FulfillmentRef, FulfillmentRequest, Inbound};
-use daifa_plugin_sdk::http;
-use daifa_plugin_sdk::types::InboundRequest;
+use daifa_plugin_sdk::channel::{
+    ChannelPlugin, FulfillmentRef, FulfillmentRequest, Inbound, PollResult,
+};
+use daifa_plugin_sdk::types::{InboundRequest, PollRequest};
+use daifa_plugin_sdk::{connection, http};
 
 /// The length of the topic `huge` returns.
 pub const HUGE_TOPIC_BYTES: usize = 50 * 1024 * 1024;
@@ -70,29 +73,7 @@ pub struct Misbehaving;
 
 impl ChannelPlugin for Misbehaving {
     fn handle_inbound(request: InboundRequest) -> Result<Inbound, PluginError> {
-        let body = String::from_utf8_lossy(&request.body);
-        let topic = match Action::parse(&body) {
-            Action::Loop => spin(),
-            Action::Recurse => recurse(0).to_string(),
-            Action::Alloc => exhaust_memory(),
-            Action::Panic => panic!("misbehaving plugin panics on request"),
-            Action::Huge => "x".repeat(black_box(HUGE_TOPIC_BYTES)),
-            Action::Fetch(url) => {
-                // `send` maps the host's refusals: not allowed and invalid are `permanent`,
-                // unreachable is `transient`.
-                let response = http::Request::get(url).send()?;
-                format!("status:{}", response.status)
-            }
-            Action::FetchFail(url) => {
-                let response = http::Request::get(url).send_ok()?;
-                format!("status:{}", response.status)
-            }
-            Action::Count => {
-                static CALLS: AtomicU64 = AtomicU64::new(0);
-                (CALLS.fetch_add(1, Ordering::Relaxed) + 1).to_string()
-            }
-            Action::Echo(text) => text.to_string(),
-        };
+        let topic = act(&String::from_utf8_lossy(&request.body))?;
         Ok(Inbound {
             delivery_id: None,
             topic: Some(topic),
@@ -107,6 +88,50 @@ impl ChannelPlugin for Misbehaving {
     fn check_connection() -> Result<String, PluginError> {
         Ok("misbehaving, as asked".into())
     }
+
+    /// Does what the connection's `poll` setting says (an action as for `handle-inbound`); an
+    /// echo finds nothing and moves the cursor on by one (`"1"`, `"2"`...).
+    fn poll(request: PollRequest) -> Result<PollResult, PluginError> {
+        let action = connection::setting("poll").unwrap_or_default();
+        act(&action)?;
+        let previous: u64 = request
+            .cursor
+            .as_deref()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        Ok(PollResult {
+            events: Vec::new(),
+            next_cursor: Some((previous + 1).to_string()),
+            more: false,
+            skipped: Vec::new(),
+        })
+    }
+}
+
+/// Does what `body` asks ([`Action`]); the answer is the text `handle-inbound` returns as topic.
+fn act(body: &str) -> Result<String, PluginError> {
+    Ok(match Action::parse(body) {
+        Action::Loop => spin(),
+        Action::Recurse => recurse(0).to_string(),
+        Action::Alloc => exhaust_memory(),
+        Action::Panic => panic!("misbehaving plugin panics on request"),
+        Action::Huge => "x".repeat(black_box(HUGE_TOPIC_BYTES)),
+        Action::Fetch(url) => {
+            // `send` maps the host's refusals: not allowed and invalid are `permanent`,
+            // unreachable is `transient`.
+            let response = http::Request::get(url).send()?;
+            format!("status:{}", response.status)
+        }
+        Action::FetchFail(url) => {
+            let response = http::Request::get(url).send_ok()?;
+            format!("status:{}", response.status)
+        }
+        Action::Count => {
+            static CALLS: AtomicU64 = AtomicU64::new(0);
+            (CALLS.fetch_add(1, Ordering::Relaxed) + 1).to_string()
+        }
+        Action::Echo(text) => text.to_string(),
+    })
 }
 
 /// Never returns; `black_box` keeps the optimizer from proving the loop has no effect.

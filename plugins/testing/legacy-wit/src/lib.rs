@@ -1,14 +1,17 @@
-//! A channel plugin built against `daifa:plugin@0.1.0` (`plugin-sdk/wit-archive/0.1.0/`), the
-//! previous minor version of the WIT package: what a plugin built with the 0.1 SDK is. The host
+//! A channel plugin built against `daifa:plugin@0.2.0` (`plugin-sdk/wit-archive/0.2.0/`), the
+//! previous minor version of the WIT package: what a plugin built with the 0.2 SDK is. The host
 //! must keep loading it and calling its functions, host imports included (`config`, `log`,
-//! `now-ms`, `http-fetch`), although the current package has gained `check-connection`.
+//! `now-ms`, `http-fetch`), although the current package has gained `poll` (0.3.0).
+//!
+//! When the WIT package gains its next minor version, this plugin moves to the archive of the
+//! version before it (plugin-sdk/WIT-VERSIONING.md).
 
 // The generated bindings and export glue are unsafe code (the SDK confines them the same way).
 #![allow(unsafe_code)]
 
 wit_bindgen::generate!({
     world: "channel-plugin",
-    path: "../../../plugin-sdk/wit-archive/0.1.0",
+    path: "../../../plugin-sdk/wit-archive/0.2.0",
     generate_all,
 });
 
@@ -46,6 +49,14 @@ impl Guest for Legacy {
         Ok(FulfillmentRef {
             external_id: format!("{}:{}", request.shipment_id, response.status),
         })
+    }
+
+    /// Answers with the `prefix` setting.
+    fn check_connection() -> Result<String, PluginError> {
+        Ok(format!(
+            "legacy, prefix {:?}",
+            host::config("prefix").unwrap_or_default()
+        ))
     }
 }
 

@@ -1,0 +1,93 @@
+-- Carrier connections (tracking services and carriers' own APIs), the tracking of shipments,
+-- and the state of polled connections. Kept side by side with ../postgres/0004_carriers_tracking_polling.sql.
+
+-- A connection may now be a carrier. SQLite cannot change a check constraint in place: the
+-- table is rebuilt with the same columns and names.
+create table connections_new (
+    id text primary key,
+    name text not null,
+    kind text not null,
+    plugin text not null,
+    settings text not null,
+    secrets text not null,
+    allowed_hosts text not null,
+    enabled integer not null default 1,
+    created_at_ms integer not null,
+    allow_private_network integer not null default 0,
+    plugin_version text,
+    previous_plugin_version text,
+    previous_settings text,
+    shadow_plugin_version text,
+    constraint connections_name_key unique (name),
+    constraint connections_kind_check check (kind in ('channel', 'supplier', 'carrier'))
+);
+insert into connections_new (id, name, kind, plugin, settings, secrets, allowed_hosts, enabled, created_at_ms,
+                             allow_private_network, plugin_version, previous_plugin_version, previous_settings, shadow_plugin_version)
+    select id, name, kind, plugin, settings, secrets, allowed_hosts, enabled, created_at_ms,
+           allow_private_network, plugin_version, previous_plugin_version, previous_settings, shadow_plugin_version
+    from connections;
+drop table connections;
+alter table connections_new rename to connections;
+
+-- Where each shipment stands, as the tracking services report it.
+alter table shipments add column tracking_status text;
+alter table shipments add column tracking_detail text;
+alter table shipments add column tracking_updated_at_ms integer;
+alter table shipments add column estimated_delivery_ms integer;
+alter table shipments add column delivered_at_ms integer;
+create index shipments_tracking_number_idx on shipments (tracking_number);
+
+-- A shipment registered with a carrier connection (the tracking service follows it).
+create table tracking_registrations (
+    shipment_id text not null,
+    connection_id text not null,
+    -- The carrier as the service identified it, and the service's own id of the tracking.
+    carrier_code text,
+    external_id text,
+    registered_at_ms integer not null,
+    constraint tracking_registrations_pkey primary key (shipment_id, connection_id)
+);
+create index tracking_registrations_connection_idx on tracking_registrations (connection_id);
+
+-- Every scan of a shipment, kept once.
+create table tracking_events (
+    id text primary key,
+    shipment_id text not null,
+    status text not null,
+    detail text,
+    description text not null,
+    location text,
+    occurred_at_ms integer not null,
+    raw_request_id text,
+    created_at_ms integer not null,
+    constraint tracking_events_scan_key unique (shipment_id, occurred_at_ms, description)
+);
+
+-- Whether a package's plugin is polled, and how often (its manifest's capabilities), for the
+-- poller to find due connections in one query. Packages installed before this migration never
+-- asked (polling was reserved): 0.
+alter table plugin_packages add column polling integer not null default 0;
+alter table plugin_packages add column poll_interval_ms integer;
+
+-- Connections the gateway polls: where the next poll starts, when it is due, who holds it.
+create table poll_state (
+    connection_id text primary key,
+    -- Where the next poll continues (the plugin's cursor; for a carrier, the last shipment
+    -- fetched in an unfinished round). None: from `since_ms`.
+    cursor text,
+    -- What a first poll fetches from: when polling of the connection began.
+    since_ms integer not null,
+    next_poll_at_ms integer not null,
+    locked_by text,
+    locked_until_ms integer,
+    last_polled_at_ms integer,
+    last_success_at_ms integer,
+    consecutive_failures integer not null default 0,
+    last_error text,
+    last_raw_request_id text
+);
+create index poll_state_due_idx on poll_state (next_poll_at_ms);
+
+-- Where a stored request came from: 'webhook' (POST /hooks/{connection}) or 'poll' (what the
+-- gateway fetched through the plugin, kept as its raw payload; replay re-runs webhooks only).
+alter table raw_requests add column origin text not null default 'webhook';
