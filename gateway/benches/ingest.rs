@@ -13,7 +13,7 @@ use base64::Engine as _;
 use criterion::{Criterion, criterion_group, criterion_main};
 use daifa::app::NativeParser;
 use daifa::connections::NewConnection;
-use daifa::routing::NewSkuMapping;
+use daifa::routing::offers::OfferInput;
 use daifa::shadow::Parsed;
 use daifa::{Application, Settings};
 use daifa_plugin_host::{CallError, CallFailure, PluginError};
@@ -137,17 +137,12 @@ async fn start(native: bool) -> Running {
             .expect("connection");
     }
     for sku in ["IPOD2008PINK", "IPOD2008BLACK"] {
-        daifa::routing::create_mapping(
+        daifa::routing::offers::create(
             &state.db,
-            NewSkuMapping {
-                channel: "shop".into(),
-                storefront_sku: sku.into(),
-                supplier: "supplier".into(),
-                supplier_sku: format!("SUP-{sku}"),
-            },
+            OfferInput::new("shop", sku, "supplier", &format!("SUP-{sku}")),
         )
         .await
-        .expect("mapping");
+        .expect("offer");
     }
     let base = format!("http://{}", app.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

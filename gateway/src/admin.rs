@@ -171,6 +171,16 @@ async fn retry_job(
             ))),
         };
     }
+    // A dead push had failed its supplier order over: retried, the order takes its lines back.
+    let job = jobs::get(&state.db, &id).await?;
+    if let Some(job) = &job
+        && job.kind == jobs::JobKind::SupplierSubmit.as_str()
+        && let Some(subject) = jobs::subject_of(&state.db, &id).await?
+    {
+        let mut tx = state.db.begin().await?;
+        routing::revive(&mut tx, &subject).await?;
+        tx.commit().await?;
+    }
     state.wake_workers();
     tracing::info!(job_id = %id, "dead job put back in the queue");
     Ok(Json(jobs::get(&state.db, &id).await?.ok_or_else(|| {

@@ -155,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .merge(plugins::router().layer(DefaultBodyLimit::max(max_package)))
         .merge(connections::router())
         .merge(polling::router())
+        .merge(crate::policy::router())
         .merge(routing::router())
         .merge(admin::router());
     Router::new()

@@ -14,7 +14,7 @@
 use crate::app::{AppState, Application};
 use crate::config::Settings;
 use crate::connections::{self, NewConnection};
-use crate::routing::{self, NewSkuMapping};
+use crate::routing::{self, offers::OfferInput};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -97,16 +97,21 @@ async fn set_up(state: &AppState, supplier_port: u16, storefront_port: u16) -> a
                 .map_err(|e| anyhow::anyhow!("creating a demo connection: {e}"))?;
         }
     }
-    let mapping = NewSkuMapping {
-        channel: "demo-shopify".into(),
-        storefront_sku: "IPOD2008PINK".into(),
-        supplier: "demo-supplier".into(),
-        supplier_sku: "DEMO-IPOD-NANO-PINK".into(),
-    };
-    match routing::create_mapping(&state.db, mapping).await {
-        Ok(_) | Err(crate::error::ApiError::Conflict(_)) => Ok(()),
-        Err(e) => Err(anyhow::anyhow!("creating the demo sku mapping: {e}")),
-    }
+    let mut offer = OfferInput::new(
+        "demo-shopify",
+        "IPOD2008PINK",
+        "demo-supplier",
+        "DEMO-IPOD-NANO-PINK",
+    );
+    offer.unit_cost = Some(98.0);
+    offer.currency = Some("USD".into());
+    offer.stock = Some(500);
+    offer.lead_time_days = Some(2);
+    offer.weight_grams = Some(180);
+    routing::offers::create(&state.db, offer)
+        .await
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("creating the demo offer: {e}"))
 }
 
 async fn serve_peer(port: u16, router: axum::Router) -> anyhow::Result<()> {

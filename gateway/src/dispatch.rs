@@ -4,11 +4,12 @@
 
 use crate::app::AppState;
 use crate::connections::{self, Connection};
-use crate::db::now_ms;
+use crate::db::{ms, now_ms};
 use crate::fulfilment;
-use crate::jobs::{self, ClaimedJob, Disposition, JobKind, Outcome};
+use crate::jobs::{self, ClaimedJob, Disposition, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus};
 use crate::plugins::{Installed, LoadError};
+use crate::policy::{self, RoutingPolicy};
 use crate::{routing, tracking};
 use daifa_plugin_host::supplier::{SupplierOrder, SupplierOrderLine};
 use daifa_plugin_host::{CallFailure, ConnectionContext, SupplierOrderStatus};
@@ -78,6 +79,8 @@ async fn run_instrumented(state: &AppState, worker: &str, job: ClaimedJob) {
                 JobKind::SupplierSubmit => run_submit(state, &job).await,
                 JobKind::ChannelFulfill => fulfilment::run_fulfill(state, &job).await,
                 JobKind::CarrierRegister => tracking::run_register(state, &job).await,
+                JobKind::SupplierAckDeadline => run_ack_deadline(state, &job).await,
+                JobKind::RoutingRetry => routing::holds::run_retry(state, &job).await,
             };
             (outcome, ATTEMPT_PLUGIN_VERSION.with(|v| v.borrow().clone()))
         })
@@ -183,7 +186,8 @@ pub(crate) async fn callee(
     }
 }
 
-/// A dead job puts its order on hold, so the operator sees it.
+/// A dead push hands its lines to the next offer; any other dead job puts its order on hold, so
+/// the operator sees it.
 async fn on_dead(state: &AppState, job: &ClaimedJob, outcome: &Outcome) -> anyhow::Result<()> {
     let Some(order_id) = &job.order_id else {
         return Ok(());
@@ -194,6 +198,19 @@ async fn on_dead(state: &AppState, job: &ClaimedJob, outcome: &Outcome) -> anyho
     };
     let reason = format!("{} failed for good: {error}", job.kind.as_str());
     let mut tx = state.db.begin().await?;
+    if job.kind == JobKind::SupplierSubmit {
+        orders::record_event(
+            &mut tx,
+            order_id,
+            "job.dead",
+            json!({ "job_id": job.id, "kind": job.kind.as_str(), "error": error }),
+        )
+        .await?;
+        routing::fail_over(&mut tx, &job.subject_id, "undeliverable", &reason).await?;
+        tx.commit().await?;
+        state.wake_workers();
+        return Ok(());
+    }
     orders::set_status(&mut tx, order_id, OrderStatus::OnHold, Some(&reason)).await?;
     orders::record_event(
         &mut tx,
@@ -217,6 +234,10 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcom
     let order = orders::get(&state.db, &so.order_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("order {} is missing", so.order_id))?;
+    if !matches!(so.status.as_str(), "pending" | "submitted") {
+        // Failed over, or cancelled, while this push waited for a retry: nothing to send.
+        return Ok(Outcome::Succeeded);
+    }
     if order.status == OrderStatus::Cancelled.as_str() {
         let mut tx = state.db.begin().await?;
         orders::record_event(
@@ -280,6 +301,8 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcom
         ship_to,
         customer: canonical.customer.clone(),
         lines,
+        declared_value: so.declared_value.clone(),
+        avoid_carriers: (!so.avoid_carriers.is_empty()).then(|| so.avoid_carriers.clone()),
     };
     match plugin.submit_order(ctx, &request).await {
         Ok(submission) => {
@@ -288,6 +311,23 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcom
                 _ => "submitted",
             };
             let mut tx = state.db.begin().await?;
+            // Unacknowledged by then, the lines go to the next offer.
+            if status == "submitted" {
+                let policy: RoutingPolicy =
+                    policy::effective(&mut tx, Some(&channel_name(state, &order).await?)).await?;
+                jobs::enqueue_at(
+                    &mut tx,
+                    NewJob {
+                        kind: JobKind::SupplierAckDeadline,
+                        idempotency_key: format!("{}.ack_deadline", so.id),
+                        subject_id: &so.id,
+                        order_id: &order.id,
+                        connection_id: &supplier.id,
+                    },
+                    now_ms() + ms(policy.ack_deadline),
+                )
+                .await?;
+            }
             // A callback may have moved the order on already (accepted, shipped): keep that.
             if matches!(so.status.as_str(), "pending") {
                 routing::set_supplier_order_status(
@@ -311,4 +351,34 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcom
         }
         Err(failure) => Ok(outcome_of(failure)),
     }
+}
+
+async fn channel_name(state: &AppState, order: &orders::StoredOrder) -> anyhow::Result<String> {
+    Ok(connections::by_id(&state.db, &order.connection_id)
+        .await?
+        .map(|c| c.name)
+        .unwrap_or_default())
+}
+
+/// The `supplier.ack_deadline` job: a supplier order still not acknowledged is failed over to
+/// the next offer (a supplier that acknowledged, rejected or shipped in time is left alone).
+async fn run_ack_deadline(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+    let mut tx = state.db.begin().await?;
+    let status: Option<String> =
+        sqlx::query_scalar("select status from supplier_orders where id = $1")
+            .bind(&job.subject_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if status.as_deref() == Some("submitted") {
+        routing::fail_over(
+            &mut tx,
+            &job.subject_id,
+            "timed_out",
+            "the supplier did not acknowledge the order in time",
+        )
+        .await?;
+        tx.commit().await?;
+        state.wake_workers();
+    }
+    Ok(Outcome::Succeeded)
 }

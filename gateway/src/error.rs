@@ -16,6 +16,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// A bulk input refused whole, with each bad row's problems.
+    #[error("{message}")]
+    UnprocessableRows {
+        message: String,
+        rows: Vec<serde_json::Value>,
+    },
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -30,7 +36,9 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unprocessable(_) | Self::UnprocessableRows { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -57,7 +65,9 @@ impl From<sqlx::Error> for ApiError {
 fn constraint_message(constraint: &str) -> &'static str {
     match constraint {
         "connections_name_key" => "a connection with this name already exists",
-        "sku_mappings_channel_sku_key" => "this storefront sku is already mapped for this channel",
+        "offers_key" => {
+            "this supplier sku of this supplier is already an offer for this storefront sku"
+        }
         _ => "already exists",
     }
 }
@@ -65,6 +75,9 @@ fn constraint_message(constraint: &str) -> &'static str {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        if let Self::UnprocessableRows { message, rows } = self {
+            return (status, Json(json!({ "error": message, "rows": rows }))).into_response();
+        }
         let message = match &self {
             Self::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");

@@ -9,14 +9,15 @@ use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus};
 use crate::routing;
 use daifa_plugin_host::channel::FulfillmentRequest;
-use daifa_plugin_host::supplier::SupplierEvent;
+use daifa_plugin_host::supplier::{RejectionCode, SupplierEvent};
 use daifa_plugin_host::{LineQuantity, Shipment, SupplierOrderRef};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::{AssertSqlSafe, Row};
 
 pub struct AppliedEvent {
-    pub order_id: String,
+    /// The order the event concerns (none for a catalogue change).
+    pub order_id: Option<String>,
     pub summary: serde_json::Value,
 }
 
@@ -32,6 +33,16 @@ pub async fn apply_supplier_event(
         SupplierEvent::Accepted(r) => r,
         SupplierEvent::Rejected(r) => &r.order,
         SupplierEvent::Shipped(s) => &s.order,
+        SupplierEvent::OfferUpdated(update) => {
+            if update.supplier_sku.trim().is_empty() {
+                return Ok(Err("an offer update names no supplier sku".into()));
+            }
+            let summary = routing::offers::apply_update(tx, &supplier.id, raw_id, update).await?;
+            return Ok(Ok(AppliedEvent {
+                order_id: None,
+                summary,
+            }));
+        }
     };
     let Some(so) = supplier_order_of(tx, &supplier.id, reference).await? else {
         return Ok(Err(format!(
@@ -50,28 +61,62 @@ pub async fn apply_supplier_event(
             json!({ "supplier_order_id": so.id, "event": "accepted" })
         }
         SupplierEvent::Rejected(r) => {
-            routing::set_supplier_order_status(
-                tx,
-                &so.id,
-                "rejected",
-                external_id,
-                Some(&r.reason),
-            )
-            .await?;
-            let hold = format!(
-                "supplier `{}` rejected supplier order {}: {}",
-                supplier.name, so.id, r.reason
-            );
-            orders::set_status(tx, &so.order_id, OrderStatus::OnHold, Some(&hold)).await?;
             orders::record_event(
                 tx,
                 &so.order_id,
                 "supplier_order.rejected",
-                json!({ "supplier_order_id": so.id, "reason": r.reason, "raw_request_id": raw_id }),
+                json!({ "supplier_order_id": so.id, "reason": r.reason, "code": r.code, "raw_request_id": raw_id }),
             )
             .await?;
+            if external_id.is_some() {
+                routing::set_supplier_order_status(tx, &so.id, &so.status, external_id, None)
+                    .await?;
+            }
+            let reason = format!(
+                "supplier `{}` rejected supplier order {}: {}",
+                supplier.name, so.id, r.reason
+            );
+            match r.code {
+                // Another supplier would refuse the address too: the operator fixes it first.
+                Some(RejectionCode::InvalidAddress) => {
+                    routing::set_supplier_order_status(
+                        tx,
+                        &so.id,
+                        "rejected",
+                        None,
+                        Some(&r.reason),
+                    )
+                    .await?;
+                    let policy = crate::policy::effective(tx, None).await?;
+                    routing::holds::open(
+                        tx,
+                        &policy,
+                        &so.order_id,
+                        routing::HoldKind::Address,
+                        &reason,
+                        "",
+                    )
+                    .await?;
+                }
+                code => {
+                    if code == Some(RejectionCode::OutOfStock) {
+                        for supplier_sku in lines_of(tx, &so.id).await? {
+                            routing::offers::mark_out_of_stock(
+                                tx,
+                                &supplier.id,
+                                &supplier_sku,
+                                raw_id,
+                            )
+                            .await?;
+                        }
+                    }
+                    routing::fail_over(tx, &so.id, "rejected", &reason).await?;
+                }
+            }
             json!({ "supplier_order_id": so.id, "event": "rejected" })
         }
+        // Applied above: a catalogue change names no supplier order.
+        SupplierEvent::OfferUpdated(_) => json!({ "event": "offer_updated" }),
         SupplierEvent::Shipped(s) => {
             if let Err(reason) = check_lines(tx, &so.id, &s.shipment).await? {
                 return Ok(Err(reason));
@@ -129,9 +174,19 @@ pub async fn apply_supplier_event(
         }
     };
     Ok(Ok(AppliedEvent {
-        order_id: so.order_id,
+        order_id: Some(so.order_id),
         summary,
     }))
+}
+
+/// The supplier SKUs of a supplier order.
+async fn lines_of(tx: &mut Tx, supplier_order_id: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "select distinct supplier_sku from supplier_order_lines where supplier_order_id = $1",
+    )
+    .bind(supplier_order_id)
+    .fetch_all(&mut **tx)
+    .await
 }
 
 struct SupplierOrderRow {

@@ -447,11 +447,22 @@ async fn apply_channel(
                 let detail = json!({ "raw_request_id": raw_id, "topic": inbound.topic, "external_id": order.external_id });
                 if is_new {
                     orders::record_event(&mut tx, &order_id, "order.received", detail).await?;
-                    let decision =
-                        routing::route(&mut tx, &connection.id, &order_id, order).await?;
-                    let status = match decision {
-                        routing::Decision::Route(_) => "routed",
-                        routing::Decision::Hold { .. } => "on_hold",
+                    let decision = routing::route(
+                        &mut tx,
+                        routing::Request {
+                            channel_connection_id: &connection.id,
+                            channel_name: &connection.name,
+                            order_id: &order_id,
+                            order,
+                            trigger: routing::Trigger::Route,
+                            allow_partial: false,
+                            replaces: None,
+                        },
+                    )
+                    .await?;
+                    let status = match decision.outcome {
+                        routing::Outcome::Route { .. } => "routed",
+                        routing::Outcome::Hold { .. } => "on_hold",
                     };
                     applied.orders.push(json!({ "order_id": order_id, "external_id": order.external_id, "status": status }));
                 } else {
@@ -554,7 +565,9 @@ async fn apply_supplier(
     for event in &inbound.events {
         match fulfilment::apply_supplier_event(&mut tx, connection, raw_id, event).await? {
             Ok(applied) => {
-                first_order_id.get_or_insert_with(|| applied.order_id.clone());
+                if let Some(order_id) = applied.order_id {
+                    first_order_id.get_or_insert(order_id);
+                }
                 results.push(applied.summary);
             }
             Err(reason) if origin == Origin::Poll => {

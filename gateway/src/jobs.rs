@@ -24,6 +24,11 @@ pub enum JobKind {
     ChannelFulfill,
     /// Register a shipment with a carrier connection (a tracking service follows it).
     CarrierRegister,
+    /// A supplier order's acknowledgement deadline: unacknowledged, its lines go to the next
+    /// offer.
+    SupplierAckDeadline,
+    /// A stock-out's later date: route the waiting lines again.
+    RoutingRetry,
 }
 
 impl JobKind {
@@ -32,6 +37,8 @@ impl JobKind {
             Self::SupplierSubmit => "supplier.submit",
             Self::ChannelFulfill => "channel.fulfill",
             Self::CarrierRegister => "carrier.register",
+            Self::SupplierAckDeadline => "supplier.ack_deadline",
+            Self::RoutingRetry => "routing.retry",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -39,6 +46,8 @@ impl JobKind {
             "supplier.submit" => Some(Self::SupplierSubmit),
             "channel.fulfill" => Some(Self::ChannelFulfill),
             "carrier.register" => Some(Self::CarrierRegister),
+            "supplier.ack_deadline" => Some(Self::SupplierAckDeadline),
+            "routing.retry" => Some(Self::RoutingRetry),
             _ => None,
         }
     }
@@ -57,19 +66,25 @@ pub struct NewJob<'a> {
 /// Adds a job inside the caller's transaction. Returns false when a job with the same
 /// idempotency key exists already.
 pub async fn enqueue(tx: &mut Tx, job: NewJob<'_>) -> sqlx::Result<bool> {
+    enqueue_at(tx, job, now_ms()).await
+}
+
+/// Adds a job due at `run_at_ms` (a clock: it survives restarts and runs once, as every job).
+pub async fn enqueue_at(tx: &mut Tx, job: NewJob<'_>, run_at_ms: i64) -> sqlx::Result<bool> {
     let now = now_ms();
     let payload = serde_json::json!({ "subject_id": job.subject_id }).to_string();
     let result = sqlx::query(
         "insert into jobs (id, kind, idempotency_key, payload, status, attempts, run_at_ms, order_id, connection_id, created_at_ms, updated_at_ms) \
-         values ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $5, $5) on conflict (idempotency_key) do nothing",
+         values ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $8, $8) on conflict (idempotency_key) do nothing",
     )
     .bind(new_id("job"))
     .bind(job.kind.as_str())
     .bind(&job.idempotency_key)
     .bind(payload)
-    .bind(now)
+    .bind(run_at_ms)
     .bind(job.order_id)
     .bind(job.connection_id)
+    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -342,6 +357,18 @@ pub async fn with_status(db: &Db, status: &str) -> sqlx::Result<Vec<JobView>> {
 
 pub async fn get(db: &Db, id: &str) -> sqlx::Result<Option<JobView>> {
     Ok(load_jobs(db, "id = $1", id).await?.pop())
+}
+
+/// The id of the entity a job acts on.
+pub async fn subject_of(db: &Db, id: &str) -> anyhow::Result<Option<String>> {
+    let payload: Option<String> = sqlx::query_scalar("select payload from jobs where id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(payload
+        .map(|p| serde_json::from_str::<serde_json::Value>(&p))
+        .transpose()?
+        .and_then(|v| v["subject_id"].as_str().map(str::to_string)))
 }
 
 /// Puts a dead job back in the queue, due now, with a fresh schedule. Returns false when the

@@ -22,6 +22,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod orders;
 pub mod plugins;
+pub mod policy;
 pub mod polling;
 pub mod replay;
 pub mod routing;

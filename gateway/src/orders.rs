@@ -173,6 +173,17 @@ pub async fn record_event(
     Ok(())
 }
 
+/// An order, read inside a transaction.
+pub async fn get_in(tx: &mut Tx, id: &str) -> anyhow::Result<Option<StoredOrder>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "select {COLUMNS} from orders where id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
 pub async fn get(db: &Db, id: &str) -> anyhow::Result<Option<StoredOrder>> {
     let row = sqlx::query(AssertSqlSafe(format!(
         "select {COLUMNS} from orders where id = $1"

@@ -1,7 +1,22 @@
-//! Routing v0: each storefront SKU maps to one supplier connection and the supplier's SKU. An
-//! order whose lines are all mapped becomes one supplier order per supplier, each with a job
-//! that pushes it; an order with an unmapped SKU is held with that reason. This module owns the
-//! `sku_mappings`, `supplier_orders` and `supplier_order_lines` tables.
+//! Routing: which supplier ships which line of an order. A storefront SKU has any number of
+//! supplier offers ([`offers`]); the decision ([`decide`]) keeps an order on one supplier when
+//! one can ship all of it, splits it otherwise, and holds it when a rule says so (an incomplete
+//! address, a blocked brand, a value above the threshold, a buyer's note no offer can honour, no
+//! offer at all); the declared customs value of each parcel follows the destination's rule
+//! ([`customs`]). A supplier that rejects, does not acknowledge in time, or whose push
+//! dead-letters hands its lines to the next offer ([`fail_over`]). Holds are released,
+//! resolved or cancelled through the API ([`holds`]). Every decision is stored with its reasons;
+//! a dry run returns one without acting. This module owns the `supplier_orders`,
+//! `supplier_order_lines` and `routing_decisions` tables (and, through its submodules, `offers`,
+//! `products`, `notices`, `holds` and `line_substitutions`).
+
+pub mod customs;
+pub mod decide;
+pub mod holds;
+pub mod offers;
+
+pub use decide::{Decision, LineToRoute, Outcome, Planned};
+pub use offers::{Offer, Product};
 
 use crate::app::AppState;
 use crate::connections;
@@ -9,132 +24,323 @@ use crate::db::{Db, Tx, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{self, JobKind, NewJob};
 use crate::orders::{self, OrderStatus};
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
-use daifa_plugin_host::{Order, PluginKind};
+use crate::policy::{self, RoutingPolicy};
+use axum::Json;
+use axum::extract::State;
+use axum::routing::post;
+use daifa_plugin_host::Order;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Row};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// Where one storefront SKU is sourced.
-#[derive(Debug, Clone, Serialize)]
-pub struct SkuMapping {
-    pub id: String,
-    pub channel_connection_id: String,
-    pub storefront_sku: String,
-    pub supplier_connection_id: String,
-    pub supplier_sku: String,
-    pub created_at_ms: i64,
+/// Why an order waits for the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldKind {
+    /// No offer can ship a line: the customer is contacted (alternative, later date, or cancel).
+    StockOut,
+    /// The address is missing, incomplete or suspicious.
+    Address,
+    /// The order's value is above the policy's threshold.
+    Value,
+    /// A line is of a blocked brand (counterfeits).
+    Brand,
+    /// The buyer's note asks for something no offer can honour.
+    Note,
+    /// The declared customs value cannot be computed (a missing currency rate).
+    Customs,
+    /// The order has no line to ship.
+    Incomplete,
 }
 
-/// The routing decision for one order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// One entry per supplier connection: the order's lines it ships, with the supplier SKUs.
-    Route(BTreeMap<String, Vec<RoutedLine>>),
-    Hold {
-        reason: String,
-    },
-}
+impl HoldKind {
+    pub const ALL: [HoldKind; 7] = [
+        Self::StockOut,
+        Self::Address,
+        Self::Value,
+        Self::Brand,
+        Self::Note,
+        Self::Customs,
+        Self::Incomplete,
+    ];
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoutedLine {
-    pub external_line_id: String,
-    pub storefront_sku: String,
-    pub supplier_sku: String,
-    pub quantity: u32,
-}
-
-/// Decides from the mappings of the order's SKUs (`mappings` by storefront SKU).
-pub fn decide(order: &Order, mappings: &BTreeMap<String, SkuMapping>) -> Decision {
-    if order.lines.is_empty() {
-        return Decision::Hold {
-            reason: "order has no lines".into(),
-        };
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StockOut => "stock_out",
+            Self::Address => "address",
+            Self::Value => "value",
+            Self::Brand => "brand",
+            Self::Note => "note",
+            Self::Customs => "customs",
+            Self::Incomplete => "incomplete",
+        }
     }
-    let unmapped: Vec<&str> = order
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// What set a routing off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A new order.
+    Route,
+    /// A supplier failed some lines.
+    Fallback,
+    /// The operator released a hold.
+    Release,
+    /// The operator chose for a stock-out (an alternative, a later date).
+    Resolve,
+    /// The later date of a stock-out came.
+    Retry,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Route => "route",
+            Self::Fallback => "fallback",
+            Self::Release => "release",
+            Self::Resolve => "resolve",
+            Self::Retry => "retry",
+        }
+    }
+}
+
+/// Supplier order statuses whose lines are taken (not to be routed again).
+pub const ACTIVE: &str = "'pending', 'submitted', 'accepted', 'shipped'";
+/// Supplier order statuses of a supplier that failed its lines: the pair is not tried again.
+pub const FAILED: &str = "'rejected', 'timed_out', 'undeliverable'";
+
+/// Everything a decision is made from, loaded in a handful of queries.
+pub struct Loaded {
+    pub policy: RoutingPolicy,
+    pub lines: Vec<LineToRoute>,
+    pub offers: Vec<Offer>,
+    pub products: BTreeMap<String, Product>,
+    pub used_today: BTreeMap<String, u32>,
+    pub excluded: BTreeSet<(String, String)>,
+    pub released: BTreeSet<HoldKind>,
+}
+
+/// Loads what routing `order` needs: the lines not yet with a supplier (as substitutions make
+/// them), their offers and products, the suppliers' orders of the day, the pairs that failed,
+/// the holds released. `order_id` is none for an order not stored (a dry run).
+pub async fn load(
+    conn: &mut sqlx::AnyConnection,
+    channel_connection_id: &str,
+    channel_name: &str,
+    order_id: Option<&str>,
+    order: &Order,
+) -> anyhow::Result<Loaded> {
+    let policy: RoutingPolicy = policy::effective(conn, Some(channel_name)).await?;
+    let id = order_id.unwrap_or("");
+    let taken: BTreeSet<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "select l.external_line_id from supplier_order_lines l join supplier_orders s on s.id = l.supplier_order_id \
+         where s.order_id = $1 and s.status in ({ACTIVE})"
+    )))
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    let substitutions: BTreeMap<String, String> = sqlx::query(
+        "select external_line_id, storefront_sku from line_substitutions where order_id = $1",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("external_line_id")?, r.try_get("storefront_sku")?)))
+    .collect::<Result<_, sqlx::Error>>()?;
+    let lines: Vec<LineToRoute> = order
         .lines
         .iter()
-        .filter(|l| !mappings.contains_key(&l.storefront_sku))
-        .map(|l| l.storefront_sku.as_str())
+        .filter(|l| l.quantity > 0 && !taken.contains(&l.external_line_id))
+        .map(|l| LineToRoute {
+            external_line_id: l.external_line_id.clone(),
+            storefront_sku: substitutions
+                .get(&l.external_line_id)
+                .cloned()
+                .unwrap_or_else(|| l.storefront_sku.clone()),
+            quantity: l.quantity,
+            unit_price: l.unit_price.clone(),
+            title: l.title.clone(),
+            note: l.note.clone(),
+        })
         .collect();
-    if !unmapped.is_empty() {
-        let mut skus = unmapped;
-        skus.sort_unstable();
-        skus.dedup();
-        return Decision::Hold {
-            reason: format!("unmapped sku: {}", skus.join(", ")),
-        };
+    let mut skus: Vec<&str> = lines.iter().map(|l| l.storefront_sku.as_str()).collect();
+    skus.sort_unstable();
+    skus.dedup();
+    let offers = offers::offers_for(conn, channel_connection_id, &skus).await?;
+    let products = offers::products_for(conn, channel_connection_id, &skus).await?;
+    let mut suppliers: Vec<&str> = offers
+        .iter()
+        .map(|o| o.supplier_connection_id.as_str())
+        .collect();
+    suppliers.sort_unstable();
+    suppliers.dedup();
+    let mut used_today = BTreeMap::new();
+    if !suppliers.is_empty() {
+        let day_start = now_ms() - now_ms().rem_euclid(86_400_000);
+        let sql = format!(
+            "select supplier_connection_id, count(*) as n from supplier_orders where created_at_ms >= $1 \
+             and status <> 'cancelled' and supplier_connection_id in ({}) group by supplier_connection_id",
+            offers::placeholders(2, suppliers.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(day_start);
+        for s in &suppliers {
+            query = query.bind(*s);
+        }
+        for r in query.fetch_all(&mut *conn).await? {
+            let n: i64 = r.try_get("n")?;
+            used_today.insert(
+                r.try_get("supplier_connection_id")?,
+                u32::try_from(n).unwrap_or(u32::MAX),
+            );
+        }
     }
-    if order.shipping_address.is_none() {
-        return Decision::Hold {
-            reason: "order has no shipping address".into(),
-        };
-    }
-    let mut by_supplier: BTreeMap<String, Vec<RoutedLine>> = BTreeMap::new();
-    for line in order.lines.iter().filter(|l| l.quantity > 0) {
-        let m = &mappings[&line.storefront_sku];
-        by_supplier
-            .entry(m.supplier_connection_id.clone())
-            .or_default()
-            .push(RoutedLine {
-                external_line_id: line.external_line_id.clone(),
-                storefront_sku: line.storefront_sku.clone(),
-                supplier_sku: m.supplier_sku.clone(),
-                quantity: line.quantity,
-            });
-    }
-    if by_supplier.is_empty() {
-        return Decision::Hold {
-            reason: "order has no line with a quantity to ship".into(),
-        };
-    }
-    Decision::Route(by_supplier)
+    let excluded = sqlx::query(AssertSqlSafe(format!(
+        "select l.external_line_id, s.supplier_connection_id from supplier_order_lines l \
+         join supplier_orders s on s.id = l.supplier_order_id where s.order_id = $1 and s.status in ({FAILED})"
+    )))
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("external_line_id")?, r.try_get("supplier_connection_id")?)))
+    .collect::<Result<_, sqlx::Error>>()?;
+    let released = sqlx::query_scalar::<_, String>(
+        "select kind from holds where order_id = $1 and status = 'released'",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .filter_map(|k| HoldKind::parse(k))
+    .collect();
+    Ok(Loaded {
+        policy,
+        lines,
+        offers,
+        products,
+        used_today,
+        excluded,
+        released,
+    })
 }
 
-/// Routes a newly stored order inside the ingest transaction: supplier orders and their push
-/// jobs, or a hold.
-pub async fn route(
+/// Decides on loaded inputs.
+pub fn decide_loaded(loaded: &Loaded, order: &Order, allow_partial: bool) -> Decision {
+    decide::decide(
+        &loaded.policy,
+        &decide::Inputs {
+            order,
+            lines: &loaded.lines,
+            offers: &loaded.offers,
+            products: &loaded.products,
+            used_today: &loaded.used_today,
+            excluded: &loaded.excluded,
+            released: &loaded.released,
+            allow_partial,
+        },
+    )
+}
+
+/// An order to route.
+pub struct Request<'a> {
+    pub channel_connection_id: &'a str,
+    pub channel_name: &'a str,
+    pub order_id: &'a str,
+    pub order: &'a Order,
+    pub trigger: Trigger,
+    /// Ship the lines that have offers, leaving the others waiting (a stock-out's later date).
+    pub allow_partial: bool,
+    /// The failed supplier order whose lines these are (fallback).
+    pub replaces: Option<&'a str>,
+}
+
+/// Routes the lines of an order not yet with a supplier, inside the caller's transaction:
+/// supplier orders with their push jobs, or a hold; the decision is stored with its reasons.
+pub async fn route(tx: &mut Tx, request: Request<'_>) -> anyhow::Result<Decision> {
+    let loaded = load(
+        tx,
+        request.channel_connection_id,
+        request.channel_name,
+        Some(request.order_id),
+        request.order,
+    )
+    .await?;
+    let decision = decide_loaded(&loaded, request.order, request.allow_partial);
+    apply(tx, &loaded.policy, &request, &decision).await?;
+    Ok(decision)
+}
+
+async fn apply(
     tx: &mut Tx,
-    channel_connection_id: &str,
-    order_id: &str,
-    order: &Order,
-) -> anyhow::Result<Decision> {
-    let mappings = mappings_for(tx, channel_connection_id, order).await?;
-    let decision = decide(order, &mappings);
-    match &decision {
-        Decision::Hold { reason } => {
-            orders::set_status(tx, order_id, OrderStatus::OnHold, Some(reason)).await?;
-            orders::record_event(tx, order_id, "order.held", json!({ "reason": reason })).await?;
-            tracing::info!(order_id, reason = %reason, "order held");
+    policy: &RoutingPolicy,
+    request: &Request<'_>,
+    decision: &Decision,
+) -> anyhow::Result<()> {
+    let order_id = request.order_id;
+    let now = now_ms();
+    let decision_id = new_id("rd");
+    let outcome = match &decision.outcome {
+        Outcome::Hold { .. } => "held",
+        Outcome::Route { waiting, .. } if !waiting.is_empty() => "partial",
+        Outcome::Route { .. } => "routed",
+    };
+    sqlx::query(
+        "insert into routing_decisions (id, order_id, trigger, outcome, decision, created_at_ms) values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&decision_id)
+    .bind(order_id)
+    .bind(request.trigger.as_str())
+    .bind(outcome)
+    .bind(serde_json::to_string(decision)?)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    match &decision.outcome {
+        Outcome::Hold { kind, reason } => {
+            holds::open(tx, policy, order_id, *kind, reason, &decision_id).await?;
         }
-        Decision::Route(by_supplier) => {
-            let now = now_ms();
-            for (supplier_connection_id, lines) in by_supplier {
+        Outcome::Route {
+            orders: planned,
+            waiting,
+        } => {
+            for p in planned {
                 let supplier_order_id = new_id("so");
                 sqlx::query(
-                    "insert into supplier_orders (id, order_id, supplier_connection_id, status, created_at_ms, updated_at_ms) \
-                     values ($1, $2, $3, 'pending', $4, $4)",
+                    "insert into supplier_orders (id, order_id, supplier_connection_id, status, declared_value_minor, declared_currency, \
+                     declared_reason, avoid_carriers, replaces_id, decision_id, created_at_ms, updated_at_ms) \
+                     values ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $10)",
                 )
                 .bind(&supplier_order_id)
                 .bind(order_id)
-                .bind(supplier_connection_id)
+                .bind(&p.supplier_connection_id)
+                .bind(p.declared_value.as_ref().map(|m| m.amount_minor))
+                .bind(p.declared_value.as_ref().map(|m| m.currency.as_str()))
+                .bind(&p.declared_reason)
+                .bind(serde_json::to_string(&p.avoid_carriers)?)
+                .bind(request.replaces)
+                .bind(&decision_id)
                 .bind(now)
                 .execute(&mut **tx)
                 .await?;
-                for line in lines {
+                for line in &p.lines {
                     sqlx::query(
-                        "insert into supplier_order_lines (supplier_order_id, external_line_id, storefront_sku, supplier_sku, quantity) \
-                         values ($1, $2, $3, $4, $5)",
+                        "insert into supplier_order_lines (supplier_order_id, external_line_id, storefront_sku, supplier_sku, quantity, offer_id) \
+                         values ($1, $2, $3, $4, $5, $6)",
                     )
                     .bind(&supplier_order_id)
                     .bind(&line.external_line_id)
                     .bind(&line.storefront_sku)
                     .bind(&line.supplier_sku)
                     .bind(i64::from(line.quantity))
+                    .bind(&line.offer_id)
                     .execute(&mut **tx)
                     .await?;
                 }
@@ -145,7 +351,7 @@ pub async fn route(
                         idempotency_key: format!("{supplier_order_id}.submit"),
                         subject_id: &supplier_order_id,
                         order_id,
-                        connection_id: supplier_connection_id,
+                        connection_id: &p.supplier_connection_id,
                     },
                 )
                 .await?;
@@ -153,60 +359,160 @@ pub async fn route(
                     tx,
                     order_id,
                     "order.routed",
-                    json!({ "supplier_order_id": supplier_order_id, "supplier_connection_id": supplier_connection_id,
-                            "lines": lines.iter().map(|l| json!({"external_line_id": l.external_line_id, "supplier_sku": l.supplier_sku, "quantity": l.quantity})).collect::<Vec<_>>() }),
+                    json!({ "supplier_order_id": supplier_order_id, "supplier_connection_id": p.supplier_connection_id,
+                            "supplier": p.supplier, "decision_id": decision_id, "replaces": request.replaces,
+                            "declared_value": p.declared_value, "avoid_carriers": p.avoid_carriers,
+                            "lines": p.lines.iter().map(|l| json!({"external_line_id": l.external_line_id, "supplier_sku": l.supplier_sku, "quantity": l.quantity, "offer_id": l.offer_id})).collect::<Vec<_>>() }),
                 )
                 .await?;
             }
-            tracing::info!(order_id, suppliers = by_supplier.len(), "order routed");
+            if waiting.is_empty() {
+                holds::close_stock_out(tx, order_id).await?;
+                if !planned.is_empty() {
+                    orders::set_status(tx, order_id, OrderStatus::Routed, None).await?;
+                }
+            } else {
+                orders::set_status(
+                    tx,
+                    order_id,
+                    OrderStatus::Routed,
+                    Some(&format!("lines waiting for stock: {}", waiting.join(", "))),
+                )
+                .await?;
+                orders::record_event(
+                    tx,
+                    order_id,
+                    "order.partially_routed",
+                    json!({ "waiting": waiting, "decision_id": decision_id }),
+                )
+                .await?;
+            }
+            tracing::info!(
+                order_id,
+                suppliers = planned.len(),
+                waiting = waiting.len(),
+                trigger = request.trigger.as_str(),
+                "order routed"
+            );
         }
     }
-    Ok(decision)
+    Ok(())
 }
 
-/// The mappings of the order's SKUs, in one query.
-async fn mappings_for(
+/// Hands the lines of a failed supplier order to the next offers, inside the caller's
+/// transaction. `status` says how it failed (`rejected`, `timed_out`, `undeliverable`); the
+/// supplier is not tried again for those lines. Nothing happens to a supplier order that is no
+/// longer active (a late callback, a second deadline).
+pub async fn fail_over(
     tx: &mut Tx,
-    channel_connection_id: &str,
-    order: &Order,
-) -> anyhow::Result<BTreeMap<String, SkuMapping>> {
-    let mut skus: Vec<&str> = order
-        .lines
-        .iter()
-        .map(|l| l.storefront_sku.as_str())
-        .collect();
-    skus.sort_unstable();
-    skus.dedup();
-    if skus.is_empty() {
-        return Ok(BTreeMap::new());
+    supplier_order_id: &str,
+    status: &str,
+    reason: &str,
+) -> anyhow::Result<Option<Decision>> {
+    let row = sqlx::query(
+        "select s.order_id, s.status, c.name as supplier from supplier_orders s join connections c on c.id = s.supplier_connection_id \
+         where s.id = $1 and s.status in ('pending', 'submitted', 'accepted')",
+    )
+    .bind(supplier_order_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let order_id: String = row.try_get("order_id")?;
+    let supplier: String = row.try_get("supplier")?;
+    set_supplier_order_status(tx, supplier_order_id, status, None, Some(reason)).await?;
+    orders::record_event(
+        tx,
+        &order_id,
+        "supplier_order.failed_over",
+        json!({ "supplier_order_id": supplier_order_id, "supplier": supplier, "status": status, "reason": reason }),
+    )
+    .await?;
+    let order = orders::get_in(tx, &order_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("order {order_id} of a supplier order is missing"))?;
+    if order.status == OrderStatus::Cancelled.as_str() {
+        return Ok(None);
     }
-    // One placeholder per SKU ($2, $3, ...): the Any driver binds no arrays.
-    let placeholders: Vec<String> = (0..skus.len()).map(|i| format!("${}", i + 2)).collect();
-    let sql = format!(
-        "{MAPPING_SELECT} where channel_connection_id = $1 and storefront_sku in ({})",
-        placeholders.join(", ")
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(channel_connection_id);
-    for sku in &skus {
-        query = query.bind(*sku);
-    }
-    let rows = query.fetch_all(&mut **tx).await?;
-    rows.iter()
-        .map(|r| Ok(mapping_from_row(r).map(|m| (m.storefront_sku.clone(), m))?))
-        .collect()
+    let channel_name: String = sqlx::query_scalar("select name from connections where id = $1")
+        .bind(&order.connection_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let canonical = order.canonical_order()?;
+    let decision = route(
+        tx,
+        Request {
+            channel_connection_id: &order.connection_id,
+            channel_name: &channel_name,
+            order_id: &order_id,
+            order: &canonical,
+            trigger: Trigger::Fallback,
+            allow_partial: false,
+            replaces: Some(supplier_order_id),
+        },
+    )
+    .await?;
+    Ok(Some(decision))
 }
 
-const MAPPING_SELECT: &str = "select id, channel_connection_id, storefront_sku, supplier_connection_id, supplier_sku, created_at_ms from sku_mappings";
-
-fn mapping_from_row(r: &sqlx::any::AnyRow) -> sqlx::Result<SkuMapping> {
-    Ok(SkuMapping {
-        id: r.try_get("id")?,
-        channel_connection_id: r.try_get("channel_connection_id")?,
-        storefront_sku: r.try_get("storefront_sku")?,
-        supplier_connection_id: r.try_get("supplier_connection_id")?,
-        supplier_sku: r.try_get("supplier_sku")?,
-        created_at_ms: r.try_get("created_at_ms")?,
-    })
+/// The operator retries a dead push: its supplier order, failed over as undeliverable, takes its
+/// lines back if no other supplier order took them, and the stock-out it caused is over when no
+/// line of the order is left without a supplier. Returns whether it was revived.
+pub async fn revive(tx: &mut Tx, supplier_order_id: &str) -> anyhow::Result<bool> {
+    let Some(order_id) = sqlx::query_scalar::<_, String>(
+        "select order_id from supplier_orders where id = $1 and status = 'undeliverable'",
+    )
+    .bind(supplier_order_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(false);
+    };
+    let taken: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "select count(*) from supplier_order_lines l join supplier_orders s on s.id = l.supplier_order_id \
+         where s.order_id = $1 and s.status in ({ACTIVE}) and l.external_line_id in \
+         (select external_line_id from supplier_order_lines where supplier_order_id = $2)"
+    )))
+    .bind(&order_id)
+    .bind(supplier_order_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if taken > 0 {
+        return Ok(false);
+    }
+    set_supplier_order_status(tx, supplier_order_id, "pending", None, None).await?;
+    orders::record_event(
+        tx,
+        &order_id,
+        "supplier_order.revived",
+        json!({ "supplier_order_id": supplier_order_id }),
+    )
+    .await?;
+    let order = orders::get_in(tx, &order_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("order {order_id} is missing"))?;
+    let lines: BTreeSet<String> = order
+        .canonical_order()?
+        .lines
+        .into_iter()
+        .filter(|l| l.quantity > 0)
+        .map(|l| l.external_line_id)
+        .collect();
+    let covered: BTreeSet<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "select l.external_line_id from supplier_order_lines l join supplier_orders s on s.id = l.supplier_order_id \
+         where s.order_id = $1 and s.status in ({ACTIVE})"
+    )))
+    .bind(&order_id)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    if lines.is_subset(&covered) {
+        holds::close_stock_out(tx, &order_id).await?;
+        orders::set_status(tx, &order_id, OrderStatus::Routed, None).await?;
+    }
+    Ok(true)
 }
 
 /// A supplier order with its lines.
@@ -218,6 +524,13 @@ pub struct SupplierOrderView {
     pub status: String,
     pub external_id: Option<String>,
     pub reason: Option<String>,
+    /// The customs value declared to the supplier.
+    pub declared_value: Option<daifa_plugin_host::Money>,
+    pub declared_reason: Option<String>,
+    pub avoid_carriers: Vec<String>,
+    /// The failed supplier order whose lines this one took over.
+    pub replaces_id: Option<String>,
+    pub decision_id: Option<String>,
     pub lines: Vec<SupplierOrderLineView>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
@@ -229,6 +542,7 @@ pub struct SupplierOrderLineView {
     pub storefront_sku: String,
     pub supplier_sku: String,
     pub quantity: i64,
+    pub offer_id: Option<String>,
 }
 
 /// Supplier orders matching a where clause over `supplier_orders` (`$1` bound to `arg`), with
@@ -239,7 +553,8 @@ async fn load_supplier_orders(
     arg: &str,
 ) -> anyhow::Result<Vec<SupplierOrderView>> {
     let rows = sqlx::query(AssertSqlSafe(format!(
-        "select id, order_id, supplier_connection_id, status, external_id, reason, created_at_ms, updated_at_ms \
+        "select id, order_id, supplier_connection_id, status, external_id, reason, declared_value_minor, declared_currency, \
+         declared_reason, avoid_carriers, replaces_id, decision_id, created_at_ms, updated_at_ms \
          from supplier_orders where {filter_sql} order by created_at_ms, id"
     )))
     .bind(arg)
@@ -247,6 +562,8 @@ async fn load_supplier_orders(
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
+        let amount: Option<i64> = r.try_get("declared_value_minor")?;
+        let currency: Option<String> = r.try_get("declared_currency")?;
         out.push(SupplierOrderView {
             id: r.try_get("id")?,
             order_id: r.try_get("order_id")?,
@@ -254,13 +571,23 @@ async fn load_supplier_orders(
             status: r.try_get("status")?,
             external_id: r.try_get("external_id")?,
             reason: r.try_get("reason")?,
+            declared_value: amount.zip(currency).map(|(amount_minor, currency)| {
+                daifa_plugin_host::Money {
+                    amount_minor,
+                    currency,
+                }
+            }),
+            declared_reason: r.try_get("declared_reason")?,
+            avoid_carriers: serde_json::from_str(&r.try_get::<String, _>("avoid_carriers")?)?,
+            replaces_id: r.try_get("replaces_id")?,
+            decision_id: r.try_get("decision_id")?,
             lines: Vec::new(),
             created_at_ms: r.try_get("created_at_ms")?,
             updated_at_ms: r.try_get("updated_at_ms")?,
         });
     }
     let lines = sqlx::query(AssertSqlSafe(format!(
-        "select supplier_order_id, external_line_id, storefront_sku, supplier_sku, quantity from supplier_order_lines \
+        "select supplier_order_id, external_line_id, storefront_sku, supplier_sku, quantity, offer_id from supplier_order_lines \
          where supplier_order_id in (select id from supplier_orders where {filter_sql}) order by external_line_id"
     )))
     .bind(arg)
@@ -274,6 +601,7 @@ async fn load_supplier_orders(
                 storefront_sku: l.try_get("storefront_sku")?,
                 supplier_sku: l.try_get("supplier_sku")?,
                 quantity: l.try_get("quantity")?,
+                offer_id: l.try_get("offer_id")?,
             });
         }
     }
@@ -309,239 +637,88 @@ pub async fn set_supplier_order_status(
     Ok(())
 }
 
-// ---- admin API ----
+/// The routing decisions of an order, oldest first.
+pub async fn decisions_of(db: &Db, order_id: &str) -> anyhow::Result<Vec<Value>> {
+    let rows = sqlx::query(
+        "select id, trigger, outcome, decision, created_at_ms from routing_decisions where order_id = $1 order by created_at_ms, id",
+    )
+    .bind(order_id)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(json!({
+                "id": r.try_get::<String, _>("id")?,
+                "trigger": r.try_get::<String, _>("trigger")?,
+                "outcome": r.try_get::<String, _>("outcome")?,
+                "decision": serde_json::from_str::<Value>(&r.try_get::<String, _>("decision")?)?,
+                "created_at_ms": r.try_get::<i64, _>("created_at_ms")?,
+            }))
+        })
+        .collect()
+}
 
+// ---- dry run ----
+
+/// `POST /routing/dry-run`: the decision for a stored order (`order_id`) or for an order given
+/// in canonical form (`channel` + `order`), without acting on it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewSkuMapping {
-    /// The channel connection's name.
-    pub channel: String,
-    pub storefront_sku: String,
-    /// The supplier connection's name.
-    pub supplier: String,
-    pub supplier_sku: String,
+pub struct DryRun {
+    #[serde(default)]
+    pub order_id: Option<String>,
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub order: Option<Order>,
+    /// As the stock-out choice "a later date" would route it.
+    #[serde(default)]
+    pub allow_partial: bool,
 }
 
-pub async fn create_mapping(db: &Db, new: NewSkuMapping) -> ApiResult<SkuMapping> {
-    if new.storefront_sku.trim().is_empty() || new.supplier_sku.trim().is_empty() {
-        return Err(ApiError::Unprocessable(
-            "storefront_sku and supplier_sku must not be empty".into(),
-        ));
-    }
-    let channel = connections::by_name(db, &new.channel)
-        .await?
-        .ok_or_else(|| ApiError::Unprocessable(format!("no connection named `{}`", new.channel)))?;
-    let supplier = connections::by_name(db, &new.supplier)
-        .await?
-        .ok_or_else(|| {
-            ApiError::Unprocessable(format!("no connection named `{}`", new.supplier))
-        })?;
-    if channel.kind != PluginKind::Channel {
-        return Err(ApiError::Unprocessable(format!(
-            "`{}` is not a channel connection",
-            channel.name
-        )));
-    }
-    if supplier.kind != PluginKind::Supplier {
-        return Err(ApiError::Unprocessable(format!(
-            "`{}` is not a supplier connection",
-            supplier.name
-        )));
-    }
-    let mapping = SkuMapping {
-        id: new_id("map"),
-        channel_connection_id: channel.id,
-        storefront_sku: new.storefront_sku,
-        supplier_connection_id: supplier.id,
-        supplier_sku: new.supplier_sku,
-        created_at_ms: now_ms(),
+async fn dry_run(
+    State(state): State<AppState>,
+    Json(req): Json<DryRun>,
+) -> ApiResult<Json<Decision>> {
+    let (channel, order, order_id) = match (&req.order_id, &req.channel, req.order) {
+        (Some(id), None, None) => {
+            let stored = orders::get(&state.db, id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("no order `{id}`")))?;
+            let channel = connections::by_id(&state.db, &stored.connection_id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("the order's connection is missing"))
+                })?;
+            (channel, stored.canonical_order()?, Some(id.clone()))
+        }
+        (None, Some(name), Some(order)) => {
+            let channel = connections::by_name(&state.db, name)
+                .await?
+                .ok_or_else(|| ApiError::Unprocessable(format!("no connection named `{name}`")))?;
+            (channel, order, None)
+        }
+        _ => {
+            return Err(ApiError::Unprocessable(
+                "give either `order_id`, or `channel` and `order` (a canonical order)".into(),
+            ));
+        }
     };
-    sqlx::query(
-        "insert into sku_mappings (id, channel_connection_id, storefront_sku, supplier_connection_id, supplier_sku, created_at_ms) \
-         values ($1, $2, $3, $4, $5, $6)",
+    let mut conn = state.db.pool.acquire().await?;
+    let loaded = load(
+        &mut conn,
+        &channel.id,
+        &channel.name,
+        order_id.as_deref(),
+        &order,
     )
-    .bind(&mapping.id)
-    .bind(&mapping.channel_connection_id)
-    .bind(&mapping.storefront_sku)
-    .bind(&mapping.supplier_connection_id)
-    .bind(&mapping.supplier_sku)
-    .bind(mapping.created_at_ms)
-    .execute(&db.pool)
-    .await
-    .map_err(|e| match ApiError::from(e) {
-        ApiError::Conflict(_) => ApiError::Conflict(format!("sku `{}` is already mapped for this channel", mapping.storefront_sku)),
-        other => other,
-    })?;
-    Ok(mapping)
-}
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/sku-mappings",
-            get(list_mappings).post(create_mapping_handler),
-        )
-        .route("/sku-mappings/{id}", delete(delete_mapping))
-}
-
-async fn list_mappings(State(state): State<AppState>) -> ApiResult<Json<Vec<SkuMapping>>> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "{MAPPING_SELECT} order by channel_connection_id, storefront_sku"
-    )))
-    .fetch_all(&state.db.pool)
     .await?;
-    Ok(Json(
-        rows.iter()
-            .map(mapping_from_row)
-            .collect::<sqlx::Result<_>>()?,
-    ))
+    Ok(Json(decide_loaded(&loaded, &order, req.allow_partial)))
 }
 
-async fn create_mapping_handler(
-    State(state): State<AppState>,
-    Json(new): Json<NewSkuMapping>,
-) -> ApiResult<(StatusCode, Json<SkuMapping>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(create_mapping(&state.db, new).await?),
-    ))
-}
-
-async fn delete_mapping(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    let r = sqlx::query("delete from sku_mappings where id = $1")
-        .bind(&id)
-        .execute(&state.db.pool)
-        .await?;
-    if r.rows_affected() == 0 {
-        return Err(ApiError::NotFound(format!("no sku mapping `{id}`")));
-    }
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use daifa_plugin_host::{Address, Contact, Money, OrderLine};
-
-    fn money(minor: i64) -> Money {
-        Money {
-            amount_minor: minor,
-            currency: "USD".into(),
-        }
-    }
-
-    fn order(lines: &[(&str, &str, u32)], with_address: bool) -> Order {
-        Order {
-            external_id: "1".into(),
-            order_number: None,
-            storefront: "test".into(),
-            currency: "USD".into(),
-            subtotal: money(0),
-            shipping: money(0),
-            tax: money(0),
-            total: money(0),
-            placed_at: 0,
-            buyer_note: None,
-            customer: Contact {
-                name: None,
-                email: None,
-                phone: None,
-            },
-            shipping_address: with_address.then(|| Address {
-                name: None,
-                company: None,
-                line1: "1 Main St".into(),
-                line2: None,
-                city: "Town".into(),
-                province: None,
-                province_code: None,
-                postal_code: None,
-                country_code: "US".into(),
-                phone: None,
-            }),
-            lines: lines
-                .iter()
-                .map(|(id, sku, q)| OrderLine {
-                    external_line_id: id.to_string(),
-                    storefront_sku: sku.to_string(),
-                    title: sku.to_string(),
-                    variant_title: None,
-                    quantity: *q,
-                    unit_price: money(100),
-                    note: None,
-                })
-                .collect(),
-        }
-    }
-
-    fn mappings(entries: &[(&str, &str, &str)]) -> BTreeMap<String, SkuMapping> {
-        entries
-            .iter()
-            .map(|(sku, supplier, supplier_sku)| {
-                (
-                    sku.to_string(),
-                    SkuMapping {
-                        id: format!("map_{sku}"),
-                        channel_connection_id: "con_shop".into(),
-                        storefront_sku: sku.to_string(),
-                        supplier_connection_id: supplier.to_string(),
-                        supplier_sku: supplier_sku.to_string(),
-                        created_at_ms: 0,
-                    },
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn decisions() {
-        let m = mappings(&[
-            ("A", "sup1", "S-A"),
-            ("B", "sup2", "S-B"),
-            ("C", "sup1", "S-C"),
-        ]);
-        // All lines of one supplier stay together; another supplier gets its own order.
-        let Decision::Route(by) = decide(
-            &order(&[("1", "A", 1), ("2", "B", 2), ("3", "C", 3)], true),
-            &m,
-        ) else {
-            panic!("expected a route")
-        };
-        assert_eq!(by.len(), 2);
-        assert_eq!(
-            by["sup1"]
-                .iter()
-                .map(|l| (l.supplier_sku.as_str(), l.quantity))
-                .collect::<Vec<_>>(),
-            [("S-A", 1), ("S-C", 3)]
-        );
-        assert_eq!(by["sup2"].len(), 1);
-
-        let cases: &[(Order, &str)] = &[
-            (
-                order(&[("1", "A", 1), ("2", "X", 1), ("3", "X", 1)], true),
-                "unmapped sku: X",
-            ),
-            (order(&[], true), "order has no lines"),
-            (
-                order(&[("1", "A", 1)], false),
-                "order has no shipping address",
-            ),
-            (
-                order(&[("1", "A", 0)], true),
-                "order has no line with a quantity to ship",
-            ),
-        ];
-        for (o, reason) in cases {
-            assert_eq!(
-                decide(o, &m),
-                Decision::Hold {
-                    reason: reason.to_string()
-                }
-            );
-        }
-    }
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/routing/dry-run", post(dry_run))
+        .merge(offers::router())
+        .merge(holds::router())
 }

@@ -298,8 +298,10 @@ impl Api {
     pub async fn map_sku(&self, storefront_sku: &str, supplier_sku: &str) {
         let r = self
             .post_json(
-                "/api/v1/sku-mappings",
-                &json!({ "channel": SHOP_CONNECTION, "storefront_sku": storefront_sku, "supplier": SUPPLIER_CONNECTION, "supplier_sku": supplier_sku }),
+                "/api/v1/offers",
+                // The sample order's note asks for gift wrap and a colour: the supplier can.
+                &json!({ "channel": SHOP_CONNECTION, "storefront_sku": storefront_sku, "supplier": SUPPLIER_CONNECTION, "supplier_sku": supplier_sku,
+                         "capabilities": ["gift_wrap", "colour_choice", "size_choice"] }),
             )
             .await;
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());

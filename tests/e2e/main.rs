@@ -210,7 +210,22 @@ async fn order_travels_from_shopify_to_the_supplier_and_its_tracking_back() {
         detail["raw_requests"].as_array().unwrap().len() >= 3,
         "the order's webhook and both callbacks are kept"
     );
-    assert_eq!(detail["jobs"].as_array().unwrap().len(), 2);
+    let mut kinds: Vec<&str> = detail["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    // The acknowledgement deadline waits (a day by default) and finds the order accepted.
+    assert_eq!(
+        kinds,
+        [
+            "channel.fulfill",
+            "supplier.ack_deadline",
+            "supplier.submit"
+        ]
+    );
 
     // Prometheus metrics (shared by the tests of this process: assert presence, not counts).
     let metrics = w
@@ -408,7 +423,11 @@ async fn an_unmapped_sku_puts_the_order_on_hold() {
     );
     let o = only_order(&w.app).await;
     assert_eq!(o["status"], "on_hold");
-    assert_eq!(o["hold_reason"], "unmapped sku: NOT-MAPPED-1");
+    let reason = o["hold_reason"].as_str().unwrap();
+    assert!(reason.contains("(NOT-MAPPED-1): no offer"), "{reason}");
+    let holds = w.app.get_json("/api/v1/holds").await;
+    assert_eq!(holds["holds"][0]["kind"], "stock_out", "{holds}");
+    assert!(holds["holds"][0]["contact_due_at_ms"].is_i64());
     let on_hold = w.app.get_json("/api/v1/orders?status=on_hold").await;
     assert_eq!(on_hold["orders"].as_array().unwrap().len(), 1);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -479,13 +498,15 @@ async fn a_push_that_keeps_failing_is_dead_lettered_then_retried_by_the_operator
         (order["status"] == "on_hold").then_some(order)
     })
     .await;
+    // The only offer failed: its lines have no supplier left.
+    let reason = order["hold_reason"].as_str().unwrap();
+    assert!(reason.contains("no offer can ship line"), "{reason}");
     assert!(
-        order["hold_reason"]
-            .as_str()
-            .unwrap()
-            .contains("supplier.submit failed for good"),
-        "{order}"
+        reason.contains("this supplier failed this line before"),
+        "{reason}"
     );
+    let detail = w.app.order(order["id"].as_str().unwrap()).await;
+    assert_eq!(detail["supplier_orders"][0]["status"], "undeliverable");
 
     w.supplier.always_fail(None);
     let job_id = dead[0]["id"].as_str().unwrap();
@@ -504,6 +525,12 @@ async fn a_push_that_keeps_failing_is_dead_lettered_then_retried_by_the_operator
     })
     .await;
     assert_eq!(job["idempotency_key"], dead[0]["idempotency_key"]);
+    // The supplier order took its lines back; the stock-out it caused is over.
+    let detail = w.app.order(order["id"].as_str().unwrap()).await;
+    assert_eq!(detail["supplier_orders"][0]["status"], "submitted");
+    assert_eq!(detail["order"]["status"], "routed");
+    let holds = w.app.get_json("/api/v1/holds").await;
+    assert_eq!(holds["holds"], json!([]), "{holds}");
     // Retrying a job that is not dead is a conflict.
     let r = w
         .app
@@ -543,16 +570,35 @@ async fn admin_api_validates_connections_and_mappings() {
         )
         .await;
     assert_eq!(r.status(), 422);
-    let r = w
+    // A second offer for the same SKU stands beside the first; the same offer again replaces it.
+    for _ in 0..2 {
+        let r = w
+            .app
+            .post_json("/api/v1/offers", &json!({ "channel": "shop", "storefront_sku": "IPOD2008PINK", "supplier": "supplier", "supplier_sku": "X", "priority": 200 }))
+            .await;
+        assert_eq!(r.status(), 201);
+    }
+    let offers = w
         .app
-        .post_json("/api/v1/sku-mappings", &json!({ "channel": "shop", "storefront_sku": "IPOD2008PINK", "supplier": "supplier", "supplier_sku": "X" }))
+        .get_json("/api/v1/offers?storefront_sku=IPOD2008PINK")
         .await;
-    assert_eq!(r.status(), 409);
+    let skus: Vec<&str> = offers["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["supplier_sku"].as_str().unwrap())
+        .collect();
+    assert_eq!(skus, ["SUP-IPOD-PINK", "X"], "by priority");
     let r = w
         .app
-        .post_json("/api/v1/sku-mappings", &json!({ "channel": "supplier", "storefront_sku": "A", "supplier": "shop", "supplier_sku": "X" }))
+        .post_json("/api/v1/offers", &json!({ "channel": "supplier", "storefront_sku": "A", "supplier": "shop", "supplier_sku": "X" }))
         .await;
     assert_eq!(r.status(), 422);
+    let message = r.text().await.unwrap();
+    assert!(
+        message.contains("`supplier` is a supplier connection, not a channel"),
+        "{message}"
+    );
     // Secrets never leave the gateway, and are sealed at rest.
     let c = w.app.get_json("/api/v1/connections/shop").await;
     assert_eq!(c["secret_names"], json!(["access_token", "webhook_secret"]));
@@ -711,7 +757,7 @@ async fn a_plugin_cannot_reach_private_addresses_unless_its_connection_allows_it
     assert_eq!(r.status(), 201);
     let r = w
         .app
-        .post_json("/api/v1/sku-mappings", &json!({ "channel": SHOP_CONNECTION, "storefront_sku": "STRICT-1", "supplier": "strict-supplier", "supplier_sku": "S1" }))
+        .post_json("/api/v1/offers", &json!({ "channel": SHOP_CONNECTION, "storefront_sku": "STRICT-1", "supplier": "strict-supplier", "supplier_sku": "S1", "capabilities": ["gift_wrap", "colour_choice"] }))
         .await;
     assert_eq!(r.status(), 201);
     let (mut order, _) = sample_with_note();

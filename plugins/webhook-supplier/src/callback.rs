@@ -118,6 +118,7 @@ impl RejectedData {
         Ok(Rejection {
             order,
             reason: self.reason,
+            code: None,
         })
     }
 }

@@ -128,5 +128,7 @@ pub fn sample_order() -> SupplierOrder {
                 note: Some("Engraving: Für Oma ❤".into()),
             },
         ],
+        declared_value: None,
+        avoid_carriers: None,
     }
 }

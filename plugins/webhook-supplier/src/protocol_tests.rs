@@ -253,6 +253,7 @@ fn each_documented_callback_parses_into_its_event() {
             SupplierEvent::Rejected(Rejection {
                 order: order_ref(),
                 reason: "Out of stock: YW-88231-RD-M (Red / M) until 2026-03-20".into(),
+                code: None,
             }),
         ),
         (

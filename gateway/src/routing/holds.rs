@@ -1,0 +1,516 @@
+//! Holds: an order waiting for the operator, with the reason. A hold is released (its check is
+//! not made again and the order is routed), resolved (a stock-out: an alternative product with a
+//! discount, a later date while the other lines ship, or cancellation; handbook 001), or the
+//! order is cancelled. Every action is audited on the order's timeline with who did it. A
+//! stock-out hold carries the time by which the customer must be contacted. Owns the `holds` and
+//! `line_substitutions` tables.
+
+use super::{HoldKind, Request, Trigger};
+use crate::app::AppState;
+use crate::db::{Tx, new_id, now_ms};
+use crate::error::{ApiError, ApiResult};
+use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
+use crate::orders::{self, OrderStatus, StoredOrder};
+use crate::policy::{Amount, RoutingPolicy};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::Row;
+
+/// Opens a hold (unless one of the same kind is open for the order) and puts the order on hold.
+pub async fn open(
+    tx: &mut Tx,
+    policy: &RoutingPolicy,
+    order_id: &str,
+    kind: HoldKind,
+    reason: &str,
+    decision_id: &str,
+) -> anyhow::Result<()> {
+    let now = now_ms();
+    let contact_due =
+        (kind == HoldKind::StockOut).then(|| now + crate::db::ms(policy.stock_out_contact));
+    let existing: Option<String> = sqlx::query_scalar(
+        "select id from holds where order_id = $1 and kind = $2 and status = 'open'",
+    )
+    .bind(order_id)
+    .bind(kind.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let hold_id = match existing {
+        Some(id) => {
+            sqlx::query("update holds set reason = $1 where id = $2")
+                .bind(reason)
+                .bind(&id)
+                .execute(&mut **tx)
+                .await?;
+            id
+        }
+        None => {
+            let id = new_id("hld");
+            sqlx::query(
+                "insert into holds (id, order_id, kind, reason, status, opened_at_ms, contact_due_at_ms) values ($1, $2, $3, $4, 'open', $5, $6)",
+            )
+            .bind(&id)
+            .bind(order_id)
+            .bind(kind.as_str())
+            .bind(reason)
+            .bind(now)
+            .bind(contact_due)
+            .execute(&mut **tx)
+            .await?;
+            id
+        }
+    };
+    orders::set_status(tx, order_id, OrderStatus::OnHold, Some(reason)).await?;
+    orders::record_event(
+        tx,
+        order_id,
+        "order.held",
+        json!({ "hold_id": hold_id, "kind": kind.as_str(), "reason": reason, "decision_id": decision_id, "contact_due_at_ms": contact_due }),
+    )
+    .await?;
+    tracing::info!(order_id, kind = kind.as_str(), reason, "order held");
+    Ok(())
+}
+
+/// Every line found a supplier: an open stock-out hold is over.
+pub async fn close_stock_out(tx: &mut Tx, order_id: &str) -> anyhow::Result<()> {
+    sqlx::query(
+        "update holds set status = 'resolved', resolved_at_ms = $1, resolved_by = coalesce(resolved_by, 'routing') \
+         where order_id = $2 and kind = 'stock_out' and status = 'open'",
+    )
+    .bind(now_ms())
+    .bind(order_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A hold as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct HoldView {
+    pub id: String,
+    pub order_id: String,
+    pub kind: String,
+    pub reason: String,
+    pub status: String,
+    pub opened_at_ms: i64,
+    pub contact_due_at_ms: Option<i64>,
+    /// An open stock-out whose customer-contact time has passed.
+    pub overdue: bool,
+    pub resolved_at_ms: Option<i64>,
+    pub resolved_by: Option<String>,
+    pub resolution: Option<Value>,
+}
+
+const COLUMNS: &str = "id, order_id, kind, reason, status, opened_at_ms, contact_due_at_ms, resolved_at_ms, resolved_by, resolution";
+
+fn from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<HoldView> {
+    let status: String = r.try_get("status")?;
+    let due: Option<i64> = r.try_get("contact_due_at_ms")?;
+    Ok(HoldView {
+        id: r.try_get("id")?,
+        order_id: r.try_get("order_id")?,
+        kind: r.try_get("kind")?,
+        reason: r.try_get("reason")?,
+        overdue: status == "open" && due.is_some_and(|d| d < now_ms()),
+        status,
+        opened_at_ms: r.try_get("opened_at_ms")?,
+        contact_due_at_ms: due,
+        resolved_at_ms: r.try_get("resolved_at_ms")?,
+        resolved_by: r.try_get("resolved_by")?,
+        resolution: r
+            .try_get::<Option<String>, _>("resolution")?
+            .and_then(|s| serde_json::from_str(&s).ok()),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HoldQuery {
+    /// `open` (default), `released`, `resolved`, `cancelled`, or `all`.
+    pub status: Option<String>,
+    pub order_id: Option<String>,
+}
+
+async fn list(State(state): State<AppState>, Query(q): Query<HoldQuery>) -> ApiResult<Json<Value>> {
+    let status = q.status.as_deref().unwrap_or("open");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from holds where ($1 = 'all' or status = $1) and ($2 = '' or order_id = $2) order by opened_at_ms desc, id desc limit 500"
+    )))
+    .bind(status)
+    .bind(q.order_id.as_deref().unwrap_or(""))
+    .fetch_all(&state.db.pool)
+    .await?;
+    let holds = rows
+        .iter()
+        .map(from_row)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Json(json!({ "holds": holds })))
+}
+
+/// Who acted, for the audit: the `x-daifa-operator` header (the admin token authenticates the
+/// caller; this names the person), else `api`.
+fn operator(headers: &HeaderMap) -> String {
+    headers
+        .get("x-daifa-operator")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| "api".to_string(), |s| s.chars().take(100).collect())
+}
+
+/// An open hold and its order, inside `tx`.
+async fn open_hold(tx: &mut Tx, id: &str) -> ApiResult<(HoldView, StoredOrder)> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from holds where id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no hold `{id}`")))?;
+    let hold = from_row(&row)?;
+    if hold.status != "open" {
+        return Err(ApiError::Conflict(format!(
+            "hold `{id}` is {}, not open",
+            hold.status
+        )));
+    }
+    let order = orders::get_in(tx, &hold.order_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the hold's order is missing")))?;
+    Ok((hold, order))
+}
+
+async fn close(
+    tx: &mut Tx,
+    hold_id: &str,
+    status: &str,
+    by: &str,
+    resolution: &Value,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update holds set status = $1, resolved_at_ms = $2, resolved_by = $3, resolution = $4 where id = $5",
+    )
+    .bind(status)
+    .bind(now_ms())
+    .bind(by)
+    .bind(resolution.to_string())
+    .bind(hold_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Routes the order again (after a release or a choice), in `tx`.
+async fn reroute(
+    tx: &mut Tx,
+    order: &StoredOrder,
+    trigger: Trigger,
+    allow_partial: bool,
+) -> ApiResult<super::Decision> {
+    let channel_name: String = sqlx::query_scalar("select name from connections where id = $1")
+        .bind(&order.connection_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let canonical = order.canonical_order()?;
+    Ok(super::route(
+        tx,
+        Request {
+            channel_connection_id: &order.connection_id,
+            channel_name: &channel_name,
+            order_id: &order.id,
+            order: &canonical,
+            trigger,
+            allow_partial,
+            replaces: None,
+        },
+    )
+    .await?)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Note {
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// `POST /holds/{id}/release`: the operator has looked; the hold's check is not made again and
+/// the order is routed (it may be held for another reason). A stock-out cannot be released:
+/// resolve it.
+async fn release(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Option<Json<Note>>,
+) -> ApiResult<Json<Value>> {
+    let by = operator(&headers);
+    let note = body.map(|Json(n)| n.note).unwrap_or_default();
+    let mut tx = state.db.begin().await?;
+    let (hold, order) = open_hold(&mut tx, &id).await?;
+    if matches!(hold.kind.as_str(), "stock_out" | "incomplete") {
+        return Err(ApiError::Conflict(format!(
+            "a {} hold cannot be released: {}",
+            hold.kind,
+            if hold.kind == "stock_out" {
+                "resolve it (alternative, later, cancel)"
+            } else {
+                "the order has nothing to ship"
+            }
+        )));
+    }
+    if order.status == OrderStatus::Cancelled.as_str() {
+        return Err(ApiError::Conflict("the order is cancelled".into()));
+    }
+    close(&mut tx, &id, "released", &by, &json!({ "note": note })).await?;
+    orders::record_event(
+        &mut tx,
+        &order.id,
+        "hold.released",
+        json!({ "hold_id": id, "kind": hold.kind, "by": by, "note": note }),
+    )
+    .await?;
+    let decision = reroute(&mut tx, &order, Trigger::Release, false).await?;
+    tx.commit().await?;
+    state.wake_workers();
+    Ok(Json(
+        json!({ "hold_id": id, "status": "released", "decision": decision }),
+    ))
+}
+
+/// The handbook's choices for a stock-out (001).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "choice", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Choice {
+    /// Ship another product for a line, with a discount for the customer.
+    Alternative {
+        line_id: String,
+        storefront_sku: String,
+        #[serde(default)]
+        discount: Option<Amount>,
+    },
+    /// The customer accepts a later date: the other lines ship now, the rest are routed again
+    /// then.
+    Later { until_ms: i64 },
+    /// The customer cancels.
+    Cancel {
+        #[serde(default)]
+        reason: Option<String>,
+    },
+}
+
+/// `POST /holds/{id}/resolve`: the customer's choice for a stock-out.
+async fn resolve(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(choice): Json<Choice>,
+) -> ApiResult<Json<Value>> {
+    let by = operator(&headers);
+    let mut tx = state.db.begin().await?;
+    let (hold, order) = open_hold(&mut tx, &id).await?;
+    if hold.kind != HoldKind::StockOut.as_str() {
+        return Err(ApiError::Conflict(format!(
+            "only a stock-out is resolved by a choice; this hold is {}: release it or cancel the order",
+            hold.kind
+        )));
+    }
+    let answer = match choice {
+        Choice::Alternative {
+            line_id,
+            storefront_sku,
+            discount,
+        } => {
+            let canonical = order.canonical_order()?;
+            if !canonical
+                .lines
+                .iter()
+                .any(|l| l.external_line_id == line_id)
+            {
+                return Err(ApiError::Unprocessable(format!(
+                    "the order has no line `{line_id}`"
+                )));
+            }
+            if storefront_sku.trim().is_empty() {
+                return Err(ApiError::Unprocessable("storefront_sku is empty".into()));
+            }
+            let discount_minor = match &discount {
+                Some(d) => Some(super::customs::to_minor(d.amount, &d.currency).ok_or_else(
+                    || {
+                        ApiError::Unprocessable(format!(
+                            "`{}` is not an ISO 4217 currency",
+                            d.currency
+                        ))
+                    },
+                )?),
+                None => None,
+            };
+            sqlx::query(
+                "insert into line_substitutions (order_id, external_line_id, storefront_sku, discount_minor, currency, created_at_ms) \
+                 values ($1, $2, $3, $4, $5, $6) on conflict (order_id, external_line_id) do update set \
+                 storefront_sku = excluded.storefront_sku, discount_minor = excluded.discount_minor, currency = excluded.currency",
+            )
+            .bind(&order.id)
+            .bind(&line_id)
+            .bind(storefront_sku.trim())
+            .bind(discount_minor)
+            .bind(discount.as_ref().map(|d| d.currency.as_str()))
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            let resolution = json!({ "choice": "alternative", "line_id": line_id, "storefront_sku": storefront_sku, "discount": discount });
+            close(&mut tx, &id, "resolved", &by, &resolution).await?;
+            orders::record_event(
+                &mut tx,
+                &order.id,
+                "hold.resolved",
+                json!({ "hold_id": id, "by": by, "resolution": resolution }),
+            )
+            .await?;
+            let decision = reroute(&mut tx, &order, Trigger::Resolve, false).await?;
+            json!({ "hold_id": id, "status": "resolved", "decision": decision })
+        }
+        Choice::Later { until_ms } => {
+            if until_ms <= now_ms() {
+                return Err(ApiError::Unprocessable(
+                    "`until_ms` must be in the future".into(),
+                ));
+            }
+            let resolution = json!({ "choice": "later", "until_ms": until_ms });
+            orders::record_event(
+                &mut tx,
+                &order.id,
+                "hold.later",
+                json!({ "hold_id": id, "by": by, "until_ms": until_ms }),
+            )
+            .await?;
+            sqlx::query("update holds set resolution = $1, resolved_by = $2 where id = $3")
+                .bind(resolution.to_string())
+                .bind(&by)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            // The other lines ship now; the hold stays open for the waiting ones until then.
+            let decision = reroute(&mut tx, &order, Trigger::Resolve, true).await?;
+            jobs::enqueue_at(
+                &mut tx,
+                NewJob {
+                    kind: JobKind::RoutingRetry,
+                    idempotency_key: format!("{}.retry.{until_ms}", order.id),
+                    subject_id: &order.id,
+                    order_id: &order.id,
+                    connection_id: &order.connection_id,
+                },
+                until_ms,
+            )
+            .await?;
+            json!({ "hold_id": id, "status": "open", "retry_at_ms": until_ms, "decision": decision })
+        }
+        Choice::Cancel { reason } => {
+            cancel_order(&mut tx, &order, &by, reason.as_deref()).await?;
+            json!({ "hold_id": id, "status": "cancelled" })
+        }
+    };
+    tx.commit().await?;
+    state.wake_workers();
+    Ok(Json(answer))
+}
+
+/// Cancels an order that has not shipped: its supplier orders not yet pushed are cancelled, its
+/// open holds closed.
+async fn cancel_order(
+    tx: &mut Tx,
+    order: &StoredOrder,
+    by: &str,
+    reason: Option<&str>,
+) -> ApiResult<()> {
+    if matches!(order.status.as_str(), "shipped" | "delivered" | "cancelled") {
+        return Err(ApiError::Conflict(format!(
+            "order `{}` is {}: it cannot be cancelled here",
+            order.id, order.status
+        )));
+    }
+    let resolution = json!({ "choice": "cancel", "reason": reason });
+    sqlx::query(
+        "update holds set status = 'cancelled', resolved_at_ms = $1, resolved_by = $2, resolution = $3 where order_id = $4 and status = 'open'",
+    )
+    .bind(now_ms())
+    .bind(by)
+    .bind(resolution.to_string())
+    .bind(&order.id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "update supplier_orders set status = 'cancelled', reason = 'order cancelled', updated_at_ms = $1 where order_id = $2 and status = 'pending'",
+    )
+    .bind(now_ms())
+    .bind(&order.id)
+    .execute(&mut **tx)
+    .await?;
+    orders::set_status(tx, &order.id, OrderStatus::Cancelled, None).await?;
+    orders::record_event(
+        tx,
+        &order.id,
+        "order.cancelled",
+        json!({ "by": by, "reason": reason }),
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /orders/{id}/cancel`: the operator cancels an order that has not shipped.
+async fn cancel_handler(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Option<Json<CancelBody>>,
+) -> ApiResult<Json<Value>> {
+    let by = operator(&headers);
+    let reason = body.and_then(|Json(b)| b.reason);
+    let mut tx = state.db.begin().await?;
+    let order = orders::get_in(&mut tx, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no order `{id}`")))?;
+    cancel_order(&mut tx, &order, &by, reason.as_deref()).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "order_id": id, "status": "cancelled" })))
+}
+
+/// The `routing.retry` job: a stock-out's later date came; the waiting lines are routed again
+/// (what still has no offer keeps waiting, with the hold open).
+pub async fn run_retry(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+    let mut tx = state.db.begin().await?;
+    let Some(order) = orders::get_in(&mut tx, &job.subject_id).await? else {
+        return Ok(Outcome::Refused {
+            kind: "missing".into(),
+            error: format!("order {} does not exist", job.subject_id),
+        });
+    };
+    if order.status == OrderStatus::Cancelled.as_str() {
+        return Ok(Outcome::Succeeded);
+    }
+    reroute(&mut tx, &order, Trigger::Retry, true)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tx.commit().await?;
+    state.wake_workers();
+    Ok(Outcome::Succeeded)
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/holds", get(list))
+        .route("/holds/{id}/release", post(release))
+        .route("/holds/{id}/resolve", post(resolve))
+        .route("/orders/{id}/cancel", post(cancel_handler))
+}

@@ -1,0 +1,942 @@
+//! Offers: what each supplier offers for a storefront SKU (cost, stock, lead time, where it
+//! ships, how), what the shop knows of its products, and what suppliers' catalogue changes mean
+//! (notices). Managed through the API one by one or as CSV, in bulk, all rows or none; kept
+//! current by suppliers' `offer-updated` events. Owns the `offers`, `products` and `notices`
+//! tables.
+
+use crate::app::AppState;
+use crate::connections;
+use crate::db::{Db, Tx, new_id, now_ms};
+use crate::error::{ApiError, ApiResult};
+use crate::policy::{self, RoutingPolicy};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use daifa_plugin_host::PluginKind;
+use daifa_plugin_host::supplier::OfferUpdate;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+use std::collections::{BTreeMap, HashMap};
+
+/// A supplier's offer of a storefront SKU.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Offer {
+    pub id: String,
+    pub channel_connection_id: String,
+    /// The channel connection's name.
+    pub channel: String,
+    pub storefront_sku: String,
+    pub supplier_connection_id: String,
+    /// The supplier connection's name.
+    pub supplier: String,
+    pub supplier_sku: String,
+    /// One unit's cost and shipping, in `currency`'s minor unit.
+    pub unit_cost_minor: Option<i64>,
+    pub shipping_cost_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub stock: Option<i64>,
+    pub lead_time_days: Option<i64>,
+    pub ships_to: Vec<String>,
+    pub carriers: Vec<String>,
+    pub capabilities: Vec<String>,
+    pub priority: i64,
+    pub enabled: bool,
+    pub discontinued: bool,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// What the shop knows of a storefront SKU.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    pub category: Option<String>,
+    pub brand: Option<String>,
+    pub weight_grams: Option<i64>,
+}
+
+pub(crate) const OFFER_SELECT: &str = "select o.id, o.channel_connection_id, ch.name as channel, o.storefront_sku, o.supplier_connection_id, \
+     su.name as supplier, o.supplier_sku, o.unit_cost_minor, o.shipping_cost_minor, o.currency, o.stock, o.lead_time_days, \
+     o.ships_to, o.carriers, o.capabilities, o.priority, o.enabled, o.discontinued, o.created_at_ms, o.updated_at_ms \
+     from offers o join connections ch on ch.id = o.channel_connection_id join connections su on su.id = o.supplier_connection_id";
+
+pub(crate) fn offer_from_row(r: &AnyRow) -> anyhow::Result<Offer> {
+    let list = |name: &str| -> anyhow::Result<Vec<String>> {
+        Ok(serde_json::from_str(&r.try_get::<String, _>(name)?)?)
+    };
+    Ok(Offer {
+        id: r.try_get("id")?,
+        channel_connection_id: r.try_get("channel_connection_id")?,
+        channel: r.try_get("channel")?,
+        storefront_sku: r.try_get("storefront_sku")?,
+        supplier_connection_id: r.try_get("supplier_connection_id")?,
+        supplier: r.try_get("supplier")?,
+        supplier_sku: r.try_get("supplier_sku")?,
+        unit_cost_minor: r.try_get("unit_cost_minor")?,
+        shipping_cost_minor: r.try_get("shipping_cost_minor")?,
+        currency: r.try_get("currency")?,
+        stock: r.try_get("stock")?,
+        lead_time_days: r.try_get("lead_time_days")?,
+        ships_to: list("ships_to")?,
+        carriers: list("carriers")?,
+        capabilities: list("capabilities")?,
+        priority: r.try_get("priority")?,
+        enabled: r.try_get::<i64, _>("enabled")? != 0,
+        discontinued: r.try_get::<i64, _>("discontinued")? != 0,
+        created_at_ms: r.try_get("created_at_ms")?,
+        updated_at_ms: r.try_get("updated_at_ms")?,
+    })
+}
+
+/// `$first, $first+1, ...` for `n` values: the Any driver binds no arrays.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("${}", first + i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The offers of `skus` for a channel connection, in one query.
+pub async fn offers_for(
+    conn: &mut sqlx::AnyConnection,
+    channel_connection_id: &str,
+    skus: &[&str],
+) -> anyhow::Result<Vec<Offer>> {
+    if skus.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "{OFFER_SELECT} where o.channel_connection_id = $1 and o.storefront_sku in ({}) order by o.storefront_sku, o.priority, o.id",
+        placeholders(2, skus.len())
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(channel_connection_id);
+    for sku in skus {
+        query = query.bind(*sku);
+    }
+    query
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(offer_from_row)
+        .collect()
+}
+
+/// What the shop knows of `skus`, by SKU.
+pub async fn products_for(
+    conn: &mut sqlx::AnyConnection,
+    channel_connection_id: &str,
+    skus: &[&str],
+) -> anyhow::Result<BTreeMap<String, Product>> {
+    if skus.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let sql = format!(
+        "select storefront_sku, category, brand, weight_grams from products where channel_connection_id = $1 and storefront_sku in ({})",
+        placeholders(2, skus.len())
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(channel_connection_id);
+    for sku in skus {
+        query = query.bind(*sku);
+    }
+    query
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("storefront_sku")?,
+                Product {
+                    category: r.try_get("category")?,
+                    brand: r.try_get("brand")?,
+                    weight_grams: r.try_get("weight_grams")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// An offer as the API and CSV take it: connections by name, amounts in major units.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OfferInput {
+    pub channel: String,
+    pub storefront_sku: String,
+    pub supplier: String,
+    pub supplier_sku: String,
+    #[serde(default)]
+    pub unit_cost: Option<f64>,
+    #[serde(default)]
+    pub shipping_cost: Option<f64>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub stock: Option<i64>,
+    #[serde(default)]
+    pub lead_time_days: Option<i64>,
+    #[serde(default)]
+    pub ships_to: Vec<String>,
+    #[serde(default)]
+    pub carriers: Vec<String>,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[serde(default = "default_priority")]
+    pub priority: i64,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub discontinued: bool,
+    /// What the shop knows of the storefront SKU (kept per SKU, not per offer).
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub brand: Option<String>,
+    #[serde(default)]
+    pub weight_grams: Option<i64>,
+}
+
+fn default_priority() -> i64 {
+    100
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A checked offer, ready to store.
+struct Checked {
+    channel_connection_id: String,
+    supplier_connection_id: String,
+    input: OfferInput,
+    unit_cost_minor: Option<i64>,
+    shipping_cost_minor: Option<i64>,
+}
+
+/// The connections by name (kind and id), for checking offers.
+async fn connection_index(db: &Db) -> anyhow::Result<HashMap<String, (PluginKind, String)>> {
+    Ok(connections::list(db)
+        .await?
+        .into_iter()
+        .map(|c| (c.name, (c.kind, c.id)))
+        .collect())
+}
+
+fn check(
+    input: OfferInput,
+    index: &HashMap<String, (PluginKind, String)>,
+) -> Result<Checked, Vec<String>> {
+    let mut problems = Vec::new();
+    let connection =
+        |name: &str, kind: PluginKind, problems: &mut Vec<String>| match index.get(name) {
+            Some((k, id)) if *k == kind => Some(id.clone()),
+            Some((k, _)) => {
+                problems.push(format!(
+                    "`{name}` is a {} connection, not a {}",
+                    k.as_str(),
+                    kind.as_str()
+                ));
+                None
+            }
+            None => {
+                problems.push(format!("no connection named `{name}`"));
+                None
+            }
+        };
+    let channel = connection(&input.channel, PluginKind::Channel, &mut problems);
+    let supplier = connection(&input.supplier, PluginKind::Supplier, &mut problems);
+    if input.storefront_sku.trim().is_empty() {
+        problems.push("storefront_sku is empty".into());
+    }
+    if input.supplier_sku.trim().is_empty() {
+        problems.push("supplier_sku is empty".into());
+    }
+    let amounts = input.unit_cost.is_some() || input.shipping_cost.is_some();
+    let currency = input.currency.as_deref().map(str::trim).unwrap_or("");
+    let minor = |amount: Option<f64>, what: &str, problems: &mut Vec<String>| {
+        let amount = amount?;
+        if amount < 0.0 || !amount.is_finite() {
+            problems.push(format!("{what} must be a positive amount, not {amount}"));
+            return None;
+        }
+        let m = super::customs::to_minor(amount, currency);
+        if m.is_none() {
+            problems.push(format!("currency `{currency}` is not an ISO 4217 code"));
+        }
+        m
+    };
+    if amounts && currency.is_empty() {
+        problems.push("a cost needs its currency".into());
+    }
+    let unit_cost_minor = minor(input.unit_cost, "unit_cost", &mut problems);
+    let shipping_cost_minor = minor(input.shipping_cost, "shipping_cost", &mut problems);
+    if input.stock.is_some_and(|s| s < 0) {
+        problems.push("stock must not be negative".into());
+    }
+    if input.lead_time_days.is_some_and(|d| d < 0) {
+        problems.push("lead_time_days must not be negative".into());
+    }
+    if input.weight_grams.is_some_and(|w| w <= 0) {
+        problems.push("weight_grams must be positive".into());
+    }
+    for country in &input.ships_to {
+        if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+            problems.push(format!(
+                "ships_to `{country}` is not an ISO 3166 alpha-2 code"
+            ));
+        }
+    }
+    match (channel, supplier, problems.is_empty()) {
+        (Some(channel_connection_id), Some(supplier_connection_id), true) => Ok(Checked {
+            channel_connection_id,
+            supplier_connection_id,
+            input,
+            unit_cost_minor,
+            shipping_cost_minor,
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// Stores an offer (a new one, or the same four keys' again: replaced), and its product facts.
+async fn upsert(tx: &mut Tx, c: &Checked) -> anyhow::Result<()> {
+    let i = &c.input;
+    let now = now_ms();
+    sqlx::query(
+        "insert into offers (id, channel_connection_id, storefront_sku, supplier_connection_id, supplier_sku, unit_cost_minor, \
+         shipping_cost_minor, currency, stock, lead_time_days, ships_to, carriers, capabilities, priority, enabled, discontinued, \
+         created_at_ms, updated_at_ms) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) \
+         on conflict (channel_connection_id, storefront_sku, supplier_connection_id, supplier_sku) do update set \
+         unit_cost_minor = excluded.unit_cost_minor, shipping_cost_minor = excluded.shipping_cost_minor, currency = excluded.currency, \
+         stock = excluded.stock, lead_time_days = excluded.lead_time_days, ships_to = excluded.ships_to, carriers = excluded.carriers, \
+         capabilities = excluded.capabilities, priority = excluded.priority, enabled = excluded.enabled, \
+         discontinued = excluded.discontinued, updated_at_ms = excluded.updated_at_ms",
+    )
+    .bind(new_id("off"))
+    .bind(&c.channel_connection_id)
+    .bind(i.storefront_sku.trim())
+    .bind(&c.supplier_connection_id)
+    .bind(i.supplier_sku.trim())
+    .bind(c.unit_cost_minor)
+    .bind(c.shipping_cost_minor)
+    .bind(i.currency.as_deref().map(str::trim))
+    .bind(i.stock)
+    .bind(i.lead_time_days)
+    .bind(serde_json::to_string(&i.ships_to)?)
+    .bind(serde_json::to_string(&i.carriers)?)
+    .bind(serde_json::to_string(&i.capabilities)?)
+    .bind(i.priority)
+    .bind(i64::from(i.enabled))
+    .bind(i64::from(i.discontinued))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if i.category.is_some() || i.brand.is_some() || i.weight_grams.is_some() {
+        sqlx::query(
+            "insert into products (channel_connection_id, storefront_sku, category, brand, weight_grams, updated_at_ms) \
+             values ($1, $2, $3, $4, $5, $6) on conflict (channel_connection_id, storefront_sku) do update set \
+             category = coalesce(excluded.category, products.category), brand = coalesce(excluded.brand, products.brand), \
+             weight_grams = coalesce(excluded.weight_grams, products.weight_grams), updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(&c.channel_connection_id)
+        .bind(i.storefront_sku.trim())
+        .bind(&i.category)
+        .bind(&i.brand)
+        .bind(i.weight_grams)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The columns of the CSV form, in order: an offer's fields, lists space-separated.
+pub const CSV_COLUMNS: [&str; 19] = [
+    "channel",
+    "storefront_sku",
+    "supplier",
+    "supplier_sku",
+    "unit_cost",
+    "shipping_cost",
+    "currency",
+    "stock",
+    "lead_time_days",
+    "ships_to",
+    "carriers",
+    "capabilities",
+    "priority",
+    "enabled",
+    "discontinued",
+    "category",
+    "brand",
+    "weight_grams",
+    "id",
+];
+
+/// One CSV record as an offer: empty cells are unset, lists space-separated.
+fn from_record(
+    headers: &csv::StringRecord,
+    record: &csv::StringRecord,
+) -> Result<OfferInput, String> {
+    let mut object = serde_json::Map::new();
+    for (name, cell) in headers.iter().zip(record.iter()) {
+        let cell = cell.trim();
+        if cell.is_empty() || name == "id" {
+            continue;
+        }
+        let value = match name {
+            "ships_to" | "carriers" | "capabilities" => {
+                json!(cell.split_whitespace().collect::<Vec<_>>())
+            }
+            "unit_cost" | "shipping_cost" => json!(
+                cell.parse::<f64>()
+                    .map_err(|_| format!("{name}: `{cell}` is not a number"))?
+            ),
+            "stock" | "lead_time_days" | "priority" | "weight_grams" => json!(
+                cell.parse::<i64>()
+                    .map_err(|_| format!("{name}: `{cell}` is not a whole number"))?
+            ),
+            "enabled" | "discontinued" => match cell.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "1" => json!(true),
+                "false" | "no" | "0" => json!(false),
+                _ => return Err(format!("{name}: `{cell}` is not true or false")),
+            },
+            _ => json!(cell),
+        };
+        object.insert(name.to_string(), value);
+    }
+    serde_json::from_value(Value::Object(object)).map_err(|e| e.to_string())
+}
+
+/// Imports offers from CSV: every row is checked first; any problem refuses the whole file
+/// (422, each row's problems with its line number) and nothing is stored; otherwise every row
+/// is stored in one transaction.
+pub async fn import_csv(db: &Db, text: &[u8]) -> ApiResult<usize> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text);
+    let headers = reader
+        .headers()
+        .map_err(|e| ApiError::Unprocessable(format!("the CSV has no header row: {e}")))?
+        .clone();
+    let unknown: Vec<&str> = headers
+        .iter()
+        .filter(|h| !CSV_COLUMNS.contains(h))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::Unprocessable(format!(
+            "unknown columns: {} (the columns are: {})",
+            unknown.join(", "),
+            CSV_COLUMNS.join(", ")
+        )));
+    }
+    let index = connection_index(db).await?;
+    let mut checked = Vec::new();
+    let mut problems = Vec::new();
+    for (n, record) in reader.records().enumerate() {
+        // Line numbers as an editor shows them: the header is line 1.
+        let line = n + 2;
+        let result = record
+            .map_err(|e| vec![e.to_string()])
+            .and_then(|r| from_record(&headers, &r).map_err(|e| vec![e]))
+            .and_then(|input| check(input, &index));
+        match result {
+            Ok(c) => checked.push(c),
+            Err(errors) => problems.push(json!({ "line": line, "errors": errors })),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::UnprocessableRows {
+            message: format!(
+                "{} of {} rows have problems; nothing was imported",
+                problems.len(),
+                problems.len() + checked.len()
+            ),
+            rows: problems,
+        });
+    }
+    let mut tx = db.begin().await?;
+    for c in &checked {
+        upsert(&mut tx, c).await?;
+    }
+    tx.commit().await?;
+    Ok(checked.len())
+}
+
+/// Every offer as CSV, in `CSV_COLUMNS` order (what `import_csv` takes back).
+pub async fn export_csv(db: &Db) -> anyhow::Result<String> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "{OFFER_SELECT} order by ch.name, o.storefront_sku, o.priority, su.name, o.supplier_sku"
+    )))
+    .fetch_all(&db.pool)
+    .await?;
+    let offers = rows
+        .iter()
+        .map(offer_from_row)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let products: HashMap<(String, String), Product> = sqlx::query(
+        "select channel_connection_id, storefront_sku, category, brand, weight_grams from products",
+    )
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            (
+                r.try_get("channel_connection_id")?,
+                r.try_get("storefront_sku")?,
+            ),
+            Product {
+                category: r.try_get("category")?,
+                brand: r.try_get("brand")?,
+                weight_grams: r.try_get("weight_grams")?,
+            },
+        ))
+    })
+    .collect::<Result<_, sqlx::Error>>()?;
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(CSV_COLUMNS)?;
+    for o in offers {
+        let money = |m: Option<i64>| {
+            m.and_then(|m| super::customs::to_major(m, o.currency.as_deref()?))
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        };
+        let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let product = products
+            .get(&(o.channel_connection_id.clone(), o.storefront_sku.clone()))
+            .cloned()
+            .unwrap_or_default();
+        writer.write_record([
+            o.channel.clone(),
+            o.storefront_sku.clone(),
+            o.supplier.clone(),
+            o.supplier_sku.clone(),
+            money(o.unit_cost_minor),
+            money(o.shipping_cost_minor),
+            o.currency.clone().unwrap_or_default(),
+            opt(o.stock),
+            opt(o.lead_time_days),
+            o.ships_to.join(" "),
+            o.carriers.join(" "),
+            o.capabilities.join(" "),
+            o.priority.to_string(),
+            o.enabled.to_string(),
+            o.discontinued.to_string(),
+            product.category.unwrap_or_default(),
+            product.brand.unwrap_or_default(),
+            opt(product.weight_grams),
+            o.id.clone(),
+        ])?;
+    }
+    Ok(String::from_utf8(writer.into_inner()?)?)
+}
+
+// ---- catalogue updates from suppliers ----
+
+/// Applies a supplier's catalogue change to every offer of that supplier SKU, inside the
+/// caller's transaction, and raises the notices that matter: a price rise beyond the policy's
+/// threshold, a stock-out, a discontinued product.
+pub async fn apply_update(
+    tx: &mut Tx,
+    supplier_connection_id: &str,
+    raw_id: &str,
+    update: &OfferUpdate,
+) -> anyhow::Result<Value> {
+    let policy: RoutingPolicy = policy::effective(tx, None).await?;
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "{OFFER_SELECT} where o.supplier_connection_id = $1 and o.supplier_sku = $2"
+    )))
+    .bind(supplier_connection_id)
+    .bind(&update.supplier_sku)
+    .fetch_all(&mut **tx)
+    .await?;
+    let offers = rows
+        .iter()
+        .map(offer_from_row)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut notices = Vec::new();
+    for offer in &offers {
+        let cost = update
+            .unit_cost
+            .as_ref()
+            .map(|m| (m.amount_minor, m.currency.clone()));
+        if let (Some((new, new_currency)), Some(old), Some(old_currency)) =
+            (&cost, offer.unit_cost_minor, offer.currency.as_deref())
+            && new_currency == old_currency
+            && old > 0
+        {
+            let rise = (*new - old) as f64 * 100.0 / old as f64;
+            if rise > policy.price_rise_notice_percent {
+                notices.push((
+                    "price_up",
+                    offer,
+                    json!({ "from_minor": old, "to_minor": new, "currency": new_currency, "percent": (rise * 10.0).round() / 10.0 }),
+                ));
+            }
+        }
+        if update.stock == Some(0) && offer.stock != Some(0) {
+            notices.push(("out_of_stock", offer, json!({})));
+        }
+        if update.discontinued && !offer.discontinued {
+            notices.push(("discontinued", offer, json!({ "note": update.note })));
+        }
+    }
+    let (cost_minor, currency) = match &update.unit_cost {
+        Some(m) => (Some(m.amount_minor), Some(m.currency.clone())),
+        None => (None, None),
+    };
+    sqlx::query(
+        "update offers set unit_cost_minor = coalesce($1, unit_cost_minor), currency = coalesce($2, currency), \
+         stock = coalesce($3, stock), lead_time_days = coalesce($4, lead_time_days), \
+         discontinued = case when $5 = 1 then 1 else discontinued end, updated_at_ms = $6 \
+         where supplier_connection_id = $7 and supplier_sku = $8",
+    )
+    .bind(cost_minor)
+    .bind(currency)
+    .bind(update.stock.map(i64::from))
+    .bind(update.lead_time_days.map(i64::from))
+    .bind(i64::from(update.discontinued))
+    .bind(now_ms())
+    .bind(supplier_connection_id)
+    .bind(&update.supplier_sku)
+    .execute(&mut **tx)
+    .await?;
+    let kinds: Vec<&str> = notices.iter().map(|(k, _, _)| *k).collect();
+    for (kind, offer, detail) in &notices {
+        raise(
+            tx,
+            kind,
+            Some(offer),
+            supplier_connection_id,
+            &update.supplier_sku,
+            detail.clone(),
+            raw_id,
+        )
+        .await?;
+    }
+    Ok(
+        json!({ "event": "offer_updated", "supplier_sku": update.supplier_sku, "offers": offers.len(), "notices": kinds }),
+    )
+}
+
+/// Records a notice for the shop.
+pub async fn raise(
+    tx: &mut Tx,
+    kind: &str,
+    offer: Option<&Offer>,
+    supplier_connection_id: &str,
+    supplier_sku: &str,
+    mut detail: Value,
+    raw_id: &str,
+) -> anyhow::Result<()> {
+    if let Some(offer) = offer {
+        detail["storefront_sku"] = json!(offer.storefront_sku);
+        detail["channel"] = json!(offer.channel);
+        detail["supplier"] = json!(offer.supplier);
+    }
+    if !raw_id.is_empty() {
+        detail["raw_request_id"] = json!(raw_id);
+    }
+    sqlx::query(
+        "insert into notices (id, kind, offer_id, supplier_connection_id, supplier_sku, detail, created_at_ms) values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(new_id("ntc"))
+    .bind(kind)
+    .bind(offer.map(|o| o.id.as_str()))
+    .bind(supplier_connection_id)
+    .bind(supplier_sku)
+    .bind(detail.to_string())
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    tracing::warn!(kind, supplier_sku, "notice raised");
+    Ok(())
+}
+
+/// A supplier said it is out of a SKU (a rejection): its offers of that SKU have no stock.
+pub async fn mark_out_of_stock(
+    tx: &mut Tx,
+    supplier_connection_id: &str,
+    supplier_sku: &str,
+    raw_id: &str,
+) -> anyhow::Result<()> {
+    let update = OfferUpdate {
+        supplier_sku: supplier_sku.to_string(),
+        unit_cost: None,
+        stock: Some(0),
+        lead_time_days: None,
+        discontinued: false,
+        note: None,
+    };
+    apply_update(tx, supplier_connection_id, raw_id, &update).await?;
+    Ok(())
+}
+
+// ---- API ----
+
+#[derive(Debug, Deserialize)]
+pub struct OfferQuery {
+    pub channel: Option<String>,
+    pub storefront_sku: Option<String>,
+    pub supplier: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<OfferQuery>,
+) -> ApiResult<Json<Value>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "{OFFER_SELECT} where ($1 = '' or ch.name = $1) and ($2 = '' or o.storefront_sku = $2) and ($3 = '' or su.name = $3) \
+         order by ch.name, o.storefront_sku, o.priority, su.name"
+    )))
+    .bind(q.channel.as_deref().unwrap_or(""))
+    .bind(q.storefront_sku.as_deref().unwrap_or(""))
+    .bind(q.supplier.as_deref().unwrap_or(""))
+    .fetch_all(&state.db.pool)
+    .await?;
+    let offers = rows
+        .iter()
+        .map(offer_from_row)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Json(json!({ "offers": offers })))
+}
+
+async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Offer>> {
+    let row = sqlx::query(AssertSqlSafe(format!("{OFFER_SELECT} where o.id = $1")))
+        .bind(&id)
+        .fetch_optional(&state.db.pool)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no offer `{id}`")))?;
+    Ok(Json(offer_from_row(&row)?))
+}
+
+/// Creates an offer, or replaces the one with the same channel, SKU, supplier and supplier SKU.
+pub async fn create(db: &Db, input: OfferInput) -> ApiResult<Offer> {
+    let index = connection_index(db).await?;
+    let checked =
+        check(input, &index).map_err(|problems| ApiError::Unprocessable(problems.join("; ")))?;
+    let mut tx = db.begin().await?;
+    upsert(&mut tx, &checked).await?;
+    tx.commit().await?;
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "{OFFER_SELECT} where o.channel_connection_id = $1 and o.storefront_sku = $2 and o.supplier_connection_id = $3 and o.supplier_sku = $4"
+    )))
+    .bind(&checked.channel_connection_id)
+    .bind(checked.input.storefront_sku.trim())
+    .bind(&checked.supplier_connection_id)
+    .bind(checked.input.supplier_sku.trim())
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(offer_from_row(&row)?)
+}
+
+impl OfferInput {
+    /// An offer with nothing known but the four keys.
+    pub fn new(channel: &str, storefront_sku: &str, supplier: &str, supplier_sku: &str) -> Self {
+        Self {
+            channel: channel.into(),
+            storefront_sku: storefront_sku.into(),
+            supplier: supplier.into(),
+            supplier_sku: supplier_sku.into(),
+            unit_cost: None,
+            shipping_cost: None,
+            currency: None,
+            stock: None,
+            lead_time_days: None,
+            ships_to: Vec::new(),
+            carriers: Vec::new(),
+            capabilities: Vec::new(),
+            priority: default_priority(),
+            enabled: true,
+            discontinued: false,
+            category: None,
+            brand: None,
+            weight_grams: None,
+        }
+    }
+}
+
+async fn put(
+    State(state): State<AppState>,
+    Json(input): Json<OfferInput>,
+) -> ApiResult<(StatusCode, Json<Offer>)> {
+    Ok((StatusCode::CREATED, Json(create(&state.db, input).await?)))
+}
+
+async fn delete_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let r = sqlx::query("delete from offers where id = $1")
+        .bind(&id)
+        .execute(&state.db.pool)
+        .await?;
+    if r.rows_affected() == 0 {
+        return Err(ApiError::NotFound(format!("no offer `{id}`")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn import_handler(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<Value>> {
+    let imported = import_csv(&state.db, &body).await?;
+    Ok(Json(json!({ "imported": imported })))
+}
+
+async fn export_handler(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let text = export_csv(&state.db).await?;
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NoticeQuery {
+    /// Also the acknowledged ones.
+    #[serde(default)]
+    pub all: bool,
+}
+
+async fn list_notices(
+    State(state): State<AppState>,
+    Query(q): Query<NoticeQuery>,
+) -> ApiResult<Json<Value>> {
+    let rows = sqlx::query(
+        "select n.id, n.kind, n.offer_id, c.name as supplier, n.supplier_sku, n.detail, n.created_at_ms, n.acknowledged_at_ms \
+         from notices n join connections c on c.id = n.supplier_connection_id \
+         where ($1 = 1 or n.acknowledged_at_ms is null) order by n.created_at_ms desc, n.id desc limit 500",
+    )
+    .bind(i64::from(q.all))
+    .fetch_all(&state.db.pool)
+    .await?;
+    let notices: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            Ok(json!({
+                "id": r.try_get::<String, _>("id")?, "kind": r.try_get::<String, _>("kind")?,
+                "offer_id": r.try_get::<Option<String>, _>("offer_id")?, "supplier": r.try_get::<String, _>("supplier")?,
+                "supplier_sku": r.try_get::<String, _>("supplier_sku")?,
+                "detail": serde_json::from_str::<Value>(&r.try_get::<String, _>("detail")?).unwrap_or(Value::Null),
+                "created_at_ms": r.try_get::<i64, _>("created_at_ms")?,
+                "acknowledged_at_ms": r.try_get::<Option<i64>, _>("acknowledged_at_ms")?,
+            }))
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(Json(json!({ "notices": notices })))
+}
+
+async fn acknowledge(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let r = sqlx::query(
+        "update notices set acknowledged_at_ms = $1 where id = $2 and acknowledged_at_ms is null",
+    )
+    .bind(now_ms())
+    .bind(&id)
+    .execute(&state.db.pool)
+    .await?;
+    if r.rows_affected() == 0 {
+        return Err(ApiError::NotFound(format!("no open notice `{id}`")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/offers", get(list).post(put))
+        .route("/offers.csv", get(export_handler).post(import_handler))
+        .route("/offers/{id}", get(get_one).delete(delete_one))
+        .route("/notices", get(list_notices))
+        .route("/notices/{id}/acknowledge", post(acknowledge))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index() -> HashMap<String, (PluginKind, String)> {
+        [
+            (
+                "shop".to_string(),
+                (PluginKind::Channel, "con_shop".to_string()),
+            ),
+            (
+                "acme".to_string(),
+                (PluginKind::Supplier, "con_acme".to_string()),
+            ),
+        ]
+        .into()
+    }
+
+    fn parse(csv_text: &str) -> Vec<Result<OfferInput, String>> {
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(csv_text.as_bytes());
+        let headers = reader.headers().unwrap().clone();
+        reader
+            .records()
+            .map(|r| from_record(&headers, &r.unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn csv_rows_become_offers_and_bad_ones_say_why() {
+        let rows = parse(
+            "channel,storefront_sku,supplier,supplier_sku,unit_cost,currency,stock,ships_to,enabled,weight_grams\n\
+             shop,A,acme,S-A,12.50,USD,3,US DE,yes,250\n\
+             shop,B,acme,S-B,,,,,,\n\
+             shop,C,acme,S-C,twelve,USD,,,,\n\
+             shop,D,acme,S-D,1,USD,,,maybe,\n",
+        );
+        let a = rows[0].as_ref().unwrap();
+        assert_eq!(a.unit_cost, Some(12.5));
+        assert_eq!(a.ships_to, ["US", "DE"]);
+        assert_eq!(a.weight_grams, Some(250));
+        assert!(a.enabled);
+        let b = rows[1].as_ref().unwrap();
+        assert_eq!((b.unit_cost, b.stock, b.priority), (None, None, 100));
+        assert!(
+            rows[2]
+                .as_ref()
+                .unwrap_err()
+                .contains("unit_cost: `twelve` is not a number")
+        );
+        assert!(rows[3].as_ref().unwrap_err().contains("enabled: `maybe`"));
+
+        let checked = check(a.clone(), &index()).ok().unwrap();
+        assert_eq!(checked.unit_cost_minor, Some(1250));
+        let mut wrong = a.clone();
+        wrong.supplier = "shop".into();
+        wrong.currency = Some("XYZ".into());
+        wrong.ships_to = vec!["usa".into()];
+        let problems = check(wrong, &index()).err().unwrap();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("`shop` is a channel connection")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("`XYZ` is not an ISO 4217")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("`usa` is not an ISO 3166")),
+            "{problems:?}"
+        );
+        let mut no_currency = a.clone();
+        no_currency.currency = None;
+        assert!(
+            check(no_currency, &index())
+                .err()
+                .unwrap()
+                .iter()
+                .any(|p| p.contains("needs its currency"))
+        );
+    }
+}
