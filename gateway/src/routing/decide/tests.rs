@@ -423,7 +423,13 @@ fn order_level_rules_hold_before_routing_and_a_release_skips_them() {
         ..RoutingPolicy::default()
     };
     let default = RoutingPolicy::default();
-    let cases: Vec<(&str, &RoutingPolicy, Order, Option<(HoldKind, &str)>)> = vec![
+    type Case<'a> = (
+        &'a str,
+        &'a RoutingPolicy,
+        Order,
+        Option<(HoldKind, &'a str)>,
+    );
+    let cases: Vec<Case> = vec![
         (
             "incomplete",
             &default,
@@ -544,7 +550,7 @@ fn buyer_notes_need_an_offer_that_can_honour_them() {
     let (kind, reason) = held(&run(
         &RoutingPolicy::default(),
         &o,
-        &[plain.clone()],
+        std::slice::from_ref(&plain),
         &World::default(),
     ));
     assert_eq!(kind, HoldKind::Note);
@@ -556,7 +562,7 @@ fn buyer_notes_need_an_offer_that_can_honour_them() {
         held(&run(
             &RoutingPolicy::default(),
             &o2,
-            &[plain.clone()],
+            std::slice::from_ref(&plain),
             &World::default()
         ))
         .0,
@@ -633,7 +639,9 @@ fn declared_values_follow_the_destinations_rule() {
     };
     let unknown = World::default();
     let (w400, w3500, w300, w800) = (weight(400), weight(3500), weight(300), weight(800));
-    let cases: Vec<(&str, &str, i64, u32, &World, (i64, &str))> = vec![
+    /// (name, country, unit price, quantity, world, expected declared value).
+    type Case<'a> = (&'a str, &'a str, i64, u32, &'a World, (i64, &'a str));
+    let cases: Vec<Case> = vec![
         // US, under 3 kg: 5 to 30 USD.
         ("US light, dear", "US", 19_900, 2, &w400, (3000, "USD")),
         ("US light, cheap", "US", 200, 1, &w400, (500, "USD")),
