@@ -93,7 +93,8 @@ async fn list_orders(
 }
 
 /// An order and everything that happened to it: the raw requests that mention it, its
-/// canonical events, its supplier orders, jobs with their attempts, shipments and their scans.
+/// canonical events, its supplier orders, jobs with their attempts, shipments and their scans,
+/// and every routing decision with its reasons.
 async fn get_order(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -101,13 +102,14 @@ async fn get_order(
     let order = orders::get(&state.db, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no order `{id}`")))?;
-    let (events, raw, supplier_orders, jobs, shipments, tracking_events) = tokio::try_join!(
+    let (events, raw, supplier_orders, jobs, shipments, tracking_events, decisions) = tokio::try_join!(
         orders::events(&state.db, &id),
         ingest::raw_for_order(&state.db, &id),
         routing::supplier_orders_of(&state.db, &id),
         async { Ok(jobs::for_order(&state.db, &id).await?) },
         fulfilment::shipments_of(&state.db, &id),
         tracking::events_of_order(&state.db, &id),
+        routing::decisions_of(&state.db, &id),
     )?;
     Ok(Json(json!({
         "order": order,
@@ -117,6 +119,7 @@ async fn get_order(
         "jobs": jobs,
         "shipments": shipments,
         "tracking_events": tracking_events,
+        "routing_decisions": decisions,
     })))
 }
 

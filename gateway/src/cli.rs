@@ -70,6 +70,29 @@ pub enum Command {
         #[command(subcommand)]
         command: ConnectionCommand,
     },
+    /// Supplier offers of storefront SKUs, in bulk as CSV.
+    Offers {
+        #[command(subcommand)]
+        command: OffersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OffersCommand {
+    /// Imports offers from a CSV file (columns as `export` writes them): every row or none; a
+    /// refused file lists each bad row's problems.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Writes every offer as CSV, to FILE or standard output.
+    Export {
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 /// Where the admin API is.
@@ -231,6 +254,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Plugin { command } => crate::client::plugin(command).await,
         Command::Connection { command } => crate::client::connection(command).await,
+        Command::Offers { command } => crate::client::offers(command).await,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The CLI's side of plugin and connection management: a client of a running gateway's admin
 //! API (so that every replica sees the change at once), and `plugin pack`, which is local.
 
-use crate::cli::{ConnectionCommand, PluginCommand, Remote};
+use crate::cli::{ConnectionCommand, OffersCommand, PluginCommand, Remote};
 use anyhow::{Context, bail};
 use daifa_plugin_host::manifest::{Manifest, pack};
 use reqwest::Method;
@@ -262,10 +262,71 @@ fn cargo_target_dir(dir: &Path) -> PathBuf {
     })
 }
 
+pub async fn offers(command: OffersCommand) -> anyhow::Result<()> {
+    match command {
+        OffersCommand::Import { file, remote } => {
+            let text =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            match remote
+                .send(Method::POST, "/offers.csv", Body::Csv(text))
+                .await
+            {
+                Ok(answer) => {
+                    println!("imported {} offers", answer["imported"]);
+                    Ok(())
+                }
+                Err(e) => {
+                    // The gateway listed each bad row: show them, one a line.
+                    if let Some(rows) = e
+                        .downcast_ref::<Refused>()
+                        .and_then(|r| r.0["rows"].as_array())
+                    {
+                        for row in rows {
+                            for error in row["errors"].as_array().into_iter().flatten() {
+                                eprintln!(
+                                    "{}:{}: {}",
+                                    file.display(),
+                                    row["line"],
+                                    error.as_str().unwrap_or_default()
+                                );
+                            }
+                        }
+                    }
+                    Err(e)
+                }
+            }
+        }
+        OffersCommand::Export { output, remote } => {
+            let text = remote.get_text("/offers.csv").await?;
+            match output {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display())),
+                None => {
+                    print!("{text}");
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// A refusal of the gateway, with its JSON answer.
+#[derive(Debug)]
+struct Refused(Value, String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 enum Body {
     None,
     Json(Value),
     Wasm(Vec<u8>),
+    Csv(Vec<u8>),
 }
 
 impl Remote {
@@ -282,6 +343,9 @@ impl Remote {
             Body::Wasm(bytes) => request
                 .header(reqwest::header::CONTENT_TYPE, "application/wasm")
                 .body(bytes),
+            Body::Csv(bytes) => request
+                .header(reqwest::header::CONTENT_TYPE, "text/csv")
+                .body(bytes),
         };
         let response = request
             .send()
@@ -290,11 +354,30 @@ impl Remote {
         let status = response.status();
         let value: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            bail!(
+            let message = format!(
                 "{status}: {}",
                 value["error"].as_str().unwrap_or("(no message)")
             );
+            return Err(Refused(value, message).into());
         }
         Ok(value)
+    }
+
+    async fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        let url = format!("{}/api/v1{path}", self.url.trim_end_matches('/'));
+        let mut request = reqwest::Client::new().get(&url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the gateway at {url}"))?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            bail!("{status}: {text}");
+        }
+        Ok(text)
     }
 }

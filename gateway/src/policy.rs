@@ -257,6 +257,199 @@ impl RoutingPolicy {
     }
 }
 
+/// Who pays a freight leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Payer {
+    Shop,
+    Customer,
+}
+
+/// Who pays the way back (customer → shop) and the way out again (shop → customer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Freight {
+    pub back: Payer,
+    pub out: Payer,
+}
+
+/// The after-sales rules (handbook 001) and the service clocks (002, 003, 004).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AfterSalesPolicy {
+    /// Returns, no reason needed, this long after delivery (goods resellable).
+    #[serde(with = "humantime_serde")]
+    pub return_window: Duration,
+    /// Exchanges for quality problems, this long after delivery.
+    #[serde(with = "humantime_serde")]
+    pub exchange_window: Duration,
+    /// Repairs under warranty this long after delivery; paid maintenance after.
+    #[serde(with = "humantime_serde")]
+    pub warranty_window: Duration,
+    /// Who pays freight, by case: `return_quality` (a quality problem), `return` (any other),
+    /// `exchange`, `warranty_repair`, `paid_maintenance`.
+    pub freight: BTreeMap<String, Freight>,
+    /// An order ships within this of payment.
+    #[serde(with = "humantime_serde")]
+    pub ship_within: Duration,
+    /// A shipment is marked shipped on the storefront within this of the order (at the latest 3
+    /// days, handbook 002).
+    #[serde(with = "humantime_serde")]
+    pub mark_shipped_within: Duration,
+    /// Tracking is followed up (and the customer messaged) this long after shipping: express...
+    #[serde(with = "humantime_serde")]
+    pub follow_up_express: Duration,
+    /// ...and postal parcels (the carriers of `postal_carriers`).
+    #[serde(with = "humantime_serde")]
+    pub follow_up_postal: Duration,
+    pub postal_carriers: Vec<String>,
+    /// Not delivered and no tracking news this long after shipping: refund or reship.
+    #[serde(with = "humantime_serde")]
+    pub no_tracking_after: Duration,
+    /// Not delivered this long after shipping (the promised time): extend the storefront's
+    /// receipt window.
+    #[serde(with = "humantime_serde")]
+    pub delivery_promise: Duration,
+    /// A refund is paid within this of the request.
+    #[serde(with = "humantime_serde")]
+    pub refund_within: Duration,
+    /// A complaint (a case opened) is answered within this.
+    #[serde(with = "humantime_serde")]
+    pub complaint_within: Duration,
+    /// An exchange's replacement ships within this of receiving the goods back.
+    #[serde(with = "humantime_serde")]
+    pub replacement_within: Duration,
+    /// When the refund queue is swept each day, shop time ("10:00", "16:30").
+    pub refund_sweeps: Vec<String>,
+    /// The shop's time zone as an offset from UTC ("+08:00").
+    pub utc_offset: String,
+    /// A small defect: the partial refund offered before a return, in percent of the lines.
+    pub partial_refund_percent: f64,
+}
+
+impl Default for AfterSalesPolicy {
+    /// The handbooks' numbers (shared/domain.md).
+    fn default() -> Self {
+        let days = |d: u64| Duration::from_secs(d * 86_400);
+        let hours = |h: u64| Duration::from_secs(h * 3_600);
+        let freight = |back, out| Freight { back, out };
+        Self {
+            return_window: days(7),
+            exchange_window: days(30),
+            warranty_window: days(365),
+            freight: [
+                ("return_quality", freight(Payer::Shop, Payer::Shop)),
+                ("return", freight(Payer::Customer, Payer::Shop)),
+                ("exchange", freight(Payer::Customer, Payer::Shop)),
+                ("warranty_repair", freight(Payer::Customer, Payer::Shop)),
+                (
+                    "paid_maintenance",
+                    freight(Payer::Customer, Payer::Customer),
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            ship_within: hours(24),
+            mark_shipped_within: days(3),
+            follow_up_express: days(7),
+            follow_up_postal: days(30),
+            postal_carriers: [
+                "China Post",
+                "China EMS",
+                "EMS",
+                "Yanwen",
+                "4PX",
+                "Cainiao",
+                "YunExpress",
+                "USPS",
+                "Royal Mail",
+                "Deutsche Post",
+                "La Poste",
+            ]
+            .map(String::from)
+            .to_vec(),
+            no_tracking_after: days(40),
+            delivery_promise: days(30),
+            refund_within: hours(24),
+            complaint_within: hours(24),
+            replacement_within: hours(24),
+            refund_sweeps: vec!["10:00".into(), "16:30".into()],
+            utc_offset: "+08:00".into(),
+            partial_refund_percent: 20.0,
+        }
+    }
+}
+
+impl AfterSalesPolicy {
+    /// The shop's offset from UTC, in milliseconds.
+    pub fn offset_ms(&self) -> Result<i64, String> {
+        let s = self.utc_offset.trim();
+        let (sign, rest) = match s.as_bytes().first() {
+            Some(b'+') => (1, &s[1..]),
+            Some(b'-') => (-1, &s[1..]),
+            _ => return Err(format!("utc_offset `{s}` is not like +08:00")),
+        };
+        let (h, m) = rest
+            .split_once(':')
+            .ok_or_else(|| format!("utc_offset `{s}` is not like +08:00"))?;
+        let h: i64 = h
+            .parse()
+            .map_err(|_| format!("utc_offset `{s}` is not like +08:00"))?;
+        let m: i64 = m
+            .parse()
+            .map_err(|_| format!("utc_offset `{s}` is not like +08:00"))?;
+        Ok(sign * (h * 60 + m) * 60_000)
+    }
+
+    /// The times of day of the refund sweeps, in milliseconds after the shop's midnight.
+    pub fn sweeps_ms(&self) -> Result<Vec<i64>, String> {
+        self.refund_sweeps
+            .iter()
+            .map(|t| {
+                let (h, m) = t
+                    .split_once(':')
+                    .ok_or_else(|| format!("refund sweep `{t}` is not like 16:30"))?;
+                let h: i64 = h
+                    .parse()
+                    .map_err(|_| format!("refund sweep `{t}` is not like 16:30"))?;
+                let m: i64 = m
+                    .parse()
+                    .map_err(|_| format!("refund sweep `{t}` is not like 16:30"))?;
+                if !(0..24).contains(&h) || !(0..60).contains(&m) {
+                    return Err(format!("refund sweep `{t}` is not a time of day"));
+                }
+                Ok((h * 60 + m) * 60_000)
+            })
+            .collect()
+    }
+
+    /// The next refund sweep strictly after `now` (ms since the epoch, UTC).
+    pub fn next_sweep(&self, now: i64) -> Result<i64, String> {
+        let offset = self.offset_ms()?;
+        let mut times = self.sweeps_ms()?;
+        times.sort_unstable();
+        let Some(first) = times.first().copied() else {
+            return Err("no refund sweep is set".into());
+        };
+        let local = now + offset;
+        let midnight = local - local.rem_euclid(86_400_000);
+        let next_local = times
+            .iter()
+            .map(|t| midnight + t)
+            .find(|t| *t > local)
+            .unwrap_or(midnight + 86_400_000 + first);
+        Ok(next_local - offset)
+    }
+
+    /// Whether a carrier name is a postal service (followed up later).
+    pub fn is_postal(&self, carrier: &str) -> bool {
+        self.postal_carriers
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(carrier.trim()))
+    }
+}
+
 /// A policy document: its name in the API and the table, and its defaults.
 pub trait Policy: Serialize + DeserializeOwned + Default {
     const NAME: &'static str;
@@ -266,12 +459,41 @@ impl Policy for RoutingPolicy {
     const NAME: &'static str = "routing";
 }
 
-/// The names `PUT /api/v1/policies/{name}` takes.
-const NAMES: &[&str] = &[RoutingPolicy::NAME];
+impl Policy for AfterSalesPolicy {
+    const NAME: &'static str = "aftersales";
+}
 
-/// Where a stored document applies: every channel, or one channel connection (by name).
-fn scope_key(channel: Option<&str>) -> String {
-    channel.map_or_else(|| "global".to_string(), |c| format!("channel:{c}"))
+/// The names `PUT /api/v1/policies/{name}` takes.
+const NAMES: &[&str] = &[RoutingPolicy::NAME, AfterSalesPolicy::NAME];
+
+/// Where a stored document applies, from the widest: every channel, one channel connection (by
+/// name), one product category. A narrower document is merged over the wider ones.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Scope {
+    pub channel: Option<String>,
+    pub category: Option<String>,
+}
+
+impl Scope {
+    pub fn channel(channel: &str) -> Self {
+        Self {
+            channel: Some(channel.to_string()),
+            category: None,
+        }
+    }
+
+    /// The keys of the stored documents that apply, widest first.
+    fn keys(&self) -> Vec<String> {
+        let mut keys = vec!["global".to_string()];
+        keys.extend(self.channel.as_ref().map(|c| format!("channel:{c}")));
+        keys.extend(self.category.as_ref().map(|c| format!("category:{c}")));
+        keys
+    }
+
+    /// The key of the document a `PUT` with this scope stores (its narrowest).
+    fn key(&self) -> String {
+        self.keys().pop().unwrap_or_else(|| "global".into())
+    }
 }
 
 /// `over` merged into `base`: objects key by key, anything else replaced.
@@ -300,28 +522,47 @@ async fn stored(
     Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
 }
 
+/// The defaults with the stored documents of `keys` merged over them, in order; `last`, when
+/// given, replaces the document of the last key (a `PUT` being checked).
+async fn merged<P: Policy>(
+    conn: &mut sqlx::AnyConnection,
+    keys: &[String],
+    last: Option<&Value>,
+) -> anyhow::Result<Value> {
+    let mut value = serde_json::to_value(P::default())?;
+    for (i, key) in keys.iter().enumerate() {
+        let document = match last {
+            Some(d) if i + 1 == keys.len() => Some(d.clone()),
+            _ => stored(conn, P::NAME, key).await?,
+        };
+        if let Some(document) = document {
+            merge(&mut value, &document);
+        }
+    }
+    Ok(value)
+}
+
 /// The policy in force for a channel connection (or for all of them): the defaults, the global
 /// document, the channel's. Read on `conn`, so that a transaction sees its own changes.
 pub async fn effective<P: Policy>(
     conn: &mut sqlx::AnyConnection,
     channel: Option<&str>,
 ) -> anyhow::Result<P> {
-    let mut value = serde_json::to_value(P::default())?;
-    if let Some(global) = stored(conn, P::NAME, "global").await? {
-        merge(&mut value, &global);
-    }
-    if let Some(channel) = channel
-        && let Some(own) = stored(conn, P::NAME, &scope_key(Some(channel))).await?
-    {
-        merge(&mut value, &own);
-    }
-    Ok(serde_json::from_value(value)?)
+    let scope = Scope {
+        channel: channel.map(str::to_string),
+        category: None,
+    };
+    in_scope(conn, &scope).await
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ScopeQuery {
-    /// A channel connection's name: its own document; none: the global one.
-    pub channel: Option<String>,
+/// The policy in force in a scope (a channel, a product category).
+pub async fn in_scope<P: Policy>(
+    conn: &mut sqlx::AnyConnection,
+    scope: &Scope,
+) -> anyhow::Result<P> {
+    Ok(serde_json::from_value(
+        merged::<P>(conn, &scope.keys(), None).await?,
+    )?)
 }
 
 fn check_name(name: &str) -> ApiResult<()> {
@@ -335,31 +576,51 @@ fn check_name(name: &str) -> ApiResult<()> {
     }
 }
 
-/// The document in force with every default filled in, and what is stored for the scope.
-async fn describe(db: &Db, name: &str, channel: Option<&str>) -> ApiResult<Value> {
-    let mut conn = db.pool.acquire().await?;
-    let effective = match name {
-        RoutingPolicy::NAME => {
-            serde_json::to_value(effective::<RoutingPolicy>(&mut conn, channel).await?)
-                .map_err(anyhow::Error::from)?
-        }
+/// The policy in force with `last` as the scope's document, checked: its JSON form, or the
+/// first problem.
+async fn checked(
+    conn: &mut sqlx::AnyConnection,
+    name: &str,
+    scope: &Scope,
+    last: Option<&Value>,
+) -> ApiResult<Value> {
+    let keys = scope.keys();
+    let value = match name {
+        RoutingPolicy::NAME => merged::<RoutingPolicy>(conn, &keys, last).await?,
+        AfterSalesPolicy::NAME => merged::<AfterSalesPolicy>(conn, &keys, last).await?,
         _ => return Err(ApiError::NotFound(format!("no policy `{name}`"))),
     };
-    let stored = stored(&mut conn, name, &scope_key(channel)).await?;
-    Ok(
-        json!({ "name": name, "scope": scope_key(channel), "effective": effective, "stored": stored }),
-    )
+    // Through the typed policy and back: every default filled in, every field checked.
+    let typed = match name {
+        RoutingPolicy::NAME => {
+            serde_json::from_value::<RoutingPolicy>(value).and_then(serde_json::to_value)
+        }
+        _ => serde_json::from_value::<AfterSalesPolicy>(value)
+            .map_err(|e| e.to_string())
+            .and_then(|p| {
+                p.next_sweep(0)?;
+                serde_json::to_value(p).map_err(|e| e.to_string())
+            })
+            .map_err(serde::de::Error::custom),
+    };
+    typed.map_err(|e: serde_json::Error| ApiError::Unprocessable(format!("policy `{name}`: {e}")))
+}
+
+/// The document in force with every default filled in, and what is stored for the scope.
+async fn describe(db: &Db, name: &str, scope: &Scope) -> ApiResult<Value> {
+    let mut conn = db.pool.acquire().await?;
+    let effective = checked(&mut conn, name, scope, None).await?;
+    let stored = stored(&mut conn, name, &scope.key()).await?;
+    Ok(json!({ "name": name, "scope": scope.key(), "effective": effective, "stored": stored }))
 }
 
 async fn get_handler(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<ScopeQuery>,
+    Query(scope): Query<Scope>,
 ) -> ApiResult<Json<Value>> {
     check_name(&name)?;
-    Ok(Json(
-        describe(&state.db, &name, q.channel.as_deref()).await?,
-    ))
+    Ok(Json(describe(&state.db, &name, &scope).await?))
 }
 
 /// Stores the scope's document (a partial one: what it changes), after checking that the policy
@@ -367,7 +628,7 @@ async fn get_handler(
 async fn put_handler(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<ScopeQuery>,
+    Query(scope): Query<Scope>,
     Json(document): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     check_name(&name)?;
@@ -376,30 +637,26 @@ async fn put_handler(
             "a policy document is a JSON object".into(),
         ));
     }
-    let scope = scope_key(q.channel.as_deref());
-    let mut value = serde_json::to_value(RoutingPolicy::default()).map_err(anyhow::Error::from)?;
-    if q.channel.is_some()
-        && let Some(global) = stored(&mut *state.db.pool.acquire().await?, &name, "global").await?
-    {
-        merge(&mut value, &global);
-    }
-    merge(&mut value, &document);
-    serde_json::from_value::<RoutingPolicy>(value)
-        .map_err(|e| ApiError::Unprocessable(format!("policy `{name}`: {e}")))?;
+    checked(
+        &mut *state.db.pool.acquire().await?,
+        &name,
+        &scope,
+        Some(&document),
+    )
+    .await?;
+    let key = scope.key();
     sqlx::query(
         "insert into policies (name, scope, value, updated_at_ms) values ($1, $2, $3, $4) \
          on conflict (name, scope) do update set value = excluded.value, updated_at_ms = excluded.updated_at_ms",
     )
     .bind(&name)
-    .bind(&scope)
+    .bind(&key)
     .bind(document.to_string())
     .bind(now_ms())
     .execute(&state.db.pool)
     .await?;
-    tracing::info!(policy = %name, scope = %scope, "policy changed");
-    Ok(Json(
-        describe(&state.db, &name, q.channel.as_deref()).await?,
-    ))
+    tracing::info!(policy = %name, scope = %key, "policy changed");
+    Ok(Json(describe(&state.db, &name, &scope).await?))
 }
 
 pub fn router() -> axum::Router<AppState> {
@@ -436,6 +693,29 @@ mod tests {
         assert_eq!(p.category_avoid_carriers["wood"], ["DHL"]);
         assert_eq!(p.category_avoid_carriers["feathers"], ["DHL"]);
         assert_eq!(p.country_avoid_carriers["DE"], ["EMS"]);
+    }
+
+    #[test]
+    fn the_refund_queue_is_swept_at_10_and_16_30_shop_time() {
+        let p = AfterSalesPolicy::default();
+        // 2026-12-03 01:00 UTC is 09:00 in +08:00: the next sweep is 10:00 local = 02:00 UTC.
+        let day = 1_796_256_000_000; // 2026-12-03 00:00 UTC
+        let hour = 3_600_000;
+        assert_eq!(p.next_sweep(day + hour), Ok(day + 2 * hour));
+        // At 10:00 local exactly, the next is 16:30 local = 08:30 UTC.
+        assert_eq!(p.next_sweep(day + 2 * hour), Ok(day + 8 * hour + hour / 2));
+        // After 16:30 local, tomorrow 10:00 local.
+        assert_eq!(p.next_sweep(day + 9 * hour), Ok(day + 26 * hour));
+        let bad = AfterSalesPolicy {
+            utc_offset: "8".into(),
+            ..AfterSalesPolicy::default()
+        };
+        assert!(bad.next_sweep(0).is_err());
+        assert_eq!(p.return_window, Duration::from_secs(7 * 86_400));
+        assert_eq!(p.exchange_window, Duration::from_secs(30 * 86_400));
+        assert_eq!(p.warranty_window, Duration::from_secs(365 * 86_400));
+        assert!(p.is_postal("china post"));
+        assert!(!p.is_postal("UPS"));
     }
 
     #[test]

@@ -349,6 +349,8 @@ struct SupplierState {
     always_fail: Option<u16>,
     /// How long to take before answering.
     delay: Duration,
+    /// Answer `accepted` at once rather than `submitted` (acknowledged later by callback).
+    accept_at_once: bool,
 }
 
 #[derive(Clone)]
@@ -383,6 +385,11 @@ impl FakeSupplier {
     /// Answers every push only after `delay` (it is recorded on arrival).
     pub fn delay(&self, delay: Duration) {
         self.state.lock().unwrap().delay = delay;
+    }
+
+    /// Acknowledges each order in its answer (`"status": "accepted"`).
+    pub fn accept_at_once(&self) {
+        self.state.lock().unwrap().accept_at_once = true;
     }
 
     pub fn always_fail(&self, status: Option<u16>) {
@@ -466,9 +473,14 @@ async fn supplier_receive(
         return response;
     }
     let n = s.received.len();
+    let status = if s.accept_at_once {
+        "accepted"
+    } else {
+        "submitted"
+    };
     (
         StatusCode::ACCEPTED,
-        Json(json!({ "external_id": format!("SUP-{n}"), "status": "submitted" })),
+        Json(json!({ "external_id": format!("SUP-{n}"), "status": status })),
     )
         .into_response()
 }

@@ -8,6 +8,7 @@ mod fakes;
 mod helpers;
 mod plugins;
 mod polling;
+mod routing;
 mod sigkill;
 mod tracking;
 

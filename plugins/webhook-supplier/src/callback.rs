@@ -1,11 +1,16 @@
-//! Supplier → Daifa: `supplier_order.accepted`, `.rejected` and `.shipped` callbacks.
+//! Supplier → Daifa: `supplier_order.accepted`, `.rejected` and `.shipped` callbacks, and
+//! `product.updated` (1.1).
 
-use crate::message::{self, Envelope, ORDER_ACCEPTED, ORDER_REJECTED, ORDER_SHIPPED};
+use crate::message::{
+    self, Envelope, ORDER_ACCEPTED, ORDER_REJECTED, ORDER_SHIPPED, PRODUCT_UPDATED,
+};
 use daifa_plugin_sdk::signature::standard;
-use daifa_plugin_sdk::supplier::{Rejection, SupplierEvent, SupplierInbound, SupplierShipment};
+use daifa_plugin_sdk::supplier::{
+    OfferUpdate, Rejection, RejectionCode, SupplierEvent, SupplierInbound, SupplierShipment,
+};
 use daifa_plugin_sdk::time::parse_rfc3339;
 use daifa_plugin_sdk::types::{
-    InboundRequest, LineQuantity, PluginError, Shipment, SupplierOrderRef, TimestampMs,
+    InboundRequest, LineQuantity, Money, PluginError, Shipment, SupplierOrderRef, TimestampMs,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -48,8 +53,19 @@ pub fn parse(body: &[u8]) -> Result<SupplierEvent, PluginError> {
             let data: ShippedData = data(body)?;
             Ok(SupplierEvent::Shipped(data.into_shipment()?))
         }
+        PRODUCT_UPDATED => {
+            // A batch is the likeliest mistake here, and serde would read a list as a tuple
+            // ("data[0]: invalid type: map, expected a string"): say what to do instead.
+            if serde_json::from_slice::<Envelope<Vec<serde::de::IgnoredAny>>>(body).is_ok() {
+                return Err(PluginError::bad_payload(
+                    "data is a list: send one product.updated message per supplier sku",
+                ));
+            }
+            let data: ProductData = data(body)?;
+            Ok(SupplierEvent::OfferUpdated(data.into_update()?))
+        }
         other => Err(PluginError::bad_payload(format!(
-            "unknown message type `{other}`: expected `{ORDER_ACCEPTED}`, `{ORDER_REJECTED}` or `{ORDER_SHIPPED}`"
+            "unknown message type `{other}`: expected `{ORDER_ACCEPTED}`, `{ORDER_REJECTED}`, `{ORDER_SHIPPED}` or `{PRODUCT_UPDATED}`"
         ))),
     }
 }
@@ -73,6 +89,33 @@ struct RejectedData {
     #[serde(flatten)]
     order: OrderRefData,
     reason: String,
+    /// Read as text, not as an enum: a code this version does not know must not lose the
+    /// rejection (see [`rejection_code`]).
+    #[serde(default)]
+    code: Option<String>,
+}
+
+/// `data` of `product.updated`: one supplier SKU, and what changed.
+#[derive(Debug, Deserialize)]
+struct ProductData {
+    supplier_sku: String,
+    #[serde(default)]
+    unit_cost: Option<CostData>,
+    #[serde(default)]
+    stock: Option<u32>,
+    #[serde(default)]
+    lead_time_days: Option<u32>,
+    #[serde(default)]
+    discontinued: Option<bool>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// Written as `order.created` writes prices: minor units and the currency.
+#[derive(Debug, Deserialize)]
+struct CostData {
+    amount_minor: i64,
+    currency: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,7 +161,72 @@ impl RejectedData {
         Ok(Rejection {
             order,
             reason: self.reason,
-            code: None,
+            code: rejection_code(self.code),
+        })
+    }
+}
+
+/// The supplier's `code`, as the WIT's. A code Daifa does not know (a newer version's, a typo)
+/// is `other`: the rejection itself is what matters, and refusing it would leave the order
+/// waiting on a supplier that said no. The case and surrounding spaces are forgiven for the
+/// same reason; an empty code, like `null`, is no code.
+fn rejection_code(code: Option<String>) -> Option<RejectionCode> {
+    let code = optional(code)?.to_ascii_lowercase();
+    Some(match code.as_str() {
+        "out_of_stock" => RejectionCode::OutOfStock,
+        "cannot_ship_to" => RejectionCode::CannotShipTo,
+        "invalid_address" => RejectionCode::InvalidAddress,
+        "price_changed" => RejectionCode::PriceChanged,
+        _ => RejectionCode::Other,
+    })
+}
+
+impl ProductData {
+    fn into_update(self) -> Result<OfferUpdate, PluginError> {
+        // Trimmed: Daifa finds the offers by it, and a SKU pasted with a space would match none.
+        let supplier_sku = required("data.supplier_sku", &self.supplier_sku)?.to_string();
+        let unit_cost = self.unit_cost.map(CostData::into_money).transpose()?;
+        let discontinued = self.discontinued.unwrap_or(false);
+        // Unknown keys are ignored, so a misspelt one (`price`, `qty`) would otherwise be a
+        // message accepted with nothing in it: say so instead.
+        if unit_cost.is_none()
+            && self.stock.is_none()
+            && self.lead_time_days.is_none()
+            && !discontinued
+        {
+            return Err(PluginError::bad_payload(
+                "data names no change: give at least one of `unit_cost`, `stock`, `lead_time_days` or `\"discontinued\": true`",
+            ));
+        }
+        Ok(OfferUpdate {
+            supplier_sku,
+            unit_cost,
+            stock: self.stock,
+            lead_time_days: self.lead_time_days,
+            discontinued,
+            // Verbatim, as the supplier wrote it; only a blank note is none.
+            note: self.note.filter(|n| !n.trim().is_empty()),
+        })
+    }
+}
+
+impl CostData {
+    fn into_money(self) -> Result<Money, PluginError> {
+        if self.amount_minor < 0 {
+            return Err(PluginError::bad_payload(format!(
+                "data.unit_cost.amount_minor must not be negative, got {}",
+                self.amount_minor
+            )));
+        }
+        let currency = required("data.unit_cost.currency", &self.currency)?;
+        // Daifa compares the new cost with the offer's in the same currency: an unknown code
+        // would never compare, and a lower-case one would look like another currency.
+        daifa_plugin_sdk::money::exponent(currency).map_err(|e| {
+            PluginError::bad_payload(format!("data.unit_cost.currency: {}", e.message()))
+        })?;
+        Ok(Money {
+            amount_minor: self.amount_minor,
+            currency: currency.to_ascii_uppercase(),
         })
     }
 }
@@ -329,6 +437,231 @@ mod tests {
                 external_id: None
             }),
             "unknown keys are ignored, as the doc promises"
+        );
+    }
+
+    fn rejected(code: serde_json::Value) -> Result<SupplierEvent, PluginError> {
+        let body = json!({
+            "type": ORDER_REJECTED,
+            "timestamp": "2026-03-02T10:00:00Z",
+            "data": {"supplier_order_id": "so_1", "reason": "no stock", "code": code},
+        });
+        parse(body.to_string().as_bytes())
+    }
+
+    fn code_of(result: Result<SupplierEvent, PluginError>) -> Option<RejectionCode> {
+        match result {
+            Ok(SupplierEvent::Rejected(r)) => {
+                assert_eq!(r.reason, "no stock");
+                r.code
+            }
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_rejection_codes() {
+        let cases = [
+            (json!("out_of_stock"), Some(RejectionCode::OutOfStock)),
+            (json!("cannot_ship_to"), Some(RejectionCode::CannotShipTo)),
+            (
+                json!("invalid_address"),
+                Some(RejectionCode::InvalidAddress),
+            ),
+            (json!("price_changed"), Some(RejectionCode::PriceChanged)),
+            (json!("other"), Some(RejectionCode::Other)),
+            (json!(" Out_Of_Stock "), Some(RejectionCode::OutOfStock)),
+            // Unknown codes keep the rejection: a newer supplier talking to an older Daifa.
+            (json!("supplier_on_holiday"), Some(RejectionCode::Other)),
+            (json!("out-of-stock"), Some(RejectionCode::Other)),
+            (json!(null), None),
+            (json!(""), None),
+            (json!("  "), None),
+        ];
+        for (code, expected) in cases {
+            assert_eq!(code_of(rejected(code.clone())), expected, "{code}");
+        }
+
+        let body = json!({
+            "type": ORDER_REJECTED,
+            "timestamp": "2026-03-02T10:00:00Z",
+            "data": {"supplier_order_id": "so_1", "reason": "no stock"},
+        });
+        assert_eq!(code_of(parse(body.to_string().as_bytes())), None, "no code");
+
+        let message = payload_error(rejected(json!(3)));
+        assert!(
+            message.starts_with("data.code: invalid type: integer `3`, expected a string"),
+            "a code that is not text is a mistake to fix, not an unknown code: {message}"
+        );
+    }
+
+    fn product(data: serde_json::Value) -> Result<SupplierEvent, PluginError> {
+        let body = json!({
+            "type": PRODUCT_UPDATED,
+            "timestamp": "2026-03-05T11:00:00+08:00",
+            "data": data,
+        });
+        parse(body.to_string().as_bytes())
+    }
+
+    fn update_of(result: Result<SupplierEvent, PluginError>) -> OfferUpdate {
+        match result {
+            Ok(SupplierEvent::OfferUpdated(u)) => u,
+            other => panic!("expected an offer update, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_product_updates() {
+        let full = update_of(product(json!({
+            "supplier_sku": " YW-88231-RD-M ",
+            "unit_cost": {"amount_minor": 780, "currency": "usd"},
+            "stock": 1200,
+            "lead_time_days": 3,
+            "discontinued": false,
+            "note": " Softer cotton from April ",
+            "warehouse": "SZ-2",
+        })));
+        assert_eq!(
+            full,
+            OfferUpdate {
+                supplier_sku: "YW-88231-RD-M".into(),
+                unit_cost: Some(Money {
+                    amount_minor: 780,
+                    currency: "USD".into()
+                }),
+                stock: Some(1200),
+                lead_time_days: Some(3),
+                discontinued: false,
+                note: Some(" Softer cotton from April ".into()),
+            }
+        );
+
+        let minimal = update_of(product(
+            json!({"supplier_sku": "YW-88231-RD-M", "stock": 0}),
+        ));
+        assert_eq!(
+            minimal,
+            OfferUpdate {
+                supplier_sku: "YW-88231-RD-M".into(),
+                unit_cost: None,
+                stock: Some(0),
+                lead_time_days: None,
+                discontinued: false,
+                note: None,
+            }
+        );
+
+        let nulls = update_of(product(json!({
+            "supplier_sku": "YW-10442",
+            "unit_cost": null,
+            "stock": null,
+            "lead_time_days": 12,
+            "discontinued": null,
+            "note": "",
+        })));
+        assert_eq!(
+            (
+                nulls.unit_cost,
+                nulls.stock,
+                nulls.lead_time_days,
+                nulls.discontinued,
+                nulls.note
+            ),
+            (None, None, Some(12), false, None),
+            "null is the same as absent, an empty note is none"
+        );
+
+        let gone = update_of(product(
+            json!({"supplier_sku": "YW-10442", "discontinued": true}),
+        ));
+        assert!(gone.discontinued);
+
+        let free = update_of(product(json!({
+            "supplier_sku": "YW-10442",
+            "unit_cost": {"amount_minor": 0, "currency": "JPY"},
+        })));
+        assert_eq!(free.unit_cost.map(|m| m.amount_minor), Some(0));
+    }
+
+    #[test]
+    fn refuses_product_updates_it_cannot_apply() {
+        let nothing = "data names no change: give at least one of `unit_cost`, `stock`, `lead_time_days` or `\"discontinued\": true`";
+        let exact = [
+            (json!({"supplier_sku": "YW-1"}), nothing),
+            (
+                json!({"supplier_sku": "YW-1", "discontinued": false}),
+                nothing,
+            ),
+            (json!({"supplier_sku": "YW-1", "note": "new box"}), nothing),
+            (
+                json!({"supplier_sku": "YW-1", "price": 780, "qty": 5}),
+                nothing,
+            ),
+            (
+                json!({"supplier_sku": " ", "stock": 1}),
+                "data.supplier_sku is empty",
+            ),
+            (
+                json!({"supplier_sku": "YW-1", "unit_cost": {"amount_minor": -5, "currency": "USD"}}),
+                "data.unit_cost.amount_minor must not be negative, got -5",
+            ),
+            (
+                json!({"supplier_sku": "YW-1", "unit_cost": {"amount_minor": 5, "currency": ""}}),
+                "data.unit_cost.currency is empty",
+            ),
+            (
+                json!({"supplier_sku": "YW-1", "unit_cost": {"amount_minor": 5, "currency": "XYZ"}}),
+                "data.unit_cost.currency: unknown currency `XYZ`",
+            ),
+        ];
+        for (data, expected) in exact {
+            assert_eq!(payload_error(product(data.clone())), expected, "{data}");
+        }
+
+        let prefixed = [
+            (json!({"stock": 1}), "data: missing field `supplier_sku`"),
+            (
+                json!({"supplier_sku": "YW-1", "stock": -1}),
+                "data.stock: invalid value: integer `-1`, expected u32",
+            ),
+            (
+                json!({"supplier_sku": "YW-1", "stock": "5"}),
+                "data.stock: invalid type: string \"5\", expected u32",
+            ),
+            (
+                json!({"supplier_sku": "YW-1", "lead_time_days": 1.5}),
+                "data.lead_time_days: invalid type: floating point `1.5`, expected u32",
+            ),
+            (
+                json!({"supplier_sku": "YW-1", "unit_cost": {"amount_minor": "7.80", "currency": "USD"}}),
+                "data.unit_cost.amount_minor: invalid type: string \"7.80\", expected i64",
+            ),
+            (
+                json!({"supplier_sku": "YW-1", "unit_cost": {"amount_minor": 780}}),
+                "data.unit_cost: missing field `currency`",
+            ),
+            (
+                json!({"supplier_sku": "YW-1", "discontinued": "yes"}),
+                "data.discontinued: invalid type: string \"yes\", expected a boolean",
+            ),
+            (
+                json!([{"supplier_sku": "YW-1", "stock": 1}]),
+                "data is a list: send one product.updated message per supplier sku",
+            ),
+        ];
+        for (data, expected) in prefixed {
+            let message = payload_error(product(data.clone()));
+            assert!(message.starts_with(expected), "{data}: {message}");
+        }
+
+        let message = payload_error(parse(
+            br#"{"type": "product.updated", "timestamp": "soon", "data": {"supplier_sku": "YW-1", "stock": 1}}"#,
+        ));
+        assert!(
+            message.starts_with("timestamp: invalid timestamp `soon`"),
+            "{message}"
         );
     }
 

@@ -37,6 +37,7 @@ pub const SCHEMAS: &[(&str, &str)] = &[
     schema_file!("supplier_order.accepted"),
     schema_file!("supplier_order.rejected"),
     schema_file!("supplier_order.shipped"),
+    schema_file!("product.updated"),
 ];
 
 /// (example name, example); an example's schema is the longest schema name it starts with.
@@ -45,8 +46,11 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     example_file!("order.created.response"),
     example_file!("supplier_order.accepted"),
     example_file!("supplier_order.rejected"),
+    example_file!("supplier_order.rejected.out_of_stock"),
     example_file!("supplier_order.shipped"),
     example_file!("supplier_order.shipped.rest"),
+    example_file!("product.updated"),
+    example_file!("product.updated.discontinued"),
 ];
 
 pub fn example(name: &str) -> &'static str {
@@ -74,7 +78,8 @@ pub fn now_ms() -> TimestampMs {
 }
 
 /// Two lines of a Shopify order routed to one supplier, with the details that tend to get lost
-/// on the way: a unicode buyer note, a line note, a missing company.
+/// on the way: a unicode buyer note, a line note, a missing company; and what the shop's policy
+/// adds for the destination, a declared value and carriers to avoid.
 pub fn sample_order() -> SupplierOrder {
     let usd = |amount_minor| Money {
         amount_minor,
@@ -128,7 +133,7 @@ pub fn sample_order() -> SupplierOrder {
                 note: Some("Engraving: Für Oma ❤".into()),
             },
         ],
-        declared_value: None,
-        avoid_carriers: None,
+        declared_value: Some(usd(2500)),
+        avoid_carriers: Some(vec!["EMS".into(), "DHL".into()]),
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! Daifa pushes each supplier order to the connection's `url` as a Standard Webhooks message
 //! (`order.created`); the supplier calls back `POST /hooks/{connection}` with
-//! `supplier_order.accepted`, `.rejected` and `.shipped`, signed with the same secret. The
-//! protocol is written for suppliers' developers in `docs/supplier-webhook-protocol.md`, with a
+//! `supplier_order.accepted`, `.rejected` and `.shipped`, and with `product.updated` when its
+//! catalogue changes, signed with the same secret. The protocol is written for suppliers' developers in `docs/supplier-webhook-protocol.md`, with a
 //! JSON Schema per message in `docs/schemas/`.
 //!
 //! Code map: [`message`] holds the envelope and the signature both directions share, [`push`]

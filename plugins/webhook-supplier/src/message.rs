@@ -16,6 +16,8 @@ pub const ORDER_ACCEPTED: &str = "supplier_order.accepted";
 pub const ORDER_REJECTED: &str = "supplier_order.rejected";
 /// Supplier → Daifa: a parcel left the supplier's warehouse.
 pub const ORDER_SHIPPED: &str = "supplier_order.shipped";
+/// Supplier → Daifa: a product's cost, stock or lead time changed, or it is discontinued (1.1).
+pub const PRODUCT_UPDATED: &str = "product.updated";
 
 /// `{"type": "...", "timestamp": "RFC 3339", "data": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

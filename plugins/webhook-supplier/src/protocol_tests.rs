@@ -7,20 +7,31 @@ use crate::{callback, push};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use daifa_plugin_sdk::signature::{self, hmac_sha256_base64, standard};
-use daifa_plugin_sdk::supplier::{Rejection, SupplierEvent, SupplierShipment};
+use daifa_plugin_sdk::supplier::{
+    OfferUpdate, Rejection, RejectionCode, SupplierEvent, SupplierShipment,
+};
 use daifa_plugin_sdk::types::{
-    HttpHeader, InboundRequest, LineQuantity, PluginError, Shipment, SupplierOrderRef,
+    HttpHeader, InboundRequest, LineQuantity, Money, PluginError, Shipment, SupplierOrderRef,
 };
 use serde_json::{Value, json};
 
 /// The schema with `additionalProperties: false` on every object it describes: the published
 /// schemas let Daifa and suppliers add keys later, but the code and the examples must not
-/// carry a key the doc does not describe.
+/// carry a key the doc does not describe. Only the schemas typed `object` describe one: a
+/// condition such as `{"required": ["stock"], "properties": {"stock": {"type": "integer"}}}`
+/// in an `anyOf` says something of one key, and closing it would refuse every other key.
 fn strict(schema: &str) -> Value {
+    fn describes_an_object(map: &serde_json::Map<String, Value>) -> bool {
+        match map.get("type") {
+            Some(Value::String(t)) => t == "object",
+            Some(Value::Array(types)) => types.iter().any(|t| t == "object"),
+            _ => false,
+        }
+    }
     fn close(v: &mut Value) {
         match v {
             Value::Object(map) => {
-                if map.contains_key("properties") {
+                if map.contains_key("properties") && describes_an_object(map) {
                     map.insert("additionalProperties".into(), Value::Bool(false));
                 }
                 map.values_mut().for_each(close);
@@ -86,6 +97,102 @@ fn schemas_refuse_what_the_plugin_refuses() {
     let mut no_tracking = example_json("supplier_order.shipped");
     no_tracking["data"]["shipment"]["tracking_number"] = json!(" ");
     assert!(validate(schema, &no_tracking).is_err());
+
+    // product.updated: each of these is refused by the plugin (callback tests) and the schema.
+    let schema = fixtures::schema_of("product.updated");
+    let bad = [
+        json!({"supplier_sku": "YW-1"}),
+        json!({"supplier_sku": "YW-1", "discontinued": false}),
+        json!({"supplier_sku": "YW-1", "note": "new box"}),
+        json!({"supplier_sku": "YW-1", "stock": null, "unit_cost": null}),
+        json!({"supplier_sku": " ", "stock": 1}),
+        json!({"stock": 1}),
+        json!({"supplier_sku": "YW-1", "stock": -1}),
+        json!({"supplier_sku": "YW-1", "stock": "5"}),
+        json!({"supplier_sku": "YW-1", "stock": 4_294_967_296_u64}),
+        json!({"supplier_sku": "YW-1", "lead_time_days": 1.5}),
+        json!({"supplier_sku": "YW-1", "unit_cost": {"amount_minor": -5, "currency": "USD"}}),
+        json!({"supplier_sku": "YW-1", "unit_cost": {"amount_minor": "7.80", "currency": "USD"}}),
+        json!({"supplier_sku": "YW-1", "unit_cost": {"amount_minor": 780}}),
+        json!({"supplier_sku": "YW-1", "unit_cost": {"amount_minor": 780, "currency": ""}}),
+        json!({"supplier_sku": "YW-1", "discontinued": "yes"}),
+        json!([{"supplier_sku": "YW-1", "stock": 1}]),
+    ];
+    for data in bad {
+        let message =
+            json!({"type": "product.updated", "timestamp": "2026-03-05T11:00:00Z", "data": data});
+        assert!(
+            validate(schema, &message).is_err(),
+            "the schema takes {data}"
+        );
+        let err = callback::parse(message.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err.kind(), "bad-payload", "{data}");
+    }
+    let good = [
+        json!({"supplier_sku": "YW-1", "stock": 0}),
+        json!({"supplier_sku": "YW-1", "lead_time_days": 0, "note": null}),
+        json!({"supplier_sku": "YW-1", "discontinued": true}),
+        json!({"supplier_sku": "YW-1", "unit_cost": {"amount_minor": 0, "currency": "JPY"}, "stock": null}),
+    ];
+    for data in good {
+        let message =
+            json!({"type": "product.updated", "timestamp": "2026-03-05T11:00:00Z", "data": data});
+        validate(schema, &message).unwrap_or_else(|e| panic!("{data}: {e:#?}"));
+        callback::parse(message.to_string().as_bytes()).unwrap_or_else(|e| panic!("{data}: {e:?}"));
+    }
+
+    // The codes the doc lists, and no code, are valid; the plugin reads more than the schema
+    // lists (an unknown code is `other`) so that a rejection is never lost over its code.
+    let schema = fixtures::schema_of("supplier_order.rejected");
+    for code in [
+        json!("out_of_stock"),
+        json!("cannot_ship_to"),
+        json!("invalid_address"),
+        json!("price_changed"),
+        json!("other"),
+        json!(null),
+    ] {
+        let mut rejected = example_json("supplier_order.rejected.out_of_stock");
+        rejected["data"]["code"] = code.clone();
+        validate(schema, &rejected).unwrap_or_else(|e| panic!("{code}: {e:#?}"));
+    }
+    let mut unknown = example_json("supplier_order.rejected.out_of_stock");
+    unknown["data"]["code"] = json!("on_holiday");
+    assert!(validate(schema, &unknown).is_err());
+    assert!(callback::parse(unknown.to_string().as_bytes()).is_ok());
+
+    let schema = fixtures::schema_of("order.created");
+    let mut negative = example_json("order.created");
+    negative["data"]["declared_value"]["amount_minor"] = json!(-1);
+    assert!(validate(schema, &negative).is_err());
+    let mut no_carrier = example_json("order.created");
+    no_carrier["data"]["avoid_carriers"] = json!([]);
+    assert!(validate(schema, &no_carrier).is_err());
+}
+
+#[test]
+fn every_order_the_plugin_sends_matches_the_schema() {
+    let schema = fixtures::schema_of("order.created");
+    let sample = fixtures::sample_order();
+    let variants = [
+        (sample.declared_value.clone(), sample.avoid_carriers.clone()),
+        (sample.declared_value.clone(), None),
+        (None, sample.avoid_carriers.clone()),
+        (None, Some(vec![])),
+        (None, Some(vec![" ".into()])),
+        (None, None),
+    ];
+    for (declared_value, avoid_carriers) in variants {
+        let order = daifa_plugin_sdk::supplier::SupplierOrder {
+            declared_value: declared_value.clone(),
+            avoid_carriers: avoid_carriers.clone(),
+            ..fixtures::sample_order()
+        };
+        let body = push::order_created(&order, fixtures::NOW_MS).unwrap();
+        let built: Value = serde_json::from_slice(&body).unwrap();
+        validate(schema, &built)
+            .unwrap_or_else(|e| panic!("{declared_value:?} {avoid_carriers:?}: {e:#?}"));
+    }
 }
 
 #[test]
@@ -254,6 +361,42 @@ fn each_documented_callback_parses_into_its_event() {
                 order: order_ref(),
                 reason: "Out of stock: YW-88231-RD-M (Red / M) until 2026-03-20".into(),
                 code: None,
+            }),
+        ),
+        (
+            "supplier_order.rejected.out_of_stock",
+            SupplierEvent::Rejected(Rejection {
+                order: order_ref(),
+                reason: "Out of stock: YW-88231-RD-M (Red / M) until 2026-03-20".into(),
+                code: Some(RejectionCode::OutOfStock),
+            }),
+        ),
+        (
+            "product.updated",
+            SupplierEvent::OfferUpdated(OfferUpdate {
+                supplier_sku: "YW-88231-RD-M".into(),
+                unit_cost: Some(Money {
+                    amount_minor: 780,
+                    currency: "USD".into(),
+                }),
+                stock: Some(1200),
+                lead_time_days: Some(3),
+                discontinued: false,
+                note: Some("New cotton from 2026-04-01: same weight, softer".into()),
+            }),
+        ),
+        (
+            "product.updated.discontinued",
+            SupplierEvent::OfferUpdated(OfferUpdate {
+                supplier_sku: "YW-10442".into(),
+                unit_cost: None,
+                stock: None,
+                lead_time_days: None,
+                discontinued: true,
+                note: Some(
+                    "The enamel factory closed. Nearest replacement: YW-10460 (ceramic mug, engravable)"
+                        .into(),
+                ),
             }),
         ),
         (

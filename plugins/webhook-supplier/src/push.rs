@@ -8,8 +8,10 @@ use daifa_plugin_sdk::types::{
 };
 use serde::{Deserialize, Serialize};
 
-/// The `data` of `order.created`. Every key is always written, `null` when Daifa does not know
-/// the value, so that a supplier's parser meets one shape whatever the storefront sent.
+/// The `data` of `order.created`. Every key of version 1.0 is always written, `null` when Daifa
+/// does not know the value, so that a supplier's parser meets one shape whatever the storefront
+/// sent. The keys added in 1.1 are written only when the shop's policy sets them: an order
+/// without them is then the same message, byte for byte, as before 1.1.
 #[derive(Debug, Serialize)]
 pub struct OrderCreated<'a> {
     pub supplier_order_id: &'a str,
@@ -20,6 +22,13 @@ pub struct OrderCreated<'a> {
     pub ship_to: ShipTo<'a>,
     pub customer: Customer<'a>,
     pub lines: Vec<Line<'a>>,
+    /// The customs value to write on the parcel (1.1). The shop decides it per destination.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared_value: Option<Price<'a>>,
+    /// Carriers not to ship this parcel with, by name (1.1). Never empty when present: an
+    /// empty list would say nothing a supplier has to act on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub avoid_carriers: Vec<&'a str>,
 }
 
 /// The storefront order the lines come from, for the supplier's packing slip and support.
@@ -65,7 +74,8 @@ pub struct Line<'a> {
     pub note: Option<&'a str>,
 }
 
-/// Minor units, never a float: 19.99 USD is 1999, 1500 JPY is 1500.
+/// Minor units, never a float: 19.99 USD is 1999, 1500 JPY is 1500. Unit prices and the
+/// declared value are written alike.
 #[derive(Debug, Serialize)]
 pub struct Price<'a> {
     pub amount_minor: i64,
@@ -100,6 +110,14 @@ impl<'a> OrderCreated<'a> {
                 line.external_line_id
             )));
         }
+        // A negative value cannot be declared to customs: it is a fault in the policy, which the
+        // shop must see rather than the supplier guess at.
+        if let Some(value) = order.declared_value.as_ref().filter(|v| v.amount_minor < 0) {
+            return Err(refuse(format!(
+                "has a negative declared value ({} {})",
+                value.amount_minor, value.currency
+            )));
+        }
         Ok(Self {
             supplier_order_id: &order.supplier_order_id,
             order: OrderInfo {
@@ -113,6 +131,15 @@ impl<'a> OrderCreated<'a> {
             ship_to: ShipTo::from(&order.ship_to),
             customer: Customer::from(&order.customer),
             lines: order.lines.iter().map(Line::from).collect(),
+            declared_value: order.declared_value.as_ref().map(Price::from),
+            // A blank name matches no carrier: leave it out rather than send it.
+            avoid_carriers: order
+                .avoid_carriers
+                .iter()
+                .flatten()
+                .map(|c| c.trim())
+                .filter(|c| !c.is_empty())
+                .collect(),
         })
     }
 }
@@ -376,6 +403,104 @@ mod tests {
             order_created(&order, fixtures::NOW_MS).unwrap_err().kind(),
             "permanent"
         );
+    }
+
+    fn data(order: &SupplierOrder) -> serde_json::Value {
+        let body: serde_json::Value =
+            serde_json::from_slice(&order_created(order, fixtures::NOW_MS).unwrap()).unwrap();
+        body["data"].clone()
+    }
+
+    #[test]
+    fn policy_keys_are_written_exactly_when_set() {
+        let mut order = fixtures::sample_order();
+        let both = data(&order);
+        assert_eq!(
+            both["declared_value"],
+            serde_json::json!({"amount_minor": 2500, "currency": "USD"})
+        );
+        assert_eq!(both["avoid_carriers"], serde_json::json!(["EMS", "DHL"]));
+
+        order.avoid_carriers = None;
+        let value_only = data(&order);
+        assert!(value_only.get("declared_value").is_some());
+        assert!(value_only.get("avoid_carriers").is_none(), "{value_only}");
+
+        order.declared_value = None;
+        order.avoid_carriers = Some(vec!["China Post".into()]);
+        let carriers_only = data(&order);
+        assert!(
+            carriers_only.get("declared_value").is_none(),
+            "{carriers_only}"
+        );
+        assert_eq!(
+            carriers_only["avoid_carriers"],
+            serde_json::json!(["China Post"])
+        );
+
+        // Nothing to avoid is not a key: the message is then the one sent before 1.1.
+        for nothing in [
+            None,
+            Some(vec![]),
+            Some(vec![" ".to_string(), String::new()]),
+        ] {
+            order.avoid_carriers = nothing.clone();
+            let neither = data(&order);
+            assert!(neither.get("declared_value").is_none(), "{nothing:?}");
+            assert!(neither.get("avoid_carriers").is_none(), "{nothing:?}");
+        }
+
+        order.avoid_carriers = Some(vec![" EMS ".into(), "".into(), "DHL".into()]);
+        assert_eq!(
+            data(&order)["avoid_carriers"],
+            serde_json::json!(["EMS", "DHL"])
+        );
+    }
+
+    #[test]
+    fn an_order_without_policy_keys_is_sent_as_before() {
+        // The message of 1.0, key for key, in the same order: suppliers that sign-check or
+        // snapshot it see no change.
+        let mut order = fixtures::sample_order();
+        order.declared_value = None;
+        order.avoid_carriers = None;
+        let body = order_created(&order, fixtures::NOW_MS).unwrap();
+        let text = std::str::from_utf8(&body).unwrap();
+        assert!(
+            text.ends_with(r#""note":"Engraving: Für Oma ❤"}]}}"#),
+            "{text}"
+        );
+        let signed = signed_order_created(fixtures::SECRET, &order, fixtures::NOW_MS).unwrap();
+        let signature = signed
+            .headers
+            .iter()
+            .find(|h| h.name == "webhook-signature")
+            .map(|h| h.value.as_str());
+        // The signature the doc showed before 1.1, and the existing recorded cases still carry.
+        assert_eq!(
+            signature,
+            Some("v1,SRLrjsbsL7kQR08oZoEevpdCDeMqVPlcOeVfCAj2ZKc=")
+        );
+    }
+
+    #[test]
+    fn refuses_a_negative_declared_value() {
+        let mut order = fixtures::sample_order();
+        order.declared_value = Some(Money {
+            amount_minor: -1,
+            currency: "USD".into(),
+        });
+        let err = order_created(&order, fixtures::NOW_MS).unwrap_err();
+        assert_eq!(err.kind(), "permanent");
+        assert_eq!(
+            err.message(),
+            "supplier order `so_0195f3c28a10700080005d1e2f3a4b5c` has a negative declared value (-1 USD)"
+        );
+        order.declared_value = Some(Money {
+            amount_minor: 0,
+            currency: "USD".into(),
+        });
+        assert_eq!(data(&order)["declared_value"]["amount_minor"], 0);
     }
 
     #[test]
