@@ -156,6 +156,7 @@ pub fn router(state: AppState) -> Router {
         .merge(connections::router())
         .merge(polling::router())
         .merge(crate::policy::router())
+        .merge(crate::aftersales::router())
         .merge(routing::router())
         .merge(admin::router());
     Router::new()

@@ -75,6 +75,113 @@ pub enum Command {
         #[command(subcommand)]
         command: OffersCommand,
     },
+    /// After-sales cases: open, list, inspect and advance them.
+    Cases {
+        #[command(subcommand)]
+        command: CasesCommand,
+    },
+    /// The exception queue: tasks the service clocks opened when a handbook's time ran out.
+    Tasks {
+        #[command(subcommand)]
+        command: TasksCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CasesCommand {
+    /// Lists cases, newest first.
+    List {
+        /// Only cases in this state (`requested`, `approved`, ...).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only the cases of this order (Daifa's id).
+        #[arg(long)]
+        order: Option<String>,
+        /// Only the cases not closed.
+        #[arg(long)]
+        open: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Shows a case: its lines, money, history, what it may do next and the handbook's proposal.
+    Show {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Opens a case on an order.
+    Open {
+        /// The order (Daifa's id).
+        #[arg(long)]
+        order: String,
+        /// cancel, refund_only, partial_compensation, return_refund, exchange, reship,
+        /// warranty_repair or paid_maintenance.
+        #[arg(long)]
+        kind: String,
+        /// quality, damaged, wrong_item, wrong_quantity, not_received, lost, customs_held,
+        /// changed_mind, late_delivery, not_as_described or other.
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+        /// A line concerned, as LINE_ID:QUANTITY; repeat for several (default: every line).
+        #[arg(long = "line", value_name = "LINE_ID:QUANTITY")]
+        lines: Vec<String>,
+        /// A link to a photo or an invoice; repeat for several.
+        #[arg(long)]
+        evidence: Vec<String>,
+        /// The refund asked, in minor units of the order's currency (default: the lines' price).
+        #[arg(long)]
+        refund_minor: Option<i64>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Moves a case by an action: approve, reject, quote, intercept, return_shipped, receive,
+    /// inspect, start_repair, ship, refund, close...
+    Act {
+        id: String,
+        action: String,
+        #[arg(long)]
+        note: Option<String>,
+        /// `refund`: the amount paid back, in minor units.
+        #[arg(long)]
+        amount_minor: Option<i64>,
+        /// `inspect`: the goods are as new.
+        #[arg(long, conflicts_with = "defect")]
+        resellable: bool,
+        /// `inspect`: the defect found (the goods are not resellable).
+        #[arg(long)]
+        defect: Option<String>,
+        /// `return_shipped`: the return parcel's tracking number.
+        #[arg(long)]
+        tracking_number: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// Lists tasks, oldest first.
+    List {
+        /// `open` (default), `done` or `all`.
+        #[arg(long, default_value = "open")]
+        status: String,
+        /// Only the tasks of this order.
+        #[arg(long)]
+        order: Option<String>,
+        /// Only tasks of this kind (`ship_overdue`, `tracking_follow_up`...).
+        #[arg(long)]
+        kind: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Marks a task done.
+    Done {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +211,9 @@ pub struct Remote {
     /// The admin bearer token, when the gateway has one.
     #[arg(long, env = "DAIFA_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Who acts, as recorded in a case's history and on a task done (default: `api`).
+    #[arg(long, env = "DAIFA_OPERATOR")]
+    pub operator: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -255,6 +365,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugin { command } => crate::client::plugin(command).await,
         Command::Connection { command } => crate::client::connection(command).await,
         Command::Offers { command } => crate::client::offers(command).await,
+        Command::Cases { command } => crate::client::aftersales::cases(command).await,
+        Command::Tasks { command } => crate::client::aftersales::tasks(command).await,
     }
 }
 

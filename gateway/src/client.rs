@@ -1,6 +1,8 @@
 //! The CLI's side of plugin and connection management: a client of a running gateway's admin
 //! API (so that every replica sees the change at once), and `plugin pack`, which is local.
 
+pub mod aftersales;
+
 use crate::cli::{ConnectionCommand, OffersCommand, PluginCommand, Remote};
 use anyhow::{Context, bail};
 use daifa_plugin_host::manifest::{Manifest, pack};
@@ -336,6 +338,9 @@ impl Remote {
         let mut request = client.request(method, &url);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
+        }
+        if let Some(operator) = &self.operator {
+            request = request.header("x-daifa-operator", operator);
         }
         request = match body {
             Body::None => request,

@@ -10,7 +10,7 @@ use crate::jobs::{self, ClaimedJob, Disposition, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus};
 use crate::plugins::{Installed, LoadError};
 use crate::policy::{self, RoutingPolicy};
-use crate::{routing, tracking};
+use crate::{aftersales, routing, tracking};
 use daifa_plugin_host::supplier::{SupplierOrder, SupplierOrderLine};
 use daifa_plugin_host::{CallFailure, ConnectionContext, SupplierOrderStatus};
 use serde_json::json;
@@ -81,6 +81,22 @@ async fn run_instrumented(state: &AppState, worker: &str, job: ClaimedJob) {
                 JobKind::CarrierRegister => tracking::run_register(state, &job).await,
                 JobKind::SupplierAckDeadline => run_ack_deadline(state, &job).await,
                 JobKind::RoutingRetry => routing::holds::run_retry(state, &job).await,
+                JobKind::ChannelRefund => aftersales::run_refund(state, &job).await,
+                JobKind::ChannelReturnDecision => {
+                    aftersales::run_return_decision(state, &job).await
+                }
+                JobKind::SupplierCancel => aftersales::run_cancel(state, &job).await,
+                JobKind::SupplierReturn => aftersales::run_return(state, &job).await,
+                JobKind::RefundSweep => aftersales::clocks::run_sweep(state, &job).await,
+                JobKind::ClockShip
+                | JobKind::ClockMarkShipped
+                | JobKind::ClockFollowUp
+                | JobKind::ClockNoTracking
+                | JobKind::ClockDeliveryPromise
+                | JobKind::ClockRefund
+                | JobKind::ClockComplaint
+                | JobKind::ClockReplacement
+                | JobKind::ClockStockOutContact => aftersales::clocks::run(state, &job).await,
             };
             (outcome, ATTEMPT_PLUGIN_VERSION.with(|v| v.borrow().clone()))
         })
@@ -303,6 +319,7 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcom
         lines,
         declared_value: so.declared_value.clone(),
         avoid_carriers: (!so.avoid_carriers.is_empty()).then(|| so.avoid_carriers.clone()),
+        reship_of: so.reship_of.clone(),
     };
     match plugin.submit_order(ctx, &request).await {
         Ok(submission) => {

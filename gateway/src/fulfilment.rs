@@ -33,6 +33,72 @@ pub async fn apply_supplier_event(
         SupplierEvent::Accepted(r) => r,
         SupplierEvent::Rejected(r) => &r.order,
         SupplierEvent::Shipped(s) => &s.order,
+        SupplierEvent::Cancelled(c) => {
+            if supplier_order_of(tx, &supplier.id, &c.order)
+                .await?
+                .is_none()
+            {
+                return Ok(Err(format!(
+                    "no supplier order `{}` for connection `{}`",
+                    c.order.supplier_order_id, supplier.name
+                )));
+            }
+            let summary = crate::aftersales::on_cancellation(
+                tx,
+                &c.order.supplier_order_id,
+                c.accepted,
+                c.reason.as_deref(),
+            )
+            .await?;
+            return Ok(Ok(AppliedEvent {
+                order_id: None,
+                summary,
+            }));
+        }
+        SupplierEvent::ReturnReceived(r) => {
+            if supplier_order_of(tx, &supplier.id, &r.order)
+                .await?
+                .is_none()
+            {
+                return Ok(Err(format!(
+                    "no supplier order `{}` for connection `{}`",
+                    r.order.supplier_order_id, supplier.name
+                )));
+            }
+            return Ok(crate::aftersales::on_return_received(
+                tx,
+                &r.order.supplier_order_id,
+                r.case_id.as_deref(),
+            )
+            .await?
+            .map(|summary| AppliedEvent {
+                order_id: None,
+                summary,
+            }));
+        }
+        SupplierEvent::Inspected(i) => {
+            if supplier_order_of(tx, &supplier.id, &i.order)
+                .await?
+                .is_none()
+            {
+                return Ok(Err(format!(
+                    "no supplier order `{}` for connection `{}`",
+                    i.order.supplier_order_id, supplier.name
+                )));
+            }
+            return Ok(crate::aftersales::on_inspected(
+                tx,
+                &i.order.supplier_order_id,
+                i.case_id.as_deref(),
+                i.resellable,
+                i.defect.as_deref(),
+            )
+            .await?
+            .map(|summary| AppliedEvent {
+                order_id: None,
+                summary,
+            }));
+        }
         SupplierEvent::OfferUpdated(update) => {
             if update.supplier_sku.trim().is_empty() {
                 return Ok(Err("an offer update names no supplier sku".into()));
@@ -115,8 +181,11 @@ pub async fn apply_supplier_event(
             }
             json!({ "supplier_order_id": so.id, "event": "rejected" })
         }
-        // Applied above: a catalogue change names no supplier order.
-        SupplierEvent::OfferUpdated(_) => json!({ "event": "offer_updated" }),
+        // Applied above: they are not about the supplier order's own handshake.
+        SupplierEvent::OfferUpdated(_)
+        | SupplierEvent::Cancelled(_)
+        | SupplierEvent::ReturnReceived(_)
+        | SupplierEvent::Inspected(_) => json!({ "event": "applied" }),
         SupplierEvent::Shipped(s) => {
             if let Err(reason) = check_lines(tx, &so.id, &s.shipment).await? {
                 return Ok(Err(reason));
@@ -161,6 +230,19 @@ pub async fn apply_supplier_event(
                 )
                 .await?;
                 crate::tracking::enqueue_registrations(tx, &shipment_id, &so.order_id).await?;
+                let policy: crate::policy::AfterSalesPolicy =
+                    crate::policy::effective(tx, None).await?;
+                crate::aftersales::clocks::on_shipped(
+                    tx,
+                    &policy,
+                    &shipment_id,
+                    &so.order_id,
+                    &s.shipment.carrier_code,
+                    s.shipment.shipped_at,
+                )
+                .await?;
+                // A replacement or reship shipped: its case is done.
+                crate::aftersales::on_replacement_shipped(tx, &so.id).await?;
                 orders::record_event(
                     tx,
                     &so.order_id,

@@ -13,8 +13,9 @@ use crate::db::{Db, Tx, new_id, now_ms};
 use crate::fulfilment;
 use crate::orders::{self, OrderStatus};
 use crate::plugins::LoadError;
+use crate::policy::{self, AfterSalesPolicy};
 use crate::shadow::{self, Parsed};
-use crate::{routing, tracking};
+use crate::{aftersales, routing, tracking};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -447,6 +448,11 @@ async fn apply_channel(
                 let detail = json!({ "raw_request_id": raw_id, "topic": inbound.topic, "external_id": order.external_id });
                 if is_new {
                     orders::record_event(&mut tx, &order_id, "order.received", detail).await?;
+                    // The storefront sends orders once paid: the shipping clocks start.
+                    let policy: AfterSalesPolicy =
+                        policy::effective(&mut tx, Some(&connection.name)).await?;
+                    aftersales::clocks::on_order_paid(&mut tx, &policy, &order_id, now_ms())
+                        .await?;
                     let decision = routing::route(
                         &mut tx,
                         routing::Request {
@@ -457,6 +463,7 @@ async fn apply_channel(
                             trigger: routing::Trigger::Route,
                             allow_partial: false,
                             replaces: None,
+                            reship: None,
                         },
                     )
                     .await?;
@@ -471,6 +478,14 @@ async fn apply_channel(
                         .await?;
                     applied.orders.push(json!({ "order_id": order_id, "external_id": order.external_id, "status": "duplicate" }));
                 }
+            }
+            ChannelEvent::CaseOpened(request) => {
+                let summary =
+                    aftersales::from_storefront(&mut tx, &connection.id, raw_id, request).await?;
+                if let Some(order_id) = summary["order_id"].as_str() {
+                    first_order_id.get_or_insert_with(|| order_id.to_string());
+                }
+                applied.orders.push(summary);
             }
             ChannelEvent::OrderCancelled(cancel) => {
                 match orders::find_by_external_id(&mut tx, &connection.id, &cancel.external_id)

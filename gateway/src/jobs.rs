@@ -29,9 +29,51 @@ pub enum JobKind {
     SupplierAckDeadline,
     /// A stock-out's later date: route the waiting lines again.
     RoutingRetry,
+    /// Refund an after-sales case through the storefront.
+    ChannelRefund,
+    /// Answer a storefront's return request.
+    ChannelReturnDecision,
+    /// Ask a supplier to cancel (or stop) a supplier order.
+    SupplierCancel,
+    /// Tell a supplier goods come back, and get where to.
+    SupplierReturn,
+    /// The service clocks (aftersales/clocks.rs).
+    ClockShip,
+    ClockMarkShipped,
+    ClockFollowUp,
+    ClockNoTracking,
+    ClockDeliveryPromise,
+    ClockRefund,
+    ClockComplaint,
+    ClockReplacement,
+    ClockStockOutContact,
+    /// A sweep of the refund queue.
+    RefundSweep,
 }
 
 impl JobKind {
+    pub const ALL: [JobKind; 19] = [
+        Self::SupplierSubmit,
+        Self::ChannelFulfill,
+        Self::CarrierRegister,
+        Self::SupplierAckDeadline,
+        Self::RoutingRetry,
+        Self::ChannelRefund,
+        Self::ChannelReturnDecision,
+        Self::SupplierCancel,
+        Self::SupplierReturn,
+        Self::ClockShip,
+        Self::ClockMarkShipped,
+        Self::ClockFollowUp,
+        Self::ClockNoTracking,
+        Self::ClockDeliveryPromise,
+        Self::ClockRefund,
+        Self::ClockComplaint,
+        Self::ClockReplacement,
+        Self::ClockStockOutContact,
+        Self::RefundSweep,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SupplierSubmit => "supplier.submit",
@@ -39,17 +81,25 @@ impl JobKind {
             Self::CarrierRegister => "carrier.register",
             Self::SupplierAckDeadline => "supplier.ack_deadline",
             Self::RoutingRetry => "routing.retry",
+            Self::ChannelRefund => "channel.refund",
+            Self::ChannelReturnDecision => "channel.return_decision",
+            Self::SupplierCancel => "supplier.cancel",
+            Self::SupplierReturn => "supplier.return",
+            Self::ClockShip => "clock.ship",
+            Self::ClockMarkShipped => "clock.mark_shipped",
+            Self::ClockFollowUp => "clock.follow_up",
+            Self::ClockNoTracking => "clock.no_tracking",
+            Self::ClockDeliveryPromise => "clock.delivery_promise",
+            Self::ClockRefund => "clock.refund",
+            Self::ClockComplaint => "clock.complaint",
+            Self::ClockReplacement => "clock.replacement",
+            Self::ClockStockOutContact => "clock.stock_out_contact",
+            Self::RefundSweep => "refund_sweep",
         }
     }
+
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "supplier.submit" => Some(Self::SupplierSubmit),
-            "channel.fulfill" => Some(Self::ChannelFulfill),
-            "carrier.register" => Some(Self::CarrierRegister),
-            "supplier.ack_deadline" => Some(Self::SupplierAckDeadline),
-            "routing.retry" => Some(Self::RoutingRetry),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 

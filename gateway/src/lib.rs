@@ -7,6 +7,7 @@
 //! storefront).
 
 pub mod admin;
+pub mod aftersales;
 pub mod app;
 pub mod cli;
 pub mod client;

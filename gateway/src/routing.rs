@@ -135,6 +135,27 @@ pub async fn load(
     order_id: Option<&str>,
     order: &Order,
 ) -> anyhow::Result<Loaded> {
+    load_lines(
+        conn,
+        channel_connection_id,
+        channel_name,
+        order_id,
+        order,
+        None,
+    )
+    .await
+}
+
+/// As [`load`]; with `only`, exactly those lines and quantities (a reship, an exchange's
+/// replacement), whether or not a supplier has them already.
+pub async fn load_lines(
+    conn: &mut sqlx::AnyConnection,
+    channel_connection_id: &str,
+    channel_name: &str,
+    order_id: Option<&str>,
+    order: &Order,
+    only: Option<&[(String, u32)]>,
+) -> anyhow::Result<Loaded> {
     let policy: RoutingPolicy = policy::effective(conn, Some(channel_name)).await?;
     let id = order_id.unwrap_or("");
     let taken: BTreeSet<String> = sqlx::query_scalar(AssertSqlSafe(format!(
@@ -155,17 +176,23 @@ pub async fn load(
     .iter()
     .map(|r| Ok((r.try_get("external_line_id")?, r.try_get("storefront_sku")?)))
     .collect::<Result<_, sqlx::Error>>()?;
+    let wanted = |id: &str, quantity: u32| -> Option<u32> {
+        match only {
+            Some(only) => only.iter().find(|(l, _)| l == id).map(|(_, q)| *q),
+            None => (quantity > 0 && !taken.contains(id)).then_some(quantity),
+        }
+    };
     let lines: Vec<LineToRoute> = order
         .lines
         .iter()
-        .filter(|l| l.quantity > 0 && !taken.contains(&l.external_line_id))
-        .map(|l| LineToRoute {
+        .filter_map(|l| wanted(&l.external_line_id, l.quantity).map(|q| (l, q)))
+        .map(|(l, quantity)| LineToRoute {
             external_line_id: l.external_line_id.clone(),
             storefront_sku: substitutions
                 .get(&l.external_line_id)
                 .cloned()
                 .unwrap_or_else(|| l.storefront_sku.clone()),
-            quantity: l.quantity,
+            quantity,
             unit_price: l.unit_price.clone(),
             title: l.title.clone(),
             note: l.note.clone(),
@@ -260,17 +287,30 @@ pub struct Request<'a> {
     pub allow_partial: bool,
     /// The failed supplier order whose lines these are (fallback).
     pub replaces: Option<&'a str>,
+    /// A reship or an exchange's replacement: exactly these lines, for this after-sales case,
+    /// sending again this supplier order.
+    pub reship: Option<Reship<'a>>,
+}
+
+/// Goods sent again for an after-sales case.
+#[derive(Debug, Clone, Copy)]
+pub struct Reship<'a> {
+    pub case_id: &'a str,
+    pub lines: &'a [(String, u32)],
+    /// The supplier order that shipped them first.
+    pub of: Option<&'a str>,
 }
 
 /// Routes the lines of an order not yet with a supplier, inside the caller's transaction:
 /// supplier orders with their push jobs, or a hold; the decision is stored with its reasons.
 pub async fn route(tx: &mut Tx, request: Request<'_>) -> anyhow::Result<Decision> {
-    let loaded = load(
+    let loaded = load_lines(
         tx,
         request.channel_connection_id,
         request.channel_name,
         Some(request.order_id),
         request.order,
+        request.reship.map(|r| r.lines),
     )
     .await?;
     let decision = decide_loaded(&loaded, request.order, request.allow_partial);
@@ -315,8 +355,8 @@ async fn apply(
                 let supplier_order_id = new_id("so");
                 sqlx::query(
                     "insert into supplier_orders (id, order_id, supplier_connection_id, status, declared_value_minor, declared_currency, \
-                     declared_reason, avoid_carriers, replaces_id, decision_id, created_at_ms, updated_at_ms) \
-                     values ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $10)",
+                     declared_reason, avoid_carriers, replaces_id, decision_id, created_at_ms, updated_at_ms, reship_of, case_id) \
+                     values ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)",
                 )
                 .bind(&supplier_order_id)
                 .bind(order_id)
@@ -328,6 +368,8 @@ async fn apply(
                 .bind(request.replaces)
                 .bind(&decision_id)
                 .bind(now)
+                .bind(request.reship.and_then(|r| r.of))
+                .bind(request.reship.map(|r| r.case_id))
                 .execute(&mut **tx)
                 .await?;
                 for line in &p.lines {
@@ -450,6 +492,7 @@ pub async fn fail_over(
             trigger: Trigger::Fallback,
             allow_partial: false,
             replaces: Some(supplier_order_id),
+            reship: None,
         },
     )
     .await?;
@@ -531,6 +574,10 @@ pub struct SupplierOrderView {
     /// The failed supplier order whose lines this one took over.
     pub replaces_id: Option<String>,
     pub decision_id: Option<String>,
+    /// The supplier order this one sends again (a reship, an exchange's replacement).
+    pub reship_of: Option<String>,
+    /// The after-sales case it was made for.
+    pub case_id: Option<String>,
     pub lines: Vec<SupplierOrderLineView>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
@@ -554,7 +601,7 @@ async fn load_supplier_orders(
 ) -> anyhow::Result<Vec<SupplierOrderView>> {
     let rows = sqlx::query(AssertSqlSafe(format!(
         "select id, order_id, supplier_connection_id, status, external_id, reason, declared_value_minor, declared_currency, \
-         declared_reason, avoid_carriers, replaces_id, decision_id, created_at_ms, updated_at_ms \
+         declared_reason, avoid_carriers, replaces_id, decision_id, reship_of, case_id, created_at_ms, updated_at_ms \
          from supplier_orders where {filter_sql} order by created_at_ms, id"
     )))
     .bind(arg)
@@ -581,6 +628,8 @@ async fn load_supplier_orders(
             avoid_carriers: serde_json::from_str(&r.try_get::<String, _>("avoid_carriers")?)?,
             replaces_id: r.try_get("replaces_id")?,
             decision_id: r.try_get("decision_id")?,
+            reship_of: r.try_get("reship_of")?,
+            case_id: r.try_get("case_id")?,
             lines: Vec::new(),
             created_at_ms: r.try_get("created_at_ms")?,
             updated_at_ms: r.try_get("updated_at_ms")?,

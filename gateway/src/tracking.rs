@@ -237,7 +237,7 @@ pub async fn apply_updates(
     let mut applied = Applied::default();
     for update in updates {
         let shipments = sqlx::query(
-            "select id, order_id, tracking_status, tracking_updated_at_ms from shipments where tracking_number = $1 order by id",
+            "select id, order_id, tracking_status, tracking_detail, tracking_updated_at_ms from shipments where tracking_number = $1 order by id",
         )
         .bind(&update.tracking_number)
         .fetch_all(&mut **tx)
@@ -250,6 +250,7 @@ pub async fn apply_updates(
             let shipment_id: String = row.try_get("id")?;
             let order_id: String = row.try_get("order_id")?;
             let previous: Option<String> = row.try_get("tracking_status")?;
+            let previous_detail: Option<String> = row.try_get("tracking_detail")?;
             let previous_at: Option<i64> = row.try_get("tracking_updated_at_ms")?;
             applied.order_id.get_or_insert_with(|| order_id.clone());
             let mut new_events = 0;
@@ -283,7 +284,9 @@ pub async fn apply_updates(
             let status = status_name(update.status);
             let detail = update.detail.map(detail_name);
             let newer = previous_at.is_none_or(|p| at >= p);
-            let changed = newer && previous.as_deref() != Some(status);
+            // A new status, or the same with a new detail (in exception: returning, then returned).
+            let changed = newer
+                && (previous.as_deref() != Some(status) || previous_detail.as_deref() != detail);
             if newer {
                 sqlx::query(
                     "update shipments set tracking_status = $1, tracking_detail = $2, tracking_updated_at_ms = $3, \
@@ -315,6 +318,7 @@ pub async fn apply_updates(
                 if update.status == TrackingStatus::Delivered {
                     mark_delivered_when_complete(tx, &order_id).await?;
                 }
+                on_detail(tx, &shipment_id, &order_id, update).await?;
             }
             applied.summaries.push(json!({ "tracking_number": update.tracking_number, "shipment_id": shipment_id,
                                            "status": if newer { status } else { previous.as_deref().unwrap_or(status) },
@@ -322,6 +326,47 @@ pub async fn apply_updates(
         }
     }
     Ok(applied)
+}
+
+/// What a carrier's detail asks of the shop: a return or a lost parcel opens an after-sales
+/// case; a parcel at customs is a task (remind the customer to collect it; held: tell the
+/// customer to contact customs and send the invoice).
+async fn on_detail(
+    tx: &mut Tx,
+    shipment_id: &str,
+    order_id: &str,
+    update: &TrackingUpdate,
+) -> anyhow::Result<()> {
+    let Some(detail) = update.detail else {
+        return Ok(());
+    };
+    let task = |kind: &'static str, title: &'static str| (kind, title);
+    let customs = match detail {
+        TrackingDetail::CustomsProcessing => Some(task(
+            "customs_reminder",
+            "the parcel is at the destination's customs: remind the customer to collect it",
+        )),
+        TrackingDetail::CustomsHeld => Some(task(
+            "customs_held",
+            "held by customs: tell the customer to contact customs, and provide the invoice",
+        )),
+        _ => None,
+    };
+    if let Some((kind, title)) = customs {
+        crate::aftersales::clocks::open_task(
+            tx,
+            kind,
+            &format!("{kind}.{shipment_id}"),
+            Some(order_id),
+            None,
+            title,
+            json!({ "shipment_id": shipment_id, "tracking_number": update.tracking_number }),
+        )
+        .await?;
+        return Ok(());
+    }
+    crate::aftersales::from_carrier(tx, shipment_id, order_id, detail).await?;
+    Ok(())
 }
 
 /// An order is delivered once every shipment of it is and no supplier order still has goods to

@@ -27,7 +27,7 @@ async fn serve(router: axum::Router) -> SocketAddr {
 
 // ---------------------------------------------------------------------------------------------
 // Shopify Admin API (GraphQL), the part Daifa uses: an order's fulfillment orders and
-// fulfillments, and `fulfillmentCreate`.
+// fulfillments, and `fulfillmentCreate`; its transactions and refunds, and `refundCreate`.
 
 #[derive(Default)]
 struct ShopifyState {
@@ -40,6 +40,12 @@ struct ShopifyState {
     requests: usize,
     /// What the `orders` query lists: each order's REST JSON with its `updatedAt`.
     listed: Vec<(Value, String)>,
+    /// The `input` of every successful `refundCreate`.
+    refunds: Vec<Value>,
+    /// Order id → what the customer paid (one successful sale): amount in minor units, currency.
+    paid: HashMap<String, (i64, String)>,
+    /// Order id → its refunds: `{id, note, amount_minor}`.
+    order_refunds: HashMap<String, Vec<Value>>,
 }
 
 #[derive(Clone)]
@@ -87,6 +93,16 @@ impl FakeShopify {
             .collect();
         let refs: Vec<(&str, i64)> = lines.iter().map(|(a, b)| (a.as_str(), *b)).collect();
         self.add_order(&id, &refs);
+        // Paid in full, in one sale: what refunds are made against.
+        let total = order["total_price"]
+            .as_str()
+            .map_or(0, |t| minor_units(t).unwrap_or(0));
+        let currency = order["currency"].as_str().unwrap_or("USD").to_string();
+        self.state
+            .lock()
+            .unwrap()
+            .paid
+            .insert(id, (total, currency));
     }
 
     /// Lists an order (its REST JSON, as webhooks carry it) in the `orders` query, changed at
@@ -95,6 +111,11 @@ impl FakeShopify {
         let mut s = self.state.lock().unwrap();
         s.listed.retain(|(o, _)| o["id"] != order["id"]);
         s.listed.push((order.clone(), updated_at.to_string()));
+    }
+
+    /// The refunds created through `refundCreate`.
+    pub fn refunds(&self) -> Vec<Value> {
+        self.state.lock().unwrap().refunds.clone()
     }
 
     pub fn created(&self) -> Vec<Value> {
@@ -109,6 +130,119 @@ impl FakeShopify {
 
 fn gid_tail(gid: &str) -> &str {
     gid.rsplit('/').next().unwrap_or(gid)
+}
+
+/// "388.00" (a two-decimal currency, as the fakes' orders are) in minor units.
+fn minor_units(amount: &str) -> Option<i64> {
+    let (whole, frac) = amount.trim().split_once('.').unwrap_or((amount.trim(), ""));
+    let frac = format!("{frac:0<2}");
+    if frac.len() > 2 {
+        return None;
+    }
+    Some(whole.parse::<i64>().ok()? * 100 + frac.parse::<i64>().ok()?)
+}
+
+fn decimal(minor: i64) -> String {
+    format!("{}.{:02}", minor / 100, minor % 100)
+}
+
+/// `refundCreate` as the Admin API answers it: the refund's transactions must be `REFUND`s of the
+/// order's sale, on its gateway, within what is left of it; the refund is recorded in the order.
+fn shopify_refund_create(s: &mut ShopifyState, input: &Value) -> Value {
+    let order_id = gid_tail(input["orderId"].as_str().unwrap_or_default()).to_string();
+    let refused = |message: String| {
+        json!({ "data": { "refundCreate": {
+            "refund": null, "userErrors": [ { "field": ["input"], "message": message } ]
+        } } })
+    };
+    let Some((paid, currency)) = s.paid.get(&order_id).cloned() else {
+        return refused(format!("Order {order_id} does not exist or was not paid."));
+    };
+    let lines = s.orders.get(&order_id).cloned().unwrap_or_default();
+    for item in input["refundLineItems"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let line = gid_tail(item["lineItemId"].as_str().unwrap_or_default()).to_string();
+        if !lines.iter().any(|(id, _)| *id == line) {
+            return refused(format!("Line item {line} does not belong to the order."));
+        }
+    }
+    let refunded: i64 = s.order_refunds.get(&order_id).map_or(0, |rs| {
+        rs.iter()
+            .map(|r| r["amount_minor"].as_i64().unwrap_or(0))
+            .sum()
+    });
+    let mut amount = 0;
+    for t in input["transactions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        if t["kind"] != "REFUND"
+            || t["gateway"] != "bogus"
+            || t["parentId"] != format!("gid://shopify/OrderTransaction/{order_id}1")
+        {
+            return refused(format!("Invalid refund transaction {t}."));
+        }
+        let Some(minor) = t["amount"].as_str().and_then(minor_units) else {
+            return refused(format!("Invalid amount {}.", t["amount"]));
+        };
+        amount += minor;
+    }
+    if amount > paid - refunded {
+        return refused(format!(
+            "Refund amount {} is greater than the refundable amount {}.",
+            decimal(amount),
+            decimal(paid - refunded)
+        ));
+    }
+    let id = format!("gid://shopify/Refund/{}", 828_462_718 + s.refunds.len());
+    s.order_refunds
+        .entry(order_id)
+        .or_default()
+        .push(json!({ "id": id, "note": input["note"], "amount_minor": amount }));
+    s.refunds.push(input.clone());
+    json!({
+        "data": { "refundCreate": {
+            "refund": { "id": id, "note": input["note"],
+                        "totalRefundedSet": { "presentmentMoney": { "amount": decimal(amount), "currencyCode": currency } } },
+            "userErrors": []
+        } },
+        "extensions": { "cost": { "requestedQueryCost": 10, "actualQueryCost": 10 } }
+    })
+}
+
+/// An order's refunds and transactions (its sale, then a refund transaction per refund).
+fn shopify_refund_state(s: &ShopifyState, order_id: &str) -> Value {
+    let Some((paid, currency)) = s.paid.get(order_id) else {
+        return json!({ "data": { "order": null } });
+    };
+    let money = |minor: i64| {
+        json!({ "presentmentMoney": {
+            "amount": decimal(minor), "currencyCode": currency
+        } })
+    };
+    let sale = format!("gid://shopify/OrderTransaction/{order_id}1");
+    let refunds = s.order_refunds.get(order_id).cloned().unwrap_or_default();
+    let mut transactions = vec![json!({
+        "id": sale, "kind": "SALE", "status": "SUCCESS", "gateway": "bogus",
+        "parentTransaction": null, "amountSet": money(*paid)
+    })];
+    for (i, r) in refunds.iter().enumerate() {
+        transactions.push(json!({
+            "id": format!("gid://shopify/OrderTransaction/{order_id}2{i}"), "kind": "REFUND", "status": "SUCCESS",
+            "gateway": "bogus", "parentTransaction": { "id": sale },
+            "amountSet": money(r["amount_minor"].as_i64().unwrap_or(0))
+        }));
+    }
+    json!({ "data": { "order": {
+        "id": format!("gid://shopify/Order/{order_id}"),
+        "currencyCode": currency, "presentmentCurrencyCode": currency,
+        "refunds": refunds.iter().map(|r| json!({ "id": r["id"], "note": r["note"] })).collect::<Vec<_>>(),
+        "transactions": transactions
+    } } })
 }
 
 async fn shopify_graphql(
@@ -191,8 +325,20 @@ async fn shopify_graphql(
         }))
         .into_response();
     }
+    if query.contains("refundCreate") {
+        let answer = shopify_refund_create(&mut s, &variables["input"]);
+        return Json(answer).into_response();
+    }
+    if query.contains("return(") {
+        // No returns are requested on this shop: an unknown id is `null`, as Shopify answers.
+        return Json(json!({ "data": { "return": null } })).into_response();
+    }
     if query.contains("orders(") {
         return Json(orders_page(&s.listed, variables)).into_response();
+    }
+    if query.contains("transactions(") {
+        let order_id = gid_tail(variables["id"].as_str().unwrap_or_default()).to_string();
+        return Json(shopify_refund_state(&s, &order_id)).into_response();
     }
     if query.contains("order(") {
         let order_id = gid_tail(variables["id"].as_str().unwrap_or_default()).to_string();
@@ -351,6 +497,8 @@ struct SupplierState {
     delay: Duration,
     /// Answer `accepted` at once rather than `submitted` (acknowledged later by callback).
     accept_at_once: bool,
+    /// The answer to `order.cancel_requested`: `cancelled`, `pending` or `too_late`.
+    cancel_answer: Option<String>,
 }
 
 #[derive(Clone)]
@@ -385,6 +533,19 @@ impl FakeSupplier {
     /// Answers every push only after `delay` (it is recorded on arrival).
     pub fn delay(&self, delay: Duration) {
         self.state.lock().unwrap().delay = delay;
+    }
+
+    /// How the supplier answers cancellations from now on (`cancelled` by default).
+    pub fn answer_cancellations(&self, status: &str) {
+        self.state.lock().unwrap().cancel_answer = Some(status.to_string());
+    }
+
+    /// The messages of a type the supplier received.
+    pub fn received_of(&self, kind: &str) -> Vec<ReceivedPush> {
+        self.received()
+            .into_iter()
+            .filter(|p| p.body["type"] == kind)
+            .collect()
     }
 
     /// Acknowledges each order in its answer (`"status": "accepted"`).
@@ -429,6 +590,11 @@ impl FakeSupplier {
     }
 }
 
+/// The type of the last message received.
+fn parsed_type(received: &[ReceivedPush]) -> Option<&str> {
+    received.last().and_then(|p| p.body["type"].as_str())
+}
+
 async fn supplier_receive(
     State(fake): State<FakeSupplier>,
     headers: HeaderMap,
@@ -471,6 +637,28 @@ async fn supplier_receive(
                 .insert("retry-after", secs.to_string().parse().unwrap());
         }
         return response;
+    }
+    // After-sales messages (protocol revision 1.2): a cancellation, a return request.
+    match parsed_type(&s.received) {
+        Some("order.cancel_requested") => {
+            let status = s
+                .cancel_answer
+                .clone()
+                .unwrap_or_else(|| "cancelled".into());
+            return (StatusCode::OK, Json(json!({ "status": status }))).into_response();
+        }
+        Some("return.requested") => {
+            let n = s.received.len();
+            return (
+                StatusCode::OK,
+                Json(json!({ "rma": format!("RMA-{n}"), "note": "write the RMA on the parcel",
+                    "address": { "name": "Returns desk", "company": "Yiwu Wholesale", "line1": "88 Futian Road", "line2": null,
+                                 "city": "Yiwu", "province": "Zhejiang", "province_code": "ZJ", "postal_code": "322000",
+                                 "country_code": "CN", "phone": null } })),
+            )
+                .into_response();
+        }
+        _ => {}
     }
     let n = s.received.len();
     let status = if s.accept_at_once {

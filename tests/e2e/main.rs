@@ -3,6 +3,7 @@
 //! against fake Shopify and supplier servers. On SQLite by default; on PostgreSQL when
 //! `DAIFA_TEST_DATABASE_URL=postgres://...` names a server (each test creates its own database).
 
+mod aftersales;
 mod devkit;
 mod fakes;
 mod helpers;
@@ -57,6 +58,17 @@ async fn wait_for_pushes(supplier: &FakeSupplier, n: usize) -> Vec<fakes::Receiv
         (r.len() >= n).then_some(r)
     })
     .await
+}
+
+/// The order's push to its supplier, among its jobs (its clocks are jobs too).
+fn submit_job(detail: &Value) -> Value {
+    detail["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["kind"] == "supplier.submit")
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
 async fn only_order(app: &TestApp) -> Value {
@@ -188,11 +200,13 @@ async fn order_travels_from_shopify_to_the_supplier_and_its_tracking_back() {
         detail["shipments"][0]["external_id"],
         "gid://shopify/Fulfillment/255858046"
     );
+    // Tasks the clocks opened (the sample shipped days ago: its follow-up is due) aside.
     let kinds: Vec<&str> = detail["timeline"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
+        .filter(|k| !k.starts_with("task."))
         .collect();
     assert_eq!(
         kinds,
@@ -218,14 +232,37 @@ async fn order_travels_from_shopify_to_the_supplier_and_its_tracking_back() {
         .map(|j| j["kind"].as_str().unwrap())
         .collect();
     kinds.sort_unstable();
-    // The acknowledgement deadline waits (a day by default) and finds the order accepted.
+    // The acknowledgement deadline waits (a day by default) and finds the order accepted; the
+    // service clocks wait for their times (shipped within a day of payment, marked shipped
+    // within 3 days; the follow-up, the promised time and 40 days without tracking after the
+    // shipment).
     assert_eq!(
         kinds,
         [
             "channel.fulfill",
+            "clock.delivery_promise",
+            "clock.follow_up",
+            "clock.mark_shipped",
+            "clock.no_tracking",
+            "clock.ship",
             "supplier.ack_deadline",
             "supplier.submit"
         ]
+    );
+    // The sample shipped on 2026-11-23: its follow-up (7 days, UPS is express) is due, and
+    // finds the parcel not delivered: a task for the operator.
+    let tasks = eventually("the follow-up task", WAIT, || async {
+        let t = w.app.get_json("/api/v1/tasks").await;
+        let tasks = t["tasks"].as_array().cloned().unwrap_or_default();
+        tasks
+            .iter()
+            .any(|t| t["kind"] == "tracking_follow_up")
+            .then_some(tasks)
+    })
+    .await;
+    assert!(
+        tasks.iter().all(|t| t["kind"] != "ship_late"),
+        "it shipped in time: {tasks:?}"
     );
 
     // Prometheus metrics (shared by the tests of this process: assert presence, not counts).
@@ -244,9 +281,9 @@ async fn order_travels_from_shopify_to_the_supplier_and_its_tracking_back() {
         r#"daifa_inbound_requests_total{connection="supplier",outcome="accepted"}"#,
         r#"daifa_job_attempts_total{kind="supplier.submit",outcome="succeeded"}"#,
         r#"daifa_job_attempts_total{kind="channel.fulfill",outcome="succeeded"}"#,
-        r#"daifa_plugin_calls_total{plugin="shopify",version="0.2.0",connection="shop",function="handle-inbound"}"#,
-        r#"daifa_plugin_calls_total{plugin="webhook-supplier",version="0.1.0",connection="supplier",function="submit-order"}"#,
-        r#"daifa_plugin_call_duration_seconds_bucket{plugin="shopify",version="0.2.0",connection="shop",function="push-fulfillment",le="#,
+        r#"daifa_plugin_calls_total{plugin="shopify",version="0.3.0",connection="shop",function="handle-inbound"}"#,
+        r#"daifa_plugin_calls_total{plugin="webhook-supplier",version="0.2.0",connection="supplier",function="submit-order"}"#,
+        r#"daifa_plugin_call_duration_seconds_bucket{plugin="shopify",version="0.3.0",connection="shop",function="push-fulfillment",le="#,
     ] {
         assert!(
             metrics.contains(needle),
@@ -372,10 +409,11 @@ async fn a_supplier_answering_500_twice_gets_the_order_on_the_third_try_with_the
     let order = only_order(&w.app).await;
     let detail = eventually("the push recorded as done", WAIT, || async {
         let d = w.app.order(order["id"].as_str().unwrap()).await;
-        (d["jobs"][0]["status"] == "succeeded").then_some(d)
+        (submit_job(&d)["status"] == "succeeded").then_some(d)
     })
     .await;
-    let outcomes: Vec<&str> = detail["jobs"][0]["attempt_log"]
+    let submit = submit_job(&detail);
+    let outcomes: Vec<&str> = submit["attempt_log"]
         .as_array()
         .unwrap()
         .iter()
@@ -401,7 +439,10 @@ async fn retry_after_is_honoured() {
     wait_for_pushes(&w.supplier, 2).await;
     let order = only_order(&w.app).await;
     let detail = w.app.order(order["id"].as_str().unwrap()).await;
-    let log = detail["jobs"][0]["attempt_log"].as_array().unwrap().clone();
+    let log = submit_job(&detail)["attempt_log"]
+        .as_array()
+        .unwrap()
+        .clone();
     let gap =
         log[1]["started_at_ms"].as_i64().unwrap() - log[0]["finished_at_ms"].as_i64().unwrap();
     // The schedule says 200 ms; the supplier said 2 s.

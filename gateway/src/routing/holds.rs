@@ -61,6 +61,16 @@ pub async fn open(
             .bind(contact_due)
             .execute(&mut **tx)
             .await?;
+            if let Some(due) = contact_due {
+                crate::aftersales::clocks::schedule(
+                    tx,
+                    crate::aftersales::clocks::Clock::StockOutContact,
+                    &id,
+                    order_id,
+                    due,
+                )
+                .await?;
+            }
             id
         }
     };
@@ -226,6 +236,7 @@ async fn reroute(
             trigger,
             allow_partial,
             replaces: None,
+            reship: None,
         },
     )
     .await?)

@@ -14,8 +14,8 @@ pub use peer::CasePeer;
 pub use run::{CaseOutcome, CaseRunner, diff};
 
 use crate::bindings::carrier::Parcel;
-use crate::bindings::channel::FulfillmentRequest;
-use crate::bindings::supplier::SupplierOrder;
+use crate::bindings::channel::{FulfillmentRequest, RefundRequest, ReturnDecision};
+use crate::bindings::supplier::{CancelRequest, ReturnRequest, SupplierOrder};
 use crate::bindings::types::{HttpHeader, InboundRequest, OutboundResponse, PollRequest};
 use crate::engine::PluginKind;
 use serde::Deserialize;
@@ -85,6 +85,14 @@ pub enum Call {
     FetchTracking,
     /// Carrier: takes a `request`.
     HandleWebhook,
+    /// Channel: takes a `refund-request` as `input`.
+    Refund,
+    /// Channel: takes a `return-decision` as `input`.
+    DecideReturn,
+    /// Supplier: takes a `cancel-request` as `input`.
+    CancelOrder,
+    /// Supplier: takes a `return-request` as `input`.
+    AuthorizeReturn,
 }
 
 impl Call {
@@ -99,14 +107,23 @@ impl Call {
             Self::Register => "register",
             Self::FetchTracking => "fetch-tracking",
             Self::HandleWebhook => "handle-webhook",
+            Self::Refund => "refund",
+            Self::DecideReturn => "decide-return",
+            Self::CancelOrder => "cancel-order",
+            Self::AuthorizeReturn => "authorize-return",
         }
     }
 
     /// The worlds that export it.
     pub fn kinds(self) -> &'static [PluginKind] {
         match self {
-            Self::HandleInbound | Self::PushFulfillment => &[PluginKind::Channel],
-            Self::SubmitOrder | Self::HandleCallback => &[PluginKind::Supplier],
+            Self::HandleInbound | Self::PushFulfillment | Self::Refund | Self::DecideReturn => {
+                &[PluginKind::Channel]
+            }
+            Self::SubmitOrder
+            | Self::HandleCallback
+            | Self::CancelOrder
+            | Self::AuthorizeReturn => &[PluginKind::Supplier],
             Self::Register | Self::FetchTracking | Self::HandleWebhook => &[PluginKind::Carrier],
             Self::Poll => &[PluginKind::Channel, PluginKind::Supplier],
             Self::CheckConnection => &PluginKind::ALL,
@@ -130,6 +147,10 @@ impl Call {
                 | Self::Poll
                 | Self::Register
                 | Self::FetchTracking
+                | Self::Refund
+                | Self::DecideReturn
+                | Self::CancelOrder
+                | Self::AuthorizeReturn
         )
     }
 }
@@ -246,6 +267,10 @@ pub enum Input {
     Poll(PollRequest),
     Parcel(Parcel),
     Parcels(Vec<Parcel>),
+    Refund(RefundRequest),
+    ReturnDecision(ReturnDecision),
+    Cancel(CancelRequest),
+    Return(Box<ReturnRequest>),
 }
 
 /// An outbound exchange with its answer ready to give.
@@ -308,7 +333,7 @@ pub fn parse(path: &Path, text: String) -> Result<LoadedCase, String> {
     };
     if case.input.is_some() && !call.takes_input() {
         return Err(format!(
-            "`input` is for push-fulfillment, submit-order, poll, register and fetch-tracking; `{}` takes {takes}",
+            "`input` is for push-fulfillment, submit-order, poll, register, fetch-tracking, refund, decide-return, cancel-order and authorize-return; `{}` takes {takes}",
             call.name()
         ));
     }
@@ -342,6 +367,12 @@ pub fn parse(path: &Path, text: String) -> Result<LoadedCase, String> {
         (Some(value), Call::Poll) => Some(Input::Poll(from_value(value, "input")?)),
         (Some(value), Call::Register) => Some(Input::Parcel(from_value(value, "input")?)),
         (Some(value), Call::FetchTracking) => Some(Input::Parcels(from_value(value, "input")?)),
+        (Some(value), Call::Refund) => Some(Input::Refund(from_value(value, "input")?)),
+        (Some(value), Call::DecideReturn) => {
+            Some(Input::ReturnDecision(from_value(value, "input")?))
+        }
+        (Some(value), Call::CancelOrder) => Some(Input::Cancel(from_value(value, "input")?)),
+        (Some(value), Call::AuthorizeReturn) => Some(Input::Return(from_value(value, "input")?)),
         _ => None,
     };
 

@@ -3,10 +3,17 @@
 
 use crate::bindings::carrier::{CarrierInbound, Parcel, Registration};
 use crate::bindings::carrier_world::{CarrierPlugin, CarrierPluginPre};
-use crate::bindings::channel::{FulfillmentRef, FulfillmentRequest, Inbound, PollResult};
+use crate::bindings::channel::{
+    FulfillmentRef, FulfillmentRequest, Inbound, PollResult, RefundRef, RefundRequest,
+    ReturnDecision,
+};
 use crate::bindings::channel_world::{ChannelPlugin, ChannelPluginPre};
-use crate::bindings::supplier::{Submission, SupplierInbound, SupplierOrder, SupplierPollResult};
+use crate::bindings::supplier::{
+    CancelRequest, ReturnAuthorization, ReturnRequest, Submission, SupplierInbound, SupplierOrder,
+    SupplierPollResult,
+};
 use crate::bindings::supplier_world::{SupplierPlugin, SupplierPluginPre};
+use crate::bindings::types::SupplierOrderStatus;
 use crate::bindings::types::{InboundRequest, PluginError, PollRequest, TrackingUpdate};
 use crate::outbound::OutboundHttp;
 use crate::state::{CallState, ConnectionContext};
@@ -1131,6 +1138,98 @@ impl LoadedPlugin {
             |plugin, store| plugin
                 .daifa_plugin_supplier()
                 .call_poll(&mut store, request)
+        )
+    }
+
+    /// Channel: refund the customer through the storefront. Plugins built against WIT 0.2
+    /// answer `unsupported`.
+    pub async fn refund(
+        &self,
+        ctx: Arc<ConnectionContext>,
+        request: &RefundRequest,
+    ) -> Result<RefundRef, CallFailure> {
+        if self.is_prev() {
+            return Err(self.added_later("refund", "0.3.0"));
+        }
+        call_export!(
+            self,
+            ctx,
+            json_size(request),
+            channel_pre,
+            Channel,
+            "refund",
+            |plugin, store| plugin
+                .daifa_plugin_channel()
+                .call_refund(&mut store, request)
+        )
+    }
+
+    /// Channel: approve or decline a return request on the storefront. Plugins built against
+    /// WIT 0.2 answer `unsupported`.
+    pub async fn decide_return(
+        &self,
+        ctx: Arc<ConnectionContext>,
+        decision: &ReturnDecision,
+    ) -> Result<(), CallFailure> {
+        if self.is_prev() {
+            return Err(self.added_later("decide-return", "0.3.0"));
+        }
+        call_export!(
+            self,
+            ctx,
+            json_size(decision),
+            channel_pre,
+            Channel,
+            "decide-return",
+            |plugin, store| plugin
+                .daifa_plugin_channel()
+                .call_decide_return(&mut store, decision)
+        )
+    }
+
+    /// Supplier: cancel an order, or stop its parcel. Plugins built against WIT 0.2 answer
+    /// `unsupported`.
+    pub async fn cancel_order(
+        &self,
+        ctx: Arc<ConnectionContext>,
+        request: &CancelRequest,
+    ) -> Result<SupplierOrderStatus, CallFailure> {
+        if self.is_prev() {
+            return Err(self.added_later("cancel-order", "0.3.0"));
+        }
+        call_export!(
+            self,
+            ctx,
+            json_size(request),
+            supplier_pre,
+            Supplier,
+            "cancel-order",
+            |plugin, store| plugin
+                .daifa_plugin_supplier()
+                .call_cancel_order(&mut store, request)
+        )
+    }
+
+    /// Supplier: announce goods coming back and get where to send them. Plugins built against
+    /// WIT 0.2 answer `unsupported`.
+    pub async fn authorize_return(
+        &self,
+        ctx: Arc<ConnectionContext>,
+        request: &ReturnRequest,
+    ) -> Result<ReturnAuthorization, CallFailure> {
+        if self.is_prev() {
+            return Err(self.added_later("authorize-return", "0.3.0"));
+        }
+        call_export!(
+            self,
+            ctx,
+            json_size(request),
+            supplier_pre,
+            Supplier,
+            "authorize-return",
+            |plugin, store| plugin
+                .daifa_plugin_supplier()
+                .call_authorize_return(&mut store, request)
         )
     }
 

@@ -18,9 +18,10 @@ mod outbound;
 mod state;
 
 pub use bindings::types::{
-    Address, Contact, HttpHeader, InboundRequest, LineQuantity, Money, Order, OrderLine,
-    OutboundRequest, OutboundResponse, PluginError, PollRequest, Shipment, SupplierOrderRef,
-    SupplierOrderStatus, TrackingDetail, TrackingEvent, TrackingStatus, TrackingUpdate,
+    Address, CaseKind, CaseReason, Contact, HttpHeader, InboundRequest, LineQuantity, Money, Order,
+    OrderLine, OutboundRequest, OutboundResponse, PluginError, PollRequest, ReturnKind, Shipment,
+    SupplierOrderRef, SupplierOrderStatus, TrackingDetail, TrackingEvent, TrackingStatus,
+    TrackingUpdate,
 };
 pub use bindings::{WIT_VERSION, supports_wit};
 pub use bindings::{carrier, channel, supplier};

@@ -128,6 +128,32 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
 }
 
+/// One of a mutation's `userErrors`: Shopify refused the input. `ReturnUserError` adds a `code`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct UserError {
+    #[serde(default)]
+    pub field: Option<Vec<String>>,
+    pub message: String,
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+/// The `permanent` error of a mutation's `userErrors` ("shopify refused refundCreate: field: message;
+/// ..."): Shopify refused the input, which a retry will not change.
+pub fn user_errors(operation: &str, errors: &[UserError]) -> PluginError {
+    let messages: Vec<String> = errors
+        .iter()
+        .map(|e| match e.field.as_deref() {
+            Some(field) if !field.is_empty() => format!("{}: {}", field.join("."), e.message),
+            _ => e.message.clone(),
+        })
+        .collect();
+    PluginError::permanent(format!(
+        "shopify refused {operation}: {}",
+        messages.join("; ")
+    ))
+}
+
 /// A Shopify global id from a numeric REST id; a global id of the right kind is taken as it is.
 pub fn gid(kind: &str, id: &str) -> Result<String, PluginError> {
     let prefix = format!("gid://shopify/{kind}/");

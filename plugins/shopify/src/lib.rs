@@ -1,9 +1,11 @@
 //! The Shopify storefront adapter of Daifa.
 //!
 //! Inbound: verifies `orders/*` webhooks and translates the REST order JSON into canonical
-//! orders and cancellations ([`webhook`], [`order`]); polls the orders that changed through the
-//! GraphQL Admin API, as a safety net for missed webhooks ([`poll`]). Outbound: writes shipments
-//! back as fulfillments through the GraphQL Admin API ([`fulfillment`]).
+//! orders and cancellations ([`webhook`], [`order`]), and `refunds/create` / `returns/request`
+//! into after-sales cases ([`aftersales`]); polls the orders that changed through the GraphQL
+//! Admin API, as a safety net for missed webhooks ([`poll`]). Outbound, through the GraphQL
+//! Admin API: writes shipments back as fulfillments ([`fulfillment`]), refunds customers
+//! ([`refund`]) and answers their return requests ([`returns`]).
 //!
 //! Everything but the [`Shopify`] component itself is plain functions over bytes and canonical
 //! types, so it runs in native unit tests; the component only adds what needs the host: the
@@ -12,15 +14,19 @@
 // Tests unwrap freely; the library build is still held to `clippy::unwrap_used`.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod aftersales;
 pub mod config;
 pub mod fulfillment;
 pub mod graphql;
 pub mod order;
 pub mod poll;
+pub mod refund;
+pub mod returns;
 pub mod webhook;
 
 use daifa_plugin_sdk::channel::{
-    ChannelPlugin, FulfillmentRef, FulfillmentRequest, Inbound, PollResult,
+    ChannelPlugin, FulfillmentRef, FulfillmentRequest, Inbound, PollResult, RefundRef,
+    RefundRequest, ReturnDecision,
 };
 use daifa_plugin_sdk::types::{InboundRequest, PollRequest};
 use daifa_plugin_sdk::{PluginError, connection, http, log, time};
@@ -40,7 +46,7 @@ impl ChannelPlugin for Shopify {
             secret: secret.as_bytes(),
             shop_domain: shop_domain.as_deref(),
         };
-        webhook::handle(verifier, &request)
+        webhook::handle_received(verifier, &request, Some(time::now_ms()))
     }
 
     fn push_fulfillment(request: FulfillmentRequest) -> Result<FulfillmentRef, PluginError> {
@@ -75,6 +81,52 @@ impl ChannelPlugin for Shopify {
             log::warn(skipped);
         }
         Ok(polled)
+    }
+
+    fn refund(request: RefundRequest) -> Result<RefundRef, PluginError> {
+        let config = Config::from_connection()?;
+        let admin = AdminApi::new(&config)?;
+        let outcome = refund::push(&request, &config.api_version, |call| admin.send(call))?;
+        match &outcome {
+            refund::Outcome::Created(id) => log::info(&format!(
+                "refund {id} created for order {} (case {})",
+                request.order_external_id, request.case_id
+            )),
+            refund::Outcome::AlreadyRecorded(id) => log::info(&format!(
+                "case {} already refunded as {id} of order {}",
+                request.case_id, request.order_external_id
+            )),
+        }
+        Ok(RefundRef {
+            external_id: outcome.refund_id().to_string(),
+        })
+    }
+
+    fn decide_return(decision: ReturnDecision) -> Result<(), PluginError> {
+        // No Shopify return, nothing to answer: said before reading any setting.
+        returns::return_id(&decision)?;
+        let admin = AdminApi::new(&Config::from_connection()?)?;
+        let outcome = returns::decide_return(&decision, |call| admin.send(call))?;
+        let verb = if decision.approved {
+            "approved"
+        } else {
+            "declined"
+        };
+        match outcome {
+            returns::Outcome::Answered => log::info(&format!(
+                "return {} of order {} {verb} (case {})",
+                decision.external_id.as_deref().unwrap_or_default(),
+                decision.order_external_id,
+                decision.case_id
+            )),
+            returns::Outcome::AlreadyAnswered => log::info(&format!(
+                "return {} of order {} was already {verb} (case {})",
+                decision.external_id.as_deref().unwrap_or_default(),
+                decision.order_external_id,
+                decision.case_id
+            )),
+        }
+        Ok(())
     }
 }
 

@@ -1,10 +1,10 @@
 //! Shopify webhooks: signature, headers, topics.
 
-use daifa_plugin_sdk::PluginError;
 use daifa_plugin_sdk::channel::{ChannelEvent, Inbound};
-use daifa_plugin_sdk::signature;
-use daifa_plugin_sdk::types::{HttpHeader, InboundRequest};
+use daifa_plugin_sdk::types::{HttpHeader, InboundRequest, TimestampMs};
+use daifa_plugin_sdk::{PluginError, signature, time};
 
+use crate::aftersales::{refund_case_from_json, return_case_from_json};
 use crate::config::normalize_shop_domain;
 use crate::order::{cancellation_from_json, order_from_json};
 
@@ -13,6 +13,7 @@ const HMAC: [&str; 2] = ["x-shopify-hmac-sha256", "shopify-hmac-sha256"];
 const TOPIC: [&str; 2] = ["x-shopify-topic", "shopify-topic"];
 const WEBHOOK_ID: [&str; 2] = ["x-shopify-webhook-id", "shopify-webhook-id"];
 const SHOP_DOMAIN: [&str; 2] = ["x-shopify-shop-domain", "shopify-shop-domain"];
+const TRIGGERED_AT: [&str; 2] = ["x-shopify-triggered-at", "shopify-triggered-at"];
 
 /// What verifying a webhook takes, passed in so that it runs without the host.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +27,16 @@ pub struct Verifier<'a> {
 
 /// Verifies a webhook on its raw body, then turns it into canonical events.
 pub fn handle(verifier: Verifier<'_>, request: &InboundRequest) -> Result<Inbound, PluginError> {
+    handle_received(verifier, request, None)
+}
+
+/// [`handle`], with the time the webhook was received: the time of a request whose body and
+/// `X-Shopify-Triggered-At` header both lack one.
+pub fn handle_received(
+    verifier: Verifier<'_>,
+    request: &InboundRequest,
+    received_at: Option<TimestampMs>,
+) -> Result<Inbound, PluginError> {
     verify(verifier, request)?;
     let topic = first_header(&request.headers, &TOPIC)
         .map(str::trim)
@@ -36,7 +47,11 @@ pub fn handle(verifier: Verifier<'_>, request: &InboundRequest) -> Result<Inboun
         .map(str::trim)
         .filter(|id| !id.is_empty())
         .map(str::to_string);
-    let events = events(&topic, &request.body)?;
+    // When Shopify triggered the webhook: the time of requests whose body has none.
+    let triggered_at = first_header(&request.headers, &TRIGGERED_AT)
+        .and_then(|at| time::parse_rfc3339(at.trim()).ok())
+        .or(received_at);
+    let events = events(&topic, &request.body, triggered_at)?;
     Ok(Inbound {
         delivery_id,
         topic: Some(topic),
@@ -44,14 +59,28 @@ pub fn handle(verifier: Verifier<'_>, request: &InboundRequest) -> Result<Inboun
     })
 }
 
-/// The events of a verified webhook body.
-pub fn events(topic: &str, body: &[u8]) -> Result<Vec<ChannelEvent>, PluginError> {
+/// The events of a verified webhook body; `triggered_at` is when Shopify sent it, if known.
+pub fn events(
+    topic: &str,
+    body: &[u8],
+    triggered_at: Option<TimestampMs>,
+) -> Result<Vec<ChannelEvent>, PluginError> {
     Ok(match topic.to_ascii_lowercase().as_str() {
         // Shopify resends the whole order on every change; the gateway drops what it has seen.
         "orders/create" | "orders/updated" | "orders/paid" => {
             vec![ChannelEvent::OrderPlaced(order_from_json(body)?)]
         }
         "orders/cancelled" => vec![ChannelEvent::OrderCancelled(cancellation_from_json(body)?)],
+        // A refund made in Shopify's admin; the refunds Daifa makes come back here too and are
+        // recognised by their note.
+        "refunds/create" => refund_case_from_json(body, triggered_at)?
+            .map(ChannelEvent::CaseOpened)
+            .into_iter()
+            .collect(),
+        "returns/request" => vec![ChannelEvent::CaseOpened(return_case_from_json(
+            body,
+            triggered_at,
+        )?)],
         // Authentic but of no interest: acknowledged so that Shopify does not retry it.
         _ => Vec::new(),
     })
@@ -355,6 +384,71 @@ mod tests {
         assert_eq!(
             (err.kind(), err.message()),
             ("bad-payload", "header `x-shopify-topic` is missing")
+        );
+    }
+
+    const REFUNDS_CREATE: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/webhook-refunds-create.pipedream-devstore.json"
+    ));
+    const RETURNS_REQUEST: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/webhook-returns-request.yellowai-docs.json"
+    ));
+
+    #[test]
+    fn refunds_create_opens_a_refunded_case() {
+        let inbound = handle(verifier(), &delivery("refunds/create", REFUNDS_CREATE)).unwrap();
+        assert_eq!(inbound.topic.as_deref(), Some("refunds/create"));
+        let [ChannelEvent::CaseOpened(case)] = inbound.events.as_slice() else {
+            panic!("expected one case-opened event, got {:?}", inbound.events);
+        };
+        assert_eq!(
+            (case.order_external_id.as_str(), case.external_id.as_str()),
+            ("6273085767965", "1002961240349")
+        );
+        assert!(case.refunded);
+        assert_eq!(case.kind, daifa_plugin_sdk::types::CaseKind::RefundOnly);
+    }
+
+    #[test]
+    fn a_refund_daifa_made_comes_back_without_events() {
+        let body = String::from_utf8(REFUNDS_CREATE.to_vec())
+            .unwrap()
+            .replace(
+                r#""note": """#,
+                r#""note": "daifa case case_7: ordered twice""#,
+            )
+            .into_bytes();
+        let inbound = handle(verifier(), &delivery("refunds/create", &body)).unwrap();
+        assert_eq!(inbound.topic.as_deref(), Some("refunds/create"));
+        assert!(inbound.events.is_empty(), "{:?}", inbound.events);
+    }
+
+    #[test]
+    fn returns_request_opens_a_return_case_at_the_time_shopify_sent_it() {
+        let mut request = delivery("returns/request", RETURNS_REQUEST);
+        request
+            .headers
+            .push(header("x-shopify-triggered-at", "2023-10-19T10:19:34.123Z"));
+        let inbound = handle(verifier(), &request).unwrap();
+        let [ChannelEvent::CaseOpened(case)] = inbound.events.as_slice() else {
+            panic!("expected one case-opened event, got {:?}", inbound.events);
+        };
+        assert_eq!(case.external_id, "3547267221");
+        assert_eq!(case.requested_at, 1_697_710_774_123);
+        assert!(!case.refunded);
+
+        // Without the header, the time the gateway received it.
+        let request = delivery("returns/request", RETURNS_REQUEST);
+        let inbound = handle_received(verifier(), &request, Some(7)).unwrap();
+        let [ChannelEvent::CaseOpened(case)] = inbound.events.as_slice() else {
+            panic!("expected one case-opened event, got {:?}", inbound.events);
+        };
+        assert_eq!(case.requested_at, 7);
+        assert_eq!(
+            handle(verifier(), &request).unwrap_err().kind(),
+            "bad-payload"
         );
     }
 

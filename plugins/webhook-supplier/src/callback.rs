@@ -1,12 +1,15 @@
-//! Supplier → Daifa: `supplier_order.accepted`, `.rejected` and `.shipped` callbacks, and
-//! `product.updated` (1.1).
+//! Supplier → Daifa: `supplier_order.accepted`, `.rejected` and `.shipped` callbacks,
+//! `product.updated` (1.1), and the after-sales reports `supplier_order.cancelled`,
+//! `return.received` and `return.inspected` (1.2).
 
 use crate::message::{
-    self, Envelope, ORDER_ACCEPTED, ORDER_REJECTED, ORDER_SHIPPED, PRODUCT_UPDATED,
+    self, Envelope, ORDER_ACCEPTED, ORDER_CANCELLED, ORDER_REJECTED, ORDER_SHIPPED,
+    PRODUCT_UPDATED, RETURN_INSPECTED, RETURN_RECEIVED,
 };
 use daifa_plugin_sdk::signature::standard;
 use daifa_plugin_sdk::supplier::{
-    OfferUpdate, Rejection, RejectionCode, SupplierEvent, SupplierInbound, SupplierShipment,
+    Cancellation, Inspection, OfferUpdate, Rejection, RejectionCode, ReturnReport, SupplierEvent,
+    SupplierInbound, SupplierShipment,
 };
 use daifa_plugin_sdk::time::parse_rfc3339;
 use daifa_plugin_sdk::types::{
@@ -64,8 +67,41 @@ pub fn parse(body: &[u8]) -> Result<SupplierEvent, PluginError> {
             let data: ProductData = data(body)?;
             Ok(SupplierEvent::OfferUpdated(data.into_update()?))
         }
+        ORDER_CANCELLED => {
+            let data: CancelledData = data(body)?;
+            Ok(SupplierEvent::Cancelled(Cancellation {
+                order: data.order.into_ref("data")?,
+                accepted: data.accepted,
+                reason: optional(data.reason),
+            }))
+        }
+        RETURN_RECEIVED => {
+            let data: ReceivedData = data(body)?;
+            Ok(SupplierEvent::ReturnReceived(ReturnReport {
+                order: data.order.into_ref("data")?,
+                case_id: optional(data.case_id),
+                lines: lines("data.lines", data.lines)?,
+                received_at: timestamp("data.received_at", &data.received_at)?,
+            }))
+        }
+        RETURN_INSPECTED => {
+            let data: InspectedData = data(body)?;
+            let defect = optional(data.defect);
+            if !data.resellable && defect.is_none() {
+                return Err(PluginError::bad_payload(
+                    "data.defect is empty: say what is wrong with goods that are not resellable (it goes on the return-to-supplier note)",
+                ));
+            }
+            Ok(SupplierEvent::Inspected(Inspection {
+                order: data.order.into_ref("data")?,
+                case_id: optional(data.case_id),
+                lines: lines("data.lines", data.lines)?,
+                resellable: data.resellable,
+                defect,
+            }))
+        }
         other => Err(PluginError::bad_payload(format!(
-            "unknown message type `{other}`: expected `{ORDER_ACCEPTED}`, `{ORDER_REJECTED}`, `{ORDER_SHIPPED}` or `{PRODUCT_UPDATED}`"
+            "unknown message type `{other}`: expected `{ORDER_ACCEPTED}`, `{ORDER_REJECTED}`, `{ORDER_SHIPPED}`, `{PRODUCT_UPDATED}`, `{ORDER_CANCELLED}`, `{RETURN_RECEIVED}` or `{RETURN_INSPECTED}`"
         ))),
     }
 }
@@ -116,6 +152,41 @@ struct ProductData {
 struct CostData {
     amount_minor: i64,
     currency: String,
+}
+
+/// `data` of `supplier_order.cancelled` (1.2).
+#[derive(Debug, Deserialize)]
+struct CancelledData {
+    #[serde(flatten)]
+    order: OrderRefData,
+    /// Cancelled (or the parcel stopped); false: too late.
+    accepted: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `data` of `return.received` (1.2).
+#[derive(Debug, Deserialize)]
+struct ReceivedData {
+    #[serde(flatten)]
+    order: OrderRefData,
+    #[serde(default)]
+    case_id: Option<String>,
+    lines: Vec<LineData>,
+    received_at: String,
+}
+
+/// `data` of `return.inspected` (1.2).
+#[derive(Debug, Deserialize)]
+struct InspectedData {
+    #[serde(flatten)]
+    order: OrderRefData,
+    #[serde(default)]
+    case_id: Option<String>,
+    lines: Vec<LineData>,
+    resellable: bool,
+    #[serde(default)]
+    defect: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,26 +325,7 @@ impl ShippedData {
                 "data.shipment.lines is empty: list the order lines this parcel carries",
             ));
         }
-        let mut seen = HashSet::new();
-        let mut lines = Vec::with_capacity(s.lines.len());
-        for (i, line) in s.lines.into_iter().enumerate() {
-            required(&format!("data.shipment.lines[{i}].line_id"), &line.line_id)?;
-            if line.quantity == 0 {
-                return Err(PluginError::bad_payload(format!(
-                    "data.shipment.lines[{i}].quantity must be at least 1"
-                )));
-            }
-            if !seen.insert(line.line_id.clone()) {
-                return Err(PluginError::bad_payload(format!(
-                    "data.shipment.lines[{i}].line_id `{}` appears twice: give each line once with its total quantity",
-                    line.line_id
-                )));
-            }
-            lines.push(LineQuantity {
-                external_line_id: line.line_id,
-                quantity: line.quantity,
-            });
-        }
+        let lines = lines("data.shipment.lines", s.lines)?;
         Ok(SupplierShipment {
             order,
             shipment: Shipment {
@@ -285,6 +337,36 @@ impl ShippedData {
             },
         })
     }
+}
+
+/// Order lines and quantities: at least one, each once, each at least 1.
+fn lines(path: &str, data: Vec<LineData>) -> Result<Vec<LineQuantity>, PluginError> {
+    if data.is_empty() {
+        return Err(PluginError::bad_payload(format!(
+            "{path} is empty: list the order lines concerned"
+        )));
+    }
+    let mut seen = HashSet::new();
+    let mut lines = Vec::with_capacity(data.len());
+    for (i, line) in data.into_iter().enumerate() {
+        required(&format!("{path}[{i}].line_id"), &line.line_id)?;
+        if line.quantity == 0 {
+            return Err(PluginError::bad_payload(format!(
+                "{path}[{i}].quantity must be at least 1"
+            )));
+        }
+        if !seen.insert(line.line_id.clone()) {
+            return Err(PluginError::bad_payload(format!(
+                "{path}[{i}].line_id `{}` appears twice: give each line once with its total quantity",
+                line.line_id
+            )));
+        }
+        lines.push(LineQuantity {
+            external_line_id: line.line_id,
+            quantity: line.quantity,
+        });
+    }
+    Ok(lines)
 }
 
 /// A value that must say something; returned trimmed for the fields where stray spaces would
@@ -706,6 +788,103 @@ mod tests {
         for (body, expected) in cases {
             let message = payload_error(parse(body.as_bytes()));
             assert!(message.starts_with(expected), "{body}: {message}");
+        }
+    }
+
+    fn report(kind: &str, data: serde_json::Value) -> Result<SupplierEvent, PluginError> {
+        let body = json!({"type": kind, "timestamp": "2026-12-05T09:00:00Z", "data": data});
+        parse(body.to_string().as_bytes())
+    }
+
+    #[test]
+    fn reads_after_sales_reports() {
+        let cancelled = report(
+            "supplier_order.cancelled",
+            json!({"supplier_order_id": "so_1", "external_id": "", "accepted": false, "reason": "already shipped"}),
+        )
+        .unwrap();
+        assert_eq!(
+            cancelled,
+            SupplierEvent::Cancelled(Cancellation {
+                order: SupplierOrderRef {
+                    supplier_order_id: "so_1".into(),
+                    external_id: None
+                },
+                accepted: false,
+                reason: Some("already shipped".into()),
+            })
+        );
+
+        let received = report(
+            "return.received",
+            json!({"supplier_order_id": "so_1", "case_id": "case_9", "received_at": "2026-12-05T16:58:00+08:00",
+                   "lines": [{"line_id": "14001", "quantity": 1}]}),
+        )
+        .unwrap();
+        let SupplierEvent::ReturnReceived(r) = received else {
+            panic!("{received:?}")
+        };
+        assert_eq!(r.case_id.as_deref(), Some("case_9"));
+        assert_eq!(r.received_at, 1_796_461_080_000);
+        assert_eq!(r.lines[0].external_line_id, "14001");
+
+        let inspected = report(
+            "return.inspected",
+            json!({"supplier_order_id": "so_1", "lines": [{"line_id": "14001", "quantity": 1}],
+                   "resellable": false, "defect": "zip torn off"}),
+        )
+        .unwrap();
+        let SupplierEvent::Inspected(i) = inspected else {
+            panic!("{inspected:?}")
+        };
+        assert!(!i.resellable);
+        assert_eq!(i.case_id, None);
+        assert_eq!(i.defect.as_deref(), Some("zip torn off"));
+    }
+
+    #[test]
+    fn refuses_after_sales_reports_it_cannot_apply() {
+        let line = json!([{"line_id": "14001", "quantity": 1}]);
+        let cases = [
+            (
+                "supplier_order.cancelled",
+                json!({"supplier_order_id": "so_1"}),
+                "data: missing field `accepted`",
+            ),
+            (
+                "return.received",
+                json!({"supplier_order_id": "so_1", "lines": [], "received_at": "2026-12-05T09:00:00Z"}),
+                "data.lines is empty: list the order lines concerned",
+            ),
+            (
+                "return.received",
+                json!({"supplier_order_id": "so_1", "lines": line, "received_at": "yesterday"}),
+                "data.received_at: ",
+            ),
+            (
+                "return.inspected",
+                json!({"supplier_order_id": "so_1", "lines": line, "resellable": false}),
+                "data.defect is empty",
+            ),
+            (
+                "return.inspected",
+                json!({"supplier_order_id": "so_1", "lines": [{"line_id": "14001", "quantity": 0}], "resellable": true}),
+                "data.lines[0].quantity must be at least 1",
+            ),
+            (
+                "return.inspected",
+                json!({"supplier_order_id": " ", "lines": line, "resellable": true}),
+                "data.supplier_order_id is empty",
+            ),
+        ];
+        for (kind, data, message) in cases {
+            let err = report(kind, data.clone()).unwrap_err();
+            assert_eq!(err.kind(), "bad-payload", "{kind} {data}");
+            assert!(
+                err.message().starts_with(message),
+                "{kind} {data}: {}",
+                err.message()
+            );
         }
     }
 }

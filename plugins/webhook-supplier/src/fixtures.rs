@@ -38,6 +38,13 @@ pub const SCHEMAS: &[(&str, &str)] = &[
     schema_file!("supplier_order.rejected"),
     schema_file!("supplier_order.shipped"),
     schema_file!("product.updated"),
+    schema_file!("order.cancel_requested"),
+    schema_file!("order.cancel_requested.response"),
+    schema_file!("return.requested"),
+    schema_file!("return.requested.response"),
+    schema_file!("supplier_order.cancelled"),
+    schema_file!("return.received"),
+    schema_file!("return.inspected"),
 ];
 
 /// (example name, example); an example's schema is the longest schema name it starts with.
@@ -51,6 +58,13 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     example_file!("supplier_order.shipped.rest"),
     example_file!("product.updated"),
     example_file!("product.updated.discontinued"),
+    example_file!("order.cancel_requested"),
+    example_file!("order.cancel_requested.response"),
+    example_file!("return.requested"),
+    example_file!("return.requested.response"),
+    example_file!("supplier_order.cancelled"),
+    example_file!("return.received"),
+    example_file!("return.inspected"),
 ];
 
 pub fn example(name: &str) -> &'static str {
@@ -135,5 +149,6 @@ pub fn sample_order() -> SupplierOrder {
         ],
         declared_value: Some(usd(2500)),
         avoid_carriers: Some(vec!["EMS".into(), "DHL".into()]),
+        reship_of: None,
     }
 }

@@ -7,11 +7,16 @@
 //! catalogue changes, signed with the same secret. The protocol is written for suppliers' developers in `docs/supplier-webhook-protocol.md`, with a
 //! JSON Schema per message in `docs/schemas/`.
 //!
+//! After-sales (revision 1.2): Daifa sends `order.cancel_requested` and `return.requested` to
+//! the same `url`; the supplier answers, and calls back with `supplier_order.cancelled`,
+//! `return.received` and `return.inspected`.
+//!
 //! Code map: [`message`] holds the envelope and the signature both directions share, [`push`]
-//! builds `order.created` and reads the supplier's answer, [`callback`] verifies and reads
-//! callbacks. They are plain functions, given the secret and the time, so they run natively
+//! builds `order.created` and reads the supplier's answer, [`aftersales`] does the same for
+//! cancellations and returns, [`callback`] verifies and reads callbacks. They are plain functions, given the secret and the time, so they run natively
 //! in tests; only the [`SupplierPlugin`] impl below touches the host.
 
+pub mod aftersales;
 pub mod callback;
 pub mod message;
 pub mod push;
@@ -24,9 +29,10 @@ mod protocol_tests;
 use daifa_plugin_sdk::connection;
 use daifa_plugin_sdk::http::Request;
 use daifa_plugin_sdk::supplier::{
-    Submission, SupplierInbound, SupplierOrder, SupplierPlugin, SupplierPollResult,
+    CancelRequest, ReturnAuthorization, ReturnRequest, Submission, SupplierInbound, SupplierOrder,
+    SupplierPlugin, SupplierPollResult,
 };
-use daifa_plugin_sdk::types::{InboundRequest, PluginError, PollRequest};
+use daifa_plugin_sdk::types::{InboundRequest, PluginError, PollRequest, SupplierOrderStatus};
 
 /// Setting: the supplier's endpoint that receives `order.created`.
 pub const URL_SETTING: &str = "url";
@@ -68,6 +74,36 @@ impl SupplierPlugin for WebhookSupplier {
         Err(PluginError::unsupported(
             "the webhook protocol pushes: suppliers call back, nothing is polled",
         ))
+    }
+
+    fn cancel_order(request: CancelRequest) -> Result<SupplierOrderStatus, PluginError> {
+        let url = connection::required_setting(URL_SETTING)?;
+        let secret = connection::required_secret(SIGNING_SECRET)?;
+        let signed = aftersales::signed_cancel_requested(
+            &secret,
+            &request,
+            daifa_plugin_sdk::time::now_ms(),
+        )?;
+        let response = Request::post(url)
+            .headers(signed.headers)
+            .body(signed.body)
+            .send()?;
+        aftersales::read_cancel_answer(&response)
+    }
+
+    fn authorize_return(request: ReturnRequest) -> Result<ReturnAuthorization, PluginError> {
+        let url = connection::required_setting(URL_SETTING)?;
+        let secret = connection::required_secret(SIGNING_SECRET)?;
+        let signed = aftersales::signed_return_requested(
+            &secret,
+            &request,
+            daifa_plugin_sdk::time::now_ms(),
+        )?;
+        let response = Request::post(url)
+            .headers(signed.headers)
+            .body(signed.body)
+            .send()?;
+        aftersales::read_return_answer(&response)
     }
 }
 

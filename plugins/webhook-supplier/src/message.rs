@@ -16,6 +16,16 @@ pub const ORDER_ACCEPTED: &str = "supplier_order.accepted";
 pub const ORDER_REJECTED: &str = "supplier_order.rejected";
 /// Supplier → Daifa: a parcel left the supplier's warehouse.
 pub const ORDER_SHIPPED: &str = "supplier_order.shipped";
+/// Daifa → supplier: cancel an order, or stop its parcel (1.2).
+pub const CANCEL_REQUESTED: &str = "order.cancel_requested";
+/// Daifa → supplier: goods are coming back; where to (1.2).
+pub const RETURN_REQUESTED: &str = "return.requested";
+/// Supplier → Daifa: the answer to a cancellation, when it came later (1.2).
+pub const ORDER_CANCELLED: &str = "supplier_order.cancelled";
+/// Supplier → Daifa: returned goods arrived (1.2).
+pub const RETURN_RECEIVED: &str = "return.received";
+/// Supplier → Daifa: returned goods were inspected (1.2).
+pub const RETURN_INSPECTED: &str = "return.inspected";
 /// Supplier → Daifa: a product's cost, stock or lead time changed, or it is discontinued (1.1).
 pub const PRODUCT_UPDATED: &str = "product.updated";
 

@@ -535,11 +535,12 @@ fn refuses_callbacks_that_are_not_signed_by_the_supplier() {
 
 #[test]
 fn refuses_signed_callbacks_it_cannot_read() {
-    let unknown = r#"{"type": "supplier_order.cancelled", "timestamp": "2026-03-02T10:00:00Z", "data": {"supplier_order_id": "so_1"}}"#;
+    let unknown = r#"{"type": "supplier_order.lost", "timestamp": "2026-03-02T10:00:00Z", "data": {"supplier_order_id": "so_1"}}"#;
     let err = callback::handle(SECRET, &callback_request(SECRET, "msg_3", 0, unknown)).unwrap_err();
     assert_eq!(err.kind(), "bad-payload");
     assert!(
-        err.message().contains("`supplier_order.cancelled`"),
+        err.message()
+            .starts_with("unknown message type `supplier_order.lost`"),
         "{}",
         err.message()
     );

@@ -29,6 +29,10 @@ pub struct OrderCreated<'a> {
     /// empty list would say nothing a supplier has to act on.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub avoid_carriers: Vec<&'a str>,
+    /// The supplier order this one sends again: a reship of a lost, missing or wrong item
+    /// (1.2). Only written for a reship.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reship_of: Option<&'a str>,
 }
 
 /// The storefront order the lines come from, for the supplier's packing slip and support.
@@ -140,6 +144,7 @@ impl<'a> OrderCreated<'a> {
                 .map(|c| c.trim())
                 .filter(|c| !c.is_empty())
                 .collect(),
+            reship_of: order.reship_of.as_deref().filter(|r| !r.trim().is_empty()),
         })
     }
 }
@@ -282,7 +287,7 @@ fn submission(body: &[u8]) -> Submission {
 }
 
 /// The start of an error body, for the timeline: suppliers often say why in it.
-fn excerpt(body: &[u8]) -> String {
+pub(crate) fn excerpt(body: &[u8]) -> String {
     let text: String = String::from_utf8_lossy(body).chars().take(300).collect();
     let text = text.trim();
     if text.is_empty() {

@@ -25,6 +25,7 @@ export class PluginError extends Error {
 
 export const badSignature = (message) => new PluginError('bad-signature', message);
 export const badPayload = (message) => new PluginError('bad-payload', message);
+export const unsupported = (message) => new PluginError('unsupported', message);
 export const transient = (message) => new PluginError('transient', message);
 export const permanent = (message) => new PluginError('permanent', message);
 

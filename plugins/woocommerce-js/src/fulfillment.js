@@ -111,7 +111,7 @@ export function check(config, send) {
 }
 
 /** The WooCommerce id of an order: digits only. */
-function orderIdOf(externalId) {
+export function orderIdOf(externalId) {
   const id = typeof externalId === 'string' ? externalId.trim() : '';
   if (!/^\d{1,19}$/.test(id)) throw permanent(`\`${externalId}\` is not a woocommerce order id`);
   return id;

@@ -3,7 +3,9 @@
 // Inbound: verifies `order.*` webhooks and translates the REST order JSON into canonical orders
 // and cancellations (webhook.js, order.js); polls the REST API for the orders modified since the
 // last poll, as a safety net for missed webhooks (poll.js). Outbound: writes shipments back as
-// customer notes through the REST API and completes fully shipped orders (fulfillment.js).
+// customer notes through the REST API and completes fully shipped orders (fulfillment.js);
+// refunds through the order's payment gateway, once per after-sales case (refund.js). Return
+// decisions are `unsupported`: WooCommerce has no return requests.
 //
 // Everything but this file is plain functions over bytes and plain values, run natively by the
 // unit tests (`npm test`); this file adds what needs the host: settings, secrets, HTTP, logs.
@@ -24,6 +26,7 @@ import {
 import { permanent, PluginError } from './errors.js';
 import { check, push } from './fulfillment.js';
 import { poll } from './poll.js';
+import { decideReturn, refund } from './refund.js';
 import { transportError } from './rest.js';
 import { handle } from './webhook.js';
 
@@ -66,6 +69,24 @@ export const channel = {
       log('debug', `poll read ${result.count} orders: ${result.events.length} events${result.more ? ', more to read' : ''}`);
       return { events: result.events, nextCursor: result.nextCursor, more: result.more, skipped };
     });
+  },
+
+  async refund(request) {
+    return call('refund', () => {
+      const result = refund(request, apiSettings(), send);
+      const order = `order ${request.orderExternalId}`;
+      log(
+        'info',
+        result.outcome === 'created'
+          ? `refund ${result.refundId} of ${result.amount} ${request.amount.currency} made on ${order} (case ${request.caseId})`
+          : `case ${request.caseId} was already refunded on ${order}: refund ${result.refundId}`,
+      );
+      return { externalId: result.refundId };
+    });
+  },
+
+  async decideReturn(decision) {
+    return call('decide-return', () => decideReturn(decision));
   },
 };
 

@@ -43,6 +43,18 @@ export function money(amountMinor, cur) {
   return { amountMinor, currency: cur.code };
 }
 
+/**
+ * Minor units as the decimal string WooCommerce takes (`1800n` USD → `"18.00"`, `1000n` JPY →
+ * `"1000"`), by the currency's exponent: the inverse of `parseMinor`.
+ */
+export function formatMinor(amountMinor, cur) {
+  const negative = amountMinor < 0n;
+  const digits = (negative ? -amountMinor : amountMinor).toString().padStart(cur.exponent + 1, '0');
+  const whole = digits.slice(0, digits.length - cur.exponent);
+  const fraction = cur.exponent > 0 ? `.${digits.slice(digits.length - cur.exponent)}` : '';
+  return `${negative ? '-' : ''}${whole}${fraction}`;
+}
+
 /** `numerator / denominator` rounded to the nearest integer, halves away from zero. */
 export function divideRounded(numerator, denominator) {
   const negative = numerator < 0n !== denominator < 0n;

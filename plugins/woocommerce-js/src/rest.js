@@ -1,5 +1,5 @@
 // The shop's REST API (v3): authenticated JSON calls with their statuses classified, shared by
-// the shipments (fulfillment.js), the connection check and polling (poll.js).
+// the shipments (fulfillment.js), the connection check, polling (poll.js) and refunds (refund.js).
 
 import { permanent, PluginError, transient } from './errors.js';
 import * as base64 from './base64.js';
@@ -43,8 +43,11 @@ export class Api {
     const status = response.status;
     if (status < 200 || status > 299) {
       const message = `${method} ${url} answered ${status}${describeError(method, status, text, what, hints)}`;
-      if (status === 408 || status === 429 || status >= 500) throw transient(message);
-      throw permanent(message);
+      const error = status === 408 || status === 429 || status >= 500 ? transient(message) : permanent(message);
+      // For callers that know what one of WooCommerce's errors means (refund.js).
+      error.status = status;
+      error.code = wooError(text)?.code;
+      throw error;
     }
     try {
       return { body: JSON.parse(text), headers: response.headers };
@@ -54,18 +57,23 @@ export class Api {
   }
 }
 
-/** What WooCommerce said about a refused call: its error code and message, or the body's start. */
-function describeError(method, status, text, what, extra) {
-  let reason;
+/** WooCommerce's JSON error (`{"code": "…", "message": "…", "data": {…}}`), else `undefined`. */
+function wooError(text) {
   try {
     const error = JSON.parse(text);
     if (error && typeof error === 'object' && typeof error.code === 'string') {
-      reason = `${error.code}: ${typeof error.message === 'string' ? error.message : ''}`.trim();
+      return { code: error.code, message: typeof error.message === 'string' ? error.message : '' };
     }
   } catch {
     // Not WooCommerce's JSON error: a proxy's or the web server's page.
   }
-  reason ??= excerpt(text);
+  return undefined;
+}
+
+/** What WooCommerce said about a refused call: its error code and message, or the body's start. */
+function describeError(method, status, text, what, extra) {
+  const error = wooError(text);
+  const reason = error !== undefined ? `${error.code}: ${error.message}`.trim() : excerpt(text);
   const hints = {
     401: ' (check the consumer key and secret, and that the key has read/write permission)',
     // A read needs no write permission: a 403 on one is the user's role or a blocking plugin.

@@ -189,6 +189,18 @@ impl CaseRunner {
             (Call::HandleWebhook, Some(request), _) => {
                 to_json(self.plugin.handle_webhook(ctx, request).await)
             }
+            (Call::Refund, _, Some(Input::Refund(request))) => {
+                to_json(self.plugin.refund(ctx, request).await)
+            }
+            (Call::DecideReturn, _, Some(Input::ReturnDecision(decision))) => {
+                to_json(self.plugin.decide_return(ctx, decision).await)
+            }
+            (Call::CancelOrder, _, Some(Input::Cancel(request))) => {
+                to_json(self.plugin.cancel_order(ctx, request).await)
+            }
+            (Call::AuthorizeReturn, _, Some(Input::Return(request))) => {
+                to_json(self.plugin.authorize_return(ctx, request).await)
+            }
             _ => return None,
         };
         Some(result)

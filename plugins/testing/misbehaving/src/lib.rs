@@ -23,7 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use daifa_plugin_sdk::PluginError;
 use daifa_plugin_sdk::channel::{
-    ChannelPlugin, FulfillmentRef, FulfillmentRequest, Inbound, PollResult,
+    ChannelPlugin, FulfillmentRef, FulfillmentRequest, Inbound, PollResult, RefundRef,
+    RefundRequest, ReturnDecision,
 };
 use daifa_plugin_sdk::types::{InboundRequest, PollRequest};
 use daifa_plugin_sdk::{connection, http};
@@ -91,6 +92,21 @@ impl ChannelPlugin for Misbehaving {
 
     /// Does what the connection's `poll` setting says (an action as for `handle-inbound`); an
     /// echo finds nothing and moves the cursor on by one (`"1"`, `"2"`...).
+    /// Refunds answer what the connection's `refund` setting says (an action as for
+    /// `handle-inbound`); an echo is a refund with that id.
+    fn refund(_request: RefundRequest) -> Result<RefundRef, PluginError> {
+        let action = connection::setting("refund").unwrap_or_default();
+        Ok(RefundRef {
+            external_id: act(&action)?,
+        })
+    }
+
+    fn decide_return(_decision: ReturnDecision) -> Result<(), PluginError> {
+        Err(PluginError::unsupported(
+            "misbehaving has no return requests",
+        ))
+    }
+
     fn poll(request: PollRequest) -> Result<PollResult, PluginError> {
         let action = connection::setting("poll").unwrap_or_default();
         act(&action)?;

@@ -1,0 +1,505 @@
+//! The service clocks of the handbooks (001-004), and the exception queue they open tasks in.
+//! A clock is a job due when its time runs out (so it survives restarts and runs once however
+//! many gateway processes share the database); when it runs it checks whether what it watches
+//! happened, and opens a task when not. Events open tasks too (a parcel at the destination's
+//! customs). The refund queue is swept at the policy's times of day, shop time. This module
+//! owns the `tasks` table.
+
+use super::CaseKind;
+use crate::app::AppState;
+use crate::db::{Tx, ms, new_id, now_ms};
+use crate::error::{ApiError, ApiResult};
+use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
+use crate::orders;
+use crate::policy::AfterSalesPolicy;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+/// What a clock watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// An order ships within `ship_within` of payment.
+    Ship,
+    /// A shipment is marked shipped on the storefront within `mark_shipped_within`.
+    MarkShipped,
+    /// Tracking is followed up `follow_up_express` / `follow_up_postal` after shipping.
+    FollowUp,
+    /// No tracking and not delivered after `no_tracking_after`.
+    NoTracking,
+    /// Not delivered in the promised time: extend the storefront's receipt window.
+    DeliveryPromise,
+    /// A refund is paid within `refund_within` of the request.
+    Refund,
+    /// A complaint (a case) is answered within `complaint_within`.
+    Complaint,
+    /// An exchange's replacement ships within `replacement_within` of receiving the goods.
+    Replacement,
+    /// A stock-out's customer is contacted (the routing policy's `stock_out_contact`).
+    StockOutContact,
+}
+
+impl Clock {
+    fn job(self) -> JobKind {
+        match self {
+            Self::Ship => JobKind::ClockShip,
+            Self::MarkShipped => JobKind::ClockMarkShipped,
+            Self::FollowUp => JobKind::ClockFollowUp,
+            Self::NoTracking => JobKind::ClockNoTracking,
+            Self::DeliveryPromise => JobKind::ClockDeliveryPromise,
+            Self::Refund => JobKind::ClockRefund,
+            Self::Complaint => JobKind::ClockComplaint,
+            Self::Replacement => JobKind::ClockReplacement,
+            Self::StockOutContact => JobKind::ClockStockOutContact,
+        }
+    }
+
+    fn of(kind: JobKind) -> Option<Self> {
+        [
+            Self::Ship,
+            Self::MarkShipped,
+            Self::FollowUp,
+            Self::NoTracking,
+            Self::DeliveryPromise,
+            Self::Refund,
+            Self::Complaint,
+            Self::Replacement,
+            Self::StockOutContact,
+        ]
+        .into_iter()
+        .find(|c| c.job() == kind)
+    }
+}
+
+/// Sets a clock: a job due at `at_ms` about `subject` (an order, a shipment, a case, a hold).
+pub async fn schedule(
+    tx: &mut Tx,
+    clock: Clock,
+    subject: &str,
+    order_id: &str,
+    at_ms: i64,
+) -> sqlx::Result<bool> {
+    let kind = clock.job();
+    jobs::enqueue_at(
+        tx,
+        NewJob {
+            kind,
+            idempotency_key: format!("{}.{subject}", kind.as_str()),
+            subject_id: subject,
+            order_id,
+            connection_id: "",
+        },
+        at_ms,
+    )
+    .await
+}
+
+/// The clocks of a paid order: shipped within a day, marked shipped within three.
+pub async fn on_order_paid(
+    tx: &mut Tx,
+    policy: &AfterSalesPolicy,
+    order_id: &str,
+    paid_at_ms: i64,
+) -> sqlx::Result<()> {
+    schedule(
+        tx,
+        Clock::Ship,
+        order_id,
+        order_id,
+        paid_at_ms + ms(policy.ship_within),
+    )
+    .await?;
+    schedule(
+        tx,
+        Clock::MarkShipped,
+        order_id,
+        order_id,
+        paid_at_ms + ms(policy.mark_shipped_within),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The clocks of a shipment: the follow-up (7 days express, 30 postal), the promised time,
+/// and no tracking after 40 days.
+pub async fn on_shipped(
+    tx: &mut Tx,
+    policy: &AfterSalesPolicy,
+    shipment_id: &str,
+    order_id: &str,
+    carrier: &str,
+    shipped_at_ms: i64,
+) -> sqlx::Result<()> {
+    let follow_up = if policy.is_postal(carrier) {
+        policy.follow_up_postal
+    } else {
+        policy.follow_up_express
+    };
+    schedule(
+        tx,
+        Clock::FollowUp,
+        shipment_id,
+        order_id,
+        shipped_at_ms + ms(follow_up),
+    )
+    .await?;
+    schedule(
+        tx,
+        Clock::DeliveryPromise,
+        shipment_id,
+        order_id,
+        shipped_at_ms + ms(policy.delivery_promise),
+    )
+    .await?;
+    schedule(
+        tx,
+        Clock::NoTracking,
+        shipment_id,
+        order_id,
+        shipped_at_ms + ms(policy.no_tracking_after),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The clocks of a new case: answered within a day; refunded within a day when it refunds.
+pub async fn on_case_opened(
+    tx: &mut Tx,
+    policy: &AfterSalesPolicy,
+    case_id: &str,
+    order_id: &str,
+    kind: CaseKind,
+    opened_at_ms: i64,
+) -> sqlx::Result<()> {
+    schedule(
+        tx,
+        Clock::Complaint,
+        case_id,
+        order_id,
+        opened_at_ms + ms(policy.complaint_within),
+    )
+    .await?;
+    if kind.refunds() {
+        schedule(
+            tx,
+            Clock::Refund,
+            case_id,
+            order_id,
+            opened_at_ms + ms(policy.refund_within),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Opens a task, once per `dedupe_key`. Returns whether it is new.
+pub async fn open_task(
+    tx: &mut Tx,
+    kind: &str,
+    dedupe_key: &str,
+    order_id: Option<&str>,
+    case_id: Option<&str>,
+    title: &str,
+    detail: Value,
+) -> sqlx::Result<bool> {
+    let now = now_ms();
+    let r = sqlx::query(
+        "insert into tasks (id, kind, order_id, case_id, title, detail, status, due_at_ms, created_at_ms, dedupe_key) \
+         values ($1, $2, $3, $4, $5, $6, 'open', $7, $7, $8) on conflict (dedupe_key) do nothing",
+    )
+    .bind(new_id("tsk"))
+    .bind(kind)
+    .bind(order_id)
+    .bind(case_id)
+    .bind(title)
+    .bind(detail.to_string())
+    .bind(now)
+    .bind(dedupe_key)
+    .execute(&mut **tx)
+    .await?;
+    let new = r.rows_affected() == 1;
+    if new {
+        if let Some(order_id) = order_id {
+            orders::record_event(
+                tx,
+                order_id,
+                "task.opened",
+                json!({ "kind": kind, "title": title, "case_id": case_id }),
+            )
+            .await?;
+        }
+        tracing::warn!(kind, title, order_id, "task opened");
+    }
+    Ok(new)
+}
+
+/// A clock's job: what it watches happened, or a task is opened.
+pub async fn run(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+    let Some(clock) = Clock::of(job.kind) else {
+        return Ok(Outcome::Refused {
+            kind: "unknown".into(),
+            error: format!("{} is not a clock", job.kind.as_str()),
+        });
+    };
+    let subject = job.subject_id.as_str();
+    let order_id = job.order_id.clone().unwrap_or_default();
+    let mut tx = state.db.begin().await?;
+    let key = format!("{}.{subject}", job.kind.as_str());
+    match clock {
+        Clock::Ship => {
+            let shipped: i64 = scalar(
+                &mut tx,
+                "select count(*) from shipments where order_id = $1",
+                subject,
+            )
+            .await?;
+            let status = order_status(&mut tx, subject).await?;
+            if shipped == 0 && !matches!(status.as_deref(), Some("cancelled") | None) {
+                open_task(
+                    &mut tx,
+                    "ship_late",
+                    &key,
+                    Some(subject),
+                    None,
+                    "not shipped within 24 hours of payment: chase the supplier, tell the customer",
+                    json!({ "order_status": status }),
+                )
+                .await?;
+            }
+        }
+        Clock::MarkShipped => {
+            let written: i64 = scalar(
+                &mut tx,
+                "select count(*) from shipments where order_id = $1 and status = 'written_back'",
+                subject,
+            )
+            .await?;
+            let status = order_status(&mut tx, subject).await?;
+            if written == 0 && !matches!(status.as_deref(), Some("cancelled") | None) {
+                open_task(&mut tx, "mark_shipped_late", &key, Some(subject), None,
+                    "not marked shipped on the storefront 3 days after the order: get the tracking number from the shipper and mark it shipped",
+                    json!({ "order_status": status })).await?;
+            }
+        }
+        Clock::FollowUp | Clock::NoTracking | Clock::DeliveryPromise => {
+            let row = sqlx::query("select tracking_status, tracking_number, carrier_code, (select count(*) from tracking_events where shipment_id = $1) as scans from shipments where id = $1")
+                .bind(subject)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(r) = row {
+                let status: Option<String> = r.try_get("tracking_status")?;
+                let scans: i64 = r.try_get("scans")?;
+                let number: String = r.try_get("tracking_number")?;
+                let delivered = status.as_deref() == Some("delivered");
+                let detail = json!({ "shipment_id": subject, "tracking_number": number, "carrier": r.try_get::<String, _>("carrier_code")?, "tracking_status": status });
+                match clock {
+                    Clock::FollowUp if !delivered => {
+                        open_task(
+                            &mut tx,
+                            "tracking_follow_up",
+                            &key,
+                            Some(&order_id),
+                            None,
+                            "check the parcel's tracking and message the customer",
+                            detail,
+                        )
+                        .await?;
+                    }
+                    Clock::DeliveryPromise if !delivered => {
+                        open_task(&mut tx, "extend_receipt", &key, Some(&order_id), None,
+                            "not delivered in the promised time: extend the buyer's receipt window on the storefront", detail).await?;
+                    }
+                    Clock::NoTracking if !delivered && scans == 0 => {
+                        open_task(&mut tx, "no_tracking", &key, Some(&order_id), None,
+                            "no tracking and not received after 40 days: ask the customer to check with the local post office, then refund or reship", detail).await?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Clock::Refund | Clock::Complaint | Clock::Replacement => {
+            if let Some(case) = super::get_in(&mut tx, subject).await? {
+                use super::CaseState as S;
+                let (late, kind, title) = match clock {
+                    Clock::Refund => (
+                        case.refunded_minor == 0
+                            && !matches!(case.state, S::Rejected | S::Closed | S::Refunded),
+                        "refund_late",
+                        "not refunded within 24 hours of the request",
+                    ),
+                    Clock::Complaint => (
+                        case.state == S::Requested,
+                        "complaint_late",
+                        "a customer's request not answered within 24 hours",
+                    ),
+                    _ => (
+                        matches!(case.state, S::Received | S::Inspected),
+                        "replacement_late",
+                        "the exchange's replacement has not left within 24 hours of receiving the goods back",
+                    ),
+                };
+                if late {
+                    open_task(
+                        &mut tx,
+                        kind,
+                        &key,
+                        Some(&case.order_id),
+                        Some(&case.id),
+                        title,
+                        json!({ "case_kind": case.kind, "state": case.state }),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Clock::StockOutContact => {
+            let open: Option<String> = sqlx::query_scalar("select order_id from holds where id = $1 and status = 'open' and resolution is null")
+                .bind(subject)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(order_id) = open {
+                open_task(&mut tx, "stock_out_contact", &key, Some(&order_id), None,
+                    "a stock-out's customer not contacted within 24 hours: offer an alternative with a discount, a later date, or cancellation",
+                    json!({ "hold_id": subject })).await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(Outcome::Succeeded)
+}
+
+async fn scalar(tx: &mut Tx, sql: &'static str, arg: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar(sql).bind(arg).fetch_one(&mut **tx).await
+}
+
+async fn order_status(tx: &mut Tx, order_id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("select status from orders where id = $1")
+        .bind(order_id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+// ---- the refund queue ----
+
+/// Makes sure the next sweep of the refund queue is scheduled (at start, and after each sweep).
+/// Its key is its time: however many processes schedule it, it exists once.
+pub async fn schedule_sweep(state: &AppState, after_ms: i64) -> anyhow::Result<()> {
+    let mut conn = state.db.pool.acquire().await?;
+    let policy: AfterSalesPolicy = crate::policy::in_scope(&mut conn, &Default::default()).await?;
+    drop(conn);
+    let at = policy.next_sweep(after_ms).map_err(anyhow::Error::msg)?;
+    let mut tx = state.db.begin().await?;
+    jobs::enqueue_at(
+        &mut tx,
+        NewJob {
+            kind: JobKind::RefundSweep,
+            idempotency_key: format!("refund_sweep.{at}"),
+            subject_id: "",
+            order_id: "",
+            connection_id: "",
+        },
+        at,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The sweep of the refund queue (10:00 and 16:30 by default): approved refunds not paid yet
+/// become one task for the operator; the next sweep is scheduled.
+pub async fn run_sweep(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+    let mut tx = state.db.begin().await?;
+    let waiting: Vec<(String, String)> = sqlx::query(
+        "select id, order_id from cases where refunded_minor = 0 and refund_requested_minor > 0 \
+         and state in ('approved', 'intercepted', 'inspected') order by opened_at_ms",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("id")?, r.try_get("order_id")?)))
+    .collect::<Result<_, sqlx::Error>>()?;
+    if !waiting.is_empty() {
+        open_task(
+            &mut tx,
+            "refund_queue",
+            &job.idempotency_key,
+            None,
+            None,
+            &format!("refund queue: {} refunds waiting", waiting.len()),
+            json!({ "cases": waiting.iter().map(|(c, o)| json!({ "case_id": c, "order_id": o })).collect::<Vec<_>>() }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    schedule_sweep(state, now_ms()).await?;
+    Ok(Outcome::Succeeded)
+}
+
+// ---- API ----
+
+#[derive(Debug, Deserialize)]
+pub struct TaskQuery {
+    /// `open` (default), `done` or `all`.
+    pub status: Option<String>,
+    pub order_id: Option<String>,
+    pub kind: Option<String>,
+}
+
+async fn list(State(state): State<AppState>, Query(q): Query<TaskQuery>) -> ApiResult<Json<Value>> {
+    let rows = sqlx::query(
+        "select id, kind, order_id, case_id, title, detail, status, due_at_ms, created_at_ms, done_at_ms, done_by from tasks \
+         where ($1 = 'all' or status = $1) and ($2 = '' or order_id = $2) and ($3 = '' or kind = $3) order by created_at_ms, id limit 500",
+    )
+    .bind(q.status.as_deref().unwrap_or("open"))
+    .bind(q.order_id.as_deref().unwrap_or(""))
+    .bind(q.kind.as_deref().unwrap_or(""))
+    .fetch_all(&state.db.pool)
+    .await?;
+    let tasks: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            Ok(json!({
+                "id": r.try_get::<String, _>("id")?, "kind": r.try_get::<String, _>("kind")?,
+                "order_id": r.try_get::<Option<String>, _>("order_id")?, "case_id": r.try_get::<Option<String>, _>("case_id")?,
+                "title": r.try_get::<String, _>("title")?,
+                "detail": serde_json::from_str::<Value>(&r.try_get::<String, _>("detail")?).unwrap_or(Value::Null),
+                "status": r.try_get::<String, _>("status")?, "due_at_ms": r.try_get::<i64, _>("due_at_ms")?,
+                "created_at_ms": r.try_get::<i64, _>("created_at_ms")?, "done_at_ms": r.try_get::<Option<i64>, _>("done_at_ms")?,
+                "done_by": r.try_get::<Option<String>, _>("done_by")?,
+            }))
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(Json(json!({ "tasks": tasks })))
+}
+
+async fn done(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let by = headers
+        .get("x-daifa-operator")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("api")
+        .to_string();
+    let r = sqlx::query("update tasks set status = 'done', done_at_ms = $1, done_by = $2 where id = $3 and status = 'open'")
+        .bind(now_ms())
+        .bind(&by)
+        .bind(&id)
+        .execute(&state.db.pool)
+        .await?;
+    if r.rows_affected() == 0 {
+        return Err(ApiError::NotFound(format!("no open task `{id}`")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tasks", get(list))
+        .route("/tasks/{id}/done", post(done))
+}

@@ -1,0 +1,895 @@
+//! After-sales end to end, through the fake Shopify Admin API, a fake supplier speaking Daifa's
+//! protocol (cancellations and returns, revision 1.2) and the fake 17TRACK: a cancellation
+//! before shipping (intercepted at the supplier, refunded on the storefront), a return with an
+//! inspection, an exchange, a reship after a lost parcel, an in-transit return raised by a
+//! carrier event; refunds bounded by what was paid; invalid transitions refused.
+
+use crate::fakes::{FakeSeventeenTrack, FakeShopify, FakeSupplier, seventeentrack_track_info};
+use crate::helpers::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+const TRACKING_KEY: &str = "17track-test-key";
+
+struct World {
+    app: TestApp,
+    shopify: FakeShopify,
+    supplier: FakeSupplier,
+    seventeen: FakeSeventeenTrack,
+}
+
+async fn world() -> World {
+    let shopify = FakeShopify::start(SHOPIFY_TOKEN).await;
+    let supplier = FakeSupplier::start(SUPPLIER_SECRET).await;
+    let seventeen = FakeSeventeenTrack::start(TRACKING_KEY).await;
+    let app = TestApp::spawn_with(TestDb::new().await, |_| {}).await;
+    app.set_up_connections(&shopify.base_url, &supplier.url)
+        .await;
+    // The offer's cost, for the return-to-supplier note's deduction.
+    let r = app
+        .post_json(
+            "/api/v1/offers",
+            &json!({ "channel": SHOP_CONNECTION, "storefront_sku": "IPOD2008PINK", "supplier": SUPPLIER_CONNECTION,
+                     "supplier_sku": "SUP-IPOD-PINK", "unit_cost": 120.0, "shipping_cost": 8.0, "currency": "USD" }),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let r = app
+        .post_json(
+            "/api/v1/connections",
+            &json!({ "name": "tracking", "plugin": "seventeentrack", "settings": { "api_base_url": seventeen.base_url },
+                     "secrets": { "api_key": TRACKING_KEY }, "allowed_hosts": [host_of(&seventeen.base_url)],
+                     "allow_private_network": true }),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    World {
+        app,
+        shopify,
+        supplier,
+        seventeen,
+    }
+}
+
+impl World {
+    /// The published sample order (2 lines of 199.00 USD), pushed to the supplier; its
+    /// supplier order's id.
+    async fn order(&self, webhook_id: &str) -> (String, String) {
+        let mut order: Value = serde_json::from_slice(&shopify_sample()).unwrap();
+        order["id"] = json!(webhook_id.bytes().map(u64::from).sum::<u64>() + 5000);
+        self.shopify.add_order_json(&order);
+        let body = serde_json::to_vec(&order).unwrap();
+        let r = self
+            .app
+            .send_shopify("orders/create", webhook_id, &body, SHOPIFY_SECRET)
+            .await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        let answer: Value = r.json().await.unwrap();
+        let order_id = answer["orders"][0]["order_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let push = eventually("the order pushed", WAIT, || async {
+            self.supplier
+                .received_of("order.created")
+                .into_iter()
+                .find(|p| {
+                    p.body["data"]["order"]["external_id"].as_str()
+                        == Some(order["id"].to_string().as_str())
+                })
+        })
+        .await;
+        (
+            order_id,
+            push.body["data"]["supplier_order_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        )
+    }
+
+    async fn callback(&self, id: &str, message: Value) {
+        let r = self
+            .supplier
+            .call_back(
+                &self.app.url(&format!("/hooks/{SUPPLIER_CONNECTION}")),
+                id,
+                &message,
+            )
+            .await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+
+    /// The supplier ships the whole supplier order under `tracking`.
+    async fn ship(&self, supplier_order_id: &str, tracking: &str) {
+        self.callback(
+            &format!("cb-ship-{tracking}"),
+            json!({ "type": "supplier_order.shipped", "timestamp": "2026-12-01T12:00:00Z",
+                    "data": { "supplier_order_id": supplier_order_id, "shipment": { "carrier": "China Post", "tracking_number": tracking,
+                              "tracking_url": null, "shipped_at": "2026-12-01T11:30:00Z",
+                              "lines": [ { "line_id": "866550311766439020", "quantity": 1 }, { "line_id": "141249953214522974", "quantity": 1 } ] } } }),
+        )
+        .await;
+    }
+
+    async fn open_case(&self, body: Value) -> Value {
+        let r = self.app.post_json("/api/v1/cases", &body).await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        r.json().await.unwrap()
+    }
+
+    async fn act(&self, case_id: &str, body: Value) -> reqwest::Response {
+        self.app
+            .http
+            .post(self.app.url(&format!("/api/v1/cases/{case_id}/actions")))
+            .header("x-daifa-operator", "ana@shop")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn case(&self, case_id: &str) -> Value {
+        self.app.get_json(&format!("/api/v1/cases/{case_id}")).await
+    }
+
+    async fn case_in(&self, case_id: &str, state: &str) -> Value {
+        eventually(&format!("case {case_id} {state}"), WAIT, || async {
+            let c = self.case(case_id).await;
+            (c["case"]["state"] == state).then_some(c)
+        })
+        .await
+    }
+}
+
+fn actions(case: &Value) -> Vec<String> {
+    case["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["action"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancellation_before_shipping_is_intercepted_at_the_supplier_and_refunded() {
+    let w = world().await;
+    let (order_id, so) = w.order("wh-cancel").await;
+    let opened = w
+        .open_case(json!({ "order_id": order_id, "kind": "cancel", "reason": "changed_mind", "note": "ordered twice" }))
+        .await;
+    let case_id = opened["case"]["id"].as_str().unwrap().to_string();
+    assert_eq!(opened["case"]["state"], "requested");
+    // The whole order, its total of 388.00 USD, is what a cancellation refunds.
+    assert_eq!(opened["case"]["refund_requested_minor"], 38800, "{opened}");
+    assert_eq!(opened["allowed"], json!(["approve", "reject"]));
+    // Not allowed yet: refused with what is.
+    let r = w.act(&case_id, json!({ "action": "refund" })).await;
+    assert_eq!(r.status(), 409);
+    let message = r.text().await.unwrap();
+    assert!(
+        message.contains("a cancel case that is requested cannot refund; it can: approve, reject"),
+        "{message}"
+    );
+
+    let r = w.act(&case_id, json!({ "action": "approve" })).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // The supplier is asked to cancel its order, and does.
+    let cancel = eventually("the cancellation at the supplier", WAIT, || async {
+        w.supplier
+            .received_of("order.cancel_requested")
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert!(cancel.signature_valid);
+    assert_eq!(cancel.body["data"]["supplier_order_id"], so);
+    // Then refunded through Shopify, and closed.
+    let case = w.case_in(&case_id, "closed").await;
+    assert_eq!(case["case"]["refunded_minor"], 38800);
+    assert_eq!(
+        actions(&case),
+        [
+            "open",
+            "approve",
+            "intercept",
+            "intercepted",
+            "refund",
+            "close"
+        ]
+    );
+    let refunds = w.shopify.refunds();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    let detail = w.app.order(&order_id).await;
+    assert_eq!(detail["order"]["status"], "cancelled");
+    assert_eq!(detail["supplier_orders"][0]["status"], "cancelled");
+
+    // Everything paid is refunded: another refund is refused.
+    let r = w
+        .app
+        .post_json(
+            "/api/v1/cases",
+            &json!({ "order_id": order_id, "kind": "refund_only", "refund_minor": 100 }),
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("refunds would exceed what was paid")
+    );
+
+    // Too late at another supplier order: the interception fails and the case closes.
+    let (order_id, _) = w.order("wh-cancel-late").await;
+    w.supplier.answer_cancellations("too_late");
+    let case_id = w
+        .open_case(json!({ "order_id": order_id, "kind": "cancel" }))
+        .await["case"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.act(&case_id, json!({ "action": "approve" })).await;
+    let case = w.case_in(&case_id, "closed").await;
+    assert_eq!(
+        actions(&case),
+        ["open", "approve", "intercept", "intercept_failed", "close"]
+    );
+    assert_eq!(case["case"]["refunded_minor"], 0);
+    w.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_goes_back_to_the_supplier_is_inspected_and_refunded() {
+    let w = world().await;
+    let (order_id, so) = w.order("wh-return").await;
+    w.ship(&so, "RR000000001CN").await;
+    let opened = w
+        .open_case(
+            json!({ "order_id": order_id, "kind": "return_refund", "reason": "damaged",
+                          "lines": [ { "external_line_id": "866550311766439020", "quantity": 1 } ],
+                          "evidence": ["https://photos.example/crack.jpg"] }),
+        )
+        .await;
+    let case_id = opened["case"]["id"].as_str().unwrap().to_string();
+    // A quality problem: the shop pays the freight both ways (handbook 001).
+    assert_eq!(
+        opened["case"]["freight"],
+        json!({ "back": "shop", "out": "shop" })
+    );
+    assert_eq!(opened["case"]["refund_requested_minor"], 19900);
+    // A small defect: a partial refund is proposed before a return.
+    assert_eq!(
+        opened["proposal"]["propose"], "partial_compensation",
+        "{opened}"
+    );
+    assert_eq!(opened["proposal"]["amount_minor"], 3980);
+
+    w.act(&case_id, json!({ "action": "approve" })).await;
+    // The supplier authorizes the return and says where to.
+    let case = eventually("the return authorized", WAIT, || async {
+        let c = w.case(&case_id).await;
+        c["case"]["return_authorization"].is_string().then_some(c)
+    })
+    .await;
+    assert_eq!(case["case"]["return_address"]["city"], "Yiwu");
+    let request = &w.supplier.received_of("return.requested")[0];
+    assert_eq!(request.body["data"]["case_id"], case_id);
+    assert_eq!(request.body["data"]["reason"], "damaged");
+    let r = w
+        .act(
+            &case_id,
+            json!({ "action": "return_shipped", "tracking_number": "RT123" }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    w.callback(
+        "cb-received",
+        json!({ "type": "return.received", "timestamp": "2026-12-02T09:00:00Z",
+                "data": { "supplier_order_id": so, "case_id": case_id, "received_at": "2026-12-02T08:00:00Z",
+                          "lines": [ { "line_id": "866550311766439020", "quantity": 1 } ] } }),
+    )
+    .await;
+    w.callback(
+        "cb-inspected",
+        json!({ "type": "return.inspected", "timestamp": "2026-12-02T10:00:00Z",
+                "data": { "supplier_order_id": so, "case_id": case_id, "resellable": false, "defect": "cracked screen",
+                          "lines": [ { "line_id": "866550311766439020", "quantity": 1 } ] } }),
+    )
+    .await;
+    let case = w.case_in(&case_id, "closed").await;
+    assert_eq!(
+        actions(&case),
+        [
+            "open",
+            "approve",
+            "return_authorized",
+            "return_shipped",
+            "receive",
+            "inspect",
+            "refund",
+            "close"
+        ]
+    );
+    assert_eq!(case["case"]["refunded_minor"], 19900);
+    assert_eq!(case["case"]["defect"], "cracked screen");
+    // Defective: back to the supplier on a note, its cost deducted.
+    assert_eq!(case["return_notes"][0]["deduction_minor"], 12000, "{case}");
+    assert_eq!(w.shopify.refunds().len(), 1);
+    w.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exchange_ships_a_replacement_once_the_goods_are_back_and_inspected() {
+    let w = world().await;
+    let (order_id, so) = w.order("wh-exchange").await;
+    w.ship(&so, "RR000000002CN").await;
+    // An exchange is for quality problems only.
+    let r = w
+        .app
+        .post_json(
+            "/api/v1/cases",
+            &json!({ "order_id": order_id, "kind": "exchange", "reason": "changed_mind" }),
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let case_id = w
+        .open_case(json!({ "order_id": order_id, "kind": "exchange", "reason": "quality",
+                          "lines": [ { "external_line_id": "141249953214522974", "quantity": 1 } ] }))
+        .await["case"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for action in ["approve", "receive"] {
+        let r = w.act(&case_id, json!({ "action": action })).await;
+        assert_eq!(r.status(), 200, "{action}: {}", r.text().await.unwrap());
+    }
+    let r = w
+        .act(&case_id, json!({ "action": "inspect", "resellable": true }))
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // The replacement is routed as a new supplier order that sends the first one again.
+    let replacement = eventually("the replacement pushed", WAIT, || async {
+        w.supplier
+            .received_of("order.created")
+            .into_iter()
+            .find(|p| p.body["data"]["reship_of"] == so)
+    })
+    .await;
+    let lines = replacement.body["data"]["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["line_id"], "141249953214522974");
+    let case = w.case_in(&case_id, "shipped").await;
+    let new_so = case["case"]["replacement_supplier_order_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(replacement.body["data"]["supplier_order_id"], new_so);
+    // The replacement leaves the supplier: the case is done.
+    w.callback(
+        "cb-replacement",
+        json!({ "type": "supplier_order.shipped", "timestamp": "2026-12-03T12:00:00Z",
+                "data": { "supplier_order_id": new_so, "shipment": { "carrier": "YunExpress", "tracking_number": "YT1",
+                          "tracking_url": null, "shipped_at": "2026-12-03T11:30:00Z",
+                          "lines": [ { "line_id": "141249953214522974", "quantity": 1 } ] } } }),
+    )
+    .await;
+    w.case_in(&case_id, "closed").await;
+    assert!(
+        w.shopify.refunds().is_empty(),
+        "an exchange refunds nothing"
+    );
+    w.app.stop().await;
+}
+
+/// The sample shipped with China Post and registered at the fake 17TRACK.
+async fn shipped_and_tracked(w: &World, webhook_id: &str, number: &str) -> (String, String) {
+    let (order_id, so) = w.order(webhook_id).await;
+    w.ship(&so, number).await;
+    eventually("the parcel registered", WAIT, || async {
+        w.seventeen.registered().contains_key(number).then_some(())
+    })
+    .await;
+    (order_id, so)
+}
+
+async fn push_tracking(
+    w: &World,
+    number: &str,
+    status: &str,
+    sub_status: &str,
+    at: &str,
+    what: &str,
+) {
+    let body = FakeSeventeenTrack::push_body(
+        number,
+        3011,
+        seventeentrack_track_info(status, sub_status, &[(at, what, "CITY, US")]),
+    );
+    let r = w.seventeen.push(&w.app.url("/hooks/tracking"), body).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_parcel_opens_a_reship_case_which_routes_a_new_supplier_order() {
+    let w = world().await;
+    let (order_id, so) = shipped_and_tracked(&w, "wh-lost", "RR000000003CN").await;
+    push_tracking(
+        &w,
+        "RR000000003CN",
+        "Exception",
+        "Exception_Lost",
+        "2026-12-02T10:00:00Z",
+        "Parcel lost",
+    )
+    .await;
+    let cases = w
+        .app
+        .get_json(&format!("/api/v1/cases?order_id={order_id}"))
+        .await;
+    let case = &cases["cases"][0];
+    assert_eq!(
+        (
+            case["kind"].as_str(),
+            case["source"].as_str(),
+            case["reason"].as_str()
+        ),
+        (Some("reship"), Some("carrier"), Some("lost")),
+        "{cases}"
+    );
+    let case_id = case["id"].as_str().unwrap().to_string();
+    // Reship or refund, by which loses less: the offer costs 128 USD a unit, the goods sold
+    // for 199.
+    let detail = w.case(&case_id).await;
+    assert_eq!(detail["proposal"]["propose"], "reship", "{detail}");
+    // The same carrier news again opens nothing new.
+    push_tracking(
+        &w,
+        "RR000000003CN",
+        "Exception",
+        "Exception_Lost",
+        "2026-12-02T10:00:00Z",
+        "Parcel lost",
+    )
+    .await;
+    assert_eq!(
+        w.app
+            .get_json(&format!("/api/v1/cases?order_id={order_id}"))
+            .await["cases"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let r = w.act(&case_id, json!({ "action": "approve" })).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let reship = eventually("the reship pushed", WAIT, || async {
+        w.supplier
+            .received_of("order.created")
+            .into_iter()
+            .find(|p| p.body["data"]["reship_of"] == so)
+    })
+    .await;
+    assert_eq!(reship.body["data"]["lines"].as_array().unwrap().len(), 2);
+    let case = w.case_in(&case_id, "shipped").await;
+    assert_eq!(actions(&case), ["open", "approve", "ship"]);
+    w.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parcel_returned_to_its_sender_opens_an_in_transit_return() {
+    let w = world().await;
+    let (order_id, _) = shipped_and_tracked(&w, "wh-rts", "RR000000004CN").await;
+    push_tracking(
+        &w,
+        "RR000000004CN",
+        "Exception",
+        "Exception_Returning",
+        "2026-12-02T10:00:00Z",
+        "Returning to sender",
+    )
+    .await;
+    let cases = w
+        .app
+        .get_json(&format!("/api/v1/cases?order_id={order_id}"))
+        .await;
+    let case = &cases["cases"][0];
+    assert_eq!(case["kind"], "return_refund");
+    assert_eq!(case["return_kind"], "in_transit_return");
+    assert_eq!(
+        case["state"], "return_in_transit",
+        "the carrier brings it back unasked"
+    );
+    let case_id = case["id"].as_str().unwrap().to_string();
+    // Back with the sender: received.
+    push_tracking(
+        &w,
+        "RR000000004CN",
+        "Exception",
+        "Exception_Returned",
+        "2026-12-03T10:00:00Z",
+        "Returned to sender",
+    )
+    .await;
+    let case = w.case_in(&case_id, "received").await;
+    assert_eq!(actions(&case), ["open", "return_shipped", "receive"]);
+    assert_eq!(case["proposal"]["propose"], "reship");
+    // Refused at the door elsewhere: a refused parcel.
+    let (order_id, _) = shipped_and_tracked(&w, "wh-refused", "RR000000005CN").await;
+    push_tracking(
+        &w,
+        "RR000000005CN",
+        "DeliveryFailure",
+        "DeliveryFailure_Rejected",
+        "2026-12-02T10:00:00Z",
+        "Refused",
+    )
+    .await;
+    let cases = w
+        .app
+        .get_json(&format!("/api/v1/cases?order_id={order_id}"))
+        .await;
+    assert_eq!(
+        cases["cases"][0]["return_kind"], "refused_parcel",
+        "{cases}"
+    );
+    w.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refunds_asked_at_once_never_exceed_what_was_paid() {
+    let w = world().await;
+    let (order_id, _) = w.order("wh-bounded").await;
+    // 388.00 USD paid; ten refunds of 50.00 asked at the same moment (operators, webhooks,
+    // replicas): seven fit, three are refused, whatever the interleaving.
+    let mut asks = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let http = w.app.http.clone();
+        let url = w.app.url("/api/v1/cases");
+        let body = json!({ "order_id": order_id, "kind": "refund_only", "refund_minor": 5000 });
+        asks.spawn(async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        });
+    }
+    let mut opened = Vec::new();
+    let mut refused = 0;
+    while let Some(answer) = asks.join_next().await {
+        match answer.unwrap() {
+            (201, body) => opened.push(body["case"]["id"].as_str().unwrap().to_string()),
+            (409, _) => refused += 1,
+            (status, body) => panic!("{status}: {body}"),
+        }
+    }
+    assert_eq!((opened.len(), refused), (7, 3));
+
+    // Each approved twice at once: one approval moves it, the other is refused.
+    let mut approvals = tokio::task::JoinSet::new();
+    for case_id in opened.iter().chain(opened.iter()) {
+        let http = w.app.http.clone();
+        let url = w.app.url(&format!("/api/v1/cases/{case_id}/actions"));
+        approvals.spawn(async move {
+            http.post(url)
+                .json(&json!({ "action": "approve" }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = approvals.join_next().await {
+        statuses.push(status.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [[200; 7], [409; 7]].concat());
+    let mut refunded = 0;
+    for case_id in &opened {
+        refunded += w.case_in(case_id, "closed").await["case"]["refunded_minor"]
+            .as_i64()
+            .unwrap();
+    }
+    assert_eq!(refunded, 35000);
+    assert_eq!(w.shopify.refunds().len(), 7);
+    // What is left (38.00) can still be given back, not a cent more.
+    let r = w
+        .app
+        .post_json(
+            "/api/v1/cases",
+            &json!({ "order_id": order_id, "kind": "partial_compensation", "refund_minor": 3801 }),
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    w.open_case(
+        json!({ "order_id": order_id, "kind": "partial_compensation", "refund_minor": 3800 }),
+    )
+    .await;
+    w.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_opens_advances_and_lists_cases_and_tasks() {
+    let w = world().await;
+    let (order_id, so) = w.order("wh-cli").await;
+    // Shipped by UPS (express) on 2026-11-20: its 7-day follow-up is due, a task opens.
+    w.callback(
+        "cb-cli-ship",
+        json!({ "type": "supplier_order.shipped", "timestamp": "2026-11-20T12:00:00Z",
+                "data": { "supplier_order_id": so, "shipment": { "carrier": "UPS", "tracking_number": "1ZCLI0000000000001",
+                          "tracking_url": null, "shipped_at": "2026-11-20T11:30:00Z",
+                          "lines": [ { "line_id": "866550311766439020", "quantity": 1 }, { "line_id": "141249953214522974", "quantity": 1 } ] } } }),
+    )
+    .await;
+    let daifa = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_daifa"))
+            .args(args)
+            .args(["--url", &w.app.base])
+            .env("DAIFA_OPERATOR", "ana@shop")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+
+    let (ok, opened, err) = daifa(&[
+        "cases",
+        "open",
+        "--order",
+        &order_id,
+        "--kind",
+        "return_refund",
+        "--reason",
+        "damaged",
+        "--line",
+        "866550311766439020:1",
+        "--note",
+        "screen cracked",
+    ]);
+    assert!(ok, "{err}");
+    assert!(opened.contains("state      requested"), "{opened}");
+    assert!(opened.contains("next       approve, reject"), "{opened}");
+    assert!(opened.contains("refund     19900 USD asked"), "{opened}");
+    let case_id = opened
+        .lines()
+        .find_map(|l| l.strip_prefix("case       "))
+        .unwrap()
+        .trim()
+        .to_string();
+
+    let (ok, _, err) = daifa(&["cases", "act", &case_id, "refund"]);
+    assert!(!ok);
+    assert!(
+        err.contains("409") && err.contains("cannot refund; it can: approve, reject"),
+        "{err}"
+    );
+    let (ok, approved, err) = daifa(&["cases", "act", &case_id, "approve"]);
+    assert!(ok, "{err}");
+    assert!(approved.contains("state      approved"), "{approved}");
+    assert!(
+        approved
+            .lines()
+            .any(|l| l.contains("approve") && l.ends_with("by ana@shop")),
+        "{approved}"
+    );
+    let (ok, listed, _) = daifa(&["cases", "list", "--order", &order_id, "--open"]);
+    assert!(ok);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&case_id) && l.contains("return_refund")),
+        "{listed}"
+    );
+    let (ok, _, err) = daifa(&[
+        "cases",
+        "open",
+        "--order",
+        &order_id,
+        "--kind",
+        "refund_only",
+        "--line",
+        "nope:1",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("the order has no line `nope`"), "{err}");
+
+    let task_id = eventually("the follow-up task", WAIT, || async {
+        let t = w
+            .app
+            .get_json(&format!(
+                "/api/v1/tasks?order_id={order_id}&kind=tracking_follow_up"
+            ))
+            .await;
+        t["tasks"][0]["id"].as_str().map(String::from)
+    })
+    .await;
+    let (ok, tasks, _) = daifa(&["tasks", "list", "--order", &order_id]);
+    assert!(ok);
+    assert!(
+        tasks
+            .lines()
+            .any(|l| l.starts_with(&task_id) && l.contains("tracking_follow_up")),
+        "{tasks}"
+    );
+    let (ok, _, err) = daifa(&["tasks", "done", &task_id]);
+    assert!(ok, "{err}");
+    let done = w
+        .app
+        .get_json(&format!("/api/v1/tasks?status=done&order_id={order_id}"))
+        .await;
+    assert_eq!(done["tasks"][0]["id"], task_id.as_str());
+    assert_eq!(done["tasks"][0]["done_by"], "ana@shop");
+    let (ok, _, err) = daifa(&["tasks", "done", &task_id]);
+    assert!(!ok);
+    assert!(err.contains(&format!("no open task `{task_id}`")), "{err}");
+    w.app.stop().await;
+}
+
+/// Service clocks are jobs: with two gateways on one database (replicas), each clock that
+/// comes due runs once, whichever worker of which gateway claims it, and opens one task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_clock_runs_once_across_two_gateways() {
+    let w = world().await;
+    let second = TestApp::spawn_with(w.app.db.share(), |s| s.jobs.workers = 3).await;
+    const ORDERS: usize = 6;
+    let mut orders = Vec::new();
+    for n in 0..ORDERS {
+        let (order_id, so) = w.order(&format!("wh-clock-{n}")).await;
+        // Shipped by UPS (express) on 2026-11-20: the 7-day follow-up is due at once.
+        let hook = if n % 2 == 0 { &w.app } else { &second };
+        let r = w
+            .supplier
+            .call_back(
+                &hook.url(&format!("/hooks/{SUPPLIER_CONNECTION}")),
+                &format!("cb-clock-{n}"),
+                &json!({ "type": "supplier_order.shipped", "timestamp": "2026-11-20T12:00:00Z",
+                         "data": { "supplier_order_id": so, "shipment": { "carrier": "UPS", "tracking_number": format!("1ZCLOCK{n:011}"),
+                                   "tracking_url": null, "shipped_at": "2026-11-20T11:30:00Z",
+                                   "lines": [ { "line_id": "866550311766439020", "quantity": 1 }, { "line_id": "141249953214522974", "quantity": 1 } ] } } }),
+            )
+            .await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        orders.push(order_id);
+    }
+    let follow_ups = || async {
+        let t = w
+            .app
+            .get_json("/api/v1/tasks?status=all&kind=tracking_follow_up")
+            .await;
+        t["tasks"].as_array().cloned().unwrap_or_default()
+    };
+    eventually("a follow-up task per order", WAIT, || async {
+        (follow_ups().await.len() >= ORDERS).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let tasks = follow_ups().await;
+    let mut per_order: Vec<&str> = tasks
+        .iter()
+        .map(|t| t["order_id"].as_str().unwrap())
+        .collect();
+    per_order.sort_unstable();
+    let mut expected: Vec<&str> = orders.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(per_order, expected, "one task per order: {tasks:?}");
+    let jobs = w.app.get_json("/api/v1/jobs?status=succeeded").await;
+    let clocks: Vec<&Value> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["kind"] == "clock.follow_up")
+        .collect();
+    assert_eq!(clocks.len(), ORDERS);
+    for job in clocks {
+        assert_eq!(
+            job["attempt_log"].as_array().map(Vec::len),
+            Some(1),
+            "ran once: {job}"
+        );
+    }
+    second.stop().await;
+    w.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repairs_are_walked_by_the_operator_the_paid_kind_quoted_first() {
+    let w = world().await;
+    let (order_id, so) = w.order("wh-repair").await;
+    w.ship(&so, "RR000000009CN").await;
+    let walk = |case_id: String, steps: &'static [&'static str]| {
+        let w = &w;
+        async move {
+            for action in steps {
+                let r = w.act(&case_id, json!({ "action": action })).await;
+                assert_eq!(r.status(), 200, "{action}: {}", r.text().await.unwrap());
+            }
+        }
+    };
+    let warranty = w
+        .open_case(json!({ "order_id": order_id, "kind": "warranty_repair", "reason": "quality",
+                          "lines": [ { "external_line_id": "866550311766439020", "quantity": 1 } ] }))
+        .await;
+    assert_eq!(
+        warranty["case"]["refund_requested_minor"],
+        Value::Null,
+        "a repair refunds nothing"
+    );
+    // Handbook 001: the customer sends it, the shop pays the way back.
+    assert_eq!(
+        warranty["case"]["freight"],
+        json!({ "back": "customer", "out": "shop" })
+    );
+    let id = warranty["case"]["id"].as_str().unwrap().to_string();
+    walk(
+        id.clone(),
+        &["approve", "receive", "start_repair", "ship", "close"],
+    )
+    .await;
+    let case = w.case(&id).await;
+    // The supplier's authorization lands whenever its job runs: left out of the comparison.
+    let steps: Vec<String> = actions(&case)
+        .into_iter()
+        .filter(|a| a != "return_authorized")
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "open",
+            "approve",
+            "receive",
+            "start_repair",
+            "ship",
+            "close"
+        ],
+        "{case}"
+    );
+    // The supplier that shipped was told the goods come back for a repair.
+    let told = eventually("the return request", WAIT, || async {
+        w.supplier
+            .received_of("return.requested")
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(told.body["data"]["kind"], "warranty_repair");
+
+    let paid = w
+        .open_case(
+            json!({ "order_id": order_id, "kind": "paid_maintenance", "note": "dropped it" }),
+        )
+        .await;
+    assert_eq!(paid["allowed"], json!(["quote", "reject"]));
+    let id = paid["case"]["id"].as_str().unwrap().to_string();
+    let r = w.act(&id, json!({ "action": "approve" })).await;
+    assert_eq!(r.status(), 409, "quoted before it is approved");
+    walk(
+        id.clone(),
+        &[
+            "quote",
+            "approve",
+            "receive",
+            "start_repair",
+            "ship",
+            "close",
+        ],
+    )
+    .await;
+    assert_eq!(w.case(&id).await["case"]["state"], "closed");
+
+    // A refused request closes by itself.
+    let refused = w
+        .open_case(json!({ "order_id": order_id, "kind": "refund_only", "refund_minor": 500 }))
+        .await;
+    let id = refused["case"]["id"].as_str().unwrap().to_string();
+    walk(id.clone(), &["reject"]).await;
+    let case = w.case_in(&id, "closed").await;
+    assert_eq!(actions(&case), ["open", "reject", "close"]);
+    assert_eq!(case["case"]["refunded_minor"], 0);
+    w.app.stop().await;
+}
