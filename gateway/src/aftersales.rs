@@ -1236,15 +1236,55 @@ async fn case_for_report(
 }
 
 /// The supplier has the goods back (a `return-received` event).
+/// The supplier received goods back. Goods no case announced (a parcel its carrier brought
+/// back that no tracking event reported) open one: an in-transit return, from the supplier,
+/// already received, for the shop to decide between a refund and a reship (its proposal says
+/// which loses less).
 pub async fn on_return_received(
     tx: &mut Tx,
     supplier_order_id: &str,
     case_id: Option<&str>,
+    lines: &[LineQuantity],
 ) -> anyhow::Result<Result<Value, String>> {
-    let Some(case_id) = case_for_report(tx, supplier_order_id, case_id).await? else {
-        return Ok(Err(format!(
-            "no open return for supplier order {supplier_order_id}"
-        )));
+    let case_id = match case_for_report(tx, supplier_order_id, case_id).await? {
+        Some(id) => id,
+        None => {
+            let order_id: String =
+                sqlx::query_scalar("select order_id from supplier_orders where id = $1")
+                    .bind(supplier_order_id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+            let mut new = NewCase::new(&order_id, CaseKind::ReturnRefund, Source::Supplier);
+            new.return_kind = Some(ReturnKind::InTransitReturn);
+            new.reason = Some(Reason::Other);
+            new.note = Some("the supplier received goods back that no case announced".into());
+            new.lines = lines
+                .iter()
+                .map(|l| CaseLine {
+                    external_line_id: l.external_line_id.clone(),
+                    quantity: l.quantity,
+                })
+                .collect();
+            let case = match open(tx, new, "supplier").await {
+                Ok(case) => case,
+                Err(CaseError::Internal(e)) => return Err(e),
+                Err(refused) => return Ok(Err(refused.to_string())),
+            };
+            if let Err(refused) = act(
+                tx,
+                &case.id,
+                ActionInput::of(Action::ReturnShipped),
+                "supplier",
+            )
+            .await
+            {
+                return match refused {
+                    CaseError::Internal(e) => Err(e),
+                    other => Ok(Err(other.to_string())),
+                };
+            }
+            case.id
+        }
     };
     match act(tx, &case_id, ActionInput::of(Action::Receive), "supplier").await {
         Ok(case) => Ok(Ok(

@@ -69,6 +69,7 @@ pub async fn apply_supplier_event(
                 tx,
                 &r.order.supplier_order_id,
                 r.case_id.as_deref(),
+                &r.lines,
             )
             .await?
             .map(|summary| AppliedEvent {

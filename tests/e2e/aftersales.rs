@@ -535,6 +535,54 @@ async fn a_parcel_returned_to_its_sender_opens_an_in_transit_return() {
         cases["cases"][0]["return_kind"], "refused_parcel",
         "{cases}"
     );
+
+    // Goods back at the supplier that no case announced (no tracking event said so): the
+    // supplier's report opens the in-transit return, already received.
+    let (order_id, so) = w.order("wh-unannounced").await;
+    w.ship(&so, "RR000000006CN").await;
+    w.callback(
+        "cb-unannounced",
+        json!({ "type": "return.received", "timestamp": "2026-12-03T09:00:00Z",
+                "data": { "supplier_order_id": so, "received_at": "2026-12-03T08:00:00Z",
+                          "lines": [ { "line_id": "141249953214522974", "quantity": 1 } ] } }),
+    )
+    .await;
+    let cases = w
+        .app
+        .get_json(&format!("/api/v1/cases?order_id={order_id}"))
+        .await;
+    let case = &cases["cases"][0];
+    assert_eq!(
+        (
+            case["kind"].as_str(),
+            case["return_kind"].as_str(),
+            case["source"].as_str(),
+            case["state"].as_str()
+        ),
+        (
+            Some("return_refund"),
+            Some("in_transit_return"),
+            Some("supplier"),
+            Some("received")
+        ),
+        "{cases}"
+    );
+    assert_eq!(
+        case["lines"],
+        json!([{ "external_line_id": "141249953214522974", "quantity": 1 }])
+    );
+    // A report for another supplier's order is refused, and opens nothing.
+    let r = w
+        .supplier
+        .call_back(
+            &w.app.url(&format!("/hooks/{SUPPLIER_CONNECTION}")),
+            "cb-unknown-so",
+            &json!({ "type": "return.received", "timestamp": "2026-12-03T09:00:00Z",
+                     "data": { "supplier_order_id": "so_not_ours", "received_at": "2026-12-03T08:00:00Z",
+                               "lines": [ { "line_id": "141249953214522974", "quantity": 1 } ] } }),
+        )
+        .await;
+    assert_eq!(r.status(), 422, "{}", r.text().await.unwrap());
     w.app.stop().await;
 }
 
