@@ -941,3 +941,162 @@ async fn repairs_are_walked_by_the_operator_the_paid_kind_quoted_first() {
     assert_eq!(case["case"]["refunded_minor"], 0);
     w.app.stop().await;
 }
+
+/// SplitMix64, for a random walk that is the same on every run.
+struct Walk(u64);
+
+impl Walk {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+/// A model-based walk through the API: random cases and random actions with random amounts
+/// on one order (no job workers, so nothing moves but what the walk does). After every step:
+/// an action the case did not allow was refused with 409, one it allowed was not refused for
+/// its transition, and the refunds over all the order's cases never exceed what it paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_random_walk_of_cases_never_takes_a_forbidden_step_nor_refunds_more_than_was_paid() {
+    const PAID: i64 = 38800;
+    const KINDS: [&str; 8] = [
+        "cancel",
+        "refund_only",
+        "partial_compensation",
+        "return_refund",
+        "exchange",
+        "reship",
+        "warranty_repair",
+        "paid_maintenance",
+    ];
+    const ACTIONS: [&str; 13] = [
+        "approve",
+        "reject",
+        "quote",
+        "intercept",
+        "intercepted",
+        "intercept_failed",
+        "return_shipped",
+        "receive",
+        "inspect",
+        "start_repair",
+        "ship",
+        "refund",
+        "close",
+    ];
+    let shopify = FakeShopify::start(SHOPIFY_TOKEN).await;
+    let supplier = FakeSupplier::start(SUPPLIER_SECRET).await;
+    let app = TestApp::spawn_with(TestDb::new().await, |s| s.jobs.workers = 0).await;
+    app.set_up_connections(&shopify.base_url, &supplier.url)
+        .await;
+    let r = app
+        .send_shopify(
+            "orders/create",
+            "wh-walk",
+            &shopify_sample(),
+            SHOPIFY_SECRET,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let order_id = r.json::<Value>().await.unwrap()["orders"][0]["order_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let mut walk = Walk(0x5eed_0000_0000_0006);
+    let mut cases: Vec<String> = Vec::new();
+    let (mut taken, mut refused) = (0, 0);
+    for step in 0..400 {
+        if cases.is_empty() || walk.below(5) == 0 {
+            let kind = KINDS[walk.below(8) as usize];
+            let mut body = json!({ "order_id": order_id, "kind": kind, "reason": "quality" });
+            if walk.below(2) == 0 {
+                body["refund_minor"] = json!(walk.below(20_000) as i64);
+            }
+            let r = app.post_json("/api/v1/cases", &body).await;
+            match r.status().as_u16() {
+                201 => cases.push(
+                    r.json::<Value>().await.unwrap()["case"]["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                ),
+                409 | 422 => {}
+                other => panic!(
+                    "step {step}: opening {body}: {other} {}",
+                    r.text().await.unwrap()
+                ),
+            }
+        } else {
+            let case_id = cases[walk.below(cases.len() as u64) as usize].clone();
+            let before = app.get_json(&format!("/api/v1/cases/{case_id}")).await;
+            let allowed: Vec<&str> = before["allowed"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            // Half the time a step the case allows, to get deep into the machines; else any.
+            let action = if !allowed.is_empty() && walk.below(2) == 0 {
+                allowed[walk.below(allowed.len() as u64) as usize]
+            } else {
+                ACTIONS[walk.below(13) as usize]
+            };
+            let mut body = json!({ "action": action, "resellable": walk.below(2) == 0, "defect": "scratched" });
+            if action == "refund" && walk.below(2) == 0 {
+                body["amount_minor"] = json!(walk.below(40_000) as i64);
+            }
+            let r = app
+                .http
+                .post(app.url(&format!("/api/v1/cases/{case_id}/actions")))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            if allowed.contains(&action) {
+                // Allowed by the machine: taken, or refused for its money (409 naming it).
+                assert!(
+                    status == 200 || (status == 409 && text.contains("exceed what was paid")),
+                    "step {step}: {action} on {}: {status} {text}",
+                    before["case"]["state"]
+                );
+                if status == 200 {
+                    taken += 1;
+                }
+            } else {
+                assert_eq!(status, 409, "step {step}: {action} on {before}: {text}");
+                assert!(text.contains("cannot"), "{text}");
+                refused += 1;
+            }
+        }
+        let all = app
+            .get_json(&format!("/api/v1/cases?order_id={order_id}"))
+            .await;
+        let refunded: i64 = all["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["refunded_minor"].as_i64().unwrap())
+            .sum();
+        assert!(
+            refunded <= PAID,
+            "step {step}: {refunded} refunded of {PAID}"
+        );
+    }
+    eprintln!(
+        "random walk: {} cases opened, {taken} steps taken, {refused} refused",
+        cases.len()
+    );
+    // The walk went somewhere: cases opened, steps taken and refused.
+    assert!(cases.len() >= 10, "{} cases", cases.len());
+    assert!(
+        taken >= 50 && refused >= 100,
+        "{taken} taken, {refused} refused"
+    );
+    app.stop().await;
+}
