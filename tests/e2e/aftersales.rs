@@ -1100,3 +1100,69 @@ async fn a_random_walk_of_cases_never_takes_a_forbidden_step_nor_refunds_more_th
     );
     app.stop().await;
 }
+
+/// A clock is a row in the job queue: one that comes due while no gateway works the queue
+/// (stopped, restarting) runs when one does, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_due_while_the_gateway_was_down_runs_when_it_is_back() {
+    let shopify = FakeShopify::start(SHOPIFY_TOKEN).await;
+    let supplier = FakeSupplier::start(SUPPLIER_SECRET).await;
+    let first = TestApp::spawn_with(TestDb::new().await, |s| s.jobs.workers = 0).await;
+    first
+        .set_up_connections(&shopify.base_url, &supplier.url)
+        .await;
+    let r = first
+        .send_shopify(
+            "orders/create",
+            "wh-restart",
+            &shopify_sample(),
+            SHOPIFY_SECRET,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let order_id = r.json::<Value>().await.unwrap()["orders"][0]["order_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let so = first.order(&order_id).await["supplier_orders"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Shipped by UPS on 2026-11-20: the 7-day follow-up is already due.
+    let r = supplier
+        .call_back(
+            &first.url(&format!("/hooks/{SUPPLIER_CONNECTION}")),
+            "cb-restart-ship",
+            &json!({ "type": "supplier_order.shipped", "timestamp": "2026-11-20T12:00:00Z",
+                     "data": { "supplier_order_id": so, "shipment": { "carrier": "UPS", "tracking_number": "1ZRESTART000000001",
+                               "tracking_url": null, "shipped_at": "2026-11-20T11:30:00Z",
+                               "lines": [ { "line_id": "866550311766439020", "quantity": 1 }, { "line_id": "141249953214522974", "quantity": 1 } ] } } }),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let queued = first.get_json("/api/v1/jobs?status=queued").await;
+    assert!(
+        queued["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["kind"] == "clock.follow_up"),
+        "{queued}"
+    );
+    let tasks = first.get_json("/api/v1/tasks").await;
+    assert_eq!(tasks["tasks"], json!([]), "nothing runs the clock yet");
+    let db = first.stop_keeping_database().await;
+
+    let back = TestApp::spawn_with(db, |_| {}).await;
+    let task = eventually("the follow-up task", WAIT, || async {
+        let t = back
+            .get_json(&format!(
+                "/api/v1/tasks?order_id={order_id}&kind=tracking_follow_up"
+            ))
+            .await;
+        t["tasks"].as_array().and_then(|t| t.first().cloned())
+    })
+    .await;
+    assert_eq!(task["status"], "open");
+    back.stop().await;
+}

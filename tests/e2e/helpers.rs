@@ -85,6 +85,15 @@ impl TestDb {
         }
     }
 
+    /// No database: what a stopped gateway keeps once it handed its own on.
+    fn none() -> Self {
+        Self {
+            url: String::new(),
+            pg: None,
+            _dir: None,
+        }
+    }
+
     /// A handle on the same database for a second gateway: it drops nothing.
     pub fn share(&self) -> Self {
         Self {
@@ -229,7 +238,13 @@ impl TestApp {
         }
     }
 
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        let db = self.stop_keeping_database().await;
+        db.drop_database().await;
+    }
+
+    /// Stops the gateway (as a restart would) and hands back its database, for the next one.
+    pub async fn stop_keeping_database(mut self) -> TestDb {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -237,7 +252,7 @@ impl TestApp {
             let _ = h.await;
         }
         self.state.db.pool.close().await;
-        self.db.drop_database().await;
+        std::mem::replace(&mut self.db, TestDb::none())
     }
 }
 
