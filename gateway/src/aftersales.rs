@@ -288,6 +288,55 @@ async fn lock_order(tx: &mut Tx, order_id: &str) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// Records money the storefront paid back for a case (its own refund, made in its admin),
+/// without moving the case: what is left to refund through the storefront shrinks by it.
+/// Refused when it would take the order's refunds above what was paid.
+async fn refunded_on_storefront(
+    tx: &mut Tx,
+    case_id: &str,
+    amount: i64,
+    actor: &str,
+) -> Result<(), CaseError> {
+    let case = get_in(tx, case_id)
+        .await?
+        .ok_or_else(|| CaseError::NotFound(format!("no case `{case_id}`")))?;
+    let paid: i64 = sqlx::query_scalar("select total_minor from orders where id = $1")
+        .bind(&case.order_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let refunded: Option<i64> = sqlx::query_scalar(
+        "select cast(sum(refunded_minor) as bigint) from cases where order_id = $1",
+    )
+    .bind(&case.order_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let refunded = refunded.unwrap_or(0);
+    if amount < 0 || refunded + amount > paid {
+        return Err(CaseError::Conflict(format!(
+            "a storefront refund of {amount} would take the order's refunds above what was paid ({refunded} of {paid})"
+        )));
+    }
+    sqlx::query(
+        "update cases set refunded_minor = refunded_minor + $1, updated_at_ms = $2 where id = $3",
+    )
+    .bind(amount)
+    .bind(now_ms())
+    .bind(case_id)
+    .execute(&mut **tx)
+    .await?;
+    history(
+        tx,
+        case_id,
+        "refunded_on_storefront",
+        Some(case.state),
+        case.state,
+        actor,
+        json!({ "amount_minor": amount }),
+    )
+    .await?;
+    Ok(())
+}
+
 /// When the order was delivered: its last shipment's delivery.
 async fn delivered_at(tx: &mut Tx, order_id: &str) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar("select max(delivered_at_ms) from shipments where order_id = $1")
@@ -566,6 +615,10 @@ pub async fn open(tx: &mut Tx, new: NewCase, actor: &str) -> Result<Case, CaseEr
         refund.amount_minor = Some(paid);
         refund.note = Some("refunded on the storefront".into());
         act(tx, &id, refund, actor).await?;
+    } else if let Some(paid) = new.refunded_minor.filter(|p| *p > 0) {
+        // Paid on the storefront with goods still to come back (a return refunded before it
+        // arrived): recorded now, so that nothing is paid twice when the case gets there.
+        refunded_on_storefront(tx, &id, paid, actor).await?;
     }
     get_in(tx, &id)
         .await?
@@ -1063,6 +1116,30 @@ pub async fn from_storefront(
             );
         }
     };
+    // The same request again, or a refund the storefront made for a case it opened before (a
+    // return refunded in its admin): what it paid and the case does not know is recorded.
+    if let Some(amount) = request
+        .amount
+        .as_ref()
+        .filter(|_| request.refunded)
+        .map(|m| m.amount_minor)
+        && amount > case.refunded_minor
+    {
+        match refunded_on_storefront(tx, &case.id, amount - case.refunded_minor, "storefront").await
+        {
+            Ok(()) => {}
+            Err(CaseError::Internal(e)) => return Err(e),
+            Err(refused) => {
+                orders::record_event(
+                    tx,
+                    &order.id,
+                    "case.refused",
+                    json!({ "external_id": request.external_id, "reason": refused.to_string(), "raw_request_id": raw_id }),
+                )
+                .await?;
+            }
+        }
+    }
     Ok(json!({ "order_id": order.id, "case_id": case.id, "state": case.state }))
 }
 
@@ -1459,6 +1536,19 @@ pub async fn run_refund(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Ou
         return Ok(Outcome::Succeeded);
     }
     let amount = case.refund_requested_minor.unwrap_or(0) - case.refunded_minor;
+    if amount <= 0 {
+        // Paid already (on the storefront, or by hand): the case moves on, nothing is sent.
+        let mut tx = state.db.begin().await?;
+        let mut input = ActionInput::of(Action::Refund);
+        input.amount_minor = Some(0);
+        input.note = Some("nothing left to refund: paid already".into());
+        match act(&mut tx, &case.id, input, "daifa").await {
+            Ok(_) | Err(CaseError::Conflict(_)) => {}
+            Err(e) => return Err(anyhow_of(e)),
+        }
+        tx.commit().await?;
+        return Ok(Outcome::Succeeded);
+    }
     let (channel, plugin, ctx) = match callee(state, &order.connection_id).await? {
         Ok(c) => c,
         Err(outcome) => return Ok(outcome),

@@ -1166,3 +1166,98 @@ async fn a_clock_due_while_the_gateway_was_down_runs_when_it_is_back() {
     assert_eq!(task["status"], "open");
     back.stop().await;
 }
+
+/// A return asked on Shopify (`returns/request`), then refunded in Shopify's admin before the
+/// goods are back (`refunds/create` naming the return): one case, the money recorded on it,
+/// and nothing refunded again when the goods arrive and pass inspection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storefront_return_refunded_in_the_storefront_is_one_case_paid_once() {
+    let w = world().await;
+    let (order_id, so) = w.order("wh-shopify-return").await;
+    w.ship(&so, "RR000000007CN").await;
+    let external = w.app.order(&order_id).await["order"]["external_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let order_number: u64 = external.parse().unwrap();
+    let request = json!({
+        "id": 945000959, "admin_graphql_api_id": "gid://shopify/Return/945000959", "status": "requested",
+        "order": { "id": order_number, "admin_graphql_api_id": format!("gid://shopify/Order/{order_number}") },
+        "total_return_line_items": 1, "name": "#1001-R1",
+        "return_line_items": [ { "id": 6200524949_u64, "admin_graphql_api_id": "gid://shopify/ReturnLineItem/6200524949",
+            "fulfillment_line_item": { "id": 10736341352597_u64, "admin_graphql_api_id": "gid://shopify/FulfillmentLineItem/10736341352597",
+                "line_item": { "id": 866550311766439020_u64, "admin_graphql_api_id": "gid://shopify/LineItem/866550311766439020" } },
+            "quantity": 1, "return_reason": "defective", "return_reason_note": "the screen flickers", "customer_note": null } ]
+    });
+    let r = w
+        .app
+        .send_shopify(
+            "returns/request",
+            "wh-return-request",
+            &serde_json::to_vec(&request).unwrap(),
+            SHOPIFY_SECRET,
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let cases = w
+        .app
+        .get_json(&format!("/api/v1/cases?order_id={order_id}"))
+        .await;
+    let case = cases["cases"][0].clone();
+    assert_eq!(
+        (
+            case["kind"].as_str(),
+            case["source"].as_str(),
+            case["reason"].as_str(),
+            case["external_id"].as_str()
+        ),
+        (
+            Some("return_refund"),
+            Some("storefront"),
+            Some("quality"),
+            Some("945000959")
+        ),
+        "{cases}"
+    );
+    let case_id = case["id"].as_str().unwrap().to_string();
+    w.act(&case_id, json!({ "action": "approve" })).await;
+
+    let refund = json!({
+        "id": 509562969, "order_id": order_number, "created_at": "2026-12-03T10:00:00-05:00", "note": "screen flickers",
+        "processed_at": "2026-12-03T10:00:00-05:00", "restock": false,
+        "return": { "id": 945000959, "admin_graphql_api_id": "gid://shopify/Return/945000959" },
+        "refund_line_items": [ { "id": 104689539, "quantity": 1, "line_item_id": 866550311766439020_u64, "restock_type": "return", "subtotal": 199.0 } ],
+        "transactions": [ { "id": 245135926, "order_id": order_number, "kind": "refund", "gateway": "bogus", "status": "success",
+                            "amount": "199.00", "currency": "USD", "parent_id": 389404469 } ]
+    });
+    let r = w
+        .app
+        .send_shopify(
+            "refunds/create",
+            "wh-refund-create",
+            &serde_json::to_vec(&refund).unwrap(),
+            SHOPIFY_SECRET,
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let cases = w
+        .app
+        .get_json(&format!("/api/v1/cases?order_id={order_id}"))
+        .await;
+    assert_eq!(cases["cases"].as_array().unwrap().len(), 1, "{cases}");
+    assert_eq!(cases["cases"][0]["refunded_minor"], 19900);
+
+    // The goods come back and pass: the case closes without a refund through Shopify.
+    for action in ["receive"] {
+        let r = w.act(&case_id, json!({ "action": action })).await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    let r = w
+        .act(&case_id, json!({ "action": "inspect", "resellable": true }))
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let case = w.case_in(&case_id, "closed").await;
+    assert_eq!(case["case"]["refunded_minor"], 19900);
+    assert!(w.shopify.refunds().is_empty(), "{:?}", w.shopify.refunds());
+    w.app.stop().await;
+}

@@ -51,9 +51,17 @@ pub fn refund_case_from_json(
         (None, Some(at)) => timestamp("processed_at", &at)?,
         (None, None) => triggered_at.ok_or_else(|| missing("created_at"))?,
     };
+    // A refund made for a return names the return: the case `returns/request` opened for it
+    // (whose id is the return's) is the same case, and records the money instead of a second
+    // case opening.
+    let return_id = refund.r#return.as_ref().and_then(|r| match &r["id"] {
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        _ => None,
+    });
     Ok(Some(CaseRequest {
         order_external_id: refund.order_id.to_string(),
-        external_id: refund.id.to_string(),
+        external_id: return_id.unwrap_or_else(|| refund.id.to_string()),
         kind: if returned {
             CaseKind::ReturnRefund
         } else {
@@ -478,7 +486,10 @@ mod tests {
         let mut body = refund_body();
         body["return"] =
             json!({ "id": 945000959, "admin_graphql_api_id": "gid://shopify/Return/945000959" });
-        assert_eq!(map(&body).unwrap().unwrap().kind, CaseKind::ReturnRefund);
+        let case = map(&body).unwrap().unwrap();
+        assert_eq!(case.kind, CaseKind::ReturnRefund);
+        // The return's id: the case `returns/request` opened is the same case.
+        assert_eq!(case.external_id, "945000959");
     }
 
     #[test]
