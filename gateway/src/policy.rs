@@ -114,11 +114,11 @@ pub struct RoutingPolicy {
     pub daily_caps: BTreeMap<String, u32>,
     /// A supplier that has not acknowledged an order this long after it was pushed loses it to
     /// the next offer.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "days")]
     pub ack_deadline: Duration,
     /// An order held for a stock-out: the customer is contacted within this (handbook 001:
     /// 24 hours).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "days")]
     pub stock_out_contact: Duration,
     /// Orders whose total is above this are held for a look first; none: never.
     pub hold_above: Option<Amount>,
@@ -278,46 +278,46 @@ pub struct Freight {
 #[serde(deny_unknown_fields, default)]
 pub struct AfterSalesPolicy {
     /// Returns, no reason needed, this long after delivery (goods resellable).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "days")]
     pub return_window: Duration,
     /// Exchanges for quality problems, this long after delivery.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "days")]
     pub exchange_window: Duration,
     /// Repairs under warranty this long after delivery; paid maintenance after.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "days")]
     pub warranty_window: Duration,
     /// Who pays freight, by case: `return_quality` (a quality problem), `return` (any other),
     /// `exchange`, `warranty_repair`, `paid_maintenance`.
     pub freight: BTreeMap<String, Freight>,
     /// An order ships within this of payment.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "days")]
     pub ship_within: Duration,
     /// A shipment is marked shipped on the storefront within this of the order (at the latest 3
     /// days, handbook 002).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "days")]
     pub mark_shipped_within: Duration,
     /// Tracking is followed up (and the customer messaged) this long after shipping: express...
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "days")]
     pub follow_up_express: Duration,
     /// ...and postal parcels (the carriers of `postal_carriers`).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "days")]
     pub follow_up_postal: Duration,
     pub postal_carriers: Vec<String>,
     /// Not delivered and no tracking news this long after shipping: refund or reship.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "days")]
     pub no_tracking_after: Duration,
     /// Not delivered this long after shipping (the promised time): extend the storefront's
     /// receipt window.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "days")]
     pub delivery_promise: Duration,
     /// A refund is paid within this of the request.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "days")]
     pub refund_within: Duration,
     /// A complaint (a case opened) is answered within this.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "days")]
     pub complaint_within: Duration,
     /// An exchange's replacement ships within this of receiving the goods back.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "days")]
     pub replacement_within: Duration,
     /// When the refund queue is swept each day, shop time ("10:00", "16:30").
     pub refund_sweeps: Vec<String>,
@@ -661,6 +661,53 @@ async fn put_handler(
 
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new().route("/policies/{name}", get(get_handler).put(put_handler))
+}
+
+/// Durations in policy documents: read as humans write them (`7d`, `30days`, `24h`, `1month`),
+/// written in whole days or hours when they are (`365days`, not humantime's `11months 30days
+/// 3h 50m 24s`), so the document shown reads as the handbook's numbers.
+mod days {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    const DAY: u64 = 86_400;
+    const HOUR: u64 = 3_600;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        let secs = d.as_secs();
+        let text = if d.subsec_nanos() != 0 || secs == 0 {
+            humantime_serde::re::humantime::format_duration(*d).to_string()
+        } else if secs % DAY == 0 {
+            let n = secs / DAY;
+            format!("{n}{}", if n == 1 { "day" } else { "days" })
+        } else if secs % HOUR == 0 {
+            format!("{}h", secs / HOUR)
+        } else {
+            humantime_serde::re::humantime::format_duration(*d).to_string()
+        };
+        s.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        humantime_serde::deserialize(d)
+    }
+
+    #[cfg(test)]
+    #[test]
+    fn whole_days_and_hours_are_written_as_such() {
+        let text = |d: Duration| {
+            let mut out = Vec::new();
+            serialize(&d, &mut serde_json::Serializer::new(&mut out)).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(text(Duration::from_secs(365 * DAY)), "\"365days\"");
+        assert_eq!(text(Duration::from_secs(DAY)), "\"1day\"");
+        assert_eq!(text(Duration::from_secs(36 * HOUR)), "\"36h\"");
+        assert_eq!(text(Duration::from_secs(90)), "\"1m 30s\"");
+        let back: Duration =
+            deserialize(&mut serde_json::Deserializer::from_str("\"40days\"")).unwrap();
+        assert_eq!(back, Duration::from_secs(40 * DAY));
+    }
 }
 
 #[cfg(test)]

@@ -1261,3 +1261,91 @@ async fn a_storefront_return_refunded_in_the_storefront_is_one_case_paid_once() 
     assert!(w.shopify.refunds().is_empty(), "{:?}", w.shopify.refunds());
     w.app.stop().await;
 }
+
+/// The windows are policy: the handbook's 7-day return window refuses a return 10 days after
+/// delivery; a longer window for the product's category lets it through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn return_windows_are_policy_per_product_category() {
+    let w = world().await;
+    let (order_id, _) = shipped_and_tracked(&w, "wh-window", "RR000000008CN").await;
+    let ten_days_ago = (time::OffsetDateTime::now_utc() - time::Duration::days(10))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    push_tracking(
+        &w,
+        "RR000000008CN",
+        "Delivered",
+        "Delivered_Other",
+        &ten_days_ago,
+        "Delivered",
+    )
+    .await;
+    eventually("the order delivered", WAIT, || async {
+        (w.app.order(&order_id).await["order"]["status"] == "delivered").then_some(())
+    })
+    .await;
+    let policy = w.app.get_json("/api/v1/policies/aftersales").await;
+    assert_eq!(policy["effective"]["return_window"], "7days", "{policy}");
+    assert_eq!(policy["effective"]["warranty_window"], "365days");
+    assert_eq!(policy["effective"]["no_tracking_after"], "40days");
+
+    let ask = json!({ "order_id": order_id, "kind": "return_refund", "reason": "changed_mind",
+                      "lines": [ { "external_line_id": "866550311766439020", "quantity": 1 } ] });
+    let r = w.app.post_json("/api/v1/cases", &ask).await;
+    assert_eq!(r.status(), 422);
+    let message = r.text().await.unwrap();
+    assert!(
+        message.contains(
+            "the return window of 7 days after delivery has passed: delivered 10 days ago"
+        ),
+        "{message}"
+    );
+
+    // Electronics may come back within 14 days at this shop.
+    let r = w
+        .app
+        .post_json(
+            "/api/v1/offers",
+            &json!({ "channel": SHOP_CONNECTION, "storefront_sku": "IPOD2008PINK", "supplier": SUPPLIER_CONNECTION,
+                     "supplier_sku": "SUP-IPOD-PINK-2", "unit_cost": 125.0, "currency": "USD", "category": "electronics" }),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let r = w
+        .app
+        .http
+        .put(
+            w.app
+                .url("/api/v1/policies/aftersales?category=electronics"),
+        )
+        .json(&json!({ "return_window": "14days" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let scoped = w
+        .app
+        .get_json("/api/v1/policies/aftersales?category=electronics")
+        .await;
+    assert_eq!(scoped["effective"]["return_window"], "14days", "{scoped}");
+    assert_eq!(
+        scoped["effective"]["exchange_window"], "30days",
+        "the rest stays"
+    );
+    let opened = w.open_case(ask).await;
+    assert_eq!(opened["case"]["state"], "requested");
+    // A document that is not a policy is refused, and changes nothing.
+    let r = w
+        .app
+        .http
+        .put(
+            w.app
+                .url("/api/v1/policies/aftersales?category=electronics"),
+        )
+        .json(&json!({ "return_windw": "30days" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422, "{}", r.text().await.unwrap());
+    w.app.stop().await;
+}
