@@ -667,7 +667,7 @@ pub fn router() -> axum::Router<AppState> {
 /// written in whole days or hours when they are (`365days`, not humantime's `11months 30days
 /// 3h 50m 24s`), so the document shown reads as the handbook's numbers.
 mod days {
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
     use std::time::Duration;
 
     const DAY: u64 = 86_400;
@@ -677,10 +677,10 @@ mod days {
         let secs = d.as_secs();
         let text = if d.subsec_nanos() != 0 || secs == 0 {
             humantime_serde::re::humantime::format_duration(*d).to_string()
-        } else if secs % DAY == 0 {
+        } else if secs.is_multiple_of(DAY) {
             let n = secs / DAY;
             format!("{n}{}", if n == 1 { "day" } else { "days" })
-        } else if secs % HOUR == 0 {
+        } else if secs.is_multiple_of(HOUR) {
             format!("{}h", secs / HOUR)
         } else {
             humantime_serde::re::humantime::format_duration(*d).to_string()
