@@ -9,6 +9,9 @@
 //!   and ships it two seconds later (calling back with a tracking number);
 //! - the SKU of the sample order (`IPOD2008PINK`) mapped to the demo supplier.
 //!
+//! After-sales work too: the demo supplier cancels what it is asked to, authorizes returns and
+//! reports them received and inspected; the demo storefront takes refunds.
+//!
 //! The peers are a demo, not a test double: the tests use their own fakes in `tests/`.
 
 use crate::app::{AppState, Application};
@@ -161,6 +164,27 @@ async fn supplier_receive(
     let message: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let data = message["data"].clone();
     let n = s.received.fetch_add(1, Ordering::SeqCst) + 1;
+    // After-sales (protocol 1.2): a cancellation is always in time at the demo supplier; a
+    // return is authorized, then received and inspected (as new) a few seconds later.
+    match message["type"].as_str() {
+        Some("order.cancel_requested") => {
+            tracing::info!(supplier_order_id = %data["supplier_order_id"], "demo supplier: order cancelled (or its parcel stopped)");
+            return (StatusCode::OK, Json(json!({ "status": "cancelled" })));
+        }
+        Some("return.requested") => {
+            tracing::info!(supplier_order_id = %data["supplier_order_id"], case_id = %data["case_id"],
+                "demo supplier: return authorized, receiving it in 2 s");
+            tokio::spawn(receive_return_later(s.callback_url.clone(), data));
+            return (
+                StatusCode::OK,
+                Json(json!({ "rma": format!("DEMO-RMA-{n}"), "note": "write the RMA on the parcel",
+                    "address": { "name": "Returns desk", "company": "Daifa Demo Supplier", "line1": "88 Futian Road",
+                                 "line2": null, "city": "Yiwu", "province": "Zhejiang", "province_code": "ZJ",
+                                 "postal_code": "322000", "country_code": "CN", "phone": null } })),
+            );
+        }
+        _ => {}
+    }
     let external_id = format!("DEMO-{n}");
     tracing::info!(
         supplier_order_id = %data["supplier_order_id"], lines = data["lines"].as_array().map_or(0, Vec::len),
@@ -200,6 +224,27 @@ async fn ship_later(callback_url: String, data: Value, external_id: String) {
         "supplier_order_id": so, "external_id": external_id,
         "shipment": { "carrier": "YunExpress", "tracking_number": tracking, "tracking_url": null, "shipped_at": now(), "lines": lines } } });
     call_back(&callback_url, &shipped).await;
+}
+
+async fn receive_return_later(callback_url: String, data: Value) {
+    let now = time_now_rfc3339;
+    let report = json!({ "supplier_order_id": data["supplier_order_id"], "case_id": data["case_id"], "lines": data["lines"] });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut received = report.clone();
+    received["received_at"] = json!(now());
+    call_back(
+        &callback_url,
+        &json!({ "type": "return.received", "timestamp": now(), "data": received }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut inspected = report;
+    inspected["resellable"] = json!(true);
+    call_back(
+        &callback_url,
+        &json!({ "type": "return.inspected", "timestamp": now(), "data": inspected }),
+    )
+    .await;
 }
 
 async fn call_back(url: &str, message: &Value) {
@@ -261,6 +306,8 @@ fn httpdate_free_rfc3339(secs: i64) -> String {
 struct Storefront {
     remaining: Arc<Mutex<Option<BTreeMap<String, i64>>>>,
     fulfillments: Arc<Mutex<Vec<(String, String)>>>,
+    /// Refunds made: (id, note, amount as Shopify writes it).
+    refunds: Arc<Mutex<Vec<(String, String, String)>>>,
 }
 
 fn demo_storefront() -> axum::Router {
@@ -294,6 +341,40 @@ async fn storefront_graphql(
         return Json(
             json!({ "data": { "shop": { "name": "Daifa Demo", "myshopifyDomain": "daifa-demo.myshopify.com" } } }),
         );
+    }
+    let currency = sample["currency"].as_str().unwrap_or("USD").to_string();
+    if query.contains("refundCreate") {
+        let input = &request["variables"]["input"];
+        let amount: f64 = input["transactions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["amount"].as_str()?.parse::<f64>().ok())
+            .sum();
+        let mut refunds = s.refunds.lock().unwrap_or_else(|p| p.into_inner());
+        let id = format!("gid://shopify/Refund/{}", 2000 + refunds.len());
+        let note = input["note"].as_str().unwrap_or_default().to_string();
+        let amount = format!("{amount:.2}");
+        tracing::info!(refund = %id, %amount, %currency, %note, "demo storefront: refunded, the buyer would get an e-mail now");
+        refunds.push((id.clone(), note.clone(), amount.clone()));
+        return Json(json!({ "data": { "refundCreate": {
+            "refund": { "id": id, "note": note, "totalRefundedSet": { "presentmentMoney": { "amount": amount, "currencyCode": currency } } },
+            "userErrors": [] } } }));
+    }
+    if query.contains("transactions(") {
+        // What a refund reads first: the order's payment and the refunds it has.
+        let refunds = s.refunds.lock().unwrap_or_else(|p| p.into_inner());
+        let sale = format!("gid://shopify/OrderTransaction/{order_id}1");
+        let money = |amount: &str| json!({ "presentmentMoney": { "amount": amount, "currencyCode": currency } });
+        let mut transactions = vec![json!({ "id": sale, "kind": "SALE", "status": "SUCCESS", "gateway": "bogus",
+            "parentTransaction": null, "amountSet": money(sample["total_price"].as_str().unwrap_or("0")) })];
+        transactions.extend(refunds.iter().enumerate().map(|(i, (_, _, amount))| json!({
+            "id": format!("gid://shopify/OrderTransaction/{order_id}2{i}"), "kind": "REFUND", "status": "SUCCESS",
+            "gateway": "bogus", "parentTransaction": { "id": sale }, "amountSet": money(amount) })));
+        return Json(json!({ "data": { "order": {
+            "id": format!("gid://shopify/Order/{order_id}"), "currencyCode": currency, "presentmentCurrencyCode": currency,
+            "refunds": refunds.iter().map(|(id, note, _)| json!({ "id": id, "note": note })).collect::<Vec<_>>(),
+            "transactions": transactions } } }));
     }
     if query.contains("fulfillmentCreate") {
         let input = &request["variables"]["fulfillment"];
