@@ -177,10 +177,12 @@ async fn supplier_receive(
             tokio::spawn(receive_return_later(s.callback_url.clone(), data));
             return (
                 StatusCode::OK,
-                Json(json!({ "rma": format!("DEMO-RMA-{n}"), "note": "write the RMA on the parcel",
+                Json(
+                    json!({ "rma": format!("DEMO-RMA-{n}"), "note": "write the RMA on the parcel",
                     "address": { "name": "Returns desk", "company": "Daifa Demo Supplier", "line1": "88 Futian Road",
                                  "line2": null, "city": "Yiwu", "province": "Zhejiang", "province_code": "ZJ",
-                                 "postal_code": "322000", "country_code": "CN", "phone": null } })),
+                                 "postal_code": "322000", "country_code": "CN", "phone": null } }),
+                ),
             );
         }
         _ => {}
@@ -366,8 +368,10 @@ async fn storefront_graphql(
         let refunds = s.refunds.lock().unwrap_or_else(|p| p.into_inner());
         let sale = format!("gid://shopify/OrderTransaction/{order_id}1");
         let money = |amount: &str| json!({ "presentmentMoney": { "amount": amount, "currencyCode": currency } });
-        let mut transactions = vec![json!({ "id": sale, "kind": "SALE", "status": "SUCCESS", "gateway": "bogus",
-            "parentTransaction": null, "amountSet": money(sample["total_price"].as_str().unwrap_or("0")) })];
+        let mut transactions = vec![
+            json!({ "id": sale, "kind": "SALE", "status": "SUCCESS", "gateway": "bogus",
+            "parentTransaction": null, "amountSet": money(sample["total_price"].as_str().unwrap_or("0")) }),
+        ];
         transactions.extend(refunds.iter().enumerate().map(|(i, (_, _, amount))| json!({
             "id": format!("gid://shopify/OrderTransaction/{order_id}2{i}"), "kind": "REFUND", "status": "SUCCESS",
             "gateway": "bogus", "parentTransaction": { "id": sale }, "amountSet": money(amount) })));
