@@ -1082,6 +1082,26 @@ pub async fn from_storefront(
     else {
         return Ok(json!({ "external_id": request.order_external_id, "case": "unknown_order" }));
     };
+    // Money in another currency than the order's (a storefront's presentment currency) cannot
+    // be weighed against what was paid: refused where the shop sees it, nothing recorded wrong.
+    if let Some(money) = request
+        .amount
+        .as_ref()
+        .filter(|m| !m.currency.eq_ignore_ascii_case(&order.currency))
+    {
+        let reason = format!(
+            "the storefront's amount is {} minor units of {}, the order is in {}: record it by hand",
+            money.amount_minor, money.currency, order.currency
+        );
+        orders::record_event(
+            tx,
+            &order.id,
+            "case.refused",
+            json!({ "external_id": request.external_id, "reason": reason, "raw_request_id": raw_id }),
+        )
+        .await?;
+        return Ok(json!({ "order_id": order.id, "case": "refused", "reason": reason }));
+    }
     let mut new = NewCase::new(&order.id, kind_of(request.kind), Source::Storefront);
     new.reason = request.reason.map(reason_of);
     new.note = request.note.clone();

@@ -1259,6 +1259,47 @@ async fn a_storefront_return_refunded_in_the_storefront_is_one_case_paid_once() 
     let case = w.case_in(&case_id, "closed").await;
     assert_eq!(case["case"]["refunded_minor"], 19900);
     assert!(w.shopify.refunds().is_empty(), "{:?}", w.shopify.refunds());
+
+    // A refund in another currency than the order's opens nothing, and says why.
+    let mut other = refund.clone();
+    other["id"] = json!(509562970);
+    other["return"] = Value::Null;
+    other["transactions"][0]["currency"] = json!("EUR");
+    other["transactions"][0]["amount"] = json!("20.00");
+    let r = w
+        .app
+        .send_shopify(
+            "refunds/create",
+            "wh-refund-eur",
+            &serde_json::to_vec(&other).unwrap(),
+            SHOPIFY_SECRET,
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let detail = w.app.order(&order_id).await;
+    let refused: Vec<&Value> = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "case.refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{detail}");
+    assert!(
+        refused[0]
+            .to_string()
+            .contains("2000 minor units of EUR, the order is in USD"),
+        "{}",
+        refused[0]
+    );
+    assert_eq!(
+        w.app
+            .get_json(&format!("/api/v1/cases?order_id={order_id}"))
+            .await["cases"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     w.app.stop().await;
 }
 
