@@ -1,0 +1,472 @@
+//! What the other parties report: a storefront's request, a supplier's cancellation, return
+//! and inspection, a carrier's exception, a replacement shipped.
+
+use super::*;
+
+/// A storefront's after-sales request (`case-opened`), inside the ingest transaction: the case
+/// of its order, opened once.
+pub async fn from_storefront(
+    tx: &mut Tx,
+    channel_connection_id: &str,
+    raw_id: &str,
+    request: &CaseRequest,
+) -> anyhow::Result<Value> {
+    let Some(order) =
+        orders::find_by_external_id(tx, channel_connection_id, &request.order_external_id).await?
+    else {
+        return Ok(json!({ "external_id": request.order_external_id, "case": "unknown_order" }));
+    };
+    // Money in another currency than the order's (a storefront's presentment currency) cannot
+    // be weighed against what was paid: refused where the shop sees it, nothing recorded wrong.
+    if let Some(money) = request
+        .amount
+        .as_ref()
+        .filter(|m| !m.currency.eq_ignore_ascii_case(&order.currency))
+    {
+        let reason = format!(
+            "the storefront's amount is {} minor units of {}, the order is in {}: record it by hand",
+            money.amount_minor, money.currency, order.currency
+        );
+        orders::record_event(
+            tx,
+            &order.id,
+            "case.refused",
+            json!({ "external_id": request.external_id, "reason": reason, "raw_request_id": raw_id }),
+        )
+        .await?;
+        return Ok(json!({ "order_id": order.id, "case": "refused", "reason": reason }));
+    }
+    let mut new = NewCase::new(&order.id, kind_of(request.kind), Source::Storefront);
+    new.reason = request.reason.map(reason_of);
+    new.note = request.note.clone();
+    new.evidence = request.evidence.clone();
+    new.lines = request
+        .lines
+        .iter()
+        .map(|l| CaseLine {
+            external_line_id: l.external_line_id.clone(),
+            quantity: l.quantity,
+        })
+        .collect();
+    new.external_id = Some(request.external_id.clone());
+    new.refund_minor = request.amount.as_ref().map(|m| m.amount_minor);
+    if request.refunded {
+        new.refunded_minor = request.amount.as_ref().map(|m| m.amount_minor);
+    }
+    let case = match open(tx, new, "storefront").await {
+        Ok(case) => case,
+        Err(CaseError::Internal(e)) => return Err(e),
+        // The storefront decided; Daifa records what it cannot accept as it stands.
+        Err(refused) => {
+            orders::record_event(
+                tx,
+                &order.id,
+                "case.refused",
+                json!({ "external_id": request.external_id, "reason": refused.to_string(), "raw_request_id": raw_id }),
+            )
+            .await?;
+            return Ok(
+                json!({ "order_id": order.id, "case": "refused", "reason": refused.to_string() }),
+            );
+        }
+    };
+    // The same request again, or a refund the storefront made for a case it opened before (a
+    // return refunded in its admin): what it paid and the case does not know is recorded.
+    if let Some(amount) = request
+        .amount
+        .as_ref()
+        .filter(|_| request.refunded)
+        .map(|m| m.amount_minor)
+        && amount > case.refunded_minor
+    {
+        match refunded_on_storefront(tx, &case.id, amount - case.refunded_minor, "storefront").await
+        {
+            Ok(()) => {}
+            Err(CaseError::Internal(e)) => return Err(e),
+            Err(refused) => {
+                orders::record_event(
+                    tx,
+                    &order.id,
+                    "case.refused",
+                    json!({ "external_id": request.external_id, "reason": refused.to_string(), "raw_request_id": raw_id }),
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(json!({ "order_id": order.id, "case_id": case.id, "state": case.state }))
+}
+
+fn kind_of(kind: daifa_plugin_host::CaseKind) -> CaseKind {
+    use daifa_plugin_host::CaseKind as K;
+    match kind {
+        K::Cancel => CaseKind::Cancel,
+        K::RefundOnly => CaseKind::RefundOnly,
+        K::PartialCompensation => CaseKind::PartialCompensation,
+        K::ReturnRefund => CaseKind::ReturnRefund,
+        K::Exchange => CaseKind::Exchange,
+        K::Reship => CaseKind::Reship,
+        K::WarrantyRepair => CaseKind::WarrantyRepair,
+        K::PaidMaintenance => CaseKind::PaidMaintenance,
+    }
+}
+
+fn reason_of(reason: daifa_plugin_host::CaseReason) -> Reason {
+    use daifa_plugin_host::CaseReason as R;
+    match reason {
+        R::Quality => Reason::Quality,
+        R::Damaged => Reason::Damaged,
+        R::WrongItem => Reason::WrongItem,
+        R::WrongQuantity => Reason::WrongQuantity,
+        R::NotReceived => Reason::NotReceived,
+        R::Lost => Reason::Lost,
+        R::CustomsHeld => Reason::CustomsHeld,
+        R::ChangedMind => Reason::ChangedMind,
+        R::LateDelivery => Reason::LateDelivery,
+        R::NotAsDescribed => Reason::NotAsDescribed,
+        R::Other => Reason::Other,
+    }
+}
+
+pub(super) fn wit_kind(kind: CaseKind) -> daifa_plugin_host::CaseKind {
+    use daifa_plugin_host::CaseKind as K;
+    match kind {
+        CaseKind::Cancel => K::Cancel,
+        CaseKind::RefundOnly => K::RefundOnly,
+        CaseKind::PartialCompensation => K::PartialCompensation,
+        CaseKind::ReturnRefund => K::ReturnRefund,
+        CaseKind::Exchange => K::Exchange,
+        CaseKind::Reship => K::Reship,
+        CaseKind::WarrantyRepair => K::WarrantyRepair,
+        CaseKind::PaidMaintenance => K::PaidMaintenance,
+    }
+}
+
+pub(super) fn wit_reason(reason: Reason) -> daifa_plugin_host::CaseReason {
+    use daifa_plugin_host::CaseReason as R;
+    match reason {
+        Reason::Quality => R::Quality,
+        Reason::Damaged => R::Damaged,
+        Reason::WrongItem => R::WrongItem,
+        Reason::WrongQuantity => R::WrongQuantity,
+        Reason::NotReceived => R::NotReceived,
+        Reason::Lost => R::Lost,
+        Reason::CustomsHeld => R::CustomsHeld,
+        Reason::ChangedMind => R::ChangedMind,
+        Reason::LateDelivery => R::LateDelivery,
+        Reason::NotAsDescribed => R::NotAsDescribed,
+        Reason::Other => R::Other,
+    }
+}
+
+/// The supplier answered a cancellation (now or later): the supplier order is cancelled or
+/// not; the case is intercepted when every pushed supplier order of the order is cancelled,
+/// and fails when one refuses.
+pub async fn on_cancellation(
+    tx: &mut Tx,
+    supplier_order_id: &str,
+    accepted: bool,
+    reason: Option<&str>,
+) -> anyhow::Result<Value> {
+    let order_id: Option<String> =
+        sqlx::query_scalar("select order_id from supplier_orders where id = $1")
+            .bind(supplier_order_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some(order_id) = order_id else {
+        return Ok(json!({ "supplier_order_id": supplier_order_id, "event": "unknown" }));
+    };
+    if accepted {
+        routing::set_supplier_order_status(
+            tx,
+            supplier_order_id,
+            "cancelled",
+            None,
+            reason.or(Some("cancelled at the supplier's")),
+        )
+        .await?;
+    }
+    orders::record_event(
+        tx,
+        &order_id,
+        if accepted {
+            "supplier_order.cancelled"
+        } else {
+            "supplier_order.cancel_refused"
+        },
+        json!({ "supplier_order_id": supplier_order_id, "reason": reason }),
+    )
+    .await?;
+    let case_id: Option<String> = sqlx::query_scalar(
+        "select id from cases where order_id = $1 and kind = 'cancel' and state = 'intercepting' order by opened_at_ms desc limit 1",
+    )
+    .bind(&order_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(case_id) = case_id {
+        if !accepted {
+            act(
+                tx,
+                &case_id,
+                ActionInput::of(Action::InterceptFailed),
+                "supplier",
+            )
+            .await
+            .map_err(anyhow_of)?;
+        } else {
+            let left: i64 = sqlx::query_scalar(
+                "select count(*) from supplier_orders where order_id = $1 and status in ('submitted', 'accepted', 'shipped')",
+            )
+            .bind(&order_id)
+            .fetch_one(&mut **tx)
+            .await?;
+            if left == 0 {
+                act(
+                    tx,
+                    &case_id,
+                    ActionInput::of(Action::Intercepted),
+                    "supplier",
+                )
+                .await
+                .map_err(anyhow_of)?;
+            }
+        }
+    }
+    Ok(
+        json!({ "supplier_order_id": supplier_order_id, "event": if accepted { "cancelled" } else { "cancel_refused" } }),
+    )
+}
+
+pub(super) fn anyhow_of(e: CaseError) -> anyhow::Error {
+    match e {
+        CaseError::Internal(e) => e,
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+/// The open goods-back case a supplier report is about: the one it names, else the newest of
+/// the supplier order's order.
+async fn case_for_report(
+    tx: &mut Tx,
+    supplier_order_id: &str,
+    case_id: Option<&str>,
+) -> anyhow::Result<Option<String>> {
+    if let Some(id) = case_id
+        && get_in(tx, id).await?.is_some()
+    {
+        return Ok(Some(id.to_string()));
+    }
+    Ok(sqlx::query_scalar(
+        "select c.id from cases c join supplier_orders s on s.order_id = c.order_id where s.id = $1 \
+         and c.kind in ('return_refund', 'exchange', 'warranty_repair', 'paid_maintenance') and c.state <> 'closed' \
+         order by c.opened_at_ms desc limit 1",
+    )
+    .bind(supplier_order_id)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// The supplier has the goods back (a `return-received` event).
+/// The supplier received goods back. Goods no case announced (a parcel its carrier brought
+/// back that no tracking event reported) open one: an in-transit return, from the supplier,
+/// already received, for the shop to decide between a refund and a reship (its proposal says
+/// which loses less).
+pub async fn on_return_received(
+    tx: &mut Tx,
+    supplier_order_id: &str,
+    case_id: Option<&str>,
+    lines: &[LineQuantity],
+) -> anyhow::Result<Result<Value, String>> {
+    let case_id = match case_for_report(tx, supplier_order_id, case_id).await? {
+        Some(id) => id,
+        None => {
+            let order_id: String =
+                sqlx::query_scalar("select order_id from supplier_orders where id = $1")
+                    .bind(supplier_order_id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+            let mut new = NewCase::new(&order_id, CaseKind::ReturnRefund, Source::Supplier);
+            new.return_kind = Some(ReturnKind::InTransitReturn);
+            new.reason = Some(Reason::Other);
+            new.note = Some("the supplier received goods back that no case announced".into());
+            new.lines = lines
+                .iter()
+                .map(|l| CaseLine {
+                    external_line_id: l.external_line_id.clone(),
+                    quantity: l.quantity,
+                })
+                .collect();
+            let case = match open(tx, new, "supplier").await {
+                Ok(case) => case,
+                Err(CaseError::Internal(e)) => return Err(e),
+                Err(refused) => return Ok(Err(refused.to_string())),
+            };
+            if let Err(refused) = act(
+                tx,
+                &case.id,
+                ActionInput::of(Action::ReturnShipped),
+                "supplier",
+            )
+            .await
+            {
+                return match refused {
+                    CaseError::Internal(e) => Err(e),
+                    other => Ok(Err(other.to_string())),
+                };
+            }
+            case.id
+        }
+    };
+    match act(tx, &case_id, ActionInput::of(Action::Receive), "supplier").await {
+        Ok(case) => Ok(Ok(
+            json!({ "case_id": case.id, "event": "return_received", "state": case.state }),
+        )),
+        Err(CaseError::Internal(e)) => Err(e),
+        Err(refused) => Ok(Err(refused.to_string())),
+    }
+}
+
+/// The supplier inspected the goods (an `inspected` event).
+pub async fn on_inspected(
+    tx: &mut Tx,
+    supplier_order_id: &str,
+    case_id: Option<&str>,
+    resellable: bool,
+    defect: Option<&str>,
+) -> anyhow::Result<Result<Value, String>> {
+    let Some(case_id) = case_for_report(tx, supplier_order_id, case_id).await? else {
+        return Ok(Err(format!(
+            "no open return for supplier order {supplier_order_id}"
+        )));
+    };
+    let mut input = ActionInput::of(Action::Inspect);
+    input.resellable = Some(resellable);
+    input.defect = defect.map(str::to_string);
+    match act(tx, &case_id, input, "supplier").await {
+        Ok(case) => Ok(Ok(
+            json!({ "case_id": case.id, "event": "inspected", "state": case.state }),
+        )),
+        Err(CaseError::Internal(e)) => Err(e),
+        Err(refused) => Ok(Err(refused.to_string())),
+    }
+}
+
+/// A carrier event that opens a case (handbook 001, 002): a parcel on its way back or back with
+/// its sender is an in-transit return, a refused one a refused parcel, a lost one a reship to
+/// decide. Opened once per shipment and kind.
+pub async fn from_carrier(
+    tx: &mut Tx,
+    shipment_id: &str,
+    order_id: &str,
+    detail: daifa_plugin_host::TrackingDetail,
+) -> anyhow::Result<Option<String>> {
+    use daifa_plugin_host::TrackingDetail as D;
+    let (kind, return_kind, reason, received) = match detail {
+        D::ReturningToSender => (
+            CaseKind::ReturnRefund,
+            Some(ReturnKind::InTransitReturn),
+            Reason::Other,
+            false,
+        ),
+        D::ReturnedToSender => (
+            CaseKind::ReturnRefund,
+            Some(ReturnKind::InTransitReturn),
+            Reason::Other,
+            true,
+        ),
+        D::Refused => (
+            CaseKind::ReturnRefund,
+            Some(ReturnKind::RefusedParcel),
+            Reason::Other,
+            false,
+        ),
+        D::Lost => (CaseKind::Reship, None, Reason::Lost, false),
+        _ => return Ok(None),
+    };
+    let lines: Vec<CaseLine> = serde_json::from_str::<Vec<LineQuantity>>(
+        &sqlx::query_scalar::<_, String>("select lines from shipments where id = $1")
+            .bind(shipment_id)
+            .fetch_one(&mut **tx)
+            .await?,
+    )?
+    .into_iter()
+    .map(|l| CaseLine {
+        external_line_id: l.external_line_id,
+        quantity: l.quantity,
+    })
+    .collect();
+    let external = format!(
+        "carrier:{shipment_id}:{}",
+        match kind {
+            CaseKind::Reship => "lost",
+            _ => "return",
+        }
+    );
+    let existing: Option<String> =
+        sqlx::query_scalar("select id from cases where order_id = $1 and external_id = $2")
+            .bind(order_id)
+            .bind(&external)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let case_id = match existing {
+        Some(id) => id,
+        None => {
+            let mut new = NewCase::new(order_id, kind, Source::Carrier);
+            new.return_kind = return_kind;
+            new.reason = Some(reason);
+            new.lines = lines;
+            new.shipment_id = Some(shipment_id.to_string());
+            new.external_id = Some(external);
+            match open(tx, new, "carrier").await {
+                Ok(case) => case.id,
+                Err(CaseError::Internal(e)) => return Err(e),
+                Err(refused) => {
+                    tracing::warn!(shipment_id, error = %refused, "a carrier event could not open a case");
+                    return Ok(None);
+                }
+            }
+        }
+    };
+    // The carrier brings it back unasked: the case moves on its own.
+    let case = get_in(tx, &case_id).await?;
+    if let Some(case) = case
+        && case.kind == CaseKind::ReturnRefund
+    {
+        if case.state == CaseState::Requested {
+            act(
+                tx,
+                &case.id,
+                ActionInput::of(Action::ReturnShipped),
+                "carrier",
+            )
+            .await
+            .map_err(anyhow_of)?;
+        }
+        if received
+            && get_in(tx, &case.id)
+                .await?
+                .is_some_and(|c| c.state == CaseState::ReturnInTransit)
+        {
+            act(tx, &case.id, ActionInput::of(Action::Receive), "carrier")
+                .await
+                .map_err(anyhow_of)?;
+        }
+    }
+    Ok(Some(case_id))
+}
+
+/// A shipment came for a reship or an exchange's replacement: its case is done.
+pub async fn on_replacement_shipped(tx: &mut Tx, supplier_order_id: &str) -> anyhow::Result<()> {
+    let case_id: Option<String> = sqlx::query_scalar(
+        "select id from cases where replacement_supplier_order_id = $1 and state = 'shipped'",
+    )
+    .bind(supplier_order_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(case_id) = case_id {
+        act(tx, &case_id, ActionInput::of(Action::Close), "supplier")
+            .await
+            .map_err(anyhow_of)?;
+    }
+    Ok(())
+}
