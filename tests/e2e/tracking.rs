@@ -267,9 +267,12 @@ async fn polling_fetches_the_tracking_of_the_parcels_a_carrier_follows() {
     let poll = format!("/api/v1/connections/{TRACKING_CONNECTION}/poll");
     let r = w.app.post_json(&poll, &json!({})).await;
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    // The order view reads shipments and scans with separate queries: wait for both.
     let d = eventually("the polled status", WAIT, || async {
         let d = w.app.order(&w.order_id).await;
-        (d["shipments"][0]["tracking_status"] == "in_transit").then_some(d)
+        (d["shipments"][0]["tracking_status"] == "in_transit"
+            && !d["tracking_events"].as_array().unwrap().is_empty())
+        .then_some(d)
     })
     .await;
     assert_eq!(d["tracking_events"][0]["location"], "JFK, US");
