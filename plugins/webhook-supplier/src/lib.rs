@@ -32,7 +32,10 @@ use daifa_plugin_sdk::supplier::{
     CancelRequest, ReturnAuthorization, ReturnRequest, Submission, SupplierInbound, SupplierOrder,
     SupplierPlugin, SupplierPollResult,
 };
-use daifa_plugin_sdk::types::{InboundRequest, PluginError, PollRequest, SupplierOrderStatus};
+use daifa_plugin_sdk::types::{
+    InboundRequest, OutboundResponse, PluginError, PollRequest, SupplierOrderStatus, TimestampMs,
+};
+use message::SignedMessage;
 
 /// Setting: the supplier's endpoint that receives `order.created`.
 pub const URL_SETTING: &str = "url";
@@ -44,13 +47,7 @@ pub struct WebhookSupplier;
 
 impl SupplierPlugin for WebhookSupplier {
     fn submit_order(order: SupplierOrder) -> Result<Submission, PluginError> {
-        let url = connection::required_setting(URL_SETTING)?;
-        let secret = connection::required_secret(SIGNING_SECRET)?;
-        let signed = push::signed_order_created(&secret, &order, daifa_plugin_sdk::time::now_ms())?;
-        let response = Request::post(url)
-            .headers(signed.headers)
-            .body(signed.body)
-            .send()?;
+        let response = send_signed(|secret, now| push::signed_order_created(secret, &order, now))?;
         push::read_answer(&response)
     }
 
@@ -77,34 +74,30 @@ impl SupplierPlugin for WebhookSupplier {
     }
 
     fn cancel_order(request: CancelRequest) -> Result<SupplierOrderStatus, PluginError> {
-        let url = connection::required_setting(URL_SETTING)?;
-        let secret = connection::required_secret(SIGNING_SECRET)?;
-        let signed = aftersales::signed_cancel_requested(
-            &secret,
-            &request,
-            daifa_plugin_sdk::time::now_ms(),
-        )?;
-        let response = Request::post(url)
-            .headers(signed.headers)
-            .body(signed.body)
-            .send()?;
+        let response =
+            send_signed(|secret, now| aftersales::signed_cancel_requested(secret, &request, now))?;
         aftersales::read_cancel_answer(&response)
     }
 
     fn authorize_return(request: ReturnRequest) -> Result<ReturnAuthorization, PluginError> {
-        let url = connection::required_setting(URL_SETTING)?;
-        let secret = connection::required_secret(SIGNING_SECRET)?;
-        let signed = aftersales::signed_return_requested(
-            &secret,
-            &request,
-            daifa_plugin_sdk::time::now_ms(),
-        )?;
-        let response = Request::post(url)
-            .headers(signed.headers)
-            .body(signed.body)
-            .send()?;
+        let response =
+            send_signed(|secret, now| aftersales::signed_return_requested(secret, &request, now))?;
         aftersales::read_return_answer(&response)
     }
+}
+
+/// Every message Daifa sends goes the same way: signed with the connection's secret at this
+/// attempt's time, POSTed to its `url`.
+fn send_signed(
+    sign: impl FnOnce(&str, TimestampMs) -> Result<SignedMessage, PluginError>,
+) -> Result<OutboundResponse, PluginError> {
+    let url = connection::required_setting(URL_SETTING)?;
+    let secret = connection::required_secret(SIGNING_SECRET)?;
+    let signed = sign(&secret, daifa_plugin_sdk::time::now_ms())?;
+    Request::post(url)
+        .headers(signed.headers)
+        .body(signed.body)
+        .send()
 }
 
 // Only in the component: natively the cdylib would export the WIT names
