@@ -99,18 +99,19 @@ async fn get_order(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let order = orders::get(&state.db, &id)
+    // One snapshot: the parts of the view never disagree (a status without its scans).
+    let mut tx = state.db.snapshot().await?;
+    let order = orders::get_in(&mut tx, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no order `{id}`")))?;
-    let (events, raw, supplier_orders, jobs, shipments, tracking_events, decisions) = tokio::try_join!(
-        orders::events(&state.db, &id),
-        ingest::raw_for_order(&state.db, &id),
-        routing::supplier_orders_of(&state.db, &id),
-        async { Ok(jobs::for_order(&state.db, &id).await?) },
-        fulfilment::shipments_of(&state.db, &id),
-        tracking::events_of_order(&state.db, &id),
-        routing::decisions_of(&state.db, &id),
-    )?;
+    let events = orders::events(&mut tx, &id).await?;
+    let raw = ingest::raw_for_order(&mut tx, &id).await?;
+    let supplier_orders = routing::supplier_orders_of(&mut tx, &id).await?;
+    let jobs = jobs::for_order(&mut tx, &id).await?;
+    let shipments = fulfilment::shipments_of(&mut tx, &id).await?;
+    let tracking_events = tracking::events_of_order(&mut tx, &id).await?;
+    let decisions = routing::decisions_of(&mut tx, &id).await?;
+    tx.rollback().await?;
     Ok(Json(json!({
         "order": order,
         "timeline": events,
@@ -165,7 +166,9 @@ async fn retry_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<jobs::JobView>> {
-    if !jobs::retry_dead(&state.db, &id).await? {
+    let mut tx = state.db.begin().await?;
+    let Some((kind, subject)) = jobs::retry_dead(&mut tx, &id).await? else {
+        drop(tx);
         return match jobs::get(&state.db, &id).await? {
             None => Err(ApiError::NotFound(format!("no job `{id}`"))),
             Some(j) => Err(ApiError::Conflict(format!(
@@ -173,17 +176,15 @@ async fn retry_job(
                 j.status
             ))),
         };
-    }
-    // A dead push had failed its supplier order over: retried, the order takes its lines back.
-    let job = jobs::get(&state.db, &id).await?;
-    if let Some(job) = &job
-        && job.kind == jobs::JobKind::SupplierSubmit.as_str()
-        && let Some(subject) = jobs::subject_of(&state.db, &id).await?
+    };
+    // A dead push had failed its supplier order over: retried, the order takes its lines back,
+    // in the same transaction, or a worker could claim the push first and find nothing to send.
+    if kind == jobs::JobKind::SupplierSubmit.as_str()
+        && let Some(subject) = subject
     {
-        let mut tx = state.db.begin().await?;
         routing::revive(&mut tx, &subject).await?;
-        tx.commit().await?;
     }
+    tx.commit().await?;
     state.wake_workers();
     tracing::info!(job_id = %id, "dead job put back in the queue");
     Ok(Json(jobs::get(&state.db, &id).await?.ok_or_else(|| {

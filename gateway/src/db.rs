@@ -8,6 +8,8 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// One connection, to read through: a snapshot transaction (`&mut *tx`) or a pooled connection.
+pub type Conn = sqlx::AnyConnection;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -79,6 +81,22 @@ impl Db {
         match self.backend {
             Backend::Sqlite => self.pool.begin_with("begin immediate").await,
             Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// Begins a read-only transaction that sees one snapshot of the database for all its
+    /// queries: a view assembled from several tables (an order with its shipments and scans)
+    /// never shows a state that was never committed as a whole. SQLite in WAL mode holds its
+    /// snapshot from the first read of a deferred transaction; PostgreSQL needs
+    /// `repeatable read`.
+    pub async fn snapshot(&self) -> Result<Tx, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("begin deferred").await,
+            Backend::Postgres => {
+                self.pool
+                    .begin_with("begin isolation level repeatable read read only")
+                    .await
+            }
         }
     }
 }

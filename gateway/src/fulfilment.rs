@@ -4,7 +4,7 @@
 
 use crate::app::AppState;
 use crate::connections::Connection;
-use crate::db::{Db, Tx, new_id, now_ms};
+use crate::db::{Conn, Tx, new_id, now_ms};
 use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus};
 use crate::routing;
@@ -388,12 +388,12 @@ fn shipment_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<(String, ShipmentV
     ))
 }
 
-pub async fn shipments_of(db: &Db, order_id: &str) -> anyhow::Result<Vec<ShipmentView>> {
+pub async fn shipments_of(conn: &mut Conn, order_id: &str) -> anyhow::Result<Vec<ShipmentView>> {
     let rows = sqlx::query(AssertSqlSafe(format!(
         "select {SHIPMENT_COLUMNS} from shipments where order_id = $1 order by created_at_ms, id"
     )))
     .bind(order_id)
-    .fetch_all(&db.pool)
+    .fetch_all(conn)
     .await?;
     rows.iter()
         .map(|r| shipment_from_row(r).map(|(_, s)| s))

@@ -9,7 +9,7 @@
 
 use crate::app::AppState;
 use crate::connections::{self, Connection};
-use crate::db::{Db, Tx, new_id, now_ms};
+use crate::db::{Conn, Db, Tx, new_id, now_ms};
 use crate::fulfilment;
 use crate::orders::{self, OrderStatus};
 use crate::plugins::LoadError;
@@ -804,12 +804,12 @@ fn raw_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<RawRequestView> {
     })
 }
 
-pub async fn raw_for_order(db: &Db, order_id: &str) -> anyhow::Result<Vec<RawRequestView>> {
+pub async fn raw_for_order(conn: &mut Conn, order_id: &str) -> anyhow::Result<Vec<RawRequestView>> {
     let rows = sqlx::query(AssertSqlSafe(format!(
         "select {RAW_COLUMNS} from raw_requests where order_id = $1 order by received_at_ms, id"
     )))
     .bind(order_id)
-    .fetch_all(&db.pool)
+    .fetch_all(conn)
     .await?;
     rows.iter().map(raw_from_row).collect()
 }

@@ -8,7 +8,7 @@
 //! then dead-lettered. This module owns the `jobs` and `job_attempts` tables.
 
 use crate::config::JobSettings;
-use crate::db::{Backend, Db, Tx, ms, new_id, now_ms};
+use crate::db::{Backend, Conn, Db, Tx, ms, new_id, now_ms};
 use rand::Rng;
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -361,12 +361,12 @@ fn job_from_row(r: &AnyRow) -> sqlx::Result<JobView> {
 
 /// Jobs matching `filter_sql` (a where clause over `jobs` with `$1` bound to `arg`), each with
 /// its attempts, loaded with two queries.
-async fn load_jobs(db: &Db, filter_sql: &str, arg: &str) -> sqlx::Result<Vec<JobView>> {
+async fn load_jobs(conn: &mut Conn, filter_sql: &str, arg: &str) -> sqlx::Result<Vec<JobView>> {
     let rows = sqlx::query(AssertSqlSafe(format!(
         "select {JOB_COLUMNS} from jobs where {filter_sql} order by created_at_ms"
     )))
     .bind(arg)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *conn)
     .await?;
     let mut jobs = rows
         .iter()
@@ -377,7 +377,7 @@ async fn load_jobs(db: &Db, filter_sql: &str, arg: &str) -> sqlx::Result<Vec<Job
          where job_id in (select id from jobs where {filter_sql}) order by attempt"
     )))
     .bind(arg)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *conn)
     .await?;
     for a in attempts {
         let job_id: String = a.try_get("job_id")?;
@@ -397,42 +397,45 @@ async fn load_jobs(db: &Db, filter_sql: &str, arg: &str) -> sqlx::Result<Vec<Job
     Ok(jobs)
 }
 
-pub async fn for_order(db: &Db, order_id: &str) -> sqlx::Result<Vec<JobView>> {
-    load_jobs(db, "order_id = $1", order_id).await
+pub async fn for_order(conn: &mut Conn, order_id: &str) -> sqlx::Result<Vec<JobView>> {
+    load_jobs(conn, "order_id = $1", order_id).await
 }
 
 pub async fn with_status(db: &Db, status: &str) -> sqlx::Result<Vec<JobView>> {
-    load_jobs(db, "status = $1", status).await
+    load_jobs(&mut *db.pool.acquire().await?, "status = $1", status).await
 }
 
 pub async fn get(db: &Db, id: &str) -> sqlx::Result<Option<JobView>> {
-    Ok(load_jobs(db, "id = $1", id).await?.pop())
+    Ok(load_jobs(&mut *db.pool.acquire().await?, "id = $1", id)
+        .await?
+        .pop())
 }
 
-/// The id of the entity a job acts on.
-pub async fn subject_of(db: &Db, id: &str) -> anyhow::Result<Option<String>> {
-    let payload: Option<String> = sqlx::query_scalar("select payload from jobs where id = $1")
-        .bind(id)
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(payload
-        .map(|p| serde_json::from_str::<serde_json::Value>(&p))
-        .transpose()?
-        .and_then(|v| v["subject_id"].as_str().map(str::to_string)))
-}
-
-/// Puts a dead job back in the queue, due now, with a fresh schedule. Returns false when the
-/// job does not exist or is not dead.
-pub async fn retry_dead(db: &Db, id: &str) -> sqlx::Result<bool> {
+/// Puts a dead job back in the queue, due now, with a fresh schedule, inside the caller's
+/// transaction: whatever the retry has to restore first (a failed-over supplier order) commits
+/// with it, so no worker claims the job before that is in place. Returns the job's kind and the
+/// id of what it acts on, or `None` when the job does not exist or is not dead.
+pub async fn retry_dead(tx: &mut Tx, id: &str) -> anyhow::Result<Option<(String, Option<String>)>> {
     let now = now_ms();
     let result = sqlx::query(
         "update jobs set status = 'queued', attempts = 0, run_at_ms = $1, updated_at_ms = $1 where id = $2 and status = 'dead'",
     )
     .bind(now)
     .bind(id)
-    .execute(&db.pool)
+    .execute(&mut **tx)
     .await?;
-    Ok(result.rows_affected() == 1)
+    if result.rows_affected() != 1 {
+        return Ok(None);
+    }
+    let (kind, payload): (String, String) =
+        sqlx::query_as("select kind, payload from jobs where id = $1")
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+    let subject = serde_json::from_str::<serde_json::Value>(&payload)?["subject_id"]
+        .as_str()
+        .map(str::to_string);
+    Ok(Some((kind, subject)))
 }
 
 #[cfg(test)]

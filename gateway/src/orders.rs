@@ -1,6 +1,6 @@
 //! Canonical orders and their timeline. This module owns the `orders` and `order_events` tables.
 
-use crate::db::{Db, Tx, new_id, now_ms};
+use crate::db::{Conn, Db, Tx, new_id, now_ms};
 use daifa_plugin_host::Order;
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -222,10 +222,10 @@ pub struct EventView {
     pub created_at_ms: i64,
 }
 
-pub async fn events(db: &Db, order_id: &str) -> anyhow::Result<Vec<EventView>> {
+pub async fn events(conn: &mut Conn, order_id: &str) -> anyhow::Result<Vec<EventView>> {
     let rows = sqlx::query("select kind, detail, created_at_ms from order_events where order_id = $1 order by created_at_ms, id")
         .bind(order_id)
-        .fetch_all(&db.pool)
+        .fetch_all(conn)
         .await?;
     rows.iter()
         .map(|r| {

@@ -20,7 +20,7 @@ pub use offers::{Offer, Product};
 
 use crate::app::AppState;
 use crate::connections;
-use crate::db::{Db, Tx, new_id, now_ms};
+use crate::db::{Conn, Db, Tx, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{self, JobKind, NewJob};
 use crate::orders::{self, OrderStatus};
@@ -595,7 +595,7 @@ pub struct SupplierOrderLineView {
 /// Supplier orders matching a where clause over `supplier_orders` (`$1` bound to `arg`), with
 /// their lines, in two queries.
 async fn load_supplier_orders(
-    db: &Db,
+    conn: &mut Conn,
     filter_sql: &str,
     arg: &str,
 ) -> anyhow::Result<Vec<SupplierOrderView>> {
@@ -605,7 +605,7 @@ async fn load_supplier_orders(
          from supplier_orders where {filter_sql} order by created_at_ms, id"
     )))
     .bind(arg)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *conn)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
@@ -640,7 +640,7 @@ async fn load_supplier_orders(
          where supplier_order_id in (select id from supplier_orders where {filter_sql}) order by external_line_id"
     )))
     .bind(arg)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *conn)
     .await?;
     for l in lines {
         let so_id: String = l.try_get("supplier_order_id")?;
@@ -658,11 +658,15 @@ async fn load_supplier_orders(
 }
 
 pub async fn supplier_order(db: &Db, id: &str) -> anyhow::Result<Option<SupplierOrderView>> {
-    Ok(load_supplier_orders(db, "id = $1", id).await?.pop())
+    let mut conn = db.pool.acquire().await?;
+    Ok(load_supplier_orders(&mut conn, "id = $1", id).await?.pop())
 }
 
-pub async fn supplier_orders_of(db: &Db, order_id: &str) -> anyhow::Result<Vec<SupplierOrderView>> {
-    load_supplier_orders(db, "order_id = $1", order_id).await
+pub async fn supplier_orders_of(
+    conn: &mut Conn,
+    order_id: &str,
+) -> anyhow::Result<Vec<SupplierOrderView>> {
+    load_supplier_orders(conn, "order_id = $1", order_id).await
 }
 
 pub async fn set_supplier_order_status(
@@ -687,12 +691,12 @@ pub async fn set_supplier_order_status(
 }
 
 /// The routing decisions of an order, oldest first.
-pub async fn decisions_of(db: &Db, order_id: &str) -> anyhow::Result<Vec<Value>> {
+pub async fn decisions_of(conn: &mut Conn, order_id: &str) -> anyhow::Result<Vec<Value>> {
     let rows = sqlx::query(
         "select id, trigger, outcome, decision, created_at_ms from routing_decisions where order_id = $1 order by created_at_ms, id",
     )
     .bind(order_id)
-    .fetch_all(&db.pool)
+    .fetch_all(conn)
     .await?;
     rows.iter()
         .map(|r| {

@@ -8,7 +8,7 @@
 
 use crate::app::AppState;
 use crate::connections::Connection;
-use crate::db::{Db, Tx, new_id, now_ms};
+use crate::db::{Conn, Db, Tx, new_id, now_ms};
 use crate::dispatch::{callee, outcome_of};
 use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus};
@@ -398,13 +398,16 @@ pub struct TrackingEventView {
 }
 
 /// The scans of an order's shipments, oldest first.
-pub async fn events_of_order(db: &Db, order_id: &str) -> anyhow::Result<Vec<TrackingEventView>> {
+pub async fn events_of_order(
+    conn: &mut Conn,
+    order_id: &str,
+) -> anyhow::Result<Vec<TrackingEventView>> {
     let rows = sqlx::query(
         "select e.shipment_id, e.status, e.detail, e.description, e.location, e.occurred_at_ms from tracking_events e \
          join shipments s on s.id = e.shipment_id where s.order_id = $1 order by e.occurred_at_ms, e.id",
     )
     .bind(order_id)
-    .fetch_all(&db.pool)
+    .fetch_all(conn)
     .await?;
     rows.iter()
         .map(|r| {
