@@ -3,6 +3,7 @@
 // Only the fields Daifa uses are read; the rest is ignored, so the payloads of newer WooCommerce
 // versions (which only add fields) keep working.
 
+import { refundCases } from './aftersales.js';
 import { badPayload, missing, PluginError } from './errors.js';
 import { currency, divideRounded, money, parseMinor } from './money.js';
 import { decodeEntities, fullName, nonBlank } from './text.js';
@@ -12,15 +13,19 @@ import { parseGmt } from './time.js';
 export const STOREFRONT = 'woocommerce';
 
 /**
- * What a verified `order.created` / `order.updated` body means for Daifa, by the order's status:
- * the canonical events (none, one `order-placed` or one `order-cancelled`).
+ * What a verified `order.created` / `order.updated` body means for Daifa: by the order's status,
+ * none, one `order-placed` or one `order-cancelled`; then one `case-opened` for each refund made
+ * in WooCommerce's admin (aftersales.js).
  */
 export function orderEvents(order) {
   const status = requiredString(order, 'status').trim().toLowerCase();
+  let events = [];
   if (status === 'cancelled') {
-    return [{ tag: 'order-cancelled', val: cancellation(order) }];
+    events = [{ tag: 'order-cancelled', val: cancellation(order) }];
+  } else if (isPaid(status, order)) {
+    events = [{ tag: 'order-placed', val: canonicalOrder(order) }];
   }
-  return isPaid(status, order) ? [{ tag: 'order-placed', val: canonicalOrder(order) }] : [];
+  return events.concat(refundCases(order, id(order.id, 'id')));
 }
 
 /** Statuses of orders that are paid for (or to be paid on delivery) and must be shipped. */

@@ -112,7 +112,8 @@ function deliveryId(request, events) {
   const id = header(request.headers, DELIVERY_ID)?.trim();
   if (!id) return undefined;
   const event = events[0];
-  return event ? `${id}:${event.val.externalId}` : id;
+  if (!event) return id;
+  return `${id}:${event.tag === 'case-opened' ? event.val.orderExternalId : event.val.externalId}`;
 }
 
 /** A header's value (names compare case-insensitively), the first when repeated. */
