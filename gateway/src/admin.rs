@@ -181,8 +181,16 @@ async fn retry_job(
     // in the same transaction, or a worker could claim the push first and find nothing to send.
     if kind == jobs::JobKind::SupplierSubmit.as_str()
         && let Some(subject) = subject
+        && let routing::Revival::LinesTaken(by) = routing::revive(&mut tx, &subject).await?
     {
-        routing::revive(&mut tx, &subject).await?;
+        drop(tx);
+        return Err(ApiError::Conflict(format!(
+            "job `{id}` pushes supplier order `{subject}`, whose lines went to {} since: pushing it again would ship them twice",
+            by.iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
     }
     tx.commit().await?;
     state.wake_workers();

@@ -499,10 +499,23 @@ pub async fn fail_over(
     Ok(Some(decision))
 }
 
+/// What [`revive`] did with a supplier order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revival {
+    /// It takes its lines back and is pushed again.
+    Revived,
+    /// It was not failed over (its push died with the order already cancelled, say): the push
+    /// runs again as it is.
+    NotFailedOver,
+    /// Another supplier order took its lines since (the ids of the ones that did): pushing it
+    /// again would ship them twice.
+    LinesTaken(Vec<String>),
+}
+
 /// The operator retries a dead push: its supplier order, failed over as undeliverable, takes its
 /// lines back if no other supplier order took them, and the stock-out it caused is over when no
-/// line of the order is left without a supplier. Returns whether it was revived.
-pub async fn revive(tx: &mut Tx, supplier_order_id: &str) -> anyhow::Result<bool> {
+/// line of the order is left without a supplier.
+pub async fn revive(tx: &mut Tx, supplier_order_id: &str) -> anyhow::Result<Revival> {
     let Some(order_id) = sqlx::query_scalar::<_, String>(
         "select order_id from supplier_orders where id = $1 and status = 'undeliverable'",
     )
@@ -510,19 +523,19 @@ pub async fn revive(tx: &mut Tx, supplier_order_id: &str) -> anyhow::Result<bool
     .fetch_optional(&mut **tx)
     .await?
     else {
-        return Ok(false);
+        return Ok(Revival::NotFailedOver);
     };
-    let taken: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-        "select count(*) from supplier_order_lines l join supplier_orders s on s.id = l.supplier_order_id \
+    let taken: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "select distinct s.id from supplier_order_lines l join supplier_orders s on s.id = l.supplier_order_id \
          where s.order_id = $1 and s.status in ({ACTIVE}) and l.external_line_id in \
-         (select external_line_id from supplier_order_lines where supplier_order_id = $2)"
+         (select external_line_id from supplier_order_lines where supplier_order_id = $2) order by s.id"
     )))
     .bind(&order_id)
     .bind(supplier_order_id)
-    .fetch_one(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    if taken > 0 {
-        return Ok(false);
+    if !taken.is_empty() {
+        return Ok(Revival::LinesTaken(taken));
     }
     set_supplier_order_status(tx, supplier_order_id, "pending", None, None).await?;
     orders::record_event(
@@ -555,7 +568,7 @@ pub async fn revive(tx: &mut Tx, supplier_order_id: &str) -> anyhow::Result<bool
         holds::close_stock_out(tx, &order_id).await?;
         orders::set_status(tx, &order_id, OrderStatus::Routed, None).await?;
     }
-    Ok(true)
+    Ok(Revival::Revived)
 }
 
 /// A supplier order with its lines.

@@ -348,6 +348,34 @@ async fn a_supplier_that_does_not_acknowledge_in_time_or_cannot_be_reached_loses
     let detail = w.app.order(&down_order).await;
     assert_eq!(detail["supplier_orders"][0]["status"], "undeliverable");
     assert_eq!(detail["order"]["status"], "routed");
+    // The dead push cannot be retried: `spare` ships its lines now.
+    let dead = w.app.get_json("/api/v1/jobs?status=dead").await;
+    let dead = dead["jobs"].as_array().unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let r = w
+        .app
+        .http
+        .post(w.app.url(&format!(
+            "/api/v1/jobs/{}/retry",
+            dead[0]["id"].as_str().unwrap()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let message = r.text().await.unwrap();
+    let spare_order = detail["supplier_orders"][1]["id"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("whose lines went to `{spare_order}` since")),
+        "{message}"
+    );
+    let after = w.app.get_json("/api/v1/jobs?status=dead").await;
+    assert_eq!(after["jobs"].as_array().unwrap().len(), 1, "still dead");
+    assert_eq!(
+        w.supplier("down").received().len(),
+        4,
+        "nothing pushed again"
+    );
     w.app.stop().await;
 }
 
