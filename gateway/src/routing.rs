@@ -504,8 +504,9 @@ pub async fn fail_over(
 pub enum Revival {
     /// It takes its lines back and is pushed again.
     Revived,
-    /// It was not failed over (its push died with the order already cancelled, say): the push
-    /// runs again as it is.
+    /// It is not an undeliverable supplier order (cancelled since, or its push died without
+    /// failing it over): the push runs again and does what the supplier order's status calls
+    /// for.
     NotFailedOver,
     /// Another supplier order took its lines since (the ids of the ones that did): pushing it
     /// again would ship them twice.
