@@ -5,7 +5,7 @@ use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::{fulfilment, ingest, jobs, orders, routing, tracking};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -90,6 +90,17 @@ async fn list_orders(
         })
         .collect();
     Ok(Json(json!({ "orders": items })))
+}
+
+/// Who acted, for the audit: the `x-daifa-operator` header (the admin token authenticates the
+/// caller; this names the person), else `api`.
+pub fn operator(headers: &HeaderMap) -> String {
+    headers
+        .get("x-daifa-operator")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| "api".to_string(), |s| s.chars().take(100).collect())
 }
 
 /// An order and everything that happened to it: the raw requests that mention it, its

@@ -2,18 +2,12 @@
 
 use super::*;
 
-fn operator(headers: &HeaderMap) -> String {
-    headers
-        .get("x-daifa-operator")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map_or_else(|| "api".to_string(), |s| s.chars().take(100).collect())
-}
+use crate::admin::operator;
 
 /// A case with its history, what it may do next, and the handbook's proposal.
 async fn describe(state: &AppState, id: &str) -> ApiResult<Value> {
-    let mut tx = state.db.begin().await?;
+    // Reads only, from one snapshot.
+    let mut tx = state.db.snapshot().await?;
     let case = get_in(&mut tx, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no case `{id}`")))?;
@@ -47,7 +41,7 @@ async fn describe(state: &AppState, id: &str) -> ApiResult<Value> {
                    "lines": serde_json::from_str::<Value>(&r.try_get::<String, _>("lines")?).unwrap_or(Value::Null) }))
     })
     .collect::<Result<_, sqlx::Error>>()?;
-    tx.commit().await?;
+    tx.rollback().await?;
     Ok(json!({
         "case": case,
         "allowed": machine::allowed(case.kind, case.state),

@@ -481,11 +481,7 @@ async fn done(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    let by = headers
-        .get("x-daifa-operator")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("api")
-        .to_string();
+    let by = crate::admin::operator(&headers);
     let r = sqlx::query("update tasks set status = 'done', done_at_ms = $1, done_by = $2 where id = $3 and status = 'open'")
         .bind(now_ms())
         .bind(&by)

@@ -3,16 +3,30 @@
 
 use super::*;
 
-/// The `channel.refund` job: pays the case's refund back through the storefront's plugin.
-pub async fn run_refund(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
-    let mut tx = state.db.begin().await?;
-    let Some(case) = get_in(&mut tx, &job.subject_id).await? else {
-        return Ok(missing(&job.subject_id));
+/// The case a job acts on and its order, read from one snapshot: a job only reads before it
+/// calls a plugin, so it takes no write lock (SQLite has one for the whole database).
+async fn case_and_order(
+    state: &AppState,
+    case_id: &str,
+) -> anyhow::Result<Option<(Case, StoredOrder)>> {
+    let mut tx = state.db.snapshot().await?;
+    let Some(case) = get_in(&mut tx, case_id).await? else {
+        return Ok(None);
     };
     let order = orders::get_in(&mut tx, &case.order_id)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("the case's order is missing"))?;
-    drop(tx);
+        .ok_or_else(|| {
+            anyhow::anyhow!("the order {} of case {case_id} is missing", case.order_id)
+        })?;
+    tx.rollback().await?;
+    Ok(Some((case, order)))
+}
+
+/// The `channel.refund` job: pays the case's refund back through the storefront's plugin.
+pub async fn run_refund(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+    let Some((case, order)) = case_and_order(state, &job.subject_id).await? else {
+        return Ok(missing(&job.subject_id));
+    };
     if !matches!(
         case.state,
         CaseState::Approved | CaseState::Intercepted | CaseState::Inspected
@@ -84,14 +98,9 @@ pub async fn run_refund(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Ou
 
 /// The `channel.return_decision` job: answers the storefront's return request.
 pub async fn run_return_decision(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
-    let mut tx = state.db.begin().await?;
-    let Some(case) = get_in(&mut tx, &job.subject_id).await? else {
+    let Some((case, order)) = case_and_order(state, &job.subject_id).await? else {
         return Ok(missing(&job.subject_id));
     };
-    let order = orders::get_in(&mut tx, &case.order_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the case's order is missing"))?;
-    drop(tx);
     let (_, plugin, ctx) = match callee(state, &order.connection_id).await? {
         Ok(c) => c,
         Err(outcome) => return Ok(outcome),
@@ -176,11 +185,9 @@ pub async fn run_cancel(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Ou
 
 /// The `supplier.return` job: tells the supplier goods come back and records where they go.
 pub async fn run_return(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
-    let mut tx = state.db.begin().await?;
-    let Some(case) = get_in(&mut tx, &job.subject_id).await? else {
+    let Some((case, _)) = case_and_order(state, &job.subject_id).await? else {
         return Ok(missing(&job.subject_id));
     };
-    drop(tx);
     let Some(so_id) = &case.supplier_order_id else {
         return Ok(Outcome::Succeeded);
     };

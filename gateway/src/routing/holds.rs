@@ -6,6 +6,7 @@
 //! `line_substitutions` tables.
 
 use super::{HoldKind, Request, Trigger};
+use crate::admin::operator;
 use crate::app::AppState;
 use crate::db::{Tx, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
@@ -159,17 +160,6 @@ async fn list(State(state): State<AppState>, Query(q): Query<HoldQuery>) -> ApiR
         .map(from_row)
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Json(json!({ "holds": holds })))
-}
-
-/// Who acted, for the audit: the `x-daifa-operator` header (the admin token authenticates the
-/// caller; this names the person), else `api`.
-fn operator(headers: &HeaderMap) -> String {
-    headers
-        .get("x-daifa-operator")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map_or_else(|| "api".to_string(), |s| s.chars().take(100).collect())
 }
 
 /// An open hold and its order, inside `tx`.
