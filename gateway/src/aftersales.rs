@@ -40,7 +40,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus, StoredOrder};
 use crate::policy::{self, AfterSalesPolicy, Freight, Scope};
-use crate::routing;
+use crate::routing::{self, SoStatus};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -814,24 +814,17 @@ async fn follow_up(tx: &mut Tx, case: &Case, action: Action, actor: &str) -> Res
         // A cancellation: supplier orders not pushed yet are cancelled here; pushed ones are
         // asked to stop (intercept).
         (CaseKind::Cancel, CaseState::Approved) => {
-            sqlx::query(
-                "update supplier_orders set status = 'cancelled', reason = 'order cancelled', updated_at_ms = $1 where order_id = $2 and status = 'pending'",
+            let stopped = crate::cancellation::stop_supplier_orders(
+                tx,
+                &order.id,
+                &format!("case.{}", case.id),
+                true,
             )
-            .bind(now_ms())
-            .bind(&order.id)
-            .execute(&mut **tx)
             .await?;
-            let pushed: Vec<(String, String)> = sqlx::query(
-                "select id, supplier_connection_id from supplier_orders where order_id = $1 and status in ('submitted', 'accepted', 'shipped')",
-            )
-            .bind(&order.id)
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("supplier_connection_id")?)))
-            .collect::<Result<_, sqlx::Error>>()?;
-            if pushed.is_empty() {
-                orders::set_status(tx, &order.id, OrderStatus::Cancelled, None).await?;
+            if stopped.asked.is_empty() && stopped.shipped.is_empty() {
+                orders::set_status(tx, &order.id, OrderStatus::Cancelled, None)
+                    .await?
+                    .expected(&order.id, OrderStatus::Cancelled);
                 Box::pin(act(
                     tx,
                     &case.id,
@@ -847,23 +840,14 @@ async fn follow_up(tx: &mut Tx, case: &Case, action: Action, actor: &str) -> Res
                     "daifa",
                 ))
                 .await?;
-                for (so, supplier) in pushed {
-                    enqueue(
-                        tx,
-                        JobKind::SupplierCancel,
-                        &format!("{}.cancel.{so}", case.id),
-                        &so,
-                        &order.id,
-                        &supplier,
-                    )
-                    .await?;
-                }
             }
         }
         (CaseKind::Cancel, CaseState::Intercepted)
         | (CaseKind::RefundOnly | CaseKind::PartialCompensation, CaseState::Approved) => {
             if case.kind == CaseKind::Cancel {
-                orders::set_status(tx, &order.id, OrderStatus::Cancelled, None).await?;
+                orders::set_status(tx, &order.id, OrderStatus::Cancelled, None)
+                    .await?
+                    .expected(&order.id, OrderStatus::Cancelled);
             }
             enqueue(
                 tx,

@@ -4,13 +4,15 @@
 
 use crate::app::AppState;
 use crate::connections::{self, Connection};
+use crate::db::Tx;
 use crate::db::{ms, now_ms};
 use crate::fulfilment;
-use crate::jobs::{self, ClaimedJob, Disposition, JobKind, NewJob, Outcome};
+use crate::jobs::{self, Attempt, ClaimedJob, Disposition, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus};
 use crate::plugins::{Installed, LoadError};
 use crate::policy::{self, RoutingPolicy};
-use crate::{aftersales, routing, tracking};
+use crate::routing::{SoStatus, status};
+use crate::{aftersales, cancellation, routing, tasks, tracking};
 use daifa_plugin_host::supplier::{SupplierOrder, SupplierOrderLine};
 use daifa_plugin_host::{CallFailure, ConnectionContext, SupplierOrderStatus};
 use serde_json::json;
@@ -73,21 +75,35 @@ tokio::task_local! {
 
 async fn run_instrumented(state: &AppState, worker: &str, job: ClaimedJob) {
     let started = now_ms();
-    let (outcome, plugin_version) = ATTEMPT_PLUGIN_VERSION
+    let (attempt, plugin_version) = ATTEMPT_PLUGIN_VERSION
         .scope(std::cell::RefCell::new(None), async {
-            let outcome = match job.kind {
+            let attempt = match job.kind {
                 JobKind::SupplierSubmit => run_submit(state, &job).await,
-                JobKind::ChannelFulfill => fulfilment::run_fulfill(state, &job).await,
-                JobKind::CarrierRegister => tracking::run_register(state, &job).await,
                 JobKind::SupplierAckDeadline => run_ack_deadline(state, &job).await,
-                JobKind::RoutingRetry => routing::holds::run_retry(state, &job).await,
-                JobKind::ChannelRefund => aftersales::run_refund(state, &job).await,
-                JobKind::ChannelReturnDecision => {
-                    aftersales::run_return_decision(state, &job).await
+                JobKind::ChannelFulfill => fulfilment::run_fulfill(state, &job)
+                    .await
+                    .map(Attempt::from),
+                JobKind::CarrierRegister => {
+                    tracking::run_register(state, &job).await.map(Attempt::from)
                 }
-                JobKind::SupplierCancel => aftersales::run_cancel(state, &job).await,
-                JobKind::SupplierReturn => aftersales::run_return(state, &job).await,
-                JobKind::RefundSweep => aftersales::clocks::run_sweep(state, &job).await,
+                JobKind::RoutingRetry => routing::holds::run_retry(state, &job)
+                    .await
+                    .map(Attempt::from),
+                JobKind::ChannelRefund => {
+                    aftersales::run_refund(state, &job).await.map(Attempt::from)
+                }
+                JobKind::ChannelReturnDecision => aftersales::run_return_decision(state, &job)
+                    .await
+                    .map(Attempt::from),
+                JobKind::SupplierCancel => {
+                    aftersales::run_cancel(state, &job).await.map(Attempt::from)
+                }
+                JobKind::SupplierReturn => {
+                    aftersales::run_return(state, &job).await.map(Attempt::from)
+                }
+                JobKind::RefundSweep => aftersales::clocks::run_sweep(state, &job)
+                    .await
+                    .map(Attempt::from),
                 JobKind::ClockShip
                 | JobKind::ClockMarkShipped
                 | JobKind::ClockFollowUp
@@ -96,30 +112,32 @@ async fn run_instrumented(state: &AppState, worker: &str, job: ClaimedJob) {
                 | JobKind::ClockRefund
                 | JobKind::ClockComplaint
                 | JobKind::ClockReplacement
-                | JobKind::ClockStockOutContact => aftersales::clocks::run(state, &job).await,
+                | JobKind::ClockStockOutContact => aftersales::clocks::run(state, &job)
+                    .await
+                    .map(Attempt::from),
             };
-            (outcome, ATTEMPT_PLUGIN_VERSION.with(|v| v.borrow().clone()))
+            (attempt, ATTEMPT_PLUGIN_VERSION.with(|v| v.borrow().clone()))
         })
         .await;
-    let outcome = outcome.unwrap_or_else(|e| {
+    let attempt = attempt.unwrap_or_else(|e| {
         // The gateway's own failure (database down): retry like a transient peer error.
-        Outcome::Failed {
+        Attempt::from(Outcome::Failed {
             kind: "internal".into(),
             error: format!("{e:#}"),
             retry_after: None,
-        }
+        })
     });
-    let finished = jobs::finish(
-        &state.db,
-        &state.settings.jobs,
+    let outcome = attempt.outcome.clone();
+    let finished = finish(
+        state,
         &job,
         worker,
         started,
-        &outcome,
+        attempt,
         plugin_version.as_deref(),
     )
     .await;
-    if let Ok(disposition) = &finished {
+    if let Ok(Some(disposition)) = &finished {
         let label = match disposition {
             Disposition::Done => "succeeded",
             Disposition::RetryAt(_) => "retry",
@@ -130,22 +148,50 @@ async fn run_instrumented(state: &AppState, worker: &str, job: ClaimedJob) {
             .record((now_ms() - started) as f64 / 1000.0);
     }
     match finished {
-        Ok(Disposition::Done) => tracing::info!("job done"),
-        Ok(Disposition::RetryAt(at)) => {
+        Ok(Some(Disposition::Done)) => tracing::info!("job done"),
+        Ok(Some(Disposition::RetryAt(at))) => {
             tracing::warn!(retry_in_ms = at - now_ms(), outcome = ?outcome, "job failed, will retry")
         }
-        Ok(Disposition::Dead) => {
-            tracing::error!(outcome = ?outcome, "job dead-lettered");
-            if let Err(e) = on_dead(state, &job, &outcome).await {
-                tracing::error!(
-                    error = format!("{e:#}"),
-                    "cannot record a dead job on its order"
-                );
-            }
+        Ok(Some(Disposition::Dead)) => tracing::error!(outcome = ?outcome, "job dead-lettered"),
+        Ok(None) => {
+            metrics::counter!("daifa_job_attempts_total", "kind" => job.kind.as_str(), "outcome" => "lease_lost").increment(1);
         }
-        // The lease will run out and another attempt will be made; nothing is lost.
+        // Nothing of the attempt committed: the lease will run out and another attempt will be
+        // made; nothing is lost.
         Err(e) => tracing::error!(error = format!("{e:#}"), "cannot record a job's outcome"),
     }
+}
+
+/// Completes an attempt: the job's new state, the attempt's effects and, for a dead job, what
+/// its death sets off commit in one transaction, by the worker still holding the lease only.
+async fn finish(
+    state: &AppState,
+    job: &ClaimedJob,
+    worker: &str,
+    started: i64,
+    attempt: Attempt,
+    plugin_version: Option<&str>,
+) -> anyhow::Result<Option<Disposition>> {
+    let outcome = attempt.outcome.clone();
+    let Some((disposition, mut tx)) = jobs::finish(
+        &state.db,
+        &state.settings.jobs,
+        job,
+        worker,
+        started,
+        attempt,
+        plugin_version,
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    if disposition == Disposition::Dead {
+        on_dead(&mut tx, job, &outcome).await?;
+    }
+    tx.commit().await?;
+    state.wake_workers();
+    Ok(Some(disposition))
 }
 
 /// How a failed plugin call counts for the queue.
@@ -202,9 +248,11 @@ pub(crate) async fn callee(
     }
 }
 
-/// A dead push hands its lines to the next offer; any other dead job puts its order on hold, so
-/// the operator sees it.
-async fn on_dead(state: &AppState, job: &ClaimedJob, outcome: &Outcome) -> anyhow::Result<()> {
+/// What a dead job sets off, in the transaction that records its death: a dead push hands its
+/// lines to the next offer; a supplier that cannot be told to cancel leaves a task (its order
+/// is cancelled or went elsewhere: holding it would help nobody); any other dead job puts its
+/// order on hold, so the operator sees it.
+async fn on_dead(tx: &mut Tx, job: &ClaimedJob, outcome: &Outcome) -> anyhow::Result<()> {
     let Some(order_id) = &job.order_id else {
         return Ok(());
     };
@@ -213,77 +261,107 @@ async fn on_dead(state: &AppState, job: &ClaimedJob, outcome: &Outcome) -> anyho
         Outcome::Succeeded => return Ok(()),
     };
     let reason = format!("{} failed for good: {error}", job.kind.as_str());
-    let mut tx = state.db.begin().await?;
-    if job.kind == JobKind::SupplierSubmit {
-        orders::record_event(
-            &mut tx,
-            order_id,
-            "job.dead",
-            json!({ "job_id": job.id, "kind": job.kind.as_str(), "error": error }),
-        )
-        .await?;
-        routing::fail_over(&mut tx, &job.subject_id, "undeliverable", &reason).await?;
-        tx.commit().await?;
-        state.wake_workers();
-        return Ok(());
-    }
-    orders::set_status(&mut tx, order_id, OrderStatus::OnHold, Some(&reason)).await?;
     orders::record_event(
-        &mut tx,
+        tx,
         order_id,
         "job.dead",
         json!({ "job_id": job.id, "kind": job.kind.as_str(), "error": error }),
     )
     .await?;
-    tx.commit().await?;
+    match job.kind {
+        JobKind::SupplierSubmit => {
+            routing::fail_over(tx, &job.subject_id, SoStatus::Undeliverable, &reason).await?;
+        }
+        JobKind::SupplierCancel => {
+            tasks::open(
+                tx,
+                "cancel_undelivered",
+                &format!("{}.dead", job.id),
+                Some(order_id),
+                None,
+                "A supplier could not be asked to cancel an order it should not ship: tell it another way",
+                json!({ "job_id": job.id, "supplier_order_id": job.subject_id, "error": error }),
+            )
+            .await?;
+        }
+        _ => orders::set_status(tx, order_id, OrderStatus::OnHold, Some(&reason))
+            .await?
+            .expected(order_id, OrderStatus::OnHold),
+    }
     Ok(())
 }
 
 /// The `supplier.submit` job: pushes a supplier order through the supplier connection's plugin.
-async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+///
+/// The supplier order's status is read before the call and moved after it by compare-and-set,
+/// in the transaction that completes the job: a supplier that calls back `accepted` (or
+/// `shipped`) before answering the push keeps that status; one that was cancelled or failed
+/// over while the push was in flight is asked to cancel it.
+async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attempt> {
     let Some(so) = routing::supplier_order(&state.db, &job.subject_id).await? else {
         return Ok(Outcome::Refused {
             kind: "missing".into(),
             error: format!("supplier order {} does not exist", job.subject_id),
-        });
+        }
+        .into());
     };
     let order = orders::get(&state.db, &so.order_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("order {} is missing", so.order_id))?;
-    if !matches!(so.status.as_str(), "pending" | "submitted") {
+    match SoStatus::parse(&so.status) {
+        // A retry of a push whose answer was lost is harmless: the key is the same.
+        Some(SoStatus::Pending | SoStatus::Submitted) => {}
+        Some(SoStatus::Held) => {
+            let mut tx = state.db.begin().await?;
+            orders::record_event(
+                &mut tx,
+                &order.id,
+                "supplier_order.not_sent",
+                json!({ "supplier_order_id": so.id, "reason": "held for the operator" }),
+            )
+            .await?;
+            return Ok(Attempt::done(tx));
+        }
         // Failed over, or cancelled, while this push waited for a retry: nothing to send.
-        return Ok(Outcome::Succeeded);
+        _ => return Ok(Outcome::Succeeded.into()),
     }
     if order.status == OrderStatus::Cancelled.as_str() {
+        // The cancellation stops pending supplier orders itself; this one slipped through.
         let mut tx = state.db.begin().await?;
-        orders::record_event(
-            &mut tx,
-            &order.id,
-            "supplier_order.not_sent",
-            json!({ "supplier_order_id": so.id, "reason": "order cancelled" }),
-        )
-        .await?;
-        routing::set_supplier_order_status(
+        if status::transition_from(
             &mut tx,
             &so.id,
-            "cancelled",
-            None,
-            Some("order cancelled before it was sent"),
+            &[SoStatus::Pending],
+            SoStatus::Cancelled,
+            status::Change {
+                external_id: None,
+                reason: Some("order cancelled before it was sent"),
+            },
         )
-        .await?;
-        tx.commit().await?;
-        return Ok(Outcome::Succeeded);
+        .await?
+        .happened()
+        {
+            orders::record_event(
+                &mut tx,
+                &order.id,
+                "supplier_order.not_sent",
+                json!({ "supplier_order_id": so.id, "reason": "order cancelled" }),
+            )
+            .await?;
+        }
+        return Ok(Attempt::done(tx));
     }
     let (supplier, plugin, ctx) = match callee(state, &so.supplier_connection_id).await? {
         Ok(c) => c,
-        Err(outcome) => return Ok(outcome),
+        Err(outcome) => return Ok(outcome.into()),
     };
     let canonical = order.canonical_order()?;
     let Some(ship_to) = canonical.shipping_address.clone() else {
         return Ok(Outcome::Refused {
             kind: "no-address".into(),
             error: "order has no shipping address".into(),
-        });
+        }
+        .into());
     };
     let lines = so
         .lines
@@ -321,15 +399,45 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcom
         avoid_carriers: (!so.avoid_carriers.is_empty()).then(|| so.avoid_carriers.clone()),
         reship_of: so.reship_of.clone(),
     };
-    match plugin.submit_order(ctx, &request).await {
-        Ok(submission) => {
-            let status = match submission.status {
-                SupplierOrderStatus::Accepted => "accepted",
-                _ => "submitted",
-            };
-            let mut tx = state.db.begin().await?;
+    let submission = match plugin.submit_order(ctx, &request).await {
+        Ok(submission) => submission,
+        Err(failure) => return Ok(outcome_of(failure).into()),
+    };
+    let answered = match submission.status {
+        SupplierOrderStatus::Accepted => SoStatus::Accepted,
+        _ => SoStatus::Submitted,
+    };
+    let mut tx = state.db.begin().await?;
+    // Serializes with a cancellation of the order and with the supplier's callbacks.
+    orders::lock(&mut tx, &order.id).await?;
+    let external_id = submission.external_id.as_deref();
+    let moved = status::transition_from(
+        &mut tx,
+        &so.id,
+        &[SoStatus::Pending, SoStatus::Held],
+        answered,
+        status::Change {
+            external_id,
+            reason: None,
+        },
+    )
+    .await?;
+    let now = match moved {
+        status::Moved::Yes => answered,
+        status::Moved::No(found) => found.unwrap_or(SoStatus::Cancelled),
+    };
+    let mut detail = json!({ "supplier_order_id": so.id, "supplier": supplier.name, "status": now.as_str(),
+                             "answer": answered.as_str(), "external_id": external_id, "attempt": job.attempt });
+    match now {
+        // Moved now, or by a callback that came first (kept), or a repeated push.
+        SoStatus::Submitted | SoStatus::Accepted | SoStatus::Shipped => {
+            if !moved.happened()
+                && let Some(external_id) = external_id
+            {
+                status::set_external_id(&mut tx, &so.id, external_id).await?;
+            }
             // Unacknowledged by then, the lines go to the next offer.
-            if status == "submitted" {
+            if now == SoStatus::Submitted {
                 let policy: RoutingPolicy =
                     policy::effective(&mut tx, Some(&channel_name(state, &order).await?)).await?;
                 jobs::enqueue_at(
@@ -345,29 +453,50 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcom
                 )
                 .await?;
             }
-            // A callback may have moved the order on already (accepted, shipped): keep that.
-            if matches!(so.status.as_str(), "pending") {
-                routing::set_supplier_order_status(
+            orders::record_event(&mut tx, &order.id, "supplier_order.submitted", detail).await?;
+        }
+        // The supplier refused it by callback while the push was in flight: it has nothing.
+        SoStatus::Rejected => {
+            orders::record_event(&mut tx, &order.id, "supplier_order.submitted", detail).await?;
+        }
+        // Cancelled or failed over while the push was in flight: the supplier has an order it
+        // must not ship.
+        found => {
+            // A supplier order cancelled as "never pushed" was pushed after all: the supplier
+            // has it and is asked to cancel it.
+            if found == SoStatus::Cancelled {
+                status::transition_from(
                     &mut tx,
                     &so.id,
-                    status,
-                    submission.external_id.as_deref(),
-                    None,
+                    &[SoStatus::Cancelled],
+                    SoStatus::CancelRequested,
+                    status::Change {
+                        external_id,
+                        reason: None,
+                    },
                 )
                 .await?;
             }
+            detail["reason"] =
+                json!("the push reached the supplier after its supplier order was stopped");
             orders::record_event(
                 &mut tx,
                 &order.id,
-                "supplier_order.submitted",
-                json!({ "supplier_order_id": so.id, "supplier": supplier.name, "status": status, "external_id": submission.external_id, "attempt": job.attempt }),
+                "supplier_order.pushed_after_stop",
+                detail,
             )
             .await?;
-            tx.commit().await?;
-            Ok(Outcome::Succeeded)
+            cancellation::ask_to_cancel(
+                &mut tx,
+                &order.id,
+                &so.id,
+                &supplier.id,
+                "pushed_after_stop",
+            )
+            .await?;
         }
-        Err(failure) => Ok(outcome_of(failure)),
     }
+    Ok(Attempt::done(tx))
 }
 
 async fn channel_name(state: &AppState, order: &orders::StoredOrder) -> anyhow::Result<String> {
@@ -378,24 +507,16 @@ async fn channel_name(state: &AppState, order: &orders::StoredOrder) -> anyhow::
 }
 
 /// The `supplier.ack_deadline` job: a supplier order still not acknowledged is failed over to
-/// the next offer (a supplier that acknowledged, rejected or shipped in time is left alone).
-async fn run_ack_deadline(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+/// the next offer; `routing::fail_over` moves it only from `submitted`, so a supplier that
+/// acknowledged, rejected or shipped in time (even a moment ago) is left alone.
+async fn run_ack_deadline(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attempt> {
     let mut tx = state.db.begin().await?;
-    let status: Option<String> =
-        sqlx::query_scalar("select status from supplier_orders where id = $1")
-            .bind(&job.subject_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if status.as_deref() == Some("submitted") {
-        routing::fail_over(
-            &mut tx,
-            &job.subject_id,
-            "timed_out",
-            "the supplier did not acknowledge the order in time",
-        )
-        .await?;
-        tx.commit().await?;
-        state.wake_workers();
-    }
-    Ok(Outcome::Succeeded)
+    routing::fail_over(
+        &mut tx,
+        &job.subject_id,
+        SoStatus::TimedOut,
+        "the supplier did not acknowledge the order in time",
+    )
+    .await?;
+    Ok(Attempt::done(tx))
 }

@@ -7,7 +7,8 @@ use crate::connections::Connection;
 use crate::db::{Conn, Tx, new_id, now_ms};
 use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus};
-use crate::routing;
+use crate::routing::{self, SoStatus, status};
+use crate::tasks;
 use daifa_plugin_host::channel::FulfillmentRequest;
 use daifa_plugin_host::supplier::{RejectionCode, SupplierEvent};
 use daifa_plugin_host::{LineQuantity, Shipment, SupplierOrderRef};
@@ -117,15 +118,57 @@ pub async fn apply_supplier_event(
             reference.supplier_order_id, supplier.name
         )));
     };
+    // Serializes with a push's answer, a deadline, a cancellation: the status is read again
+    // under the order's lock and every move below is a compare-and-set.
+    orders::lock(tx, &so.order_id).await?;
+    let Some(current) = status::current(tx, &so.id).await? else {
+        return Ok(Err(format!(
+            "supplier order `{}` has an unknown status",
+            so.id
+        )));
+    };
     let external_id = reference.external_id.as_deref();
     let summary = match event {
         SupplierEvent::Accepted(_) => {
-            if matches!(so.status.as_str(), "pending" | "submitted") {
-                routing::set_supplier_order_status(tx, &so.id, "accepted", external_id, None)
-                    .await?;
+            let moved = status::transition_from(
+                tx,
+                &so.id,
+                &[SoStatus::Pending, SoStatus::Held, SoStatus::Submitted],
+                SoStatus::Accepted,
+                status::Change {
+                    external_id,
+                    reason: None,
+                },
+            )
+            .await?;
+            match current {
+                // Acknowledged now, or again.
+                SoStatus::Pending
+                | SoStatus::Held
+                | SoStatus::Submitted
+                | SoStatus::Accepted
+                | SoStatus::Shipped => {
+                    if !moved.happened()
+                        && let Some(external_id) = external_id
+                    {
+                        status::set_external_id(tx, &so.id, external_id).await?;
+                    }
+                    orders::record_event(tx, &so.order_id, "supplier_order.accepted", json!({ "supplier_order_id": so.id, "external_id": external_id, "raw_request_id": raw_id })).await?;
+                    json!({ "supplier_order_id": so.id, "event": "accepted" })
+                }
+                found => {
+                    late(
+                        tx,
+                        supplier,
+                        &so,
+                        "accepted",
+                        found,
+                        raw_id,
+                        json!({ "external_id": external_id }),
+                    )
+                    .await?
+                }
             }
-            orders::record_event(tx, &so.order_id, "supplier_order.accepted", json!({ "supplier_order_id": so.id, "external_id": external_id, "raw_request_id": raw_id })).await?;
-            json!({ "supplier_order_id": so.id, "event": "accepted" })
         }
         SupplierEvent::Rejected(r) => {
             orders::record_event(
@@ -135,9 +178,8 @@ pub async fn apply_supplier_event(
                 json!({ "supplier_order_id": so.id, "reason": r.reason, "code": r.code, "raw_request_id": raw_id }),
             )
             .await?;
-            if external_id.is_some() {
-                routing::set_supplier_order_status(tx, &so.id, &so.status, external_id, None)
-                    .await?;
+            if let Some(external_id) = external_id {
+                status::set_external_id(tx, &so.id, external_id).await?;
             }
             let reason = format!(
                 "supplier `{}` rejected supplier order {}: {}",
@@ -146,24 +188,29 @@ pub async fn apply_supplier_event(
             match r.code {
                 // Another supplier would refuse the address too: the operator fixes it first.
                 Some(RejectionCode::InvalidAddress) => {
-                    routing::set_supplier_order_status(
+                    if status::transition(
                         tx,
                         &so.id,
-                        "rejected",
-                        None,
-                        Some(&r.reason),
+                        SoStatus::Rejected,
+                        status::Change {
+                            external_id: None,
+                            reason: Some(&r.reason),
+                        },
                     )
-                    .await?;
-                    let policy = crate::policy::effective(tx, None).await?;
-                    routing::holds::open(
-                        tx,
-                        &policy,
-                        &so.order_id,
-                        routing::HoldKind::Address,
-                        &reason,
-                        "",
-                    )
-                    .await?;
+                    .await?
+                    .happened()
+                    {
+                        let policy = crate::policy::effective(tx, None).await?;
+                        routing::holds::open(
+                            tx,
+                            &policy,
+                            &so.order_id,
+                            routing::HoldKind::Address,
+                            &reason,
+                            "",
+                        )
+                        .await?;
+                    }
                 }
                 code => {
                     if code == Some(RejectionCode::OutOfStock) {
@@ -177,7 +224,8 @@ pub async fn apply_supplier_event(
                             .await?;
                         }
                     }
-                    routing::fail_over(tx, &so.id, "rejected", &reason).await?;
+                    // Moves only a supplier order still live and not being cancelled.
+                    routing::fail_over(tx, &so.id, SoStatus::Rejected, &reason).await?;
                 }
             }
             json!({ "supplier_order_id": so.id, "event": "rejected" })
@@ -191,68 +239,22 @@ pub async fn apply_supplier_event(
             if let Err(reason) = check_lines(tx, &so.id, &s.shipment).await? {
                 return Ok(Err(reason));
             }
-            let shipment_id = new_id("shp");
-            let inserted = sqlx::query(
-                "insert into shipments (id, order_id, supplier_order_id, carrier_code, tracking_number, tracking_url, shipped_at_ms, lines, status, created_at_ms) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, 'received', $9) on conflict (supplier_order_id, tracking_number) do nothing",
-            )
-            .bind(&shipment_id)
-            .bind(&so.order_id)
-            .bind(&so.id)
-            .bind(&s.shipment.carrier_code)
-            .bind(&s.shipment.tracking_number)
-            .bind(&s.shipment.tracking_url)
-            .bind(s.shipment.shipped_at)
-            .bind(serde_json::to_string(&s.shipment.lines)?)
-            .bind(now_ms())
-            .execute(&mut **tx)
-            .await?;
-            if inserted.rows_affected() == 0 {
-                orders::record_event(tx, &so.order_id, "shipment.received_again", json!({ "tracking_number": s.shipment.tracking_number, "raw_request_id": raw_id })).await?;
-                json!({ "supplier_order_id": so.id, "event": "shipped", "duplicate": true })
-            } else {
-                routing::set_supplier_order_status(tx, &so.id, "shipped", external_id, None)
+            let order_status: String =
+                sqlx::query_scalar("select status from orders where id = $1")
+                    .bind(&so.order_id)
+                    .fetch_one(&mut **tx)
                     .await?;
-                orders::set_status(tx, &so.order_id, OrderStatus::Shipped, None).await?;
-                let channel_connection_id: String =
-                    sqlx::query_scalar("select connection_id from orders where id = $1")
-                        .bind(&so.order_id)
-                        .fetch_one(&mut **tx)
-                        .await?;
-                jobs::enqueue(
-                    tx,
-                    NewJob {
-                        kind: JobKind::ChannelFulfill,
-                        idempotency_key: format!("{shipment_id}.fulfill"),
-                        subject_id: &shipment_id,
-                        order_id: &so.order_id,
-                        connection_id: &channel_connection_id,
-                    },
-                )
-                .await?;
-                crate::tracking::enqueue_registrations(tx, &shipment_id, &so.order_id).await?;
-                let policy: crate::policy::AfterSalesPolicy =
-                    crate::policy::effective(tx, None).await?;
-                crate::aftersales::clocks::on_shipped(
-                    tx,
-                    &policy,
-                    &shipment_id,
-                    &so.order_id,
-                    &s.shipment.carrier_code,
-                    s.shipment.shipped_at,
-                )
-                .await?;
-                // A replacement or reship shipped: its case is done.
-                crate::aftersales::on_replacement_shipped(tx, &so.id).await?;
-                orders::record_event(
-                    tx,
-                    &so.order_id,
-                    "shipment.received",
-                    json!({ "shipment_id": shipment_id, "supplier_order_id": so.id, "carrier": s.shipment.carrier_code,
-                            "tracking_number": s.shipment.tracking_number, "raw_request_id": raw_id }),
-                )
-                .await?;
-                json!({ "supplier_order_id": so.id, "event": "shipped", "shipment_id": shipment_id })
+            let live = matches!(
+                current,
+                SoStatus::Pending | SoStatus::Submitted | SoStatus::Accepted | SoStatus::Shipped
+            );
+            if !live || order_status == OrderStatus::Cancelled.as_str() {
+                let detail = json!({ "carrier": s.shipment.carrier_code, "tracking_number": s.shipment.tracking_number,
+                                     "tracking_url": s.shipment.tracking_url, "lines": s.shipment.lines,
+                                     "order_status": order_status });
+                late(tx, supplier, &so, "shipped", current, raw_id, detail).await?
+            } else {
+                shipped(tx, &so, raw_id, external_id, &s.shipment).await?
             }
         }
     };
@@ -260,6 +262,201 @@ pub async fn apply_supplier_event(
         order_id: Some(so.order_id),
         summary,
     }))
+}
+
+/// A shipment of a live supplier order: stored once per tracking number, written back to the
+/// storefront, registered with the carriers, its clocks started.
+async fn shipped(
+    tx: &mut Tx,
+    so: &SupplierOrderRow,
+    raw_id: &str,
+    external_id: Option<&str>,
+    shipment: &Shipment,
+) -> anyhow::Result<serde_json::Value> {
+    let shipment_id = new_id("shp");
+    let inserted = sqlx::query(
+        "insert into shipments (id, order_id, supplier_order_id, carrier_code, tracking_number, tracking_url, shipped_at_ms, lines, status, created_at_ms) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, 'received', $9) on conflict (supplier_order_id, tracking_number) do nothing",
+    )
+    .bind(&shipment_id)
+    .bind(&so.order_id)
+    .bind(&so.id)
+    .bind(&shipment.carrier_code)
+    .bind(&shipment.tracking_number)
+    .bind(&shipment.tracking_url)
+    .bind(shipment.shipped_at)
+    .bind(serde_json::to_string(&shipment.lines)?)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        orders::record_event(
+            tx,
+            &so.order_id,
+            "shipment.received_again",
+            json!({ "tracking_number": shipment.tracking_number, "raw_request_id": raw_id }),
+        )
+        .await?;
+        return Ok(json!({ "supplier_order_id": so.id, "event": "shipped", "duplicate": true }));
+    }
+    status::transition(
+        tx,
+        &so.id,
+        SoStatus::Shipped,
+        status::Change {
+            external_id,
+            reason: None,
+        },
+    )
+    .await?;
+    orders::set_status(tx, &so.order_id, OrderStatus::Shipped, None)
+        .await?
+        .expected(&so.order_id, OrderStatus::Shipped);
+    let channel_connection_id: String =
+        sqlx::query_scalar("select connection_id from orders where id = $1")
+            .bind(&so.order_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    jobs::enqueue(
+        tx,
+        NewJob {
+            kind: JobKind::ChannelFulfill,
+            idempotency_key: format!("{shipment_id}.fulfill"),
+            subject_id: &shipment_id,
+            order_id: &so.order_id,
+            connection_id: &channel_connection_id,
+        },
+    )
+    .await?;
+    crate::tracking::enqueue_registrations(tx, &shipment_id, &so.order_id).await?;
+    let policy: crate::policy::AfterSalesPolicy = crate::policy::effective(tx, None).await?;
+    crate::aftersales::clocks::on_shipped(
+        tx,
+        &policy,
+        &shipment_id,
+        &so.order_id,
+        &shipment.carrier_code,
+        shipment.shipped_at,
+    )
+    .await?;
+    // A replacement or reship shipped: its case is done.
+    crate::aftersales::on_replacement_shipped(tx, &so.id).await?;
+    orders::record_event(
+        tx,
+        &so.order_id,
+        "shipment.received",
+        json!({ "shipment_id": shipment_id, "supplier_order_id": so.id, "carrier": shipment.carrier_code,
+                "tracking_number": shipment.tracking_number, "raw_request_id": raw_id }),
+    )
+    .await?;
+    Ok(json!({ "supplier_order_id": so.id, "event": "shipped", "shipment_id": shipment_id }))
+}
+
+/// A supplier acknowledged or shipped a supplier order that was failed over or cancelled (or
+/// whose order was cancelled): it is kept on the timeline, never applied as a state change, and
+/// a person is asked to look (a possible double shipment, or goods for a cancelled order).
+/// The replacement of a failed-over supplier order is held while it is not pushed yet.
+async fn late(
+    tx: &mut Tx,
+    supplier: &Connection,
+    so: &SupplierOrderRow,
+    what: &str,
+    found: SoStatus,
+    raw_id: &str,
+    mut detail: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    detail["supplier_order_id"] = json!(so.id);
+    detail["supplier"] = json!(supplier.name);
+    detail["supplier_order_status"] = json!(found.as_str());
+    detail["raw_request_id"] = json!(raw_id);
+    let failed_over = matches!(
+        found,
+        SoStatus::TimedOut | SoStatus::Undeliverable | SoStatus::Rejected
+    );
+    // A held replacement that ships: the supplier it replaced may ship too.
+    let double = failed_over || found == SoStatus::Held;
+    orders::record_event(
+        tx,
+        &so.order_id,
+        &format!("supplier_order.late_{what}"),
+        detail.clone(),
+    )
+    .await?;
+    if failed_over {
+        let held = hold_replacements(tx, so).await?;
+        detail["replacements_held"] = json!(held);
+    }
+    let (kind, title) = match (double, what) {
+        (true, _) => (
+            "possible_double_shipment",
+            format!(
+                "Supplier `{}` {what} an order that went to another supplier: make sure only one ships",
+                supplier.name
+            ),
+        ),
+        (false, "shipped") => (
+            "shipped_after_cancel",
+            format!(
+                "Supplier `{}` shipped a cancelled order: stop the parcel or have it sent back",
+                supplier.name
+            ),
+        ),
+        (false, _) => (
+            "accepted_after_cancel",
+            format!(
+                "Supplier `{}` acknowledged a cancelled order: make sure it does not ship",
+                supplier.name
+            ),
+        ),
+    };
+    tasks::open(
+        tx,
+        kind,
+        &format!("{}.late_{what}", so.id),
+        Some(&so.order_id),
+        None,
+        &title,
+        detail,
+    )
+    .await?;
+    Ok(json!({ "supplier_order_id": so.id, "event": what, "applied": false, "task": kind }))
+}
+
+/// Holds the supplier orders that took over `so`'s lines and are not pushed yet, with a
+/// `double_shipment` hold on the order: the operator releases it (they are pushed) or cancels.
+async fn hold_replacements(tx: &mut Tx, so: &SupplierOrderRow) -> anyhow::Result<Vec<String>> {
+    let replacements: Vec<String> = sqlx::query_scalar(
+        "select id from supplier_orders where replaces_id = $1 and status = 'pending' order by id",
+    )
+    .bind(&so.id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut held = Vec::new();
+    for id in replacements {
+        if status::transition(tx, &id, SoStatus::Held, status::Change::default())
+            .await?
+            .happened()
+        {
+            held.push(id);
+        }
+    }
+    if !held.is_empty() {
+        let policy = crate::policy::effective(tx, None).await?;
+        routing::holds::open(
+            tx,
+            &policy,
+            &so.order_id,
+            routing::HoldKind::DoubleShipment,
+            &format!(
+                "supplier order {} was failed over but its supplier went on with it: {} held",
+                so.id,
+                held.join(", ")
+            ),
+            "",
+        )
+        .await?;
+    }
+    Ok(held)
 }
 
 /// The supplier SKUs of a supplier order.
@@ -275,7 +472,6 @@ async fn lines_of(tx: &mut Tx, supplier_order_id: &str) -> sqlx::Result<Vec<Stri
 struct SupplierOrderRow {
     id: String,
     order_id: String,
-    status: String,
 }
 
 async fn supplier_order_of(
@@ -283,16 +479,17 @@ async fn supplier_order_of(
     supplier_connection_id: &str,
     r: &SupplierOrderRef,
 ) -> sqlx::Result<Option<SupplierOrderRow>> {
-    let row = sqlx::query("select id, order_id, status from supplier_orders where id = $1 and supplier_connection_id = $2")
-        .bind(&r.supplier_order_id)
-        .bind(supplier_connection_id)
-        .fetch_optional(&mut **tx)
-        .await?;
+    let row = sqlx::query(
+        "select id, order_id from supplier_orders where id = $1 and supplier_connection_id = $2",
+    )
+    .bind(&r.supplier_order_id)
+    .bind(supplier_connection_id)
+    .fetch_optional(&mut **tx)
+    .await?;
     row.map(|r| {
         Ok(SupplierOrderRow {
             id: r.try_get("id")?,
             order_id: r.try_get("order_id")?,
-            status: r.try_get("status")?,
         })
     })
     .transpose()

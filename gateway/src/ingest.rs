@@ -15,7 +15,7 @@ use crate::orders::{self, OrderStatus};
 use crate::plugins::LoadError;
 use crate::policy::{self, AfterSalesPolicy};
 use crate::shadow::{self, Parsed};
-use crate::{aftersales, routing, tracking};
+use crate::{aftersales, cancellation, routing, tracking};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -493,24 +493,32 @@ async fn apply_channel(
                 {
                     Some(order) => {
                         first_order_id.get_or_insert_with(|| order.id.clone());
-                        let detail = json!({ "raw_request_id": raw_id, "reason": cancel.reason, "cancelled_at_ms": cancel.cancelled_at });
-                        if order.status == OrderStatus::Shipped.as_str()
-                            || order.status == OrderStatus::Delivered.as_str()
-                        {
+                        let status = if order.status == OrderStatus::Cancelled.as_str() {
                             orders::record_event(
                                 &mut tx,
                                 &order.id,
-                                "order.cancelled_after_shipping",
-                                detail,
+                                "order.cancelled_again",
+                                json!({ "raw_request_id": raw_id }),
                             )
                             .await?;
+                            "cancelled"
                         } else {
-                            orders::set_status(&mut tx, &order.id, OrderStatus::Cancelled, None)
-                                .await?;
-                            orders::record_event(&mut tx, &order.id, "order.cancelled", detail)
-                                .await?;
-                        }
-                        applied.orders.push(json!({ "order_id": order.id, "external_id": cancel.external_id, "status": "cancelled" }));
+                            let done = cancellation::cancel_order(
+                                &mut tx,
+                                &order.id,
+                                cancellation::By::Storefront {
+                                    raw_request_id: raw_id,
+                                },
+                                cancel.reason.as_deref(),
+                            )
+                            .await?;
+                            if done.cancelled {
+                                "cancelled"
+                            } else {
+                                "cancelled_after_shipping"
+                            }
+                        };
+                        applied.orders.push(json!({ "order_id": order.id, "external_id": cancel.external_id, "status": status }));
                     }
                     None => applied.orders.push(
                         json!({ "external_id": cancel.external_id, "status": "unknown_order" }),

@@ -236,17 +236,48 @@ pub fn next_delay(
     Some(retry_after.map_or(jittered, |ra| ra.max(jittered)))
 }
 
-/// Records an attempt and moves the job on. Only the worker holding the lease may do so: a
-/// worker whose lease ran out (and whose job was taken over) changes nothing.
+/// What an attempt did: how it ended, and the transaction holding what it changed (a supplier
+/// order moved, a job enqueued), which commits with the job's completion or not at all.
+pub struct Attempt {
+    pub outcome: Outcome,
+    pub effects: Option<Tx>,
+}
+
+impl From<Outcome> for Attempt {
+    fn from(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            effects: None,
+        }
+    }
+}
+
+impl Attempt {
+    /// Succeeded, with these effects.
+    pub fn done(effects: Tx) -> Self {
+        Self {
+            outcome: Outcome::Succeeded,
+            effects: Some(effects),
+        }
+    }
+}
+
+/// Records an attempt and moves the job on, in the transaction of the attempt's effects (or a
+/// new one), which it returns uncommitted with the job's disposition: what a dead job sets off
+/// is written in it too, and all of it commits at once. Only the worker still holding the
+/// lease may do so: when another worker took the job over (the lease ran out), everything is
+/// rolled back, the attempt is logged as `lease_lost`, and `None` is returned.
 pub async fn finish(
     db: &Db,
     settings: &JobSettings,
     job: &ClaimedJob,
     worker: &str,
     started_at_ms: i64,
-    outcome: &Outcome,
+    attempt: Attempt,
     plugin_version: Option<&str>,
-) -> anyhow::Result<Disposition> {
+) -> anyhow::Result<Option<(Disposition, Tx)>> {
+    let Attempt { outcome, effects } = attempt;
+    let outcome = &outcome;
     let now = now_ms();
     let disposition = match outcome {
         Outcome::Succeeded => Disposition::Done,
@@ -270,7 +301,10 @@ pub async fn finish(
             (Some(kind.as_str()), Some(error.as_str()))
         }
     };
-    let mut tx = db.begin().await?;
+    let mut tx = match effects {
+        Some(tx) => tx,
+        None => db.begin().await?,
+    };
     let updated = sqlx::query(
         "update jobs set status = $1, run_at_ms = $2, last_error = $3, locked_by = null, locked_until_ms = null, updated_at_ms = $4 \
          where id = $5 and locked_by = $6 and status = 'running'",
@@ -283,8 +317,11 @@ pub async fn finish(
     .bind(worker)
     .execute(&mut *tx)
     .await?;
-    if updated.rows_affected() == 0 {
-        tracing::warn!(job_id = %job.id, "job was taken over by another worker; attempt not recorded as final");
+    let held = updated.rows_affected() == 1;
+    if !held {
+        tx.rollback().await?;
+        tracing::warn!(job_id = %job.id, "job was taken over by another worker: this attempt's effects are rolled back");
+        tx = db.begin().await?;
     }
     sqlx::query(
         "insert into job_attempts (id, job_id, attempt, worker, started_at_ms, finished_at_ms, outcome, error_kind, error, plugin_version) \
@@ -297,6 +334,7 @@ pub async fn finish(
     .bind(started_at_ms)
     .bind(now)
     .bind(match disposition {
+        _ if !held => "lease_lost",
         Disposition::Done => "succeeded",
         Disposition::RetryAt(_) => "retry",
         Disposition::Dead => "dead",
@@ -306,8 +344,11 @@ pub async fn finish(
     .bind(plugin_version)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
-    Ok(disposition)
+    if !held {
+        tx.commit().await?;
+        return Ok(None);
+    }
+    Ok(Some((disposition, tx)))
 }
 
 /// A job as the admin API shows it.

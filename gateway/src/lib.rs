@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod aftersales;
 pub mod app;
+pub mod cancellation;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -29,6 +30,7 @@ pub mod replay;
 pub mod routing;
 pub mod secrets;
 pub mod shadow;
+pub mod tasks;
 pub mod telemetry;
 pub mod tracking;
 

@@ -22,6 +22,14 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    pub const ALL: [OrderStatus; 5] = [
+        Self::Routed,
+        Self::OnHold,
+        Self::Shipped,
+        Self::Delivered,
+        Self::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Routed => "routed",
@@ -29,6 +37,49 @@ impl OrderStatus {
             Self::Shipped => "shipped",
             Self::Delivered => "delivered",
             Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The statuses an order may move to `self` from: the whole transition table. Nothing
+    /// leaves `cancelled` (no cancelled order ships) nor `delivered`.
+    pub fn allowed_from(self) -> &'static [OrderStatus] {
+        use OrderStatus::*;
+        match self {
+            Routed => &[Routed, OnHold],
+            // A job that dies after shipping (a write-back) holds the order for the operator.
+            OnHold => &[Routed, OnHold, Shipped],
+            Shipped => &[Routed, OnHold, Shipped],
+            Delivered => &[Shipped, OnHold, Delivered],
+            // A shipped order is cancelled when its parcels were intercepted (after-sales).
+            Cancelled => &[Routed, OnHold, Shipped],
+        }
+    }
+}
+
+/// What [`set_status`] did: an order whose status was not one the move is allowed from (a
+/// cancelled order a supplier says it shipped) is left as it is, and the caller says so.
+#[must_use = "a status move may be refused: handle the order's actual status"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moved {
+    Yes,
+    /// Not moved: the order is in this status (none when it does not exist).
+    No(Option<OrderStatus>),
+}
+
+impl Moved {
+    pub fn happened(self) -> bool {
+        self == Moved::Yes
+    }
+
+    /// For a move the caller's own checks make certain: a refusal is logged (it means another
+    /// path won a race the caller did not foresee) and the order is left as it is.
+    pub fn expected(self, order_id: &str, to: OrderStatus) {
+        if let Moved::No(found) = self {
+            tracing::warn!(order_id, to = to.as_str(), found = ?found, "order status not moved: refused by the transition table");
         }
     }
 }
@@ -137,21 +188,47 @@ pub async fn find_by_external_id(
     row.as_ref().map(from_row).transpose()
 }
 
+/// Moves an order to `status` (with its hold reason) if the table allows it from the status it
+/// is in: a compare-and-set, never an overwrite of what another path wrote meanwhile.
 pub async fn set_status(
     tx: &mut Tx,
     order_id: &str,
     status: OrderStatus,
     hold_reason: Option<&str>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "update orders set status = $1, hold_reason = $2, updated_at_ms = $3 where id = $4",
-    )
+) -> sqlx::Result<Moved> {
+    let from = status
+        .allowed_from()
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let updated = sqlx::query(AssertSqlSafe(format!(
+        "update orders set status = $1, hold_reason = $2, updated_at_ms = $3 where id = $4 and status in ({from})"
+    )))
     .bind(status.as_str())
     .bind(hold_reason)
     .bind(now_ms())
     .bind(order_id)
     .execute(&mut **tx)
     .await?;
+    if updated.rows_affected() == 1 {
+        return Ok(Moved::Yes);
+    }
+    let current: Option<String> = sqlx::query_scalar("select status from orders where id = $1")
+        .bind(order_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(Moved::No(current.as_deref().and_then(OrderStatus::parse)))
+}
+
+/// Serializes what happens to one order until the transaction ends (a cancellation, a
+/// supplier's late shipment, after-sales): on PostgreSQL the second waits for the row and then
+/// reads what the first wrote; on SQLite the write takes the database's write lock at once.
+pub async fn lock(tx: &mut Tx, order_id: &str) -> sqlx::Result<()> {
+    sqlx::query("update orders set id = id where id = $1")
+        .bind(order_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -236,4 +313,28 @@ pub async fn events(conn: &mut Conn, order_id: &str) -> anyhow::Result<Vec<Event
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_leaves_cancelled_or_delivered() {
+        for to in OrderStatus::ALL {
+            assert!(
+                !to.allowed_from().contains(&OrderStatus::Cancelled),
+                "cancelled → {to:?}"
+            );
+            if to != OrderStatus::Delivered {
+                assert!(
+                    !to.allowed_from().contains(&OrderStatus::Delivered),
+                    "delivered → {to:?}"
+                );
+            }
+        }
+        for s in OrderStatus::ALL {
+            assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
+        }
+    }
 }

@@ -14,9 +14,11 @@ pub mod customs;
 pub mod decide;
 pub mod holds;
 pub mod offers;
+pub mod status;
 
 pub use decide::{Decision, LineToRoute, Outcome, Planned};
 pub use offers::{Offer, Product};
+pub use status::SoStatus;
 
 use crate::app::AppState;
 use crate::connections;
@@ -52,10 +54,13 @@ pub enum HoldKind {
     Customs,
     /// The order has no line to ship.
     Incomplete,
+    /// A supplier went on with an order after it was failed over: its replacement waits until
+    /// the operator makes sure only one ships.
+    DoubleShipment,
 }
 
 impl HoldKind {
-    pub const ALL: [HoldKind; 7] = [
+    pub const ALL: [HoldKind; 8] = [
         Self::StockOut,
         Self::Address,
         Self::Value,
@@ -63,6 +68,7 @@ impl HoldKind {
         Self::Note,
         Self::Customs,
         Self::Incomplete,
+        Self::DoubleShipment,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +80,7 @@ impl HoldKind {
             Self::Note => "note",
             Self::Customs => "customs",
             Self::Incomplete => "incomplete",
+            Self::DoubleShipment => "double_shipment",
         }
     }
 
@@ -109,8 +116,9 @@ impl Trigger {
     }
 }
 
-/// Supplier order statuses whose lines are taken (not to be routed again).
-pub const ACTIVE: &str = "'pending', 'submitted', 'accepted', 'shipped'";
+/// Supplier order statuses whose lines are taken (not to be routed again): [`SoStatus::is_live`].
+pub const ACTIVE: &str =
+    "'pending', 'held', 'submitted', 'accepted', 'shipped', 'cancel_requested'";
 /// Supplier order statuses of a supplier that failed its lines: the pair is not tried again.
 pub const FAILED: &str = "'rejected', 'timed_out', 'undeliverable'";
 
@@ -410,11 +418,12 @@ async fn apply(
             }
             if waiting.is_empty() {
                 holds::close_stock_out(tx, order_id).await?;
+                // A reship leaves a shipped order shipped (the table refuses to move it back).
                 if !planned.is_empty() {
-                    orders::set_status(tx, order_id, OrderStatus::Routed, None).await?;
+                    let _ = orders::set_status(tx, order_id, OrderStatus::Routed, None).await?;
                 }
             } else {
-                orders::set_status(
+                let _ = orders::set_status(
                     tx,
                     order_id,
                     OrderStatus::Routed,
@@ -442,18 +451,25 @@ async fn apply(
 }
 
 /// Hands the lines of a failed supplier order to the next offers, inside the caller's
-/// transaction. `status` says how it failed (`rejected`, `timed_out`, `undeliverable`); the
-/// supplier is not tried again for those lines. Nothing happens to a supplier order that is no
-/// longer active (a late callback, a second deadline).
+/// transaction. `status` says how it failed (`Rejected`, `TimedOut`, `Undeliverable`); the
+/// supplier is not tried again for those lines. The move is a compare-and-set: a supplier order
+/// that is no longer in a status `status` may follow (acknowledged meanwhile, failed over by a
+/// second deadline, cancelled) is left alone and `None` returned. A supplier that may have the
+/// order (it was pushed, or its push may have reached it before failing for good) is asked to
+/// cancel it, so that it does not ship what the next offer ships.
 pub async fn fail_over(
     tx: &mut Tx,
     supplier_order_id: &str,
-    status: &str,
+    status: SoStatus,
     reason: &str,
 ) -> anyhow::Result<Option<Decision>> {
+    debug_assert!(matches!(
+        status,
+        SoStatus::Rejected | SoStatus::TimedOut | SoStatus::Undeliverable
+    ));
     let row = sqlx::query(
-        "select s.order_id, s.status, c.name as supplier from supplier_orders s join connections c on c.id = s.supplier_connection_id \
-         where s.id = $1 and s.status in ('pending', 'submitted', 'accepted')",
+        "select s.order_id, s.status, s.supplier_connection_id, c.name as supplier from supplier_orders s \
+         join connections c on c.id = s.supplier_connection_id where s.id = $1",
     )
     .bind(supplier_order_id)
     .fetch_optional(&mut **tx)
@@ -463,14 +479,48 @@ pub async fn fail_over(
     };
     let order_id: String = row.try_get("order_id")?;
     let supplier: String = row.try_get("supplier")?;
-    set_supplier_order_status(tx, supplier_order_id, status, None, Some(reason)).await?;
+    let supplier_connection_id: String = row.try_get("supplier_connection_id")?;
+    // Serializes with a cancellation of the order and with the supplier's callbacks.
+    orders::lock(tx, &order_id).await?;
+    let change = status::Change {
+        external_id: None,
+        reason: Some(reason),
+    };
+    if !status::transition(tx, supplier_order_id, status, change)
+        .await?
+        .happened()
+    {
+        return Ok(None);
+    }
     orders::record_event(
         tx,
         &order_id,
         "supplier_order.failed_over",
-        json!({ "supplier_order_id": supplier_order_id, "supplier": supplier, "status": status, "reason": reason }),
+        json!({ "supplier_order_id": supplier_order_id, "supplier": supplier, "status": status.as_str(), "reason": reason }),
     )
     .await?;
+    // A supplier that refused the order does not have it; any other may.
+    if status != SoStatus::Rejected
+        && jobs::enqueue(
+            tx,
+            NewJob {
+                kind: JobKind::SupplierCancel,
+                idempotency_key: format!("{supplier_order_id}.cancel.failed_over"),
+                subject_id: supplier_order_id,
+                order_id: &order_id,
+                connection_id: &supplier_connection_id,
+            },
+        )
+        .await?
+    {
+        orders::record_event(
+            tx,
+            &order_id,
+            "supplier_order.cancel_requested",
+            json!({ "supplier_order_id": supplier_order_id, "supplier": supplier, "why": "failed_over" }),
+        )
+        .await?;
+    }
     let order = orders::get_in(tx, &order_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("order {order_id} of a supplier order is missing"))?;
@@ -538,7 +588,18 @@ pub async fn revive(tx: &mut Tx, supplier_order_id: &str) -> anyhow::Result<Revi
     if !taken.is_empty() {
         return Ok(Revival::LinesTaken(taken));
     }
-    set_supplier_order_status(tx, supplier_order_id, "pending", None, None).await?;
+    if !status::transition_from(
+        tx,
+        supplier_order_id,
+        &[SoStatus::Undeliverable],
+        SoStatus::Pending,
+        status::Change::default(),
+    )
+    .await?
+    .happened()
+    {
+        return Ok(Revival::NotFailedOver);
+    }
     orders::record_event(
         tx,
         &order_id,
@@ -567,7 +628,9 @@ pub async fn revive(tx: &mut Tx, supplier_order_id: &str) -> anyhow::Result<Revi
     .collect();
     if lines.is_subset(&covered) {
         holds::close_stock_out(tx, &order_id).await?;
-        orders::set_status(tx, &order_id, OrderStatus::Routed, None).await?;
+        orders::set_status(tx, &order_id, OrderStatus::Routed, None)
+            .await?
+            .expected(&order_id, OrderStatus::Routed);
     }
     Ok(Revival::Revived)
 }
@@ -681,27 +744,6 @@ pub async fn supplier_orders_of(
     order_id: &str,
 ) -> anyhow::Result<Vec<SupplierOrderView>> {
     load_supplier_orders(conn, "order_id = $1", order_id).await
-}
-
-pub async fn set_supplier_order_status(
-    tx: &mut Tx,
-    id: &str,
-    status: &str,
-    external_id: Option<&str>,
-    reason: Option<&str>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "update supplier_orders set status = $1, external_id = coalesce($2, external_id), reason = coalesce($3, reason), updated_at_ms = $4 \
-         where id = $5",
-    )
-    .bind(status)
-    .bind(external_id)
-    .bind(reason)
-    .bind(now_ms())
-    .bind(id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// The routing decisions of an order, oldest first.

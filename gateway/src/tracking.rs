@@ -374,13 +374,16 @@ async fn on_detail(
 async fn mark_delivered_when_complete(tx: &mut Tx, order_id: &str) -> anyhow::Result<()> {
     let pending: i64 = sqlx::query_scalar(
         "select (select count(*) from shipments where order_id = $1 and (tracking_status is null or tracking_status <> 'delivered')) \
-              + (select count(*) from supplier_orders where order_id = $1 and status in ('pending', 'submitted', 'accepted'))",
+              + (select count(*) from supplier_orders where order_id = $1 and status in ('pending', 'held', 'submitted', 'accepted'))",
     )
     .bind(order_id)
     .fetch_one(&mut **tx)
     .await?;
-    if pending == 0 {
-        orders::set_status(tx, order_id, OrderStatus::Delivered, None).await?;
+    if pending == 0
+        && orders::set_status(tx, order_id, OrderStatus::Delivered, None)
+            .await?
+            .happened()
+    {
         orders::record_event(tx, order_id, "order.delivered", json!({})).await?;
     }
     Ok(())

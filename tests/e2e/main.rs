@@ -7,6 +7,7 @@ mod aftersales;
 mod devkit;
 mod fakes;
 mod helpers;
+mod integrity;
 mod plugins;
 mod polling;
 mod routing;
@@ -438,11 +439,16 @@ async fn retry_after_is_honoured() {
     );
     wait_for_pushes(&w.supplier, 2).await;
     let order = only_order(&w.app).await;
-    let detail = w.app.order(order["id"].as_str().unwrap()).await;
-    let log = submit_job(&detail)["attempt_log"]
-        .as_array()
-        .unwrap()
-        .clone();
+    // The second attempt is recorded once its push is answered.
+    let log = eventually("two attempts recorded", WAIT, || async {
+        let detail = w.app.order(order["id"].as_str().unwrap()).await;
+        let log = submit_job(&detail)["attempt_log"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        (log.len() == 2).then_some(log)
+    })
+    .await;
     let gap =
         log[1]["started_at_ms"].as_i64().unwrap() - log[0]["finished_at_ms"].as_i64().unwrap();
     // The schedule says 200 ms; the supplier said 2 s.
@@ -533,7 +539,7 @@ async fn a_push_that_keeps_failing_is_dead_lettered_then_retried_by_the_operator
     .await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["attempts"], 4);
-    assert_eq!(w.supplier.received().len(), 4);
+    assert_eq!(w.supplier.received_of("order.created").len(), 4);
     // The hold is recorded just after the job is marked dead.
     let order = eventually("the order on hold", WAIT, || async {
         let order = only_order(&w.app).await;
@@ -549,6 +555,23 @@ async fn a_push_that_keeps_failing_is_dead_lettered_then_retried_by_the_operator
     );
     let detail = w.app.order(order["id"].as_str().unwrap()).await;
     assert_eq!(detail["supplier_orders"][0]["status"], "undeliverable");
+    // A push that may have reached the supplier before failing for good is cancelled there;
+    // the supplier cannot be reached for that either, and a task says so (the order is not
+    // held a second time for it).
+    let task = eventually("a task for the undelivered cancellation", WAIT, || async {
+        let t = w
+            .app
+            .get_json("/api/v1/tasks?kind=cancel_undelivered")
+            .await;
+        let tasks = t["tasks"].as_array().cloned().unwrap_or_default();
+        (!tasks.is_empty()).then_some(tasks)
+    })
+    .await;
+    assert_eq!(
+        task[0]["detail"]["supplier_order_id"],
+        detail["supplier_orders"][0]["id"]
+    );
+    assert_eq!(w.supplier.received_of("order.cancel_requested").len(), 4);
 
     w.supplier.always_fail(None);
     let job_id = dead[0]["id"].as_str().unwrap();
@@ -560,7 +583,10 @@ async fn a_push_that_keeps_failing_is_dead_lettered_then_retried_by_the_operator
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    wait_for_pushes(&w.supplier, 5).await;
+    eventually("the fifth push", WAIT, || async {
+        (w.supplier.received_of("order.created").len() == 5).then_some(())
+    })
+    .await;
     let job = eventually("the retried job done", WAIT, || async {
         let j = w.app.get_json(&format!("/api/v1/jobs/{job_id}")).await;
         (j["status"] == "succeeded").then_some(j)

@@ -12,14 +12,14 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// A gateway with the Shopify connection and supplier connections named `sup-a`, `sup-b`...,
 /// each a fake supplier; no offers.
-struct Suppliers {
-    app: TestApp,
-    shopify: FakeShopify,
+pub(crate) struct Suppliers {
+    pub(crate) app: TestApp,
+    pub(crate) shopify: FakeShopify,
     fakes: Vec<(String, FakeSupplier)>,
 }
 
 impl Suppliers {
-    async fn start(names: &[&str]) -> Self {
+    pub(crate) async fn start(names: &[&str]) -> Self {
         let shopify = FakeShopify::start(SHOPIFY_TOKEN).await;
         let app = TestApp::spawn_with(TestDb::new().await, |_| {}).await;
         let r = app
@@ -55,11 +55,11 @@ impl Suppliers {
         }
     }
 
-    fn supplier(&self, name: &str) -> &FakeSupplier {
+    pub(crate) fn supplier(&self, name: &str) -> &FakeSupplier {
         &self.fakes.iter().find(|(n, _)| n == name).unwrap().1
     }
 
-    async fn offer(&self, sku: &str, supplier: &str, extra: Value) {
+    pub(crate) async fn offer(&self, sku: &str, supplier: &str, extra: Value) {
         let mut body = json!({ "channel": SHOP_CONNECTION, "storefront_sku": sku, "supplier": supplier,
                                "supplier_sku": format!("{supplier}-{sku}") });
         for (k, v) in extra.as_object().unwrap() {
@@ -70,7 +70,7 @@ impl Suppliers {
     }
 
     /// Sends the published sample order with its two lines as `skus`.
-    async fn order(
+    pub(crate) async fn order(
         &self,
         webhook_id: &str,
         skus: [&str; 2],
@@ -94,7 +94,7 @@ impl Suppliers {
             .to_string()
     }
 
-    async fn pushes(&self, supplier: &str, n: usize) -> Vec<ReceivedPush> {
+    pub(crate) async fn pushes(&self, supplier: &str, n: usize) -> Vec<ReceivedPush> {
         let fake = self.supplier(supplier);
         eventually(&format!("{n} push(es) to {supplier}"), WAIT, || async {
             let r = fake.received();
@@ -103,7 +103,12 @@ impl Suppliers {
         .await
     }
 
-    async fn call_back(&self, supplier: &str, id: &str, message: Value) -> reqwest::Response {
+    pub(crate) async fn call_back(
+        &self,
+        supplier: &str,
+        id: &str,
+        message: Value,
+    ) -> reqwest::Response {
         self.supplier(supplier)
             .call_back(&self.app.url(&format!("/hooks/{supplier}")), id, &message)
             .await
@@ -111,7 +116,7 @@ impl Suppliers {
 }
 
 /// The line ids and supplier SKUs of a push.
-fn pushed_lines(push: &ReceivedPush) -> Vec<(String, String)> {
+pub(crate) fn pushed_lines(push: &ReceivedPush) -> Vec<(String, String)> {
     let mut lines: Vec<(String, String)> = push.body["data"]["lines"]
         .as_array()
         .unwrap()
@@ -127,7 +132,7 @@ fn pushed_lines(push: &ReceivedPush) -> Vec<(String, String)> {
     lines
 }
 
-fn kinds(detail: &Value) -> Vec<String> {
+pub(crate) fn kinds(detail: &Value) -> Vec<String> {
     detail["timeline"]
         .as_array()
         .unwrap()
@@ -136,8 +141,8 @@ fn kinds(detail: &Value) -> Vec<String> {
         .collect()
 }
 
-const LINE_0: &str = "866550311766439020";
-const LINE_1: &str = "141249953214522974";
+pub(crate) const LINE_0: &str = "866550311766439020";
+pub(crate) const LINE_1: &str = "141249953214522974";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_no_supplier_can_ship_alone_is_split_with_declared_values() {
@@ -334,7 +339,7 @@ async fn a_supplier_that_does_not_acknowledge_in_time_or_cannot_be_reached_loses
     let down_order = w.order("wh-down", ["SKU-C", "SKU-D"], |_| {}).await;
     let spare = w.pushes("spare", 2).await;
     assert_eq!(
-        w.supplier("down").received().len(),
+        w.supplier("down").received_of("order.created").len(),
         4,
         "one attempt and three retries"
     );
@@ -372,7 +377,7 @@ async fn a_supplier_that_does_not_acknowledge_in_time_or_cannot_be_reached_loses
     let after = w.app.get_json("/api/v1/jobs?status=dead").await;
     assert_eq!(after["jobs"].as_array().unwrap().len(), 1, "still dead");
     assert_eq!(
-        w.supplier("down").received().len(),
+        w.supplier("down").received_of("order.created").len(),
         4,
         "nothing pushed again"
     );

@@ -2,15 +2,14 @@
 //! A clock is a job due when its time runs out (so it survives restarts and runs once however
 //! many gateway processes share the database); when it runs it checks whether what it watches
 //! happened, and opens a task when not. Events open tasks too (a parcel at the destination's
-//! customs). The refund queue is swept at the policy's times of day, shop time. This module
-//! owns the `tasks` table.
+//! customs). The refund queue is swept at the policy's times of day, shop time. The queue
+//! itself is `crate::tasks`.
 
 use super::CaseKind;
 use crate::app::AppState;
-use crate::db::{Tx, ms, new_id, now_ms};
+use crate::db::{Tx, ms, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
-use crate::orders;
 use crate::policy::AfterSalesPolicy;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -196,46 +195,7 @@ pub async fn on_case_opened(
     Ok(())
 }
 
-/// Opens a task, once per `dedupe_key`. Returns whether it is new.
-pub async fn open_task(
-    tx: &mut Tx,
-    kind: &str,
-    dedupe_key: &str,
-    order_id: Option<&str>,
-    case_id: Option<&str>,
-    title: &str,
-    detail: Value,
-) -> sqlx::Result<bool> {
-    let now = now_ms();
-    let r = sqlx::query(
-        "insert into tasks (id, kind, order_id, case_id, title, detail, status, due_at_ms, created_at_ms, dedupe_key) \
-         values ($1, $2, $3, $4, $5, $6, 'open', $7, $7, $8) on conflict (dedupe_key) do nothing",
-    )
-    .bind(new_id("tsk"))
-    .bind(kind)
-    .bind(order_id)
-    .bind(case_id)
-    .bind(title)
-    .bind(detail.to_string())
-    .bind(now)
-    .bind(dedupe_key)
-    .execute(&mut **tx)
-    .await?;
-    let new = r.rows_affected() == 1;
-    if new {
-        if let Some(order_id) = order_id {
-            orders::record_event(
-                tx,
-                order_id,
-                "task.opened",
-                json!({ "kind": kind, "title": title, "case_id": case_id }),
-            )
-            .await?;
-        }
-        tracing::warn!(kind, title, order_id, "task opened");
-    }
-    Ok(new)
-}
+pub use crate::tasks::open as open_task;
 
 /// A clock's job: what it watches happened, or a task is opened.
 pub async fn run(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
@@ -450,29 +410,13 @@ pub struct TaskQuery {
 }
 
 async fn list(State(state): State<AppState>, Query(q): Query<TaskQuery>) -> ApiResult<Json<Value>> {
-    let rows = sqlx::query(
-        "select id, kind, order_id, case_id, title, detail, status, due_at_ms, created_at_ms, done_at_ms, done_by from tasks \
-         where ($1 = 'all' or status = $1) and ($2 = '' or order_id = $2) and ($3 = '' or kind = $3) order by created_at_ms, id limit 500",
+    let tasks = crate::tasks::list(
+        &state.db,
+        q.status.as_deref().unwrap_or("open"),
+        q.order_id.as_deref().unwrap_or(""),
+        q.kind.as_deref().unwrap_or(""),
     )
-    .bind(q.status.as_deref().unwrap_or("open"))
-    .bind(q.order_id.as_deref().unwrap_or(""))
-    .bind(q.kind.as_deref().unwrap_or(""))
-    .fetch_all(&state.db.pool)
     .await?;
-    let tasks: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            Ok(json!({
-                "id": r.try_get::<String, _>("id")?, "kind": r.try_get::<String, _>("kind")?,
-                "order_id": r.try_get::<Option<String>, _>("order_id")?, "case_id": r.try_get::<Option<String>, _>("case_id")?,
-                "title": r.try_get::<String, _>("title")?,
-                "detail": serde_json::from_str::<Value>(&r.try_get::<String, _>("detail")?).unwrap_or(Value::Null),
-                "status": r.try_get::<String, _>("status")?, "due_at_ms": r.try_get::<i64, _>("due_at_ms")?,
-                "created_at_ms": r.try_get::<i64, _>("created_at_ms")?, "done_at_ms": r.try_get::<Option<i64>, _>("done_at_ms")?,
-                "done_by": r.try_get::<Option<String>, _>("done_by")?,
-            }))
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
     Ok(Json(json!({ "tasks": tasks })))
 }
 
@@ -482,13 +426,7 @@ async fn done(
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     let by = crate::admin::operator(&headers);
-    let r = sqlx::query("update tasks set status = 'done', done_at_ms = $1, done_by = $2 where id = $3 and status = 'open'")
-        .bind(now_ms())
-        .bind(&by)
-        .bind(&id)
-        .execute(&state.db.pool)
-        .await?;
-    if r.rows_affected() == 0 {
+    if !crate::tasks::done(&state.db, &id, &by).await? {
         return Err(ApiError::NotFound(format!("no open task `{id}`")));
     }
     Ok(StatusCode::NO_CONTENT)

@@ -129,14 +129,35 @@ pub async fn run_return_decision(state: &AppState, job: &ClaimedJob) -> anyhow::
     }
 }
 
-/// The `supplier.cancel` job: asks the supplier to cancel (or stop) a supplier order.
+/// The `supplier.cancel` job: asks the supplier to cancel (or stop) a supplier order, because
+/// its order was cancelled, or because its lines went to another supplier (a fail-over).
 pub async fn run_cancel(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     let Some(so) = routing::supplier_order(&state.db, &job.subject_id).await? else {
         return Ok(missing(&job.subject_id));
     };
-    if so.status == "cancelled" {
+    let status = SoStatus::parse(&so.status);
+    // Cancelled already, or live again since (an operator revived a dead push): nothing to ask.
+    if matches!(
+        status,
+        Some(
+            SoStatus::Cancelled
+                | SoStatus::Pending
+                | SoStatus::Held
+                | SoStatus::Submitted
+                | SoStatus::Accepted
+        )
+    ) {
         return Ok(Outcome::Succeeded);
     }
+    let reason = match status {
+        Some(SoStatus::TimedOut) => {
+            "the order was not acknowledged in time and went to another supplier: do not ship it"
+        }
+        Some(SoStatus::Undeliverable) => {
+            "the order could not be delivered to you and went to another supplier: do not ship it"
+        }
+        _ => "the order was cancelled: do not ship it",
+    };
     let (_, plugin, ctx) = match callee(state, &so.supplier_connection_id).await? {
         Ok(c) => c,
         Err(outcome) => return Ok(outcome),
@@ -147,12 +168,12 @@ pub async fn run_cancel(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Ou
             external_id: so.external_id.clone(),
         },
         idempotency_key: job.idempotency_key.clone(),
-        reason: Some("the customer cancelled the order".into()),
+        reason: Some(reason.into()),
     };
     match plugin.cancel_order(ctx, &request).await {
-        Ok(status) => {
+        Ok(answer) => {
             let mut tx = state.db.begin().await?;
-            match status {
+            match answer {
                 SupplierOrderStatus::CancellationAccepted | SupplierOrderStatus::Closed => {
                     on_cancellation(&mut tx, &so.id, true, None).await?;
                 }
@@ -165,16 +186,8 @@ pub async fn run_cancel(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Ou
                     )
                     .await?;
                 }
-                _ => {
-                    routing::set_supplier_order_status(
-                        &mut tx,
-                        &so.id,
-                        "cancel_requested",
-                        None,
-                        None,
-                    )
-                    .await?;
-                }
+                // Pending at the supplier's: its `cancelled` event answers later.
+                _ => {}
             }
             tx.commit().await?;
             Ok(Outcome::Succeeded)

@@ -176,15 +176,22 @@ pub async fn on_cancellation(
     let Some(order_id) = order_id else {
         return Ok(json!({ "supplier_order_id": supplier_order_id, "event": "unknown" }));
     };
+    orders::lock(tx, &order_id).await?;
     if accepted {
-        routing::set_supplier_order_status(
+        // A failed-over supplier order keeps its status (its lines went elsewhere): the
+        // supplier's confirmation is on the timeline.
+        let _ = routing::status::transition(
             tx,
             supplier_order_id,
-            "cancelled",
-            None,
-            reason.or(Some("cancelled at the supplier's")),
+            SoStatus::Cancelled,
+            routing::status::Change {
+                external_id: None,
+                reason: reason.or(Some("cancelled at the supplier's")),
+            },
         )
         .await?;
+    } else {
+        refused_cancellation(tx, &order_id, supplier_order_id, reason).await?;
     }
     orders::record_event(
         tx,
@@ -215,7 +222,7 @@ pub async fn on_cancellation(
             .map_err(anyhow_of)?;
         } else {
             let left: i64 = sqlx::query_scalar(
-                "select count(*) from supplier_orders where order_id = $1 and status in ('submitted', 'accepted', 'shipped')",
+                "select count(*) from supplier_orders where order_id = $1 and status in ('submitted', 'accepted', 'shipped', 'cancel_requested')",
             )
             .bind(&order_id)
             .fetch_one(&mut **tx)
@@ -235,6 +242,49 @@ pub async fn on_cancellation(
     Ok(
         json!({ "supplier_order_id": supplier_order_id, "event": if accepted { "cancelled" } else { "cancel_refused" } }),
     )
+}
+
+/// A supplier could not cancel: an order that stays cancelled (the storefront's or the
+/// operator's cancellation, a fail-over) will have goods shipped that nobody is to ship, and a
+/// person has to stop them; otherwise (an after-sales cancel case, which fails) the supplier
+/// order goes on as acknowledged.
+async fn refused_cancellation(
+    tx: &mut Tx,
+    order_id: &str,
+    supplier_order_id: &str,
+    reason: Option<&str>,
+) -> anyhow::Result<()> {
+    let current = routing::status::current(tx, supplier_order_id).await?;
+    let order_status: Option<String> =
+        sqlx::query_scalar("select status from orders where id = $1")
+            .bind(order_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let order_cancelled = order_status.as_deref() == Some(OrderStatus::Cancelled.as_str());
+    let lost_its_lines = current.is_some_and(|s| !s.is_live());
+    if order_cancelled || lost_its_lines {
+        crate::tasks::open(
+            tx,
+            "cancel_refused",
+            &format!("{supplier_order_id}.cancel_refused"),
+            Some(order_id),
+            None,
+            "A supplier could not cancel an order it should not ship: stop the parcel or have it sent back",
+            json!({ "supplier_order_id": supplier_order_id, "reason": reason, "order_cancelled": order_cancelled,
+                    "supplier_order_status": current.map(SoStatus::as_str) }),
+        )
+        .await?;
+    } else if current == Some(SoStatus::CancelRequested) {
+        routing::status::transition_from(
+            tx,
+            supplier_order_id,
+            &[SoStatus::CancelRequested],
+            SoStatus::Accepted,
+            routing::status::Change::default(),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 pub(super) fn anyhow_of(e: CaseError) -> anyhow::Error {

@@ -75,7 +75,9 @@ pub async fn open(
             id
         }
     };
-    orders::set_status(tx, order_id, OrderStatus::OnHold, Some(reason)).await?;
+    orders::set_status(tx, order_id, OrderStatus::OnHold, Some(reason))
+        .await?
+        .expected(order_id, OrderStatus::OnHold);
     orders::record_event(
         tx,
         order_id,
@@ -274,12 +276,53 @@ async fn release(
         json!({ "hold_id": id, "kind": hold.kind, "by": by, "note": note }),
     )
     .await?;
+    if hold.kind == HoldKind::DoubleShipment.as_str() {
+        release_held(&mut tx, &order).await?;
+    }
     let decision = reroute(&mut tx, &order, Trigger::Release, false).await?;
     tx.commit().await?;
     state.wake_workers();
     Ok(Json(
         json!({ "hold_id": id, "status": "released", "decision": decision }),
     ))
+}
+
+/// The held supplier orders of an order go out: each is pending again with a push of its own
+/// (its first push job found it held and sent nothing).
+async fn release_held(tx: &mut Tx, order: &StoredOrder) -> anyhow::Result<()> {
+    let held = sqlx::query(
+        "select id, supplier_connection_id from supplier_orders where order_id = $1 and status = 'held' order by id",
+    )
+    .bind(&order.id)
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in held {
+        let id: String = row.try_get("id")?;
+        let supplier: String = row.try_get("supplier_connection_id")?;
+        if super::status::transition_from(
+            tx,
+            &id,
+            &[super::SoStatus::Held],
+            super::SoStatus::Pending,
+            super::status::Change::default(),
+        )
+        .await?
+        .happened()
+        {
+            jobs::enqueue(
+                tx,
+                NewJob {
+                    kind: JobKind::SupplierSubmit,
+                    idempotency_key: format!("{id}.submit.released"),
+                    subject_id: &id,
+                    order_id: &order.id,
+                    connection_id: &supplier,
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// The handbook's choices for a stock-out (001).
@@ -420,8 +463,8 @@ async fn resolve(
     Ok(Json(answer))
 }
 
-/// Cancels an order that has not shipped: its supplier orders not yet pushed are cancelled, its
-/// open holds closed.
+/// Cancels an order that has not shipped: its open holds are closed, and the one cancellation
+/// (`crate::cancellation`) stops its supplier orders.
 async fn cancel_order(
     tx: &mut Tx,
     order: &StoredOrder,
@@ -444,19 +487,11 @@ async fn cancel_order(
     .bind(&order.id)
     .execute(&mut **tx)
     .await?;
-    sqlx::query(
-        "update supplier_orders set status = 'cancelled', reason = 'order cancelled', updated_at_ms = $1 where order_id = $2 and status = 'pending'",
-    )
-    .bind(now_ms())
-    .bind(&order.id)
-    .execute(&mut **tx)
-    .await?;
-    orders::set_status(tx, &order.id, OrderStatus::Cancelled, None).await?;
-    orders::record_event(
+    crate::cancellation::cancel_order(
         tx,
         &order.id,
-        "order.cancelled",
-        json!({ "by": by, "reason": reason }),
+        crate::cancellation::By::Operator { name: by },
+        reason,
     )
     .await?;
     Ok(())
@@ -484,6 +519,7 @@ async fn cancel_handler(
         .ok_or_else(|| ApiError::NotFound(format!("no order `{id}`")))?;
     cancel_order(&mut tx, &order, &by, reason.as_deref()).await?;
     tx.commit().await?;
+    state.wake_workers();
     Ok(Json(json!({ "order_id": id, "status": "cancelled" })))
 }
 

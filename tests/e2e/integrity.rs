@@ -1,0 +1,464 @@
+//! The three promises under ordinary timings (issue 12): no order ships twice, no cancelled
+//! order ships, nothing acknowledged is lost. Each test is a fault found in the gateway before
+//! the supplier order's status became a compare-and-set table, the cancellation one path and a
+//! job's effects part of its completion; each failed on that code.
+
+use crate::helpers::*;
+use crate::routing::{LINE_0, LINE_1, Suppliers, kinds};
+use daifa::jobs::{self, Attempt, JobKind, NewJob, Outcome};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn set_ack_deadline(w: &Suppliers, deadline: &str) {
+    let r = w
+        .app
+        .http
+        .put(w.app.url("/api/v1/policies/routing"))
+        .json(&json!({ "ack_deadline": deadline }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+/// The supplier order id Daifa sent in a push.
+fn pushed_id(push: &crate::fakes::ReceivedPush) -> String {
+    push.body["data"]["supplier_order_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn accepted(so: &str) -> Value {
+    json!({ "type": "supplier_order.accepted", "timestamp": "2026-12-06T10:00:00Z",
+            "data": { "supplier_order_id": so, "external_id": "LATE-1" } })
+}
+
+fn shipped(so: &str, tracking: &str) -> Value {
+    json!({ "type": "supplier_order.shipped", "timestamp": "2026-12-06T11:00:00Z",
+            "data": { "supplier_order_id": so, "shipment": { "carrier": "YunExpress", "tracking_number": tracking,
+                      "shipped_at": "2026-12-06T10:30:00Z",
+                      "lines": [ { "line_id": LINE_0, "quantity": 1 }, { "line_id": LINE_1, "quantity": 1 } ] } } })
+}
+
+async fn supplier_order_status(w: &Suppliers, order_id: &str, so: &str) -> String {
+    let detail = w.app.order(order_id).await;
+    detail["supplier_orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == so)
+        .map(|s| s["status"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+async fn wait_status(w: &Suppliers, order_id: &str, so: &str, status: &str) {
+    eventually(&format!("supplier order {so} {status}"), WAIT, || async {
+        (supplier_order_status(w, order_id, so).await == status).then_some(())
+    })
+    .await;
+}
+
+async fn tasks(w: &Suppliers, order_id: &str, kind: &str) -> Vec<Value> {
+    w.app
+        .get_json(&format!("/api/v1/tasks?order_id={order_id}&kind={kind}"))
+        .await["tasks"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Two suppliers shipped one order: a supplier that acknowledged by callback before answering
+/// the push had its `accepted` overwritten by `submitted`, then lost the order at the deadline
+/// while it was shipping it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledgement_that_arrives_before_the_push_is_answered_is_kept() {
+    init_logs();
+    let w = Suppliers::start(&["eager", "spare"]).await;
+    set_ack_deadline(&w, "1s").await;
+    w.offer("SKU-A", "eager", json!({ "priority": 1 })).await;
+    w.offer("SKU-B", "eager", json!({ "priority": 1 })).await;
+    w.offer("SKU-A", "spare", json!({ "priority": 9 })).await;
+    w.offer("SKU-B", "spare", json!({ "priority": 9 })).await;
+    // The supplier's answer to the push takes 2 s; its system calls back at once.
+    w.supplier("eager").delay(Duration::from_secs(2));
+    let order_id = w.order("wh-eager", ["SKU-A", "SKU-B"], |_| {}).await;
+    let push = w.pushes("eager", 1).await;
+    let so = pushed_id(&push[0]);
+    let r = w.call_back("eager", "eager-ack", accepted(&so)).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    eventually("the push answered", WAIT, || async {
+        let detail = w.app.order(&order_id).await;
+        kinds(&detail)
+            .contains(&"supplier_order.submitted".to_string())
+            .then_some(())
+    })
+    .await;
+    // Past the acknowledgement deadline of a push answered `submitted`.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let detail = w.app.order(&order_id).await;
+    let sos = detail["supplier_orders"].as_array().unwrap();
+    assert_eq!(sos.len(), 1, "{sos:#?}");
+    assert_eq!(sos[0]["status"], "accepted");
+    assert_eq!(sos[0]["external_id"], "SUP-1", "the push's answer names it");
+    let timeline = kinds(&detail);
+    assert!(
+        !timeline.contains(&"supplier_order.failed_over".to_string()),
+        "{timeline:?}"
+    );
+    assert!(
+        !detail["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["kind"] == "supplier.ack_deadline"),
+        "an acknowledged order needs no deadline"
+    );
+    assert!(w.supplier("spare").received().is_empty(), "one supplier");
+    w.app.stop().await;
+}
+
+/// A storefront's cancellation only marked the order cancelled: the supplier that had it was
+/// never told, and its later `shipped` overwrote `cancelled` and was written back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storefront_cancellation_stops_the_supplier_and_a_later_shipment_is_not_applied() {
+    init_logs();
+    let w = Suppliers::start(&["sup"]).await;
+    w.offer("SKU-A", "sup", json!({})).await;
+    w.offer("SKU-B", "sup", json!({})).await;
+    let mut sent = Value::Null;
+    let order_id = w
+        .order("wh-cancel", ["SKU-A", "SKU-B"], |o| sent = o.clone())
+        .await;
+    let push = w.pushes("sup", 1).await;
+    let so = pushed_id(&push[0]);
+    wait_status(&w, &order_id, &so, "submitted").await;
+
+    sent["cancelled_at"] = json!("2026-12-06T10:05:00+00:00");
+    sent["cancel_reason"] = json!("customer");
+    let r = w
+        .app
+        .send_shopify(
+            "orders/cancelled",
+            "wh-cancel-cancelled",
+            &serde_json::to_vec(&sent).unwrap(),
+            SHOPIFY_SECRET,
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let cancels = eventually("a cancellation at the supplier", WAIT, || async {
+        let c = w.supplier("sup").received_of("order.cancel_requested");
+        (!c.is_empty()).then_some(c)
+    })
+    .await;
+    assert_eq!(pushed_id(&cancels[0]), so);
+    assert!(cancels[0].signature_valid);
+    // The fake supplier confirms in its answer.
+    wait_status(&w, &order_id, &so, "cancelled").await;
+    let detail = w.app.order(&order_id).await;
+    assert_eq!(detail["order"]["status"], "cancelled");
+
+    // It ships anyway: kept, not applied.
+    let r = w
+        .call_back("sup", "sup-shipped", shipped(&so, "YT0000000001"))
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let detail = w.app.order(&order_id).await;
+    assert_eq!(detail["order"]["status"], "cancelled");
+    assert_eq!(supplier_order_status(&w, &order_id, &so).await, "cancelled");
+    assert!(detail["shipments"].as_array().unwrap().is_empty());
+    assert!(
+        !detail["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["kind"] == "channel.fulfill"),
+        "nothing written back to the storefront"
+    );
+    assert!(kinds(&detail).contains(&"supplier_order.late_shipped".to_string()));
+    let open = tasks(&w, &order_id, "shipped_after_cancel").await;
+    assert_eq!(open.len(), 1, "{open:#?}");
+    assert_eq!(open[0]["detail"]["tracking_number"], "YT0000000001");
+    // The same cancellation again changes nothing and asks nobody again.
+    let r = w
+        .app
+        .send_shopify(
+            "orders/cancelled",
+            "wh-cancel-cancelled-2",
+            &serde_json::to_vec(&sent).unwrap(),
+            SHOPIFY_SECRET,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        w.supplier("sup")
+            .received_of("order.cancel_requested")
+            .len(),
+        1
+    );
+    assert!(w.shopify.created().is_empty());
+    w.app.stop().await;
+}
+
+/// The operator cancels while the push is on its way: the supplier order was cancelled as
+/// "never pushed", yet the push reached the supplier. The supplier is asked to cancel it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancellation_during_the_push_asks_the_supplier_to_cancel_what_reached_it() {
+    init_logs();
+    let w = Suppliers::start(&["sup"]).await;
+    w.offer("SKU-A", "sup", json!({})).await;
+    w.offer("SKU-B", "sup", json!({})).await;
+    w.supplier("sup").delay(Duration::from_secs(2));
+    let order_id = w.order("wh-inflight", ["SKU-A", "SKU-B"], |_| {}).await;
+    let push = w.pushes("sup", 1).await;
+    let so = pushed_id(&push[0]);
+    let r = w
+        .app
+        .http
+        .post(w.app.url(&format!("/api/v1/orders/{order_id}/cancel")))
+        .header("x-daifa-operator", "mei")
+        .json(&json!({ "reason": "buyer asked by phone" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let cancels = eventually("a cancellation at the supplier", WAIT, || async {
+        let c = w.supplier("sup").received_of("order.cancel_requested");
+        (!c.is_empty()).then_some(c)
+    })
+    .await;
+    assert_eq!(pushed_id(&cancels[0]), so);
+    // Asked, then confirmed by the supplier's answer.
+    wait_status(&w, &order_id, &so, "cancelled").await;
+    let detail = w.app.order(&order_id).await;
+    assert_eq!(detail["order"]["status"], "cancelled");
+    let timeline = kinds(&detail);
+    assert!(
+        timeline.contains(&"supplier_order.pushed_after_stop".to_string())
+            && timeline.contains(&"supplier_order.cancelled".to_string()),
+        "{timeline:?}"
+    );
+    // The storefront still shows the order: a task says so.
+    assert_eq!(tasks(&w, &order_id, "cancel_on_storefront").await.len(), 1);
+    w.app.stop().await;
+}
+
+/// A fail-over never told the supplier that lost the order; its late `accepted` and `shipped`
+/// were applied, and the replacement shipped too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_over_supplier_is_told_to_cancel_and_its_late_answers_hold_the_replacement() {
+    init_logs();
+    let w = Suppliers::start(&["slow", "spare"]).await;
+    set_ack_deadline(&w, "1s").await;
+    w.offer("SKU-A", "slow", json!({ "priority": 1 })).await;
+    w.offer("SKU-B", "slow", json!({ "priority": 1 })).await;
+    w.offer("SKU-A", "spare", json!({ "priority": 9 })).await;
+    w.offer("SKU-B", "spare", json!({ "priority": 9 })).await;
+    // The replacement's first push is answered "come back in 8 s": it waits, not pushed.
+    w.supplier("spare").script(&[(503, Some(8))]);
+    let order_id = w.order("wh-late", ["SKU-A", "SKU-B"], |_| {}).await;
+    let slow = w.pushes("slow", 1).await;
+    let lost = pushed_id(&slow[0]);
+    // `slow` does not acknowledge: its lines go to `spare`, and it is told to cancel.
+    let cancels = eventually(
+        "a cancellation at the supplier that lost it",
+        WAIT,
+        || async {
+            let c = w.supplier("slow").received_of("order.cancel_requested");
+            (!c.is_empty()).then_some(c)
+        },
+    )
+    .await;
+    assert_eq!(pushed_id(&cancels[0]), lost);
+    let spare = w.pushes("spare", 1).await;
+    let replacement = pushed_id(&spare[0]);
+    assert_ne!(replacement, lost);
+    assert_eq!(
+        supplier_order_status(&w, &order_id, &lost).await,
+        "timed_out"
+    );
+
+    // It went on with the order all the same.
+    let r = w.call_back("slow", "slow-late-ack", accepted(&lost)).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let detail = w.app.order(&order_id).await;
+    assert_eq!(
+        supplier_order_status(&w, &order_id, &lost).await,
+        "timed_out"
+    );
+    assert_eq!(
+        supplier_order_status(&w, &order_id, &replacement).await,
+        "held"
+    );
+    assert_eq!(detail["order"]["status"], "on_hold");
+    assert!(kinds(&detail).contains(&"supplier_order.late_accepted".to_string()));
+    let open = tasks(&w, &order_id, "possible_double_shipment").await;
+    assert_eq!(open.len(), 1, "{open:#?}");
+    let holds = w
+        .app
+        .get_json(&format!("/api/v1/holds?order_id={order_id}"))
+        .await;
+    let hold = holds["holds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["kind"] == "double_shipment")
+        .cloned()
+        .expect("a double_shipment hold");
+
+    // The replacement's retry comes due and sends nothing while it is held.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    assert_eq!(w.supplier("spare").received_of("order.created").len(), 1);
+    // A late shipment of the lost order is kept, not applied.
+    let r = w
+        .call_back("slow", "slow-late-ship", shipped(&lost, "YT0000000002"))
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let detail = w.app.order(&order_id).await;
+    assert!(detail["shipments"].as_array().unwrap().is_empty());
+    assert_eq!(detail["order"]["status"], "on_hold");
+
+    // The operator makes sure only one ships, and lets the replacement go.
+    let r = w
+        .app
+        .http
+        .post(w.app.url(&format!(
+            "/api/v1/holds/{}/release",
+            hold["id"].as_str().unwrap()
+        )))
+        .header("x-daifa-operator", "mei")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let pushes = eventually("the replacement pushed", WAIT, || async {
+        let p = w.supplier("spare").received_of("order.created");
+        (p.len() == 2).then_some(p)
+    })
+    .await;
+    assert_eq!(pushed_id(&pushes[1]), replacement);
+    assert_ne!(
+        pushes[0].webhook_id, pushes[1].webhook_id,
+        "the first push never reached the supplier"
+    );
+    wait_status(&w, &order_id, &replacement, "submitted").await;
+    w.app.stop().await;
+}
+
+/// A worker whose lease ran out (and whose job another worker took over) used to record its
+/// outcome and run the job's dead-letter consequences anyway, in a transaction of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_lost_its_lease_commits_nothing_of_its_attempt() {
+    init_logs();
+    let app = TestApp::spawn_with(TestDb::new().await, |s| s.jobs.workers = 0).await;
+    let db = &app.state.db;
+    let mut tx = db.begin().await.unwrap();
+    assert!(
+        jobs::enqueue(
+            &mut tx,
+            NewJob {
+                kind: JobKind::RoutingRetry,
+                idempotency_key: "lease-test".into(),
+                subject_id: "ord_lease",
+                order_id: "ord_lease",
+                connection_id: "con_lease",
+            },
+        )
+        .await
+        .unwrap()
+    );
+    tx.commit().await.unwrap();
+    let first = jobs::claim(db, "w1", Duration::from_millis(1))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = jobs::claim(db, "w2", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("the expired lease is taken over");
+    assert_eq!(first.id, second.id);
+
+    // w1 comes back with an effect and a refusal (which would dead-letter the job).
+    let mut effects = db.begin().await.unwrap();
+    daifa::tasks::open(
+        &mut effects,
+        "lease_test",
+        "lease-test-effect",
+        None,
+        None,
+        "written by the worker that lost its lease",
+        json!({}),
+    )
+    .await
+    .unwrap();
+    let lost = jobs::finish(
+        db,
+        &app.state.settings.jobs,
+        &first,
+        "w1",
+        0,
+        Attempt {
+            outcome: Outcome::Refused {
+                kind: "test".into(),
+                error: "refused".into(),
+            },
+            effects: Some(effects),
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(lost.is_none(), "w1 no longer holds the job");
+    let tasks = daifa::tasks::list(db, "all", "", "lease_test")
+        .await
+        .unwrap();
+    assert!(tasks.is_empty(), "w1's effect rolled back: {tasks:?}");
+    let job = jobs::get(db, &first.id).await.unwrap().unwrap();
+    assert_eq!(job.status, "running", "still w2's");
+    assert_eq!(job.attempt_log.len(), 1);
+    assert_eq!(job.attempt_log[0].outcome, "lease_lost");
+
+    // w2 completes it, with its effect.
+    let mut effects = db.begin().await.unwrap();
+    daifa::tasks::open(
+        &mut effects,
+        "lease_test",
+        "lease-test-effect",
+        None,
+        None,
+        "written by the worker holding the lease",
+        json!({}),
+    )
+    .await
+    .unwrap();
+    let (disposition, tx) = jobs::finish(
+        db,
+        &app.state.settings.jobs,
+        &second,
+        "w2",
+        0,
+        Attempt::done(effects),
+        None,
+    )
+    .await
+    .unwrap()
+    .expect("w2 holds the lease");
+    tx.commit().await.unwrap();
+    assert_eq!(disposition, jobs::Disposition::Done);
+    assert_eq!(
+        daifa::tasks::list(db, "all", "", "lease_test")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        jobs::get(db, &first.id).await.unwrap().unwrap().status,
+        "succeeded"
+    );
+    app.stop().await;
+}
