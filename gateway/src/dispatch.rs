@@ -313,6 +313,16 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attemp
         Some(SoStatus::Pending | SoStatus::Submitted) => {}
         Some(SoStatus::Held) => {
             let mut tx = state.db.begin().await?;
+            orders::lock(&mut tx, &order.id).await?;
+            if status::current(&mut tx, &so.id).await? == Some(SoStatus::Pending) {
+                // Released a moment ago: push it now (a retry, due at once).
+                return Ok(Outcome::Failed {
+                    kind: "released".into(),
+                    error: "the supplier order was released while this attempt began".into(),
+                    retry_after: Some(std::time::Duration::ZERO),
+                }
+                .into());
+            }
             orders::record_event(
                 &mut tx,
                 &order.id,

@@ -479,6 +479,22 @@ pub async fn retry_dead(tx: &mut Tx, id: &str) -> anyhow::Result<Option<(String,
     Ok(Some((kind, subject)))
 }
 
+/// Puts a finished job (succeeded or dead) back in the queue, due now, with a fresh schedule,
+/// inside the caller's transaction: the same job, so its idempotency key (what the peer
+/// deduplicates by) stays the same. False when no finished job has that key.
+pub async fn requeue(tx: &mut Tx, idempotency_key: &str) -> sqlx::Result<bool> {
+    let now = now_ms();
+    let result = sqlx::query(
+        "update jobs set status = 'queued', attempts = 0, run_at_ms = $1, updated_at_ms = $1 \
+         where idempotency_key = $2 and status in ('succeeded', 'dead')",
+    )
+    .bind(now)
+    .bind(idempotency_key)
+    .execute(&mut **tx)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

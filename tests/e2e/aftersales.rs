@@ -943,10 +943,10 @@ async fn repairs_are_walked_by_the_operator_the_paid_kind_quoted_first() {
 }
 
 /// SplitMix64, for a random walk that is the same on every run.
-struct Walk(u64);
+pub(crate) struct Walk(pub(crate) u64);
 
 impl Walk {
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

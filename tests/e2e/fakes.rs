@@ -484,6 +484,10 @@ pub struct ReceivedPush {
     pub webhook_id: String,
     pub signature_valid: bool,
     pub body: Value,
+    /// When it arrived.
+    pub at: std::time::Instant,
+    /// The status the supplier answered with (none while it is still answering).
+    pub answer: Option<u16>,
 }
 
 #[derive(Default)]
@@ -590,11 +594,6 @@ impl FakeSupplier {
     }
 }
 
-/// The type of the last message received.
-fn parsed_type(received: &[ReceivedPush]) -> Option<&str> {
-    received.last().and_then(|p| p.body["type"].as_str())
-}
-
 async fn supplier_receive(
     State(fake): State<FakeSupplier>,
     headers: HeaderMap,
@@ -616,12 +615,22 @@ async fn supplier_receive(
             webhook_id,
             signature_valid,
             body: parsed,
+            at: std::time::Instant::now(),
+            answer: None,
         });
-        s.delay
+        (s.received.len() - 1, s.delay)
     };
+    let (index, delay) = delay;
     tokio::time::sleep(delay).await;
     let mut s = fake.state.lock().unwrap();
-    if !signature_valid {
+    let response = supplier_answer(&mut s, index);
+    s.received[index].answer = Some(response.status().as_u16());
+    response
+}
+
+/// How the fake supplier answers the `index`th message it received.
+fn supplier_answer(s: &mut SupplierState, index: usize) -> Response {
+    if !s.received[index].signature_valid {
         return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
     }
     if let Some(status) = s.always_fail {
@@ -639,7 +648,7 @@ async fn supplier_receive(
         return response;
     }
     // After-sales messages (protocol revision 1.2): a cancellation, a return request.
-    match parsed_type(&s.received) {
+    match s.received[index].body["type"].as_str() {
         Some("order.cancel_requested") => {
             let status = s
                 .cancel_answer

@@ -13,6 +13,7 @@ mod polling;
 mod routing;
 mod sigkill;
 mod tracking;
+mod walk;
 
 use fakes::{FakeShopify, FakeSupplier};
 use helpers::*;

@@ -20,8 +20,15 @@ pub(crate) struct Suppliers {
 
 impl Suppliers {
     pub(crate) async fn start(names: &[&str]) -> Self {
+        Self::start_with(names, |_| {}).await
+    }
+
+    pub(crate) async fn start_with(
+        names: &[&str],
+        tweak: impl FnOnce(&mut daifa::Settings),
+    ) -> Self {
         let shopify = FakeShopify::start(SHOPIFY_TOKEN).await;
-        let app = TestApp::spawn_with(TestDb::new().await, |_| {}).await;
+        let app = TestApp::spawn_with(TestDb::new().await, tweak).await;
         let r = app
             .post_json(
                 "/api/v1/connections",

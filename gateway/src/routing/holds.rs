@@ -287,8 +287,9 @@ async fn release(
     ))
 }
 
-/// The held supplier orders of an order go out: each is pending again with a push of its own
-/// (its first push job found it held and sent nothing).
+/// The held supplier orders of an order go out: each is pending again and its push job runs
+/// again (it found the supplier order held and sent nothing; a push still waiting for a retry
+/// goes on by itself), under its first key, so the supplier sees one webhook id.
 async fn release_held(tx: &mut Tx, order: &StoredOrder) -> anyhow::Result<()> {
     let held = sqlx::query(
         "select id, supplier_connection_id from supplier_orders where order_id = $1 and status = 'held' order by id",
@@ -309,15 +310,12 @@ async fn release_held(tx: &mut Tx, order: &StoredOrder) -> anyhow::Result<()> {
         .await?
         .happened()
         {
-            jobs::enqueue(
+            jobs::requeue(tx, &format!("{id}.submit")).await?;
+            orders::record_event(
                 tx,
-                NewJob {
-                    kind: JobKind::SupplierSubmit,
-                    idempotency_key: format!("{id}.submit.released"),
-                    subject_id: &id,
-                    order_id: &order.id,
-                    connection_id: &supplier,
-                },
+                &order.id,
+                "supplier_order.released",
+                json!({ "supplier_order_id": id, "supplier_connection_id": supplier }),
             )
             .await?;
         }

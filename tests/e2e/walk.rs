@@ -1,0 +1,466 @@
+//! A model-based walk through orders' lives (issue 12): a seeded random sequence of what the
+//! storefront, the operator and two suppliers do — orders created, redelivered and resent,
+//! cancelled by the storefront and by the operator, suppliers answering slowly (past their
+//! worker's lease, so another worker takes the push over), failing, acknowledging at once or
+//! by callback, rejecting, shipping, repeating and reordering their callbacks, missing their
+//! acknowledgement deadline — with the real gateway and its job workers racing all of it. After
+//! every step the promises are checked on what the gateway shows; once the walk is over and
+//! the queue has settled, what must have happened by then is checked too.
+
+use crate::aftersales::Walk;
+use crate::fakes::ReceivedPush;
+use crate::helpers::*;
+use crate::routing::Suppliers;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// Steps of the walk (`DAIFA_WALK_STEPS` for a longer one).
+const STEPS: usize = 70;
+const SUPPLIERS: [&str; 2] = ["a", "b"];
+/// Supplier order statuses whose lines are taken.
+const LIVE: [&str; 6] = [
+    "pending",
+    "held",
+    "submitted",
+    "accepted",
+    "shipped",
+    "cancel_requested",
+];
+
+/// A storefront order as the storefront knows it.
+struct ShopOrder {
+    body: Value,
+    /// Daifa's id, once a create was acknowledged.
+    order_id: Option<String>,
+    /// When a cancellation of it was first acknowledged as such.
+    cancelled_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Tally {
+    created: usize,
+    redelivered: usize,
+    storefront_cancels: usize,
+    operator_cancels: usize,
+    callbacks: usize,
+    repeated: usize,
+    releases: usize,
+    checks: usize,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_random_walk_of_order_lives_keeps_the_three_promises() {
+    init_logs();
+    // A lease shorter than a slow supplier's answer: a push outlives its worker's lease and
+    // another worker takes it over while it is on its way.
+    let w = Suppliers::start_with(&SUPPLIERS, |s| {
+        s.jobs.lease = Duration::from_millis(600);
+        s.jobs.retry_schedule = vec![
+            Duration::from_millis(100),
+            Duration::from_millis(200),
+            Duration::from_millis(300),
+        ];
+    })
+    .await;
+    let r = w
+        .app
+        .http
+        .put(w.app.url("/api/v1/policies/routing"))
+        .json(&json!({ "ack_deadline": "1500ms" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    for sku in ["SKU-A", "SKU-B"] {
+        w.offer(sku, "a", json!({ "priority": 1 })).await;
+        w.offer(sku, "b", json!({ "priority": 5 })).await;
+    }
+    let seed = std::env::var("DAIFA_WALK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x1e55_0000_0000_0012_u64);
+    let steps = std::env::var("DAIFA_WALK_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(STEPS);
+    let mut walk = Walk(seed);
+    let mut shop: Vec<ShopOrder> = Vec::new();
+    let mut sent_callbacks: Vec<(String, String, Value)> = Vec::new();
+    let mut tally = Tally::default();
+    for step in 0..steps {
+        match walk.below(12) {
+            0 | 1 if shop.len() < 8 => {
+                let mut body: Value = serde_json::from_slice(&shopify_sample()).unwrap();
+                body["id"] = json!(7000 + shop.len() as u64);
+                body["line_items"][0]["sku"] = json!("SKU-A");
+                body["line_items"][1]["sku"] = json!("SKU-B");
+                let r = w
+                    .app
+                    .send_shopify(
+                        "orders/create",
+                        &format!("create-{}", shop.len()),
+                        &serde_json::to_vec(&body).unwrap(),
+                        SHOPIFY_SECRET,
+                    )
+                    .await;
+                assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+                let answer: Value = r.json().await.unwrap();
+                shop.push(ShopOrder {
+                    body,
+                    order_id: answer["orders"][0]["order_id"].as_str().map(str::to_string),
+                    cancelled_at: None,
+                });
+                tally.created += 1;
+            }
+            // The storefront delivers a create again (same webhook id) or resends the order.
+            2 if !shop.is_empty() => {
+                let i = walk.below(shop.len() as u64) as usize;
+                let id = if walk.below(2) == 0 {
+                    format!("create-{i}")
+                } else {
+                    format!("create-{i}-again-{step}")
+                };
+                let r = w
+                    .app
+                    .send_shopify(
+                        "orders/create",
+                        &id,
+                        &serde_json::to_vec(&shop[i].body).unwrap(),
+                        SHOPIFY_SECRET,
+                    )
+                    .await;
+                assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+                tally.redelivered += 1;
+            }
+            3 if !shop.is_empty() => {
+                let i = walk.below(shop.len() as u64) as usize;
+                let mut body = shop[i].body.clone();
+                body["cancelled_at"] = json!("2026-12-06T12:00:00+00:00");
+                body["cancel_reason"] = json!("customer");
+                let r = w
+                    .app
+                    .send_shopify(
+                        "orders/cancelled",
+                        &format!("cancel-{i}-{step}"),
+                        &serde_json::to_vec(&body).unwrap(),
+                        SHOPIFY_SECRET,
+                    )
+                    .await;
+                assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+                let answer: Value = r.json().await.unwrap();
+                if answer["orders"][0]["status"] == "cancelled" {
+                    shop[i].cancelled_at.get_or_insert_with(Instant::now);
+                }
+                tally.storefront_cancels += 1;
+            }
+            4 if !shop.is_empty() => {
+                let i = walk.below(shop.len() as u64) as usize;
+                if let Some(order_id) = &shop[i].order_id {
+                    let r = w
+                        .app
+                        .http
+                        .post(w.app.url(&format!("/api/v1/orders/{order_id}/cancel")))
+                        .header("x-daifa-operator", "walk")
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = r.status().as_u16();
+                    assert!(
+                        status == 200 || status == 409,
+                        "{status}: {}",
+                        r.text().await.unwrap()
+                    );
+                    if status == 200 {
+                        shop[i].cancelled_at.get_or_insert_with(Instant::now);
+                    }
+                    tally.operator_cancels += 1;
+                }
+            }
+            // A supplier calls back about an order it received.
+            5..=7 => {
+                let name = SUPPLIERS[walk.below(2) as usize];
+                let pushes = w.supplier(name).received_of("order.created");
+                if pushes.is_empty() {
+                    continue;
+                }
+                let push = &pushes[walk.below(pushes.len() as u64) as usize];
+                let message = callback(&mut walk, push);
+                let id = format!("cb-{step}");
+                let r = w.call_back(name, &id, message.clone()).await;
+                assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+                sent_callbacks.push((name.to_string(), id, message));
+                tally.callbacks += 1;
+            }
+            // A callback comes again: the same delivery, or a late copy under a new id.
+            8 if !sent_callbacks.is_empty() => {
+                let (name, id, message) =
+                    sent_callbacks[walk.below(sent_callbacks.len() as u64) as usize].clone();
+                let id = if walk.below(2) == 0 {
+                    id
+                } else {
+                    format!("{id}-late-{step}")
+                };
+                let r = w.call_back(&name, &id, message).await;
+                assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+                tally.repeated += 1;
+            }
+            // A supplier's behaviour changes.
+            9 => {
+                let fake = w.supplier(SUPPLIERS[walk.below(2) as usize]);
+                match walk.below(4) {
+                    0 => fake.delay(Duration::from_millis(walk.below(1000))),
+                    1 => fake.delay(Duration::ZERO),
+                    2 => fake.script(&[(503, None)]),
+                    _ => {
+                        if walk.below(2) == 0 {
+                            fake.accept_at_once()
+                        }
+                    }
+                }
+            }
+            10 => {
+                let holds = w.app.get_json("/api/v1/holds?status=open").await;
+                let held: Vec<Value> = holds["holds"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|h| h["kind"] == "double_shipment")
+                    .cloned()
+                    .collect();
+                if let Some(hold) = held.first() {
+                    let r = w
+                        .app
+                        .http
+                        .post(w.app.url(&format!(
+                            "/api/v1/holds/{}/release",
+                            hold["id"].as_str().unwrap()
+                        )))
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = r.status().as_u16();
+                    assert!(status == 200 || status == 409, "{status}");
+                    tally.releases += 1;
+                }
+            }
+            _ => tokio::time::sleep(Duration::from_millis(walk.below(800))).await,
+        }
+        check(&w, &shop, false).await;
+        tally.checks += 1;
+    }
+    // The suppliers answer at once again; the queue settles.
+    for name in SUPPLIERS {
+        w.supplier(name).delay(Duration::ZERO);
+    }
+    settle(&w).await;
+    check(&w, &shop, true).await;
+    eprintln!(
+        "walk (seed {seed:#x}): {} orders, {} redelivered, {} storefront and {} operator cancellations, \
+         {} callbacks ({} repeated), {} releases, {} checks",
+        tally.created,
+        tally.redelivered,
+        tally.storefront_cancels,
+        tally.operator_cancels,
+        tally.callbacks,
+        tally.repeated,
+        tally.releases,
+        tally.checks + 1
+    );
+    w.app.stop().await;
+}
+
+/// A supplier's callback about a pushed order: mostly acknowledgements and shipments.
+fn callback(walk: &mut Walk, push: &ReceivedPush) -> Value {
+    let so = push.body["data"]["supplier_order_id"].clone();
+    match walk.below(10) {
+        0..=3 => json!({ "type": "supplier_order.accepted", "timestamp": "2026-12-06T12:00:00Z",
+                         "data": { "supplier_order_id": so } }),
+        4..=6 => {
+            let lines: Vec<Value> = push.body["data"]["lines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| json!({ "line_id": l["line_id"], "quantity": l["quantity"] }))
+                .collect();
+            json!({ "type": "supplier_order.shipped", "timestamp": "2026-12-06T12:00:00Z",
+                    "data": { "supplier_order_id": so, "shipment": { "carrier": "YunExpress",
+                        "tracking_number": format!("YT{:04}", walk.below(3)),
+                        "shipped_at": "2026-12-06T11:00:00Z", "lines": lines } } })
+        }
+        7 | 8 => json!({ "type": "supplier_order.rejected", "timestamp": "2026-12-06T12:00:00Z",
+                         "data": { "supplier_order_id": so, "reason": "we do not ship there", "code": "cannot_ship_to" } }),
+        _ => json!({ "type": "supplier_order.rejected", "timestamp": "2026-12-06T12:00:00Z",
+                     "data": { "supplier_order_id": so, "reason": "the street does not exist", "code": "invalid_address" } }),
+    }
+}
+
+/// Waits until no job is running and none is due within 10 s (the handbooks' clocks are due
+/// in hours).
+async fn settle(w: &Suppliers) {
+    eventually("the queue to settle", Duration::from_secs(60), || async {
+        let running = w.app.get_json("/api/v1/jobs?status=running").await;
+        let queued = w.app.get_json("/api/v1/jobs?status=queued").await;
+        let soon = now_ms() + 10_000;
+        let busy = !running["jobs"].as_array().unwrap().is_empty()
+            || queued["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|j| j["run_at_ms"].as_i64().unwrap() < soon);
+        (!busy).then_some(())
+    })
+    .await;
+    // The answers of the last pushes (recorded after they are sent) are in.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The promises, on what the gateway shows. `settled`: the queue is quiet, so what must follow
+/// (a supplier told to cancel) has followed.
+async fn check(w: &Suppliers, shop: &[ShopOrder], settled: bool) {
+    let pushes: BTreeMap<&str, Vec<ReceivedPush>> = SUPPLIERS
+        .iter()
+        .map(|n| (*n, w.supplier(n).received()))
+        .collect();
+    // Nothing acknowledged is lost, nothing is applied twice: one order per storefront order.
+    let orders = w.app.get_json("/api/v1/orders?limit=100").await;
+    let mut per_external: BTreeMap<String, usize> = BTreeMap::new();
+    for o in orders["orders"].as_array().unwrap() {
+        *per_external
+            .entry(o["external_id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    for s in shop {
+        let external = s.body["id"].to_string();
+        assert_eq!(
+            per_external.get(&external).copied().unwrap_or(0),
+            usize::from(s.order_id.is_some()),
+            "storefront order {external}"
+        );
+    }
+    for s in shop {
+        let Some(order_id) = &s.order_id else {
+            continue;
+        };
+        let detail = w.app.order(order_id).await;
+        let status = detail["order"]["status"].as_str().unwrap();
+        let sos = detail["supplier_orders"].as_array().unwrap();
+        let timeline: Vec<&Value> = detail["timeline"].as_array().unwrap().iter().collect();
+        let has_event = |kind: &str, so: &Value| {
+            timeline
+                .iter()
+                .any(|e| e["kind"] == kind && e["detail"]["supplier_order_id"] == *so)
+        };
+        // No line is with two suppliers at once (reships aside).
+        let mut taken: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for so in sos.iter().filter(|so| so["reship_of"].is_null()) {
+            if LIVE.contains(&so["status"].as_str().unwrap()) {
+                for line in so["lines"].as_array().unwrap() {
+                    taken
+                        .entry(line["external_line_id"].as_str().unwrap().to_string())
+                        .or_default()
+                        .push(so["id"].as_str().unwrap());
+                }
+            }
+        }
+        for (line, holders) in &taken {
+            assert!(
+                holders.len() <= 1,
+                "order {order_id}: line {line} is with {holders:?}\n{detail:#}"
+            );
+        }
+        // A cancelled order has no supplier order that may still go out or ship.
+        if status == "cancelled" {
+            assert!(
+                timeline.iter().any(|e| e["kind"] == "order.cancelled"),
+                "order {order_id} cancelled without saying so"
+            );
+            for so in sos {
+                let st = so["status"].as_str().unwrap();
+                assert!(
+                    !matches!(
+                        st,
+                        "pending" | "held" | "submitted" | "accepted" | "shipped"
+                    ),
+                    "order {order_id} is cancelled but supplier order {} is {st}\n{detail:#}",
+                    so["id"]
+                );
+            }
+            assert!(
+                detail["shipments"].as_array().unwrap().is_empty(),
+                "a cancelled order with a shipment: {detail:#}"
+            );
+        }
+        for so in sos {
+            let id = &so["id"];
+            let st = so["status"].as_str().unwrap();
+            // The timeline explains each fail-over.
+            if matches!(st, "timed_out" | "undeliverable" | "rejected") {
+                assert!(
+                    has_event("supplier_order.failed_over", id)
+                        || has_event("supplier_order.rejected", id),
+                    "supplier order {id} is {st} without a reason on the timeline"
+                );
+            }
+            let reached: Vec<&ReceivedPush> = pushes
+                .values()
+                .flatten()
+                .filter(|p| {
+                    p.body["type"] == "order.created" && p.body["data"]["supplier_order_id"] == *id
+                })
+                .collect();
+            // Every push of a supplier order carries one webhook id.
+            let ids: BTreeSet<&str> = reached.iter().map(|p| p.webhook_id.as_str()).collect();
+            assert!(ids.len() <= 1, "supplier order {id} pushed as {ids:?}");
+            // Nothing starts out to a supplier after its order was cancelled (a push on its
+            // way at that moment arrives within moments).
+            if let Some(at) = s.cancelled_at {
+                for p in &reached {
+                    assert!(
+                        p.at < at + Duration::from_secs(3),
+                        "supplier order {id} pushed {:?} after its order was cancelled",
+                        p.at - at
+                    );
+                }
+            }
+            if settled {
+                let accepted_by_supplier = reached
+                    .iter()
+                    .any(|p| p.answer.is_some_and(|a| (200..300).contains(&a)));
+                let stopped = matches!(
+                    st,
+                    "timed_out" | "undeliverable" | "cancelled" | "cancel_requested"
+                );
+                if accepted_by_supplier && stopped {
+                    let asked = pushes.values().flatten().any(|p| {
+                        p.body["type"] == "order.cancel_requested"
+                            && p.body["data"]["supplier_order_id"] == *id
+                    });
+                    assert!(
+                        asked,
+                        "supplier order {id} ({st}) reached its supplier, which was never asked to cancel it\n{detail:#}"
+                    );
+                }
+                assert_ne!(
+                    st, "cancel_requested",
+                    "the fake suppliers answer every cancellation"
+                );
+            }
+        }
+    }
+    if settled {
+        let stale = w.app.get_json("/api/v1/raw-requests?status=received").await;
+        assert_eq!(
+            stale["raw_requests"].as_array().unwrap().len(),
+            0,
+            "{stale:#}"
+        );
+    }
+}
