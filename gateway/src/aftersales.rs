@@ -299,11 +299,7 @@ async fn money_of(tx: &mut Tx, order: &StoredOrder) -> anyhow::Result<(i64, i64)
 /// order's row lock makes the second wait and then read what the first wrote; on SQLite the
 /// write takes the database's write lock at once, before anything is read.
 async fn lock_order(tx: &mut Tx, order_id: &str) -> sqlx::Result<()> {
-    sqlx::query("update orders set id = id where id = $1")
-        .bind(order_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    orders::lock(tx, order_id).await
 }
 
 /// Records money the storefront paid back for a case (its own refund, made in its admin),
@@ -318,10 +314,10 @@ async fn refunded_on_storefront(
     let case = get_in(tx, case_id)
         .await?
         .ok_or_else(|| CaseError::NotFound(format!("no case `{case_id}`")))?;
-    let paid: i64 = sqlx::query_scalar("select total_minor from orders where id = $1")
-        .bind(&case.order_id)
-        .fetch_one(&mut **tx)
-        .await?;
+    let paid = orders::get_in(tx, &case.order_id)
+        .await?
+        .ok_or_else(|| CaseError::NotFound(format!("no order `{}`", case.order_id)))?
+        .total_minor;
     let refunded: Option<i64> = sqlx::query_scalar(
         "select cast(sum(refunded_minor) as bigint) from cases where order_id = $1",
     )
@@ -357,18 +353,12 @@ async fn refunded_on_storefront(
 
 /// When the order was delivered: its last shipment's delivery.
 async fn delivered_at(tx: &mut Tx, order_id: &str) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar("select max(delivered_at_ms) from shipments where order_id = $1")
-        .bind(order_id)
-        .fetch_one(&mut **tx)
-        .await
+    crate::fulfilment::last_delivered_at(tx, order_id).await
 }
 
 /// The category of the order's first line with one, for the after-sales policy's scope.
 async fn scope_of(tx: &mut Tx, order: &StoredOrder) -> anyhow::Result<Scope> {
-    let channel: Option<String> = sqlx::query_scalar("select name from connections where id = $1")
-        .bind(&order.connection_id)
-        .fetch_optional(&mut **tx)
-        .await?;
+    let channel = crate::connections::name_in(tx, &order.connection_id).await?;
     let skus: Vec<String> = order
         .canonical_order()?
         .lines
@@ -377,14 +367,7 @@ async fn scope_of(tx: &mut Tx, order: &StoredOrder) -> anyhow::Result<Scope> {
         .collect();
     let mut category = None;
     for sku in skus {
-        category = sqlx::query_scalar::<_, Option<String>>(
-            "select category from products where channel_connection_id = $1 and storefront_sku = $2",
-        )
-        .bind(&order.connection_id)
-        .bind(&sku)
-        .fetch_optional(&mut **tx)
-        .await?
-        .flatten();
+        category = routing::category_of(tx, &order.connection_id, &sku).await?;
         if category.is_some() {
             break;
         }
@@ -543,26 +526,11 @@ pub async fn open(tx: &mut Tx, new: NewCase, actor: &str) -> Result<Case, CaseEr
         .first()
         .map(|l| l.external_line_id.clone())
         .unwrap_or_default();
-    let supplier_order_id: Option<String> = sqlx::query_scalar(
-        "select s.id from supplier_orders s join supplier_order_lines l on l.supplier_order_id = s.id \
-         where s.order_id = $1 and l.external_line_id = $2 and s.status in ('pending', 'submitted', 'accepted', 'shipped') \
-         order by s.created_at_ms desc limit 1",
-    )
-    .bind(&order.id)
-    .bind(&first)
-    .fetch_optional(&mut **tx)
-    .await?;
+    let supplier_order_id = routing::carrying_line(tx, &order.id, &first).await?;
     let shipment_id = match &new.shipment_id {
         Some(s) => Some(s.clone()),
         None => match &supplier_order_id {
-            Some(so) => {
-                sqlx::query_scalar(
-                    "select id from shipments where supplier_order_id = $1 order by created_at_ms desc limit 1",
-                )
-                .bind(so)
-                .fetch_optional(&mut **tx)
-                .await?
-            }
+            Some(so) => crate::fulfilment::latest_of(tx, so).await?,
             None => None,
         },
     };
@@ -712,10 +680,13 @@ pub async fn act(
     actor: &str,
 ) -> Result<Case, CaseError> {
     // The lock first, before any read (see `lock_order`).
-    sqlx::query("update orders set id = id where id = (select order_id from cases where id = $1)")
+    let order_id: Option<String> = sqlx::query_scalar("select order_id from cases where id = $1")
         .bind(case_id)
-        .execute(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await?;
+    if let Some(order_id) = &order_id {
+        orders::lock(tx, order_id).await?;
+    }
     // Read under the lock: an action that raced this one is seen.
     let case = get_in(tx, case_id)
         .await?
@@ -959,11 +930,7 @@ async fn supplier_of(tx: &mut Tx, case: &Case) -> sqlx::Result<Option<(String, S
     let Some(so) = &case.supplier_order_id else {
         return Ok(None);
     };
-    let supplier: Option<String> =
-        sqlx::query_scalar("select supplier_connection_id from supplier_orders where id = $1")
-            .bind(so)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let supplier = routing::supplier_of(tx, so).await?;
     Ok(supplier.map(|s| (so.clone(), s)))
 }
 
@@ -977,18 +944,11 @@ async fn return_note(tx: &mut Tx, case: &Case) -> anyhow::Result<()> {
     let mut deduction: i64 = 0;
     let mut currency: Option<String> = None;
     for line in &case.lines {
-        let row = sqlx::query(
-            "select o.unit_cost_minor, o.currency from supplier_order_lines l join offers o on o.id = l.offer_id \
-             where l.supplier_order_id = $1 and l.external_line_id = $2",
-        )
-        .bind(&so)
-        .bind(&line.external_line_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if let Some(r) = row {
-            let cost: Option<i64> = r.try_get("unit_cost_minor")?;
+        if let Some((cost, cost_currency)) =
+            routing::line_cost(tx, &so, &line.external_line_id).await?
+        {
             deduction += cost.unwrap_or(0) * i64::from(line.quantity);
-            currency = currency.or(r.try_get("currency")?);
+            currency = currency.or(cost_currency);
         }
     }
     let id = new_id("rtn");
@@ -1024,10 +984,9 @@ async fn send_again(
     order: &StoredOrder,
     actor: &str,
 ) -> Result<(), CaseError> {
-    let channel_name: String = sqlx::query_scalar("select name from connections where id = $1")
-        .bind(&order.connection_id)
-        .fetch_one(&mut **tx)
-        .await?;
+    let channel_name = crate::connections::name_in(tx, &order.connection_id)
+        .await?
+        .unwrap_or_default();
     let canonical = order.canonical_order()?;
     let lines: Vec<(String, u32)> = case
         .lines
@@ -1053,12 +1012,7 @@ async fn send_again(
     )
     .await?;
     if matches!(decision.outcome, routing::Outcome::Route { .. }) {
-        let new_so: Option<String> = sqlx::query_scalar(
-            "select id from supplier_orders where case_id = $1 order by created_at_ms desc limit 1",
-        )
-        .bind(&case.id)
-        .fetch_optional(&mut **tx)
-        .await?;
+        let new_so = routing::latest_for_case(tx, &case.id).await?;
         sqlx::query("update cases set replacement_supplier_order_id = $1 where id = $2")
             .bind(&new_so)
             .bind(&case.id)

@@ -16,7 +16,6 @@ use crate::routing::status::{self, Change};
 use crate::tasks;
 use serde::Serialize;
 use serde_json::json;
-use sqlx::Row;
 
 /// What became of an order's supplier orders.
 #[derive(Debug, Default, Serialize)]
@@ -39,19 +38,8 @@ pub async fn stop_supplier_orders(
     intercept_shipped: bool,
 ) -> anyhow::Result<Stopped> {
     orders::lock(tx, order_id).await?;
-    let rows = sqlx::query(
-        "select id, status, supplier_connection_id from supplier_orders where order_id = $1 order by created_at_ms, id",
-    )
-    .bind(order_id)
-    .fetch_all(&mut **tx)
-    .await?;
     let mut stopped = Stopped::default();
-    for row in rows {
-        let id: String = row.try_get("id")?;
-        let supplier: String = row.try_get("supplier_connection_id")?;
-        let Some(mut current) = SoStatus::parse(&row.try_get::<String, _>("status")?) else {
-            continue;
-        };
+    for (id, mut current, supplier) in crate::routing::statuses_of(tx, order_id).await? {
         // A push worker does not hold the order's lock: a lost race is read again once.
         for _ in 0..2 {
             let moved = match current {

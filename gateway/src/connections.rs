@@ -2,7 +2,7 @@
 //! secrets and the hosts its plugin may call. This module owns the `connections` table.
 
 use crate::app::AppState;
-use crate::db::{Db, new_id, now_ms};
+use crate::db::{Db, Tx, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::{Installed, PackageInfo};
 use crate::secrets::{SecretBox, SecretError};
@@ -126,6 +126,65 @@ pub async fn by_id(db: &Db, id: &str) -> anyhow::Result<Option<Connection>> {
     .fetch_optional(&db.pool)
     .await?;
     row.as_ref().map(Connection::from_row).transpose()
+}
+
+/// A connection's name, read inside a transaction (a policy is chosen by the channel's name).
+pub async fn name_in(tx: &mut Tx, id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("select name from connections where id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+/// The enabled carrier connections (every new shipment is registered with each).
+pub async fn enabled_carriers(tx: &mut Tx) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "select id from connections where kind = 'carrier' and enabled = 1 order by name",
+    )
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// The plugin versions connections run (pinned or shadowed).
+pub async fn plugin_versions_in_use(db: &Db) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query(
+        "select distinct plugin, plugin_version from connections where plugin_version is not null",
+    )
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("plugin")?, r.try_get("plugin_version")?)))
+    .collect()
+}
+
+/// The connections that run or shadow a plugin version.
+pub async fn using_version(db: &Db, plugin: &str, version: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "select name from connections where plugin = $1 and (plugin_version = $2 or shadow_plugin_version = $2) order by name",
+    )
+    .bind(plugin)
+    .bind(version)
+    .fetch_all(&db.pool)
+    .await
+}
+
+/// Plugins whose connections were made before plugins had versions.
+pub async fn unpinned_plugins(db: &Db) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("select distinct plugin from connections where plugin_version is null")
+        .fetch_all(&db.pool)
+        .await
+}
+
+/// Pins the unversioned connections of a plugin to a version; how many there were.
+pub async fn pin_unpinned(db: &Db, plugin: &str, version: &str) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "update connections set plugin_version = $1 where plugin = $2 and plugin_version is null",
+    )
+    .bind(version)
+    .bind(plugin)
+    .execute(&db.pool)
+    .await?
+    .rows_affected())
 }
 
 pub async fn list(db: &Db) -> anyhow::Result<Vec<Connection>> {

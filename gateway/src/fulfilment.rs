@@ -214,7 +214,7 @@ pub async fn apply_supplier_event(
                 }
                 code => {
                     if code == Some(RejectionCode::OutOfStock) {
-                        for supplier_sku in lines_of(tx, &so.id).await? {
+                        for supplier_sku in routing::supplier_skus(tx, &so.id).await? {
                             routing::offers::mark_out_of_stock(
                                 tx,
                                 &supplier.id,
@@ -239,11 +239,9 @@ pub async fn apply_supplier_event(
             if let Err(reason) = check_lines(tx, &so.id, &s.shipment).await? {
                 return Ok(Err(reason));
             }
-            let order_status: String =
-                sqlx::query_scalar("select status from orders where id = $1")
-                    .bind(&so.order_id)
-                    .fetch_one(&mut **tx)
-                    .await?;
+            let order_status = orders::status_in(tx, &so.order_id)
+                .await?
+                .unwrap_or_default();
             let live = matches!(
                 current,
                 SoStatus::Pending | SoStatus::Submitted | SoStatus::Accepted | SoStatus::Shipped
@@ -312,11 +310,10 @@ async fn shipped(
     orders::set_status(tx, &so.order_id, OrderStatus::Shipped, None)
         .await?
         .expected(&so.order_id, OrderStatus::Shipped);
-    let channel_connection_id: String =
-        sqlx::query_scalar("select connection_id from orders where id = $1")
-            .bind(&so.order_id)
-            .fetch_one(&mut **tx)
-            .await?;
+    let channel_connection_id = orders::get_in(tx, &so.order_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("order {} of a shipment is missing", so.order_id))?
+        .connection_id;
     jobs::enqueue(
         tx,
         NewJob {
@@ -425,12 +422,7 @@ async fn late(
 /// Holds the supplier orders that took over `so`'s lines and are not pushed yet, with a
 /// `double_shipment` hold on the order: the operator releases it (they are pushed) or cancels.
 async fn hold_replacements(tx: &mut Tx, so: &SupplierOrderRow) -> anyhow::Result<Vec<String>> {
-    let replacements: Vec<String> = sqlx::query_scalar(
-        "select id from supplier_orders where replaces_id = $1 and status = 'pending' order by id",
-    )
-    .bind(&so.id)
-    .fetch_all(&mut **tx)
-    .await?;
+    let replacements = routing::pending_replacements(tx, &so.id).await?;
     let mut held = Vec::new();
     for id in replacements {
         if status::transition(tx, &id, SoStatus::Held, status::Change::default())
@@ -459,16 +451,6 @@ async fn hold_replacements(tx: &mut Tx, so: &SupplierOrderRow) -> anyhow::Result
     Ok(held)
 }
 
-/// The supplier SKUs of a supplier order.
-async fn lines_of(tx: &mut Tx, supplier_order_id: &str) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
-        "select distinct supplier_sku from supplier_order_lines where supplier_order_id = $1",
-    )
-    .bind(supplier_order_id)
-    .fetch_all(&mut **tx)
-    .await
-}
-
 struct SupplierOrderRow {
     id: String,
     order_id: String,
@@ -479,20 +461,11 @@ async fn supplier_order_of(
     supplier_connection_id: &str,
     r: &SupplierOrderRef,
 ) -> sqlx::Result<Option<SupplierOrderRow>> {
-    let row = sqlx::query(
-        "select id, order_id from supplier_orders where id = $1 and supplier_connection_id = $2",
+    Ok(
+        routing::of_supplier(tx, supplier_connection_id, &r.supplier_order_id)
+            .await?
+            .map(|(id, order_id)| SupplierOrderRow { id, order_id }),
     )
-    .bind(&r.supplier_order_id)
-    .bind(supplier_connection_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|r| {
-        Ok(SupplierOrderRow {
-            id: r.try_get("id")?,
-            order_id: r.try_get("order_id")?,
-        })
-    })
-    .transpose()
 }
 
 /// A shipment may only carry lines of its supplier order, at most in the quantities ordered.
@@ -504,19 +477,11 @@ async fn check_lines(
     if shipment.tracking_number.trim().is_empty() {
         return Ok(Err("shipment has no tracking number".into()));
     }
-    let rows = sqlx::query(
-        "select external_line_id, quantity from supplier_order_lines where supplier_order_id = $1",
-    )
-    .bind(supplier_order_id)
-    .fetch_all(&mut **tx)
-    .await?;
+    let rows = routing::line_quantities(tx, supplier_order_id).await?;
     for line in &shipment.lines {
-        let ordered = rows.iter().find_map(|r| {
-            let id: String = r.try_get("external_line_id").ok()?;
-            (id == line.external_line_id)
-                .then(|| r.try_get::<i64, _>("quantity").ok())
-                .flatten()
-        });
+        let ordered = rows
+            .iter()
+            .find_map(|(id, q)| (*id == line.external_line_id).then_some(*q));
         match ordered {
             None => {
                 return Ok(Err(format!(
@@ -654,4 +619,45 @@ pub async fn run_fulfill(state: &AppState, job: &ClaimedJob) -> anyhow::Result<O
         }
         Err(failure) => Ok(crate::dispatch::outcome_of(failure)),
     }
+}
+
+// ---- reads of the `shipments` table for the other stages ----
+
+/// When the order was delivered: its last shipment's delivery.
+pub async fn last_delivered_at(tx: &mut Tx, order_id: &str) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("select max(delivered_at_ms) from shipments where order_id = $1")
+        .bind(order_id)
+        .fetch_one(&mut **tx)
+        .await
+}
+
+/// The latest shipment of a supplier order.
+pub async fn latest_of(tx: &mut Tx, supplier_order_id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "select id from shipments where supplier_order_id = $1 order by created_at_ms desc limit 1",
+    )
+    .bind(supplier_order_id)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// How many shipments an order has, and how many of them are written back to the storefront.
+pub async fn count_of(tx: &mut Tx, order_id: &str) -> sqlx::Result<(i64, i64)> {
+    let row = sqlx::query(
+        "select count(*) as shipped, cast(coalesce(sum(case when status = 'written_back' then 1 else 0 end), 0) as bigint) as written \
+         from shipments where order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((row.try_get("shipped")?, row.try_get("written")?))
+}
+
+/// The lines a shipment carried.
+pub async fn lines_in(tx: &mut Tx, shipment_id: &str) -> anyhow::Result<Vec<LineQuantity>> {
+    let lines: String = sqlx::query_scalar("select lines from shipments where id = $1")
+        .bind(shipment_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(serde_json::from_str(&lines)?)
 }

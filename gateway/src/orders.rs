@@ -232,6 +232,14 @@ pub async fn lock(tx: &mut Tx, order_id: &str) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// An order's status as stored, read inside a transaction.
+pub async fn status_in(tx: &mut Tx, order_id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("select status from orders where id = $1")
+        .bind(order_id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
 /// Adds an entry to the order's timeline.
 pub async fn record_event(
     tx: &mut Tx,

@@ -178,14 +178,7 @@ impl PluginRegistry {
             registry.get(&info.name, &info.version).await?;
         }
         registry.pin_unversioned_connections().await?;
-        let in_use: Vec<(String, String)> = sqlx::query(
-            "select distinct plugin, plugin_version from connections where plugin_version is not null",
-        )
-        .fetch_all(&registry.inner.db.pool)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get("plugin")?, r.try_get("plugin_version")?)))
-        .collect::<Result<_, sqlx::Error>>()?;
+        let in_use = crate::connections::plugin_versions_in_use(&registry.inner.db).await?;
         for (name, version) in in_use {
             if let Err(e) = registry.get(&name, &version).await {
                 tracing::error!(plugin = %name, version = %version, error = %e, "a connection's plugin version cannot be loaded");
@@ -413,13 +406,7 @@ impl PluginRegistry {
             ))
         })?;
         if !enabled {
-            let users: Vec<String> = sqlx::query_scalar(
-                "select name from connections where plugin = $1 and (plugin_version = $2 or shadow_plugin_version = $2) order by name",
-            )
-            .bind(name)
-            .bind(version)
-            .fetch_all(&self.inner.db.pool)
-            .await?;
+            let users = crate::connections::using_version(&self.inner.db, name, version).await?;
             if !users.is_empty() {
                 return Err(ApiError::Conflict(format!(
                     "plugin `{name}` version {version} is used by connection(s) {}: move them to another version first",
@@ -445,24 +432,15 @@ impl PluginRegistry {
 
     /// Connections made before plugins had versions run the newest installed version.
     async fn pin_unversioned_connections(&self) -> anyhow::Result<()> {
-        let plugins: Vec<String> = sqlx::query_scalar(
-            "select distinct plugin from connections where plugin_version is null",
-        )
-        .fetch_all(&self.inner.db.pool)
-        .await?;
+        let plugins = crate::connections::unpinned_plugins(&self.inner.db).await?;
         for plugin in plugins {
             let Some(latest) = self.latest(&plugin).await? else {
                 tracing::error!(plugin = %plugin, "connections use a plugin that is not installed");
                 continue;
             };
-            let pinned = sqlx::query(
-                "update connections set plugin_version = $1 where plugin = $2 and plugin_version is null",
-            )
-            .bind(&latest.version)
-            .bind(&plugin)
-            .execute(&self.inner.db.pool)
-            .await?;
-            tracing::info!(plugin = %plugin, version = %latest.version, connections = pinned.rows_affected(), "pinned connections to a plugin version");
+            let pinned =
+                crate::connections::pin_unpinned(&self.inner.db, &plugin, &latest.version).await?;
+            tracing::info!(plugin = %plugin, version = %latest.version, connections = pinned, "pinned connections to a plugin version");
         }
         Ok(())
     }

@@ -467,19 +467,19 @@ pub async fn fail_over(
         status,
         SoStatus::Rejected | SoStatus::TimedOut | SoStatus::Undeliverable
     ));
-    let row = sqlx::query(
-        "select s.order_id, s.status, s.supplier_connection_id, c.name as supplier from supplier_orders s \
-         join connections c on c.id = s.supplier_connection_id where s.id = $1",
-    )
-    .bind(supplier_order_id)
-    .fetch_optional(&mut **tx)
-    .await?;
+    let row =
+        sqlx::query("select order_id, supplier_connection_id from supplier_orders where id = $1")
+            .bind(supplier_order_id)
+            .fetch_optional(&mut **tx)
+            .await?;
     let Some(row) = row else {
         return Ok(None);
     };
     let order_id: String = row.try_get("order_id")?;
-    let supplier: String = row.try_get("supplier")?;
     let supplier_connection_id: String = row.try_get("supplier_connection_id")?;
+    let supplier = connections::name_in(tx, &supplier_connection_id)
+        .await?
+        .unwrap_or_default();
     // Serializes with a cancellation of the order and with the supplier's callbacks.
     orders::lock(tx, &order_id).await?;
     let change = status::Change {
@@ -527,10 +527,9 @@ pub async fn fail_over(
     if order.status == OrderStatus::Cancelled.as_str() {
         return Ok(None);
     }
-    let channel_name: String = sqlx::query_scalar("select name from connections where id = $1")
-        .bind(&order.connection_id)
-        .fetch_one(&mut **tx)
-        .await?;
+    let channel_name = connections::name_in(tx, &order.connection_id)
+        .await?
+        .unwrap_or_default();
     let canonical = order.canonical_order()?;
     let decision = route(
         tx,
@@ -744,6 +743,185 @@ pub async fn supplier_orders_of(
     order_id: &str,
 ) -> anyhow::Result<Vec<SupplierOrderView>> {
     load_supplier_orders(conn, "order_id = $1", order_id).await
+}
+
+/// The order a supplier order belongs to.
+pub async fn order_of(tx: &mut Tx, supplier_order_id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("select order_id from supplier_orders where id = $1")
+        .bind(supplier_order_id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+/// The supplier connection of a supplier order.
+pub async fn supplier_of(tx: &mut Tx, supplier_order_id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("select supplier_connection_id from supplier_orders where id = $1")
+        .bind(supplier_order_id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+/// The newest supplier order that holds (or shipped) a line of an order.
+pub async fn carrying_line(
+    tx: &mut Tx,
+    order_id: &str,
+    external_line_id: &str,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(AssertSqlSafe(format!(
+        "select s.id from supplier_orders s join supplier_order_lines l on l.supplier_order_id = s.id \
+         where s.order_id = $1 and l.external_line_id = $2 and s.status in ({ACTIVE}) \
+         order by s.created_at_ms desc limit 1"
+    )))
+    .bind(order_id)
+    .bind(external_line_id)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// The newest supplier order made for an after-sales case (a reship, a replacement).
+pub async fn latest_for_case(tx: &mut Tx, case_id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "select id from supplier_orders where case_id = $1 order by created_at_ms desc limit 1",
+    )
+    .bind(case_id)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// How many supplier orders of an order are in one of `statuses`.
+pub async fn count_in(tx: &mut Tx, order_id: &str, statuses: &[SoStatus]) -> sqlx::Result<i64> {
+    sqlx::query_scalar(AssertSqlSafe(format!(
+        "select count(*) from supplier_orders where order_id = $1 and status in ({})",
+        SoStatus::sql_list(statuses)
+    )))
+    .bind(order_id)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+/// The supplier orders of an order, each with its status and supplier connection.
+pub async fn statuses_of(
+    tx: &mut Tx,
+    order_id: &str,
+) -> anyhow::Result<Vec<(String, SoStatus, String)>> {
+    let rows = sqlx::query(
+        "select id, status, supplier_connection_id from supplier_orders where order_id = $1 order by created_at_ms, id",
+    )
+    .bind(order_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let status: String = r.try_get("status")?;
+            Ok((
+                r.try_get("id")?,
+                SoStatus::parse(&status)
+                    .ok_or_else(|| anyhow::anyhow!("unknown supplier order status `{status}`"))?,
+                r.try_get("supplier_connection_id")?,
+            ))
+        })
+        .collect()
+}
+
+/// The cost the supplier charged for a line of a supplier order, from the offer it was routed
+/// by: unit cost in minor units and currency.
+pub async fn line_cost(
+    tx: &mut Tx,
+    supplier_order_id: &str,
+    external_line_id: &str,
+) -> sqlx::Result<Option<(Option<i64>, Option<String>)>> {
+    let row = sqlx::query(
+        "select o.unit_cost_minor, o.currency from supplier_order_lines l join offers o on o.id = l.offer_id \
+         where l.supplier_order_id = $1 and l.external_line_id = $2",
+    )
+    .bind(supplier_order_id)
+    .bind(external_line_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| Ok((r.try_get("unit_cost_minor")?, r.try_get("currency")?)))
+        .transpose()
+}
+
+/// The category of a storefront SKU's product, when the shop set one.
+pub async fn category_of(
+    tx: &mut Tx,
+    channel_connection_id: &str,
+    storefront_sku: &str,
+) -> sqlx::Result<Option<String>> {
+    Ok(sqlx::query_scalar::<_, Option<String>>(
+        "select category from products where channel_connection_id = $1 and storefront_sku = $2",
+    )
+    .bind(channel_connection_id)
+    .bind(storefront_sku)
+    .fetch_optional(&mut **tx)
+    .await?
+    .flatten())
+}
+
+/// The supplier SKUs of a supplier order.
+pub async fn supplier_skus(tx: &mut Tx, supplier_order_id: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "select distinct supplier_sku from supplier_order_lines where supplier_order_id = $1",
+    )
+    .bind(supplier_order_id)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// The quantity of each line of a supplier order.
+pub async fn line_quantities(
+    tx: &mut Tx,
+    supplier_order_id: &str,
+) -> sqlx::Result<Vec<(String, i64)>> {
+    let rows = sqlx::query(
+        "select external_line_id, quantity from supplier_order_lines where supplier_order_id = $1",
+    )
+    .bind(supplier_order_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("external_line_id")?, r.try_get("quantity")?)))
+        .collect()
+}
+
+/// The held supplier orders of an order with their supplier connections.
+pub async fn held_of(tx: &mut Tx, order_id: &str) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(statuses_of(tx, order_id)
+        .await?
+        .into_iter()
+        .filter(|(_, s, _)| *s == SoStatus::Held)
+        .map(|(id, _, supplier)| (id, supplier))
+        .collect())
+}
+
+/// The pending supplier orders that took over the lines of `supplier_order_id`.
+pub async fn pending_replacements(
+    tx: &mut Tx,
+    supplier_order_id: &str,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "select id from supplier_orders where replaces_id = $1 and status = 'pending' order by id",
+    )
+    .bind(supplier_order_id)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// A supplier order of `supplier_connection_id` with its order (callbacks name only theirs).
+pub async fn of_supplier(
+    tx: &mut Tx,
+    supplier_connection_id: &str,
+    supplier_order_id: &str,
+) -> sqlx::Result<Option<(String, String)>> {
+    let row = sqlx::query(
+        "select id, order_id from supplier_orders where id = $1 and supplier_connection_id = $2",
+    )
+    .bind(supplier_order_id)
+    .bind(supplier_connection_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| Ok((r.try_get("id")?, r.try_get("order_id")?)))
+        .transpose()
 }
 
 /// The routing decisions of an order, oldest first.

@@ -12,6 +12,7 @@ use crate::db::{Conn, Db, Tx, new_id, now_ms};
 use crate::dispatch::{callee, outcome_of};
 use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus};
+use crate::routing::SoStatus;
 use daifa_plugin_host::carrier::Parcel;
 use daifa_plugin_host::{TrackingDetail, TrackingStatus, TrackingUpdate};
 use serde::Serialize;
@@ -82,11 +83,7 @@ pub async fn enqueue_registrations(
     shipment_id: &str,
     order_id: &str,
 ) -> anyhow::Result<usize> {
-    let carriers: Vec<String> = sqlx::query_scalar(
-        "select id from connections where kind = 'carrier' and enabled = 1 order by name",
-    )
-    .fetch_all(&mut **tx)
-    .await?;
+    let carriers = crate::connections::enabled_carriers(tx).await?;
     for connection_id in &carriers {
         jobs::enqueue(
             tx,
@@ -106,22 +103,27 @@ pub async fn enqueue_registrations(
 /// A shipment as a carrier plugin sees it.
 async fn parcel(db: &Db, shipment_id: &str) -> anyhow::Result<Option<(String, Parcel)>> {
     let row = sqlx::query(
-        "select s.id, s.order_id, s.carrier_code, s.tracking_number, s.shipped_at_ms, o.canonical \
-         from shipments s join orders o on o.id = s.order_id where s.id = $1",
+        "select id, order_id, carrier_code, tracking_number, shipped_at_ms from shipments where id = $1",
     )
     .bind(shipment_id)
     .fetch_optional(&db.pool)
     .await?;
-    row.map(|r| parcel_from_row(&r)).transpose()
+    match row {
+        Some(r) => Ok(Some(parcel_from_row(db, &r).await?)),
+        None => Ok(None),
+    }
 }
 
-fn parcel_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<(String, Parcel)> {
-    let canonical: Value = serde_json::from_str(&r.try_get::<String, _>("canonical")?)?;
-    let destination_country = canonical["shipping_address"]["country_code"]
-        .as_str()
-        .map(str::to_string);
+/// A shipment row as a parcel, with its order's destination.
+async fn parcel_from_row(db: &Db, r: &sqlx::any::AnyRow) -> anyhow::Result<(String, Parcel)> {
+    let order_id: String = r.try_get("order_id")?;
+    let destination_country = orders::get(db, &order_id).await?.and_then(|o| {
+        o.canonical["shipping_address"]["country_code"]
+            .as_str()
+            .map(str::to_string)
+    });
     Ok((
-        r.try_get("order_id")?,
+        order_id,
         Parcel {
             shipment_id: r.try_get("id")?,
             carrier_code: r.try_get("carrier_code")?,
@@ -188,8 +190,8 @@ pub async fn parcels_to_follow(
     limit: i64,
 ) -> anyhow::Result<Vec<Parcel>> {
     let rows = sqlx::query(AssertSqlSafe(format!(
-        "select s.id, s.order_id, s.carrier_code, s.tracking_number, s.shipped_at_ms, o.canonical \
-         from tracking_registrations r join shipments s on s.id = r.shipment_id join orders o on o.id = s.order_id \
+        "select s.id, s.order_id, s.carrier_code, s.tracking_number, s.shipped_at_ms \
+         from tracking_registrations r join shipments s on s.id = r.shipment_id \
          where r.connection_id = $1 and s.id > $2 and (s.tracking_status is null or s.tracking_status not in ({})) \
          order by s.id limit $3",
         FINAL_STATUSES.map(|s| format!("'{s}'")).join(", ")
@@ -199,9 +201,11 @@ pub async fn parcels_to_follow(
     .bind(limit)
     .fetch_all(&db.pool)
     .await?;
-    rows.iter()
-        .map(|r| parcel_from_row(r).map(|(_, p)| p))
-        .collect()
+    let mut parcels = Vec::with_capacity(rows.len());
+    for r in &rows {
+        parcels.push(parcel_from_row(db, r).await?.1);
+    }
+    Ok(parcels)
 }
 
 /// What applying updates did, for the answer to the sender and the raw record.
@@ -372,13 +376,24 @@ async fn on_detail(
 /// An order is delivered once every shipment of it is and no supplier order still has goods to
 /// ship.
 async fn mark_delivered_when_complete(tx: &mut Tx, order_id: &str) -> anyhow::Result<()> {
-    let pending: i64 = sqlx::query_scalar(
-        "select (select count(*) from shipments where order_id = $1 and (tracking_status is null or tracking_status <> 'delivered')) \
-              + (select count(*) from supplier_orders where order_id = $1 and status in ('pending', 'held', 'submitted', 'accepted'))",
+    let undelivered: i64 = sqlx::query_scalar(
+        "select count(*) from shipments where order_id = $1 and (tracking_status is null or tracking_status <> 'delivered')",
     )
     .bind(order_id)
     .fetch_one(&mut **tx)
     .await?;
+    let to_ship = crate::routing::count_in(
+        tx,
+        order_id,
+        &[
+            SoStatus::Pending,
+            SoStatus::Held,
+            SoStatus::Submitted,
+            SoStatus::Accepted,
+        ],
+    )
+    .await?;
+    let pending = undelivered + to_ship;
     if pending == 0
         && orders::set_status(tx, order_id, OrderStatus::Delivered, None)
             .await?
@@ -424,6 +439,34 @@ pub async fn events_of_order(
             })
         })
         .collect()
+}
+
+/// Where a shipment's tracking stands, for the follow-up clocks: its status, number, carrier
+/// and how many scans were kept.
+pub struct Followed {
+    pub tracking_status: Option<String>,
+    pub tracking_number: String,
+    pub carrier_code: String,
+    pub scans: i64,
+}
+
+pub async fn followed(tx: &mut Tx, shipment_id: &str) -> sqlx::Result<Option<Followed>> {
+    let row = sqlx::query(
+        "select tracking_status, tracking_number, carrier_code, (select count(*) from tracking_events where shipment_id = $1) as scans \
+         from shipments where id = $1",
+    )
+    .bind(shipment_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| {
+        Ok(Followed {
+            tracking_status: r.try_get("tracking_status")?,
+            tracking_number: r.try_get("tracking_number")?,
+            carrier_code: r.try_get("carrier_code")?,
+            scans: r.try_get("scans")?,
+        })
+    })
+    .transpose()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use crate::helpers::*;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -15,6 +15,16 @@ fn free_port() -> u16 {
 }
 
 fn start_gateway(db_url: &str, port: u16, workers: usize) -> Child {
+    start_gateway_with(db_url, port, workers, &[])
+}
+
+/// The `daifa` binary serving on `port`, with more `DAIFA_*` settings.
+pub(crate) fn start_gateway_with(
+    db_url: &str,
+    port: u16,
+    workers: usize,
+    env: &[(&str, &str)],
+) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_daifa"));
     cmd.arg("serve")
         .env("DAIFA_BIND", format!("127.0.0.1:{port}"))
@@ -28,13 +38,14 @@ fn start_gateway(db_url: &str, port: u16, workers: usize) -> Child {
             test_settings("").secret_key.unwrap_or_default(),
         )
         .stdin(Stdio::null());
+    cmd.envs(env.iter().copied());
     if std::env::var_os("TEST_LOG").is_none() {
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
     }
     cmd.spawn().expect("starting the daifa binary")
 }
 
-async fn wait_healthy(api: &Api, child: &mut Child) {
+pub(crate) async fn wait_healthy(api: &Api, child: &mut Child) {
     let started = std::time::Instant::now();
     loop {
         if let Ok(Some(status)) = child.try_wait() {

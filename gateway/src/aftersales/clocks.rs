@@ -10,6 +10,7 @@ use crate::app::AppState;
 use crate::db::{Tx, ms, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
+use crate::orders;
 use crate::policy::AfterSalesPolicy;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -211,13 +212,8 @@ pub async fn run(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> 
     let key = format!("{}.{subject}", job.kind.as_str());
     match clock {
         Clock::Ship => {
-            let shipped: i64 = scalar(
-                &mut tx,
-                "select count(*) from shipments where order_id = $1",
-                subject,
-            )
-            .await?;
-            let status = order_status(&mut tx, subject).await?;
+            let (shipped, _) = crate::fulfilment::count_of(&mut tx, subject).await?;
+            let status = orders::status_in(&mut tx, subject).await?;
             if shipped == 0 && !matches!(status.as_deref(), Some("cancelled") | None) {
                 open_task(
                     &mut tx,
@@ -232,13 +228,8 @@ pub async fn run(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> 
             }
         }
         Clock::MarkShipped => {
-            let written: i64 = scalar(
-                &mut tx,
-                "select count(*) from shipments where order_id = $1 and status = 'written_back'",
-                subject,
-            )
-            .await?;
-            let status = order_status(&mut tx, subject).await?;
+            let (_, written) = crate::fulfilment::count_of(&mut tx, subject).await?;
+            let status = orders::status_in(&mut tx, subject).await?;
             if written == 0 && !matches!(status.as_deref(), Some("cancelled") | None) {
                 open_task(&mut tx, "mark_shipped_late", &key, Some(subject), None,
                     "not marked shipped on the storefront 3 days after the order: get the tracking number from the shipper and mark it shipped",
@@ -246,16 +237,10 @@ pub async fn run(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> 
             }
         }
         Clock::FollowUp | Clock::NoTracking | Clock::DeliveryPromise => {
-            let row = sqlx::query("select tracking_status, tracking_number, carrier_code, (select count(*) from tracking_events where shipment_id = $1) as scans from shipments where id = $1")
-                .bind(subject)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(r) = row {
-                let status: Option<String> = r.try_get("tracking_status")?;
-                let scans: i64 = r.try_get("scans")?;
-                let number: String = r.try_get("tracking_number")?;
+            if let Some(f) = crate::tracking::followed(&mut tx, subject).await? {
+                let (status, scans) = (f.tracking_status, f.scans);
                 let delivered = status.as_deref() == Some("delivered");
-                let detail = json!({ "shipment_id": subject, "tracking_number": number, "carrier": r.try_get::<String, _>("carrier_code")?, "tracking_status": status });
+                let detail = json!({ "shipment_id": subject, "tracking_number": f.tracking_number, "carrier": f.carrier_code, "tracking_status": status });
                 match clock {
                     Clock::FollowUp if !delivered => {
                         open_task(
@@ -317,10 +302,7 @@ pub async fn run(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> 
             }
         }
         Clock::StockOutContact => {
-            let open: Option<String> = sqlx::query_scalar("select order_id from holds where id = $1 and status = 'open' and resolution is null")
-                .bind(subject)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let open = crate::routing::holds::open_unresolved(&mut tx, subject).await?;
             if let Some(order_id) = open {
                 open_task(&mut tx, "stock_out_contact", &key, Some(&order_id), None,
                     "a stock-out's customer not contacted within 24 hours: offer an alternative with a discount, a later date, or cancellation",
@@ -331,19 +313,6 @@ pub async fn run(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> 
     tx.commit().await?;
     Ok(Outcome::Succeeded)
 }
-
-async fn scalar(tx: &mut Tx, sql: &'static str, arg: &str) -> sqlx::Result<i64> {
-    sqlx::query_scalar(sql).bind(arg).fetch_one(&mut **tx).await
-}
-
-async fn order_status(tx: &mut Tx, order_id: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar("select status from orders where id = $1")
-        .bind(order_id)
-        .fetch_optional(&mut **tx)
-        .await
-}
-
-// ---- the refund queue ----
 
 /// Makes sure the next sweep of the refund queue is scheduled (at start, and after each sweep).
 /// Its key is its time: however many processes schedule it, it exists once.

@@ -27,10 +27,9 @@ pub async fn proposal(tx: &mut Tx, case: &Case) -> anyhow::Result<Option<Value>>
     ) || case.reason == Some(Reason::Lost);
     if in_transit {
         // Reshipping costs the goods and the freight again; refunding costs what was paid.
-        let channel_name: String = sqlx::query_scalar("select name from connections where id = $1")
-            .bind(&order.connection_id)
-            .fetch_one(&mut **tx)
-            .await?;
+        let channel_name = crate::connections::name_in(tx, &order.connection_id)
+            .await?
+            .unwrap_or_default();
         let lines: Vec<(String, u32)> = case
             .lines
             .iter()

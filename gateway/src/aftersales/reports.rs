@@ -168,11 +168,7 @@ pub async fn on_cancellation(
     accepted: bool,
     reason: Option<&str>,
 ) -> anyhow::Result<Value> {
-    let order_id: Option<String> =
-        sqlx::query_scalar("select order_id from supplier_orders where id = $1")
-            .bind(supplier_order_id)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let order_id = routing::order_of(tx, supplier_order_id).await?;
     let Some(order_id) = order_id else {
         return Ok(json!({ "supplier_order_id": supplier_order_id, "event": "unknown" }));
     };
@@ -221,11 +217,16 @@ pub async fn on_cancellation(
             .await
             .map_err(anyhow_of)?;
         } else {
-            let left: i64 = sqlx::query_scalar(
-                "select count(*) from supplier_orders where order_id = $1 and status in ('submitted', 'accepted', 'shipped', 'cancel_requested')",
+            let left = routing::count_in(
+                tx,
+                &order_id,
+                &[
+                    SoStatus::Submitted,
+                    SoStatus::Accepted,
+                    SoStatus::Shipped,
+                    SoStatus::CancelRequested,
+                ],
             )
-            .bind(&order_id)
-            .fetch_one(&mut **tx)
             .await?;
             if left == 0 {
                 act(
@@ -255,11 +256,7 @@ async fn refused_cancellation(
     reason: Option<&str>,
 ) -> anyhow::Result<()> {
     let current = routing::status::current(tx, supplier_order_id).await?;
-    let order_status: Option<String> =
-        sqlx::query_scalar("select status from orders where id = $1")
-            .bind(order_id)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let order_status = orders::status_in(tx, order_id).await?;
     let order_cancelled = order_status.as_deref() == Some(OrderStatus::Cancelled.as_str());
     let lost_its_lines = current.is_some_and(|s| !s.is_live());
     if order_cancelled || lost_its_lines {
@@ -306,12 +303,15 @@ async fn case_for_report(
     {
         return Ok(Some(id.to_string()));
     }
+    let Some(order_id) = routing::order_of(tx, supplier_order_id).await? else {
+        return Ok(None);
+    };
     Ok(sqlx::query_scalar(
-        "select c.id from cases c join supplier_orders s on s.order_id = c.order_id where s.id = $1 \
-         and c.kind in ('return_refund', 'exchange', 'warranty_repair', 'paid_maintenance') and c.state <> 'closed' \
-         order by c.opened_at_ms desc limit 1",
+        "select id from cases where order_id = $1 \
+         and kind in ('return_refund', 'exchange', 'warranty_repair', 'paid_maintenance') and state <> 'closed' \
+         order by opened_at_ms desc limit 1",
     )
-    .bind(supplier_order_id)
+    .bind(&order_id)
     .fetch_optional(&mut **tx)
     .await?)
 }
@@ -330,11 +330,9 @@ pub async fn on_return_received(
     let case_id = match case_for_report(tx, supplier_order_id, case_id).await? {
         Some(id) => id,
         None => {
-            let order_id: String =
-                sqlx::query_scalar("select order_id from supplier_orders where id = $1")
-                    .bind(supplier_order_id)
-                    .fetch_one(&mut **tx)
-                    .await?;
+            let order_id = routing::order_of(tx, supplier_order_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("supplier order {supplier_order_id} vanished"))?;
             let mut new = NewCase::new(&order_id, CaseKind::ReturnRefund, Source::Supplier);
             new.return_kind = Some(ReturnKind::InTransitReturn);
             new.reason = Some(Reason::Other);
@@ -433,18 +431,14 @@ pub async fn from_carrier(
         D::Lost => (CaseKind::Reship, None, Reason::Lost, false),
         _ => return Ok(None),
     };
-    let lines: Vec<CaseLine> = serde_json::from_str::<Vec<LineQuantity>>(
-        &sqlx::query_scalar::<_, String>("select lines from shipments where id = $1")
-            .bind(shipment_id)
-            .fetch_one(&mut **tx)
-            .await?,
-    )?
-    .into_iter()
-    .map(|l| CaseLine {
-        external_line_id: l.external_line_id,
-        quantity: l.quantity,
-    })
-    .collect();
+    let lines: Vec<CaseLine> = crate::fulfilment::lines_in(tx, shipment_id)
+        .await?
+        .into_iter()
+        .map(|l| CaseLine {
+            external_line_id: l.external_line_id,
+            quantity: l.quantity,
+        })
+        .collect();
     let external = format!(
         "carrier:{shipment_id}:{}",
         match kind {

@@ -89,6 +89,17 @@ pub async fn open(
     Ok(())
 }
 
+/// The order of a hold that is open and not resolved yet (a stock-out whose customer has not
+/// been contacted), if it is.
+pub async fn open_unresolved(tx: &mut Tx, hold_id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "select order_id from holds where id = $1 and status = 'open' and resolution is null",
+    )
+    .bind(hold_id)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
 /// Every line found a supplier: an open stock-out hold is over.
 pub async fn close_stock_out(tx: &mut Tx, order_id: &str) -> anyhow::Result<()> {
     sqlx::query(
@@ -213,10 +224,9 @@ async fn reroute(
     trigger: Trigger,
     allow_partial: bool,
 ) -> ApiResult<super::Decision> {
-    let channel_name: String = sqlx::query_scalar("select name from connections where id = $1")
-        .bind(&order.connection_id)
-        .fetch_one(&mut **tx)
-        .await?;
+    let channel_name = crate::connections::name_in(tx, &order.connection_id)
+        .await?
+        .unwrap_or_default();
     let canonical = order.canonical_order()?;
     Ok(super::route(
         tx,
@@ -291,15 +301,7 @@ async fn release(
 /// again (it found the supplier order held and sent nothing; a push still waiting for a retry
 /// goes on by itself), under its first key, so the supplier sees one webhook id.
 async fn release_held(tx: &mut Tx, order: &StoredOrder) -> anyhow::Result<()> {
-    let held = sqlx::query(
-        "select id, supplier_connection_id from supplier_orders where order_id = $1 and status = 'held' order by id",
-    )
-    .bind(&order.id)
-    .fetch_all(&mut **tx)
-    .await?;
-    for row in held {
-        let id: String = row.try_get("id")?;
-        let supplier: String = row.try_get("supplier_connection_id")?;
+    for (id, supplier) in super::held_of(tx, &order.id).await? {
         if super::status::transition_from(
             tx,
             &id,
