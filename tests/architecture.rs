@@ -1,0 +1,256 @@
+//! The gateway's table ownership, checked on its source (ARCHITECTURE.md, "Each module owns
+//! its tables"): the SQL that names a table lives in the module that owns it. Other modules go
+//! through the owner's functions, so a table's invariants (a supplier order's status moves by
+//! compare-and-set only, an order's timeline explains each change) are kept in one place.
+//!
+//! Writes (`insert into`, `update`, `delete from`) by any other module fail the test. Reads of
+//! another module's table fail it too, except the joins listed in [`READ_JOINS`], each with why
+//! it is there; the list may only shrink.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Each module (a file or folder of `gateway/src`) and the tables it owns.
+const OWNERS: &[(&str, &[&str])] = &[
+    ("ingest", &["raw_requests", "deliveries"]),
+    ("orders", &["orders", "order_events"]),
+    (
+        "routing",
+        &[
+            "supplier_orders",
+            "supplier_order_lines",
+            "routing_decisions",
+            "offers",
+            "products",
+            "notices",
+            "holds",
+            "line_substitutions",
+            "sku_mappings",
+        ],
+    ),
+    ("policy", &["policies"]),
+    // The shipment is fulfilment's; its tracking columns are tracking's.
+    ("fulfilment", &["shipments"]),
+    (
+        "tracking",
+        &["tracking_registrations", "tracking_events", "shipments"],
+    ),
+    ("polling", &["poll_state"]),
+    ("jobs", &["jobs", "job_attempts"]),
+    (
+        "connections",
+        &[
+            "connections",
+            "connection_plugin_history",
+            "connections_new",
+        ],
+    ),
+    ("plugins", &["plugin_packages"]),
+    ("shadow", &["shadow_results"]),
+    ("aftersales", &["cases", "case_events", "return_notes"]),
+    ("tasks", &["tasks"]),
+];
+
+/// Reads of another module's table that remain, as `(file, table, why)`.
+const READ_JOINS: &[(&str, &str, &str)] = &[
+    (
+        "polling.rs",
+        "connections",
+        "the due-poll claim filters on enabled connections in the same locked statement",
+    ),
+    (
+        "polling.rs",
+        "plugin_packages",
+        "the due-poll claim filters on versions that poll, in the same locked statement",
+    ),
+    (
+        "routing/offers.rs",
+        "connections",
+        "offers and notices are listed with their channel's and supplier's names",
+    ),
+];
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("reading gateway/src") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every `(keyword, table)` of SQL in a line: `from t`, `join t`, `into t`, `update t`,
+/// `delete from t` (as `delete`).
+fn tables_named(line: &str) -> Vec<(&'static str, String)> {
+    let words: Vec<&str> = line
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut named = Vec::new();
+    for (i, pair) in words.windows(2).enumerate() {
+        let keyword = match pair[0] {
+            "from" if i > 0 && words[i - 1] == "delete" => "delete",
+            "from" => "from",
+            "join" => "join",
+            "into" => "into",
+            "update" => "update",
+            _ => continue,
+        };
+        named.push((keyword, pair[1].to_string()));
+    }
+    named
+}
+
+/// The string literals of Rust source (SQL lives in them), each with the line it starts on;
+/// comments are skipped. Enough for this code base: no raw strings in `gateway/src/*.rs`.
+fn string_literals(source: &str) -> Vec<(usize, String)> {
+    let chars: Vec<char> = source.chars().collect();
+    let mut out = Vec::new();
+    let (mut i, mut line) = (0, 1);
+    while i < chars.len() {
+        match chars[i] {
+            '\n' => line += 1,
+            '/' if chars.get(i + 1) == Some(&'/') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            // A character literal of a quote or a backslash.
+            '\'' if chars.get(i + 2) == Some(&'\'') => i += 2,
+            '\'' if chars.get(i + 1) == Some(&'\\') && chars.get(i + 3) == Some(&'\'') => i += 3,
+            '"' => {
+                let start = line;
+                let mut text = String::new();
+                i += 1;
+                while i < chars.len() && chars[i] != '"' {
+                    if chars[i] == '\\' {
+                        i += 1;
+                    }
+                    if chars.get(i) == Some(&'\n') {
+                        line += 1;
+                    }
+                    if let Some(c) = chars.get(i) {
+                        text.push(*c);
+                    }
+                    i += 1;
+                }
+                out.push((start, text));
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn each_tables_sql_lives_in_the_module_that_owns_it() {
+    let owner: BTreeMap<&str, Vec<&str>> =
+        OWNERS
+            .iter()
+            .fold(BTreeMap::new(), |mut m, (module, tables)| {
+                for t in *tables {
+                    m.entry(*t).or_insert_with(Vec::new).push(*module);
+                }
+                m
+            });
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    assert!(files.len() > 20, "the gateway's source was not found");
+    let mut writes = Vec::new();
+    let mut reads = Vec::new();
+    let mut joins_seen = Vec::new();
+    for file in &files {
+        let rel = file
+            .strip_prefix(src())
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let module = rel
+            .split('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_string();
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, literal) in string_literals(&text) {
+            for (keyword, table) in tables_named(&literal) {
+                let Some(owners) = owner.get(table.as_str()) else {
+                    continue;
+                };
+                if owners.contains(&module.as_str()) {
+                    continue;
+                }
+                let place = format!(
+                    "{rel}:{}: {keyword} {table} (owned by {})",
+                    n,
+                    owners.join(", ")
+                );
+                if matches!(keyword, "into" | "update" | "delete") {
+                    writes.push(place);
+                } else if READ_JOINS.iter().any(|(f, t, _)| *f == rel && *t == table) {
+                    joins_seen.push((rel.clone(), table.clone()));
+                } else {
+                    reads.push(place);
+                }
+            }
+        }
+    }
+    assert!(
+        writes.is_empty(),
+        "modules write tables they do not own:\n{}",
+        writes.join("\n")
+    );
+    assert!(
+        reads.is_empty(),
+        "modules read tables they do not own (go through the owner's functions):\n{}",
+        reads.join("\n")
+    );
+    for (file, table, _) in READ_JOINS {
+        assert!(
+            joins_seen.iter().any(|(f, t)| f == file && t == table),
+            "{file} no longer reads {table}: take it off READ_JOINS"
+        );
+    }
+}
+
+#[test]
+fn the_scanner_reads_sql_in_string_literals_only() {
+    let source = "let p = dir.join(\"cases\"); // update orders\nsqlx::query(\"select id from \\\n  orders where x = '\\\"'\")";
+    let literals = string_literals(source);
+    assert_eq!(literals.len(), 2, "{literals:?}");
+    assert_eq!(literals[1].0, 2, "the line the literal starts on");
+    let named: Vec<_> = literals.iter().flat_map(|(_, l)| tables_named(l)).collect();
+    assert_eq!(named, [("from", "orders".to_string())]);
+}
+
+#[test]
+fn the_scanner_finds_sql_of_other_modules() {
+    assert_eq!(
+        tables_named("\"update supplier_orders set status = $1 where id = $2\""),
+        [("update", "supplier_orders".to_string())]
+    );
+    assert_eq!(
+        tables_named("select s.id from shipments s join orders o on o.id = s.order_id"),
+        [
+            ("from", "shipments".to_string()),
+            ("join", "orders".to_string())
+        ]
+    );
+    assert_eq!(
+        tables_named("\"delete from offers where id = $1\""),
+        [("delete", "offers".to_string())]
+    );
+    assert!(
+        tables_named("let orders = from_row(r);")
+            .iter()
+            .all(|(_, t)| t != "orders")
+    );
+}
