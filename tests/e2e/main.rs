@@ -11,6 +11,7 @@ mod plugins;
 mod polling;
 mod routing;
 mod sigkill;
+mod sweeper;
 mod tracking;
 
 use fakes::{FakeShopify, FakeSupplier};
