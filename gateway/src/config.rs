@@ -287,3 +287,45 @@ impl Settings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_toml(text: &str) -> Result<Settings, config::ConfigError> {
+        let path = std::env::temp_dir().join(format!("daifa-config-{}.toml", uuid::Uuid::now_v7()));
+        std::fs::write(&path, text).unwrap();
+        let settings = Settings::load(Some(&path));
+        let _ = std::fs::remove_file(&path);
+        settings
+    }
+
+    #[test]
+    fn the_sweeper_runs_by_default_on_the_documented_schedule() {
+        let s = load_toml("").unwrap();
+        assert!(s.ingest.sweep);
+        assert_eq!(s.ingest.sweep_interval, Duration::from_secs(30));
+        assert_eq!(s.ingest.stale_after, Duration::from_secs(60));
+        let minutes: Vec<u64> = s
+            .ingest
+            .reprocess_schedule
+            .iter()
+            .map(|d| d.as_secs() / 60)
+            .collect();
+        assert_eq!(minutes, [1, 5, 30, 120, 300]);
+        let s =
+            load_toml("[ingest]\nreprocess_schedule = [\"10s\", \"1h\"]\nsweep = false\n").unwrap();
+        assert!(!s.ingest.sweep);
+        assert_eq!(
+            s.ingest.reprocess_schedule,
+            [Duration::from_secs(10), Duration::from_secs(3600)]
+        );
+    }
+
+    #[test]
+    fn a_request_is_not_stale_before_a_plugin_call_could_have_ended() {
+        let err = load_toml("[ingest]\nstale_after = \"30s\"\n").unwrap_err();
+        assert!(err.to_string().contains("ingest.stale_after"), "{err}");
+        assert!(load_toml("[ingest]\nstale_after = \"31s\"\n").is_ok());
+    }
+}
