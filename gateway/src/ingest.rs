@@ -125,6 +125,7 @@ async fn receive(
         raw_id: &raw_id,
         connection_name: &connection_name,
         request: &request,
+        received_at_ms: None,
     };
     let processed = match process_stored(&state, stored, OnServerError::MarkFailed).await {
         Ok(processed) => processed,
@@ -153,6 +154,10 @@ pub(crate) struct Stored<'a> {
     pub raw_id: &'a str,
     pub connection_name: &'a str,
     pub request: &'a InboundRequest,
+    /// When a request processed again was received: the plugin judges it as of then (the
+    /// clock it reads is set to that time), so that a signature's age is the age it had on
+    /// arrival, not the time it spent waiting. None: the request just came in.
+    pub received_at_ms: Option<i64>,
 }
 
 /// What a server error (a 5xx answer: the plugin failed, the connection's set-up is incomplete)
@@ -186,14 +191,7 @@ pub(crate) async fn process_stored(
         .context("looking up the connection")?;
     let name = connection.as_ref().map(|c| c.name.clone());
     let plugin_version = connection.as_ref().map(|c| c.plugin_version.clone());
-    let answer = process(
-        state,
-        stored.raw_id,
-        stored.connection_name,
-        connection,
-        stored.request,
-    )
-    .await?;
+    let answer = process(state, stored, connection).await?;
     // Accepted and duplicate requests were marked in the transaction that applied them.
     let record = match answer.raw_status {
         RawStatus::Accepted | RawStatus::Duplicate => false,
@@ -221,11 +219,15 @@ pub(crate) async fn process_stored(
 
 async fn process(
     state: &AppState,
-    raw_id: &str,
-    connection_name: &str,
+    stored: Stored<'_>,
     connection: Option<Connection>,
-    request: &InboundRequest,
 ) -> anyhow::Result<Answer> {
+    let Stored {
+        raw_id,
+        connection_name,
+        request,
+        received_at_ms,
+    } = stored;
     let Some(connection) = connection else {
         return Ok(Answer::error(
             StatusCode::NOT_FOUND,
@@ -256,7 +258,10 @@ async fn process(
         }
     };
     let ctx = match connection.context(&state.secrets, &plugin) {
-        Ok(ctx) => Arc::new(ctx),
+        Ok(mut ctx) => {
+            ctx.fixed_now_ms = received_at_ms;
+            Arc::new(ctx)
+        }
         Err(e) => {
             return Ok(Answer::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -760,6 +765,7 @@ struct StoredRequest {
     pub id: String,
     pub connection_name: String,
     pub request: InboundRequest,
+    pub received_at_ms: i64,
     /// The sweeper's attempts at it, this one included.
     pub attempts: i64,
 }
@@ -770,11 +776,13 @@ impl StoredRequest {
             raw_id: &self.id,
             connection_name: &self.connection_name,
             request: &self.request,
+            received_at_ms: Some(self.received_at_ms),
         }
     }
 }
 
-const STORED_COLUMNS: &str = "id, connection_name, method, path, headers, body, attempts";
+const STORED_COLUMNS: &str =
+    "id, connection_name, method, path, headers, body, received_at_ms, attempts";
 
 fn stored_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<StoredRequest> {
     let headers: Vec<(String, String)> = serde_json::from_str(&r.try_get::<String, _>("headers")?)?;
@@ -790,6 +798,7 @@ fn stored_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<StoredRequest> {
                 .collect(),
             body: r.try_get("body")?,
         },
+        received_at_ms: r.try_get("received_at_ms")?,
         attempts: r.try_get("attempts")?,
     })
 }

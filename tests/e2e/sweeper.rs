@@ -439,3 +439,65 @@ async fn two_gateways_sweeping_one_database_take_each_request_once() {
     second.stop().await;
     w.app.stop().await;
 }
+
+/// A supplier's callback signs its time, and suppliers' signatures older than five minutes are
+/// refused: processed again later, a callback is judged as of when it arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_processed_again_later_is_judged_as_of_its_arrival() {
+    let w = world().await;
+    let r = w
+        .app
+        .send_shopify(
+            "orders/create",
+            "wh-callback",
+            &shopify_sample(),
+            SHOPIFY_SECRET,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let pushes = exactly_pushes(&w.supplier, 1).await;
+    let supplier_order_id = pushes[0].body["data"]["supplier_order_id"].clone();
+
+    // Ten minutes ago the supplier accepted, signed then; the gateway stored it and stopped.
+    let sent = std::time::SystemTime::now() - Duration::from_secs(10 * 60);
+    let ts = i64::try_from(
+        sent.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    let body = json!({ "type": "supplier_order.accepted", "timestamp": "2026-11-23T10:00:00Z",
+                       "data": { "supplier_order_id": supplier_order_id, "external_id": "SUP-LATE" } })
+    .to_string();
+    let signature = standardwebhooks::Webhook::new(SUPPLIER_SECRET)
+        .unwrap()
+        .sign("cb-late", ts, body.as_bytes())
+        .unwrap();
+    let id = Unprocessed {
+        connection: SUPPLIER_CONNECTION,
+        origin: "webhook",
+        method: "POST",
+        path: format!("/hooks/{SUPPLIER_CONNECTION}"),
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("webhook-id".into(), "cb-late".into()),
+            ("webhook-timestamp".into(), ts.to_string()),
+            ("webhook-signature".into(), signature),
+        ],
+        body: body.into_bytes(),
+        age: Duration::from_secs(10 * 60),
+    }
+    .store(&w.app.db)
+    .await;
+
+    let record = wait_for_status(&w.app, &id, "accepted").await;
+    assert_eq!(record["status_code"], 200, "{record}");
+    let order = w.app.orders().await[0]["id"].as_str().unwrap().to_string();
+    let detail = w.app.order(&order).await;
+    assert_eq!(
+        detail["supplier_orders"][0]["status"], "accepted",
+        "{detail}"
+    );
+    assert_eq!(detail["supplier_orders"][0]["external_id"], "SUP-LATE");
+    w.app.stop().await;
+}

@@ -6,7 +6,9 @@
 //! should send it again, but a sender may give up, and a crash answers nobody. The sweeper
 //! takes each request still `received` `ingest.stale_after` after it was stored and runs it
 //! through the same path as `receive` ([`super::process_stored`]), one request at a time under
-//! a compare-and-set claim, so several gateway processes never run the same one at once. A
+//! a compare-and-set claim, so several gateway processes never run the same one at once; the
+//! plugin judges it as of its arrival (a supplier's signature more than five minutes old is
+//! refused, and this one was not when it came). A
 //! request the sender also sent again is harmless: the platform's delivery id and the order's
 //! unique key recognise the second copy, whichever comes first, and a stored request is applied
 //! once. Attempts that fail again are retried on `ingest.reprocess_schedule`; then the request
