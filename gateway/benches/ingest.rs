@@ -56,7 +56,8 @@ fn native_shopify() -> NativeParser {
             .unwrap_or_default();
         let verifier = daifa_plugin_shopify::webhook::Verifier {
             secret: secret.as_bytes(),
-            shop_domain: ctx.settings.get("shop_domain").map(String::as_str),
+            // Unset, it is refused as the component refuses it (`permanent`).
+            shop_domain: ctx.settings.get("shop_domain").map_or("", String::as_str),
         };
         match daifa_plugin_shopify::webhook::handle(verifier, &native_request) {
             Ok(inbound) => Ok(Parsed::Channel(

@@ -3,6 +3,7 @@
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::ingest::reprocess::Reprocessed;
 use crate::{fulfilment, ingest, jobs, orders, routing, tracking};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -18,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/orders", get(list_orders))
         .route("/orders/{id}", get(get_order))
         .route("/raw-requests", get(list_raw))
+        .route("/raw-requests/{id}/reprocess", post(reprocess_raw))
         .route("/jobs", get(list_jobs))
         .route("/jobs/{id}", get(get_job))
         .route("/jobs/{id}/retry", post(retry_job))
@@ -147,6 +149,40 @@ async fn list_raw(
     )
     .await?;
     Ok(Json(json!({ "raw_requests": list })))
+}
+
+/// Processes a stored webhook again, now, as if it had just come in: one the sweeper has not
+/// got to or gave up on, or one refused because of the connection's set-up (a wrong secret,
+/// fixed since). What was applied is never applied again.
+async fn reprocess_raw(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    match ingest::reprocess::by_operator(&state, &id).await {
+        Ok(Reprocessed::Done {
+            status,
+            status_code,
+            answer,
+        }) => Ok(Json(json!({
+            "raw_request_id": id,
+            "status": status,
+            "status_code": status_code,
+            "answer": answer,
+        }))),
+        Ok(Reprocessed::Unknown) => Err(ApiError::NotFound(format!("no raw request `{id}`"))),
+        Ok(Reprocessed::Applied(status)) => Err(ApiError::Conflict(format!(
+            "raw request `{id}` is {status}: it was applied, and is not applied twice"
+        ))),
+        Ok(Reprocessed::Poll) => Err(ApiError::Conflict(format!(
+            "raw request `{id}` is a poll's record: the next poll fetches what it held again"
+        ))),
+        Err(e) => {
+            tracing::error!(raw_request_id = %id, error = format!("{e:#}"), "cannot process a stored request again");
+            Err(ApiError::Unavailable(
+                "the request could not be processed; try again later".into(),
+            ))
+        }
+    }
 }
 
 async fn list_jobs(

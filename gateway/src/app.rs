@@ -1,4 +1,5 @@
-//! The application: settings, database, plugins, the HTTP server and the job workers.
+//! The application: settings, database, plugins, the HTTP server, the job workers, the poller
+//! and the sweeper of stale requests.
 
 use crate::config::Settings;
 use crate::db::Db;
@@ -123,12 +124,13 @@ impl Application {
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let poller = polling::spawn(self.state.clone(), stop_rx.clone());
+        let sweeper = ingest::reprocess::spawn(self.state.clone(), stop_rx.clone());
         let workers = dispatch::spawn_workers(
             self.state.clone(),
             self.state.settings.jobs.workers,
             stop_rx,
         );
-        tracing::info!(addr = %self.local_addr(), workers = workers.len(), polling = poller.is_some(), "daifa listening");
+        tracing::info!(addr = %self.local_addr(), workers = workers.len(), polling = poller.is_some(), sweeping = sweeper.is_some(), "daifa listening");
         let app = router(self.state.clone());
         axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
@@ -137,7 +139,7 @@ impl Application {
             })
             .await?;
         let _ = stop_tx.send(true);
-        for w in workers.into_iter().chain(poller) {
+        for w in workers.into_iter().chain(poller).chain(sweeper) {
             let _ = w.await;
         }
         Ok(())

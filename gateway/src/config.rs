@@ -30,6 +30,21 @@ pub struct Settings {
 pub struct IngestSettings {
     /// Larger inbound bodies are refused with 413 (and kept, truncated, with the reason).
     pub max_body_bytes: usize,
+    /// Whether this process runs the sweeper, which processes again the webhooks stored but never
+    /// processed (several processes share the work: each request is taken by one at a time).
+    pub sweep: bool,
+    /// How often the sweeper looks for stale requests.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+    /// A request still `received` this long after it was stored is stale: processing it failed
+    /// before anything was recorded (the database, a crash). Also how long one attempt of the
+    /// sweeper holds a request before another process may take it.
+    #[serde(with = "humantime_serde")]
+    pub stale_after: Duration,
+    /// Delays between the sweeper's attempts at a request (the first comes once it is stale).
+    /// After the last one, it is marked `failed` and a task opened for the operator.
+    #[serde(deserialize_with = "durations")]
+    pub reprocess_schedule: Vec<Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -166,6 +181,13 @@ impl Settings {
             .set_default("database_url", "sqlite://daifa.db?mode=rwc")?
             .set_default("secret_key_file", ".daifa/secret.key")?
             .set_default("ingest.max_body_bytes", 5 * 1024 * 1024)?
+            .set_default("ingest.sweep", true)?
+            .set_default("ingest.sweep_interval", "30s")?
+            .set_default("ingest.stale_after", "1m")?
+            .set_default(
+                "ingest.reprocess_schedule",
+                vec!["1m", "5m", "30m", "2h", "5h"],
+            )?
             .set_default("plugins.cache_dir", ".daifa/plugin-cache")?
             .set_default("plugins.call_deadline", "10s")?
             .set_default("plugins.memory_limit_mb", 64)?
@@ -213,6 +235,7 @@ impl Settings {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("jobs.retry_schedule")
+                .with_list_parse_key("ingest.reprocess_schedule")
                 .try_parsing(true),
         );
         if let Ok(url) = std::env::var("DATABASE_URL") {
@@ -241,6 +264,14 @@ impl Settings {
                 "plugins.ceiling.call_deadline must be shorter than polling.lease, or a slow poll loses its lease to another process",
             );
         }
+        if self.ingest.stale_after <= self.plugins.ceiling.call_deadline {
+            return bad(
+                "ingest.stale_after must be longer than plugins.ceiling.call_deadline, or the sweeper takes requests that are still being processed",
+            );
+        }
+        if self.ingest.sweep_interval.is_zero() {
+            return bad("ingest.sweep_interval must be more than 0s");
+        }
         if self.polling.max_pages == 0 || self.polling.carrier_batch == 0 {
             return bad("polling.max_pages and polling.carrier_batch must be at least 1");
         }
@@ -254,5 +285,47 @@ impl Settings {
             return bad("each plugins.* default limit must be at most its plugins.ceiling.* value");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_toml(text: &str) -> Result<Settings, config::ConfigError> {
+        let path = std::env::temp_dir().join(format!("daifa-config-{}.toml", uuid::Uuid::now_v7()));
+        std::fs::write(&path, text).unwrap();
+        let settings = Settings::load(Some(&path));
+        let _ = std::fs::remove_file(&path);
+        settings
+    }
+
+    #[test]
+    fn the_sweeper_runs_by_default_on_the_documented_schedule() {
+        let s = load_toml("").unwrap();
+        assert!(s.ingest.sweep);
+        assert_eq!(s.ingest.sweep_interval, Duration::from_secs(30));
+        assert_eq!(s.ingest.stale_after, Duration::from_secs(60));
+        let minutes: Vec<u64> = s
+            .ingest
+            .reprocess_schedule
+            .iter()
+            .map(|d| d.as_secs() / 60)
+            .collect();
+        assert_eq!(minutes, [1, 5, 30, 120, 300]);
+        let s =
+            load_toml("[ingest]\nreprocess_schedule = [\"10s\", \"1h\"]\nsweep = false\n").unwrap();
+        assert!(!s.ingest.sweep);
+        assert_eq!(
+            s.ingest.reprocess_schedule,
+            [Duration::from_secs(10), Duration::from_secs(3600)]
+        );
+    }
+
+    #[test]
+    fn a_request_is_not_stale_before_a_plugin_call_could_have_ended() {
+        let err = load_toml("[ingest]\nstale_after = \"30s\"\n").unwrap_err();
+        assert!(err.to_string().contains("ingest.stale_after"), "{err}");
+        assert!(load_toml("[ingest]\nstale_after = \"31s\"\n").is_ok());
     }
 }

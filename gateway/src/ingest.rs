@@ -4,18 +4,20 @@
 //! cannot be stored is answered 503 so the sender retries (a 200 for something not stored is a
 //! lost order). The connection's plugin then verifies and parses it; its canonical events are
 //! applied in one transaction with the raw record's new status and the deduplication by the
-//! platform's delivery id. Every rejected request stays stored with its reason. This module
+//! platform's delivery id. Every rejected request stays stored with its reason. A request
+//! stored but not processed is processed again by the sweeper ([`reprocess`]). This module
 //! owns the `raw_requests` and `deliveries` tables.
 
 use crate::app::AppState;
 use crate::connections::{self, Connection};
-use crate::db::{Conn, Db, Tx, new_id, now_ms};
+use crate::db::{Backend, Conn, Db, Tx, ms, new_id, now_ms};
 use crate::fulfilment;
 use crate::orders::{self, OrderStatus};
 use crate::plugins::LoadError;
 use crate::policy::{self, AfterSalesPolicy};
 use crate::shadow::{self, Parsed};
 use crate::{aftersales, cancellation, routing, tracking};
+use anyhow::Context;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -30,6 +32,9 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::{AssertSqlSafe, Row};
 use std::sync::Arc;
+use std::time::Duration;
+
+pub mod reprocess;
 
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new().route("/hooks/{connection}", post(receive))
@@ -38,7 +43,8 @@ pub fn router() -> axum::Router<AppState> {
 /// What became of a stored request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RawStatus {
-    /// Stored, not yet processed (or processing failed in a way the sender retries).
+    /// Stored, not yet processed (or processing failed in a way the sender retries); the
+    /// sweeper processes it again once it is stale.
     Received,
     Accepted,
     Duplicate,
@@ -47,7 +53,7 @@ pub(crate) enum RawStatus {
 }
 
 impl RawStatus {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Received => "received",
             Self::Accepted => "accepted",
@@ -115,33 +121,87 @@ async fn receive(
         let body = json!({ "error": "the request could not be stored; send it again later" });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
-    let connection = match connections::by_name(&state.db, &connection_name).await {
-        Ok(c) => c,
+    let stored = Stored {
+        raw_id: &raw_id,
+        connection_name: &connection_name,
+        request: &request,
+        received_at_ms: None,
+    };
+    let processed = match process_stored(&state, stored, OnServerError::MarkFailed).await {
+        Ok(processed) => processed,
         Err(e) => {
-            tracing::error!(raw_request_id = %raw_id, error = format!("{e:#}"), "cannot look up the connection");
+            tracing::error!(raw_request_id = %raw_id, connection = %connection_name, error = format!("{e:#}"), "cannot process inbound request");
+            // The raw request stays `received`: nothing of it was applied. The sender retries,
+            // and the sweeper processes it again if the sender does not.
             let body = json!({ "error": "the request was stored but could not be processed; send it again later", "raw_request_id": raw_id });
             return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
         }
     };
     // Names that match no connection share one label: random paths cannot create label values.
-    let label = connection
-        .as_ref()
-        .map_or_else(|| "unknown".to_string(), |c| c.name.clone());
+    let label = processed
+        .connection
+        .unwrap_or_else(|| "unknown".to_string());
+    let answer = processed.answer;
+    metrics::counter!("daifa_inbound_requests_total", "connection" => label, "outcome" => answer.raw_status.as_str()).increment(1);
+    let mut body = answer.body;
+    body["raw_request_id"] = json!(raw_id);
+    (answer.status, Json(body)).into_response()
+}
+
+/// A stored request: what `receive` just stored, or what the sweeper and the operator read back.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stored<'a> {
+    pub raw_id: &'a str,
+    pub connection_name: &'a str,
+    pub request: &'a InboundRequest,
+    /// When a request processed again was received: the plugin judges it as of then (the
+    /// clock it reads is set to that time), so that a signature's age is the age it had on
+    /// arrival, not the time it spent waiting. None: the request just came in.
+    pub received_at_ms: Option<i64>,
+}
+
+/// What a server error (a 5xx answer: the plugin failed, the connection's set-up is incomplete)
+/// makes of the raw record. Every other outcome is recorded the same way by every caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnServerError {
+    /// `failed`, with the reason: the sender was answered and retries with a copy of its own.
+    MarkFailed,
+    /// Left `received` for the sweeper, which records why and when it tries again.
+    LeaveReceived,
+}
+
+/// What processing a stored request came to.
+pub(crate) struct Processed {
+    pub answer: Answer,
+    /// The name of the connection, when there is one by the name the request was sent to.
+    pub connection: Option<String>,
+}
+
+/// Processes a stored request and records the outcome on its raw record: what `receive` does
+/// once the request is stored, and what the sweeper and `POST /api/v1/raw-requests/{id}/reprocess`
+/// do with one stored before. An error means nothing was applied and nothing recorded (the
+/// database failed): the raw record stays as it was.
+pub(crate) async fn process_stored(
+    state: &AppState,
+    stored: Stored<'_>,
+    on_server_error: OnServerError,
+) -> anyhow::Result<Processed> {
+    let connection = connections::by_name(&state.db, stored.connection_name)
+        .await
+        .context("looking up the connection")?;
+    let name = connection.as_ref().map(|c| c.name.clone());
     let plugin_version = connection.as_ref().map(|c| c.plugin_version.clone());
-    let answer = match process(&state, &raw_id, &connection_name, connection, &request).await {
-        Ok(answer) => answer,
-        Err(e) => {
-            tracing::error!(raw_request_id = %raw_id, connection = %connection_name, error = format!("{e:#}"), "cannot process inbound request");
-            // The raw request stays `received`: nothing of it was applied, the sender retries.
-            let body = json!({ "error": "the request was stored but could not be processed; send it again later", "raw_request_id": raw_id });
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-        }
+    let answer = process(state, stored, connection).await?;
+    // Accepted and duplicate requests were marked in the transaction that applied them.
+    let record = match answer.raw_status {
+        RawStatus::Accepted | RawStatus::Duplicate => false,
+        RawStatus::Failed => on_server_error == OnServerError::MarkFailed,
+        RawStatus::Received | RawStatus::Rejected => true,
     };
-    if answer.raw_status != RawStatus::Accepted
-        && answer.raw_status != RawStatus::Duplicate
+    if record
         && let Err(e) = mark_raw(
             &state.db,
-            &raw_id,
+            stored.raw_id,
             answer.raw_status,
             answer.status,
             answer.reason.as_deref(),
@@ -149,21 +209,25 @@ async fn receive(
         )
         .await
     {
-        tracing::error!(raw_request_id = %raw_id, error = %e, "cannot record why a request was rejected");
+        tracing::error!(raw_request_id = %stored.raw_id, error = %e, "cannot record why a request was rejected");
     }
-    metrics::counter!("daifa_inbound_requests_total", "connection" => label, "outcome" => answer.raw_status.as_str()).increment(1);
-    let mut body = answer.body;
-    body["raw_request_id"] = json!(raw_id);
-    (answer.status, Json(body)).into_response()
+    Ok(Processed {
+        answer,
+        connection: name,
+    })
 }
 
 async fn process(
     state: &AppState,
-    raw_id: &str,
-    connection_name: &str,
+    stored: Stored<'_>,
     connection: Option<Connection>,
-    request: &InboundRequest,
 ) -> anyhow::Result<Answer> {
+    let Stored {
+        raw_id,
+        connection_name,
+        request,
+        received_at_ms,
+    } = stored;
     let Some(connection) = connection else {
         return Ok(Answer::error(
             StatusCode::NOT_FOUND,
@@ -194,7 +258,10 @@ async fn process(
         }
     };
     let ctx = match connection.context(&state.secrets, &plugin) {
-        Ok(ctx) => Arc::new(ctx),
+        Ok(mut ctx) => {
+            ctx.fixed_now_ms = received_at_ms;
+            Arc::new(ctx)
+        }
         Err(e) => {
             return Ok(Answer::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -232,7 +299,7 @@ pub(crate) enum Origin {
 }
 
 impl Origin {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Webhook => "webhook",
             Self::Poll => "poll",
@@ -322,6 +389,8 @@ fn plugin_failure(connection: &Connection, failure: CallFailure) -> Answer {
 struct Delivery<'a> {
     raw_id: &'a str,
     connection_id: &'a str,
+    /// The version of the connection's plugin that parsed it.
+    plugin_version: &'a str,
     delivery_id: &'a Option<String>,
     topic: &'a Option<String>,
 }
@@ -334,16 +403,7 @@ impl Delivery<'_> {
         if let Some(delivery_id) = self.delivery_id
             && !claim_delivery(&mut tx, self.connection_id, delivery_id, self.raw_id).await?
         {
-            finish_raw(
-                &mut tx,
-                self.raw_id,
-                RawStatus::Duplicate,
-                self.delivery_id,
-                self.topic,
-                None,
-                self.connection_id,
-            )
-            .await?;
+            self.finish(&mut tx, RawStatus::Duplicate, None).await?;
             tx.commit().await?;
             let answer = Answer {
                 status: StatusCode::OK,
@@ -363,16 +423,7 @@ impl Delivery<'_> {
         order_id: Option<&str>,
         body: serde_json::Value,
     ) -> anyhow::Result<Answer> {
-        finish_raw(
-            &mut tx,
-            self.raw_id,
-            RawStatus::Accepted,
-            self.delivery_id,
-            self.topic,
-            order_id,
-            self.connection_id,
-        )
-        .await?;
+        self.finish(&mut tx, RawStatus::Accepted, order_id).await?;
         tx.commit().await?;
         Ok(Answer {
             status: StatusCode::OK,
@@ -381,7 +432,28 @@ impl Delivery<'_> {
             reason: None,
         })
     }
+
+    /// Marks the raw request applied, unless a process that took the same stored request did
+    /// first (the sweeper and the operator may run one again while an earlier run is still on
+    /// it): then the caller's transaction is dropped, and nothing is applied twice.
+    async fn finish(
+        &self,
+        tx: &mut Tx,
+        status: RawStatus,
+        order_id: Option<&str>,
+    ) -> anyhow::Result<()> {
+        if finish_raw(tx, self, status, order_id).await? {
+            Ok(())
+        } else {
+            Err(AppliedMeanwhile(self.raw_id.to_string()).into())
+        }
+    }
 }
+
+/// A stored request another run applied first.
+#[derive(Debug, thiserror::Error)]
+#[error("raw request `{0}` was applied meanwhile by another run")]
+pub(crate) struct AppliedMeanwhile(pub String);
 
 /// Records the delivery id; false when it was seen before for this connection.
 async fn claim_delivery(
@@ -430,6 +502,7 @@ async fn apply_channel(
     let delivery = Delivery {
         raw_id,
         connection_id: &connection.id,
+        plugin_version: &connection.plugin_version,
         delivery_id: &inbound.delivery_id,
         topic: &inbound.topic,
     };
@@ -576,6 +649,7 @@ async fn apply_supplier(
     let delivery = Delivery {
         raw_id,
         connection_id: &connection.id,
+        plugin_version: &connection.plugin_version,
         delivery_id: &inbound.delivery_id,
         topic: &None,
     };
@@ -637,6 +711,7 @@ async fn apply_carrier(
     let delivery = Delivery {
         raw_id,
         connection_id: &connection.id,
+        plugin_version: &connection.plugin_version,
         delivery_id: &inbound.delivery_id,
         topic: &inbound.topic,
     };
@@ -687,6 +762,214 @@ pub(crate) async fn store_raw(
     Ok(())
 }
 
+/// A stored request read back to be processed again.
+#[derive(Debug, Clone)]
+struct StoredRequest {
+    pub id: String,
+    pub connection_name: String,
+    pub request: InboundRequest,
+    pub received_at_ms: i64,
+    /// The sweeper's attempts at it, this one included.
+    pub attempts: i64,
+}
+
+impl StoredRequest {
+    fn stored(&self) -> Stored<'_> {
+        Stored {
+            raw_id: &self.id,
+            connection_name: &self.connection_name,
+            request: &self.request,
+            received_at_ms: Some(self.received_at_ms),
+        }
+    }
+}
+
+const STORED_COLUMNS: &str =
+    "id, connection_name, method, path, headers, body, received_at_ms, attempts";
+
+fn stored_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<StoredRequest> {
+    let headers: Vec<(String, String)> = serde_json::from_str(&r.try_get::<String, _>("headers")?)?;
+    Ok(StoredRequest {
+        id: r.try_get("id")?,
+        connection_name: r.try_get("connection_name")?,
+        request: InboundRequest {
+            method: r.try_get("method")?,
+            path: r.try_get("path")?,
+            headers: headers
+                .into_iter()
+                .map(|(name, value)| HttpHeader { name, value })
+                .collect(),
+            body: r.try_get("body")?,
+        },
+        received_at_ms: r.try_get("received_at_ms")?,
+        attempts: r.try_get("attempts")?,
+    })
+}
+
+/// A connection's stored webhooks received since `since_ms`, oldest first, at most `limit`
+/// (what `daifa replay` runs through another plugin version): id, arrival, request.
+pub(crate) async fn stored_webhooks(
+    db: &Db,
+    connection_name: &str,
+    since_ms: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<(String, i64, InboundRequest)>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "select {STORED_COLUMNS} from raw_requests \
+         where connection_name = $1 and origin = 'webhook' and received_at_ms >= $2 order by received_at_ms, id limit $3"
+    )))
+    .bind(connection_name)
+    .bind(since_ms)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| stored_from_row(r).map(|s| (s.id, s.received_at_ms, s.request)))
+        .collect()
+}
+
+/// Takes the oldest stale webhook whose next attempt is due: still `received` `stale_after`
+/// after it was stored. Taking it counts an attempt and holds it for `stale_after`, the time an
+/// attempt may take, so that no other process takes it meanwhile (`for update skip locked` on
+/// PostgreSQL; one statement holds SQLite's single write lock).
+async fn claim_stale(db: &Db, stale_after: Duration) -> anyhow::Result<Option<StoredRequest>> {
+    let now = now_ms();
+    let lock = match db.backend {
+        Backend::Postgres => "for update skip locked",
+        Backend::Sqlite => "",
+    };
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "update raw_requests set attempts = attempts + 1, next_attempt_at_ms = $1 \
+         where id = (select id from raw_requests \
+                     where status = 'received' and origin = 'webhook' and received_at_ms <= $2 \
+                     and (next_attempt_at_ms is null or next_attempt_at_ms <= $3) \
+                     order by received_at_ms limit 1 {lock}) \
+         returning {STORED_COLUMNS}"
+    )))
+    .bind(now + ms(stale_after))
+    .bind(now - ms(stale_after))
+    .bind(now)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.as_ref().map(stored_from_row).transpose()
+}
+
+/// Holds a stored webhook for the operator's re-processing, as [`claim_stale`] does for the
+/// sweeper, if it may be processed again: a webhook not applied. `Err` says why not.
+async fn claim_for_operator(
+    db: &Db,
+    id: &str,
+    hold: Duration,
+) -> anyhow::Result<Result<StoredRequest, NotReprocessable>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "update raw_requests set next_attempt_at_ms = $1 \
+         where id = $2 and origin = 'webhook' and status in ('received', 'failed', 'rejected') \
+         returning {STORED_COLUMNS}"
+    )))
+    .bind(now_ms() + ms(hold))
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?;
+    if let Some(row) = row {
+        return Ok(Ok(stored_from_row(&row)?));
+    }
+    let row = sqlx::query("select status, origin from raw_requests where id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(Err(match row {
+        None => NotReprocessable::Unknown,
+        Some(r) if r.try_get::<String, _>("origin")? == Origin::Poll.as_str() => {
+            NotReprocessable::Poll
+        }
+        Some(r) => NotReprocessable::Applied(r.try_get("status")?),
+    }))
+}
+
+/// Why a stored request is not processed again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NotReprocessable {
+    Unknown,
+    /// It was applied (`accepted`, or `duplicate` of another that was).
+    Applied(String),
+    /// A poll's record: the next poll fetches what it held again.
+    Poll,
+}
+
+/// Sets a stale webhook's next attempt after a failed one, with the reason, unless another
+/// attempt took it since.
+async fn retry_stale_at(
+    db: &Db,
+    id: &str,
+    attempts: i64,
+    at_ms: i64,
+    reason: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update raw_requests set next_attempt_at_ms = $1, reason = $2 \
+         where id = $3 and status = 'received' and attempts = $4",
+    )
+    .bind(at_ms)
+    .bind(reason)
+    .bind(id)
+    .bind(attempts)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// Gives a stale webhook up after the sweeper's last attempt: `failed`, with the reason. False
+/// when another attempt took it since (or applied it).
+async fn fail_stale(tx: &mut Tx, id: &str, attempts: i64, reason: &str) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        "update raw_requests set status = $1, reason = $2, next_attempt_at_ms = null \
+         where id = $3 and status = 'received' and attempts = $4",
+    )
+    .bind(RawStatus::Failed.as_str())
+    .bind(reason)
+    .bind(id)
+    .bind(attempts)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Marks `failed` the polls' records left `received` `stale_after` after they were stored
+/// (what they fetched was not applied). Polling does not move its cursor past what it did not
+/// apply: the next poll fetches the same again. Returns how many.
+async fn fail_stale_polls(db: &Db, stale_after: Duration) -> sqlx::Result<u64> {
+    let r = sqlx::query(
+        "update raw_requests set status = $1, reason = $2 \
+         where status = 'received' and origin = 'poll' and received_at_ms <= $3",
+    )
+    .bind(RawStatus::Failed.as_str())
+    .bind(
+        "not applied (the gateway stopped or its database failed): the next poll fetches it again",
+    )
+    .bind(now_ms() - ms(stale_after))
+    .execute(&db.pool)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// How many requests are stale: still `received` `stale_after` after they were stored.
+async fn count_stale(db: &Db, stale_after: Duration) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "select count(*) from raw_requests where status = 'received' and received_at_ms <= $1",
+    )
+    .bind(now_ms() - ms(stale_after))
+    .fetch_one(&db.pool)
+    .await
+}
+
+/// The status a stored request has now.
+async fn raw_status(db: &Db, id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("select status from raw_requests where id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await
+}
+
 /// Records on a poll's raw record what its plugin fetched but could not translate.
 pub(crate) async fn note_skipped(db: &Db, id: &str, skipped: &[String]) -> sqlx::Result<()> {
     sqlx::query("update raw_requests set reason = $1 where id = $2")
@@ -724,39 +1007,42 @@ async fn mark_raw(
     reason: Option<&str>,
     plugin_version: Option<&str>,
 ) -> sqlx::Result<()> {
-    sqlx::query("update raw_requests set status = $1, status_code = $2, reason = $3, plugin_version = $4 where id = $5")
-        .bind(status.as_str())
-        .bind(i64::from(code.as_u16()))
-        .bind(reason)
-        .bind(plugin_version)
-        .bind(id)
-        .execute(&db.pool)
-        .await?;
+    // What was applied stays so: a late record of an earlier run's refusal does not undo it.
+    sqlx::query(
+        "update raw_requests set status = $1, status_code = $2, reason = $3, plugin_version = $4 \
+                 where id = $5 and status not in ('accepted', 'duplicate')",
+    )
+    .bind(status.as_str())
+    .bind(i64::from(code.as_u16()))
+    .bind(reason)
+    .bind(plugin_version)
+    .bind(id)
+    .execute(&db.pool)
+    .await?;
     Ok(())
 }
 
+/// Marks a raw request applied; false when it was applied before (a request is applied once).
 async fn finish_raw(
     tx: &mut Tx,
-    id: &str,
+    delivery: &Delivery<'_>,
     status: RawStatus,
-    delivery_id: &Option<String>,
-    topic: &Option<String>,
     order_id: Option<&str>,
-    connection_id: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> sqlx::Result<bool> {
+    let r = sqlx::query(
         "update raw_requests set status = $1, status_code = 200, delivery_id = $2, topic = $3, order_id = $4, connection_id = $5, \
-         plugin_version = (select plugin_version from connections where id = $5) where id = $6",
+         plugin_version = $6 where id = $7 and status not in ('accepted', 'duplicate')",
     )
     .bind(status.as_str())
-    .bind(delivery_id.as_deref())
-    .bind(topic.as_deref())
+    .bind(delivery.delivery_id.as_deref())
+    .bind(delivery.topic.as_deref())
     .bind(order_id)
-    .bind(connection_id)
-    .bind(id)
+    .bind(delivery.connection_id)
+    .bind(delivery.plugin_version)
+    .bind(delivery.raw_id)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
 /// A stored request as the admin API shows it.
@@ -779,9 +1065,12 @@ pub struct RawRequestView {
     pub delivery_id: Option<String>,
     pub topic: Option<String>,
     pub order_id: Option<String>,
+    /// The sweeper's attempts at processing it again, and when it may take it next.
+    pub attempts: i64,
+    pub next_attempt_at_ms: Option<i64>,
 }
 
-const RAW_COLUMNS: &str = "id, connection_name, method, path, headers, body, received_at_ms, status, status_code, reason, delivery_id, topic, order_id, plugin_version";
+const RAW_COLUMNS: &str = "id, connection_name, method, path, headers, body, received_at_ms, status, status_code, reason, delivery_id, topic, order_id, plugin_version, attempts, next_attempt_at_ms";
 
 fn raw_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<RawRequestView> {
     use base64::Engine;
@@ -809,6 +1098,8 @@ fn raw_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<RawRequestView> {
         delivery_id: r.try_get("delivery_id")?,
         topic: r.try_get("topic")?,
         order_id: r.try_get("order_id")?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_at_ms: r.try_get("next_attempt_at_ms")?,
     })
 }
 

@@ -8,10 +8,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::shadow::{canonical, differences, isolated_context, parse};
 use axum::Json;
 use axum::extract::{Path, State};
-use daifa_plugin_host::{HttpHeader, InboundRequest};
+use daifa_plugin_host::InboundRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::Row;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,35 +137,13 @@ async fn stored_requests(
     connection: &Connection,
     request: &ReplayRequest,
 ) -> ApiResult<Vec<(String, i64, InboundRequest)>> {
-    let rows = sqlx::query(
-        "select id, method, path, headers, body, received_at_ms from raw_requests \
-         where connection_name = $1 and origin = 'webhook' and received_at_ms >= $2 order by received_at_ms, id limit $3",
+    Ok(crate::ingest::stored_webhooks(
+        &state.db,
+        &connection.name,
+        request.since_ms.unwrap_or(0),
+        request.limit.unwrap_or(i64::MAX).max(0),
     )
-    .bind(&connection.name)
-    .bind(request.since_ms.unwrap_or(0))
-    .bind(request.limit.unwrap_or(i64::MAX).max(0))
-    .fetch_all(&state.db.pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let headers: Vec<(String, String)> =
-                serde_json::from_str(&r.try_get::<String, _>("headers")?)
-                    .map_err(anyhow::Error::from)?;
-            Ok((
-                r.try_get("id")?,
-                r.try_get("received_at_ms")?,
-                InboundRequest {
-                    method: r.try_get("method")?,
-                    path: r.try_get("path")?,
-                    headers: headers
-                        .into_iter()
-                        .map(|(name, value)| HttpHeader { name, value })
-                        .collect(),
-                    body: r.try_get("body")?,
-                },
-            ))
-        })
-        .collect::<Result<_, ApiError>>()
+    .await?)
 }
 
 /// `POST /connections/{name}/replay`: the same, answered with the report.

@@ -136,6 +136,11 @@ pub fn test_settings(database_url: &str) -> Settings {
         secret_key_file: std::env::temp_dir().join("daifa-test-unused.key"),
         ingest: IngestSettings {
             max_body_bytes: 1 << 20,
+            sweep: true,
+            sweep_interval: Duration::from_millis(100),
+            // As in production: a test that wants a stale request stores it a while ago.
+            stale_after: Duration::from_secs(60),
+            reprocess_schedule: vec![Duration::from_millis(200), Duration::from_millis(200)],
         },
         plugins: PluginSettings {
             cache_dir: Some(plugin_cache_dir()),

@@ -75,7 +75,7 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
         names,
         [
             "seventeentrack 0.1.0 bundled",
-            "shopify 0.3.0 bundled",
+            "shopify 0.4.0 bundled",
             "webhook-supplier 0.2.0 bundled"
         ]
     );
@@ -95,7 +95,7 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
         .iter()
         .map(|p| p["version"].clone())
         .collect();
-    assert_eq!(versions, [json!("0.5.0"), json!("0.3.0")], "newest first");
+    assert_eq!(versions, [json!("0.5.0"), json!("0.4.0")], "newest first");
 
     // Inspect: manifest, capabilities, settings schema, which settings are secrets.
     let info = app.get_json("/api/v1/plugins/shopify/0.5.0").await;
@@ -200,7 +200,7 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
 async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
     let w = world().await;
     let shop = w.app.get_json("/api/v1/connections/shop").await;
-    assert_eq!(shop["plugin_version"], "0.3.0");
+    assert_eq!(shop["plugin_version"], "0.4.0");
     // The plugin checks the connection's credentials against the (fake) Admin API.
     let check: Value = w
         .app
@@ -281,7 +281,7 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
     assert_eq!(r.status(), 200);
     let c = w.app.get_json("/api/v1/connections/shop").await;
     assert!(c["settings"].get("region").is_none(), "{c}");
-    assert_eq!(c["plugin_version"], "0.3.0");
+    assert_eq!(c["plugin_version"], "0.4.0");
     // A secret the schema does not know is refused; a required one cannot be removed.
     let r = w
         .app
@@ -308,7 +308,7 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
             c["plugin_version"].as_str(),
             c["previous_plugin_version"].as_str()
         ),
-        (Some("0.5.0"), Some("0.3.0"))
+        (Some("0.5.0"), Some("0.4.0"))
     );
 
     // Traffic now runs on 0.5.0: the raw request says which version parsed it.
@@ -376,9 +376,9 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("shopify 0.3.0"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("shopify 0.4.0"));
     let shop = w.app.get_json("/api/v1/connections/shop").await;
-    assert_eq!(shop["plugin_version"], "0.3.0");
+    assert_eq!(shop["plugin_version"], "0.4.0");
     let history = w.app.get_json("/api/v1/connections/shop/history").await;
     let actions: Vec<_> = history
         .as_array()
@@ -396,10 +396,10 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
     assert_eq!(
         actions,
         [
-            "upgrade 0.3.0→0.6.0",
-            "rollback 0.6.0→0.3.0",
-            "upgrade 0.3.0→0.5.0",
-            "rollback 0.5.0→0.3.0"
+            "upgrade 0.4.0→0.6.0",
+            "rollback 0.6.0→0.4.0",
+            "upgrade 0.4.0→0.5.0",
+            "rollback 0.5.0→0.4.0"
         ]
     );
     w.app.stop().await;
@@ -680,7 +680,7 @@ async fn replay_reports_differences_without_side_effects_and_shadow_records_them
     let result = &results["results"][0];
     assert_eq!(
         (result["primary_version"].as_str(), result["same"].as_bool()),
-        (Some("0.3.0"), Some(false))
+        (Some("0.4.0"), Some(false))
     );
     assert!(
         result["primary_result"]["events"][0]["OrderPlaced"].is_object(),

@@ -24,6 +24,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 const SECRET: &str = "bench-secret";
+const SHOP: &str = "bench.myshopify.com";
 
 fn sample() -> Vec<u8> {
     std::fs::read(concat!(
@@ -43,6 +44,7 @@ fn headers(body: &[u8]) -> Vec<(String, String)> {
     vec![
         ("content-type".into(), "application/json".into()),
         ("x-shopify-topic".into(), "orders/create".into()),
+        ("x-shopify-shop-domain".into(), SHOP.into()),
         ("x-shopify-webhook-id".into(), "bench-1".into()),
         ("x-shopify-hmac-sha256".into(), signature(body)),
     ]
@@ -104,6 +106,7 @@ fn bench(c: &mut Criterion) {
     let ctx = Arc::new(ConnectionContext {
         plugin: "shopify".into(),
         connection: "bench".into(),
+        settings: [("shop_domain".to_string(), SHOP.to_string())].into(),
         secrets: [("webhook_secret".to_string(), SECRET.to_string())].into(),
         ..ConnectionContext::default()
     });
@@ -161,7 +164,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let verifier = daifa_plugin_shopify::webhook::Verifier {
                 secret: SECRET.as_bytes(),
-                shop_domain: None,
+                shop_domain: SHOP,
             };
             black_box(
                 daifa_plugin_shopify::webhook::handle(verifier, black_box(&native_request))

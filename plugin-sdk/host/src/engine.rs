@@ -536,7 +536,15 @@ macro_rules! call_export {
             let pre = $self.$pre()?;
             $self.check_input($input_size)?;
             let deadline_at = tokio::time::Instant::now() + $self.limits.deadline;
-            let (mut $store, $plugin, calls) = match $self.take_warm(&$ctx.connection) {
+            // The WASI wall clock is set when a store is made: a call at a fixed time (a recorded
+            // case, a request judged as of its arrival) takes a fresh instance and leaves it.
+            let reuse = $ctx.fixed_now_ms.is_none();
+            let warm = if reuse {
+                $self.take_warm(&$ctx.connection)
+            } else {
+                None
+            };
+            let (mut $store, $plugin, calls) = match warm {
                 Some((mut store, Bindings::$variant(plugin), calls)) => {
                     $self.begin_call(&mut store, $ctx.clone(), deadline_at);
                     (store, plugin, calls)
@@ -560,7 +568,7 @@ macro_rules! call_export {
             };
             let result = $self.run(deadline_at, async { $call.await }).await;
             let result = with_retry_after(result, &$store);
-            if reusable(&result) {
+            if reuse && reusable(&result) {
                 $self.keep_warm(
                     &$ctx.connection,
                     $store,

@@ -187,13 +187,32 @@ async fn shopify_parses_the_published_sample_order_through_the_wasm_boundary() {
         .expect("a correctly signed sample order");
     assert_sample_order(&inbound);
 
-    // `shop_domain` is optional for webhooks: unset, only the signature is checked.
+    // Without `shop_domain` a connection would take the webhooks of every shop the app is
+    // installed on: it handles none (the connection's set-up, not the sender, is wrong).
     let unset = context(&[], &[("webhook_secret", WEBHOOK_SECRET)], &[]);
-    let inbound = shopify
-        .handle_inbound(unset, &shopify_delivery(WEBHOOK_SECRET, ORDERS_CREATE))
-        .await
-        .expect("a correctly signed sample order without shop_domain");
-    assert_sample_order(&inbound);
+    let unset = failure(
+        shopify
+            .handle_inbound(unset, &shopify_delivery(WEBHOOK_SECRET, ORDERS_CREATE))
+            .await,
+    );
+    assert!(
+        matches!(&unset.error, CallError::Plugin(PluginError::Permanent(m)) if m.contains("shop_domain")),
+        "{unset:?}"
+    );
+    // A webhook that does not say its shop is refused.
+    let mut anonymous = shopify_delivery(WEBHOOK_SECRET, ORDERS_CREATE);
+    anonymous
+        .headers
+        .retain(|h| h.name != "x-shopify-shop-domain");
+    let anonymous = failure(
+        shopify
+            .handle_inbound(shopify_inbound_context(), &anonymous)
+            .await,
+    );
+    assert!(
+        matches!(&anonymous.error, CallError::Plugin(PluginError::BadSignature(m)) if m.contains("x-shopify-shop-domain")),
+        "{anonymous:?}"
+    );
 
     let wrong = failure(
         shopify

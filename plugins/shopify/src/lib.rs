@@ -40,11 +40,18 @@ pub struct Shopify;
 impl ChannelPlugin for Shopify {
     fn handle_inbound(request: InboundRequest) -> Result<Inbound, PluginError> {
         let secret = connection::required_secret(WEBHOOK_SECRET)?;
-        // Optional here: verification works without it, it only narrows who may send.
-        let shop_domain = connection::setting("shop_domain").filter(|s| !s.trim().is_empty());
+        // One app's secret signs the webhooks of every shop it is installed on: without its
+        // shop, a connection would take any of theirs.
+        let shop_domain = connection::setting("shop_domain")
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                PluginError::permanent(
+                    "connection setting `shop_domain` is not set: webhooks are accepted only from the connection's own shop, which it names",
+                )
+            })?;
         let verifier = webhook::Verifier {
             secret: secret.as_bytes(),
-            shop_domain: shop_domain.as_deref(),
+            shop_domain: &shop_domain,
         };
         webhook::handle_received(verifier, &request, Some(time::now_ms()))
     }

@@ -21,8 +21,9 @@ pub struct Verifier<'a> {
     /// The app's client secret.
     pub secret: &'a [u8],
     /// The connection's shop. One app (and so one secret) can be installed on many shops: a
-    /// webhook of another shop verifies with the same secret and must still be refused.
-    pub shop_domain: Option<&'a str>,
+    /// webhook of another shop verifies with the same secret and must still be refused, so
+    /// a webhook that does not say its shop is refused too.
+    pub shop_domain: &'a str,
 }
 
 /// Verifies a webhook on its raw body, then turns it into canonical events.
@@ -86,7 +87,8 @@ pub fn events(
     })
 }
 
-/// Checks `X-Shopify-Hmac-Sha256` = base64(HMAC-SHA256(secret, raw body)) in constant time.
+/// Checks `X-Shopify-Hmac-Sha256` = base64(HMAC-SHA256(secret, raw body)) in constant time,
+/// then that `X-Shopify-Shop-Domain` names the connection's shop.
 pub fn verify(verifier: Verifier<'_>, request: &InboundRequest) -> Result<(), PluginError> {
     // Anyone can compute an HMAC with an empty key.
     if verifier.secret.is_empty() {
@@ -94,26 +96,30 @@ pub fn verify(verifier: Verifier<'_>, request: &InboundRequest) -> Result<(), Pl
             "connection secret `webhook_secret` is empty",
         ));
     }
+    let expected = normalize_shop_domain(verifier.shop_domain).ok_or_else(|| {
+        PluginError::permanent(format!(
+            "connection setting `shop_domain` must be a host name like `demo-shop.myshopify.com`, not `{}`",
+            verifier.shop_domain
+        ))
+    })?;
     let given = first_header(&request.headers, &HMAC)
         .ok_or_else(|| PluginError::bad_signature("header `x-shopify-hmac-sha256` is missing"))?;
     signature::verify_hmac_sha256_base64(verifier.secret, &request.body, Some(given)).map_err(
         |e| PluginError::bad_signature(format!("shopify webhook refused: {}", e.message())),
     )?;
-    if let (Some(expected), Some(sender)) = (
-        verifier.shop_domain,
-        first_header(&request.headers, &SHOP_DOMAIN),
-    ) {
-        let (expected, sender) = (
-            normalize_shop_domain(expected),
-            normalize_shop_domain(sender),
-        );
-        if expected != sender {
-            return Err(PluginError::bad_signature(format!(
-                "webhook is from shop `{}`, this connection is for `{}`",
-                sender.unwrap_or_default(),
-                expected.unwrap_or_default()
-            )));
-        }
+    // Shopify names the shop in every webhook; without it, a webhook of any shop the app is
+    // installed on would pass for this one's.
+    let sender = first_header(&request.headers, &SHOP_DOMAIN).ok_or_else(|| {
+        PluginError::bad_signature(format!(
+            "header `x-shopify-shop-domain` is missing: this connection accepts webhooks of `{expected}` only, and the webhook does not say its shop"
+        ))
+    })?;
+    let sender = normalize_shop_domain(sender);
+    if sender.as_deref() != Some(expected.as_str()) {
+        return Err(PluginError::bad_signature(format!(
+            "webhook is from shop `{}`, this connection is for `{expected}`",
+            sender.unwrap_or_default(),
+        )));
     }
     Ok(())
 }
@@ -145,7 +151,7 @@ mod tests {
     fn verifier() -> Verifier<'static> {
         Verifier {
             secret: SECRET,
-            shop_domain: Some(SHOP),
+            shop_domain: SHOP,
         }
     }
 
@@ -210,7 +216,7 @@ mod tests {
         let secret = text("secret");
         let verifier = Verifier {
             secret: secret.as_bytes(),
-            shop_domain: Some("shop1.myshopify.io"),
+            shop_domain: "shop1.myshopify.io",
         };
         let inbound = handle(verifier, &request).unwrap();
         // `products/create` is authentic but not for Daifa: acknowledged with no events.
@@ -453,12 +459,58 @@ mod tests {
     }
 
     #[test]
-    fn empty_secret_is_never_used() {
-        let verifier = Verifier {
-            secret: b"",
-            shop_domain: None,
+    fn webhook_that_does_not_say_its_shop_is_refused() {
+        for name in ["x-shopify-shop-domain", "shopify-shop-domain"] {
+            let mut request = delivery("orders/create", ORDERS_CREATE);
+            request
+                .headers
+                .retain(|h| h.name != "x-shopify-shop-domain");
+            let err = handle(verifier(), &request).unwrap_err();
+            assert_eq!(err.kind(), "bad-signature");
+            assert!(
+                err.message()
+                    .starts_with("header `x-shopify-shop-domain` is missing"),
+                "{}",
+                err.message()
+            );
+            // Either form of the header name is enough.
+            request.headers.push(header(name, SHOP));
+            assert!(handle(verifier(), &request).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn shop_domain_is_compared_as_a_host() {
+        let mut request = delivery("orders/create", ORDERS_CREATE);
+        request
+            .headers
+            .retain(|h| h.name != "x-shopify-shop-domain");
+        request
+            .headers
+            .push(header("x-shopify-shop-domain", "Demo-Shop.myshopify.com"));
+        let pasted = Verifier {
+            shop_domain: "https://demo-shop.myshopify.com/",
+            ..verifier()
         };
+        assert!(handle(pasted, &request).is_ok());
+    }
+
+    #[test]
+    fn empty_secret_or_shop_is_never_used() {
         let request = delivery("orders/create", ORDERS_CREATE);
-        assert_eq!(handle(verifier, &request).unwrap_err().kind(), "permanent");
+        let no_secret = Verifier {
+            secret: b"",
+            shop_domain: SHOP,
+        };
+        assert_eq!(handle(no_secret, &request).unwrap_err().kind(), "permanent");
+        for shop in ["", " ", "demo shop"] {
+            let no_shop = Verifier {
+                secret: SECRET,
+                shop_domain: shop,
+            };
+            let err = handle(no_shop, &request).unwrap_err();
+            assert_eq!(err.kind(), "permanent", "{shop:?}");
+            assert!(err.message().contains("shop_domain"), "{}", err.message());
+        }
     }
 }
