@@ -357,7 +357,7 @@ async fn on_detail(
         _ => None,
     };
     if let Some((kind, title)) = customs {
-        crate::aftersales::clocks::open_task(
+        crate::tasks::open(
             tx,
             kind,
             &format!("{kind}.{shipment_id}"),

@@ -39,7 +39,7 @@ const ENV: [(&str, &str); 6] = [
     ("DAIFA_JOBS__LEASE", "3s"),
     ("DAIFA_PLUGINS__CALL_DEADLINE", "2s"),
     ("DAIFA_PLUGINS__CEILING__CALL_DEADLINE", "2s"),
-    ("DAIFA_INGEST__STALE_AFTER", "2s"),
+    ("DAIFA_INGEST__STALE_AFTER", "3s"),
     ("DAIFA_INGEST__SWEEP_INTERVAL", "500ms"),
     ("DAIFA_INGEST__REPROCESS_SCHEDULE", "500ms,1s,2s,4s,8s"),
 ];

@@ -25,9 +25,9 @@ use super::{
     claim_for_operator, claim_stale, count_stale, fail_stale, fail_stale_polls, process_stored,
     raw_status, retry_stale_at,
 };
-use crate::aftersales::clocks;
 use crate::app::AppState;
 use crate::db::{ms, now_ms};
+use crate::tasks;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -143,7 +143,7 @@ async fn sweep_one(state: &AppState, stored: &StoredRequest) -> anyhow::Result<(
     let reason = format!("given up after {attempts} attempts: {reason}");
     let mut tx = state.db.begin().await?;
     if fail_stale(&mut tx, &stored.id, attempts, &reason).await? {
-        clocks::open_task(
+        tasks::open(
             &mut tx,
             "raw_request_failed",
             &format!("raw_request_failed.{}", stored.id),
