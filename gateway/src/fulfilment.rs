@@ -242,11 +242,32 @@ pub async fn apply_supplier_event(
             let order_status = orders::status_in(tx, &so.order_id)
                 .await?
                 .unwrap_or_default();
+            let order_cancelled = order_status == OrderStatus::Cancelled.as_str();
+            // An after-sales cancel case asked the supplier to stop a parcel of an order that
+            // goes on: it shipped first, so the interception failed, and the parcel is the
+            // order's like any other.
+            if current == SoStatus::CancelRequested && !order_cancelled {
+                status::transition_from(
+                    tx,
+                    &so.id,
+                    &[SoStatus::CancelRequested],
+                    SoStatus::Accepted,
+                    status::Change::default(),
+                )
+                .await?;
+                orders::record_event(
+                    tx,
+                    &so.order_id,
+                    "supplier_order.shipped_before_cancel",
+                    json!({ "supplier_order_id": so.id, "raw_request_id": raw_id }),
+                )
+                .await?;
+            }
             let live = matches!(
                 current,
                 SoStatus::Pending | SoStatus::Submitted | SoStatus::Accepted | SoStatus::Shipped
-            );
-            if !live || order_status == OrderStatus::Cancelled.as_str() {
+            ) || (current == SoStatus::CancelRequested && !order_cancelled);
+            if !live || order_cancelled {
                 let detail = json!({ "carrier": s.shipment.carrier_code, "tracking_number": s.shipment.tracking_number,
                                      "tracking_url": s.shipment.tracking_url, "lines": s.shipment.lines,
                                      "order_status": order_status });

@@ -186,13 +186,17 @@ async fn gateways_killed_under_load_lose_nothing_and_push_each_order_once() {
     );
 
     // Every acknowledged order pushed: one order each, each supplier order at the supplier.
-    let api = &gateways[0].api;
-    let orders = eventually("every order pushed", Duration::from_secs(120), || async {
-        let orders = api.get_json("/api/v1/orders?limit=1000").await["orders"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let pushed: BTreeSet<String> = supplier
+    // What the gateways stored, read from the database itself (thousands of orders in a
+    // long run).
+    let store = daifa::db::Db::connect(&db.url).await.unwrap();
+    let external_ids = || async {
+        sqlx::query_scalar::<_, String>("select external_id from orders")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+    };
+    let pushed_orders = || -> BTreeSet<String> {
+        supplier
             .received_of("order.created")
             .iter()
             .filter_map(|p| {
@@ -200,31 +204,27 @@ async fn gateways_killed_under_load_lose_nothing_and_push_each_order_once() {
                     .as_str()
                     .map(str::to_string)
             })
-            .collect();
-        (orders.len() >= acknowledged.len()
-            && orders
-                .iter()
-                .all(|o| pushed.contains(o["external_id"].as_str().unwrap())))
-        .then_some(orders)
+            .collect()
+    };
+    eventually("every order pushed", Duration::from_secs(180), || async {
+        let orders = external_ids().await;
+        let pushed = pushed_orders();
+        (orders.len() >= acknowledged.len() && orders.iter().all(|o| pushed.contains(o)))
+            .then_some(())
     })
     .await;
-    let mut per_external: BTreeMap<String, usize> = BTreeMap::new();
-    for o in &orders {
-        *per_external
-            .entry(o["external_id"].as_str().unwrap().to_string())
-            .or_default() += 1;
-    }
-    for id in &acknowledged {
-        assert_eq!(
-            per_external.get(&id.to_string()).copied(),
-            Some(1),
-            "order {id}: acknowledged, so exactly one order"
-        );
-    }
+    let orders = external_ids().await;
+    let distinct: BTreeSet<&String> = orders.iter().collect();
     assert_eq!(
+        distinct.len(),
         orders.len(),
-        acknowledged.len(),
-        "no order that was not sent"
+        "one order per storefront order"
+    );
+    let expected: BTreeSet<String> = acknowledged.iter().map(u64::to_string).collect();
+    assert_eq!(
+        distinct.into_iter().cloned().collect::<BTreeSet<_>>(),
+        expected,
+        "exactly the acknowledged orders"
     );
     // Each supplier order reached its supplier under one webhook id (a push retried after a
     // kill is the same message).
@@ -240,6 +240,15 @@ async fn gateways_killed_under_load_lose_nothing_and_push_each_order_once() {
             .or_default()
             .insert(p.webhook_id.clone());
     }
+    let supplier_orders: i64 = sqlx::query_scalar("select count(*) from supplier_orders")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        webhook_ids.len() as i64,
+        supplier_orders,
+        "every supplier order pushed"
+    );
     assert_eq!(
         webhook_ids.len(),
         orders.len(),
@@ -253,19 +262,28 @@ async fn gateways_killed_under_load_lose_nothing_and_push_each_order_once() {
         "no stored request left unprocessed",
         Duration::from_secs(60),
         || async {
-            let stale = api.get_json("/api/v1/raw-requests?status=received").await;
-            stale["raw_requests"]
-                .as_array()
-                .is_some_and(|r| r.is_empty())
-                .then_some(())
+            let left: i64 =
+                sqlx::query_scalar("select count(*) from raw_requests where status = 'received'")
+                    .fetch_one(&store.pool)
+                    .await
+                    .unwrap();
+            (left == 0).then_some(())
         },
     )
     .await;
+    let swept: i64 = sqlx::query_scalar(
+        "select count(*) from raw_requests where attempts > 0 and status in ('accepted', 'duplicate')",
+    )
+    .fetch_one(&store.pool)
+    .await
+    .unwrap();
+    store.pool.close().await;
     let repushed = supplier.received_of("order.created").len() - webhook_ids.len();
     eprintln!(
         "crash: {kills} kills of {replicas} gateway(s) in {:.1} s under load; {sent} orders sent, \
          {failures} sends unanswered and sent again, all {} acknowledged with one order each; \
-         {} supplier orders pushed, {repushed} pushes repeated under their first webhook id",
+         {} supplier orders pushed, {repushed} pushes repeated under their first webhook id; \
+         {swept} stored requests a kill interrupted processed by the sweeper",
         under_load.as_secs_f64(),
         acknowledged.len(),
         webhook_ids.len(),

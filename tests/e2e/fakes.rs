@@ -484,8 +484,6 @@ pub struct ReceivedPush {
     pub webhook_id: String,
     pub signature_valid: bool,
     pub body: Value,
-    /// When it arrived.
-    pub at: std::time::Instant,
     /// The status the supplier answered with (none while it is still answering).
     pub answer: Option<u16>,
 }
@@ -615,7 +613,6 @@ async fn supplier_receive(
             webhook_id,
             signature_valid,
             body: parsed,
-            at: std::time::Instant::now(),
             answer: None,
         });
         (s.received.len() - 1, s.delay)

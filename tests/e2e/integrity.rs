@@ -11,7 +11,7 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn set_ack_deadline(w: &Suppliers, deadline: &str) {
+pub(crate) async fn set_ack_deadline(w: &Suppliers, deadline: &str) {
     let r = w
         .app
         .http
@@ -21,6 +21,35 @@ async fn set_ack_deadline(w: &Suppliers, deadline: &str) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+/// The storefront cancels an order (Shopify's `orders/cancelled`: the order's JSON with
+/// `cancelled_at`).
+pub(crate) async fn cancel_on_storefront(
+    w: &Suppliers,
+    order: &Value,
+    webhook_id: &str,
+) -> reqwest::Response {
+    let mut body = order.clone();
+    body["cancelled_at"] = json!("2026-12-06T10:05:00+00:00");
+    body["cancel_reason"] = json!("customer");
+    w.app
+        .send_shopify(
+            "orders/cancelled",
+            webhook_id,
+            &serde_json::to_vec(&body).unwrap(),
+            SHOPIFY_SECRET,
+        )
+        .await
+}
+
+/// The cancellations a supplier received, once there is one.
+async fn cancels_at(w: &Suppliers, supplier: &str) -> Vec<crate::fakes::ReceivedPush> {
+    eventually(&format!("a cancellation at `{supplier}`"), WAIT, || async {
+        let c = w.supplier(supplier).received_of("order.cancel_requested");
+        (!c.is_empty()).then_some(c)
+    })
+    .await
 }
 
 /// The supplier order id Daifa sent in a push.
@@ -136,23 +165,9 @@ async fn a_storefront_cancellation_stops_the_supplier_and_a_later_shipment_is_no
     let so = pushed_id(&push[0]);
     wait_status(&w, &order_id, &so, "submitted").await;
 
-    sent["cancelled_at"] = json!("2026-12-06T10:05:00+00:00");
-    sent["cancel_reason"] = json!("customer");
-    let r = w
-        .app
-        .send_shopify(
-            "orders/cancelled",
-            "wh-cancel-cancelled",
-            &serde_json::to_vec(&sent).unwrap(),
-            SHOPIFY_SECRET,
-        )
-        .await;
+    let r = cancel_on_storefront(&w, &sent, "wh-cancel-cancelled").await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let cancels = eventually("a cancellation at the supplier", WAIT, || async {
-        let c = w.supplier("sup").received_of("order.cancel_requested");
-        (!c.is_empty()).then_some(c)
-    })
-    .await;
+    let cancels = cancels_at(&w, "sup").await;
     assert_eq!(pushed_id(&cancels[0]), so);
     assert!(cancels[0].signature_valid);
     // The fake supplier confirms in its answer.
@@ -182,15 +197,7 @@ async fn a_storefront_cancellation_stops_the_supplier_and_a_later_shipment_is_no
     assert_eq!(open.len(), 1, "{open:#?}");
     assert_eq!(open[0]["detail"]["tracking_number"], "YT0000000001");
     // The same cancellation again changes nothing and asks nobody again.
-    let r = w
-        .app
-        .send_shopify(
-            "orders/cancelled",
-            "wh-cancel-cancelled-2",
-            &serde_json::to_vec(&sent).unwrap(),
-            SHOPIFY_SECRET,
-        )
-        .await;
+    let r = cancel_on_storefront(&w, &sent, "wh-cancel-cancelled-2").await;
     assert_eq!(r.status(), 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
@@ -225,11 +232,7 @@ async fn a_cancellation_during_the_push_asks_the_supplier_to_cancel_what_reached
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let cancels = eventually("a cancellation at the supplier", WAIT, || async {
-        let c = w.supplier("sup").received_of("order.cancel_requested");
-        (!c.is_empty()).then_some(c)
-    })
-    .await;
+    let cancels = cancels_at(&w, "sup").await;
     assert_eq!(pushed_id(&cancels[0]), so);
     // Asked, then confirmed by the supplier's answer.
     wait_status(&w, &order_id, &so, "cancelled").await;
@@ -263,15 +266,7 @@ async fn a_failed_over_supplier_is_told_to_cancel_and_its_late_answers_hold_the_
     let slow = w.pushes("slow", 1).await;
     let lost = pushed_id(&slow[0]);
     // `slow` does not acknowledge: its lines go to `spare`, and it is told to cancel.
-    let cancels = eventually(
-        "a cancellation at the supplier that lost it",
-        WAIT,
-        || async {
-            let c = w.supplier("slow").received_of("order.cancel_requested");
-            (!c.is_empty()).then_some(c)
-        },
-    )
-    .await;
+    let cancels = cancels_at(&w, "slow").await;
     assert_eq!(pushed_id(&cancels[0]), lost);
     let spare = w.pushes("spare", 1).await;
     let replacement = pushed_id(&spare[0]);

@@ -88,6 +88,9 @@ impl Suppliers {
         order["line_items"][0]["sku"] = json!(skus[0]);
         order["line_items"][1]["sku"] = json!(skus[1]);
         edit(&mut order);
+        // The storefront has the order: shipments are written back to it (a write-back that
+        // failed for good would hold the order).
+        self.shopify.add_order_json(&order);
         let body = serde_json::to_vec(&order).unwrap();
         let r = self
             .app
@@ -310,15 +313,7 @@ async fn a_supplier_that_does_not_acknowledge_in_time_or_cannot_be_reached_loses
     let w = Suppliers::start(&["slow", "down", "spare"]).await;
     // The spare supplier acknowledges in its answer: its orders are not failed over in turn.
     w.supplier("spare").accept_at_once();
-    let r = w
-        .app
-        .http
-        .put(w.app.url("/api/v1/policies/routing"))
-        .json(&json!({ "ack_deadline": "1s" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    crate::integrity::set_ack_deadline(&w, "1s").await;
     // Unacknowledged: `slow` answers 202 (submitted) and never calls back.
     w.offer("SKU-A", "slow", json!({ "priority": 1 })).await;
     w.offer("SKU-A", "spare", json!({ "priority": 9 })).await;

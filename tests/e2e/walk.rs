@@ -10,10 +10,11 @@
 use crate::aftersales::Walk;
 use crate::fakes::ReceivedPush;
 use crate::helpers::*;
+use crate::integrity::{cancel_on_storefront, set_ack_deadline};
 use crate::routing::Suppliers;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Steps of the walk (`DAIFA_WALK_STEPS` for a longer one).
 const STEPS: usize = 70;
@@ -33,8 +34,6 @@ struct ShopOrder {
     body: Value,
     /// Daifa's id, once a create was acknowledged.
     order_id: Option<String>,
-    /// When a cancellation of it was first acknowledged as such.
-    cancelled_at: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -63,15 +62,7 @@ async fn a_random_walk_of_order_lives_keeps_the_three_promises() {
         ];
     })
     .await;
-    let r = w
-        .app
-        .http
-        .put(w.app.url("/api/v1/policies/routing"))
-        .json(&json!({ "ack_deadline": "1500ms" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    set_ack_deadline(&w, "1500ms").await;
     for sku in ["SKU-A", "SKU-B"] {
         w.offer(sku, "a", json!({ "priority": 1 })).await;
         w.offer(sku, "b", json!({ "priority": 5 })).await;
@@ -109,7 +100,6 @@ async fn a_random_walk_of_order_lives_keeps_the_three_promises() {
                 shop.push(ShopOrder {
                     body,
                     order_id: answer["orders"][0]["order_id"].as_str().map(str::to_string),
-                    cancelled_at: None,
                 });
                 tally.created += 1;
             }
@@ -135,23 +125,9 @@ async fn a_random_walk_of_order_lives_keeps_the_three_promises() {
             }
             3 if !shop.is_empty() => {
                 let i = walk.below(shop.len() as u64) as usize;
-                let mut body = shop[i].body.clone();
-                body["cancelled_at"] = json!("2026-12-06T12:00:00+00:00");
-                body["cancel_reason"] = json!("customer");
-                let r = w
-                    .app
-                    .send_shopify(
-                        "orders/cancelled",
-                        &format!("cancel-{i}-{step}"),
-                        &serde_json::to_vec(&body).unwrap(),
-                        SHOPIFY_SECRET,
-                    )
-                    .await;
+                let r =
+                    cancel_on_storefront(&w, &shop[i].body, &format!("cancel-{i}-{step}")).await;
                 assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-                let answer: Value = r.json().await.unwrap();
-                if answer["orders"][0]["status"] == "cancelled" {
-                    shop[i].cancelled_at.get_or_insert_with(Instant::now);
-                }
                 tally.storefront_cancels += 1;
             }
             4 if !shop.is_empty() => {
@@ -171,9 +147,6 @@ async fn a_random_walk_of_order_lives_keeps_the_three_promises() {
                         "{status}: {}",
                         r.text().await.unwrap()
                     );
-                    if status == 200 {
-                        shop[i].cancelled_at.get_or_insert_with(Instant::now);
-                    }
                     tally.operator_cancels += 1;
                 }
             }
@@ -376,6 +349,10 @@ async fn check(w: &Suppliers, shop: &[ShopOrder], settled: bool) {
                 "order {order_id}: line {line} is with {holders:?}\n{detail:#}"
             );
         }
+        let cancelled_at = timeline
+            .iter()
+            .find(|e| e["kind"] == "order.cancelled")
+            .and_then(|e| e["created_at_ms"].as_i64());
         // A cancelled order has no supplier order that may still go out or ship.
         if status == "cancelled" {
             assert!(
@@ -419,18 +396,25 @@ async fn check(w: &Suppliers, shop: &[ShopOrder], settled: bool) {
             // Every push of a supplier order carries one webhook id.
             let ids: BTreeSet<&str> = reached.iter().map(|p| p.webhook_id.as_str()).collect();
             assert!(ids.len() <= 1, "supplier order {id} pushed as {ids:?}");
-            // Nothing starts out to a supplier after its order was cancelled (a push on its
-            // way at that moment arrives within moments).
-            if let Some(at) = s.cancelled_at {
-                for p in &reached {
+            if settled {
+                // Nothing goes out to a supplier after its order was cancelled: every push
+                // came from an attempt that began before (one on its way at that moment).
+                if let Some(at) = cancelled_at {
+                    let key = format!("{}.submit", id.as_str().unwrap());
+                    let began_before = detail["jobs"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|j| j["idempotency_key"] == key.as_str())
+                        .flat_map(|j| j["attempt_log"].as_array().unwrap().iter())
+                        .filter(|a| a["started_at_ms"].as_i64().unwrap() <= at)
+                        .count();
                     assert!(
-                        p.at < at + Duration::from_secs(3),
-                        "supplier order {id} pushed {:?} after its order was cancelled",
-                        p.at - at
+                        reached.len() <= began_before,
+                        "supplier order {id}: {} pushes, {began_before} attempts began before its order was cancelled\n{detail:#}",
+                        reached.len()
                     );
                 }
-            }
-            if settled {
                 let accepted_by_supplier = reached
                     .iter()
                     .any(|p| p.answer.is_some_and(|a| (200..300).contains(&a)));
