@@ -6,7 +6,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ingest::reprocess::Reprocessed;
 use crate::{fulfilment, ingest, jobs, orders, routing, tracking};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -94,16 +94,7 @@ async fn list_orders(
     Ok(Json(json!({ "orders": items })))
 }
 
-/// Who acted, for the audit: the `x-daifa-operator` header (the admin token authenticates the
-/// caller; this names the person), else `api`.
-pub fn operator(headers: &HeaderMap) -> String {
-    headers
-        .get("x-daifa-operator")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map_or_else(|| "api".to_string(), |s| s.chars().take(100).collect())
-}
+pub use crate::error::operator;
 
 /// An order and everything that happened to it: the raw requests that mention it, its
 /// canonical events, its supplier orders, jobs with their attempts, shipments and their scans,

@@ -34,8 +34,8 @@ pub use reports::{
 pub use machine::{Action, CaseKind, CaseState};
 
 use crate::app::AppState;
+use crate::calls::{callee, outcome_of};
 use crate::db::{Tx, new_id, now_ms};
-use crate::dispatch::{callee, outcome_of};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus, StoredOrder};

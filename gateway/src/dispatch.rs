@@ -3,20 +3,19 @@
 //! supplier order is here; writing a shipment back is in `fulfilment`.
 
 use crate::app::AppState;
-use crate::connections::{self, Connection};
+use crate::calls::{callee, outcome_of};
+use crate::connections;
 use crate::db::Tx;
 use crate::db::{ms, now_ms};
 use crate::fulfilment;
 use crate::jobs::{self, Attempt, ClaimedJob, Disposition, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus};
-use crate::plugins::{Installed, LoadError};
 use crate::policy::{self, RoutingPolicy};
 use crate::routing::{SoStatus, status};
-use crate::{aftersales, cancellation, routing, tasks, tracking};
+use crate::{aftersales, calls, cancellation, routing, tasks, tracking};
+use daifa_plugin_host::SupplierOrderStatus;
 use daifa_plugin_host::supplier::{SupplierOrder, SupplierOrderLine};
-use daifa_plugin_host::{CallFailure, ConnectionContext, SupplierOrderStatus};
 use serde_json::json;
-use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -67,15 +66,9 @@ async fn run_one(state: &AppState, worker: &str, job: ClaimedJob) {
     run_instrumented(state, worker, job).instrument(span).await;
 }
 
-tokio::task_local! {
-    /// The plugin version the current attempt called, recorded with the attempt: set by
-    /// [`callee`], so that no job kind has to pass it along.
-    static ATTEMPT_PLUGIN_VERSION: std::cell::RefCell<Option<String>>;
-}
-
 async fn run_instrumented(state: &AppState, worker: &str, job: ClaimedJob) {
     let started = now_ms();
-    let (attempt, plugin_version) = ATTEMPT_PLUGIN_VERSION
+    let (attempt, plugin_version) = calls::ATTEMPT_PLUGIN_VERSION
         .scope(std::cell::RefCell::new(None), async {
             let attempt = match job.kind {
                 JobKind::SupplierSubmit => run_submit(state, &job).await,
@@ -116,7 +109,10 @@ async fn run_instrumented(state: &AppState, worker: &str, job: ClaimedJob) {
                     .await
                     .map(Attempt::from),
             };
-            (attempt, ATTEMPT_PLUGIN_VERSION.with(|v| v.borrow().clone()))
+            (
+                attempt,
+                calls::ATTEMPT_PLUGIN_VERSION.with(|v| v.borrow().clone()),
+            )
         })
         .await;
     let attempt = attempt.unwrap_or_else(|e| {
@@ -192,60 +188,6 @@ async fn finish(
     tx.commit().await?;
     state.wake_workers();
     Ok(Some(disposition))
-}
-
-/// How a failed plugin call counts for the queue.
-pub fn outcome_of(failure: CallFailure) -> Outcome {
-    let kind = failure.error.kind().to_string();
-    let error = failure.error.to_string();
-    // Refusals (permanent, bad payload, unsupported, an input or answer over its limit) are
-    // not retried: another attempt gets the same answer.
-    if failure.error.is_retryable() {
-        Outcome::Failed {
-            kind,
-            error,
-            retry_after: failure.retry_after,
-        }
-    } else {
-        Outcome::Refused { kind, error }
-    }
-}
-
-/// The connection a job acts through, its plugin and the call context (secrets opened), or the
-/// outcome when one of them is missing (retried: the operator may install or fix it).
-pub(crate) async fn callee(
-    state: &AppState,
-    connection_id: &str,
-) -> anyhow::Result<Result<(Connection, Arc<Installed>, Arc<ConnectionContext>), Outcome>> {
-    let connection = connections::by_id(&state.db, connection_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("connection {connection_id} is missing"))?;
-    let plugin = match state
-        .plugins
-        .get(&connection.plugin, &connection.plugin_version)
-        .await
-    {
-        Ok(plugin) => plugin,
-        Err(LoadError::Internal(e)) => return Err(e),
-        Err(e) => {
-            return Ok(Err(Outcome::Failed {
-                kind: "plugin-missing".into(),
-                error: e.to_string(),
-                retry_after: None,
-            }));
-        }
-    };
-    let _ = ATTEMPT_PLUGIN_VERSION.try_with(|v| {
-        *v.borrow_mut() = Some(plugin.version().to_string());
-    });
-    match connection.context(&state.secrets, &plugin) {
-        Ok(ctx) => Ok(Ok((connection, plugin, Arc::new(ctx)))),
-        Err(e) => Ok(Err(Outcome::Failed {
-            kind: "secret".into(),
-            error: e.to_string(),
-            retry_after: None,
-        })),
-    }
 }
 
 /// What a dead job sets off, in the transaction that records its death: a dead push hands its

@@ -1,8 +1,8 @@
 //! The admin and hook APIs' error type: a status and a message for the client; internal causes
-//! are logged with their chain and never shown.
+//! are logged with their chain and never shown. And who acted, for every handler's audit.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -90,3 +90,14 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Who acted, for the audit: the `x-daifa-operator` header (the admin token authenticates the
+/// caller; this names the person), else `api`.
+pub fn operator(headers: &HeaderMap) -> String {
+    headers
+        .get("x-daifa-operator")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| "api".to_string(), |s| s.chars().take(100).collect())
+}

@@ -602,7 +602,7 @@ pub async fn run_fulfill(state: &AppState, job: &ClaimedJob) -> anyhow::Result<O
     let order = orders::get(&state.db, &order_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("order {order_id} of a shipment is missing"))?;
-    let (channel, plugin, ctx) = match crate::dispatch::callee(state, &order.connection_id).await? {
+    let (channel, plugin, ctx) = match crate::calls::callee(state, &order.connection_id).await? {
         Ok(c) => c,
         Err(outcome) => return Ok(outcome),
     };
@@ -638,7 +638,7 @@ pub async fn run_fulfill(state: &AppState, job: &ClaimedJob) -> anyhow::Result<O
             tx.commit().await?;
             Ok(Outcome::Succeeded)
         }
-        Err(failure) => Ok(crate::dispatch::outcome_of(failure)),
+        Err(failure) => Ok(crate::calls::outcome_of(failure)),
     }
 }
 

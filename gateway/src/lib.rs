@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod aftersales;
 pub mod app;
+pub mod calls;
 pub mod cancellation;
 pub mod cli;
 pub mod client;

@@ -7,9 +7,9 @@
 //! `tracking_events` tables and the tracking columns of `shipments`.
 
 use crate::app::AppState;
+use crate::calls::{callee, outcome_of};
 use crate::connections::Connection;
 use crate::db::{Conn, Db, Tx, new_id, now_ms};
-use crate::dispatch::{callee, outcome_of};
 use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus};
 use crate::routing::SoStatus;

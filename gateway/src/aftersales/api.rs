@@ -2,7 +2,7 @@
 
 use super::*;
 
-use crate::admin::operator;
+use crate::error::operator;
 
 /// A case with its history, what it may do next, and the handbook's proposal.
 async fn describe(state: &AppState, id: &str) -> ApiResult<Value> {

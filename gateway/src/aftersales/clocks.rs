@@ -394,7 +394,7 @@ async fn done(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    let by = crate::admin::operator(&headers);
+    let by = crate::error::operator(&headers);
     if !crate::tasks::done(&state.db, &id, &by).await? {
         return Err(ApiError::NotFound(format!("no open task `{id}`")));
     }

@@ -6,9 +6,9 @@
 //! `line_substitutions` tables.
 
 use super::{HoldKind, Request, Trigger};
-use crate::admin::operator;
 use crate::app::AppState;
 use crate::db::{Tx, new_id, now_ms};
+use crate::error::operator;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus, StoredOrder};
