@@ -5,8 +5,9 @@
 //! not pushed yet (pending, held) → cancelled, it is never pushed; pushed or acknowledged → the
 //! supplier is asked to cancel it (`supplier.cancel`, its answer recorded when it comes);
 //! shipped → left to the caller (an intercept through the supplier for a cancel case, a task
-//! for a storefront's cancellation). A push in flight at that moment finds its supplier order
-//! cancelled when it comes back and asks the supplier to cancel in turn (`dispatch`).
+//! for a storefront's cancellation). A cancelled order's open holds are closed. A push in
+//! flight at that moment finds its supplier order cancelled when it comes back and asks the
+//! supplier to cancel in turn (`dispatch`).
 
 use crate::db::Tx;
 use crate::jobs::{self, JobKind, NewJob};
@@ -170,6 +171,11 @@ pub async fn cancel_order(
             .await?
             .happened();
     if cancelled {
+        let who = match by {
+            By::Storefront { .. } => "storefront",
+            By::Operator { name } => name,
+        };
+        crate::routing::holds::cancel_open(tx, order_id, who, reason).await?;
         orders::record_event(tx, order_id, "order.cancelled", detail.clone()).await?;
     } else {
         orders::record_event(

@@ -457,3 +457,35 @@ async fn a_worker_that_lost_its_lease_commits_nothing_of_its_attempt() {
     );
     app.stop().await;
 }
+
+/// The three cancellation paths behaved differently: a storefront's cancellation left the
+/// order's holds open (the operator was still asked to contact the customer about a stock-out
+/// of a cancelled order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_order_cancelled_by_the_storefront_closes_its_holds_and_is_never_pushed() {
+    init_logs();
+    let w = Suppliers::start(&["sup"]).await;
+    w.offer("SKU-A", "sup", json!({})).await;
+    let mut sent = Value::Null;
+    // No offer for the second line: a stock-out holds the order.
+    let order_id = w
+        .order("wh-held", ["SKU-A", "SKU-NONE"], |o| sent = o.clone())
+        .await;
+    let detail = w.app.order(&order_id).await;
+    assert_eq!(detail["order"]["status"], "on_hold");
+    let r = cancel_on_storefront(&w, &sent, "wh-held-cancelled").await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let detail = w.app.order(&order_id).await;
+    assert_eq!(detail["order"]["status"], "cancelled");
+    let holds = w
+        .app
+        .get_json(&format!("/api/v1/holds?status=all&order_id={order_id}"))
+        .await;
+    let holds = holds["holds"].as_array().unwrap();
+    assert_eq!(holds.len(), 1, "{holds:#?}");
+    assert_eq!(holds[0]["status"], "cancelled");
+    assert_eq!(holds[0]["resolved_by"], "storefront");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(w.supplier("sup").received().is_empty());
+    w.app.stop().await;
+}

@@ -89,6 +89,26 @@ pub async fn open(
     Ok(())
 }
 
+/// Closes the open holds of an order that is cancelled (by whom, and why).
+pub async fn cancel_open(
+    tx: &mut Tx,
+    order_id: &str,
+    by: &str,
+    reason: Option<&str>,
+) -> sqlx::Result<()> {
+    let resolution = json!({ "choice": "cancel", "reason": reason });
+    sqlx::query(
+        "update holds set status = 'cancelled', resolved_at_ms = $1, resolved_by = $2, resolution = $3 where order_id = $4 and status = 'open'",
+    )
+    .bind(now_ms())
+    .bind(by)
+    .bind(resolution.to_string())
+    .bind(order_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// The order of a hold that is open and not resolved yet (a stock-out whose customer has not
 /// been contacted), if it is.
 pub async fn open_unresolved(tx: &mut Tx, hold_id: &str) -> sqlx::Result<Option<String>> {
@@ -477,16 +497,6 @@ async fn cancel_order(
             order.id, order.status
         )));
     }
-    let resolution = json!({ "choice": "cancel", "reason": reason });
-    sqlx::query(
-        "update holds set status = 'cancelled', resolved_at_ms = $1, resolved_by = $2, resolution = $3 where order_id = $4 and status = 'open'",
-    )
-    .bind(now_ms())
-    .bind(by)
-    .bind(resolution.to_string())
-    .bind(&order.id)
-    .execute(&mut **tx)
-    .await?;
     crate::cancellation::cancel_order(
         tx,
         &order.id,
