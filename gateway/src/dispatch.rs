@@ -274,7 +274,35 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attemp
             .await?;
             return Ok(Attempt::done(tx));
         }
-        // Failed over, or cancelled, while this push waited for a retry: nothing to send.
+        // Cancelled while an earlier attempt was on its way: that attempt may have reached the
+        // supplier and then lost its lease (its effects rolled back, the supplier's answer with
+        // them), so the supplier is asked to cancel what it may have.
+        Some(SoStatus::Cancelled) if job.attempt > 1 => {
+            let mut tx = state.db.begin().await?;
+            orders::lock(&mut tx, &order.id).await?;
+            if status::transition_from(
+                &mut tx,
+                &so.id,
+                &[SoStatus::Cancelled],
+                SoStatus::CancelRequested,
+                status::Change::default(),
+            )
+            .await?
+            .happened()
+            {
+                cancellation::ask_to_cancel(
+                    &mut tx,
+                    &order.id,
+                    &so.id,
+                    &so.supplier_connection_id,
+                    "pushed_after_stop",
+                )
+                .await?;
+            }
+            return Ok(Attempt::done(tx));
+        }
+        // Failed over (the supplier was asked to cancel then), or cancelled before any attempt
+        // went out, while this push waited for a retry: nothing to send.
         _ => return Ok(Outcome::Succeeded.into()),
     }
     if order.status == OrderStatus::Cancelled.as_str() {

@@ -489,3 +489,53 @@ async fn a_held_order_cancelled_by_the_storefront_closes_its_holds_and_is_never_
     assert!(w.supplier("sup").received().is_empty());
     w.app.stop().await;
 }
+
+/// The same, when the push outlives its worker's lease: the worker that reached the supplier
+/// lost its lease (its effects, the request to cancel among them, are rolled back), and the
+/// worker that took the job over found the supplier order cancelled and sent nothing. The
+/// supplier kept an order of a cancelled order. The attempt that takes over asks it to cancel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancellation_during_a_push_that_outlives_its_lease_still_reaches_the_supplier() {
+    init_logs();
+    let w = Suppliers::start_with(&["sup"], |s| {
+        s.jobs.lease = Duration::from_millis(500);
+    })
+    .await;
+    w.offer("SKU-A", "sup", json!({})).await;
+    w.offer("SKU-B", "sup", json!({})).await;
+    w.supplier("sup").delay(Duration::from_secs(2));
+    let order_id = w.order("wh-lease", ["SKU-A", "SKU-B"], |_| {}).await;
+    let push = w.pushes("sup", 1).await;
+    let so = pushed_id(&push[0]);
+    let r = w
+        .app
+        .http
+        .post(w.app.url(&format!("/api/v1/orders/{order_id}/cancel")))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let cancels = cancels_at(&w, "sup").await;
+    assert_eq!(pushed_id(&cancels[0]), so);
+    wait_status(&w, &order_id, &so, "cancelled").await;
+    let detail = w.app.order(&order_id).await;
+    let attempts: Vec<&str> = detail["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["kind"] == "supplier.submit")
+        .flat_map(|j| j["attempt_log"].as_array().unwrap().iter())
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert!(
+        attempts.contains(&"lease_lost"),
+        "the first worker lost its lease: {attempts:?}"
+    );
+    assert_eq!(
+        w.supplier("sup").received_of("order.created").len(),
+        1,
+        "nothing pushed after the cancellation"
+    );
+    w.app.stop().await;
+}
