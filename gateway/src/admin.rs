@@ -181,7 +181,7 @@ async fn list_jobs(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let status = q.status.as_deref().unwrap_or("dead");
-    if !matches!(status, "queued" | "running" | "succeeded" | "dead") {
+    if jobs::JobStatus::parse(status).is_none() {
         return Err(ApiError::BadRequest(format!(
             "unknown job status `{status}`: use queued, running, succeeded or dead"
         )));

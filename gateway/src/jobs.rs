@@ -103,6 +103,50 @@ impl JobKind {
     }
 }
 
+/// Where a job stands. Every change is a compare-and-set from the statuses [`Self::allowed_from`]
+/// lists (a worker's completion also requires its lease): the one table of a job's moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Waiting for its time (`run_at_ms`).
+    Queued,
+    /// Held by a worker until its lease runs out.
+    Running,
+    Succeeded,
+    /// Failed for good, or its schedule ran out: waits for the operator.
+    Dead,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 4] = [Self::Queued, Self::Running, Self::Succeeded, Self::Dead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The statuses a job may move to `self` from.
+    pub fn allowed_from(self) -> &'static [JobStatus] {
+        use JobStatus::*;
+        match self {
+            // A retry after a failed attempt; the operator's retry of a dead job; a finished
+            // push run again (a released hold).
+            Queued => &[Running, Dead, Succeeded],
+            // Claimed when due, or taken over when its worker's lease ran out.
+            Running => &[Queued, Running],
+            Succeeded => &[Running],
+            Dead => &[Running],
+        }
+    }
+}
+
 pub struct NewJob<'a> {
     pub kind: JobKind,
     /// Stays the same across attempts; a second job with the same key is not created.
@@ -125,7 +169,7 @@ pub async fn enqueue_at(tx: &mut Tx, job: NewJob<'_>, run_at_ms: i64) -> sqlx::R
     let payload = serde_json::json!({ "subject_id": job.subject_id }).to_string();
     let result = sqlx::query(
         "insert into jobs (id, kind, idempotency_key, payload, status, attempts, run_at_ms, order_id, connection_id, created_at_ms, updated_at_ms) \
-         values ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $8, $8) on conflict (idempotency_key) do nothing",
+         values ($1, $2, $3, $4, $9, 0, $5, $6, $7, $8, $8) on conflict (idempotency_key) do nothing",
     )
     .bind(new_id("job"))
     .bind(job.kind.as_str())
@@ -135,6 +179,7 @@ pub async fn enqueue_at(tx: &mut Tx, job: NewJob<'_>, run_at_ms: i64) -> sqlx::R
     .bind(job.order_id)
     .bind(job.connection_id)
     .bind(now)
+    .bind(JobStatus::Queued.as_str())
     .execute(&mut **tx)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -163,16 +208,19 @@ pub async fn claim(db: &Db, worker: &str, lease: Duration) -> anyhow::Result<Opt
         Backend::Sqlite => "",
     };
     let sql = format!(
-        "update jobs set status = 'running', locked_by = $1, locked_until_ms = $2, attempts = attempts + 1, updated_at_ms = $3 \
+        "update jobs set status = $4, locked_by = $1, locked_until_ms = $2, attempts = attempts + 1, updated_at_ms = $3 \
          where id = (select id from jobs \
-                     where (status = 'queued' and run_at_ms <= $3) or (status = 'running' and locked_until_ms < $3) \
+                     where (status = $5 and run_at_ms <= $3) or (status = $4 and locked_until_ms < $3) \
                      order by run_at_ms limit 1 {lock}) \
          returning id, kind, idempotency_key, payload, attempts, order_id, connection_id"
     );
+    debug_assert!(JobStatus::Running.allowed_from() == [JobStatus::Queued, JobStatus::Running]);
     let row = sqlx::query(AssertSqlSafe(sql))
         .bind(worker)
         .bind(now + ms(lease))
         .bind(now)
+        .bind(JobStatus::Running.as_str())
+        .bind(JobStatus::Queued.as_str())
         .fetch_optional(&db.pool)
         .await?;
     row.map(|r| claimed_from_row(&r)).transpose()
@@ -291,10 +339,11 @@ pub async fn finish(
         }
     };
     let (status, run_at) = match disposition {
-        Disposition::Done => ("succeeded", now),
-        Disposition::RetryAt(at) => ("queued", at),
-        Disposition::Dead => ("dead", now),
+        Disposition::Done => (JobStatus::Succeeded, now),
+        Disposition::RetryAt(at) => (JobStatus::Queued, at),
+        Disposition::Dead => (JobStatus::Dead, now),
     };
+    debug_assert!(status.allowed_from().contains(&JobStatus::Running));
     let (kind, error) = match outcome {
         Outcome::Succeeded => (None, None),
         Outcome::Failed { kind, error, .. } | Outcome::Refused { kind, error } => {
@@ -307,14 +356,15 @@ pub async fn finish(
     };
     let updated = sqlx::query(
         "update jobs set status = $1, run_at_ms = $2, last_error = $3, locked_by = null, locked_until_ms = null, updated_at_ms = $4 \
-         where id = $5 and locked_by = $6 and status = 'running'",
+         where id = $5 and locked_by = $6 and status = $7",
     )
-    .bind(status)
+    .bind(status.as_str())
     .bind(run_at)
     .bind(error)
     .bind(now)
     .bind(&job.id)
     .bind(worker)
+    .bind(JobStatus::Running.as_str())
     .execute(&mut *tx)
     .await?;
     let held = updated.rows_affected() == 1;
@@ -458,11 +508,14 @@ pub async fn get(db: &Db, id: &str) -> sqlx::Result<Option<JobView>> {
 /// id of what it acts on, or `None` when the job does not exist or is not dead.
 pub async fn retry_dead(tx: &mut Tx, id: &str) -> anyhow::Result<Option<(String, Option<String>)>> {
     let now = now_ms();
+    debug_assert!(JobStatus::Queued.allowed_from().contains(&JobStatus::Dead));
     let result = sqlx::query(
-        "update jobs set status = 'queued', attempts = 0, run_at_ms = $1, updated_at_ms = $1 where id = $2 and status = 'dead'",
+        "update jobs set status = $3, attempts = 0, run_at_ms = $1, updated_at_ms = $1 where id = $2 and status = $4",
     )
     .bind(now)
     .bind(id)
+    .bind(JobStatus::Queued.as_str())
+    .bind(JobStatus::Dead.as_str())
     .execute(&mut **tx)
     .await?;
     if result.rows_affected() != 1 {
@@ -485,11 +538,14 @@ pub async fn retry_dead(tx: &mut Tx, id: &str) -> anyhow::Result<Option<(String,
 pub async fn requeue(tx: &mut Tx, idempotency_key: &str) -> sqlx::Result<bool> {
     let now = now_ms();
     let result = sqlx::query(
-        "update jobs set status = 'queued', attempts = 0, run_at_ms = $1, updated_at_ms = $1 \
-         where idempotency_key = $2 and status in ('succeeded', 'dead')",
+        "update jobs set status = $3, attempts = 0, run_at_ms = $1, updated_at_ms = $1 \
+         where idempotency_key = $2 and status in ($4, $5)",
     )
     .bind(now)
     .bind(idempotency_key)
+    .bind(JobStatus::Queued.as_str())
+    .bind(JobStatus::Succeeded.as_str())
+    .bind(JobStatus::Dead.as_str())
     .execute(&mut **tx)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -511,6 +567,21 @@ mod tests {
             ],
             retry_jitter: 0.2,
         }
+    }
+
+    #[test]
+    fn a_job_finishes_only_from_running_and_nothing_skips_a_worker() {
+        for s in JobStatus::ALL {
+            assert_eq!(JobStatus::parse(s.as_str()), Some(s));
+        }
+        // Only a worker finishes a job, and a job is run only after it was queued (or its
+        // worker's lease ran out).
+        assert_eq!(JobStatus::Succeeded.allowed_from(), &[JobStatus::Running]);
+        assert_eq!(JobStatus::Dead.allowed_from(), &[JobStatus::Running]);
+        assert_eq!(
+            JobStatus::Running.allowed_from(),
+            &[JobStatus::Queued, JobStatus::Running]
+        );
     }
 
     #[test]
