@@ -73,9 +73,7 @@ async fn run_instrumented(state: &AppState, worker: &str, job: ClaimedJob) {
             let attempt = match job.kind {
                 JobKind::SupplierSubmit => run_submit(state, &job).await,
                 JobKind::SupplierAckDeadline => run_ack_deadline(state, &job).await,
-                JobKind::ChannelFulfill => fulfilment::run_fulfill(state, &job)
-                    .await
-                    .map(Attempt::from),
+                JobKind::ChannelFulfill => fulfilment::run_fulfill(state, &job).await,
                 JobKind::CarrierRegister => {
                     tracking::run_register(state, &job).await.map(Attempt::from)
                 }

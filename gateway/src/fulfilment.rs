@@ -5,7 +5,7 @@
 use crate::app::AppState;
 use crate::connections::Connection;
 use crate::db::{Conn, Tx, new_id, now_ms};
-use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
+use crate::jobs::{self, Attempt, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus};
 use crate::routing::{self, SoStatus, status};
 use crate::tasks;
@@ -15,6 +15,23 @@ use daifa_plugin_host::{LineQuantity, Shipment, SupplierOrderRef};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::{AssertSqlSafe, Row};
+
+/// Where a shipment stands with the storefront: `received` from the supplier, then
+/// `written_back` (the only move, made once, by compare-and-set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShipmentStatus {
+    Received,
+    WrittenBack,
+}
+
+impl ShipmentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::WrittenBack => "written_back",
+        }
+    }
+}
 
 pub struct AppliedEvent {
     /// The order the event concerns (none for a catalogue change).
@@ -295,7 +312,7 @@ async fn shipped(
     let shipment_id = new_id("shp");
     let inserted = sqlx::query(
         "insert into shipments (id, order_id, supplier_order_id, carrier_code, tracking_number, tracking_url, shipped_at_ms, lines, status, created_at_ms) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, 'received', $9) on conflict (supplier_order_id, tracking_number) do nothing",
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9) on conflict (supplier_order_id, tracking_number) do nothing",
     )
     .bind(&shipment_id)
     .bind(&so.order_id)
@@ -306,6 +323,7 @@ async fn shipped(
     .bind(shipment.shipped_at)
     .bind(serde_json::to_string(&shipment.lines)?)
     .bind(now_ms())
+    .bind(ShipmentStatus::Received.as_str())
     .execute(&mut **tx)
     .await?;
     if inserted.rows_affected() == 0 {
@@ -585,7 +603,7 @@ pub async fn shipments_of(conn: &mut Conn, order_id: &str) -> anyhow::Result<Vec
 
 /// The `channel.fulfill` job: writes a shipment back to the storefront through the channel
 /// connection's plugin.
-pub async fn run_fulfill(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+pub async fn run_fulfill(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attempt> {
     let row = sqlx::query(AssertSqlSafe(format!(
         "select {SHIPMENT_COLUMNS} from shipments where id = $1"
     )))
@@ -596,7 +614,8 @@ pub async fn run_fulfill(state: &AppState, job: &ClaimedJob) -> anyhow::Result<O
         return Ok(Outcome::Refused {
             kind: "missing".into(),
             error: format!("shipment {} does not exist", job.subject_id),
-        });
+        }
+        .into());
     };
     let (order_id, shipment) = shipment_from_row(&row)?;
     let order = orders::get(&state.db, &order_id)
@@ -604,7 +623,7 @@ pub async fn run_fulfill(state: &AppState, job: &ClaimedJob) -> anyhow::Result<O
         .ok_or_else(|| anyhow::anyhow!("order {order_id} of a shipment is missing"))?;
     let (channel, plugin, ctx) = match crate::calls::callee(state, &order.connection_id).await? {
         Ok(c) => c,
-        Err(outcome) => return Ok(outcome),
+        Err(outcome) => return Ok(outcome.into()),
     };
     let request = FulfillmentRequest {
         order_external_id: order.external_id.clone(),
@@ -620,25 +639,30 @@ pub async fn run_fulfill(state: &AppState, job: &ClaimedJob) -> anyhow::Result<O
     };
     match plugin.push_fulfillment(ctx, &request).await {
         Ok(fulfillment) => {
+            // Committed with the job's completion; a second write-back of the same shipment
+            // (the plugin finds the fulfillment it made) moves and records nothing.
             let mut tx = state.db.begin().await?;
-            sqlx::query(
-                "update shipments set status = 'written_back', external_id = $1 where id = $2",
+            let moved = sqlx::query(
+                "update shipments set status = $1, external_id = $2 where id = $3 and status = $4",
             )
+            .bind(ShipmentStatus::WrittenBack.as_str())
             .bind(&fulfillment.external_id)
             .bind(&shipment.id)
+            .bind(ShipmentStatus::Received.as_str())
             .execute(&mut *tx)
             .await?;
-            orders::record_event(
-                &mut tx,
-                &order_id,
-                "fulfillment.written_back",
-                json!({ "shipment_id": shipment.id, "connection": channel.name, "external_id": fulfillment.external_id }),
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(Outcome::Succeeded)
+            if moved.rows_affected() == 1 {
+                orders::record_event(
+                    &mut tx,
+                    &order_id,
+                    "fulfillment.written_back",
+                    json!({ "shipment_id": shipment.id, "connection": channel.name, "external_id": fulfillment.external_id }),
+                )
+                .await?;
+            }
+            Ok(Attempt::done(tx))
         }
-        Err(failure) => Ok(crate::calls::outcome_of(failure)),
+        Err(failure) => Ok(crate::calls::outcome_of(failure).into()),
     }
 }
 
