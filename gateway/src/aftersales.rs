@@ -293,15 +293,6 @@ async fn money_of(tx: &mut Tx, order: &StoredOrder) -> anyhow::Result<(i64, i64)
     Ok((order.total_minor, committed.unwrap_or(0)))
 }
 
-/// Serializes the after-sales of one order until the transaction ends: two actions at once (an
-/// operator and a storefront webhook, two gateway replicas) would otherwise both read the case
-/// in the same state, or both count the same refunds, and both go through. On PostgreSQL the
-/// order's row lock makes the second wait and then read what the first wrote; on SQLite the
-/// write takes the database's write lock at once, before anything is read.
-async fn lock_order(tx: &mut Tx, order_id: &str) -> sqlx::Result<()> {
-    orders::lock(tx, order_id).await
-}
-
 /// Records money the storefront paid back for a case (its own refund, made in its admin),
 /// without moving the case: what is left to refund through the storefront shrinks by it.
 /// Refused when it would take the order's refunds above what was paid.
@@ -391,7 +382,10 @@ fn days(ms: i64) -> i64 {
 /// (the same external id) returns the case it opened.
 pub async fn open(tx: &mut Tx, new: NewCase, actor: &str) -> Result<Case, CaseError> {
     let source = new.source.unwrap_or(Source::Operator);
-    lock_order(tx, &new.order_id).await?;
+    // Serializes the after-sales of one order: two actions at once (an operator and a
+    // storefront webhook, two replicas) would otherwise read the case in the same state, or
+    // count the same refunds, and both go through.
+    orders::lock(tx, &new.order_id).await?;
     let order = orders::get_in(tx, &new.order_id)
         .await?
         .ok_or_else(|| CaseError::NotFound(format!("no order `{}`", new.order_id)))?;
@@ -679,7 +673,7 @@ pub async fn act(
     input: ActionInput,
     actor: &str,
 ) -> Result<Case, CaseError> {
-    // The lock first, before any read (see `lock_order`).
+    // The order's lock first, before the case is read (see `open`).
     let order_id: Option<String> = sqlx::query_scalar("select order_id from cases where id = $1")
         .bind(case_id)
         .fetch_optional(&mut **tx)

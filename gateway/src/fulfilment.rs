@@ -349,10 +349,9 @@ async fn shipped(
     orders::set_status(tx, &so.order_id, OrderStatus::Shipped, None)
         .await?
         .expected(&so.order_id, OrderStatus::Shipped);
-    let channel_connection_id = orders::get_in(tx, &so.order_id)
+    let channel_connection_id = orders::channel_in(tx, &so.order_id)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("order {} of a shipment is missing", so.order_id))?
-        .connection_id;
+        .ok_or_else(|| anyhow::anyhow!("order {} of a shipment is missing", so.order_id))?;
     jobs::enqueue(
         tx,
         NewJob {

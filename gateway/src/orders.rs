@@ -240,6 +240,42 @@ pub async fn status_in(tx: &mut Tx, order_id: &str) -> sqlx::Result<Option<Strin
         .await
 }
 
+/// The storefront connection an order came from, read inside a transaction.
+pub async fn channel_in(tx: &mut Tx, order_id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("select connection_id from orders where id = $1")
+        .bind(order_id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+/// The destination country of each of `order_ids` that has one, in one query.
+pub async fn destinations(
+    db: &Db,
+    order_ids: &[&str],
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    if order_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let params: Vec<String> = (1..=order_ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "select id, canonical from orders where id in ({})",
+        params.join(", ")
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for id in order_ids {
+        query = query.bind(*id);
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for r in query.fetch_all(&db.pool).await? {
+        let canonical: serde_json::Value =
+            serde_json::from_str(&r.try_get::<String, _>("canonical")?)?;
+        if let Some(country) = canonical["shipping_address"]["country_code"].as_str() {
+            out.insert(r.try_get("id")?, country.to_string());
+        }
+    }
+    Ok(out)
+}
+
 /// Adds an entry to the order's timeline.
 pub async fn record_event(
     tx: &mut Tx,

@@ -108,30 +108,36 @@ async fn parcel(db: &Db, shipment_id: &str) -> anyhow::Result<Option<(String, Pa
     .bind(shipment_id)
     .fetch_optional(&db.pool)
     .await?;
-    match row {
-        Some(r) => Ok(Some(parcel_from_row(db, &r).await?)),
-        None => Ok(None),
-    }
+    Ok(parcels_from_rows(db, row.as_slice()).await?.pop())
 }
 
-/// A shipment row as a parcel, with its order's destination.
-async fn parcel_from_row(db: &Db, r: &sqlx::any::AnyRow) -> anyhow::Result<(String, Parcel)> {
-    let order_id: String = r.try_get("order_id")?;
-    let destination_country = orders::get(db, &order_id).await?.and_then(|o| {
-        o.canonical["shipping_address"]["country_code"]
-            .as_str()
-            .map(str::to_string)
-    });
-    Ok((
-        order_id,
-        Parcel {
-            shipment_id: r.try_get("id")?,
-            carrier_code: r.try_get("carrier_code")?,
-            tracking_number: r.try_get("tracking_number")?,
-            destination_country,
-            shipped_at: r.try_get("shipped_at_ms")?,
-        },
-    ))
+/// Shipment rows as parcels, with their orders' destinations (read in one query), each with
+/// its order's id.
+async fn parcels_from_rows(
+    db: &Db,
+    rows: &[sqlx::any::AnyRow],
+) -> anyhow::Result<Vec<(String, Parcel)>> {
+    let order_ids: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get("order_id"))
+        .collect::<Result<_, _>>()?;
+    let ids: Vec<&str> = order_ids.iter().map(String::as_str).collect();
+    let destinations = orders::destinations(db, &ids).await?;
+    rows.iter()
+        .zip(order_ids)
+        .map(|(r, order_id)| {
+            Ok((
+                order_id.clone(),
+                Parcel {
+                    shipment_id: r.try_get("id")?,
+                    carrier_code: r.try_get("carrier_code")?,
+                    tracking_number: r.try_get("tracking_number")?,
+                    destination_country: destinations.get(&order_id).cloned(),
+                    shipped_at: r.try_get("shipped_at_ms")?,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// The `carrier.register` job: asks the carrier connection to follow the shipment.
@@ -201,11 +207,11 @@ pub async fn parcels_to_follow(
     .bind(limit)
     .fetch_all(&db.pool)
     .await?;
-    let mut parcels = Vec::with_capacity(rows.len());
-    for r in &rows {
-        parcels.push(parcel_from_row(db, r).await?.1);
-    }
-    Ok(parcels)
+    Ok(parcels_from_rows(db, &rows)
+        .await?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect())
 }
 
 /// What applying updates did, for the answer to the sender and the raw record.

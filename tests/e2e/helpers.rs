@@ -272,6 +272,17 @@ impl Api {
         r.json().await.expect("JSON body")
     }
 
+    /// A POST by a named operator (`x-daifa-operator`), as the audit records it.
+    pub async fn post_as(&self, path: &str, operator: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("x-daifa-operator", operator)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.http
             .post(self.url(path))

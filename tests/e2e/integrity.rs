@@ -224,13 +224,12 @@ async fn a_cancellation_during_the_push_asks_the_supplier_to_cancel_what_reached
     let so = pushed_id(&push[0]);
     let r = w
         .app
-        .http
-        .post(w.app.url(&format!("/api/v1/orders/{order_id}/cancel")))
-        .header("x-daifa-operator", "mei")
-        .json(&json!({ "reason": "buyer asked by phone" }))
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            &format!("/api/v1/orders/{order_id}/cancel"),
+            "mei",
+            &json!({ "reason": "buyer asked by phone" }),
+        )
+        .await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let cancels = cancels_at(&w, "sup").await;
     assert_eq!(pushed_id(&cancels[0]), so);
@@ -319,15 +318,12 @@ async fn a_failed_over_supplier_is_told_to_cancel_and_its_late_answers_hold_the_
     // The operator makes sure only one ships, and lets the replacement go.
     let r = w
         .app
-        .http
-        .post(w.app.url(&format!(
-            "/api/v1/holds/{}/release",
-            hold["id"].as_str().unwrap()
-        )))
-        .header("x-daifa-operator", "mei")
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            &format!("/api/v1/holds/{}/release", hold["id"].as_str().unwrap()),
+            "mei",
+            &json!({}),
+        )
+        .await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let pushes = eventually("the replacement pushed", WAIT, || async {
         let p = w.supplier("spare").received_of("order.created");
@@ -509,12 +505,12 @@ async fn a_cancellation_during_a_push_that_outlives_its_lease_still_reaches_the_
     let so = pushed_id(&push[0]);
     let r = w
         .app
-        .http
-        .post(w.app.url(&format!("/api/v1/orders/{order_id}/cancel")))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            &format!("/api/v1/orders/{order_id}/cancel"),
+            "mei",
+            &json!({}),
+        )
+        .await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let cancels = cancels_at(&w, "sup").await;
     assert_eq!(pushed_id(&cancels[0]), so);

@@ -135,12 +135,12 @@ async fn a_random_walk_of_order_lives_keeps_the_three_promises() {
                 if let Some(order_id) = &shop[i].order_id {
                     let r = w
                         .app
-                        .http
-                        .post(w.app.url(&format!("/api/v1/orders/{order_id}/cancel")))
-                        .header("x-daifa-operator", "walk")
-                        .send()
-                        .await
-                        .unwrap();
+                        .post_as(
+                            &format!("/api/v1/orders/{order_id}/cancel"),
+                            "walk",
+                            &json!({}),
+                        )
+                        .await;
                     let status = r.status().as_u16();
                     assert!(
                         status == 200 || status == 409,
@@ -204,14 +204,12 @@ async fn a_random_walk_of_order_lives_keeps_the_three_promises() {
                 if let Some(hold) = held.first() {
                     let r = w
                         .app
-                        .http
-                        .post(w.app.url(&format!(
-                            "/api/v1/holds/{}/release",
-                            hold["id"].as_str().unwrap()
-                        )))
-                        .send()
-                        .await
-                        .unwrap();
+                        .post_as(
+                            &format!("/api/v1/holds/{}/release", hold["id"].as_str().unwrap()),
+                            "walk",
+                            &json!({}),
+                        )
+                        .await;
                     let status = r.status().as_u16();
                     assert!(status == 200 || status == 409, "{status}");
                     tally.releases += 1;
