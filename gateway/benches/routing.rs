@@ -355,6 +355,8 @@ fn order(rng: &mut Rng, i: usize) -> Order {
             phone: None,
         }),
         lines,
+        payment: None,
+        updated_at: None,
     }
 }
 

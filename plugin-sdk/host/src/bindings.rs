@@ -85,10 +85,10 @@ impl PluginError {
 }
 
 /// The version of the `daifa:plugin` WIT package the host is generated from.
-pub const WIT_VERSION: &str = "0.3.0";
+pub const WIT_VERSION: &str = "0.4.0";
 
 /// The version line of [`WIT_VERSION`] (`0.x`: the minor plays the major's part).
-pub const WIT_LINE: &str = "0.3";
+pub const WIT_LINE: &str = "0.4";
 
 /// Whether the host loads plugins built against WIT `version`: this version and, by the
 /// versioning policy (`plugin-sdk/WIT-VERSIONING.md`), the previous minor version. For `0.x`

@@ -10,6 +10,7 @@ use crate::bindings::channel::{
 use crate::bindings::channel_world::{ChannelPlugin, ChannelPluginPre};
 use crate::bindings::supplier::{
     CancelRequest, ReturnAuthorization, ReturnRequest, Submission, SupplierInbound, SupplierOrder,
+    UpdateAnswer, UpdateRequest,
     SupplierPollResult,
 };
 use crate::bindings::supplier_world::{SupplierPlugin, SupplierPluginPre};
@@ -1215,6 +1216,29 @@ impl LoadedPlugin {
             |plugin, store| plugin
                 .daifa_plugin_supplier()
                 .call_cancel_order(&mut store, request)
+        )
+    }
+
+    /// Supplier: change an order the supplier has not shipped. Plugins built against an earlier
+    /// WIT version answer `unsupported`.
+    pub async fn update_order(
+        &self,
+        ctx: Arc<ConnectionContext>,
+        request: &UpdateRequest,
+    ) -> Result<UpdateAnswer, CallFailure> {
+        if self.is_prev() {
+            return Err(self.added_later("update-order", "0.4.0"));
+        }
+        call_export!(
+            self,
+            ctx,
+            json_size(request),
+            supplier_pre,
+            Supplier,
+            "update-order",
+            |plugin, store| plugin
+                .daifa_plugin_supplier()
+                .call_update_order(&mut store, request)
         )
     }
 

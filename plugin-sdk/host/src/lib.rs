@@ -19,7 +19,7 @@ mod state;
 
 pub use bindings::types::{
     Address, CaseKind, CaseReason, Contact, HttpHeader, InboundRequest, LineQuantity, Money, Order,
-    OrderLine, OutboundRequest, OutboundResponse, PluginError, PollRequest, ReturnKind, Shipment,
+    OrderLine, OutboundRequest, OutboundResponse, PaymentStatus, PluginError, PollRequest, ReturnKind, Shipment,
     SupplierOrderRef, SupplierOrderStatus, TrackingDetail, TrackingEvent, TrackingStatus,
     TrackingUpdate,
 };

@@ -240,6 +240,8 @@ impl Parts {
             customer: contact,
             shipping_address,
             lines,
+            payment: None,
+            updated_at: None,
         })
     }
 }
@@ -590,6 +592,8 @@ mod tests {
                 phone: Some("555-555-SHIP".into()),
             }),
             lines: vec![line("866550311766439020"), line("141249953214522974")],
+            payment: None,
+            updated_at: None,
         };
         assert_eq!(order_from_json(ORDERS_CREATE).unwrap(), expected);
     }

@@ -30,7 +30,7 @@ use daifa_plugin_sdk::connection;
 use daifa_plugin_sdk::http::Request;
 use daifa_plugin_sdk::supplier::{
     CancelRequest, ReturnAuthorization, ReturnRequest, Submission, SupplierInbound, SupplierOrder,
-    SupplierPlugin, SupplierPollResult,
+    SupplierPlugin, SupplierPollResult, UpdateAnswer, UpdateRequest,
 };
 use daifa_plugin_sdk::types::{
     InboundRequest, OutboundResponse, PluginError, PollRequest, SupplierOrderStatus, TimestampMs,
@@ -83,6 +83,10 @@ impl SupplierPlugin for WebhookSupplier {
         let response =
             send_signed(|secret, now| aftersales::signed_return_requested(secret, &request, now))?;
         aftersales::read_return_answer(&response)
+    }
+
+    fn update_order(_request: UpdateRequest) -> Result<UpdateAnswer, PluginError> {
+        Err(PluginError::unsupported("not yet"))
     }
 }
 

@@ -58,6 +58,8 @@ fn order(lines: &[(&str, &str, u32, i64)], country: &str) -> Order {
                 note: None,
             })
             .collect(),
+        payment: None,
+        updated_at: None,
     }
 }
 
