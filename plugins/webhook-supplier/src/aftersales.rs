@@ -4,7 +4,7 @@
 //! [`crate::callback`].
 
 use crate::message::{self, CANCEL_REQUESTED, Envelope, RETURN_REQUESTED, SignedMessage};
-use crate::push::excerpt;
+use crate::push::{excerpt, redirect};
 use daifa_plugin_sdk::supplier::{CancelRequest, ReturnAuthorization, ReturnRequest};
 use daifa_plugin_sdk::time::format_rfc3339;
 use daifa_plugin_sdk::types::{
@@ -82,7 +82,8 @@ pub fn reason_name(reason: CaseReason) -> &'static str {
     }
 }
 
-fn envelope<T: Serialize>(
+/// A message Daifa sends: its `type`, the time it is sent, and its `data`.
+pub(crate) fn envelope<T: Serialize>(
     kind: &str,
     now_ms: TimestampMs,
     data: T,
@@ -181,12 +182,7 @@ fn refusal(what: &str, response: &OutboundResponse) -> PluginError {
             "supplier endpoint answered {status}{}",
             excerpt(&response.body)
         )),
-        300..=399 => {
-            let to = response.header("location").unwrap_or("nowhere");
-            PluginError::permanent(format!(
-                "supplier endpoint answered {status} redirecting to `{to}`: set the connection's `url` to the final address"
-            ))
-        }
+        300..=399 => redirect(response),
         _ => PluginError::permanent(format!(
             "supplier endpoint refused the {what} with {status}{} (a supplier on protocol revision 1.1 or earlier does not take it: ask it by hand)",
             excerpt(&response.body)

@@ -253,12 +253,7 @@ pub fn read_answer(response: &OutboundResponse) -> Result<Submission, PluginErro
             "supplier endpoint answered {status}{}",
             excerpt(&response.body)
         ))),
-        300..=399 => {
-            let to = response.header("location").unwrap_or("nowhere");
-            Err(PluginError::permanent(format!(
-                "supplier endpoint answered {status} redirecting to `{to}`: set the connection's `url` to the final address"
-            )))
-        }
+        300..=399 => Err(redirect(response)),
         _ => Err(PluginError::permanent(format!(
             "supplier endpoint refused the order with {status}{}",
             excerpt(&response.body)
@@ -284,6 +279,15 @@ fn submission(body: &[u8]) -> Submission {
         external_id,
         status,
     }
+}
+
+/// A 3xx answer to any message: the host follows no redirect, so only the operator can fix it.
+pub(crate) fn redirect(response: &OutboundResponse) -> PluginError {
+    let to = response.header("location").unwrap_or("nowhere");
+    PluginError::permanent(format!(
+        "supplier endpoint answered {} redirecting to `{to}`: set the connection's `url` to the final address",
+        response.status
+    ))
 }
 
 /// The start of an error body, for the timeline: suppliers often say why in it.
