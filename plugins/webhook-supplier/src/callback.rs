@@ -1,15 +1,15 @@
 //! Supplier → Daifa: `supplier_order.accepted`, `.rejected` and `.shipped` callbacks,
 //! `product.updated` (1.1), and the after-sales reports `supplier_order.cancelled`,
-//! `return.received` and `return.inspected` (1.2).
+//! `return.received` and `return.inspected` (1.2), and `supplier_order.update_answered` (1.3).
 
 use crate::message::{
     self, Envelope, ORDER_ACCEPTED, ORDER_CANCELLED, ORDER_REJECTED, ORDER_SHIPPED,
-    PRODUCT_UPDATED, RETURN_INSPECTED, RETURN_RECEIVED,
+    PRODUCT_UPDATED, RETURN_INSPECTED, RETURN_RECEIVED, UPDATE_ANSWERED,
 };
 use daifa_plugin_sdk::signature::standard;
 use daifa_plugin_sdk::supplier::{
     Cancellation, Inspection, OfferUpdate, Rejection, RejectionCode, ReturnReport, SupplierEvent,
-    SupplierInbound, SupplierShipment,
+    SupplierInbound, SupplierShipment, UpdateReport,
 };
 use daifa_plugin_sdk::time::parse_rfc3339;
 use daifa_plugin_sdk::types::{
@@ -100,8 +100,20 @@ pub fn parse(body: &[u8]) -> Result<SupplierEvent, PluginError> {
                 defect,
             }))
         }
+        UPDATE_ANSWERED => {
+            let data: UpdateAnsweredData = data(body)?;
+            let order = data.order.into_ref("data")?;
+            // Echoed as received: Daifa finds the update by it, exactly.
+            required("data.idempotency_key", &data.idempotency_key)?;
+            Ok(SupplierEvent::UpdateAnswered(UpdateReport {
+                order,
+                idempotency_key: data.idempotency_key,
+                applied: data.applied,
+                reason: optional(data.reason),
+            }))
+        }
         other => Err(PluginError::bad_payload(format!(
-            "unknown message type `{other}`: expected `{ORDER_ACCEPTED}`, `{ORDER_REJECTED}`, `{ORDER_SHIPPED}`, `{PRODUCT_UPDATED}`, `{ORDER_CANCELLED}`, `{RETURN_RECEIVED}` or `{RETURN_INSPECTED}`"
+            "unknown message type `{other}`: expected `{ORDER_ACCEPTED}`, `{ORDER_REJECTED}`, `{ORDER_SHIPPED}`, `{PRODUCT_UPDATED}`, `{ORDER_CANCELLED}`, `{RETURN_RECEIVED}`, `{RETURN_INSPECTED}` or `{UPDATE_ANSWERED}`"
         ))),
     }
 }
@@ -161,6 +173,19 @@ struct CancelledData {
     order: OrderRefData,
     /// Cancelled (or the parcel stopped); false: too late.
     accepted: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `data` of `supplier_order.update_answered` (1.3).
+#[derive(Debug, Deserialize)]
+struct UpdateAnsweredData {
+    #[serde(flatten)]
+    order: OrderRefData,
+    /// `data.idempotency_key` of the `order.update_requested` answered.
+    idempotency_key: String,
+    /// Applied: the order ships as updated; false: as it was.
+    applied: bool,
     #[serde(default)]
     reason: Option<String>,
 }
@@ -883,6 +908,78 @@ mod tests {
             assert!(
                 err.message().starts_with(message),
                 "{kind} {data}: {}",
+                err.message()
+            );
+        }
+    }
+
+    #[test]
+    fn reads_update_answers() {
+        let answered = report(
+            "supplier_order.update_answered",
+            json!({"supplier_order_id": "so_1", "external_id": " ", "idempotency_key": "upd_1",
+                   "applied": false, "reason": " Labelled at 18:58 ", "warehouse": "SZ-2"}),
+        )
+        .unwrap();
+        assert_eq!(
+            answered,
+            SupplierEvent::UpdateAnswered(UpdateReport {
+                order: SupplierOrderRef {
+                    supplier_order_id: "so_1".into(),
+                    external_id: None
+                },
+                idempotency_key: "upd_1".into(),
+                applied: false,
+                reason: Some("Labelled at 18:58".into()),
+            })
+        );
+        let applied = report(
+            "supplier_order.update_answered",
+            json!({"supplier_order_id": "so_1", "idempotency_key": "upd_1", "applied": true,
+                   "reason": null}),
+        )
+        .unwrap();
+        let SupplierEvent::UpdateAnswered(r) = applied else {
+            panic!("{applied:?}")
+        };
+        assert!(r.applied);
+        assert_eq!(r.reason, None);
+    }
+
+    #[test]
+    fn refuses_update_answers_it_cannot_apply() {
+        let cases = [
+            (
+                json!({"supplier_order_id": "so_1", "applied": true}),
+                "data: missing field `idempotency_key`",
+            ),
+            (
+                json!({"supplier_order_id": "so_1", "idempotency_key": " ", "applied": true}),
+                "data.idempotency_key is empty",
+            ),
+            (
+                json!({"supplier_order_id": "so_1", "idempotency_key": "upd_1"}),
+                "data: missing field `applied`",
+            ),
+            (
+                json!({"supplier_order_id": "so_1", "idempotency_key": "upd_1", "applied": "yes"}),
+                "data",
+            ),
+            (
+                json!({"supplier_order_id": "", "idempotency_key": "upd_1", "applied": true}),
+                "data.supplier_order_id is empty",
+            ),
+            (
+                json!({"idempotency_key": "upd_1", "applied": true}),
+                "data: missing field `supplier_order_id`",
+            ),
+        ];
+        for (data, message) in cases {
+            let err = report("supplier_order.update_answered", data.clone()).unwrap_err();
+            assert_eq!(err.kind(), "bad-payload", "{data}");
+            assert!(
+                err.message().starts_with(message),
+                "{data}: {}",
                 err.message()
             );
         }

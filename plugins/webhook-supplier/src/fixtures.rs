@@ -1,13 +1,15 @@
 //! Test data: the sample order of the doc's `order.created` example, and the doc's files.
 
-use daifa_plugin_sdk::supplier::{SupplierOrder, SupplierOrderLine};
-use daifa_plugin_sdk::types::{Address, Contact, Money, TimestampMs};
+use daifa_plugin_sdk::supplier::{SupplierOrder, SupplierOrderLine, UpdateRequest};
+use daifa_plugin_sdk::types::{Address, Contact, Money, SupplierOrderRef, TimestampMs};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The Standard Webhooks test-vector secret (24 bytes).
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// 2026-03-02T09:30:05Z, the example's `timestamp`.
 pub const NOW_MS: TimestampMs = 1_772_443_805_000;
+/// 2026-03-02T11:05:00Z, the `timestamp` of the `order.update_requested` example.
+pub const UPDATE_NOW_MS: TimestampMs = 1_772_449_500_000;
 pub const BUYER_NOTE: &str = "请用礼品包装 / gift wrap, colour: red";
 
 /// The files of `docs/`, read at compile time so that a changed example recompiles the tests.
@@ -45,6 +47,9 @@ pub const SCHEMAS: &[(&str, &str)] = &[
     schema_file!("supplier_order.cancelled"),
     schema_file!("return.received"),
     schema_file!("return.inspected"),
+    schema_file!("order.update_requested"),
+    schema_file!("order.update_requested.response"),
+    schema_file!("supplier_order.update_answered"),
 ];
 
 /// (example name, example); an example's schema is the longest schema name it starts with.
@@ -65,6 +70,9 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     example_file!("supplier_order.cancelled"),
     example_file!("return.received"),
     example_file!("return.inspected"),
+    example_file!("order.update_requested"),
+    example_file!("order.update_requested.response"),
+    example_file!("supplier_order.update_answered"),
 ];
 
 pub fn example(name: &str) -> &'static str {
@@ -150,5 +158,30 @@ pub fn sample_order() -> SupplierOrder {
         declared_value: Some(usd(2500)),
         avoid_carriers: Some(vec!["EMS".into(), "DHL".into()]),
         reship_of: None,
+    }
+}
+
+/// The documented update of the sample order: the buyer corrected the address (another
+/// building, no suite) and kept one T-shirt of the two, without the mug; the shop's policy
+/// declares the smaller parcel's value.
+pub fn sample_update() -> UpdateRequest {
+    let mut updated = sample_order();
+    updated.ship_to.line1 = "20 West 34th Street".into();
+    updated.ship_to.line2 = None;
+    updated.ship_to.postal_code = Some("10001".into());
+    updated.lines.truncate(1);
+    updated.lines[0].quantity = 1;
+    updated.declared_value = Some(Money {
+        amount_minor: 1999,
+        currency: "USD".into(),
+    });
+    UpdateRequest {
+        order: SupplierOrderRef {
+            supplier_order_id: updated.supplier_order_id.clone(),
+            external_id: Some("YW-PO-778812".into()),
+        },
+        idempotency_key: "upd_0195f4127e3b70008000a1b2c3d4e5f6".into(),
+        updated,
+        changes: vec!["ship-to".into(), "lines".into()],
     }
 }

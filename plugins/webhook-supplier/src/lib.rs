@@ -20,6 +20,7 @@ pub mod aftersales;
 pub mod callback;
 pub mod message;
 pub mod push;
+pub mod update;
 
 #[cfg(test)]
 mod fixtures;
@@ -28,6 +29,7 @@ mod protocol_tests;
 
 use daifa_plugin_sdk::connection;
 use daifa_plugin_sdk::http::Request;
+use daifa_plugin_sdk::log;
 use daifa_plugin_sdk::supplier::{
     CancelRequest, ReturnAuthorization, ReturnRequest, Submission, SupplierInbound, SupplierOrder,
     SupplierPlugin, SupplierPollResult, UpdateAnswer, UpdateRequest,
@@ -85,8 +87,21 @@ impl SupplierPlugin for WebhookSupplier {
         aftersales::read_return_answer(&response)
     }
 
-    fn update_order(_request: UpdateRequest) -> Result<UpdateAnswer, PluginError> {
-        Err(PluginError::unsupported("not yet"))
+    fn update_order(request: UpdateRequest) -> Result<UpdateAnswer, PluginError> {
+        let response =
+            send_signed(|secret, now| update::signed_update_requested(secret, &request, now))?;
+        let answered = update::read_update_answer(&response)?;
+        // The WIT's answer has no room for the supplier's words: the log keeps them, tagged by
+        // the host with the connection.
+        if let Some(reason) = &answered.reason {
+            log::info(&format!(
+                "supplier order `{}`: update `{}` {}: {reason}",
+                request.order.supplier_order_id,
+                request.idempotency_key,
+                update::status_name(answered.answer)
+            ));
+        }
+        Ok(answered.answer)
     }
 }
 

@@ -26,6 +26,10 @@ pub const ORDER_CANCELLED: &str = "supplier_order.cancelled";
 pub const RETURN_RECEIVED: &str = "return.received";
 /// Supplier → Daifa: returned goods were inspected (1.2).
 pub const RETURN_INSPECTED: &str = "return.inspected";
+/// Daifa → supplier: an order it has not shipped changed; ship it as it now is (1.3).
+pub const UPDATE_REQUESTED: &str = "order.update_requested";
+/// Supplier → Daifa: the answer to an update, when it came later (1.3).
+pub const UPDATE_ANSWERED: &str = "supplier_order.update_answered";
 /// Supplier → Daifa: a product's cost, stock or lead time changed, or it is discontinued (1.1).
 pub const PRODUCT_UPDATED: &str = "product.updated";
 

@@ -3,15 +3,17 @@
 
 use crate::fixtures::{self, SECRET};
 use crate::message::sign;
-use crate::{callback, push};
+use crate::{callback, push, update};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use daifa_plugin_sdk::signature::{self, hmac_sha256_base64, standard};
 use daifa_plugin_sdk::supplier::{
-    OfferUpdate, Rejection, RejectionCode, SupplierEvent, SupplierShipment,
+    OfferUpdate, Rejection, RejectionCode, SupplierEvent, SupplierShipment, UpdateAnswer,
+    UpdateReport, UpdateRequest,
 };
 use daifa_plugin_sdk::types::{
-    HttpHeader, InboundRequest, LineQuantity, Money, PluginError, Shipment, SupplierOrderRef,
+    HttpHeader, InboundRequest, LineQuantity, Money, OutboundResponse, PluginError, Shipment,
+    SupplierOrderRef,
 };
 use serde_json::{Value, json};
 
@@ -160,6 +162,27 @@ fn schemas_refuse_what_the_plugin_refuses() {
     unknown["data"]["code"] = json!("on_holiday");
     assert!(validate(schema, &unknown).is_err());
     assert!(callback::parse(unknown.to_string().as_bytes()).is_ok());
+
+    // supplier_order.update_answered: each refused by the plugin (callback tests) and the schema.
+    let schema = fixtures::schema_of("supplier_order.update_answered");
+    let bad = [
+        json!({"supplier_order_id": "so_1", "applied": true}),
+        json!({"supplier_order_id": "so_1", "idempotency_key": " ", "applied": true}),
+        json!({"supplier_order_id": "so_1", "idempotency_key": "upd_1"}),
+        json!({"supplier_order_id": "so_1", "idempotency_key": "upd_1", "applied": "yes"}),
+        json!({"supplier_order_id": "", "idempotency_key": "upd_1", "applied": true}),
+        json!({"idempotency_key": "upd_1", "applied": false, "reason": "too late"}),
+    ];
+    for data in bad {
+        let message = json!({"type": "supplier_order.update_answered",
+                             "timestamp": "2026-03-02T19:40:12+08:00", "data": data});
+        assert!(
+            validate(schema, &message).is_err(),
+            "the schema takes {data}"
+        );
+        let err = callback::parse(message.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err.kind(), "bad-payload", "{data}");
+    }
 
     let schema = fixtures::schema_of("order.created");
     let mut negative = example_json("order.created");
@@ -400,6 +423,15 @@ fn each_documented_callback_parses_into_its_event() {
             }),
         ),
         (
+            "supplier_order.update_answered",
+            SupplierEvent::UpdateAnswered(UpdateReport {
+                order: order_ref(),
+                idempotency_key: "upd_0195f4127e3b70008000a1b2c3d4e5f6".into(),
+                applied: true,
+                reason: Some("Relabelled for the new address; one T-shirt, no mug".into()),
+            }),
+        ),
+        (
             "supplier_order.shipped",
             SupplierEvent::Shipped(SupplierShipment {
                 order: order_ref(),
@@ -577,4 +609,164 @@ fn the_doc_signature_example_is_real() {
         fixtures::DOC.contains(SECRET),
         "the doc does not give the example's secret"
     );
+}
+
+#[test]
+fn order_update_requested_is_the_documented_example() {
+    let body =
+        update::update_requested(&fixtures::sample_update(), fixtures::UPDATE_NOW_MS).unwrap();
+    let built: Value = serde_json::from_slice(&body).unwrap();
+    validate(fixtures::schema_of("order.update_requested"), &built)
+        .unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(built, example_json("order.update_requested"));
+}
+
+#[test]
+fn the_updated_order_is_described_as_order_created_describes_it() {
+    // The update's schema repeats order.created's, so that it stands alone for a supplier's
+    // validator: the two must not drift apart.
+    let created: Value = serde_json::from_str(fixtures::schema_of("order.created")).unwrap();
+    let updated: Value =
+        serde_json::from_str(fixtures::schema_of("order.update_requested")).unwrap();
+    let mut order = updated["properties"]["data"]["properties"]["updated_order"].clone();
+    order.as_object_mut().unwrap().remove("description");
+    assert_eq!(order, created["properties"]["data"]);
+    assert_eq!(updated["$defs"], created["$defs"]);
+}
+
+#[test]
+fn every_update_the_plugin_sends_matches_the_schema() {
+    let schema = fixtures::schema_of("order.update_requested");
+    let sample = fixtures::sample_update();
+    let mut no_policy = sample.updated.clone();
+    no_policy.declared_value = None;
+    no_policy.avoid_carriers = None;
+    no_policy.buyer_note = None;
+    let variants = [
+        (vec!["ship-to"], sample.updated.clone()),
+        (vec!["buyer-note"], no_policy.clone()),
+        (vec!["customer", "customer", " "], no_policy),
+        (
+            vec!["lines", "ship-to", "buyer-note", "customer"],
+            sample.updated.clone(),
+        ),
+        (vec!["declared-value"], sample.updated.clone()),
+    ];
+    for (changes, updated) in variants {
+        let request = UpdateRequest {
+            changes: changes.iter().map(|c| c.to_string()).collect(),
+            updated,
+            ..fixtures::sample_update()
+        };
+        let built: Value =
+            serde_json::from_slice(&update::update_requested(&request, fixtures::NOW_MS).unwrap())
+                .unwrap();
+        validate(schema, &built).unwrap_or_else(|e| panic!("{changes:?}: {e:#?}"));
+    }
+}
+
+#[test]
+fn order_update_requested_headers_verify_as_the_standard_says() {
+    let request = fixtures::sample_update();
+    let now = fixtures::now_ms();
+    let signed = update::signed_update_requested(SECRET, &request, now).unwrap();
+    let (id, timestamp) = (
+        header(&signed.headers, "webhook-id"),
+        header(&signed.headers, "webhook-timestamp"),
+    );
+    assert_eq!(
+        id, request.idempotency_key,
+        "webhook-id is the update's key"
+    );
+    assert_ne!(
+        id, request.updated.idempotency_key,
+        "not the order's: the supplier would drop the update as a duplicate order.created"
+    );
+    assert_eq!(timestamp, (now / 1000).to_string());
+    assert_eq!(header(&signed.headers, "content-type"), "application/json");
+    assert_eq!(
+        header(&signed.headers, "webhook-signature"),
+        reference_signature(SECRET, id, timestamp, &signed.body)
+    );
+    assert_eq!(
+        standard::verify(SECRET, &signed.headers, &signed.body).unwrap(),
+        request.idempotency_key
+    );
+    let other_secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    assert_eq!(
+        kind(standard::verify(
+            other_secret,
+            &signed.headers,
+            &signed.body
+        )),
+        "bad-signature"
+    );
+
+    // A retry carries the same id and data; only the attempt's time changes.
+    let retry = update::signed_update_requested(SECRET, &request, now + 300_000).unwrap();
+    assert_eq!(header(&retry.headers, "webhook-id"), id);
+    let data = |body: &[u8]| serde_json::from_slice::<Value>(body).unwrap()["data"].clone();
+    assert_eq!(data(&retry.body), data(&signed.body));
+}
+
+#[test]
+fn each_documented_answer_to_an_update_maps_to_its_answer() {
+    let schema = fixtures::schema_of("order.update_requested.response");
+    let read = |body: &Value| {
+        update::read_update_answer(&OutboundResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: body.to_string().into_bytes(),
+        })
+    };
+    let cases = [
+        ("applied", UpdateAnswer::Applied),
+        ("pending", UpdateAnswer::Requested),
+        ("refused", UpdateAnswer::Refused),
+    ];
+    for (status, expected) in cases {
+        let body = json!({"status": status, "reason": "Labelled at 18:58"});
+        validate(schema, &body).unwrap_or_else(|e| panic!("{status}: {e:#?}"));
+        let answered = read(&body).unwrap();
+        assert_eq!(answered.answer, expected, "{status}");
+        assert_eq!(answered.reason.as_deref(), Some("Labelled at 18:58"));
+        assert_eq!(update::status_name(expected), status);
+    }
+    // Every status the schema lists is one of those.
+    let listed = schema_statuses(schema);
+    assert_eq!(listed, ["applied", "pending", "refused"]);
+
+    let example = example_json("order.update_requested.response");
+    assert_eq!(read(&example).unwrap().answer, UpdateAnswer::Requested);
+
+    // What the schema refuses, the plugin does not take as an answer either.
+    for body in [
+        json!({}),
+        json!({"status": "done"}),
+        json!({"status": null}),
+    ] {
+        assert!(validate(schema, &body).is_err(), "the schema takes {body}");
+        assert!(read(&body).is_err(), "the plugin takes {body}");
+    }
+}
+
+fn schema_statuses(schema: &str) -> Vec<String> {
+    let schema: Value = serde_json::from_str(schema).unwrap();
+    schema["properties"]["status"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn refuses_a_forged_update_answer() {
+    let body = fixtures::example("supplier_order.update_answered");
+    let good = callback_request(SECRET, "msg_update_1", 0, body);
+    assert!(callback::handle(SECRET, &good).is_ok());
+    let mut tampered = good.clone();
+    let at = tampered.body.windows(4).position(|w| w == b"true").unwrap();
+    tampered.body.splice(at..at + 4, b"fals".iter().copied());
+    assert_eq!(kind(callback::handle(SECRET, &tampered)), "bad-signature");
 }
