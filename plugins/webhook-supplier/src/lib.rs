@@ -11,10 +11,15 @@
 //! the same `url`; the supplier answers, and calls back with `supplier_order.cancelled`,
 //! `return.received` and `return.inspected`.
 //!
+//! Changes to an order not yet shipped (revision 1.3): Daifa sends `order.update_requested`
+//! with the whole order as it now is; the supplier answers `applied`, `refused` or `pending`,
+//! and a `pending` later with `supplier_order.update_answered`.
+//!
 //! Code map: [`message`] holds the envelope and the signature both directions share, [`push`]
 //! builds `order.created` and reads the supplier's answer, [`aftersales`] does the same for
-//! cancellations and returns, [`callback`] verifies and reads callbacks. They are plain functions, given the secret and the time, so they run natively
-//! in tests; only the [`SupplierPlugin`] impl below touches the host.
+//! cancellations and returns, [`update`] for changes to an order, [`callback`] verifies and
+//! reads callbacks. They are plain functions, given the secret and the time, so they run
+//! natively in tests; only the [`SupplierPlugin`] impl below touches the host.
 
 pub mod aftersales;
 pub mod callback;

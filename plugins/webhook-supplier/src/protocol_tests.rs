@@ -770,3 +770,34 @@ fn refuses_a_forged_update_answer() {
     tampered.body.splice(at..at + 4, b"fals".iter().copied());
     assert_eq!(kind(callback::handle(SECRET, &tampered)), "bad-signature");
 }
+
+#[test]
+fn the_recorded_update_answered_case_is_what_the_plugin_returns() {
+    // The component runs the case (`daifa plugin test`); this checks natively that its signature
+    // is the example's at the case's time and that its `expect` is what the callback parses to.
+    let case: Value =
+        serde_json::from_str(include_str!("../cases/callback-update-answered.json")).unwrap();
+    let request = &case["request"];
+    assert_eq!(
+        request["body_file"],
+        "../../../docs/schemas/examples/supplier_order.update_answered.json"
+    );
+    let body = fixtures::example("supplier_order.update_answered");
+    let headers = &request["headers"];
+    let id = headers["webhook-id"].as_str().unwrap();
+    let now = case["now_ms"].as_i64().unwrap();
+    assert_eq!(headers["webhook-timestamp"], (now / 1000).to_string());
+    let signed = sign(SECRET, id, now, body.as_bytes().to_vec()).unwrap();
+    assert_eq!(
+        headers["webhook-signature"],
+        header(&signed.headers, "webhook-signature")
+    );
+    let inbound = daifa_plugin_sdk::supplier::SupplierInbound {
+        delivery_id: Some(id.into()),
+        events: vec![callback::parse(body.as_bytes()).unwrap()],
+    };
+    assert_eq!(
+        serde_json::to_value(&inbound).unwrap(),
+        case["expect"]["ok"]
+    );
+}
