@@ -29,6 +29,8 @@ const OWNERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("policy", &["policies"]),
+    // Changes sent to suppliers (dispatch/update.rs).
+    ("dispatch", &["supplier_order_updates"]),
     // The shipment is fulfilment's; its tracking columns are tracking's.
     ("fulfilment", &["shipments"]),
     (

@@ -183,7 +183,7 @@ async fn list_jobs(
     let status = q.status.as_deref().unwrap_or("dead");
     if jobs::JobStatus::parse(status).is_none() {
         return Err(ApiError::BadRequest(format!(
-            "unknown job status `{status}`: use queued, running, succeeded or dead"
+            "unknown job status `{status}`: use queued, running, succeeded, dead or withdrawn"
         )));
     }
     Ok(Json(

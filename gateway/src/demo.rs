@@ -34,7 +34,7 @@ pub const SHOPIFY_WEBHOOK_SECRET: &str = "demo-secret";
 const SHOPIFY_TOKEN: &str = "demo-access-token";
 const SUPPLIER_SECRET: &str = "whsec_ZGFpZmEtZGVtby1zdXBwbGllci1zZWNyZXQ=";
 const SAMPLE_ORDER: &str =
-    include_str!("../../tests/fixtures/shopify/webhook-orders-create.sample.json");
+    include_str!("../../tests/fixtures/shopify/webhook-orders-create.paid.json");
 
 pub async fn run(
     mut settings: Settings,

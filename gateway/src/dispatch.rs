@@ -2,6 +2,8 @@
 //! connection's plugin, and records the outcome (done, retry later, or dead-lettered). Pushing a
 //! supplier order is here; writing a shipment back is in `fulfilment`.
 
+pub mod update;
+
 use crate::app::AppState;
 use crate::calls::{callee, outcome_of};
 use crate::connections;
@@ -11,10 +13,10 @@ use crate::fulfilment;
 use crate::jobs::{self, Attempt, ClaimedJob, Disposition, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus};
 use crate::policy::{self, RoutingPolicy};
-use crate::routing::{SoStatus, status};
+use crate::routing::{SoStatus, SupplierOrderView, status};
 use crate::{aftersales, calls, cancellation, routing, tasks, tracking};
-use daifa_plugin_host::SupplierOrderStatus;
 use daifa_plugin_host::supplier::{SupplierOrder, SupplierOrderLine};
+use daifa_plugin_host::{Order, SupplierOrderStatus};
 use serde_json::json;
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -73,6 +75,7 @@ async fn run_instrumented(state: &AppState, worker: &str, job: ClaimedJob) {
             let attempt = match job.kind {
                 JobKind::SupplierSubmit => run_submit(state, &job).await,
                 JobKind::SupplierAckDeadline => run_ack_deadline(state, &job).await,
+                JobKind::SupplierUpdate => update::run(state, &job).await,
                 JobKind::ChannelFulfill => fulfilment::run_fulfill(state, &job).await,
                 JobKind::CarrierRegister => {
                     tracking::run_register(state, &job).await.map(Attempt::from)
@@ -224,6 +227,7 @@ async fn on_dead(tx: &mut Tx, job: &ClaimedJob, outcome: &Outcome) -> anyhow::Re
             )
             .await?;
         }
+        JobKind::SupplierUpdate => update::on_dead(tx, job, error).await?,
         _ => orders::set_status(tx, order_id, OrderStatus::OnHold, Some(&reason))
             .await?
             .expected(order_id, OrderStatus::OnHold),
@@ -333,49 +337,10 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attemp
         Ok(c) => c,
         Err(outcome) => return Ok(outcome.into()),
     };
-    let canonical = order.canonical_order()?;
-    let Some(ship_to) = canonical.shipping_address.clone() else {
-        return Ok(Outcome::Refused {
-            kind: "no-address".into(),
-            error: "order has no shipping address".into(),
-        }
-        .into());
-    };
-    let lines = so
-        .lines
-        .iter()
-        .filter_map(|l| {
-            let line = canonical
-                .lines
-                .iter()
-                .find(|c| c.external_line_id == l.external_line_id)?;
-            Some(SupplierOrderLine {
-                external_line_id: l.external_line_id.clone(),
-                storefront_sku: l.storefront_sku.clone(),
-                supplier_sku: l.supplier_sku.clone(),
-                title: line.title.clone(),
-                variant_title: line.variant_title.clone(),
-                quantity: u32::try_from(l.quantity).unwrap_or(line.quantity),
-                unit_price: line.unit_price.clone(),
-                note: line.note.clone(),
-            })
-        })
-        .collect();
-    let request = SupplierOrder {
-        supplier_order_id: so.id.clone(),
-        idempotency_key: job.idempotency_key.clone(),
-        order_external_id: canonical.external_id.clone(),
-        order_number: canonical.order_number.clone(),
-        storefront: canonical.storefront.clone(),
-        placed_at: canonical.placed_at,
-        currency: canonical.currency.clone(),
-        buyer_note: canonical.buyer_note.clone(),
-        ship_to,
-        customer: canonical.customer.clone(),
-        lines,
-        declared_value: so.declared_value.clone(),
-        avoid_carriers: (!so.avoid_carriers.is_empty()).then(|| so.avoid_carriers.clone()),
-        reship_of: so.reship_of.clone(),
+    let request = match supplier_order_request(&so, &order.canonical_order()?, &job.idempotency_key)
+    {
+        Ok(request) => request,
+        Err(outcome) => return Ok(outcome.into()),
     };
     let submission = match plugin.submit_order(ctx, &request).await {
         Ok(submission) => submission,
@@ -475,6 +440,57 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attemp
         }
     }
     Ok(Attempt::done(tx))
+}
+
+/// The supplier order as the supplier receives it: its lines (with the quantities routing gave
+/// them) from the order's current canonical copy. `idempotency_key` is the push's.
+pub(crate) fn supplier_order_request(
+    so: &SupplierOrderView,
+    canonical: &Order,
+    idempotency_key: &str,
+) -> Result<SupplierOrder, Outcome> {
+    let Some(ship_to) = canonical.shipping_address.clone() else {
+        return Err(Outcome::Refused {
+            kind: "no-address".into(),
+            error: "order has no shipping address".into(),
+        });
+    };
+    let lines = so
+        .lines
+        .iter()
+        .filter_map(|l| {
+            let line = canonical
+                .lines
+                .iter()
+                .find(|c| c.external_line_id == l.external_line_id)?;
+            Some(SupplierOrderLine {
+                external_line_id: l.external_line_id.clone(),
+                storefront_sku: l.storefront_sku.clone(),
+                supplier_sku: l.supplier_sku.clone(),
+                title: line.title.clone(),
+                variant_title: line.variant_title.clone(),
+                quantity: u32::try_from(l.quantity).unwrap_or(line.quantity),
+                unit_price: line.unit_price.clone(),
+                note: line.note.clone(),
+            })
+        })
+        .collect();
+    Ok(SupplierOrder {
+        supplier_order_id: so.id.clone(),
+        idempotency_key: idempotency_key.to_string(),
+        order_external_id: canonical.external_id.clone(),
+        order_number: canonical.order_number.clone(),
+        storefront: canonical.storefront.clone(),
+        placed_at: canonical.placed_at,
+        currency: canonical.currency.clone(),
+        buyer_note: canonical.buyer_note.clone(),
+        ship_to,
+        customer: canonical.customer.clone(),
+        lines,
+        declared_value: so.declared_value.clone(),
+        avoid_carriers: (!so.avoid_carriers.is_empty()).then(|| so.avoid_carriers.clone()),
+        reship_of: so.reship_of.clone(),
+    })
 }
 
 async fn channel_name(state: &AppState, order: &orders::StoredOrder) -> anyhow::Result<String> {

@@ -118,6 +118,29 @@ pub async fn apply_supplier_event(
                 summary,
             }));
         }
+        SupplierEvent::UpdateAnswered(answer) => {
+            if supplier_order_of(tx, &supplier.id, &answer.order)
+                .await?
+                .is_none()
+            {
+                return Ok(Err(format!(
+                    "no supplier order `{}` for connection `{}`",
+                    answer.order.supplier_order_id, supplier.name
+                )));
+            }
+            return Ok(crate::dispatch::update::on_answer(
+                tx,
+                &answer.order.supplier_order_id,
+                &answer.idempotency_key,
+                answer.applied,
+                answer.reason.as_deref(),
+            )
+            .await?
+            .map(|summary| AppliedEvent {
+                order_id: summary["order_id"].as_str().map(str::to_string),
+                summary,
+            }));
+        }
         SupplierEvent::OfferUpdated(update) => {
             if update.supplier_sku.trim().is_empty() {
                 return Ok(Err("an offer update names no supplier sku".into()));
@@ -249,6 +272,7 @@ pub async fn apply_supplier_event(
         }
         // Applied above: they are not about the supplier order's own handshake.
         SupplierEvent::OfferUpdated(_)
+        | SupplierEvent::UpdateAnswered(_)
         | SupplierEvent::Cancelled(_)
         | SupplierEvent::ReturnReceived(_)
         | SupplierEvent::Inspected(_) => json!({ "event": "applied" }),

@@ -16,7 +16,7 @@ use crate::orders::{self, OrderStatus};
 use crate::plugins::LoadError;
 use crate::policy::{self, AfterSalesPolicy};
 use crate::shadow::{self, Parsed};
-use crate::{aftersales, cancellation, routing, tracking};
+use crate::{aftersales, cancellation, changes, routing, tracking};
 use anyhow::Context;
 use axum::Json;
 use axum::body::Bytes;
@@ -521,11 +521,14 @@ async fn apply_channel(
                 let detail = json!({ "raw_request_id": raw_id, "topic": inbound.topic, "external_id": order.external_id });
                 if is_new {
                     orders::record_event(&mut tx, &order_id, "order.received", detail).await?;
-                    // The storefront sends orders once paid: the shipping clocks start.
-                    let policy: AfterSalesPolicy =
-                        policy::effective(&mut tx, Some(&connection.name)).await?;
-                    aftersales::clocks::on_order_paid(&mut tx, &policy, &order_id, now_ms())
-                        .await?;
+                    // Paid (or to be paid on delivery): the shipping clocks start. An unpaid
+                    // order's start when a later copy says paid (changes.rs).
+                    if orders::payment_committed(order.payment) {
+                        let policy: AfterSalesPolicy =
+                            policy::effective(&mut tx, Some(&connection.name)).await?;
+                        aftersales::clocks::on_order_paid(&mut tx, &policy, &order_id, now_ms())
+                            .await?;
+                    }
                     let decision = routing::route(
                         &mut tx,
                         routing::Request {
@@ -546,10 +549,18 @@ async fn apply_channel(
                     };
                     applied.orders.push(json!({ "order_id": order_id, "external_id": order.external_id, "status": status }));
                 } else {
-                    // Storefronts resend orders (and send orders/updated); the first copy rules.
-                    orders::record_event(&mut tx, &order_id, "order.received_again", detail)
-                        .await?;
-                    applied.orders.push(json!({ "order_id": order_id, "external_id": order.external_id, "status": "duplicate" }));
+                    // Storefronts resend orders, and send them again when they change
+                    // (orders/updated, orders/paid): a later copy is applied.
+                    let status = changes::apply_copy(
+                        &mut tx,
+                        &connection.name,
+                        &order_id,
+                        order,
+                        raw_id,
+                        inbound.topic.as_deref(),
+                    )
+                    .await?;
+                    applied.orders.push(json!({ "order_id": order_id, "external_id": order.external_id, "status": status }));
                 }
             }
             ChannelEvent::CaseOpened(request) => {

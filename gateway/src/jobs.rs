@@ -35,6 +35,8 @@ pub enum JobKind {
     ChannelReturnDecision,
     /// Ask a supplier to cancel (or stop) a supplier order.
     SupplierCancel,
+    /// Ask a supplier to change an order it has (the storefront changed it).
+    SupplierUpdate,
     /// Tell a supplier goods come back, and get where to.
     SupplierReturn,
     /// The service clocks (aftersales/clocks.rs).
@@ -52,7 +54,7 @@ pub enum JobKind {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 19] = [
+    pub const ALL: [JobKind; 20] = [
         Self::SupplierSubmit,
         Self::ChannelFulfill,
         Self::CarrierRegister,
@@ -61,6 +63,7 @@ impl JobKind {
         Self::ChannelRefund,
         Self::ChannelReturnDecision,
         Self::SupplierCancel,
+        Self::SupplierUpdate,
         Self::SupplierReturn,
         Self::ClockShip,
         Self::ClockMarkShipped,
@@ -84,6 +87,7 @@ impl JobKind {
             Self::ChannelRefund => "channel.refund",
             Self::ChannelReturnDecision => "channel.return_decision",
             Self::SupplierCancel => "supplier.cancel",
+            Self::SupplierUpdate => "supplier.update",
             Self::SupplierReturn => "supplier.return",
             Self::ClockShip => "clock.ship",
             Self::ClockMarkShipped => "clock.mark_shipped",
@@ -114,10 +118,18 @@ pub enum JobStatus {
     Succeeded,
     /// Failed for good, or its schedule ran out: waits for the operator.
     Dead,
+    /// Taken back before any attempt (a push whose order changed before it went out).
+    Withdrawn,
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 4] = [Self::Queued, Self::Running, Self::Succeeded, Self::Dead];
+    pub const ALL: [JobStatus; 5] = [
+        Self::Queued,
+        Self::Running,
+        Self::Succeeded,
+        Self::Dead,
+        Self::Withdrawn,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -125,6 +137,7 @@ impl JobStatus {
             Self::Running => "running",
             Self::Succeeded => "succeeded",
             Self::Dead => "dead",
+            Self::Withdrawn => "withdrawn",
         }
     }
 
@@ -137,12 +150,14 @@ impl JobStatus {
         use JobStatus::*;
         match self {
             // A retry after a failed attempt; the operator's retry of a dead job; a finished
-            // push run again (a released hold).
-            Queued => &[Running, Dead, Succeeded],
+            // push run again (a released hold); a withdrawn push sent after all.
+            Queued => &[Running, Dead, Succeeded, Withdrawn],
             // Claimed when due, or taken over when its worker's lease ran out.
             Running => &[Queued, Running],
             Succeeded => &[Running],
             Dead => &[Running],
+            // Only a job no worker ever took: nothing of it can have gone out.
+            Withdrawn => &[Queued],
         }
     }
 }
@@ -539,13 +554,31 @@ pub async fn requeue(tx: &mut Tx, idempotency_key: &str) -> sqlx::Result<bool> {
     let now = now_ms();
     let result = sqlx::query(
         "update jobs set status = $3, attempts = 0, run_at_ms = $1, updated_at_ms = $1 \
-         where idempotency_key = $2 and status in ($4, $5)",
+         where idempotency_key = $2 and status in ($4, $5, $6)",
     )
     .bind(now)
     .bind(idempotency_key)
     .bind(JobStatus::Queued.as_str())
     .bind(JobStatus::Succeeded.as_str())
     .bind(JobStatus::Dead.as_str())
+    .bind(JobStatus::Withdrawn.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Takes back a job no worker has taken yet (queued, never attempted), by compare-and-set: true
+/// when it is withdrawn, and no worker can take it any more; false when a worker took it (it
+/// runs, or ran: what it does may have gone out). A worker claiming it at the same moment
+/// holds its row: this waits for the claim, then finds it taken.
+pub async fn withdraw(tx: &mut Tx, idempotency_key: &str) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "update jobs set status = $1, updated_at_ms = $2 where idempotency_key = $3 and status = $4 and attempts = 0",
+    )
+    .bind(JobStatus::Withdrawn.as_str())
+    .bind(now_ms())
+    .bind(idempotency_key)
+    .bind(JobStatus::Queued.as_str())
     .execute(&mut **tx)
     .await?;
     Ok(result.rows_affected() == 1)

@@ -11,6 +11,7 @@ pub mod aftersales;
 pub mod app;
 pub mod calls;
 pub mod cancellation;
+pub mod changes;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -1,7 +1,7 @@
 //! Canonical orders and their timeline. This module owns the `orders` and `order_events` tables.
 
 use crate::db::{Conn, Db, Tx, new_id, now_ms};
-use daifa_plugin_host::Order;
+use daifa_plugin_host::{Order, PaymentStatus};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
@@ -171,6 +171,52 @@ pub async fn insert_or_find(
             .fetch_one(&mut **tx)
             .await?;
     Ok((existing, false))
+}
+
+/// Replaces the stored copy of an order by a later one from the storefront (the caller holds
+/// the order's lock and has checked that `order` is later). The raw request of each copy is
+/// named on the timeline; `raw_request_id` stays the first one's.
+pub async fn replace_canonical(tx: &mut Tx, order_id: &str, order: &Order) -> anyhow::Result<()> {
+    sqlx::query(
+        "update orders set canonical = $1, order_number = $2, total_minor = $3, updated_at_ms = $4 where id = $5",
+    )
+    .bind(serde_json::to_string(order)?)
+    .bind(&order.order_number)
+    .bind(order.total.amount_minor)
+    .bind(now_ms())
+    .bind(order_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The payment status as the timeline and the API name it (`partially-paid`).
+pub fn payment_name(payment: Option<PaymentStatus>) -> &'static str {
+    match payment {
+        None => "unknown",
+        Some(PaymentStatus::Pending) => "pending",
+        Some(PaymentStatus::Authorized) => "authorized",
+        Some(PaymentStatus::PartiallyPaid) => "partially-paid",
+        Some(PaymentStatus::Paid) => "paid",
+        Some(PaymentStatus::PartiallyRefunded) => "partially-refunded",
+        Some(PaymentStatus::Refunded) => "refunded",
+        Some(PaymentStatus::Voided) => "voided",
+        Some(PaymentStatus::CashOnDelivery) => "cash-on-delivery",
+    }
+}
+
+/// Whether the buyer has committed to the order: paid, authorized, or to pay on delivery (or
+/// the storefront does not say). The shipping clocks (24 h to ship) start then.
+pub fn payment_committed(payment: Option<PaymentStatus>) -> bool {
+    !matches!(
+        payment,
+        Some(
+            PaymentStatus::Pending
+                | PaymentStatus::PartiallyPaid
+                | PaymentStatus::Refunded
+                | PaymentStatus::Voided
+        )
+    )
 }
 
 pub async fn find_by_external_id(

@@ -47,6 +47,38 @@ pub struct NoteRule {
     pub capability: String,
 }
 
+/// Which orders ship, by what the storefront says of their payment. An order that may not ship
+/// is held (`payment`) until a later copy of it says it is paid, or the operator releases it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaymentPolicy {
+    /// Only paid orders ship (paid, or paid and refunded in part). False: every order ships
+    /// whatever its payment.
+    pub require_paid: bool,
+    /// A payment authorized but not captured (the storefront captures it at fulfilment).
+    pub authorized: PaymentChoice,
+    /// Cash on delivery: the carrier collects the money, so the buyer may refuse the parcel.
+    pub cash_on_delivery: PaymentChoice,
+}
+
+/// Ship an order in a payment state, or hold it for a look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentChoice {
+    Ship,
+    Hold,
+}
+
+impl Default for PaymentPolicy {
+    fn default() -> Self {
+        Self {
+            require_paid: true,
+            authorized: PaymentChoice::Hold,
+            cash_on_delivery: PaymentChoice::Hold,
+        }
+    }
+}
+
 /// What makes an address incomplete or suspicious.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -125,6 +157,8 @@ pub struct RoutingPolicy {
     /// Brands that must not ship (counterfeits, handbook 002): an order naming one is held.
     pub blocked_brands: Vec<String>,
     pub address: AddressPolicy,
+    /// Which orders are paid enough to ship (handbook 000: confirm payment, then ship).
+    pub payment: PaymentPolicy,
     pub note_rules: Vec<NoteRule>,
     /// Product categories customs hold, and the carriers to avoid for them (handbook 002: wood
     /// and feathers, avoid DHL).
@@ -172,6 +206,7 @@ impl Default for RoutingPolicy {
             }),
             blocked_brands: Vec::new(),
             address: AddressPolicy::default(),
+            payment: PaymentPolicy::default(),
             note_rules: vec![
                 NoteRule {
                     keywords: strings(&["gift wrap", "gift-wrap", "礼品包装", "礼物包装"]),

@@ -57,10 +57,13 @@ pub enum HoldKind {
     /// A supplier went on with an order after it was failed over: its replacement waits until
     /// the operator makes sure only one ships.
     DoubleShipment,
+    /// The order is not paid (or paid in a way the policy holds: authorized, cash on
+    /// delivery): it waits for a copy of the order that says paid, or for the operator.
+    Payment,
 }
 
 impl HoldKind {
-    pub const ALL: [HoldKind; 8] = [
+    pub const ALL: [HoldKind; 9] = [
         Self::StockOut,
         Self::Address,
         Self::Value,
@@ -69,6 +72,7 @@ impl HoldKind {
         Self::Customs,
         Self::Incomplete,
         Self::DoubleShipment,
+        Self::Payment,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +85,7 @@ impl HoldKind {
             Self::Customs => "customs",
             Self::Incomplete => "incomplete",
             Self::DoubleShipment => "double_shipment",
+            Self::Payment => "payment",
         }
     }
 
@@ -102,6 +107,8 @@ pub enum Trigger {
     Resolve,
     /// The later date of a stock-out came.
     Retry,
+    /// The storefront changed the order before any supplier had it.
+    Change,
 }
 
 impl Trigger {
@@ -112,6 +119,7 @@ impl Trigger {
             Self::Release => "release",
             Self::Resolve => "resolve",
             Self::Retry => "retry",
+            Self::Change => "change",
         }
     }
 }
@@ -882,6 +890,36 @@ pub async fn line_quantities(
     rows.iter()
         .map(|r| Ok((r.try_get("external_line_id")?, r.try_get("quantity")?)))
         .collect()
+}
+
+/// Sets the quantity of each line of a supplier order (a storefront's change); a line at 0
+/// is removed.
+pub async fn set_line_quantities(
+    tx: &mut Tx,
+    supplier_order_id: &str,
+    lines: &[(String, u32)],
+) -> sqlx::Result<()> {
+    for (line, quantity) in lines {
+        if *quantity == 0 {
+            sqlx::query(
+                "delete from supplier_order_lines where supplier_order_id = $1 and external_line_id = $2",
+            )
+            .bind(supplier_order_id)
+            .bind(line)
+            .execute(&mut **tx)
+            .await?;
+        } else {
+            sqlx::query(
+                "update supplier_order_lines set quantity = $1 where supplier_order_id = $2 and external_line_id = $3",
+            )
+            .bind(i64::from(*quantity))
+            .bind(supplier_order_id)
+            .bind(line)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// The held supplier orders of an order with their supplier connections.

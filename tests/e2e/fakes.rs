@@ -501,6 +501,9 @@ struct SupplierState {
     accept_at_once: bool,
     /// The answer to `order.cancel_requested`: `cancelled`, `pending` or `too_late`.
     cancel_answer: Option<String>,
+    /// The answer to `order.update_requested` (revision 1.3): `applied`, `pending`,
+    /// `refused`, or a status code (a supplier on 1.2 does not know the message).
+    update_answer: Option<Result<String, u16>>,
 }
 
 #[derive(Clone)]
@@ -540,6 +543,16 @@ impl FakeSupplier {
     /// How the supplier answers cancellations from now on (`cancelled` by default).
     pub fn answer_cancellations(&self, status: &str) {
         self.state.lock().unwrap().cancel_answer = Some(status.to_string());
+    }
+
+    /// How the supplier answers order changes from now on (`applied` by default).
+    pub fn answer_updates(&self, status: &str) {
+        self.state.lock().unwrap().update_answer = Some(Ok(status.to_string()));
+    }
+
+    /// Answers order changes with this HTTP status, as a supplier that does not know them.
+    pub fn refuse_updates_with(&self, status: u16) {
+        self.state.lock().unwrap().update_answer = Some(Err(status));
     }
 
     /// The messages of a type the supplier received.
@@ -652,6 +665,16 @@ fn supplier_answer(s: &mut SupplierState, index: usize) -> Response {
                 .clone()
                 .unwrap_or_else(|| "cancelled".into());
             return (StatusCode::OK, Json(json!({ "status": status }))).into_response();
+        }
+        Some("order.update_requested") => {
+            return match s.update_answer.clone().unwrap_or(Ok("applied".into())) {
+                Ok(status) => (StatusCode::OK, Json(json!({ "status": status }))).into_response(),
+                Err(code) => (
+                    StatusCode::from_u16(code).unwrap(),
+                    "unknown message type order.update_requested",
+                )
+                    .into_response(),
+            };
         }
         Some("return.requested") => {
             let n = s.received.len();

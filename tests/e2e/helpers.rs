@@ -407,9 +407,10 @@ where
     }
 }
 
-/// The real published Shopify sample order (verbatim bytes).
+/// The real published Shopify sample order, paid (`tests/fixtures/shopify/SOURCES.md`: the
+/// published one is voided, and Daifa ships paid orders only).
 pub fn shopify_sample() -> Vec<u8> {
-    std::fs::read(fixture("shopify/webhook-orders-create.sample.json"))
+    std::fs::read(fixture("shopify/webhook-orders-create.paid.json"))
         .expect("reading the Shopify fixture")
 }
 

@@ -1,6 +1,7 @@
 //! A model-based walk through orders' lives (issue 12): a seeded random sequence of what the
-//! storefront, the operator and two suppliers do — orders created, redelivered and resent,
-//! cancelled by the storefront and by the operator, suppliers answering slowly (past their
+//! storefront, the operator and two suppliers do — orders created (some unpaid), redelivered
+//! and resent, changed by the storefront (address, quantity, payment; later copies and stale
+//! ones), cancelled by the storefront and by the operator, suppliers answering slowly (past their
 //! worker's lease, so another worker takes the push over), failing, acknowledging at once or
 //! by callback, rejecting, shipping, repeating and reordering their callbacks, missing their
 //! acknowledgement deadline — with the real gateway and its job workers racing all of it. After
@@ -34,6 +35,11 @@ struct ShopOrder {
     body: Value,
     /// Daifa's id, once a create was acknowledged.
     order_id: Option<String>,
+    /// Whether the storefront ever sent a copy that says paid: an order never paid is never
+    /// pushed.
+    ever_paid: bool,
+    /// Copies sent after the first (their `updated_at` minutes).
+    version: u32,
 }
 
 #[derive(Default)]
@@ -41,6 +47,7 @@ struct Tally {
     created: usize,
     redelivered: usize,
     storefront_cancels: usize,
+    changes: usize,
     operator_cancels: usize,
     callbacks: usize,
     repeated: usize,
@@ -80,12 +87,15 @@ async fn a_random_walk_of_order_lives_keeps_the_three_promises() {
     let mut sent_callbacks: Vec<(String, String, Value)> = Vec::new();
     let mut tally = Tally::default();
     for step in 0..steps {
-        match walk.below(12) {
+        match walk.below(13) {
             0 | 1 if shop.len() < 8 => {
                 let mut body: Value = serde_json::from_slice(&shopify_sample()).unwrap();
                 body["id"] = json!(7000 + shop.len() as u64);
                 body["line_items"][0]["sku"] = json!("SKU-A");
                 body["line_items"][1]["sku"] = json!("SKU-B");
+                body["updated_at"] = json!("2026-12-06T10:00:00Z");
+                let paid = walk.below(4) != 0;
+                body["financial_status"] = json!(if paid { "paid" } else { "pending" });
                 let r = w
                     .app
                     .send_shopify(
@@ -100,6 +110,8 @@ async fn a_random_walk_of_order_lives_keeps_the_three_promises() {
                 shop.push(ShopOrder {
                     body,
                     order_id: answer["orders"][0]["order_id"].as_str().map(str::to_string),
+                    ever_paid: paid,
+                    version: 0,
                 });
                 tally.created += 1;
             }
@@ -215,6 +227,49 @@ async fn a_random_walk_of_order_lives_keeps_the_three_promises() {
                     tally.releases += 1;
                 }
             }
+            // The storefront changes an order (a later copy), or a stale copy arrives late.
+            11 if !shop.is_empty() => {
+                let i = walk.below(shop.len() as u64) as usize;
+                let s = &mut shop[i];
+                let mut body = s.body.clone();
+                let stale = walk.below(4) == 0;
+                if stale {
+                    body["updated_at"] = json!("2026-12-06T09:00:00Z");
+                    body["financial_status"] = json!("paid");
+                    body["shipping_address"]["address1"] = json!("1 Stale Street");
+                } else {
+                    s.version += 1;
+                    body["updated_at"] = json!(format!(
+                        "2026-12-06T{:02}:{:02}:00Z",
+                        10 + s.version / 60,
+                        s.version % 60
+                    ));
+                    match walk.below(3) {
+                        0 => {
+                            body["shipping_address"]["address1"] =
+                                json!(format!("{} Walk Street", step))
+                        }
+                        1 => body["line_items"][0]["quantity"] = json!(1 + walk.below(3)),
+                        _ => {
+                            let paid = walk.below(3) != 0;
+                            body["financial_status"] = json!(if paid { "paid" } else { "pending" });
+                            s.ever_paid |= paid;
+                        }
+                    }
+                    s.body = body.clone();
+                }
+                let r = w
+                    .app
+                    .send_shopify(
+                        "orders/updated",
+                        &format!("update-{i}-{step}"),
+                        &serde_json::to_vec(&body).unwrap(),
+                        SHOPIFY_SECRET,
+                    )
+                    .await;
+                assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+                tally.changes += 1;
+            }
             _ => tokio::time::sleep(Duration::from_millis(walk.below(800))).await,
         }
         check(&w, &shop, false).await;
@@ -227,10 +282,11 @@ async fn a_random_walk_of_order_lives_keeps_the_three_promises() {
     settle(&w).await;
     check(&w, &shop, true).await;
     eprintln!(
-        "walk (seed {seed:#x}): {} orders, {} redelivered, {} storefront and {} operator cancellations, \
+        "walk (seed {seed:#x}): {} orders, {} redelivered, {} changed, {} storefront and {} operator cancellations, \
          {} callbacks ({} repeated), {} releases, {} checks",
         tally.created,
         tally.redelivered,
+        tally.changes,
         tally.storefront_cancels,
         tally.operator_cancels,
         tally.callbacks,
@@ -329,6 +385,19 @@ async fn check(w: &Suppliers, shop: &[ShopOrder], settled: bool) {
                 .iter()
                 .any(|e| e["kind"] == kind && e["detail"]["supplier_order_id"] == *so)
         };
+        // An order the storefront never said was paid reaches no supplier.
+        if !s.ever_paid {
+            let pushed = pushes.values().flatten().any(|p| {
+                p.body["type"] == "order.created"
+                    && sos
+                        .iter()
+                        .any(|so| so["id"] == p.body["data"]["supplier_order_id"])
+            });
+            assert!(
+                !pushed,
+                "order {order_id} was never paid but was pushed\n{detail:#}"
+            );
+        }
         // No line is with two suppliers at once (reships aside).
         let mut taken: BTreeMap<String, Vec<&str>> = BTreeMap::new();
         for so in sos.iter().filter(|so| so["reship_of"].is_null()) {

@@ -3,8 +3,8 @@
 //! eligible, or left out.
 
 use super::{HoldKind, Offer, Product};
-use crate::policy::{RoutingPolicy, Strategy};
-use daifa_plugin_host::{Address, Money, Order};
+use crate::policy::{PaymentChoice, PaymentPolicy, RoutingPolicy, Strategy};
+use daifa_plugin_host::{Address, Money, Order, PaymentStatus};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -143,6 +143,11 @@ pub fn decide(policy: &RoutingPolicy, input: &Inputs<'_>) -> Decision {
             "order has no line with a quantity to ship".into(),
             lines,
         );
+    }
+    if !input.released.contains(&HoldKind::Payment)
+        && let Some(reason) = unpaid(&policy.payment, input.order.payment)
+    {
+        return hold(HoldKind::Payment, reason, lines);
     }
     let Some(address) = &input.order.shipping_address else {
         return hold(
@@ -458,6 +463,31 @@ pub fn landed_cost_usd(policy: &RoutingPolicy, offer: &Offer, quantity: u32) -> 
     let unit = offer.unit_cost_minor? + offer.shipping_cost_minor.unwrap_or(0);
     let major = super::customs::to_major(unit, currency)?;
     Some(major * f64::from(quantity) * policy.currency_rates.get(currency)?)
+}
+
+/// Why an order may not ship yet for its payment, by the policy; none: it may. An order whose
+/// storefront says nothing of payment (a plugin built before WIT 0.4) ships, as it did before.
+pub fn unpaid(policy: &PaymentPolicy, payment: Option<PaymentStatus>) -> Option<String> {
+    let payment = payment?;
+    if !policy.require_paid {
+        return None;
+    }
+    let why = match payment {
+        PaymentStatus::Paid | PaymentStatus::PartiallyRefunded => return None,
+        PaymentStatus::Authorized if policy.authorized == PaymentChoice::Ship => return None,
+        PaymentStatus::CashOnDelivery if policy.cash_on_delivery == PaymentChoice::Ship => {
+            return None;
+        }
+        PaymentStatus::Authorized => "authorized but not captured",
+        PaymentStatus::CashOnDelivery => "cash on delivery",
+        PaymentStatus::Pending => "not paid yet",
+        PaymentStatus::PartiallyPaid => "paid in part",
+        PaymentStatus::Refunded => "refunded",
+        PaymentStatus::Voided => "voided (the payment failed or expired)",
+    };
+    Some(format!(
+        "payment is {why}: the order ships once the storefront says it is paid"
+    ))
 }
 
 fn check_address(policy: &RoutingPolicy, a: &Address) -> Result<(), String> {

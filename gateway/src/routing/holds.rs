@@ -109,6 +109,21 @@ pub async fn cancel_open(
     Ok(())
 }
 
+/// Closes the open holds of an order the storefront changed before any supplier had it: the
+/// order is routed again from the new copy, and a check that still fails holds it again.
+pub async fn supersede_open(tx: &mut Tx, order_id: &str, raw_request_id: &str) -> sqlx::Result<()> {
+    let resolution = json!({ "choice": "superseded", "raw_request_id": raw_request_id });
+    sqlx::query(
+        "update holds set status = 'superseded', resolved_at_ms = $1, resolved_by = 'storefront', resolution = $2 where order_id = $3 and status = 'open'",
+    )
+    .bind(now_ms())
+    .bind(resolution.to_string())
+    .bind(order_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// The order of a hold that is open and not resolved yet (a stock-out whose customer has not
 /// been contacted), if it is.
 pub async fn open_unresolved(tx: &mut Tx, hold_id: &str) -> sqlx::Result<Option<String>> {
@@ -174,7 +189,8 @@ fn from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<HoldView> {
 
 #[derive(Debug, Deserialize)]
 pub struct HoldQuery {
-    /// `open` (default), `released`, `resolved`, `cancelled`, or `all`.
+    /// `open` (default), `released`, `resolved`, `cancelled`, `superseded` (the storefront
+    /// changed the order), or `all`.
     pub status: Option<String>,
     pub order_id: Option<String>,
 }

@@ -94,7 +94,7 @@ pub const WIT_LINE: &str = "0.4";
 /// versioning policy (`plugin-sdk/WIT-VERSIONING.md`), the previous minor version. For `0.x`
 /// versions the minor plays the part of the major: `0.2.*` are one line, `0.3.*` the next.
 pub fn supports_wit(version: &semver::Version) -> bool {
-    version.major == 0 && (version.minor == 2 || version.minor == 3) && version.pre.is_empty()
+    version.major == 0 && (version.minor == 3 || version.minor == 4) && version.pre.is_empty()
 }
 
 /// The previous minor version of the package (`plugin-sdk/wit-archive/0.2.0/`): plugins built

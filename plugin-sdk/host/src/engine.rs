@@ -10,8 +10,7 @@ use crate::bindings::channel::{
 use crate::bindings::channel_world::{ChannelPlugin, ChannelPluginPre};
 use crate::bindings::supplier::{
     CancelRequest, ReturnAuthorization, ReturnRequest, Submission, SupplierInbound, SupplierOrder,
-    UpdateAnswer, UpdateRequest,
-    SupplierPollResult,
+    SupplierPollResult, UpdateAnswer, UpdateRequest,
 };
 use crate::bindings::supplier_world::{SupplierPlugin, SupplierPluginPre};
 use crate::bindings::types::SupplierOrderStatus;

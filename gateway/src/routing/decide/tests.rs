@@ -747,3 +747,82 @@ fn orders_with_nothing_to_ship_are_held_as_incomplete() {
         )
     );
 }
+
+#[test]
+fn only_paid_orders_ship_and_the_policy_chooses_for_authorized_and_cash_on_delivery() {
+    use crate::policy::{PaymentChoice, PaymentPolicy};
+    use daifa_plugin_host::PaymentStatus as P;
+    let offers = [offer("A", "s1")];
+    let w = World::default();
+    let paid_as = |payment: Option<P>| Order {
+        payment,
+        ..order(&[("1", "A", 1, 1000)], "US")
+    };
+    let default = RoutingPolicy::default();
+    // Shipped: paid, paid and refunded in part, and a storefront that does not say.
+    for payment in [Some(P::Paid), Some(P::PartiallyRefunded), None] {
+        assert_eq!(
+            plan(&run(&default, &paid_as(payment), &offers, &w)),
+            [("s1".to_string(), vec!["1".to_string()])],
+            "{payment:?}"
+        );
+    }
+    // Held, with the reason in words.
+    for (payment, words) in [
+        (P::Pending, "not paid yet"),
+        (P::PartiallyPaid, "paid in part"),
+        (P::Authorized, "authorized but not captured"),
+        (P::CashOnDelivery, "cash on delivery"),
+        (P::Refunded, "refunded"),
+        (P::Voided, "voided"),
+    ] {
+        let (kind, reason) = held(&run(&default, &paid_as(Some(payment)), &offers, &w));
+        assert_eq!(kind, HoldKind::Payment, "{payment:?}");
+        assert!(reason.contains(words), "{payment:?}: {reason}");
+    }
+    // The policy ships authorized payments and cash on delivery when told to.
+    let lenient = RoutingPolicy {
+        payment: PaymentPolicy {
+            authorized: PaymentChoice::Ship,
+            cash_on_delivery: PaymentChoice::Ship,
+            ..PaymentPolicy::default()
+        },
+        ..RoutingPolicy::default()
+    };
+    for payment in [P::Authorized, P::CashOnDelivery] {
+        assert_eq!(
+            plan(&run(&lenient, &paid_as(Some(payment)), &offers, &w)).len(),
+            1
+        );
+    }
+    assert_eq!(
+        held(&run(&lenient, &paid_as(Some(P::Pending)), &offers, &w)).0,
+        HoldKind::Payment
+    );
+    // Not requiring payment ships everything; a released payment hold is not checked again.
+    let anything = RoutingPolicy {
+        payment: PaymentPolicy {
+            require_paid: false,
+            ..PaymentPolicy::default()
+        },
+        ..RoutingPolicy::default()
+    };
+    assert_eq!(
+        plan(&run(&anything, &paid_as(Some(P::Voided)), &offers, &w)).len(),
+        1
+    );
+    let released = World {
+        released: [HoldKind::Payment].into(),
+        ..World::default()
+    };
+    assert_eq!(
+        plan(&run(
+            &default,
+            &paid_as(Some(P::Pending)),
+            &offers,
+            &released
+        ))
+        .len(),
+        1
+    );
+}

@@ -1,0 +1,349 @@
+//! A storefront's later copies of an order (issue 12, items 6 and 7): only paid orders ship, a
+//! copy is applied only when it is later than the stored one, and a change reaches the order
+//! where it is: routed again before any supplier has it, sent to the supplier as
+//! `order.update_requested` after, a task once it shipped. The promises: an unpaid order is
+//! never pushed; an order is pushed once, with its latest address, whatever copies arrive and
+//! in whatever order; a supplier that cannot take a change leaves a task, never silence.
+
+use crate::helpers::*;
+use crate::routing::{LINE_0, LINE_1, Suppliers, kinds};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A Shopify order of the two sample lines, with SKUs `SKU-A` and `SKU-B`, as the storefront
+/// has it at `updated_at`.
+fn shop_order(id: u64, financial_status: &str, updated_at: &str) -> Value {
+    let mut order: Value = serde_json::from_slice(&shopify_sample()).unwrap();
+    order["id"] = json!(id);
+    order["line_items"][0]["sku"] = json!("SKU-A");
+    order["line_items"][1]["sku"] = json!("SKU-B");
+    order["financial_status"] = json!(financial_status);
+    order["updated_at"] = json!(updated_at);
+    order
+}
+
+/// Sends a copy of an order as Shopify would on `topic`; returns the status the gateway's
+/// answer gives the order, and its id.
+async fn send(w: &Suppliers, topic: &str, webhook_id: &str, order: &Value) -> (String, String) {
+    w.shopify.add_order_json(order);
+    let r = w
+        .app
+        .send_shopify(
+            topic,
+            webhook_id,
+            &serde_json::to_vec(order).unwrap(),
+            SHOPIFY_SECRET,
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let answer: Value = r.json().await.unwrap();
+    let entry = &answer["orders"][0];
+    (
+        entry["status"].as_str().unwrap().to_string(),
+        entry["order_id"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn start() -> Suppliers {
+    let w = Suppliers::start(&["s1"]).await;
+    w.offer("SKU-A", "s1", json!({ "priority": 1 })).await;
+    w.offer("SKU-B", "s1", json!({ "priority": 1 })).await;
+    w
+}
+
+async fn holds(w: &Suppliers, order_id: &str, status: &str) -> Vec<String> {
+    w.app
+        .get_json(&format!(
+            "/api/v1/holds?order_id={order_id}&status={status}"
+        ))
+        .await["holds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn tasks(w: &Suppliers, order_id: &str, kind: &str) -> Vec<Value> {
+    w.app
+        .get_json(&format!("/api/v1/tasks?order_id={order_id}&kind={kind}"))
+        .await["tasks"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn events<'a>(detail: &'a Value, kind: &str) -> Vec<&'a Value> {
+    detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .collect()
+}
+
+/// Waits until the order's supplier order is in `status`; returns its id.
+async fn supplier_order_in(w: &Suppliers, order_id: &str, status: &str) -> Value {
+    eventually(&format!("a supplier order {status}"), WAIT, || async {
+        let detail = w.app.order(order_id).await;
+        detail["supplier_orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["status"] == status)
+            .cloned()
+    })
+    .await
+}
+
+/// Shopify's own sample is voided: an order that is not paid is held, never pushed, until a
+/// later copy (`orders/paid`) says it is paid; a copy older than the stored one changes nothing,
+/// and the address corrected while it waited is the one the supplier gets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpaid_order_waits_for_the_storefront_to_say_paid_and_ships_its_latest_address() {
+    init_logs();
+    let w = start().await;
+    let mut order = shop_order(70001, "pending", "2026-12-06T10:00:00Z");
+    let (status, order_id) = send(&w, "orders/create", "chg-1", &order).await;
+    assert_eq!(status, "on_hold");
+    assert_eq!(holds(&w, &order_id, "open").await, ["payment"]);
+    let detail = w.app.order(&order_id).await;
+    assert_eq!(detail["order"]["status"], "on_hold");
+    assert!(
+        detail["order"]["hold_reason"]
+            .as_str()
+            .unwrap()
+            .contains("not paid yet"),
+        "{}",
+        detail["order"]
+    );
+
+    // The buyer corrects the address while the order waits: routed again, held again.
+    order["shipping_address"]["address1"] = json!("99 Corrected Street");
+    order["updated_at"] = json!("2026-12-06T10:05:00Z");
+    let (status, _) = send(&w, "orders/updated", "chg-2", &order).await;
+    assert_eq!(status, "updated");
+    assert_eq!(holds(&w, &order_id, "open").await, ["payment"]);
+    assert_eq!(holds(&w, &order_id, "superseded").await, ["payment"]);
+    let detail = w.app.order(&order_id).await;
+    let updated = events(&detail, "order.updated");
+    assert_eq!(updated.len(), 1);
+    let change = &updated[0]["detail"]["changes"][0];
+    assert_eq!(change["field"], "ship-to");
+    assert_eq!(change["old"]["line1"], "123 Shipping Street");
+    assert_eq!(change["new"]["line1"], "99 Corrected Street");
+
+    // A copy older than the stored one (a retry Shopify sent late) says paid: not applied.
+    let mut stale = order.clone();
+    stale["financial_status"] = json!("paid");
+    stale["updated_at"] = json!("2026-12-06T10:01:00Z");
+    let (status, _) = send(&w, "orders/paid", "chg-3", &stale).await;
+    assert_eq!(status, "duplicate");
+    assert_eq!(holds(&w, &order_id, "open").await, ["payment"]);
+
+    // Paid: routed and pushed once, to the corrected address; the shipping clocks start.
+    order["financial_status"] = json!("paid");
+    order["updated_at"] = json!("2026-12-06T10:10:00Z");
+    let (status, _) = send(&w, "orders/paid", "chg-4", &order).await;
+    assert_eq!(status, "updated");
+    let pushes = w.pushes("s1", 1).await;
+    assert_eq!(pushes[0].body["type"], "order.created");
+    assert_eq!(
+        pushes[0].body["data"]["ship_to"]["line1"],
+        "99 Corrected Street"
+    );
+    supplier_order_in(&w, &order_id, "submitted").await;
+    let detail = w.app.order(&order_id).await;
+    let paid = events(&detail, "order.updated");
+    assert_eq!(paid.len(), 2);
+    assert_eq!(paid[1]["detail"]["changes"][0]["field"], "payment");
+    assert_eq!(paid[1]["detail"]["changes"][0]["old"], "pending");
+    assert_eq!(paid[1]["detail"]["changes"][0]["new"], "paid");
+    assert!(holds(&w, &order_id, "open").await.is_empty());
+    let clocks: Vec<String> = detail["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert!(clocks.contains(&"clock.ship".to_string()), "{clocks:?}");
+
+    // The same copy again: nothing new is pushed.
+    let (status, _) = send(&w, "orders/updated", "chg-5", &order).await;
+    assert_eq!(status, "duplicate");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(w.supplier("s1").received_of("order.created").len(), 1);
+}
+
+/// After the push, a change goes to the supplier as `order.update_requested` with the order as
+/// it now is; the supplier applies it, and the supplier order's lines follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_after_the_push_is_sent_to_the_supplier_and_applied() {
+    init_logs();
+    let w = start().await;
+    w.supplier("s1").accept_at_once();
+    let mut order = shop_order(70002, "paid", "2026-12-06T10:00:00Z");
+    order["line_items"][0]["quantity"] = json!(3);
+    let (_, order_id) = send(&w, "orders/create", "chg-a1", &order).await;
+    w.pushes("s1", 1).await;
+    let so = supplier_order_in(&w, &order_id, "accepted").await;
+
+    // The shop lowers a quantity and the buyer corrects the address.
+    order["line_items"][0]["quantity"] = json!(1);
+    order["shipping_address"]["address1"] = json!("7 New Road");
+    order["updated_at"] = json!("2026-12-06T11:00:00Z");
+    let (status, _) = send(&w, "orders/updated", "chg-a2", &order).await;
+    assert_eq!(status, "updated");
+    let update = eventually("an update at the supplier", WAIT, || async {
+        w.supplier("s1").received_of("order.update_requested").pop()
+    })
+    .await;
+    assert!(update.signature_valid);
+    let data = &update.body["data"];
+    assert_eq!(data["supplier_order_id"], so["id"]);
+    let changes: Vec<&str> = data["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(changes, ["ship_to", "lines"]);
+    let updated_order = &data["updated_order"];
+    assert_eq!(updated_order["ship_to"]["line1"], "7 New Road");
+    let quantity_of = |line: &str| {
+        updated_order["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["line_id"] == line)
+            .map(|l| l["quantity"].as_i64().unwrap())
+    };
+    assert_eq!(quantity_of(LINE_0), Some(1));
+    assert_eq!(quantity_of(LINE_1), Some(1));
+
+    // Applied: the supplier order's line has the new quantity, on the timeline.
+    eventually("the update applied", WAIT, || async {
+        let detail = w.app.order(&order_id).await;
+        kinds(&detail)
+            .contains(&"supplier_order.update_applied".to_string())
+            .then_some(())
+    })
+    .await;
+    let detail = w.app.order(&order_id).await;
+    let line = detail["supplier_orders"][0]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["external_line_id"] == LINE_0)
+        .unwrap()
+        .clone();
+    assert_eq!(line["quantity"], 1);
+    // Nothing was pushed again: one order at the supplier.
+    assert_eq!(w.supplier("s1").received_of("order.created").len(), 1);
+}
+
+/// A supplier that refuses a change (too late), one that answers later, and one on protocol 1.2
+/// that does not know the message: the order ships as it was and the shop gets a task, or the
+/// later answer is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_the_supplier_refuses_or_cannot_take_is_a_task_and_a_later_answer_is_applied() {
+    init_logs();
+    let w = start().await;
+    w.supplier("s1").accept_at_once();
+    let change = |order: &mut Value, at: &str| {
+        order["shipping_address"]["address2"] = json!("Flat 3");
+        order["updated_at"] = json!(at);
+    };
+
+    // Refused.
+    w.supplier("s1").answer_updates("refused");
+    let mut order = shop_order(70003, "paid", "2026-12-06T10:00:00Z");
+    let (_, refused_id) = send(&w, "orders/create", "chg-r1", &order).await;
+    supplier_order_in(&w, &refused_id, "accepted").await;
+    change(&mut order, "2026-12-06T11:00:00Z");
+    send(&w, "orders/updated", "chg-r2", &order).await;
+    let task = eventually("an update_refused task", WAIT, || async {
+        tasks(&w, &refused_id, "update_refused").await.pop()
+    })
+    .await;
+    assert_eq!(task["status"], "open");
+
+    // A supplier on protocol 1.2 answers 400 to a message it does not know: the shop tells it.
+    w.supplier("s1").refuse_updates_with(400);
+    let mut order = shop_order(70004, "paid", "2026-12-06T10:00:00Z");
+    let (_, by_hand_id) = send(&w, "orders/create", "chg-h1", &order).await;
+    supplier_order_in(&w, &by_hand_id, "accepted").await;
+    change(&mut order, "2026-12-06T11:00:00Z");
+    send(&w, "orders/updated", "chg-h2", &order).await;
+    let task = eventually("an update_by_hand task", WAIT, || async {
+        tasks(&w, &by_hand_id, "update_by_hand").await.pop()
+    })
+    .await;
+    assert_eq!(task["detail"]["changes"], json!(["ship-to"]));
+
+    // Pending, then answered by callback.
+    w.supplier("s1").answer_updates("pending");
+    let mut order = shop_order(70005, "paid", "2026-12-06T10:00:00Z");
+    let (_, later_id) = send(&w, "orders/create", "chg-l1", &order).await;
+    let so = supplier_order_in(&w, &later_id, "accepted").await;
+    change(&mut order, "2026-12-06T11:00:00Z");
+    send(&w, "orders/updated", "chg-l2", &order).await;
+    let update = eventually("the pending update", WAIT, || async {
+        w.supplier("s1")
+            .received_of("order.update_requested")
+            .into_iter()
+            .find(|p| p.body["data"]["supplier_order_id"] == so["id"])
+    })
+    .await;
+    eventually("the update requested", WAIT, || async {
+        kinds(&w.app.order(&later_id).await)
+            .contains(&"supplier_order.update_requested".to_string())
+            .then_some(())
+    })
+    .await;
+    let key = update.body["data"]["idempotency_key"].clone();
+    let answer = json!({ "type": "supplier_order.update_answered", "timestamp": "2026-12-06T11:05:00Z",
+                         "data": { "supplier_order_id": so["id"], "idempotency_key": key, "applied": true } });
+    let r = w.call_back("s1", "chg-l3", answer.clone()).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let detail = w.app.order(&later_id).await;
+    assert_eq!(events(&detail, "supplier_order.update_applied").len(), 1);
+    // An answer naming an update that is not this supplier order's is refused.
+    let mut wrong = answer;
+    wrong["data"]["idempotency_key"] = json!("upd_not_ours");
+    let r = w.call_back("s1", "chg-l4", wrong).await;
+    assert_eq!(r.status(), 422, "{}", r.text().await.unwrap());
+}
+
+/// A change to an order that shipped cannot reach the parcel: a task, and nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_after_shipping_is_a_task() {
+    init_logs();
+    let w = start().await;
+    w.supplier("s1").accept_at_once();
+    let mut order = shop_order(70006, "paid", "2026-12-06T10:00:00Z");
+    let (_, order_id) = send(&w, "orders/create", "chg-s1", &order).await;
+    let so = supplier_order_in(&w, &order_id, "accepted").await;
+    let shipped = json!({ "type": "supplier_order.shipped", "timestamp": "2026-12-06T11:00:00Z",
+        "data": { "supplier_order_id": so["id"], "shipment": { "carrier": "YunExpress", "tracking_number": "YT2612060001",
+                  "shipped_at": "2026-12-06T10:30:00Z",
+                  "lines": [ { "line_id": LINE_0, "quantity": 1 }, { "line_id": LINE_1, "quantity": 1 } ] } } });
+    let r = w.call_back("s1", "chg-s2", shipped).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    order["shipping_address"]["address1"] = json!("1 Too Late Lane");
+    order["updated_at"] = json!("2026-12-06T12:00:00Z");
+    let (status, _) = send(&w, "orders/updated", "chg-s3", &order).await;
+    assert_eq!(status, "changed_after_shipping");
+    assert_eq!(
+        tasks(&w, &order_id, "changed_after_shipping").await.len(),
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        w.supplier("s1")
+            .received_of("order.update_requested")
+            .is_empty()
+    );
+}
