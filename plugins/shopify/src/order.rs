@@ -12,7 +12,9 @@ use std::fmt;
 
 use daifa_plugin_sdk::PluginError;
 use daifa_plugin_sdk::channel::OrderCancellation;
-use daifa_plugin_sdk::types::{Address, Contact, Money, Order, OrderLine, TimestampMs};
+use daifa_plugin_sdk::types::{
+    Address, Contact, Money, Order, OrderLine, PaymentStatus, TimestampMs,
+};
 use daifa_plugin_sdk::{json, money, time};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
@@ -145,6 +147,12 @@ pub struct Parts {
     pub shipping: Vec<Amount>,
     pub shipping_address: Option<AddressParts>,
     pub lines: Vec<LineParts>,
+    /// The order's financial status as the shape spells it (REST `paid`, GraphQL `PAID`).
+    pub financial_status: Option<String>,
+    /// The names of the payment gateways the order was paid (or is to be paid) through.
+    pub payment_gateway_names: Vec<String>,
+    /// When Shopify last changed the order.
+    pub updated_at: Option<String>,
 }
 
 /// A shipping address. The REST shape deserializes into it as it is.
@@ -224,6 +232,9 @@ impl Parts {
             .into_iter()
             .map(|line| line.into_line(cur))
             .collect::<Result<Vec<_>, _>>()?;
+        let updated_at = non_blank(self.updated_at)
+            .map(|at| timestamp(shape.field("updated_at", "updatedAt"), at.trim()))
+            .transpose()?;
 
         Ok(Order {
             external_id: self.id.to_string(),
@@ -240,10 +251,62 @@ impl Parts {
             customer: contact,
             shipping_address,
             lines,
-            payment: None,
-            updated_at: None,
+            payment: payment_status(
+                self.financial_status.as_deref(),
+                &self.payment_gateway_names,
+            ),
+            updated_at,
         })
     }
+}
+
+/// The gateway name of Shopify's own cash-on-delivery payment method, one of the manual payment
+/// methods a shop can activate (Settings > Payments). Shopify reserves the name: a custom manual
+/// method cannot take it, so it names this method and no other. Compared without regard to case.
+pub const CASH_ON_DELIVERY_GATEWAY: &str = "Cash on Delivery (COD)";
+
+/// The canonical payment status of Shopify's financial status (REST `financial_status`, GraphQL
+/// `displayFinancialStatus`: the same values, upper-cased in GraphQL) and the order's payment
+/// gateways. No status, none: Shopify does not say.
+pub fn payment_status(
+    financial_status: Option<&str>,
+    gateways: &[String],
+) -> Option<PaymentStatus> {
+    let status = financial_status
+        .map(str::trim)
+        .filter(|s| !s.is_empty())?
+        .to_ascii_lowercase();
+    Some(match status.as_str() {
+        // Orders paid with a manual method (cash on delivery among them) stay `pending` until
+        // the merchant marks them paid; a cash-on-delivery order is paid when it is delivered.
+        "pending" if gateways.iter().any(|g| is_cash_on_delivery(g)) => {
+            PaymentStatus::CashOnDelivery
+        }
+        "pending" => PaymentStatus::Pending,
+        "authorized" => PaymentStatus::Authorized,
+        "partially_paid" => PaymentStatus::PartiallyPaid,
+        "paid" => PaymentStatus::Paid,
+        "partially_refunded" => PaymentStatus::PartiallyRefunded,
+        "refunded" => PaymentStatus::Refunded,
+        // `expired`: the authorization was not captured in time, or (some providers) the
+        // payment failed. Nothing will come, as for a voided one.
+        "voided" | "expired" => PaymentStatus::Voided,
+        // A status this plugin does not know (a newer API version's). Reading it as none would
+        // tell the gateway the order is paid, and it would ship; refusing the payload would keep
+        // every copy of the order from the gateway (Shopify retrying the webhook until it gives
+        // up, polling skipping it), so that not even a person could see it. As pending the order
+        // is held, visibly, until a copy with a status known as paid releases it.
+        _ => PaymentStatus::Pending,
+    })
+}
+
+/// Whether `gateway` is Shopify's cash-on-delivery method ([`CASH_ON_DELIVERY_GATEWAY`]).
+/// Other names (a cash-on-delivery app's own, a custom manual method) are not guessed at: such an
+/// order stays `pending`, held until marked paid, which is the safe side.
+fn is_cash_on_delivery(gateway: &str) -> bool {
+    gateway
+        .trim()
+        .eq_ignore_ascii_case(CASH_ON_DELIVERY_GATEWAY)
 }
 
 impl AddressParts {
@@ -338,6 +401,10 @@ struct ShopifyOrder {
     total_price_set: Option<MoneyBag>,
     shipping_address: Option<AddressParts>,
     line_items: Vec<LineItem>,
+    financial_status: Option<String>,
+    /// A list of names; a `null` among them is read as no name.
+    payment_gateway_names: Option<Vec<Option<String>>>,
+    updated_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -443,6 +510,14 @@ impl ShopifyOrder {
             shipping,
             shipping_address: self.shipping_address,
             lines,
+            financial_status: self.financial_status,
+            payment_gateway_names: self
+                .payment_gateway_names
+                .unwrap_or_default()
+                .into_iter()
+                .flatten()
+                .collect(),
+            updated_at: self.updated_at,
         })
     }
 }
@@ -530,6 +605,55 @@ pub fn in_field(field: &str, error: PluginError) -> PluginError {
     }
 }
 
+/// Shopify's financial statuses (REST spelling), the gateways, and the payment Daifa reads: the
+/// table both shapes are tested against.
+#[cfg(test)]
+pub(crate) const PAYMENTS: [(&str, &[&str], PaymentStatus); 16] = [
+    ("pending", &["bogus"], PaymentStatus::Pending),
+    (
+        "authorized",
+        &["shopify_payments"],
+        PaymentStatus::Authorized,
+    ),
+    ("partially_paid", &["manual"], PaymentStatus::PartiallyPaid),
+    ("paid", &["visa", "bogus"], PaymentStatus::Paid),
+    (
+        "partially_refunded",
+        &["bogus"],
+        PaymentStatus::PartiallyRefunded,
+    ),
+    ("refunded", &["bogus"], PaymentStatus::Refunded),
+    ("voided", &["visa", "bogus"], PaymentStatus::Voided),
+    ("expired", &["bogus"], PaymentStatus::Voided),
+    // Cash on delivery: pending until the carrier collects and the merchant marks it paid.
+    (
+        "pending",
+        &["Cash on Delivery (COD)"],
+        PaymentStatus::CashOnDelivery,
+    ),
+    (
+        "pending",
+        &["cash on delivery (cod)"],
+        PaymentStatus::CashOnDelivery,
+    ),
+    (
+        "pending",
+        &["gift_card", "Cash on Delivery (COD)"],
+        PaymentStatus::CashOnDelivery,
+    ),
+    ("paid", &["Cash on Delivery (COD)"], PaymentStatus::Paid),
+    ("voided", &["Cash on Delivery (COD)"], PaymentStatus::Voided),
+    // A name that is not Shopify's own method is not guessed at: held as unpaid.
+    (
+        "pending",
+        &["Advanced Cash on Delivery"],
+        PaymentStatus::Pending,
+    ),
+    ("pending", &[], PaymentStatus::Pending),
+    // A status this plugin does not know is held as unpaid, never read as paid.
+    ("on_hold", &["bogus"], PaymentStatus::Pending),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -592,8 +716,10 @@ mod tests {
                 phone: Some("555-555-SHIP".into()),
             }),
             lines: vec![line("866550311766439020"), line("141249953214522974")],
-            payment: None,
-            updated_at: None,
+            // The sample's `financial_status: voided`, paid through `visa` and `bogus`.
+            payment: Some(PaymentStatus::Voided),
+            // 2021-12-31T19:00:00-05:00
+            updated_at: Some(1_640_995_200_000),
         };
         assert_eq!(order_from_json(ORDERS_CREATE).unwrap(), expected);
     }
@@ -609,6 +735,100 @@ mod tests {
                 cancelled_at: 1_640_995_200_000,
             }
         );
+    }
+
+    /// The published sample with its payment as given: `financial_status` (absent when none)
+    /// and `payment_gateway_names`.
+    fn sample_paid_as(status: Option<&str>, gateways: &[&str]) -> Order {
+        let mut body: serde_json::Value = serde_json::from_slice(ORDERS_CREATE).unwrap();
+        match status {
+            Some(status) => body["financial_status"] = json!(status),
+            None => drop(body.as_object_mut().unwrap().remove("financial_status")),
+        }
+        body["payment_gateway_names"] = json!(gateways);
+        map(&body).unwrap()
+    }
+
+    #[test]
+    fn financial_status_and_gateways_give_the_payment() {
+        for (status, gateways, payment) in PAYMENTS {
+            assert_eq!(
+                sample_paid_as(Some(status), gateways).payment,
+                Some(payment),
+                "{status} {gateways:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_financial_status_is_no_payment_status() {
+        assert_eq!(sample_paid_as(None, &["bogus"]).payment, None);
+        let mut body = minimal();
+        assert_eq!(map(&body).unwrap().payment, None);
+        // Cash on delivery says how the buyer pays, not whether they have.
+        body["payment_gateway_names"] = json!(["Cash on Delivery (COD)"]);
+        assert_eq!(map(&body).unwrap().payment, None);
+        for blank in [json!(null), json!(""), json!("  ")] {
+            body["financial_status"] = blank;
+            assert_eq!(map(&body).unwrap().payment, None);
+        }
+        // A `null` among the names is no name.
+        body["financial_status"] = json!("pending");
+        body["payment_gateway_names"] = json!([null, "Cash on Delivery (COD)"]);
+        assert_eq!(
+            map(&body).unwrap().payment,
+            Some(PaymentStatus::CashOnDelivery)
+        );
+        body["payment_gateway_names"] = json!(null);
+        assert_eq!(map(&body).unwrap().payment, Some(PaymentStatus::Pending));
+    }
+
+    #[test]
+    fn updated_at_is_the_time_of_the_change() {
+        let mut body = minimal();
+        assert_eq!(map(&body).unwrap().updated_at, None);
+        body["updated_at"] = json!("2025-01-02T04:05:06.789+01:00");
+        assert_eq!(map(&body).unwrap().updated_at, Some(1_735_787_106_789));
+        body["updated_at"] = json!("");
+        assert_eq!(map(&body).unwrap().updated_at, None);
+        body["updated_at"] = json!("last tuesday");
+        let err = map(&body).unwrap_err();
+        assert_eq!(err.kind(), "bad-payload");
+        assert!(
+            err.message().starts_with("`updated_at`: "),
+            "{}",
+            err.message()
+        );
+    }
+
+    const ORDERS_PAID: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/webhook-orders-paid.derived.json"
+    ));
+    const ORDERS_CREATE_COD: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/webhook-orders-create-cod.derived.json"
+    ));
+
+    #[test]
+    fn derived_samples_differ_from_the_published_one_in_payment_and_time_only() {
+        let published = order_from_json(ORDERS_CREATE).unwrap();
+        let paid = order_from_json(ORDERS_PAID).unwrap();
+        assert_eq!(paid.payment, Some(PaymentStatus::Paid));
+        // 2022-01-01T10:30:00-05:00: a later copy of the order.
+        assert_eq!(paid.updated_at, Some(1_641_051_000_000));
+        assert!(paid.updated_at > published.updated_at);
+        let cod = order_from_json(ORDERS_CREATE_COD).unwrap();
+        assert_eq!(cod.payment, Some(PaymentStatus::CashOnDelivery));
+        assert_eq!(cod.updated_at, published.updated_at);
+        for order in [paid, cod] {
+            let same = Order {
+                payment: published.payment,
+                updated_at: published.updated_at,
+                ..order
+            };
+            assert_eq!(same, published);
+        }
     }
 
     /// The smallest order body the mapping accepts, to vary one field at a time.

@@ -62,7 +62,8 @@ fragment DaifaLineItem on LineItem {
 /// own cursor: a poll that runs out of calls stops after the last order it read.
 ///
 /// Page sizes keep the query under Shopify's limit of 1000 cost points per query (an object
-/// costs 1, a connection 2 plus `first` times its node): a line item costs about 5, an order
+/// costs 1, a connection 2 plus `first` times its node, a scalar or an enum nothing, so the
+/// payment status and gateways add nothing): a line item costs about 5, an order
 /// about 13 plus 2 + 10 × 5 for its lines, so a page costs about 2 + 10 × 65 = 652. Orders with
 /// more lines have the rest read by [`ORDER_LINES_QUERY`].
 pub const ORDERS_QUERY: &str = concat!(
@@ -85,6 +86,8 @@ pub const ORDERS_QUERY: &str = concat!(
         note
         email
         phone
+        displayFinancialStatus
+        paymentGatewayNames
         customer {
           firstName
           lastName
@@ -459,6 +462,10 @@ struct OrderNode {
     note: Option<String>,
     email: Option<String>,
     phone: Option<String>,
+    /// Nullable in Shopify's schema.
+    display_financial_status: Option<String>,
+    #[serde(default)]
+    payment_gateway_names: Vec<String>,
     customer: Option<CustomerNode>,
     subtotal_price_set: Option<MoneyBag>,
     total_shipping_price_set: Option<MoneyBag>,
@@ -643,6 +650,9 @@ impl OrderNode {
             shipping,
             shipping_address,
             lines,
+            financial_status: self.display_financial_status,
+            payment_gateway_names: self.payment_gateway_names,
+            updated_at: Some(self.updated_at),
         })
     }
 }

@@ -67,7 +67,9 @@ pub fn events(
     triggered_at: Option<TimestampMs>,
 ) -> Result<Vec<ChannelEvent>, PluginError> {
     Ok(match topic.to_ascii_lowercase().as_str() {
-        // Shopify resends the whole order on every change; the gateway drops what it has seen.
+        // Shopify sends the whole order on every change (`orders/paid` when its payment is
+        // captured): each is a copy of the order, and the gateway applies the latest by
+        // `updated-at`.
         "orders/create" | "orders/updated" | "orders/paid" => {
             vec![ChannelEvent::OrderPlaced(order_from_json(body)?)]
         }
@@ -135,6 +137,7 @@ fn first_header<'a>(headers: &'a [HttpHeader], names: &[&str]) -> Option<&'a str
 mod tests {
     use super::*;
     use daifa_plugin_sdk::channel::OrderCancellation;
+    use daifa_plugin_sdk::types::{Order, PaymentStatus};
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/shopify/");
     const ORDERS_CREATE: &[u8] = include_bytes!(concat!(
@@ -261,13 +264,63 @@ mod tests {
 
     #[test]
     fn updated_and_paid_also_place_the_order() {
-        for topic in ["orders/updated", "orders/paid"] {
+        for topic in ["orders/updated", "orders/paid", "Orders/Paid"] {
             let inbound = handle(verifier(), &delivery(topic, ORDERS_CREATE)).unwrap();
             assert!(
                 matches!(inbound.events.as_slice(), [ChannelEvent::OrderPlaced(_)]),
                 "{topic}"
             );
         }
+    }
+
+    const ORDERS_PAID: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/webhook-orders-paid.derived.json"
+    ));
+    const ORDERS_CREATE_COD: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/webhook-orders-create-cod.derived.json"
+    ));
+
+    /// The order of the one `order-placed` event of a delivery.
+    fn placed(topic: &str, body: &[u8]) -> Order {
+        let inbound = handle(verifier(), &delivery(topic, body)).unwrap();
+        assert_eq!(inbound.topic.as_deref(), Some(topic));
+        match inbound.events.as_slice() {
+            [ChannelEvent::OrderPlaced(order)] => order.clone(),
+            other => panic!("expected one order-placed event, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn orders_paid_is_a_later_copy_of_the_order_that_says_paid() {
+        let created = placed("orders/create", ORDERS_CREATE);
+        let paid = placed("orders/paid", ORDERS_PAID);
+        assert_eq!(paid.external_id, created.external_id);
+        assert_eq!(paid.payment, Some(PaymentStatus::Paid));
+        assert!(paid.updated_at > created.updated_at, "{paid:?}");
+    }
+
+    #[test]
+    fn orders_updated_carries_the_change_and_its_time() {
+        let mut body: serde_json::Value = serde_json::from_slice(ORDERS_CREATE).unwrap();
+        body["shipping_address"]["address1"] = serde_json::json!("125 Shipping Street");
+        body["updated_at"] = serde_json::json!("2022-01-01T08:00:00-05:00");
+        let created = placed("orders/create", ORDERS_CREATE);
+        let updated = placed("orders/updated", &serde_json::to_vec(&body).unwrap());
+        assert_eq!(updated.external_id, created.external_id);
+        assert_eq!(updated.updated_at, Some(1_641_042_000_000));
+        assert!(updated.updated_at > created.updated_at);
+        assert_eq!(
+            updated.shipping_address.map(|a| a.line1).as_deref(),
+            Some("125 Shipping Street")
+        );
+    }
+
+    #[test]
+    fn a_cash_on_delivery_order_is_placed_as_cash_on_delivery() {
+        let order = placed("orders/create", ORDERS_CREATE_COD);
+        assert_eq!(order.payment, Some(PaymentStatus::CashOnDelivery));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 use super::*;
 use crate::order::{cancellation_from_json, order_from_json};
 use daifa_plugin_sdk::channel::OrderCancellation;
+use daifa_plugin_sdk::types::Order;
 use serde_json::Value;
 
 const ORDERS_CREATE: &[u8] = include_bytes!(concat!(
@@ -115,7 +116,10 @@ fn next_cursor(outcome: &Result<PollResult, PluginError>) -> Cursor {
 #[test]
 fn a_polled_order_is_the_order_its_webhook_gives() {
     let (outcome, _) = run(&request(None), NOW, vec![PAGE_1.to_vec()]);
-    let webhook = order_from_json(ORDERS_CREATE).unwrap();
+    let mut webhook = order_from_json(ORDERS_CREATE).unwrap();
+    // The one value the page does not take from the sample: the time of the change, ours.
+    assert_eq!(webhook.updated_at, Some(at("2021-12-31T19:00:00-05:00")));
+    webhook.updated_at = Some(at("2026-01-01T09:15:00Z"));
     assert_eq!(events(&outcome), [ChannelEvent::OrderPlaced(webhook)]);
 }
 
@@ -505,4 +509,60 @@ fn an_order_too_big_for_every_call_of_a_poll_is_skipped() {
         ["order `1` skipped: it has more line items than one poll reads"]
     );
     assert!(!polled.more);
+}
+
+/// The order polled from `node`.
+fn polled(node: Value) -> Result<Order, String> {
+    let (outcome, _) = run(&request(None), NOW, vec![orders_page(vec![node], None)]);
+    let polled = outcome.map_err(|e| e.message().to_string())?;
+    match polled.events.as_slice() {
+        [ChannelEvent::OrderPlaced(order)] => Ok(order.clone()),
+        _ => Err(polled.skipped.join("; ")),
+    }
+}
+
+#[test]
+fn display_financial_status_gives_the_payment_its_rest_status_gives() {
+    for (status, gateways, payment) in crate::order::PAYMENTS {
+        let mut node = page_1_order();
+        node["displayFinancialStatus"] = json!(status.to_ascii_uppercase());
+        node["paymentGatewayNames"] = json!(gateways);
+        assert_eq!(
+            polled(node).unwrap().payment,
+            Some(payment),
+            "{status} {gateways:?}"
+        );
+    }
+    // Nullable in Shopify's schema: no status, no payment status.
+    let mut node = page_1_order();
+    node["displayFinancialStatus"] = json!(null);
+    assert_eq!(polled(node).unwrap().payment, None);
+}
+
+#[test]
+fn updated_at_of_a_polled_order_is_its_updated_at() {
+    let mut node = page_1_order();
+    node["updatedAt"] = json!("2026-01-01T09:31:02Z");
+    assert_eq!(
+        polled(node.clone()).unwrap().updated_at,
+        Some(at("2026-01-01T09:31:02Z"))
+    );
+    // Skipped, as any order it cannot read: without the time of its change, the gateway could
+    // not tell which of two copies is the later.
+    node["updatedAt"] = json!("soon");
+    let skipped = polled(node).unwrap_err();
+    assert!(
+        skipped.starts_with("order `gid://shopify/Order/820982911946154508` skipped: `updatedAt`: invalid timestamp `soon`"),
+        "{skipped}"
+    );
+}
+
+#[test]
+fn the_orders_query_selects_the_payment_and_the_time_of_the_change() {
+    for field in ["displayFinancialStatus", "paymentGatewayNames", "updatedAt"] {
+        assert!(
+            ORDERS_QUERY.contains(&format!("\n        {field}\n")),
+            "{field}"
+        );
+    }
 }
