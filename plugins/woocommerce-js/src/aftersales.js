@@ -45,14 +45,7 @@ export function refundCases(order, orderExternalId) {
     const reason = nonBlank(refund.reason);
     if (reason !== undefined && DAIFA_REFUND.test(reason.trim())) return;
     const cur = currency(order.currency);
-    let minor;
-    try {
-      minor = parseMinor(typeof refund.total === 'number' ? String(refund.total) : refund.total, cur);
-    } catch (error) {
-      throw error instanceof PluginError ? error.inField(`${field}.total`) : error;
-    }
-    // WooCommerce writes a refund's total as a negative amount.
-    const paid = minor < 0n ? -minor : minor;
+    const paid = refundAmount(refund, field, cur);
     if (paid === 0n) return;
     open.push({
       tag: 'case-opened',
@@ -71,6 +64,39 @@ export function refundCases(order, orderExternalId) {
     });
   });
   return open;
+}
+
+/**
+ * The money refunded so far, in minor units: all the refunds the order lists, Daifa's own
+ * included (for the order's payment status, who refunded does not matter).
+ *
+ * @param order the order's JSON (REST v3)
+ * @param cur the order's currency (money.js `currency`)
+ * @returns {bigint}
+ */
+export function refundedTotal(order, cur) {
+  const refunds = order.refunds;
+  if (refunds === undefined || refunds === null) return 0n;
+  if (!Array.isArray(refunds)) throw badPayload('`refunds` is not a list');
+  return refunds.reduce((sum, refund, i) => {
+    const field = `refunds[${i}]`;
+    if (refund === null || typeof refund !== 'object' || Array.isArray(refund)) {
+      throw badPayload(`\`${field}\` is not an object`);
+    }
+    return sum + refundAmount(refund, field, cur);
+  }, 0n);
+}
+
+/** A refund's amount in minor units, positive. */
+function refundAmount(refund, field, cur) {
+  let minor;
+  try {
+    minor = parseMinor(typeof refund.total === 'number' ? String(refund.total) : refund.total, cur);
+  } catch (error) {
+    throw error instanceof PluginError ? error.inField(`${field}.total`) : error;
+  }
+  // WooCommerce writes a refund's total as a negative amount.
+  return minor < 0n ? -minor : minor;
 }
 
 function refundId(value, field) {

@@ -3,7 +3,7 @@
 // Only the fields Daifa uses are read; the rest is ignored, so the payloads of newer WooCommerce
 // versions (which only add fields) keep working.
 
-import { refundCases } from './aftersales.js';
+import { refundCases, refundedTotal } from './aftersales.js';
 import { badPayload, missing, PluginError } from './errors.js';
 import { currency, divideRounded, money, parseMinor } from './money.js';
 import { decodeEntities, fullName, nonBlank } from './text.js';
@@ -18,7 +18,7 @@ export const STOREFRONT = 'woocommerce';
  * in WooCommerce's admin (aftersales.js).
  */
 export function orderEvents(order) {
-  const status = requiredString(order, 'status').trim().toLowerCase();
+  const status = orderStatus(order);
   let events = [];
   if (status === 'cancelled') {
     events = [{ tag: 'order-cancelled', val: cancellation(order) }];
@@ -45,6 +45,63 @@ function isPaid(status, order) {
   if (TO_SHIP.has(status)) return true;
   if (NOT_TO_SHIP.has(status)) return false;
   return nonBlank(order.date_paid_gmt) !== undefined;
+}
+
+/** The order's `status`, as WooCommerce's statuses are written (lower case, no `wc-` prefix). */
+function orderStatus(order) {
+  return requiredString(order, 'status').trim().toLowerCase();
+}
+
+/**
+ * Statuses of orders whose checkout is not done: no payment was made, and the buyer may still
+ * pay, by any method, on the order's payment page. `checkout-draft` (`draft`, `auto-draft`, and
+ * the legacy `new`) is a block checkout under way.
+ */
+const AWAITING_CHECKOUT = new Set(['pending', 'checkout-draft', 'draft', 'auto-draft', 'new']);
+
+/**
+ * Whether the buyer has paid: the WIT `payment-status`, as its case name.
+ *
+ * WooCommerce has no payment status of its own; the order's `status` says it, with the payment
+ * method for cash on delivery:
+ * - `failed` (declined) and `cancelled` (unpaid orders time out into it) → voided; `refunded`
+ *   (set when the whole total is refunded) → refunded;
+ * - `pending` and the drafts → pending: the checkout is not done, so not even a cash-on-delivery
+ *   order is confirmed (shops that confirm cash-on-delivery orders by hand hold them there);
+ * - `payment_method` `cod` → cash-on-delivery in every other status. WooCommerce's COD gateway
+ *   puts the order in `processing` (`on-hold` with downloadable items) at checkout, and
+ *   `processing` sets `date_paid_gmt` though no money came; `completed` does not mean the cash
+ *   was collected either (Daifa itself completes an order when it ships);
+ * - `on-hold` → pending: awaiting payment (a bank transfer, a cheque) that the merchant confirms
+ *   by moving the order to `processing`;
+ * - `processing`, `completed` → paid, less what was refunded: a refund in part leaves the status
+ *   alone and lists itself in `refunds`, so any refund makes it partially-refunded, and refunds
+ *   of the whole total refunded;
+ * - any other status (added by a plugin: "shipped", "awaiting-pickup", or `trash`): paid as above
+ *   when the order has a `date_paid_gmt` (WooCommerce sets it, once, when the order reaches its
+ *   paid status, and never clears it), else pending. Pending is the safe answer: the gateway
+ *   holds the order until a later copy says it is paid, whereas no answer at all (`none`) would
+ *   be taken as paid.
+ *
+ * @param status the order's status (`orderStatus`)
+ * @param {bigint} total the order's total in minor units
+ * @param cur the order's currency (money.js `currency`)
+ */
+export function paymentStatus(order, status, total, cur) {
+  if (status === 'failed' || status === 'cancelled') return 'voided';
+  if (status === 'refunded') return 'refunded';
+  if (AWAITING_CHECKOUT.has(status)) return 'pending';
+  if (isCashOnDelivery(order)) return 'cash-on-delivery';
+  if (status === 'on-hold') return 'pending';
+  if (!TO_SHIP.has(status) && nonBlank(order.date_paid_gmt) === undefined) return 'pending';
+  const refunded = refundedTotal(order, cur);
+  if (refunded === 0n) return 'paid';
+  return refunded >= total ? 'refunded' : 'partially-refunded';
+}
+
+/** WooCommerce's own cash-on-delivery gateway (`WC_Gateway_COD`, id `cod`). */
+function isCashOnDelivery(order) {
+  return typeof order.payment_method === 'string' && order.payment_method.trim().toLowerCase() === 'cod';
 }
 
 /** The WIT `order-cancellation` of a cancelled order. */
@@ -101,6 +158,10 @@ export function canonicalOrder(order) {
     },
     shippingAddress,
     lines,
+    payment: paymentStatus(order, orderStatus(order), total, cur),
+    // WooCommerce changes `date_modified_gmt` with every save of the order (its status, a refund,
+    // an edited address or line), to the second.
+    updatedAt: optionalTimestamp(order, 'date_modified_gmt'),
   };
 }
 
@@ -256,6 +317,19 @@ function optionalId(value, field) {
 function timestamp(object, key) {
   const value = object[key];
   if (nonBlank(value) === undefined) throw missing(key);
+  try {
+    return parseGmt(value);
+  } catch (error) {
+    throw rethrowInField(error, key);
+  }
+}
+
+/** Like `timestamp`, with absence, `null` and blank meaning "none"; anything else must parse. */
+function optionalTimestamp(object, key) {
+  const value = object[key];
+  if (value === undefined || value === null || (typeof value === 'string' && value.trim() === '')) {
+    return undefined;
+  }
   try {
     return parseGmt(value);
   } catch (error) {

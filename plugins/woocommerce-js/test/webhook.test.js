@@ -51,6 +51,10 @@ export const ORDER_727 = {
       note: undefined,
     },
   ],
+  // `processing`, paid by bank transfer (`bacs`), nothing refunded.
+  payment: 'paid',
+  // `date_modified_gmt`: 2017-03-22T19:28:08, UTC.
+  updatedAt: 1490210888000n,
 };
 
 test('order.created with the published order becomes order-placed', async () => {
@@ -62,9 +66,45 @@ test('order.created with the published order becomes order-placed', async () => 
   });
 });
 
-test('order.updated places the order too', async () => {
+test('order.updated places the order too: a later copy, with its update time', async () => {
   const inbound = await handle(verifier, delivery('order.updated', FIXTURE));
-  assert.equal(inbound.events[0].tag, 'order-placed');
+  assert.deepEqual(inbound.events, [{ tag: 'order-placed', val: ORDER_727 }]);
+  assert.equal(inbound.topic, 'order.updated');
+
+  // The buyer's address corrected the next morning: the same order, a later `updated-at`.
+  const fixture = JSON.parse(FIXTURE.toString('utf8'));
+  const body = fixtureWith({
+    date_modified_gmt: '2017-03-23T08:00:00',
+    shipping: { ...fixture.shipping, address_1: '1 Market', postcode: '94105' },
+  });
+  const corrected = await handle(verifier, delivery('order.updated', body));
+  assert.deepEqual(corrected.events, [
+    {
+      tag: 'order-placed',
+      val: {
+        ...ORDER_727,
+        shippingAddress: { ...ORDER_727.shippingAddress, line1: '1 Market', postalCode: '94105' },
+        updatedAt: 1490256000000n,
+      },
+    },
+  ]);
+  assert.equal(corrected.deliveryId, '8b0bba6d4a8e4b1ca7b7f9f4c0e1d2a3:727');
+
+  // Topics are compared as WooCommerce may case them.
+  const shouted = await handle(verifier, delivery('Order.Updated', FIXTURE));
+  assert.equal(shouted.events[0].tag, 'order-placed');
+});
+
+test('an order paid after waiting for its transfer: order.updated places it once it is processing', async () => {
+  const waiting = await handle(
+    verifier,
+    delivery('order.created', fixtureWith({ status: 'on-hold', date_paid_gmt: null, date_modified_gmt: '2017-03-22T19:28:02' })),
+  );
+  assert.deepEqual(waiting.events, []);
+  const paid = await handle(verifier, delivery('order.updated', FIXTURE));
+  assert.deepEqual(paid.events.map((e) => [e.tag, e.val.payment, e.val.updatedAt]), [
+    ['order-placed', 'paid', 1490210888000n],
+  ]);
 });
 
 test('a cancelled order becomes order-cancelled at its last modification', async () => {
