@@ -19,9 +19,9 @@ mod state;
 
 pub use bindings::types::{
     Address, CaseKind, CaseReason, Contact, HttpHeader, InboundRequest, LineQuantity, Money, Order,
-    OrderLine, OutboundRequest, OutboundResponse, PaymentStatus, PluginError, PollRequest, ReturnKind, Shipment,
-    SupplierOrderRef, SupplierOrderStatus, TrackingDetail, TrackingEvent, TrackingStatus,
-    TrackingUpdate,
+    OrderLine, OutboundRequest, OutboundResponse, PaymentStatus, PluginError, PollRequest,
+    ReturnKind, Shipment, SupplierOrderRef, SupplierOrderStatus, TrackingDetail, TrackingEvent,
+    TrackingStatus, TrackingUpdate,
 };
 pub use bindings::{WIT_VERSION, supports_wit};
 pub use bindings::{carrier, channel, supplier};
