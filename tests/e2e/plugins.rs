@@ -100,7 +100,7 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
     // Inspect: manifest, capabilities, settings schema, which settings are secrets.
     let info = app.get_json("/api/v1/plugins/shopify/0.5.0").await;
     assert_eq!(info["kind"], "channel");
-    assert_eq!(info["wit_version"], "0.3.0");
+    assert_eq!(info["wit_version"], "0.4.0");
     assert_eq!(
         info["secret_settings"],
         json!(["access_token", "webhook_secret"])
@@ -129,7 +129,7 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
         (component, 422, "no `daifa-plugin` section"),
         (
             as_version("shopify", "0.6.0", |m| {
-                m.replace("wit = \"0.3.0\"", "wit = \"0.9.0\"")
+                m.replace("wit = \"0.4.0\"", "wit = \"0.9.0\"")
             }),
             422,
             "does not load",
@@ -704,8 +704,9 @@ async fn replay_reports_differences_without_side_effects_and_shadow_records_them
     w.app.stop().await;
 }
 
-/// A package built against the previous minor WIT (0.2) installs and serves a connection beside
-/// current ones; it answers what 0.2 has (check-connection), and nothing polls it.
+/// A package built against the previous minor WIT (0.3) installs and serves a connection beside
+/// current ones; it answers what 0.3 has (check-connection), and nothing polls it (its manifest
+/// does not ask for polling).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_of_the_previous_wit_minor_installs_and_serves_a_connection() {
     let app = TestApp::spawn_with(TestDb::new().await, |_| {}).await;
@@ -718,11 +719,11 @@ async fn a_plugin_of_the_previous_wit_minor_installs_and_serves_a_connection() {
     let r = install(&app, legacy).await;
     assert_eq!(r.status(), 201);
     let info: Value = r.json().await.unwrap();
-    assert_eq!(info["wit_version"], "0.2.0");
+    assert_eq!(info["wit_version"], "0.3.0");
     let r = app
         .post_json(
             "/api/v1/connections",
-            &json!({ "name": "old", "plugin": "legacy", "settings": { "prefix": "v0.2:" } }),
+            &json!({ "name": "old", "plugin": "legacy", "settings": { "prefix": "v0.3:" } }),
         )
         .await;
     assert_eq!(r.status(), 201);
@@ -735,7 +736,7 @@ async fn a_plugin_of_the_previous_wit_minor_installs_and_serves_a_connection() {
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let raw = app.get_json("/api/v1/raw-requests?connection=old").await;
-    assert_eq!(raw["raw_requests"][0]["topic"], "v0.2:ping", "{raw}");
+    assert_eq!(raw["raw_requests"][0]["topic"], "v0.3:ping", "{raw}");
     let check: Value = app
         .post_json("/api/v1/connections/old/check", &json!({}))
         .await
@@ -746,7 +747,7 @@ async fn a_plugin_of_the_previous_wit_minor_installs_and_serves_a_connection() {
     assert!(
         check["detail"]
             .as_str()
-            .is_some_and(|m| m.contains("v0.2:")),
+            .is_some_and(|m| m.contains("v0.3:")),
         "{check}"
     );
     let poll = app.get_json("/api/v1/connections/old/poll").await;

@@ -232,9 +232,10 @@ pub struct CallFailure {
 
 struct Inner {
     engine: Engine,
-    /// Linkers of the previous minor WIT version (0.2).
+    /// Linkers of the previous minor WIT version (0.3).
     channel_linker_prev: Linker<CallState>,
     supplier_linker_prev: Linker<CallState>,
+    carrier_linker_prev: Linker<CallState>,
     allocator: Allocator,
     /// Warm instances kept by all plugins.
     warm_count: AtomicUsize,
@@ -289,12 +290,14 @@ impl PluginEngine {
         let mut carrier_linker = Linker::new(&engine);
         let mut channel_linker_prev = Linker::new(&engine);
         let mut supplier_linker_prev = Linker::new(&engine);
+        let mut carrier_linker_prev = Linker::new(&engine);
         for linker in [
             &mut channel_linker,
             &mut supplier_linker,
             &mut carrier_linker,
             &mut channel_linker_prev,
             &mut supplier_linker_prev,
+            &mut carrier_linker_prev,
         ] {
             wasmtime_wasi::p2::add_to_linker_async(linker)
                 .map_err(|e| HostError::Engine(e.to_string()))?;
@@ -315,11 +318,17 @@ impl PluginEngine {
             |s| s,
         )
         .map_err(|e| HostError::Engine(e.to_string()))?;
+        prev::CarrierPlugin::add_to_linker::<CallState, HasSelf<CallState>>(
+            &mut carrier_linker_prev,
+            |s| s,
+        )
+        .map_err(|e| HostError::Engine(e.to_string()))?;
 
         let inner = Arc::new(Inner {
             engine,
             channel_linker_prev,
             supplier_linker_prev,
+            carrier_linker_prev,
             carrier_linker,
             allocator,
             warm_count: AtomicUsize::new(0),
@@ -380,50 +389,52 @@ impl PluginEngine {
             message: format!("{e:#}"),
         };
         // The current WIT version first, then the previous minor one.
+        let inner = &self.inner;
         let pre = match kind {
-            PluginKind::Channel => {
-                match self
-                    .inner
+            PluginKind::Channel => current_or_prev(
+                inner
                     .channel_linker
                     .instantiate_pre(&component)
                     .and_then(ChannelPluginPre::new)
-                {
-                    Ok(pre) => Pre::Channel(pre),
-                    Err(current) => self
-                        .inner
+                    .map(Pre::Channel),
+                || {
+                    inner
                         .channel_linker_prev
                         .instantiate_pre(&component)
                         .and_then(prev::ChannelPluginPre::new)
                         .map(Pre::ChannelPrev)
-                        .map_err(|_| world_err(current))?,
-                }
-            }
-            PluginKind::Supplier => {
-                match self
-                    .inner
+                },
+            ),
+            PluginKind::Supplier => current_or_prev(
+                inner
                     .supplier_linker
                     .instantiate_pre(&component)
                     .and_then(SupplierPluginPre::new)
-                {
-                    Ok(pre) => Pre::Supplier(pre),
-                    Err(current) => self
-                        .inner
+                    .map(Pre::Supplier),
+                || {
+                    inner
                         .supplier_linker_prev
                         .instantiate_pre(&component)
                         .and_then(prev::SupplierPluginPre::new)
                         .map(Pre::SupplierPrev)
-                        .map_err(|_| world_err(current))?,
-                }
-            }
-            // Carrier plugins start at 0.3: there is no previous minor to try.
-            PluginKind::Carrier => self
-                .inner
-                .carrier_linker
-                .instantiate_pre(&component)
-                .and_then(CarrierPluginPre::new)
-                .map(Pre::Carrier)
-                .map_err(world_err)?,
-        };
+                },
+            ),
+            PluginKind::Carrier => current_or_prev(
+                inner
+                    .carrier_linker
+                    .instantiate_pre(&component)
+                    .and_then(CarrierPluginPre::new)
+                    .map(Pre::Carrier),
+                || {
+                    inner
+                        .carrier_linker_prev
+                        .instantiate_pre(&component)
+                        .and_then(prev::CarrierPluginPre::new)
+                        .map(Pre::CarrierPrev)
+                },
+            ),
+        }
+        .map_err(world_err)?;
         Ok(LoadedPlugin {
             name: name.into(),
             version,
@@ -481,6 +492,15 @@ impl PluginEngine {
         }
         Ok(component)
     }
+}
+
+/// A component's `Pre` for the current WIT version, else for the previous minor one. When
+/// neither fits, the current version's error: it says what today's world needs.
+fn current_or_prev(
+    current: wasmtime::Result<Pre>,
+    prev: impl FnOnce() -> wasmtime::Result<Pre>,
+) -> wasmtime::Result<Pre> {
+    current.or_else(|error| prev().map_err(|_| error))
 }
 
 /// Reads back a compiled component.
@@ -584,6 +604,53 @@ macro_rules! call_export {
     }};
 }
 
+/// Calls a function that every WIT version this host loads has, through `call_export!`: on the
+/// current bindings, or on the previous minor's with its argument converted to their types and
+/// its result (value or plugin error) converted back. `channel`, `supplier` or `carrier` names
+/// the interface. A slice argument names the owned type of its converted copy
+/// (`call_fetch_tracking(parcels, as Vec<_>)`).
+macro_rules! call_any_version {
+    ($self:ident, $ctx:ident, $input_size:expr, channel, $($call:tt)*) => {
+        call_any_version!(@ $self, $ctx, $input_size,
+            [channel_pre Channel channel_prev_pre ChannelPrev daifa_plugin_channel], $($call)*)
+    };
+    ($self:ident, $ctx:ident, $input_size:expr, supplier, $($call:tt)*) => {
+        call_any_version!(@ $self, $ctx, $input_size,
+            [supplier_pre Supplier supplier_prev_pre SupplierPrev daifa_plugin_supplier], $($call)*)
+    };
+    ($self:ident, $ctx:ident, $input_size:expr, carrier, $($call:tt)*) => {
+        call_any_version!(@ $self, $ctx, $input_size,
+            [carrier_pre Carrier carrier_prev_pre CarrierPrev daifa_plugin_carrier], $($call)*)
+    };
+    (@ $self:ident, $ctx:ident, $input_size:expr,
+        [$pre:ident $variant:ident $prev_pre:ident $prev_variant:ident $exports:ident],
+        $function:literal, $method:ident()) => {
+        if $self.is_prev() {
+            call_export!($self, $ctx, $input_size, $prev_pre, $prev_variant, $function,
+                |plugin, store| async {
+                    from_prev(plugin.$exports().$method(&mut store).await?)
+                })
+        } else {
+            call_export!($self, $ctx, $input_size, $pre, $variant, $function,
+                |plugin, store| plugin.$exports().$method(&mut store))
+        }
+    };
+    (@ $self:ident, $ctx:ident, $input_size:expr,
+        [$pre:ident $variant:ident $prev_pre:ident $prev_variant:ident $exports:ident],
+        $function:literal, $method:ident($arg:expr $(, as $owned:ty)?)) => {
+        if $self.is_prev() {
+            let old $(: $owned)? = to_prev($arg)?;
+            call_export!($self, $ctx, $input_size, $prev_pre, $prev_variant, $function,
+                |plugin, store| async {
+                    from_prev(plugin.$exports().$method(&mut store, &old).await?)
+                })
+        } else {
+            call_export!($self, $ctx, $input_size, $pre, $variant, $function,
+                |plugin, store| plugin.$exports().$method(&mut store, $arg))
+        }
+    };
+}
+
 /// Whether an instance may serve another call after this result: not after a trap or a deadline
 /// (its state is suspect), fine after a typed plugin error.
 fn reusable<T>(result: &Result<T, CallFailure>) -> bool {
@@ -600,6 +667,7 @@ enum Bindings {
     Carrier(CarrierPlugin),
     ChannelPrev(prev::ChannelPlugin),
     SupplierPrev(prev::SupplierPlugin),
+    CarrierPrev(prev::CarrierPlugin),
 }
 
 /// An instance kept for a connection's next call.
@@ -615,16 +683,18 @@ enum Pre {
     Carrier(CarrierPluginPre<CallState>),
     ChannelPrev(prev::ChannelPluginPre<CallState>),
     SupplierPrev(prev::SupplierPluginPre<CallState>),
+    CarrierPrev(prev::CarrierPluginPre<CallState>),
 }
 
 /// The generated bindings of the previous minor WIT version.
 mod prev {
-    pub use crate::bindings::v0_2::channel_world::{ChannelPlugin, ChannelPluginPre};
-    pub use crate::bindings::v0_2::supplier_world::{SupplierPlugin, SupplierPluginPre};
+    pub use crate::bindings::v0_3::carrier_world::{CarrierPlugin, CarrierPluginPre};
+    pub use crate::bindings::v0_3::channel_world::{ChannelPlugin, ChannelPluginPre};
+    pub use crate::bindings::v0_3::supplier_world::{SupplierPlugin, SupplierPluginPre};
 }
 
 /// The previous minor WIT version, as `wit_line` names it.
-const PREV_LINE: &str = "0.2";
+const PREV_LINE: &str = "0.3";
 
 /// A compiled plugin, ready to be called. Cheap to call concurrently: each call gets its own
 /// `Store`.
@@ -835,8 +905,15 @@ impl LoadedPlugin {
         }
     }
 
-    /// The WIT version line the component was built against: the current one (`0.3`) or the
-    /// previous minor (`0.2`).
+    fn carrier_prev_pre(&self) -> Result<&prev::CarrierPluginPre<CallState>, CallFailure> {
+        match &self.pre {
+            Pre::CarrierPrev(p) => Ok(p),
+            _ => Err(self.wrong_kind(PluginKind::Carrier)),
+        }
+    }
+
+    /// The WIT version line the component was built against: the current one (`0.4`) or the
+    /// previous minor (`0.3`).
     pub fn wit_line(&self) -> &'static str {
         if self.is_prev() {
             PREV_LINE
@@ -846,7 +923,10 @@ impl LoadedPlugin {
     }
 
     fn is_prev(&self) -> bool {
-        matches!(self.pre, Pre::ChannelPrev(_) | Pre::SupplierPrev(_))
+        matches!(
+            self.pre,
+            Pre::ChannelPrev(_) | Pre::SupplierPrev(_) | Pre::CarrierPrev(_)
+        )
     }
 
     /// A function the plugin's WIT version does not have.
@@ -880,37 +960,13 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         request: &InboundRequest,
     ) -> Result<Inbound, CallFailure> {
-        if self.is_prev() {
-            let old = to_prev(request)?;
-            return call_export!(
-                self,
-                ctx,
-                request.body.len(),
-                channel_prev_pre,
-                ChannelPrev,
-                "handle-inbound",
-                |plugin, store| async {
-                    from_prev(
-                        plugin
-                            .daifa_plugin_channel()
-                            .call_handle_inbound(&mut store, &old)
-                            .await?,
-                    )
-                }
-            );
-        }
-        call_export!(
+        call_any_version!(
             self,
             ctx,
             request.body.len(),
-            channel_pre,
-            Channel,
+            channel,
             "handle-inbound",
-            |plugin, store| {
-                plugin
-                    .daifa_plugin_channel()
-                    .call_handle_inbound(&mut store, request)
-            }
+            call_handle_inbound(request)
         )
     }
 
@@ -920,35 +976,13 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         request: &FulfillmentRequest,
     ) -> Result<FulfillmentRef, CallFailure> {
-        if self.is_prev() {
-            let old = to_prev(request)?;
-            return call_export!(
-                self,
-                ctx,
-                json_size(request),
-                channel_prev_pre,
-                ChannelPrev,
-                "push-fulfillment",
-                |plugin, store| async {
-                    from_prev(
-                        plugin
-                            .daifa_plugin_channel()
-                            .call_push_fulfillment(&mut store, &old)
-                            .await?,
-                    )
-                }
-            );
-        }
-        call_export!(
+        call_any_version!(
             self,
             ctx,
             json_size(request),
-            channel_pre,
-            Channel,
+            channel,
             "push-fulfillment",
-            |plugin, store| plugin
-                .daifa_plugin_channel()
-                .call_push_fulfillment(&mut store, request)
+            call_push_fulfillment(request)
         )
     }
 
@@ -958,37 +992,13 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         order: &SupplierOrder,
     ) -> Result<Submission, CallFailure> {
-        if self.is_prev() {
-            let old = to_prev(order)?;
-            return call_export!(
-                self,
-                ctx,
-                json_size(order),
-                supplier_prev_pre,
-                SupplierPrev,
-                "submit-order",
-                |plugin, store| async {
-                    from_prev(
-                        plugin
-                            .daifa_plugin_supplier()
-                            .call_submit_order(&mut store, &old)
-                            .await?,
-                    )
-                }
-            );
-        }
-        call_export!(
+        call_any_version!(
             self,
             ctx,
             json_size(order),
-            supplier_pre,
-            Supplier,
+            supplier,
             "submit-order",
-            |plugin, store| {
-                plugin
-                    .daifa_plugin_supplier()
-                    .call_submit_order(&mut store, order)
-            }
+            call_submit_order(order)
         )
     }
 
@@ -998,35 +1008,13 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         request: &InboundRequest,
     ) -> Result<SupplierInbound, CallFailure> {
-        if self.is_prev() {
-            let old = to_prev(request)?;
-            return call_export!(
-                self,
-                ctx,
-                request.body.len(),
-                supplier_prev_pre,
-                SupplierPrev,
-                "handle-callback",
-                |plugin, store| async {
-                    from_prev(
-                        plugin
-                            .daifa_plugin_supplier()
-                            .call_handle_callback(&mut store, &old)
-                            .await?,
-                    )
-                }
-            );
-        }
-        call_export!(
+        call_any_version!(
             self,
             ctx,
             request.body.len(),
-            supplier_pre,
-            Supplier,
+            supplier,
             "handle-callback",
-            |plugin, store| plugin
-                .daifa_plugin_supplier()
-                .call_handle_callback(&mut store, request)
+            call_handle_callback(request)
         )
     }
 
@@ -1036,196 +1024,124 @@ impl LoadedPlugin {
         &self,
         ctx: Arc<ConnectionContext>,
     ) -> Result<String, CallFailure> {
-        match self.pre {
-            Pre::Channel(_) => call_export!(
+        match self.kind {
+            PluginKind::Channel => call_any_version!(
                 self,
                 ctx,
                 0,
-                channel_pre,
-                Channel,
+                channel,
                 "check-connection",
-                |plugin, store| plugin
-                    .daifa_plugin_channel()
-                    .call_check_connection(&mut store)
+                call_check_connection()
             ),
-            Pre::Supplier(_) => call_export!(
+            PluginKind::Supplier => call_any_version!(
                 self,
                 ctx,
                 0,
-                supplier_pre,
-                Supplier,
+                supplier,
                 "check-connection",
-                |plugin, store| plugin
-                    .daifa_plugin_supplier()
-                    .call_check_connection(&mut store)
+                call_check_connection()
             ),
-            Pre::Carrier(_) => call_export!(
+            PluginKind::Carrier => call_any_version!(
                 self,
                 ctx,
                 0,
-                carrier_pre,
-                Carrier,
+                carrier,
                 "check-connection",
-                |plugin, store| plugin
-                    .daifa_plugin_carrier()
-                    .call_check_connection(&mut store)
-            ),
-            Pre::ChannelPrev(_) => call_export!(
-                self,
-                ctx,
-                0,
-                channel_prev_pre,
-                ChannelPrev,
-                "check-connection",
-                |plugin, store| async {
-                    from_prev(
-                        plugin
-                            .daifa_plugin_channel()
-                            .call_check_connection(&mut store)
-                            .await?,
-                    )
-                }
-            ),
-            Pre::SupplierPrev(_) => call_export!(
-                self,
-                ctx,
-                0,
-                supplier_prev_pre,
-                SupplierPrev,
-                "check-connection",
-                |plugin, store| async {
-                    from_prev(
-                        plugin
-                            .daifa_plugin_supplier()
-                            .call_check_connection(&mut store)
-                            .await?,
-                    )
-                }
+                call_check_connection()
             ),
         }
     }
 
-    /// Channel: fetch what changed on the storefront since the request's cursor. Plugins built
-    /// against WIT 0.2 answer `unsupported`.
+    /// Channel: fetch what changed on the storefront since the request's cursor (since WIT 0.3,
+    /// so every version this host loads has it).
     pub async fn poll_channel(
         &self,
         ctx: Arc<ConnectionContext>,
         request: &PollRequest,
     ) -> Result<PollResult, CallFailure> {
-        if self.is_prev() {
-            return Err(self.added_later("poll", "0.3.0"));
-        }
-        call_export!(
+        call_any_version!(
             self,
             ctx,
             json_size(request),
-            channel_pre,
-            Channel,
+            channel,
             "poll",
-            |plugin, store| plugin.daifa_plugin_channel().call_poll(&mut store, request)
+            call_poll(request)
         )
     }
 
-    /// Supplier: fetch what changed at the supplier since the request's cursor. Plugins built
-    /// against WIT 0.2 answer `unsupported`.
+    /// Supplier: fetch what changed at the supplier since the request's cursor (since WIT 0.3,
+    /// so every version this host loads has it).
     pub async fn poll_supplier(
         &self,
         ctx: Arc<ConnectionContext>,
         request: &PollRequest,
     ) -> Result<SupplierPollResult, CallFailure> {
-        if self.is_prev() {
-            return Err(self.added_later("poll", "0.3.0"));
-        }
-        call_export!(
+        call_any_version!(
             self,
             ctx,
             json_size(request),
-            supplier_pre,
-            Supplier,
+            supplier,
             "poll",
-            |plugin, store| plugin
-                .daifa_plugin_supplier()
-                .call_poll(&mut store, request)
+            call_poll(request)
         )
     }
 
-    /// Channel: refund the customer through the storefront. Plugins built against WIT 0.2
-    /// answer `unsupported`.
+    /// Channel: refund the customer through the storefront (since WIT 0.3).
     pub async fn refund(
         &self,
         ctx: Arc<ConnectionContext>,
         request: &RefundRequest,
     ) -> Result<RefundRef, CallFailure> {
-        if self.is_prev() {
-            return Err(self.added_later("refund", "0.3.0"));
-        }
-        call_export!(
+        call_any_version!(
             self,
             ctx,
             json_size(request),
-            channel_pre,
-            Channel,
+            channel,
             "refund",
-            |plugin, store| plugin
-                .daifa_plugin_channel()
-                .call_refund(&mut store, request)
+            call_refund(request)
         )
     }
 
-    /// Channel: approve or decline a return request on the storefront. Plugins built against
-    /// WIT 0.2 answer `unsupported`.
+    /// Channel: approve or decline a return request on the storefront (since WIT 0.3).
     pub async fn decide_return(
         &self,
         ctx: Arc<ConnectionContext>,
         decision: &ReturnDecision,
     ) -> Result<(), CallFailure> {
-        if self.is_prev() {
-            return Err(self.added_later("decide-return", "0.3.0"));
-        }
-        call_export!(
+        call_any_version!(
             self,
             ctx,
             json_size(decision),
-            channel_pre,
-            Channel,
+            channel,
             "decide-return",
-            |plugin, store| plugin
-                .daifa_plugin_channel()
-                .call_decide_return(&mut store, decision)
+            call_decide_return(decision)
         )
     }
 
-    /// Supplier: cancel an order, or stop its parcel. Plugins built against WIT 0.2 answer
-    /// `unsupported`.
+    /// Supplier: cancel an order, or stop its parcel (since WIT 0.3).
     pub async fn cancel_order(
         &self,
         ctx: Arc<ConnectionContext>,
         request: &CancelRequest,
     ) -> Result<SupplierOrderStatus, CallFailure> {
-        if self.is_prev() {
-            return Err(self.added_later("cancel-order", "0.3.0"));
-        }
-        call_export!(
+        call_any_version!(
             self,
             ctx,
             json_size(request),
-            supplier_pre,
-            Supplier,
+            supplier,
             "cancel-order",
-            |plugin, store| plugin
-                .daifa_plugin_supplier()
-                .call_cancel_order(&mut store, request)
+            call_cancel_order(request)
         )
     }
 
-    /// Supplier: change an order the supplier has not shipped. Plugins built against an earlier
-    /// WIT version answer `unsupported`.
+    /// Supplier: change an order the supplier has not shipped (since WIT 0.4). Plugins built
+    /// against WIT 0.3 answer `unsupported`, without being called.
     pub async fn update_order(
         &self,
         ctx: Arc<ConnectionContext>,
         request: &UpdateRequest,
     ) -> Result<UpdateAnswer, CallFailure> {
-        if self.is_prev() {
+        if let Pre::SupplierPrev(_) = self.pre {
             return Err(self.added_later("update-order", "0.4.0"));
         }
         call_export!(
@@ -1241,26 +1157,19 @@ impl LoadedPlugin {
         )
     }
 
-    /// Supplier: announce goods coming back and get where to send them. Plugins built against
-    /// WIT 0.2 answer `unsupported`.
+    /// Supplier: announce goods coming back and get where to send them (since WIT 0.3).
     pub async fn authorize_return(
         &self,
         ctx: Arc<ConnectionContext>,
         request: &ReturnRequest,
     ) -> Result<ReturnAuthorization, CallFailure> {
-        if self.is_prev() {
-            return Err(self.added_later("authorize-return", "0.3.0"));
-        }
-        call_export!(
+        call_any_version!(
             self,
             ctx,
             json_size(request),
-            supplier_pre,
-            Supplier,
+            supplier,
             "authorize-return",
-            |plugin, store| plugin
-                .daifa_plugin_supplier()
-                .call_authorize_return(&mut store, request)
+            call_authorize_return(request)
         )
     }
 
@@ -1270,16 +1179,13 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         parcel: &Parcel,
     ) -> Result<Registration, CallFailure> {
-        call_export!(
+        call_any_version!(
             self,
             ctx,
             json_size(parcel),
-            carrier_pre,
-            Carrier,
+            carrier,
             "register",
-            |plugin, store| plugin
-                .daifa_plugin_carrier()
-                .call_register(&mut store, parcel)
+            call_register(parcel)
         )
     }
 
@@ -1289,16 +1195,13 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         parcels: &[Parcel],
     ) -> Result<Vec<TrackingUpdate>, CallFailure> {
-        call_export!(
+        call_any_version!(
             self,
             ctx,
             json_size(&parcels),
-            carrier_pre,
-            Carrier,
+            carrier,
             "fetch-tracking",
-            |plugin, store| plugin
-                .daifa_plugin_carrier()
-                .call_fetch_tracking(&mut store, parcels)
+            call_fetch_tracking(parcels, as Vec<_>)
         )
     }
 
@@ -1308,22 +1211,19 @@ impl LoadedPlugin {
         ctx: Arc<ConnectionContext>,
         request: &InboundRequest,
     ) -> Result<CarrierInbound, CallFailure> {
-        call_export!(
+        call_any_version!(
             self,
             ctx,
             request.body.len(),
-            carrier_pre,
-            Carrier,
+            carrier,
             "handle-webhook",
-            |plugin, store| plugin
-                .daifa_plugin_carrier()
-                .call_handle_webhook(&mut store, request)
+            call_handle_webhook(request)
         )
     }
 }
 
 /// A current value as the previous minor's bindings' value of the same shape.
-fn to_prev<A: serde::Serialize, B: serde::de::DeserializeOwned>(
+fn to_prev<A: serde::Serialize + ?Sized, B: serde::de::DeserializeOwned>(
     value: &A,
 ) -> Result<B, CallFailure> {
     crate::bindings::convert(value).map_err(|e| CallFailure {

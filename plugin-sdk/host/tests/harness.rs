@@ -12,12 +12,19 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use daifa_bundled_plugins::BundledPlugin;
-use daifa_plugin_host::channel::{ChannelEvent, FulfillmentRequest, Inbound};
+use daifa_plugin_host::carrier::Parcel;
+use daifa_plugin_host::channel::{
+    ChannelEvent, FulfillmentRequest, Inbound, RefundRequest, ReturnDecision,
+};
 use daifa_plugin_host::harness::ScriptedHttp;
+use daifa_plugin_host::supplier::{
+    CancelRequest, ReturnRequest, SupplierEvent, SupplierOrder, SupplierOrderLine, UpdateRequest,
+};
 use daifa_plugin_host::{
-    CallError, CallFailure, CallLimits, ConnectionContext, EngineConfig, HttpHeader,
-    InboundRequest, LineQuantity, LoadedPlugin, Money, OutboundResponse, PluginEngine, PluginError,
-    PluginKind, PollRequest, Shipment,
+    Address, CallError, CallFailure, CallLimits, CaseKind, CaseReason, ConnectionContext, Contact,
+    EngineConfig, HttpHeader, InboundRequest, LineQuantity, LoadedPlugin, Money, OutboundResponse,
+    PluginEngine, PluginError, PluginKind, PollRequest, ReturnKind, Shipment, SupplierOrderRef,
+    SupplierOrderStatus, TrackingStatus,
 };
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -826,15 +833,32 @@ fn rust_components_are_compiled_toolchains() {
     }
 }
 
-/// The WIT versioning policy: a plugin built against 0.2.0, the previous minor version, still
-/// loads and works, host imports included, after the package gained `poll` (and the carrier
-/// world) in 0.3.0; the new function answers `unsupported` for it, and current plugins
-/// implement it.
+/// The legacy plugin's component loaded as `kind` (it exports all three interfaces of 0.3).
+fn legacy_as(engine: &PluginEngine, kind: PluginKind) -> LoadedPlugin {
+    let plugin = test_plugin("legacy");
+    engine
+        .load(plugin.name, kind, plugin.wasm)
+        .expect("loading the 0.3 component")
+}
+
+/// The message of an `unsupported` plugin error.
+fn unsupported(failure: CallFailure) -> String {
+    match failure.error {
+        CallError::Plugin(PluginError::Unsupported(message)) => message,
+        other => panic!("expected unsupported, got {other:?}"),
+    }
+}
+
+/// The WIT versioning policy: a plugin built against 0.3.0, the previous minor version, still
+/// loads and works, host imports included, after the package moved to 0.4.0 (the order's
+/// `payment` and `updated-at`, the supplier's `update-order`): every storefront function of 0.3
+/// goes through the converted bindings, those added in 0.3.0 (`poll`, `refund`,
+/// `decide-return`) included; current plugins are on the 0.4 line.
 #[tokio::test]
 async fn a_plugin_built_against_the_previous_minor_wit_still_loads_and_works() {
     let (engine, http) = engine_with(limits(DEADLINE, SMALL_MEMORY));
     let legacy = load(&engine, test_plugin("legacy"));
-    assert_eq!(legacy.wit_line(), "0.2");
+    assert_eq!(legacy.wit_line(), "0.3");
     let ctx = context(
         &[
             ("prefix", "old:"),
@@ -846,9 +870,10 @@ async fn a_plugin_built_against_the_previous_minor_wit_still_loads_and_works() {
     let inbound = legacy
         .handle_inbound(ctx.clone(), &post(vec![], b"hello"))
         .await
-        .expect("a 0.2 plugin parses");
+        .expect("a 0.3 plugin parses");
     assert_eq!(inbound.topic.as_deref(), Some("old:hello"));
     assert_eq!(inbound.delivery_id.as_deref(), Some("legacy-true"));
+    assert!(inbound.events.is_empty());
 
     http.respond(OutboundResponse {
         status: 204,
@@ -880,44 +905,318 @@ async fn a_plugin_built_against_the_previous_minor_wit_still_loads_and_works() {
         format!("https://{PEER_HOST}/ping")
     );
 
-    // What 0.2 has, it answers: check-connection came in 0.2.0.
     assert_eq!(
         legacy
             .check_connection(ctx.clone())
             .await
-            .expect("0.2 has check-connection"),
-        "legacy, prefix \"old:\""
+            .expect("0.3 has check-connection"),
+        "legacy channel, prefix \"old:\""
     );
 
-    let failure = legacy
-        .poll_channel(
-            ctx,
-            &PollRequest {
-                cursor: None,
-                since: 0,
-            },
-        )
+    // Added in 0.3.0, so a 0.3 plugin answers them; the cursor comes from the `prefix` setting
+    // (the `config` host import).
+    let poll = |cursor: Option<&str>| PollRequest {
+        cursor: cursor.map(Into::into),
+        since: 0,
+    };
+    let first = legacy
+        .poll_channel(ctx.clone(), &poll(None))
         .await
-        .expect_err("0.2 has no poll");
-    match failure.error {
-        CallError::Plugin(PluginError::Unsupported(message)) => {
-            assert!(message.contains("0.3.0"), "{message}")
-        }
-        other => panic!("expected unsupported, got {other:?}"),
-    }
+        .expect("0.3 has poll");
+    assert_eq!(first.next_cursor.as_deref(), Some("old:0"));
+    assert!(first.events.is_empty() && !first.more);
+    let next = legacy
+        .poll_channel(ctx.clone(), &poll(Some("old:41")))
+        .await
+        .expect("0.3 has poll");
+    assert_eq!(next.next_cursor.as_deref(), Some("old:42"));
 
-    // A current plugin is on the 0.3 line and answers the new function.
+    let refund = legacy
+        .refund(
+            ctx.clone(),
+            &RefundRequest {
+                order_external_id: "1".into(),
+                case_id: "case_1".into(),
+                amount: Money {
+                    amount_minor: 250,
+                    currency: "EUR".into(),
+                },
+                lines: vec![],
+                reason: Some("scratched".into()),
+                notify_customer: true,
+            },
+        )
+        .await
+        .expect("0.3 has refund");
+    assert_eq!(refund.external_id, "refund-case_1-250");
+
+    let decision = |approved| ReturnDecision {
+        order_external_id: "1".into(),
+        case_id: "case_2".into(),
+        external_id: None,
+        approved,
+        note: None,
+    };
+    legacy
+        .decide_return(ctx.clone(), &decision(true))
+        .await
+        .expect("0.3 has decide-return");
+    // A 0.3 plugin error arrives as the same current error.
+    let declined = legacy
+        .decide_return(ctx, &decision(false))
+        .await
+        .expect_err("the legacy plugin fails declined returns");
+    assert!(
+        matches!(&declined.error, CallError::Plugin(PluginError::Permanent(m)) if m == "declined case_2"),
+        "{declined:?}"
+    );
+
+    // A current plugin is on the 0.4 line and answers the same functions.
     let current = load(&engine, test_plugin("misbehaving"));
-    assert_eq!(current.wit_line(), "0.3");
+    assert_eq!(current.wit_line(), "0.4");
     let polled = current
-        .poll_channel(
-            context(&[], &[], &[]),
+        .poll_channel(context(&[], &[], &[]), &poll(Some("41")))
+        .await
+        .expect("0.4 plugin polls");
+    assert_eq!(polled.next_cursor.as_deref(), Some("42"));
+}
+
+/// An order from a 0.3 storefront plugin has no payment status nor update time: it arrives with
+/// both `None` (the gateway treats it as paid, and the first copy received rules).
+#[tokio::test]
+async fn an_order_from_a_0_3_plugin_arrives_without_payment_or_update_time() {
+    let (engine, _http) = engine_with(limits(DEADLINE, SMALL_MEMORY));
+    let legacy = load(&engine, test_plugin("legacy"));
+    let inbound = legacy
+        .handle_inbound(context(&[], &[], &[]), &post(vec![], b"order:1001"))
+        .await
+        .expect("a 0.3 plugin's order");
+    let [ChannelEvent::OrderPlaced(order)] = inbound.events.as_slice() else {
+        panic!("one order-placed event: {:?}", inbound.events)
+    };
+    assert_eq!(order.payment, None);
+    assert_eq!(order.updated_at, None);
+    assert_eq!(order.external_id, "1001");
+    assert_eq!(order.order_number.as_deref(), Some("#1001"));
+    assert_eq!(order.customer.name.as_deref(), Some("Legacy Buyer"));
+    assert_eq!(order.total.amount_minor, 1000);
+    assert!(order.placed_at > 0, "now-ms through the 0.3 host import");
+}
+
+fn supplier_order() -> SupplierOrder {
+    let eur = |amount_minor| Money {
+        amount_minor,
+        currency: "EUR".into(),
+    };
+    SupplierOrder {
+        supplier_order_id: "so_1".into(),
+        idempotency_key: "so_1.submit".into(),
+        order_external_id: "1001".into(),
+        order_number: Some("#1001".into()),
+        storefront: "test".into(),
+        placed_at: 1_700_000_000_000,
+        currency: "EUR".into(),
+        buyer_note: Some("blue, please".into()),
+        ship_to: Address {
+            name: Some("Ada".into()),
+            company: None,
+            line1: "1 Main St".into(),
+            line2: None,
+            city: "Lyon".into(),
+            province: None,
+            province_code: None,
+            postal_code: Some("69001".into()),
+            country_code: "FR".into(),
+            phone: None,
+        },
+        customer: Contact {
+            name: Some("Ada".into()),
+            email: None,
+            phone: None,
+        },
+        lines: vec![SupplierOrderLine {
+            external_line_id: "l1".into(),
+            storefront_sku: "MUG".into(),
+            supplier_sku: "S-MUG".into(),
+            title: "Mug".into(),
+            variant_title: None,
+            quantity: 1,
+            unit_price: eur(1000),
+            note: None,
+        }],
+        declared_value: Some(eur(800)),
+        avoid_carriers: Some(vec!["slow-post".into()]),
+        reship_of: None,
+    }
+}
+
+fn order_ref() -> SupplierOrderRef {
+    SupplierOrderRef {
+        supplier_order_id: "so_1".into(),
+        external_id: Some("legacy-so_1".into()),
+    }
+}
+
+/// A 0.3 supplier plugin: its functions are called through the converted bindings, and
+/// `update-order`, added in 0.4.0, answers `unsupported` without calling it.
+#[tokio::test]
+async fn a_supplier_plugin_of_the_previous_minor_wit_works_but_cannot_update_orders() {
+    let (engine, _http) = engine_with(limits(DEADLINE, SMALL_MEMORY));
+    let legacy = legacy_as(&engine, PluginKind::Supplier);
+    assert_eq!(legacy.wit_line(), "0.3");
+    let ctx = context(&[("prefix", "s:")], &[], &[]);
+
+    let submission = legacy
+        .submit_order(ctx.clone(), &supplier_order())
+        .await
+        .expect("0.3 has submit-order");
+    assert_eq!(submission.external_id.as_deref(), Some("legacy-so_1"));
+    assert_eq!(submission.status, SupplierOrderStatus::Accepted);
+
+    let callback = legacy
+        .handle_callback(ctx.clone(), &post(vec![], b"so_1"))
+        .await
+        .expect("0.3 has handle-callback");
+    assert_eq!(
+        callback.events,
+        [SupplierEvent::Accepted(SupplierOrderRef {
+            supplier_order_id: "so_1".into(),
+            external_id: None,
+        })]
+    );
+
+    assert_eq!(
+        legacy.check_connection(ctx.clone()).await.expect("0.3"),
+        "legacy supplier, prefix \"s:\""
+    );
+    let polled = legacy
+        .poll_supplier(
+            ctx.clone(),
             &PollRequest {
-                cursor: Some("41".into()),
+                cursor: Some("s:6".into()),
                 since: 0,
             },
         )
         .await
-        .expect("0.3 plugin polls");
-    assert_eq!(polled.next_cursor.as_deref(), Some("42"));
+        .expect("0.3 has poll");
+    assert_eq!(polled.next_cursor.as_deref(), Some("s:7"));
+
+    let cancel = |reason: Option<&str>| CancelRequest {
+        order: order_ref(),
+        idempotency_key: "so_1.cancel".into(),
+        reason: reason.map(Into::into),
+    };
+    assert_eq!(
+        legacy
+            .cancel_order(ctx.clone(), &cancel(None))
+            .await
+            .expect("0.3"),
+        SupplierOrderStatus::CancellationAccepted
+    );
+    assert_eq!(
+        legacy
+            .cancel_order(ctx.clone(), &cancel(Some("changed mind")))
+            .await
+            .expect("0.3"),
+        SupplierOrderStatus::CancellationRejected
+    );
+
+    let authorization = legacy
+        .authorize_return(
+            ctx.clone(),
+            &ReturnRequest {
+                order: order_ref(),
+                case_id: "case_9".into(),
+                idempotency_key: "case_9.return".into(),
+                kind: CaseKind::ReturnRefund,
+                return_kind: ReturnKind::CustomerReturn,
+                reason: Some(CaseReason::Damaged),
+                note: None,
+                lines: vec![LineQuantity {
+                    external_line_id: "l1".into(),
+                    quantity: 1,
+                }],
+            },
+        )
+        .await
+        .expect("0.3 has authorize-return");
+    assert_eq!(authorization.rma.as_deref(), Some("rma-case_9"));
+
+    let failure = legacy
+        .update_order(
+            ctx,
+            &UpdateRequest {
+                order: order_ref(),
+                idempotency_key: "so_1.update.1".into(),
+                updated: supplier_order(),
+                changes: vec!["ship-to".into()],
+            },
+        )
+        .await
+        .expect_err("0.3 has no update-order");
+    let message = unsupported(failure);
+    assert!(
+        message.contains("update-order")
+            && message.contains("0.4.0")
+            && message.contains("WIT 0.3"),
+        "{message}"
+    );
+
+    // Loaded as a storefront, the same component is no supplier: the kind is said first.
+    let channel = load(&engine, test_plugin("legacy"));
+    let message = unsupported(
+        channel
+            .submit_order(context(&[], &[], &[]), &supplier_order())
+            .await
+            .expect_err("not a supplier"),
+    );
+    assert!(message.contains("not a supplier plugin"), "{message}");
+}
+
+/// A 0.3 carrier plugin (the carrier world came in 0.3.0): every function goes through the
+/// converted bindings, a list of parcels included.
+#[tokio::test]
+async fn a_carrier_plugin_of_the_previous_minor_wit_works() {
+    let (engine, _http) = engine_with(limits(DEADLINE, SMALL_MEMORY));
+    let legacy = legacy_as(&engine, PluginKind::Carrier);
+    assert_eq!(legacy.wit_line(), "0.3");
+    let ctx = context(&[("prefix", "c:")], &[], &[]);
+    let parcel = |number: &str| Parcel {
+        shipment_id: format!("shp_{number}"),
+        carrier_code: "UPS".into(),
+        tracking_number: number.into(),
+        destination_country: Some("FR".into()),
+        shipped_at: 1_700_000_000_000,
+    };
+
+    let registration = legacy
+        .register_parcel(ctx.clone(), &parcel("1Z1"))
+        .await
+        .expect("0.3 has register");
+    assert_eq!(registration.carrier_code.as_deref(), Some("UPS"));
+    assert_eq!(registration.external_id.as_deref(), Some("legacy-1Z1"));
+
+    let updates = legacy
+        .fetch_tracking(ctx.clone(), &[parcel("1Z1"), parcel("1Z2")])
+        .await
+        .expect("0.3 has fetch-tracking");
+    let numbers: Vec<_> = updates.iter().map(|u| u.tracking_number.as_str()).collect();
+    assert_eq!(numbers, ["1Z1", "1Z2"]);
+    assert!(
+        updates
+            .iter()
+            .all(|u| u.status == TrackingStatus::InTransit)
+    );
+
+    let inbound = legacy
+        .handle_webhook(ctx.clone(), &post(vec![], b"TRACKING_UPDATED"))
+        .await
+        .expect("0.3 has handle-webhook");
+    assert_eq!(inbound.topic.as_deref(), Some("TRACKING_UPDATED"));
+    assert!(inbound.updates.is_empty());
+
+    assert_eq!(
+        legacy.check_connection(ctx).await.expect("0.3"),
+        "legacy carrier, prefix \"c:\""
+    );
 }

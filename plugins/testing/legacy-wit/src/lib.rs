@@ -1,7 +1,30 @@
-//! A channel plugin built against `daifa:plugin@0.2.0` (`plugin-sdk/wit-archive/0.2.0/`), the
-//! previous minor version of the WIT package: what a plugin built with the 0.2 SDK is. The host
-//! must keep loading it and calling its functions, host imports included (`config`, `log`,
-//! `now-ms`, `http-fetch`), although the current package has gained `poll` (0.3.0).
+//! A plugin built against `daifa:plugin@0.3.0` (`plugin-sdk/wit-archive/0.3.0/`), the previous
+//! minor version of the WIT package: what a plugin built with the 0.3 SDK is. The host must keep
+//! loading it and calling its functions, host imports included (`config`, `log`, `now-ms`,
+//! `http-fetch`), its values converted to and from the current types, although the current
+//! package has gained the order's `payment` and `updated-at` and the supplier's `update-order`
+//! (0.4.0).
+//!
+//! It is installed as a channel plugin (`daifa-plugin.toml`). So that the host's previous-minor
+//! path of every kind is tested, the component exports the 0.3 `supplier` and `carrier`
+//! interfaces too: the harness loads the same bytes as a supplier and as a carrier plugin.
+//!
+//! | function | answer |
+//! |---|---|
+//! | `channel.handle-inbound` | body `order:<id>`: an `order-placed` event of order `<id>`; otherwise no event, the topic is the `prefix` setting then the body |
+//! | `channel.push-fulfillment` | GETs the `url` setting; the fulfillment's id is `<shipment-id>:<status>` |
+//! | `channel.poll` | no event; the next cursor is the `prefix` setting then the request's cursor plus one (0 without one) |
+//! | `channel.refund` | the refund's id is `refund-<case-id>-<amount-minor>` |
+//! | `channel.decide-return` | ok when approved; declined: `permanent("declined <case-id>")` |
+//! | `check-connection` (each interface) | `legacy <kind>, prefix "<prefix>"` |
+//! | `supplier.submit-order` | `accepted`, the supplier's id `legacy-<supplier-order-id>` |
+//! | `supplier.handle-callback` | an `accepted` event of the supplier order the body names |
+//! | `supplier.poll` | as `channel.poll` |
+//! | `supplier.cancel-order` | `cancellation-accepted`; with a reason: `cancellation-rejected` |
+//! | `supplier.authorize-return` | the RMA `rma-<case-id>` |
+//! | `carrier.register` | the carrier code as given, the id `legacy-<tracking-number>` |
+//! | `carrier.fetch-tracking` | each parcel `in-transit` |
+//! | `carrier.handle-webhook` | the body as the topic, no update |
 //!
 //! When the WIT package gains its next minor version, this plugin moves to the archive of the
 //! version before it (plugin-sdk/WIT-VERSIONING.md).
@@ -10,33 +33,99 @@
 #![allow(unsafe_code)]
 
 wit_bindgen::generate!({
-    world: "channel-plugin",
-    path: "../../../plugin-sdk/wit-archive/0.2.0",
+    // The three worlds of 0.3 in one component; each interface as that version's SDK built it.
+    inline: "
+        package daifa-testing:legacy;
+
+        world legacy {
+            include daifa:plugin/channel-plugin@0.3.0;
+            include daifa:plugin/supplier-plugin@0.3.0;
+            include daifa:plugin/carrier-plugin@0.3.0;
+        }
+    ",
+    path: "../../../plugin-sdk/wit-archive/0.3.0",
+    world: "daifa-testing:legacy/legacy",
     generate_all,
 });
 
 use daifa::plugin::host::{self, LogLevel};
-use daifa::plugin::types::{InboundRequest, OutboundRequest, PluginError};
-use exports::daifa::plugin::channel::{FulfillmentRef, FulfillmentRequest, Guest, Inbound};
+use daifa::plugin::types::{
+    Contact, InboundRequest, Money, Order, OutboundRequest, PluginError, PollRequest,
+    SupplierOrderRef, SupplierOrderStatus, TrackingStatus, TrackingUpdate,
+};
+use exports::daifa::plugin::carrier::{CarrierInbound, Parcel, Registration};
+use exports::daifa::plugin::channel::{
+    ChannelEvent, FulfillmentRef, FulfillmentRequest, Inbound, PollResult, RefundRef,
+    RefundRequest, ReturnDecision,
+};
+use exports::daifa::plugin::supplier::{
+    CancelRequest, ReturnAuthorization, ReturnRequest, Submission, SupplierEvent, SupplierInbound,
+    SupplierOrder, SupplierPollResult,
+};
 
 struct Legacy;
 
-impl Guest for Legacy {
-    /// Echoes the body as the topic, after the `prefix` setting.
+fn prefix() -> String {
+    host::config("prefix").unwrap_or_default()
+}
+
+fn checked(kind: &str) -> String {
+    format!("legacy {kind}, prefix {:?}", prefix())
+}
+
+/// The `prefix` setting then the request's cursor plus one.
+fn next_cursor(request: &PollRequest) -> String {
+    let prefix = prefix();
+    let last = request
+        .cursor
+        .as_deref()
+        .and_then(|c| c.strip_prefix(prefix.as_str()))
+        .and_then(|n| n.parse::<u64>().ok());
+    format!("{prefix}{}", last.map_or(0, |n| n + 1))
+}
+
+/// A 0.3 order: no payment status, no update time.
+fn order(external_id: &str) -> Order {
+    let eur = |amount_minor| Money {
+        amount_minor,
+        currency: "EUR".into(),
+    };
+    Order {
+        external_id: external_id.into(),
+        order_number: Some(format!("#{external_id}")),
+        storefront: "legacy".into(),
+        currency: "EUR".into(),
+        subtotal: eur(1000),
+        shipping: eur(0),
+        tax: eur(0),
+        total: eur(1000),
+        placed_at: host::now_ms(),
+        buyer_note: None,
+        customer: Contact {
+            name: Some("Legacy Buyer".into()),
+            email: None,
+            phone: None,
+        },
+        shipping_address: None,
+        lines: Vec::new(),
+    }
+}
+
+impl exports::daifa::plugin::channel::Guest for Legacy {
     fn handle_inbound(request: InboundRequest) -> Result<Inbound, PluginError> {
         host::log(LogLevel::Info, "legacy plugin called");
-        let prefix = host::config("prefix").unwrap_or_default();
+        let body = String::from_utf8_lossy(&request.body);
+        let events = match body.strip_prefix("order:") {
+            Some(id) => vec![ChannelEvent::OrderPlaced(order(id))],
+            None => Vec::new(),
+        };
         Ok(Inbound {
             delivery_id: Some(format!("legacy-{}", host::now_ms() > 0)),
-            topic: Some(format!(
-                "{prefix}{}",
-                String::from_utf8_lossy(&request.body)
-            )),
-            events: Vec::new(),
+            topic: Some(format!("{}{body}", prefix())),
+            events,
         })
     }
 
-    /// GETs the `url` setting and answers with the status it got.
     fn push_fulfillment(request: FulfillmentRequest) -> Result<FulfillmentRef, PluginError> {
         let url = host::config("url").ok_or_else(|| PluginError::Permanent("no url".into()))?;
         let response = host::http_fetch(&OutboundRequest {
@@ -51,12 +140,117 @@ impl Guest for Legacy {
         })
     }
 
-    /// Answers with the `prefix` setting.
     fn check_connection() -> Result<String, PluginError> {
-        Ok(format!(
-            "legacy, prefix {:?}",
-            host::config("prefix").unwrap_or_default()
-        ))
+        Ok(checked("channel"))
+    }
+
+    fn poll(request: PollRequest) -> Result<PollResult, PluginError> {
+        Ok(PollResult {
+            events: Vec::new(),
+            next_cursor: Some(next_cursor(&request)),
+            more: false,
+            skipped: Vec::new(),
+        })
+    }
+
+    fn refund(request: RefundRequest) -> Result<RefundRef, PluginError> {
+        Ok(RefundRef {
+            external_id: format!("refund-{}-{}", request.case_id, request.amount.amount_minor),
+        })
+    }
+
+    fn decide_return(decision: ReturnDecision) -> Result<(), PluginError> {
+        if decision.approved {
+            Ok(())
+        } else {
+            Err(PluginError::Permanent(format!(
+                "declined {}",
+                decision.case_id
+            )))
+        }
+    }
+}
+
+impl exports::daifa::plugin::supplier::Guest for Legacy {
+    fn submit_order(order: SupplierOrder) -> Result<Submission, PluginError> {
+        Ok(Submission {
+            external_id: Some(format!("legacy-{}", order.supplier_order_id)),
+            status: SupplierOrderStatus::Accepted,
+        })
+    }
+
+    fn handle_callback(request: InboundRequest) -> Result<SupplierInbound, PluginError> {
+        Ok(SupplierInbound {
+            delivery_id: None,
+            events: vec![SupplierEvent::Accepted(SupplierOrderRef {
+                supplier_order_id: String::from_utf8_lossy(&request.body).into_owned(),
+                external_id: None,
+            })],
+        })
+    }
+
+    fn check_connection() -> Result<String, PluginError> {
+        Ok(checked("supplier"))
+    }
+
+    fn poll(request: PollRequest) -> Result<SupplierPollResult, PluginError> {
+        Ok(SupplierPollResult {
+            events: Vec::new(),
+            next_cursor: Some(next_cursor(&request)),
+            more: false,
+            skipped: Vec::new(),
+        })
+    }
+
+    fn cancel_order(request: CancelRequest) -> Result<SupplierOrderStatus, PluginError> {
+        Ok(match request.reason {
+            None => SupplierOrderStatus::CancellationAccepted,
+            Some(_) => SupplierOrderStatus::CancellationRejected,
+        })
+    }
+
+    fn authorize_return(request: ReturnRequest) -> Result<ReturnAuthorization, PluginError> {
+        Ok(ReturnAuthorization {
+            rma: Some(format!("rma-{}", request.case_id)),
+            address: None,
+            note: None,
+        })
+    }
+}
+
+impl exports::daifa::plugin::carrier::Guest for Legacy {
+    fn register(parcel: Parcel) -> Result<Registration, PluginError> {
+        Ok(Registration {
+            carrier_code: Some(parcel.carrier_code),
+            external_id: Some(format!("legacy-{}", parcel.tracking_number)),
+        })
+    }
+
+    fn fetch_tracking(parcels: Vec<Parcel>) -> Result<Vec<TrackingUpdate>, PluginError> {
+        Ok(parcels
+            .into_iter()
+            .map(|p| TrackingUpdate {
+                tracking_number: p.tracking_number,
+                carrier_code: Some(p.carrier_code),
+                status: TrackingStatus::InTransit,
+                detail: None,
+                events: Vec::new(),
+                estimated_delivery: None,
+                delivered_at: None,
+            })
+            .collect())
+    }
+
+    fn handle_webhook(request: InboundRequest) -> Result<CarrierInbound, PluginError> {
+        Ok(CarrierInbound {
+            delivery_id: None,
+            topic: Some(String::from_utf8_lossy(&request.body).into_owned()),
+            updates: Vec::new(),
+        })
+    }
+
+    fn check_connection() -> Result<String, PluginError> {
+        Ok(checked("carrier"))
     }
 }
 
