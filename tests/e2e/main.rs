@@ -286,9 +286,9 @@ async fn order_travels_from_shopify_to_the_supplier_and_its_tracking_back() {
         r#"daifa_inbound_requests_total{connection="supplier",outcome="accepted"}"#,
         r#"daifa_job_attempts_total{kind="supplier.submit",outcome="succeeded"}"#,
         r#"daifa_job_attempts_total{kind="channel.fulfill",outcome="succeeded"}"#,
-        r#"daifa_plugin_calls_total{plugin="shopify",version="0.4.0",connection="shop",function="handle-inbound"}"#,
-        r#"daifa_plugin_calls_total{plugin="webhook-supplier",version="0.2.0",connection="supplier",function="submit-order"}"#,
-        r#"daifa_plugin_call_duration_seconds_bucket{plugin="shopify",version="0.4.0",connection="shop",function="push-fulfillment",le="#,
+        r#"daifa_plugin_calls_total{plugin="shopify",version="0.5.0",connection="shop",function="handle-inbound"}"#,
+        r#"daifa_plugin_calls_total{plugin="webhook-supplier",version="0.3.0",connection="supplier",function="submit-order"}"#,
+        r#"daifa_plugin_call_duration_seconds_bucket{plugin="shopify",version="0.5.0",connection="shop",function="push-fulfillment",le="#,
     ] {
         assert!(
             metrics.contains(needle),

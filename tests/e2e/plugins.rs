@@ -75,17 +75,17 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
         names,
         [
             "seventeentrack 0.1.0 bundled",
-            "shopify 0.4.0 bundled",
-            "webhook-supplier 0.2.0 bundled"
+            "shopify 0.5.0 bundled",
+            "webhook-supplier 0.3.0 bundled"
         ]
     );
 
     // A second version installs beside the first; the same bytes again change nothing.
-    let v2 = as_version("shopify", "0.5.0", |m| m);
+    let v2 = as_version("shopify", "0.6.0", |m| m);
     let r = install(&app, v2.clone()).await;
     assert_eq!(r.status(), 201);
     let info: Value = r.json().await.unwrap();
-    assert_eq!(info["version"], "0.5.0");
+    assert_eq!(info["version"], "0.6.0");
     assert_eq!(info["source"], "upload");
     assert_eq!(install(&app, v2).await.status(), 200);
     let versions = app.get_json("/api/v1/plugins/shopify").await;
@@ -95,10 +95,10 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
         .iter()
         .map(|p| p["version"].clone())
         .collect();
-    assert_eq!(versions, [json!("0.5.0"), json!("0.4.0")], "newest first");
+    assert_eq!(versions, [json!("0.6.0"), json!("0.5.0")], "newest first");
 
     // Inspect: manifest, capabilities, settings schema, which settings are secrets.
-    let info = app.get_json("/api/v1/plugins/shopify/0.5.0").await;
+    let info = app.get_json("/api/v1/plugins/shopify/0.6.0").await;
     assert_eq!(info["kind"], "channel");
     assert_eq!(info["wit_version"], "0.4.0");
     assert_eq!(
@@ -115,7 +115,7 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
     );
 
     // A version never changes.
-    let changed = as_version("shopify", "0.5.0", |m| {
+    let changed = as_version("shopify", "0.6.0", |m| {
         m.replace("description = \"", "description = \"Changed. ")
     });
     let r = install(&app, changed).await;
@@ -128,14 +128,14 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
         (b"not wasm at all".to_vec(), 422, "not a wasm component"),
         (component, 422, "no `daifa-plugin` section"),
         (
-            as_version("shopify", "0.6.0", |m| {
+            as_version("shopify", "0.7.0", |m| {
                 m.replace("wit = \"0.4.0\"", "wit = \"0.9.0\"")
             }),
             422,
             "does not load",
         ),
         (
-            as_version("shopify", "0.7.0", |m| {
+            as_version("shopify", "0.8.0", |m| {
                 m.replace("kind = \"channel\"", "kind = \"supplier\"")
             }),
             422,
@@ -190,7 +190,7 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("shopify") && text.contains("0.5.0") && text.contains("upload"),
+        text.contains("shopify") && text.contains("0.6.0") && text.contains("upload"),
         "{text}"
     );
     app.stop().await;
@@ -200,7 +200,7 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
 async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
     let w = world().await;
     let shop = w.app.get_json("/api/v1/connections/shop").await;
-    assert_eq!(shop["plugin_version"], "0.4.0");
+    assert_eq!(shop["plugin_version"], "0.5.0");
     // The plugin checks the connection's credentials against the (fake) Admin API.
     let check: Value = w
         .app
@@ -234,13 +234,13 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
     assert!(!error.contains("s3cr3t-value"), "{error}");
 
     assert_eq!(
-        install(&w.app, as_version("shopify", "0.5.0", |m| m))
+        install(&w.app, as_version("shopify", "0.6.0", |m| m))
             .await
             .status(),
         201
     );
     // A version needing a setting the connection lacks is refused before anything changes.
-    let strict = as_version("shopify", "0.6.0", |m| {
+    let strict = as_version("shopify", "0.7.0", |m| {
         m.replace(
             "required = [\"shop_domain\", \"webhook_secret\"]",
             "required = [\"shop_domain\", \"webhook_secret\", \"region\"]",
@@ -255,7 +255,7 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
         .app
         .post_json(
             "/api/v1/connections/shop/upgrade",
-            &json!({ "version": "0.6.0" }),
+            &json!({ "version": "0.7.0" }),
         )
         .await;
     assert_eq!(r.status(), 422);
@@ -267,7 +267,7 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
         .app
         .post_json(
             "/api/v1/connections/shop/upgrade",
-            &json!({ "version": "0.6.0", "settings": new_settings }),
+            &json!({ "version": "0.7.0", "settings": new_settings }),
         )
         .await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
@@ -281,7 +281,7 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
     assert_eq!(r.status(), 200);
     let c = w.app.get_json("/api/v1/connections/shop").await;
     assert!(c["settings"].get("region").is_none(), "{c}");
-    assert_eq!(c["plugin_version"], "0.4.0");
+    assert_eq!(c["plugin_version"], "0.5.0");
     // A secret the schema does not know is refused; a required one cannot be removed.
     let r = w
         .app
@@ -298,7 +298,7 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
         .app
         .post_json(
             "/api/v1/connections/shop/upgrade",
-            &json!({ "version": "0.5.0" }),
+            &json!({ "version": "0.6.0" }),
         )
         .await;
     assert_eq!(r.status(), 200);
@@ -308,10 +308,10 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
             c["plugin_version"].as_str(),
             c["previous_plugin_version"].as_str()
         ),
-        (Some("0.5.0"), Some("0.4.0"))
+        (Some("0.6.0"), Some("0.5.0"))
     );
 
-    // Traffic now runs on 0.5.0: the raw request says which version parsed it.
+    // Traffic now runs on 0.6.0: the raw request says which version parsed it.
     let (_, body) = sample_with_note();
     assert_eq!(
         w.app
@@ -321,7 +321,7 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
         200
     );
     let raw = w.app.get_json("/api/v1/raw-requests?connection=shop").await;
-    assert_eq!(raw["raw_requests"][0]["plugin_version"], "0.5.0", "{raw}");
+    assert_eq!(raw["raw_requests"][0]["plugin_version"], "0.6.0", "{raw}");
     let metrics = w
         .app
         .http
@@ -332,18 +332,18 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains(r#"daifa_plugin_calls_total{plugin="shopify",version="0.5.0",connection="shop",function="handle-inbound"}"#), "{metrics}");
+    assert!(metrics.contains(r#"daifa_plugin_calls_total{plugin="shopify",version="0.6.0",connection="shop",function="handle-inbound"}"#), "{metrics}");
 
     // A version in use cannot be disabled; a disabled one cannot be pinned.
     let r = w
         .app
-        .post_json("/api/v1/plugins/shopify/0.5.0/disable", &json!({}))
+        .post_json("/api/v1/plugins/shopify/0.6.0/disable", &json!({}))
         .await;
     assert_eq!(r.status(), 409);
     assert!(error_of(r).await.contains("shop"));
     assert_eq!(
         w.app
-            .post_json("/api/v1/plugins/shopify/0.6.0/disable", &json!({}))
+            .post_json("/api/v1/plugins/shopify/0.7.0/disable", &json!({}))
             .await
             .status(),
         200
@@ -352,7 +352,7 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
         .app
         .post_json(
             "/api/v1/connections/shop/upgrade",
-            &json!({ "version": "0.6.0" }),
+            &json!({ "version": "0.7.0" }),
         )
         .await;
     assert_eq!(r.status(), 422);
@@ -361,10 +361,10 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
         .app
         .post_json(
             "/api/v1/connections/shop/upgrade",
-            &json!({ "version": "0.5.0" }),
+            &json!({ "version": "0.6.0" }),
         )
         .await;
-    assert_eq!(r.status(), 409, "already on 0.5.0");
+    assert_eq!(r.status(), 409, "already on 0.6.0");
 
     // Roll back, through the CLI.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_daifa"))
@@ -376,9 +376,9 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("shopify 0.4.0"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("shopify 0.5.0"));
     let shop = w.app.get_json("/api/v1/connections/shop").await;
-    assert_eq!(shop["plugin_version"], "0.4.0");
+    assert_eq!(shop["plugin_version"], "0.5.0");
     let history = w.app.get_json("/api/v1/connections/shop/history").await;
     let actions: Vec<_> = history
         .as_array()
@@ -396,22 +396,22 @@ async fn connections_pin_upgrade_and_roll_back_with_their_settings_checked() {
     assert_eq!(
         actions,
         [
-            "upgrade 0.4.0→0.6.0",
-            "rollback 0.6.0→0.4.0",
-            "upgrade 0.4.0→0.5.0",
-            "rollback 0.5.0→0.4.0"
+            "upgrade 0.5.0→0.7.0",
+            "rollback 0.7.0→0.5.0",
+            "upgrade 0.5.0→0.6.0",
+            "rollback 0.6.0→0.5.0"
         ]
     );
     w.app.stop().await;
 }
 
 /// The supplier takes 1.5 s to answer. The connection is upgraded while the push is in flight:
-/// that push finishes on 0.2.0, the next order's push runs on 0.3.0.
+/// that push finishes on 0.3.0, the next order's push runs on 0.4.0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_in_flight_finishes_on_the_version_it_started_with() {
     let w = world().await;
     assert_eq!(
-        install(&w.app, as_version("webhook-supplier", "0.3.0", |m| m))
+        install(&w.app, as_version("webhook-supplier", "0.4.0", |m| m))
             .await
             .status(),
         201
@@ -430,7 +430,7 @@ async fn a_call_in_flight_finishes_on_the_version_it_started_with() {
         .app
         .post_json(
             "/api/v1/connections/supplier/upgrade",
-            &json!({ "version": "0.3.0" }),
+            &json!({ "version": "0.4.0" }),
         )
         .await;
     assert_eq!(r.status(), 200);
@@ -456,7 +456,7 @@ async fn a_call_in_flight_finishes_on_the_version_it_started_with() {
         (!a.is_empty()).then_some(a)
     })
     .await;
-    assert_eq!(first, [("succeeded".to_string(), "0.2.0".to_string())]);
+    assert_eq!(first, [("succeeded".to_string(), "0.3.0".to_string())]);
 
     let mut order: Value = serde_json::from_slice(&body).unwrap();
     order["id"] = json!(5_550_001_i64);
@@ -474,7 +474,7 @@ async fn a_call_in_flight_finishes_on_the_version_it_started_with() {
     })
     .await;
     assert!(
-        both.contains(&("succeeded".to_string(), "0.3.0".to_string())),
+        both.contains(&("succeeded".to_string(), "0.4.0".to_string())),
         "{both:?}"
     );
     w.app.stop().await;
@@ -550,7 +550,7 @@ async fn replay_reports_differences_without_side_effects_and_shadow_records_them
     );
     wait_for_pushes(&w.supplier, 2).await;
     assert_eq!(
-        install(&w.app, as_version("shopify", "0.5.0", |m| m))
+        install(&w.app, as_version("shopify", "0.6.0", |m| m))
             .await
             .status(),
         201
@@ -565,7 +565,7 @@ async fn replay_reports_differences_without_side_effects_and_shadow_records_them
         .app
         .post_json(
             "/api/v1/connections/shop/replay",
-            &json!({ "version": "0.5.0" }),
+            &json!({ "version": "0.6.0" }),
         )
         .await;
     assert_eq!(r.status(), 200);
@@ -680,7 +680,7 @@ async fn replay_reports_differences_without_side_effects_and_shadow_records_them
     let result = &results["results"][0];
     assert_eq!(
         (result["primary_version"].as_str(), result["same"].as_bool()),
-        (Some("0.4.0"), Some(false))
+        (Some("0.5.0"), Some(false))
     );
     assert!(
         result["primary_result"]["events"][0]["OrderPlaced"].is_object(),
