@@ -232,9 +232,12 @@ pub async fn apply_copy(
         }
     }
     if !names.is_empty() {
-        for (id, _, supplier) in &with_supplier {
+        for (id, so_status, supplier) in &with_supplier {
             let lines = quantities(tx, id, copy).await?;
-            dispatch::update::request(tx, &order.id, id, supplier, &names, &lines).await?;
+            // A pending one's push is on its way: the change follows it once it is answered.
+            let after_push = *so_status == SoStatus::Pending;
+            dispatch::update::request(tx, &order.id, id, supplier, &names, &lines, after_push)
+                .await?;
         }
         let added: Vec<&str> = copy
             .lines

@@ -214,6 +214,12 @@ async fn on_dead(tx: &mut Tx, job: &ClaimedJob, outcome: &Outcome) -> anyhow::Re
     match job.kind {
         JobKind::SupplierSubmit => {
             routing::fail_over(tx, &job.subject_id, SoStatus::Undeliverable, &reason).await?;
+            if let Some(supplier) = &job.connection_id {
+                let now = status::current(tx, &job.subject_id)
+                    .await?
+                    .unwrap_or(SoStatus::Undeliverable);
+                update::push_answered(tx, order_id, &job.subject_id, supplier, now).await?;
+            }
         }
         JobKind::SupplierCancel => {
             tasks::open(
@@ -301,11 +307,32 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attemp
                 )
                 .await?;
             }
+            update::push_answered(
+                &mut tx,
+                &order.id,
+                &so.id,
+                &so.supplier_connection_id,
+                SoStatus::CancelRequested,
+            )
+            .await?;
             return Ok(Attempt::done(tx));
         }
         // Failed over (the supplier was asked to cancel then), or cancelled before any attempt
-        // went out, while this push waited for a retry: nothing to send.
-        _ => return Ok(Outcome::Succeeded.into()),
+        // went out, while this push waited for a retry: nothing to send, and no change to
+        // follow it.
+        found => {
+            let mut tx = state.db.begin().await?;
+            orders::lock(&mut tx, &order.id).await?;
+            update::push_answered(
+                &mut tx,
+                &order.id,
+                &so.id,
+                &so.supplier_connection_id,
+                found.unwrap_or(SoStatus::Cancelled),
+            )
+            .await?;
+            return Ok(Attempt::done(tx));
+        }
     }
     if order.status == OrderStatus::Cancelled.as_str() {
         // The cancellation stops pending supplier orders itself; this one slipped through.
@@ -439,6 +466,9 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attemp
             .await?;
         }
     }
+    // Changes the storefront made while the push was on its way follow it now.
+    let now = status::current(&mut tx, &so.id).await?.unwrap_or(now);
+    update::push_answered(&mut tx, &order.id, &so.id, &supplier.id, now).await?;
     Ok(Attempt::done(tx))
 }
 

@@ -10,7 +10,8 @@ create table supplier_order_updates (
     changes text not null,
     -- JSON list of {external_line_id, quantity}: the supplier order's lines as asked (0: removed).
     lines text not null,
-    -- 'queued', 'requested', 'applied', 'refused', 'by_hand', 'dropped'.
+    -- 'waiting' (for the push to be answered), 'queued', 'requested', 'applied', 'refused', 'by_hand',
+    -- 'dropped'.
     status text not null,
     reason text,
     created_at_ms bigint not null,

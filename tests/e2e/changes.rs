@@ -347,3 +347,61 @@ async fn a_change_after_shipping_is_a_task() {
             .is_empty()
     );
 }
+
+/// The address changes while the push is on its way (the supplier takes 2 s to answer): the
+/// push cannot be taken back, so the supplier gets the order once with the old address, then the
+/// change once the push is answered — never a second order, never silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_during_the_push_follows_it_to_the_supplier() {
+    init_logs();
+    let w = start().await;
+    w.supplier("s1").delay(Duration::from_secs(2));
+    let mut order = shop_order(70007, "paid", "2026-12-06T10:00:00Z");
+    let (_, order_id) = send(&w, "orders/create", "chg-f1", &order).await;
+    let push = w.pushes("s1", 1).await;
+    assert_eq!(
+        push[0].body["data"]["ship_to"]["line1"],
+        "123 Shipping Street"
+    );
+    order["shipping_address"]["address1"] = json!("5 Moving Lane");
+    order["updated_at"] = json!("2026-12-06T10:01:00Z");
+    let (status, _) = send(&w, "orders/updated", "chg-f2", &order).await;
+    assert_eq!(status, "updated");
+    let update = eventually("the change at the supplier", WAIT, || async {
+        w.supplier("s1").received_of("order.update_requested").pop()
+    })
+    .await;
+    assert_eq!(
+        update.body["data"]["updated_order"]["ship_to"]["line1"],
+        "5 Moving Lane"
+    );
+    assert_eq!(
+        update.body["data"]["supplier_order_id"],
+        push[0].body["data"]["supplier_order_id"]
+    );
+    // It went after the push was answered: the supplier order was with the supplier by then.
+    let timeline = eventually("the change applied", WAIT, || async {
+        let timeline = kinds(&w.app.order(&order_id).await);
+        timeline
+            .contains(&"supplier_order.update_applied".to_string())
+            .then_some(timeline)
+    })
+    .await;
+    let submitted = timeline
+        .iter()
+        .position(|k| k == "supplier_order.submitted");
+    let applied = timeline
+        .iter()
+        .position(|k| k == "supplier_order.update_applied");
+    assert!(
+        submitted.is_some() && applied.is_some() && submitted < applied,
+        "{timeline:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(w.supplier("s1").received_of("order.created").len(), 1);
+    assert!(
+        w.supplier("s1")
+            .received_of("order.cancel_requested")
+            .is_empty()
+    );
+}

@@ -24,6 +24,9 @@ use sqlx::Row;
 /// Where an update stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpdateStatus {
+    /// Waiting for the supplier order's push to be answered (it may have reached the supplier
+    /// with the copy before): queued then.
+    Waiting,
     /// Waiting for its job.
     Queued,
     /// Sent; the supplier answers later.
@@ -39,6 +42,7 @@ pub enum UpdateStatus {
 impl UpdateStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Waiting => "waiting",
             Self::Queued => "queued",
             Self::Requested => "requested",
             Self::Applied => "applied",
@@ -52,18 +56,21 @@ impl UpdateStatus {
     fn allowed_from(self) -> &'static [UpdateStatus] {
         use UpdateStatus::*;
         match self {
-            Queued => &[],
+            Waiting => &[],
+            Queued => &[Waiting],
             Requested => &[Queued],
             // A later answer (`update-answered`) follows `Requested`; a prompt one, `Queued`.
             Applied | Refused => &[Queued, Requested],
             ByHand => &[Queued, Requested],
-            Dropped => &[Queued],
+            Dropped => &[Waiting, Queued],
         }
     }
 }
 
 /// Asks the supplier of `supplier_order_id` to change it: `lines` are the quantities its lines
 /// now have (0: removed), `changes` the names of what changed. Inside the caller's transaction.
+/// `after_push`: the supplier order's push is on its way; the change goes once it is answered
+/// ([`push_answered`]).
 pub async fn request(
     tx: &mut Tx,
     order_id: &str,
@@ -71,8 +78,14 @@ pub async fn request(
     supplier_connection_id: &str,
     changes: &[&str],
     lines: &[(String, u32)],
+    after_push: bool,
 ) -> anyhow::Result<()> {
     let id = new_id("upd");
+    let status = if after_push {
+        UpdateStatus::Waiting
+    } else {
+        UpdateStatus::Queued
+    };
     let lines_json = json!(
         lines
             .iter()
@@ -81,34 +94,113 @@ pub async fn request(
     );
     sqlx::query(
         "insert into supplier_order_updates (id, supplier_order_id, order_id, changes, lines, status, created_at_ms) \
-         values ($1, $2, $3, $4, $5, 'queued', $6)",
+         values ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&id)
     .bind(supplier_order_id)
     .bind(order_id)
     .bind(json!(changes).to_string())
     .bind(lines_json.to_string())
+    .bind(status.as_str())
     .bind(now_ms())
     .execute(&mut **tx)
     .await?;
-    jobs::enqueue(
-        tx,
-        NewJob {
-            kind: JobKind::SupplierUpdate,
-            idempotency_key: id.clone(),
-            subject_id: &id,
-            order_id,
-            connection_id: supplier_connection_id,
-        },
-    )
-    .await?;
+    if !after_push {
+        enqueue(tx, order_id, &id, supplier_connection_id).await?;
+    }
     orders::record_event(
         tx,
         order_id,
         "supplier_order.update_queued",
-        json!({ "supplier_order_id": supplier_order_id, "update_id": id, "changes": changes, "lines": lines_json }),
+        json!({ "supplier_order_id": supplier_order_id, "update_id": id, "changes": changes,
+                "lines": lines_json, "after_push": after_push }),
     )
     .await?;
+    Ok(())
+}
+
+async fn enqueue(
+    tx: &mut Tx,
+    order_id: &str,
+    update_id: &str,
+    supplier_connection_id: &str,
+) -> sqlx::Result<bool> {
+    jobs::enqueue(
+        tx,
+        NewJob {
+            kind: JobKind::SupplierUpdate,
+            idempotency_key: update_id.to_string(),
+            subject_id: update_id,
+            order_id,
+            connection_id: supplier_connection_id,
+        },
+    )
+    .await
+}
+
+/// A supplier order's push was answered, or failed for good, with the supplier order now in
+/// `status`: the changes waiting for it go to the supplier if it has the order, and are dropped
+/// if it has not (its lines went to another supplier order, which is pushed with the current
+/// copy). Inside the transaction that moves the supplier order.
+pub async fn push_answered(
+    tx: &mut Tx,
+    order_id: &str,
+    supplier_order_id: &str,
+    supplier_connection_id: &str,
+    status: SoStatus,
+) -> anyhow::Result<()> {
+    let waiting: Vec<String> = sqlx::query_scalar(
+        "select id from supplier_order_updates where supplier_order_id = $1 and status = 'waiting' order by created_at_ms, id",
+    )
+    .bind(supplier_order_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    for id in waiting {
+        if matches!(status, SoStatus::Submitted | SoStatus::Accepted) {
+            if set_status(tx, &id, UpdateStatus::Queued, None).await? {
+                enqueue(tx, order_id, &id, supplier_connection_id).await?;
+            }
+        } else {
+            drop_update(tx, order_id, supplier_order_id, &id, status).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A change not sent: the supplier order is no longer one the supplier can change (`status`).
+/// Shipped, the parcel left as it was, and the shop is told.
+async fn drop_update(
+    tx: &mut Tx,
+    order_id: &str,
+    supplier_order_id: &str,
+    update_id: &str,
+    status: SoStatus,
+) -> anyhow::Result<()> {
+    let reason = format!("the supplier order is {}", status.as_str());
+    if !set_status(tx, update_id, UpdateStatus::Dropped, Some(&reason)).await? {
+        return Ok(());
+    }
+    let detail =
+        json!({ "supplier_order_id": supplier_order_id, "update_id": update_id, "reason": reason });
+    orders::record_event(
+        tx,
+        order_id,
+        "supplier_order.update_dropped",
+        detail.clone(),
+    )
+    .await?;
+    if status == SoStatus::Shipped {
+        tasks::open(
+            tx,
+            "changed_after_shipping",
+            &format!("{update_id}.shipped"),
+            Some(order_id),
+            None,
+            "The storefront changed an order that shipped before its supplier could be told: tell the customer what was sent",
+            detail,
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -208,32 +300,14 @@ pub async fn run(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attempt> 
     let Some(mut so) = routing::supplier_order(&state.db, &update.supplier_order_id).await? else {
         anyhow::bail!("supplier order {} is missing", update.supplier_order_id);
     };
-    if SoStatus::parse(&so.status) == Some(SoStatus::Pending) {
-        // Its push is on its way (it may have reached the supplier with the old copy): the
-        // change follows once the push is answered.
-        return Ok(Outcome::Failed {
-            kind: "push-in-flight".into(),
-            error: "the supplier order's push has not been answered yet".into(),
-            retry_after: None,
-        }
-        .into());
-    }
     if !matches!(
         SoStatus::parse(&so.status),
         Some(SoStatus::Submitted | SoStatus::Accepted)
     ) {
         let mut tx = state.db.begin().await?;
         orders::lock(&mut tx, &update.order_id).await?;
-        let reason = format!("the supplier order is {} now", so.status);
-        if set_status(&mut tx, &update.id, UpdateStatus::Dropped, Some(&reason)).await? {
-            orders::record_event(
-                &mut tx,
-                &update.order_id,
-                "supplier_order.update_dropped",
-                json!({ "supplier_order_id": so.id, "update_id": update.id, "reason": reason }),
-            )
-            .await?;
-        }
+        let status = SoStatus::parse(&so.status).unwrap_or(SoStatus::Cancelled);
+        drop_update(&mut tx, &update.order_id, &so.id, &update.id, status).await?;
         return Ok(Attempt::done(tx));
     }
     let mut tx = state.db.begin().await?;
