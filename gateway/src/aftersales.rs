@@ -39,7 +39,7 @@ use crate::db::{Tx, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus, StoredOrder};
-use crate::policy::{self, AfterSalesPolicy, Freight, Scope};
+use crate::policy::{AfterSalesPolicy, Freight};
 use crate::routing::{self, SoStatus};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -347,29 +347,20 @@ async fn delivered_at(tx: &mut Tx, order_id: &str) -> sqlx::Result<Option<i64>> 
     crate::fulfilment::last_delivered_at(tx, order_id).await
 }
 
-/// The category of the order's first line with one, for the after-sales policy's scope.
-async fn scope_of(tx: &mut Tx, order: &StoredOrder) -> anyhow::Result<Scope> {
-    let channel = crate::connections::name_in(tx, &order.connection_id).await?;
-    let skus: Vec<String> = order
-        .canonical_order()?
-        .lines
-        .iter()
-        .map(|l| l.storefront_sku.clone())
-        .collect();
-    let mut category = None;
-    for sku in skus {
-        category = routing::category_of(tx, &order.connection_id, &sku).await?;
-        if category.is_some() {
-            break;
-        }
-    }
-    Ok(Scope { channel, category })
+/// The after-sales policy for an order: its channel's and its product category's
+/// ([`OrderContext`](crate::context::OrderContext)).
+pub async fn policy_for(tx: &mut Tx, order: &StoredOrder) -> anyhow::Result<AfterSalesPolicy> {
+    Ok(crate::context::OrderContext::of(tx, order.clone())
+        .await?
+        .after_sales)
 }
 
-/// The after-sales policy for an order.
-pub async fn policy_for(tx: &mut Tx, order: &StoredOrder) -> anyhow::Result<AfterSalesPolicy> {
-    let scope = scope_of(tx, order).await?;
-    policy::in_scope(tx, &scope).await
+/// [`policy_for`] by the order's id.
+pub async fn policy_for_order(tx: &mut Tx, order_id: &str) -> anyhow::Result<AfterSalesPolicy> {
+    crate::context::OrderContext::load(tx, order_id)
+        .await?
+        .map(|c| c.after_sales)
+        .ok_or_else(|| anyhow::anyhow!("order {order_id} is missing"))
 }
 
 fn days(ms: i64) -> i64 {

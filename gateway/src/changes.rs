@@ -16,10 +16,10 @@
 //! Every change is on the timeline (`order.updated`) with its old and new values. A copy without
 //! an update time is not comparable: the first copy rules, as before WIT 0.4.
 
+use crate::context::OrderContext;
 use crate::db::{Tx, now_ms};
 use crate::dispatch;
-use crate::orders::{self, OrderStatus, StoredOrder};
-use crate::policy::{self, RoutingPolicy};
+use crate::orders::{self, OrderStatus};
 use crate::routing::{self, SoStatus, status};
 use crate::{jobs, tasks};
 use daifa_plugin_host::{Order, OrderLine};
@@ -95,7 +95,6 @@ pub fn is_later(stored: &Order, copy: &Order) -> bool {
 /// is then sent the change once the push is answered.
 pub async fn apply_copy(
     tx: &mut Tx,
-    channel_name: &str,
     order_id: &str,
     copy: &Order,
     raw_id: &str,
@@ -103,17 +102,17 @@ pub async fn apply_copy(
 ) -> anyhow::Result<&'static str> {
     // Serializes with a push's answer, a callback, a cancellation.
     orders::lock(tx, order_id).await?;
-    let Some(order) = orders::get_in(tx, order_id).await? else {
+    let Some(context) = OrderContext::load(tx, order_id).await? else {
         anyhow::bail!("order {order_id} vanished");
     };
-    let old = order.canonical_order()?;
+    let (order, old) = (&context.order, &context.canonical);
     let mut detail = json!({ "raw_request_id": raw_id, "topic": topic, "external_id": copy.external_id,
                              "updated_at": copy.updated_at, "stored_updated_at": old.updated_at });
-    if !is_later(&old, copy) {
+    if !is_later(old, copy) {
         orders::record_event(tx, &order.id, "order.received_again", detail).await?;
         return Ok("duplicate");
     }
-    let changes = diff(&old, copy);
+    let changes = diff(old, copy);
     orders::replace_canonical(tx, &order.id, copy).await?;
     if changes.is_empty() {
         orders::record_event(tx, &order.id, "order.received_again", detail).await?;
@@ -127,13 +126,12 @@ pub async fn apply_copy(
     }
     if !orders::payment_committed(old.payment) && orders::payment_committed(copy.payment) {
         // Paid now: the shipping clocks start.
-        let after_sales = policy::effective(tx, Some(channel_name)).await?;
-        crate::aftersales::clocks::on_order_paid(tx, &after_sales, &order.id, now_ms()).await?;
+        crate::aftersales::clocks::on_order_paid(tx, &context.after_sales, &order.id, now_ms())
+            .await?;
     }
-    let routing_policy: RoutingPolicy = policy::effective(tx, Some(channel_name)).await?;
-    let blocks = |o: &Order| routing::decide::unpaid(&routing_policy.payment, o.payment).is_some();
+    let blocks = |o: &Order| routing::decide::unpaid(&context.routing.payment, o.payment).is_some();
     let shipping: Vec<&Change> = changes.iter().filter(|c| c.field != "payment").collect();
-    let payment_turned = blocks(&old) != blocks(copy);
+    let payment_turned = blocks(old) != blocks(copy);
     let supplier_orders = routing::statuses_of(tx, &order.id).await?;
     let shipped = matches!(status, Some(OrderStatus::Shipped | OrderStatus::Delivered))
         || supplier_orders
@@ -180,7 +178,7 @@ pub async fn apply_copy(
         .map(|(id, _, _)| id)
         .collect();
     if with_supplier.is_empty() && held.is_empty() {
-        route_again(tx, &order, copy, raw_id, &withdrawn).await?;
+        route_again(tx, &context, copy, raw_id, &withdrawn).await?;
         return Ok("updated");
     }
     if payment_turned && blocks(copy) {
@@ -293,11 +291,12 @@ async fn quantities(
 /// open holds closed, and the order routed from the new copy.
 async fn route_again(
     tx: &mut Tx,
-    order: &StoredOrder,
+    context: &OrderContext,
     copy: &Order,
     raw_id: &str,
     withdrawn: &[&String],
 ) -> anyhow::Result<()> {
+    let order = &context.order;
     for id in withdrawn {
         if status::transition_from(
             tx,
@@ -322,14 +321,11 @@ async fn route_again(
         }
     }
     routing::holds::supersede_open(tx, &order.id, raw_id).await?;
-    let channel_name = crate::connections::name_in(tx, &order.connection_id)
-        .await?
-        .unwrap_or_default();
     routing::route(
         tx,
         routing::Request {
             channel_connection_id: &order.connection_id,
-            channel_name: &channel_name,
+            channel_name: &context.channel_name,
             order_id: &order.id,
             order: copy,
             trigger: routing::Trigger::Change,

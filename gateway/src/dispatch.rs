@@ -6,13 +6,12 @@ pub mod update;
 
 use crate::app::AppState;
 use crate::calls::{callee, outcome_of};
-use crate::connections;
+use crate::context::OrderContext;
 use crate::db::Tx;
 use crate::db::{ms, now_ms};
 use crate::fulfilment;
 use crate::jobs::{self, Attempt, ClaimedJob, Disposition, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus};
-use crate::policy::{self, RoutingPolicy};
 use crate::routing::{SoStatus, SupplierOrderView, status};
 use crate::{aftersales, calls, cancellation, routing, tasks, tracking};
 use daifa_plugin_host::supplier::{SupplierOrder, SupplierOrderLine};
@@ -255,9 +254,13 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attemp
         }
         .into());
     };
-    let order = orders::get(&state.db, &so.order_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("order {} is missing", so.order_id))?;
+    let context = {
+        let mut tx = state.db.begin().await?;
+        OrderContext::load(&mut tx, &so.order_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("order {} is missing", so.order_id))?
+    };
+    let order = &context.order;
     match SoStatus::parse(&so.status) {
         // A retry of a push whose answer was lost is harmless: the key is the same.
         Some(SoStatus::Pending | SoStatus::Submitted) => {}
@@ -364,8 +367,7 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attemp
         Ok(c) => c,
         Err(outcome) => return Ok(outcome.into()),
     };
-    let request = match supplier_order_request(&so, &order.canonical_order()?, &job.idempotency_key)
-    {
+    let request = match supplier_order_request(&so, &context.canonical, &job.idempotency_key) {
         Ok(request) => request,
         Err(outcome) => return Ok(outcome.into()),
     };
@@ -408,8 +410,6 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attemp
             }
             // Unacknowledged by then, the lines go to the next offer.
             if now == SoStatus::Submitted {
-                let policy: RoutingPolicy =
-                    policy::effective(&mut tx, Some(&channel_name(state, &order).await?)).await?;
                 jobs::enqueue_at(
                     &mut tx,
                     NewJob {
@@ -419,7 +419,7 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attemp
                         order_id: &order.id,
                         connection_id: &supplier.id,
                     },
-                    now_ms() + ms(policy.ack_deadline),
+                    now_ms() + ms(context.routing.ack_deadline),
                 )
                 .await?;
             }
@@ -521,13 +521,6 @@ pub(crate) fn supplier_order_request(
         avoid_carriers: (!so.avoid_carriers.is_empty()).then(|| so.avoid_carriers.clone()),
         reship_of: so.reship_of.clone(),
     })
-}
-
-async fn channel_name(state: &AppState, order: &orders::StoredOrder) -> anyhow::Result<String> {
-    Ok(connections::by_id(&state.db, &order.connection_id)
-        .await?
-        .map(|c| c.name)
-        .unwrap_or_default())
 }
 
 /// The `supplier.ack_deadline` job: a supplier order still not acknowledged is failed over to

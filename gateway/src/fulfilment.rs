@@ -240,7 +240,7 @@ pub async fn apply_supplier_event(
                     .await?
                     .happened()
                     {
-                        let policy = crate::policy::effective(tx, None).await?;
+                        let policy = channel_routing_policy(tx, &so.order_id).await?;
                         routing::holds::open(
                             tx,
                             &policy,
@@ -388,7 +388,7 @@ async fn shipped(
     )
     .await?;
     crate::tracking::enqueue_registrations(tx, &shipment_id, &so.order_id).await?;
-    let policy: crate::policy::AfterSalesPolicy = crate::policy::effective(tx, None).await?;
+    let policy = crate::aftersales::policy_for_order(tx, &so.order_id).await?;
     crate::aftersales::clocks::on_shipped(
         tx,
         &policy,
@@ -495,7 +495,7 @@ async fn hold_replacements(tx: &mut Tx, so: &SupplierOrderRow) -> anyhow::Result
         }
     }
     if !held.is_empty() {
-        let policy = crate::policy::effective(tx, None).await?;
+        let policy = channel_routing_policy(tx, &so.order_id).await?;
         routing::holds::open(
             tx,
             &policy,
@@ -728,4 +728,15 @@ pub async fn lines_in(tx: &mut Tx, shipment_id: &str) -> anyhow::Result<Vec<Line
         .fetch_one(&mut **tx)
         .await?;
     Ok(serde_json::from_str(&lines)?)
+}
+
+/// The routing policy of an order's channel, for the holds a supplier's event opens.
+async fn channel_routing_policy(
+    tx: &mut Tx,
+    order_id: &str,
+) -> anyhow::Result<crate::policy::RoutingPolicy> {
+    Ok(crate::context::OrderContext::load(tx, order_id)
+        .await?
+        .map(|c| c.routing)
+        .unwrap_or_default())
 }

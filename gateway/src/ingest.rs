@@ -14,7 +14,6 @@ use crate::db::{Backend, Conn, Db, Tx, ms, new_id, now_ms};
 use crate::fulfilment;
 use crate::orders::{self, OrderStatus};
 use crate::plugins::LoadError;
-use crate::policy::{self, AfterSalesPolicy};
 use crate::shadow::{self, Parsed};
 use crate::{aftersales, cancellation, changes, routing, tracking};
 use anyhow::Context;
@@ -524,8 +523,8 @@ async fn apply_channel(
                     // Paid (or to be paid on delivery): the shipping clocks start. An unpaid
                     // order's start when a later copy says paid (changes.rs).
                     if orders::payment_committed(order.payment) {
-                        let policy: AfterSalesPolicy =
-                            policy::effective(&mut tx, Some(&connection.name)).await?;
+                        // The after-sales policy of the order's channel and product category.
+                        let policy = aftersales::policy_for_order(&mut tx, &order_id).await?;
                         aftersales::clocks::on_order_paid(&mut tx, &policy, &order_id, now_ms())
                             .await?;
                     }
@@ -553,7 +552,6 @@ async fn apply_channel(
                     // (orders/updated, orders/paid): a later copy is applied.
                     let status = changes::apply_copy(
                         &mut tx,
-                        &connection.name,
                         &order_id,
                         order,
                         raw_id,

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod connections;
+pub mod context;
 pub mod db;
 pub mod demo;
 pub mod devkit;

@@ -405,3 +405,52 @@ async fn a_change_during_the_push_follows_it_to_the_supplier() {
             .is_empty()
     );
 }
+
+/// The order's policies are resolved once, the same way for every stage (`OrderContext`): the
+/// shipping clock of a paid order follows its product category's after-sales policy (furniture
+/// ships within 72 h at this shop), where it used to take the shop-wide 24 h.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipping_clock_follows_the_orders_category_policy() {
+    init_logs();
+    let w = Suppliers::start(&["s1"]).await;
+    w.offer(
+        "SKU-A",
+        "s1",
+        json!({ "priority": 1, "category": "furniture" }),
+    )
+    .await;
+    w.offer("SKU-B", "s1", json!({ "priority": 1 })).await;
+    let r = w
+        .app
+        .http
+        .put(w.app.url("/api/v1/policies/aftersales?category=furniture"))
+        .json(&json!({ "ship_within": "72h" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (_, order_id) = send(
+        &w,
+        "orders/create",
+        "chg-c1",
+        &shop_order(70008, "paid", "2026-12-06T10:00:00Z"),
+    )
+    .await;
+    let detail = w.app.order(&order_id).await;
+    let clock = detail["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["kind"] == "clock.ship")
+        .unwrap_or_else(|| panic!("no shipping clock: {detail:#}"))
+        .clone();
+    let due_in_hours = (clock["run_at_ms"].as_i64().unwrap() - before) as f64 / 3_600_000.0;
+    assert!(
+        (71.9..72.1).contains(&due_in_hours),
+        "the shipping clock is due in {due_in_hours:.2} h"
+    );
+}

@@ -260,17 +260,14 @@ async fn reroute(
     trigger: Trigger,
     allow_partial: bool,
 ) -> ApiResult<super::Decision> {
-    let channel_name = crate::connections::name_in(tx, &order.connection_id)
-        .await?
-        .unwrap_or_default();
-    let canonical = order.canonical_order()?;
+    let context = crate::context::OrderContext::of(tx, order.clone()).await?;
     Ok(super::route(
         tx,
         Request {
             channel_connection_id: &order.connection_id,
-            channel_name: &channel_name,
+            channel_name: &context.channel_name,
             order_id: &order.id,
-            order: &canonical,
+            order: &context.canonical,
             trigger,
             allow_partial,
             replaces: None,
