@@ -182,16 +182,33 @@ pub async fn apply_copy(
         return Ok("updated");
     }
     if payment_turned && blocks(copy) {
+        // Nothing more goes out for an order no longer paid: the pushes taken back are
+        // cancelled, and the shop decides for what a supplier has.
+        for id in &withdrawn {
+            let _ = status::transition_from(
+                tx,
+                id,
+                &[SoStatus::Pending],
+                SoStatus::Cancelled,
+                status::Change {
+                    external_id: None,
+                    reason: Some("the storefront says the order is no longer paid"),
+                },
+            )
+            .await?;
+        }
         tasks::open(
             tx,
             "payment_reversed",
             &format!("{}.payment.{}", order.id, copy.updated_at.unwrap_or_default()),
             Some(&order.id),
             None,
-            "The storefront says an order a supplier has is no longer paid: cancel it or collect the payment",
-            json!({ "payment": orders::payment_name(copy.payment), "raw_request_id": raw_id }),
+            "The storefront says an order a supplier has is no longer paid: cancel it or collect the payment (what was not sent yet is cancelled: route it by hand if it is paid again)",
+            json!({ "payment": orders::payment_name(copy.payment), "raw_request_id": raw_id,
+                    "not_sent": withdrawn }),
         )
         .await?;
+        withdrawn.clear();
     }
     let names: Vec<&'static str> = shipping.iter().map(|c| c.field).collect();
     for (id, so_status, _) in &supplier_orders {
