@@ -6,8 +6,13 @@
 //! Writes (`insert into`, `update`, `delete from`) by any other module fail the test. Reads of
 //! another module's table fail it too, except the joins listed in [`READ_JOINS`], each with why
 //! it is there; the list may only shrink.
+//!
+//! The import direction is checked too: nothing below the edges (`app`, `admin`, the CLI...)
+//! imports them, and no import closes a circle of modules, beyond the lists
+//! ([`UPWARD_IMPORTS`], [`CYCLIC_IMPORTS`]) that record what is left of the circle issue 12
+//! found. They may only shrink.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Each module (a file or folder of `gateway/src`) and the tables it owns.
@@ -254,5 +259,257 @@ fn the_scanner_finds_sql_of_other_modules() {
         tables_named("let orders = from_row(r);")
             .iter()
             .all(|(_, t)| t != "orders")
+    );
+}
+
+/// The modules at the top: the binary, the HTTP application and its admin API, the CLI and its
+/// client, the demo and the plugin developer's kit. Nothing below them may import them.
+const EDGE_MODULES: &[&str] = &[
+    "app", "admin", "cli", "client", "demo", "devkit", "main", "lib",
+];
+
+/// Imports of an edge module from below, as `(importer, imported)`: the stages take the
+/// application state (`app::AppState`) for their job runners and HTTP routers. The list may only
+/// shrink (issue 12, item 1).
+const UPWARD_IMPORTS: &[(&str, &str)] = &[
+    ("aftersales", "app"),
+    ("calls", "app"),
+    ("connections", "app"),
+    ("dispatch", "app"),
+    ("fulfilment", "app"),
+    ("ingest", "app"),
+    ("polling", "app"),
+    ("replay", "app"),
+    ("routing", "app"),
+    ("shadow", "app"),
+    ("tracking", "app"),
+];
+
+/// Imports that close a circle of modules (each module of a circle reaches every other), as
+/// `(importer, imported)`. The list may only shrink: a new import that closes a circle fails the
+/// test, and an import taken away must be taken off the list.
+const CYCLIC_IMPORTS: &[(&str, &str)] = &[
+    ("admin", "app"),
+    ("admin", "fulfilment"),
+    ("admin", "ingest"),
+    ("admin", "routing"),
+    ("admin", "tracking"),
+    ("aftersales", "calls"),
+    ("aftersales", "cancellation"),
+    ("aftersales", "connections"),
+    ("aftersales", "context"),
+    ("aftersales", "fulfilment"),
+    ("aftersales", "routing"),
+    ("aftersales", "tracking"),
+    ("app", "admin"),
+    ("app", "aftersales"),
+    ("app", "connections"),
+    ("app", "dispatch"),
+    ("app", "ingest"),
+    ("app", "plugins"),
+    ("app", "polling"),
+    ("app", "routing"),
+    ("app", "shadow"),
+    ("calls", "connections"),
+    ("calls", "plugins"),
+    ("cancellation", "routing"),
+    ("changes", "aftersales"),
+    ("changes", "context"),
+    ("changes", "dispatch"),
+    ("changes", "routing"),
+    ("cli", "client"),
+    ("cli", "devkit"),
+    ("client", "cli"),
+    ("client", "devkit"),
+    ("connections", "plugins"),
+    ("connections", "replay"),
+    ("connections", "shadow"),
+    ("context", "connections"),
+    ("context", "routing"),
+    ("devkit", "client"),
+    ("dispatch", "aftersales"),
+    ("dispatch", "calls"),
+    ("dispatch", "cancellation"),
+    ("dispatch", "context"),
+    ("dispatch", "fulfilment"),
+    ("dispatch", "routing"),
+    ("dispatch", "tracking"),
+    ("fulfilment", "aftersales"),
+    ("fulfilment", "calls"),
+    ("fulfilment", "connections"),
+    ("fulfilment", "context"),
+    ("fulfilment", "dispatch"),
+    ("fulfilment", "routing"),
+    ("fulfilment", "tracking"),
+    ("ingest", "aftersales"),
+    ("ingest", "cancellation"),
+    ("ingest", "changes"),
+    ("ingest", "connections"),
+    ("ingest", "fulfilment"),
+    ("ingest", "plugins"),
+    ("ingest", "routing"),
+    ("ingest", "shadow"),
+    ("ingest", "tracking"),
+    ("plugins", "connections"),
+    ("polling", "connections"),
+    ("polling", "ingest"),
+    ("polling", "shadow"),
+    ("polling", "tracking"),
+    ("replay", "connections"),
+    ("replay", "ingest"),
+    ("replay", "shadow"),
+    ("routing", "aftersales"),
+    ("routing", "cancellation"),
+    ("routing", "connections"),
+    ("routing", "context"),
+    ("shadow", "connections"),
+    ("shadow", "plugins"),
+    ("tracking", "aftersales"),
+    ("tracking", "calls"),
+    ("tracking", "connections"),
+    ("tracking", "routing"),
+];
+
+/// The gateway modules each module imports (`crate::x`, `use crate::{x, y::z}`), comments
+/// aside.
+fn module_imports() -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut imports: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in &files {
+        let rel = file
+            .strip_prefix(src())
+            .expect("a file under gateway/src")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let module = rel
+            .split('/')
+            .next()
+            .expect("a path has a first component")
+            .trim_end_matches(".rs")
+            .to_string();
+        let text: String = std::fs::read_to_string(file)
+            .expect("reading a gateway source file")
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let found = imports.entry(module.clone()).or_default();
+        for name in crate_paths(&text) {
+            if name != module {
+                found.insert(name);
+            }
+        }
+    }
+    let modules: BTreeSet<String> = imports.keys().cloned().collect();
+    for deps in imports.values_mut() {
+        deps.retain(|d| modules.contains(d));
+    }
+    imports
+}
+
+/// The first segment of every `crate::` path in `text`, braces included
+/// (`crate::{a, b::c}` gives `a` and `b`).
+fn crate_paths(text: &str) -> Vec<String> {
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut out = Vec::new();
+    for (at, _) in text.match_indices("crate::") {
+        let rest = &text[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let (mut depth, mut item) = (1, String::new());
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    ',' if depth == 1 => {
+                        out.push(ident(&item));
+                        item.clear();
+                        continue;
+                    }
+                    _ => {}
+                }
+                if depth == 0 {
+                    break;
+                }
+                item.push(c);
+            }
+            out.push(ident(&item));
+        } else {
+            out.push(ident(rest));
+        }
+    }
+    out.retain(|name| !name.is_empty());
+    out
+}
+
+fn reaches(imports: &BTreeMap<String, BTreeSet<String>>, from: &str, to: &str) -> bool {
+    let mut seen = BTreeSet::from([from.to_string()]);
+    let mut stack = vec![from.to_string()];
+    while let Some(m) = stack.pop() {
+        if m == to {
+            return true;
+        }
+        for next in imports.get(&m).into_iter().flatten() {
+            if seen.insert(next.clone()) {
+                stack.push(next.clone());
+            }
+        }
+    }
+    false
+}
+
+#[test]
+fn imports_run_downward_and_close_no_new_circle() {
+    let imports = module_imports();
+    assert!(imports.len() > 20, "the gateway's source was not found");
+    let (mut upward, mut cyclic) = (Vec::new(), Vec::new());
+    for (module, deps) in &imports {
+        for dep in deps {
+            let edge = (module.as_str(), dep.as_str());
+            if EDGE_MODULES.contains(&dep.as_str()) && !EDGE_MODULES.contains(&module.as_str()) {
+                upward.push(edge);
+            } else if reaches(&imports, dep, module) {
+                cyclic.push(edge);
+            }
+        }
+    }
+    let new_upward: Vec<_> = upward
+        .iter()
+        .filter(|e| !UPWARD_IMPORTS.contains(e))
+        .collect();
+    assert!(
+        new_upward.is_empty(),
+        "modules import the edges above them (take what they need as a parameter):\n{new_upward:?}"
+    );
+    let new_cyclic: Vec<_> = cyclic
+        .iter()
+        .filter(|e| !CYCLIC_IMPORTS.contains(e))
+        .collect();
+    assert!(
+        new_cyclic.is_empty(),
+        "imports that close a circle of modules (move the shared part below both):\n{new_cyclic:?}"
+    );
+    let gone: Vec<_> = UPWARD_IMPORTS
+        .iter()
+        .filter(|e| !upward.contains(e))
+        .chain(CYCLIC_IMPORTS.iter().filter(|e| !cyclic.contains(e)))
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "these imports no longer run upward or close a circle: take them off the lists\n{gone:?}"
+    );
+}
+
+#[test]
+fn the_import_scanner_reads_paths_and_groups() {
+    let text = "use crate::db::{Tx, now_ms};\nuse crate::{jobs, routing::{self, status}, tasks};\nlet x = crate::orders::get(tx);";
+    assert_eq!(
+        crate_paths(text),
+        ["db", "jobs", "routing", "tasks", "orders"]
     );
 }

@@ -39,6 +39,20 @@ pub struct AppState {
     pub native_parsers: Arc<HashMap<String, NativeParser>>,
 }
 
+/// The database, for the routers of the stages that need nothing else.
+impl axum::extract::FromRef<AppState> for Db {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}
+
+/// The plugin registry, for `/plugins`.
+impl axum::extract::FromRef<AppState> for PluginRegistry {
+    fn from_ref(state: &AppState) -> Self {
+        state.plugins.clone()
+    }
+}
+
 /// An adapter's inbound parsing compiled into the process.
 pub type NativeParser =
     Arc<dyn Fn(&ConnectionContext, &InboundRequest) -> Result<Parsed, CallFailure> + Send + Sync>;

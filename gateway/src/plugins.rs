@@ -6,7 +6,6 @@
 //! bundled plugins are installed at start. A connection pins one version; upgrading it changes
 //! which `LoadedPlugin` its next call gets, while calls in flight keep the `Arc` of the old one.
 
-use crate::app::AppState;
 use crate::config::PluginSettings;
 use crate::db::{Db, ms, now_ms};
 use crate::error::{ApiError, ApiResult};
@@ -479,7 +478,12 @@ fn engine_config(settings: &PluginSettings) -> EngineConfig {
     }
 }
 
-pub fn router() -> Router<AppState> {
+/// `/plugins`, for any application state that gives the registry.
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    PluginRegistry: axum::extract::FromRef<S>,
+{
     Router::new()
         .route("/plugins", get(list_handler).post(install_handler))
         .route("/plugins/{name}", get(versions_handler))
@@ -488,16 +492,15 @@ pub fn router() -> Router<AppState> {
         .route("/plugins/{name}/{version}/disable", post(disable_handler))
 }
 
-async fn list_handler(State(state): State<AppState>) -> ApiResult<Json<Vec<PackageInfo>>> {
-    Ok(Json(state.plugins.list().await?))
+async fn list_handler(State(registry): State<PluginRegistry>) -> ApiResult<Json<Vec<PackageInfo>>> {
+    Ok(Json(registry.list().await?))
 }
 
 async fn versions_handler(
-    State(state): State<AppState>,
+    State(registry): State<PluginRegistry>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Vec<PackageInfo>>> {
-    let versions: Vec<_> = state
-        .plugins
+    let versions: Vec<_> = registry
         .list()
         .await?
         .into_iter()
@@ -512,11 +515,10 @@ async fn versions_handler(
 }
 
 async fn inspect_handler(
-    State(state): State<AppState>,
+    State(registry): State<PluginRegistry>,
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<Json<PackageInfo>> {
-    state
-        .plugins
+    registry
         .package(&name, &version)
         .await?
         .map(Json)
@@ -528,7 +530,7 @@ async fn inspect_handler(
 }
 
 async fn install_handler(
-    State(state): State<AppState>,
+    State(registry): State<PluginRegistry>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<PackageInfo>)> {
@@ -543,7 +545,7 @@ async fn install_handler(
             "send the package file as the body, with Content-Type: application/wasm".into(),
         ));
     }
-    let (info, created) = state.plugins.install(body.to_vec(), Source::Upload).await?;
+    let (info, created) = registry.install(body.to_vec(), Source::Upload).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -553,19 +555,15 @@ async fn install_handler(
 }
 
 async fn enable_handler(
-    State(state): State<AppState>,
+    State(registry): State<PluginRegistry>,
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<Json<PackageInfo>> {
-    Ok(Json(
-        state.plugins.set_enabled(&name, &version, true).await?,
-    ))
+    Ok(Json(registry.set_enabled(&name, &version, true).await?))
 }
 
 async fn disable_handler(
-    State(state): State<AppState>,
+    State(registry): State<PluginRegistry>,
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<Json<PackageInfo>> {
-    Ok(Json(
-        state.plugins.set_enabled(&name, &version, false).await?,
-    ))
+    Ok(Json(registry.set_enabled(&name, &version, false).await?))
 }

@@ -4,7 +4,6 @@
 //! one) is merged over the defaults: the global document, then the channel's. This module owns
 //! the `policies` table.
 
-use crate::app::AppState;
 use crate::db::{Db, now_ms};
 use crate::error::{ApiError, ApiResult};
 use axum::Json;
@@ -650,18 +649,18 @@ async fn describe(db: &Db, name: &str, scope: &Scope) -> ApiResult<Value> {
 }
 
 async fn get_handler(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     Path(name): Path<String>,
     Query(scope): Query<Scope>,
 ) -> ApiResult<Json<Value>> {
     check_name(&name)?;
-    Ok(Json(describe(&state.db, &name, &scope).await?))
+    Ok(Json(describe(&db, &name, &scope).await?))
 }
 
 /// Stores the scope's document (a partial one: what it changes), after checking that the policy
 /// in force with it is valid: 422 with the first problem otherwise.
 async fn put_handler(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     Path(name): Path<String>,
     Query(scope): Query<Scope>,
     Json(document): Json<Value>,
@@ -673,7 +672,7 @@ async fn put_handler(
         ));
     }
     checked(
-        &mut *state.db.pool.acquire().await?,
+        &mut *db.pool.acquire().await?,
         &name,
         &scope,
         Some(&document),
@@ -688,13 +687,18 @@ async fn put_handler(
     .bind(&key)
     .bind(document.to_string())
     .bind(now_ms())
-    .execute(&state.db.pool)
+    .execute(&db.pool)
     .await?;
     tracing::info!(policy = %name, scope = %key, "policy changed");
-    Ok(Json(describe(&state.db, &name, &scope).await?))
+    Ok(Json(describe(&db, &name, &scope).await?))
 }
 
-pub fn router() -> axum::Router<AppState> {
+/// `GET` and `PUT /policies/{name}`, for any application state that gives the database.
+pub fn router<S>() -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Db: axum::extract::FromRef<S>,
+{
     axum::Router::new().route("/policies/{name}", get(get_handler).put(put_handler))
 }
 
