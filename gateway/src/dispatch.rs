@@ -255,7 +255,8 @@ async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attemp
         .into());
     };
     let context = {
-        let mut tx = state.db.begin().await?;
+        // A read: no write lock (SQLite) while the order's context is loaded.
+        let mut tx = state.db.snapshot().await?;
         OrderContext::load(&mut tx, &so.order_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("order {} is missing", so.order_id))?

@@ -285,7 +285,7 @@ async fn set_status(
 
 /// The `supplier.update` job.
 pub async fn run(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attempt> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.snapshot().await?;
     let Some(update) = load(&mut tx, &job.subject_id).await? else {
         return Ok(Outcome::Refused {
             kind: "missing".into(),
