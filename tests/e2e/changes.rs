@@ -454,3 +454,31 @@ async fn the_shipping_clock_follows_the_orders_category_policy() {
         "the shipping clock is due in {due_in_hours:.2} h"
     );
 }
+
+/// The storefront removes every line a supplier has: that is no change to send but a
+/// cancellation; the supplier is asked to cancel, and its supplier order ends cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_every_line_a_supplier_has_asks_it_to_cancel() {
+    init_logs();
+    let w = start().await;
+    w.supplier("s1").accept_at_once();
+    let mut order = shop_order(70009, "paid", "2026-12-06T10:00:00Z");
+    let (_, order_id) = send(&w, "orders/create", "chg-z1", &order).await;
+    let so = supplier_order_in(&w, &order_id, "accepted").await;
+    order["line_items"][0]["quantity"] = json!(0);
+    order["line_items"][1]["quantity"] = json!(0);
+    order["updated_at"] = json!("2026-12-06T11:00:00Z");
+    let (status, _) = send(&w, "orders/updated", "chg-z2", &order).await;
+    assert_eq!(status, "updated");
+    let cancel = eventually("a cancellation at the supplier", WAIT, || async {
+        w.supplier("s1").received_of("order.cancel_requested").pop()
+    })
+    .await;
+    assert_eq!(cancel.body["data"]["supplier_order_id"], so["id"]);
+    supplier_order_in(&w, &order_id, "cancelled").await;
+    assert!(
+        w.supplier("s1")
+            .received_of("order.update_requested")
+            .is_empty()
+    );
+}
