@@ -11,10 +11,10 @@
 
 use base64::Engine as _;
 use criterion::{Criterion, criterion_group, criterion_main};
-use daifa::app::NativeParser;
 use daifa::connections::NewConnection;
+use daifa::plugins::Parsed;
 use daifa::routing::offers::OfferInput;
-use daifa::shadow::Parsed;
+use daifa::services::NativeParser;
 use daifa::{Application, Settings};
 use daifa_plugin_host::{CallError, CallFailure, PluginError};
 use hmac::{Hmac, Mac};

@@ -1,12 +1,14 @@
-//! The admin API's read side: orders with their timeline, stored requests, the job queue. The
-//! only module besides `connections` and `routing` that knows the admin API's JSON shapes.
+//! The admin API's read side: orders with their timeline, stored requests, the job queue; and
+//! the operator's actions that span stages (cancel an order, resolve a stock-out: routing and
+//! the one cancellation).
 
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::reprocess::Reprocessed;
-use crate::{fulfilment, ingest, jobs, orders, routing, tracking};
+use crate::routing::holds::{self, Choice, Resolved};
+use crate::services::Services;
+use crate::{cancellation, fulfilment, ingest, jobs, orders, routing, tracking};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,7 +16,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Services> {
     Router::new()
         .route("/orders", get(list_orders))
         .route("/orders/{id}", get(get_order))
@@ -23,14 +25,63 @@ pub fn router() -> Router<AppState> {
         .route("/jobs", get(list_jobs))
         .route("/jobs/{id}", get(get_job))
         .route("/jobs/{id}/retry", post(retry_job))
+        .route("/orders/{id}/cancel", post(cancel_order))
+        .route("/holds/{id}/resolve", post(resolve_hold))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /orders/{id}/cancel`: the operator cancels an order that has not shipped.
+async fn cancel_order(
+    State(state): State<Services>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Option<Json<CancelBody>>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let by = operator(&headers);
+    let reason = body.and_then(|Json(b)| b.reason);
+    let mut tx = state.db.begin().await?;
+    let order = orders::get_in(&mut tx, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no order `{id}`")))?;
+    cancellation::by_operator(&mut tx, &order, &by, reason.as_deref()).await?;
+    tx.commit().await?;
+    state.wake_workers();
+    Ok(Json(json!({ "order_id": id, "status": "cancelled" })))
+}
+
+/// `POST /holds/{id}/resolve`: the customer's choice for a stock-out.
+async fn resolve_hold(
+    State(state): State<Services>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(choice): Json<Choice>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let by = operator(&headers);
+    let mut tx = state.db.begin().await?;
+    let answer = match holds::resolve(&mut tx, &id, &by, choice).await? {
+        Resolved::Done(answer) => answer,
+        Resolved::Cancel { order, reason } => {
+            cancellation::by_operator(&mut tx, &order, &by, reason.as_deref()).await?;
+            json!({ "hold_id": id, "status": "cancelled" })
+        }
+    };
+    tx.commit().await?;
+    state.wake_workers();
+    Ok(Json(answer))
 }
 
 /// Requires `Authorization: Bearer <admin_token>` when a token is configured.
-pub fn authorized(api: Router<AppState>, state: AppState) -> Router<AppState> {
+pub fn authorized(api: Router<Services>, state: Services) -> Router<Services> {
     api.layer(middleware::from_fn_with_state(state, require_token))
 }
 
-async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn require_token(State(state): State<Services>, request: Request, next: Next) -> Response {
     if let Some(token) = &state.settings.admin_token {
         let given = request
             .headers()
@@ -50,7 +101,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-pub async fn health(State(state): State<AppState>) -> Response {
+pub async fn health(State(state): State<Services>) -> Response {
     match sqlx::query("select 1").execute(&state.db.pool).await {
         Ok(_) => (
             StatusCode::OK,
@@ -79,7 +130,7 @@ impl ListQuery {
 }
 
 async fn list_orders(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let list = orders::list(&state.db, q.status.as_deref(), q.limit()).await?;
@@ -95,12 +146,11 @@ async fn list_orders(
 }
 
 pub use crate::error::operator;
-
 /// An order and everything that happened to it: the raw requests that mention it, its
 /// canonical events, its supplier orders, jobs with their attempts, shipments and their scans,
 /// and every routing decision with its reasons.
 async fn get_order(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     // One snapshot: the parts of the view never disagree (a status without its scans).
@@ -129,7 +179,7 @@ async fn get_order(
 }
 
 async fn list_raw(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let list = ingest::list_raw(
@@ -146,7 +196,7 @@ async fn list_raw(
 /// got to or gave up on, or one refused because of the connection's set-up (a wrong secret,
 /// fixed since). What was applied is never applied again.
 async fn reprocess_raw(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     match ingest::reprocess::by_operator(&state, &id).await {
@@ -177,7 +227,7 @@ async fn reprocess_raw(
 }
 
 async fn list_jobs(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let status = q.status.as_deref().unwrap_or("dead");
@@ -192,7 +242,7 @@ async fn list_jobs(
 }
 
 async fn get_job(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<jobs::JobView>> {
     Ok(Json(jobs::get(&state.db, &id).await?.ok_or_else(|| {
@@ -201,7 +251,7 @@ async fn get_job(
 }
 
 async fn retry_job(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<jobs::JobView>> {
     let mut tx = state.db.begin().await?;

@@ -27,13 +27,12 @@ pub use outbound::{run_cancel, run_refund, run_return, run_return_decision};
 pub use proposal::proposal;
 use reports::{anyhow_of, wit_kind, wit_reason};
 pub use reports::{
-    from_carrier, from_storefront, on_cancellation, on_inspected, on_replacement_shipped,
-    on_return_received,
+    cancelled_after_shipping, from_carrier, from_storefront, on_cancellation, on_inspected,
+    on_replacement_shipped, on_return_received,
 };
 
 pub use machine::{Action, CaseKind, CaseState};
 
-use crate::app::AppState;
 use crate::calls::{callee, outcome_of};
 use crate::db::{Tx, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
@@ -41,6 +40,8 @@ use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus, StoredOrder};
 use crate::policy::{AfterSalesPolicy, Freight};
 use crate::routing::{self, SoStatus};
+use crate::services::Services;
+use crate::worker::Handler;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -348,16 +349,16 @@ async fn delivered_at(tx: &mut Tx, order_id: &str) -> sqlx::Result<Option<i64>> 
 }
 
 /// The after-sales policy for an order: its channel's and its product category's
-/// ([`OrderContext`](crate::context::OrderContext)).
+/// ([`OrderContext`](crate::routing::context::OrderContext)).
 pub async fn policy_for(tx: &mut Tx, order: &StoredOrder) -> anyhow::Result<AfterSalesPolicy> {
-    Ok(crate::context::OrderContext::of(tx, order.clone())
+    Ok(crate::routing::context::OrderContext::of(tx, order.clone())
         .await?
         .after_sales)
 }
 
 /// [`policy_for`] by the order's id.
 pub async fn policy_for_order(tx: &mut Tx, order_id: &str) -> anyhow::Result<AfterSalesPolicy> {
-    crate::context::OrderContext::load(tx, order_id)
+    crate::routing::context::OrderContext::load(tx, order_id)
         .await?
         .map(|c| c.after_sales)
         .ok_or_else(|| anyhow::anyhow!("order {order_id} is missing"))
@@ -572,7 +573,7 @@ pub async fn open(tx: &mut Tx, new: NewCase, actor: &str) -> Result<Case, CaseEr
         json!({ "case_id": id, "kind": new.kind, "source": source, "reason": new.reason, "return_kind": return_kind }),
     )
     .await?;
-    clocks::on_case_opened(tx, &policy, &id, &order.id, new.kind, now).await?;
+    clocks::on_case_opened(tx, &policy, &id, &order.id, new.kind.refunds(), now).await?;
     tracing::info!(case_id = %id, order_id = %order.id, kind = %new.kind, source = ?source, "case opened");
     // A refund the storefront already paid: recorded, and the case is done.
     if let Some(paid) = new.refunded_minor.filter(|_| {
@@ -1005,5 +1006,63 @@ async fn send_again(
             .await?;
         Box::pin(act(tx, &case.id, ActionInput::of(Action::Ship), actor)).await?;
     }
+    Ok(())
+}
+
+/// The jobs of this stage: what a case sends out (refunds, return decisions, cancellations,
+/// returns), the refund sweep and the service clocks.
+pub fn jobs() -> Vec<Handler> {
+    let mut jobs = vec![
+        Handler {
+            kind: JobKind::ChannelRefund,
+            run: |s, job| Box::pin(async move { run_refund(s, job).await.map(Into::into) }),
+            on_dead: None,
+        },
+        Handler {
+            kind: JobKind::ChannelReturnDecision,
+            run: |s, job| {
+                Box::pin(async move { run_return_decision(s, job).await.map(Into::into) })
+            },
+            on_dead: None,
+        },
+        Handler {
+            kind: JobKind::SupplierCancel,
+            run: |s, job| Box::pin(async move { run_cancel(s, job).await.map(Into::into) }),
+            on_dead: Some(|tx, job, error| Box::pin(cancel_undelivered(tx, job, error))),
+        },
+        Handler {
+            kind: JobKind::SupplierReturn,
+            run: |s, job| Box::pin(async move { run_return(s, job).await.map(Into::into) }),
+            on_dead: None,
+        },
+        Handler {
+            kind: JobKind::RefundSweep,
+            run: |s, job| Box::pin(async move { clocks::run_sweep(s, job).await.map(Into::into) }),
+            on_dead: None,
+        },
+    ];
+    for kind in clocks::KINDS {
+        jobs.push(Handler {
+            kind,
+            run: |s, job| Box::pin(async move { clocks::run(s, job).await.map(Into::into) }),
+            on_dead: None,
+        });
+    }
+    jobs
+}
+
+/// A supplier that cannot be told to cancel leaves a task: its order is cancelled or went
+/// elsewhere, so holding it would help nobody.
+async fn cancel_undelivered(tx: &mut Tx, job: &ClaimedJob, error: &str) -> anyhow::Result<()> {
+    crate::tasks::open(
+        tx,
+        "cancel_undelivered",
+        &format!("{}.dead", job.id),
+        job.order_id.as_deref(),
+        None,
+        "A supplier could not be asked to cancel an order it should not ship: tell it another way",
+        json!({ "job_id": job.id, "supplier_order_id": job.subject_id, "error": error }),
+    )
+    .await?;
     Ok(())
 }

@@ -2,99 +2,29 @@
 //! and the sweeper of stale requests.
 
 use crate::config::Settings;
-use crate::db::Db;
-use crate::plugins::PluginRegistry;
-use crate::secrets::SecretBox;
-use crate::shadow::Parsed;
+use crate::services::{NativeParser, Services};
 use crate::{admin, connections, dispatch, ingest, plugins, polling, routing};
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use daifa_plugin_host::{CallFailure, ConnectionContext, InboundRequest};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
 
-/// What every handler and worker shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub db: Db,
-    pub plugins: PluginRegistry,
-    /// Seals and opens connection secrets.
-    pub secrets: Arc<SecretBox>,
-    /// Wakes idle workers of this process when it enqueued a job.
-    pub job_signal: Arc<Notify>,
-    /// Wakes this process's poller (`POST /connections/{name}/poll`).
-    pub poll_signal: Arc<Notify>,
-    /// Names this gateway instance in job leases: unique even for two instances with the same
-    /// host name and process id (containers all run as pid 1).
-    pub instance_id: String,
-    /// In-process adapters by plugin name, used instead of the plugin's component to parse inbound
-    /// requests. Empty in a gateway; the ingest benchmark installs the Shopify adapter compiled
-    /// natively to compare the whole path with and without wasm (docs/benchmarks.md).
-    pub native_parsers: Arc<HashMap<String, NativeParser>>,
-}
-
-/// The database, for the routers of the stages that need nothing else.
-impl axum::extract::FromRef<AppState> for Db {
-    fn from_ref(state: &AppState) -> Self {
-        state.db.clone()
-    }
-}
-
-/// The plugin registry, for `/plugins`.
-impl axum::extract::FromRef<AppState> for PluginRegistry {
-    fn from_ref(state: &AppState) -> Self {
-        state.plugins.clone()
-    }
-}
-
-/// An adapter's inbound parsing compiled into the process.
-pub type NativeParser =
-    Arc<dyn Fn(&ConnectionContext, &InboundRequest) -> Result<Parsed, CallFailure> + Send + Sync>;
-
-impl AppState {
-    /// Connects and migrates the database, loads the plugins and the secret key: all a gateway
-    /// needs but its port (commands that work on the data, like `daifa replay`, need no more).
-    pub async fn load(settings: Settings) -> anyhow::Result<Self> {
-        let db = Db::connect(&settings.database_url)
-            .await
-            .context("connecting to the database")?;
-        db.migrate().await.context("migrating the database")?;
-        let plugins = PluginRegistry::start(&settings.plugins, db.clone())
-            .await
-            .context("loading plugins")?;
-        let secrets = SecretBox::load(settings.secret_key.as_deref(), &settings.secret_key_file)
-            .context("loading the secret key")?;
-        Ok(Self {
-            settings: Arc::new(settings),
-            db,
-            plugins,
-            secrets: Arc::new(secrets),
-            job_signal: Arc::new(Notify::new()),
-            poll_signal: Arc::new(Notify::new()),
-            instance_id: format!(
-                "{}-{}-{}",
-                hostname(),
-                std::process::id(),
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            ),
-            native_parsers: Arc::new(HashMap::new()),
-        })
-    }
-
-    pub fn wake_workers(&self) {
-        self.job_signal.notify_waiters();
-    }
+/// Everything a gateway needs but its port: the services, with the connections' plugin
+/// versions pinned and loaded (commands that work on the data, like `daifa replay`, need no
+/// more).
+pub async fn load(settings: Settings) -> anyhow::Result<Services> {
+    let services = Services::connect(settings).await?;
+    connections::prepare_plugins(&services.db, &services.plugins).await?;
+    Ok(services)
 }
 
 pub struct Application {
     listener: TcpListener,
-    state: AppState,
+    state: Services,
 }
 
 impl Application {
@@ -110,7 +40,7 @@ impl Application {
                 settings.bind
             );
         }
-        let state = AppState::load(settings).await?;
+        let state = load(settings).await?;
         Ok(Self { listener, state })
     }
 
@@ -120,7 +50,7 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
-    pub fn state(&self) -> &AppState {
+    pub fn state(&self) -> &Services {
         &self.state
     }
 
@@ -139,8 +69,9 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let poller = polling::spawn(self.state.clone(), stop_rx.clone());
         let sweeper = ingest::reprocess::spawn(self.state.clone(), stop_rx.clone());
-        let workers = dispatch::spawn_workers(
+        let workers = crate::worker::spawn(
             self.state.clone(),
+            handlers()?,
             self.state.settings.jobs.workers,
             stop_rx,
         );
@@ -164,12 +95,28 @@ impl Application {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+/// Every stage's job handlers, for the workers.
+pub fn handlers() -> anyhow::Result<crate::worker::Handlers> {
+    crate::worker::Handlers::new(
+        [
+            dispatch::jobs(),
+            routing::jobs(),
+            crate::fulfilment::jobs(),
+            crate::tracking::jobs(),
+            crate::aftersales::jobs(),
+        ]
+        .concat(),
+    )
+}
+
+pub fn router(state: Services) -> Router {
     let max_body = state.settings.ingest.max_body_bytes;
     let max_package = state.settings.plugins.max_package_mb << 20;
     let api = Router::new()
         .merge(plugins::router().layer(DefaultBodyLimit::max(max_package)))
         .merge(connections::router())
+        .merge(crate::replay::router())
+        .merge(crate::shadow::router())
         .merge(polling::router())
         .merge(crate::policy::router())
         .merge(crate::aftersales::router())
@@ -183,13 +130,6 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "daifa".into())
 }
 
 async fn shutdown_signal() {

@@ -3,10 +3,10 @@
 //! queue. Shared by every stage whose jobs call plugins (dispatch, fulfilment, tracking,
 //! after-sales), below all of them.
 
-use crate::app::AppState;
 use crate::connections::{self, Connection};
 use crate::jobs::Outcome;
 use crate::plugins::{Installed, LoadError};
+use crate::services::Services;
 use daifa_plugin_host::{CallFailure, ConnectionContext};
 use std::sync::Arc;
 
@@ -36,7 +36,7 @@ pub fn outcome_of(failure: CallFailure) -> Outcome {
 /// The connection a job acts through, its plugin and the call context (secrets opened), or the
 /// outcome when one of them is missing (retried: the operator may install or fix it).
 pub(crate) async fn callee(
-    state: &AppState,
+    state: &Services,
     connection_id: &str,
 ) -> anyhow::Result<Result<(Connection, Arc<Installed>, Arc<ConnectionContext>), Outcome>> {
     let connection = connections::by_id(&state.db, connection_id)

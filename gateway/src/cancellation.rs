@@ -10,8 +10,9 @@
 //! supplier to cancel in turn (`dispatch`).
 
 use crate::db::Tx;
+use crate::error::{ApiError, ApiResult};
 use crate::jobs::{self, JobKind, NewJob};
-use crate::orders::{self, OrderStatus};
+use crate::orders::{self, OrderStatus, StoredOrder};
 use crate::routing::SoStatus;
 use crate::routing::status::{self, Change};
 use crate::tasks;
@@ -132,6 +133,23 @@ pub enum By<'a> {
     /// The operator (directly, or by a stock-out's "cancel" choice): the storefront still shows
     /// the order, and a task says to cancel it there.
     Operator { name: &'a str },
+}
+
+/// The operator cancels an order that has not shipped (`POST /orders/{id}/cancel`, or a
+/// stock-out's "cancel" choice): a shipped, delivered or cancelled order is a conflict.
+pub async fn by_operator(
+    tx: &mut Tx,
+    order: &StoredOrder,
+    by: &str,
+    reason: Option<&str>,
+) -> ApiResult<Cancelled> {
+    if matches!(order.status.as_str(), "shipped" | "delivered" | "cancelled") {
+        return Err(ApiError::Conflict(format!(
+            "order `{}` is {}: it cannot be cancelled here",
+            order.id, order.status
+        )));
+    }
+    Ok(cancel_order(tx, &order.id, By::Operator { name: by }, reason).await?)
 }
 
 /// What [`cancel_order`] did.

@@ -16,10 +16,10 @@
 //! Every change is on the timeline (`order.updated`) with its old and new values. A copy without
 //! an update time is not comparable: the first copy rules, as before WIT 0.4.
 
-use crate::context::OrderContext;
 use crate::db::{Tx, now_ms};
 use crate::dispatch;
 use crate::orders::{self, OrderStatus};
+use crate::routing::context::OrderContext;
 use crate::routing::{self, SoStatus, status};
 use crate::{jobs, tasks};
 use daifa_plugin_host::{Order, OrderLine};
@@ -126,8 +126,7 @@ pub async fn apply_copy(
     }
     if !orders::payment_committed(old.payment) && orders::payment_committed(copy.payment) {
         // Paid now: the shipping clocks start.
-        crate::aftersales::clocks::on_order_paid(tx, &context.after_sales, &order.id, now_ms())
-            .await?;
+        crate::clocks::on_order_paid(tx, &context.after_sales, &order.id, now_ms()).await?;
     }
     let blocks = |o: &Order| routing::decide::unpaid(&context.routing.payment, o.payment).is_some();
     let shipping: Vec<&Change> = changes.iter().filter(|c| c.field != "payment").collect();

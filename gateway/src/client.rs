@@ -3,12 +3,155 @@
 
 pub mod aftersales;
 
-use crate::cli::{ConnectionCommand, OffersCommand, PluginCommand, Remote};
+use crate::devkit::component_path;
 use anyhow::{Context, bail};
+use clap::Subcommand;
 use daifa_plugin_host::manifest::{Manifest, pack};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
+
+#[derive(Debug, Subcommand)]
+pub enum OffersCommand {
+    /// Imports offers from a CSV file (columns as `export` writes them): every row or none; a
+    /// refused file lists each bad row's problems.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Writes every offer as CSV, to FILE or standard output.
+    Export {
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// Where the admin API is.
+#[derive(Debug, clap::Args)]
+pub struct Remote {
+    /// Base URL of the gateway.
+    #[arg(long, env = "DAIFA_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The admin bearer token, when the gateway has one.
+    #[arg(long, env = "DAIFA_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Who acts, as recorded in a case's history and on a task done (default: `api`).
+    #[arg(long, env = "DAIFA_OPERATOR")]
+    pub operator: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Makes a package (`NAME-VERSION.daifa.wasm`) from a plugin project: its `daifa-plugin.toml` and
+    /// the built component.
+    Pack {
+        /// The plugin project (holding daifa-plugin.toml).
+        dir: PathBuf,
+        /// Where to write the package (default: DIR/NAME-VERSION.daifa.wasm).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Uploads a package to the gateway.
+    Install {
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Lists installed plugins and versions.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Shows a version's manifest, capabilities and settings schema (or every version's).
+    Inspect {
+        name: String,
+        version: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Lets connections use a version again.
+    Enable {
+        name: String,
+        version: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stops new connections and upgrades from using a version.
+    Disable {
+        name: String,
+        version: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Runs a plugin project's recorded cases (DIR/cases/*.json, see docs/plugin-cases.md)
+    /// against its component in the real host; builds it first. Exits non-zero when a case fails.
+    Test {
+        /// The plugin project (holding daifa-plugin.toml and cases/).
+        dir: PathBuf,
+        /// Use the component as it is built, without running the build.
+        #[arg(long)]
+        no_build: bool,
+        /// Write the actual result into the `expect` of failing cases (review the diff).
+        #[arg(long)]
+        bless: bool,
+        /// Only the cases whose file name contains this.
+        #[arg(long, value_name = "NAME_SUBSTRING")]
+        case: Option<String>,
+    },
+    /// Creates a plugin project to start from: PARENT/NAME with its code, unit tests, manifest
+    /// and recorded cases, passing as generated.
+    New {
+        /// The plugin's name (a-z, 0-9, `-`).
+        name: String,
+        /// What the plugin adapts.
+        #[arg(long, value_parser = crate::devkit::new::parse_kind)]
+        kind: daifa_plugin_host::PluginKind,
+        /// The directory to create the project in.
+        #[arg(long = "dir", value_name = "PARENT", default_value = ".")]
+        parent: PathBuf,
+        /// The guest SDK (plugin-sdk/guest) to depend on; default: this build's repository's.
+        #[arg(long, value_name = "PATH")]
+        sdk: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionCommand {
+    /// Lists connections with their plugin versions.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Moves a connection to another version of its plugin.
+    Upgrade {
+        name: String,
+        version: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Returns a connection to the version it ran before its last upgrade.
+    Rollback {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Runs a candidate version in shadow on the connection's live traffic.
+    Shadow {
+        name: String,
+        version: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stops the shadow run.
+    Unshadow {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
 
 pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
     match command {
@@ -210,58 +353,6 @@ pub fn pack_dir(dir: &Path, output: Option<&Path>) -> anyhow::Result<PathBuf> {
         .unwrap_or_else(|| dir.join(format!("{}-{}.daifa.wasm", manifest.name, manifest.version)));
     std::fs::write(&output, package).with_context(|| format!("writing {}", output.display()))?;
     Ok(output)
-}
-
-/// The built component of a plugin project: `[build] component`, else cargo's wasm32-wasip2
-/// release output for the crate in `dir` (in the target directory cargo uses there).
-pub fn component_path(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
-    if let Some(path) = &manifest.build.component {
-        return Ok(dir.join(path));
-    }
-    let cargo_toml = dir.join("Cargo.toml");
-    let text = std::fs::read_to_string(&cargo_toml).with_context(|| {
-        format!(
-            "the manifest has no [build] component and {} cannot be read",
-            cargo_toml.display()
-        )
-    })?;
-    let value: toml::Value = toml::from_str(&text)?;
-    let Some(crate_name) = value
-        .get("package")
-        .and_then(|p| p.get("name"))
-        .and_then(|n| n.as_str())
-    else {
-        bail!("{} has no package name", cargo_toml.display());
-    };
-    Ok(cargo_target_dir(dir)
-        .join("wasm32-wasip2/release")
-        .join(format!("{}.wasm", crate_name.replace('-', "_"))))
-}
-
-/// Where cargo builds the crate in `dir`, as `cargo metadata` tells it: `$CARGO_TARGET_DIR`, the
-/// target directory of the workspace the crate belongs to, or a `.cargo/config.toml` setting.
-/// Without cargo: `$CARGO_TARGET_DIR`, else `dir/target`.
-fn cargo_target_dir(dir: &Path) -> PathBuf {
-    let from_cargo = std::process::Command::new("cargo")
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
-        .current_dir(dir)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
-        .and_then(|m| m["target_directory"].as_str().map(PathBuf::from));
-    from_cargo.unwrap_or_else(|| {
-        std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| dir.join("target"))
-    })
 }
 
 pub async fn offers(command: OffersCommand) -> anyhow::Result<()> {

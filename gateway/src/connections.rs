@@ -1,11 +1,11 @@
 //! Connections: one storefront or supplier account, served by a plugin, with its settings,
 //! secrets and the hosts its plugin may call. This module owns the `connections` table.
 
-use crate::app::AppState;
 use crate::db::{Db, Tx, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
-use crate::plugins::{Installed, PackageInfo};
+use crate::plugins::{Installed, PackageInfo, PluginRegistry};
 use crate::secrets::{SecretBox, SecretError};
+use crate::services::Services;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
@@ -146,7 +146,7 @@ pub async fn enabled_carriers(tx: &mut Tx) -> sqlx::Result<Vec<String>> {
 }
 
 /// The plugin versions connections run (pinned or shadowed).
-pub async fn plugin_versions_in_use(db: &Db) -> sqlx::Result<Vec<(String, String)>> {
+async fn plugin_versions_in_use(db: &Db) -> sqlx::Result<Vec<(String, String)>> {
     sqlx::query(
         "select distinct plugin, plugin_version from connections where plugin_version is not null",
     )
@@ -158,7 +158,7 @@ pub async fn plugin_versions_in_use(db: &Db) -> sqlx::Result<Vec<(String, String
 }
 
 /// The connections that run or shadow a plugin version.
-pub async fn using_version(db: &Db, plugin: &str, version: &str) -> sqlx::Result<Vec<String>> {
+async fn using_version(db: &Db, plugin: &str, version: &str) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(
         "select name from connections where plugin = $1 and (plugin_version = $2 or shadow_plugin_version = $2) order by name",
     )
@@ -169,14 +169,14 @@ pub async fn using_version(db: &Db, plugin: &str, version: &str) -> sqlx::Result
 }
 
 /// Plugins whose connections were made before plugins had versions.
-pub async fn unpinned_plugins(db: &Db) -> sqlx::Result<Vec<String>> {
+async fn unpinned_plugins(db: &Db) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar("select distinct plugin from connections where plugin_version is null")
         .fetch_all(&db.pool)
         .await
 }
 
 /// Pins the unversioned connections of a plugin to a version; how many there were.
-pub async fn pin_unpinned(db: &Db, plugin: &str, version: &str) -> sqlx::Result<u64> {
+async fn pin_unpinned(db: &Db, plugin: &str, version: &str) -> sqlx::Result<u64> {
     Ok(sqlx::query(
         "update connections set plugin_version = $1 where plugin = $2 and plugin_version is null",
     )
@@ -216,7 +216,7 @@ pub struct NewConnection {
     pub allow_private_network: bool,
 }
 
-pub async fn create(state: &AppState, new: NewConnection) -> ApiResult<Connection> {
+pub async fn create(state: &Services, new: NewConnection) -> ApiResult<Connection> {
     validate_name(&new.name)?;
     if by_name(&state.db, &new.name).await?.is_some() {
         return Err(ApiError::Conflict(format!(
@@ -276,7 +276,7 @@ pub async fn create(state: &AppState, new: NewConnection) -> ApiResult<Connectio
 }
 
 /// An installed, enabled version of `plugin` (the newest when `version` is `None`).
-async fn pinnable(state: &AppState, plugin: &str, version: Option<&str>) -> ApiResult<PackageInfo> {
+async fn pinnable(state: &Services, plugin: &str, version: Option<&str>) -> ApiResult<PackageInfo> {
     let package = match version {
         Some(v) => state.plugins.package(plugin, v).await?.ok_or_else(|| {
             ApiError::Unprocessable(format!("plugin `{plugin}` version {v} is not installed"))
@@ -381,7 +381,7 @@ impl From<Connection> for ConnectionView {
     }
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Services> {
     Router::new()
         .route("/connections", get(list_handler).post(create_handler))
         .route(
@@ -396,14 +396,51 @@ pub fn router() -> Router<AppState> {
         )
         .route("/connections/{name}/history", get(history_handler))
         .route("/connections/{name}/check", post(check_handler))
-        .route("/connections/{name}/replay", post(crate::replay::handler))
         .route(
-            "/connections/{name}/shadow-results",
-            get(crate::shadow::results_handler),
+            "/plugins/{name}/{version}/disable",
+            post(disable_plugin_handler),
         )
 }
 
-async fn existing(state: &AppState, name: &str) -> ApiResult<Connection> {
+/// `POST /plugins/{name}/{version}/disable`: a version that connections run (pinned or in
+/// shadow) cannot be disabled; upgrade or roll them back first.
+async fn disable_plugin_handler(
+    State(state): State<Services>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<Json<PackageInfo>> {
+    let users = using_version(&state.db, &name, &version).await?;
+    if !users.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "plugin `{name}` version {version} is used by connection(s) {}: move them to another version first",
+            users.join(", ")
+        )));
+    }
+    Ok(Json(
+        state.plugins.set_enabled(&name, &version, false).await?,
+    ))
+}
+
+/// At start: connections made before plugins had versions are pinned to the newest installed
+/// version, and every version a connection runs is loaded, so that no request pays for a
+/// compile.
+pub async fn prepare_plugins(db: &Db, registry: &PluginRegistry) -> anyhow::Result<()> {
+    for plugin in unpinned_plugins(db).await? {
+        let Some(latest) = registry.latest(&plugin).await? else {
+            tracing::error!(plugin = %plugin, "connections use a plugin that is not installed");
+            continue;
+        };
+        let pinned = pin_unpinned(db, &plugin, &latest.version).await?;
+        tracing::info!(plugin = %plugin, version = %latest.version, connections = pinned, "pinned connections to a plugin version");
+    }
+    for (name, version) in plugin_versions_in_use(db).await? {
+        if let Err(e) = registry.get(&name, &version).await {
+            tracing::error!(plugin = %name, version = %version, error = %e, "a connection's plugin version cannot be loaded");
+        }
+    }
+    Ok(())
+}
+
+async fn existing(state: &Services, name: &str) -> ApiResult<Connection> {
     by_name(&state.db, name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no connection named `{name}`")))
@@ -422,7 +459,7 @@ pub struct VersionChange {
 /// Moves a connection to another version of its plugin (up or down). Its next call runs the new
 /// version; calls in flight finish on the one they started with.
 pub async fn upgrade(
-    state: &AppState,
+    state: &Services,
     name: &str,
     version: &str,
     settings: Option<BTreeMap<String, String>>,
@@ -440,7 +477,7 @@ pub async fn upgrade(
 }
 
 /// Returns a connection to the version it ran before its last upgrade.
-pub async fn rollback(state: &AppState, name: &str) -> ApiResult<Connection> {
+pub async fn rollback(state: &Services, name: &str) -> ApiResult<Connection> {
     let connection = existing(state, name).await?;
     let previous = connection.previous_plugin_version.clone().ok_or_else(|| {
         ApiError::Conflict(format!(
@@ -456,7 +493,7 @@ pub async fn rollback(state: &AppState, name: &str) -> ApiResult<Connection> {
 }
 
 async fn switch_version(
-    state: &AppState,
+    state: &Services,
     mut connection: Connection,
     package: &PackageInfo,
     action: &str,
@@ -554,7 +591,7 @@ async fn record_history(
 
 /// Runs a candidate version beside the pinned one on live traffic (see `shadow`).
 pub async fn set_shadow(
-    state: &AppState,
+    state: &Services,
     name: &str,
     version: Option<&str>,
 ) -> ApiResult<Connection> {
@@ -597,7 +634,7 @@ pub async fn set_shadow(
 }
 
 async fn upgrade_handler(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(name): Path<String>,
     Json(change): Json<VersionChange>,
 ) -> ApiResult<Json<ConnectionView>> {
@@ -609,14 +646,14 @@ async fn upgrade_handler(
 }
 
 async fn rollback_handler(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ConnectionView>> {
     Ok(Json(rollback(&state, &name).await?.into()))
 }
 
 async fn shadow_handler(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(name): Path<String>,
     Json(change): Json<VersionChange>,
 ) -> ApiResult<Json<ConnectionView>> {
@@ -633,7 +670,7 @@ async fn shadow_handler(
 }
 
 async fn unshadow_handler(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ConnectionView>> {
     Ok(Json(set_shadow(&state, &name, None).await?.into()))
@@ -648,7 +685,7 @@ pub struct HistoryEntry {
 }
 
 async fn history_handler(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Vec<HistoryEntry>>> {
     let connection = existing(&state, &name).await?;
@@ -672,14 +709,14 @@ async fn history_handler(
     Ok(Json(entries))
 }
 
-async fn list_handler(State(state): State<AppState>) -> ApiResult<Json<Vec<ConnectionView>>> {
+async fn list_handler(State(state): State<Services>) -> ApiResult<Json<Vec<ConnectionView>>> {
     Ok(Json(
         list(&state.db).await?.into_iter().map(Into::into).collect(),
     ))
 }
 
 async fn get_handler(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ConnectionView>> {
     let c = by_name(&state.db, &name)
@@ -689,7 +726,7 @@ async fn get_handler(
 }
 
 async fn create_handler(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Json(new): Json<NewConnection>,
 ) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
     let c = create(&state, new).await?;
@@ -699,7 +736,7 @@ async fn create_handler(
 /// `POST /connections/{name}/check`: the plugin checks the connection's settings and
 /// credentials against the platform. 200 either way; `ok` says how it went.
 async fn check_handler(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let connection = existing(&state, &name).await?;
@@ -738,7 +775,7 @@ pub struct ConnectionUpdate {
 /// Changes a connection's settings, secrets, hosts or state; checked against the schema of the
 /// plugin version it runs (secrets by name: the stored ones are sealed).
 pub async fn update(
-    state: &AppState,
+    state: &Services,
     name: &str,
     change: ConnectionUpdate,
 ) -> ApiResult<Connection> {
@@ -798,7 +835,7 @@ pub async fn update(
 }
 
 async fn update_handler(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(name): Path<String>,
     Json(change): Json<ConnectionUpdate>,
 ) -> ApiResult<Json<ConnectionView>> {

@@ -14,10 +14,11 @@
 //!
 //! The peers are a demo, not a test double: the tests use their own fakes in `tests/`.
 
-use crate::app::{AppState, Application};
+use crate::app::Application;
 use crate::config::Settings;
 use crate::connections::{self, NewConnection};
 use crate::routing::{self, offers::OfferInput};
+use crate::services::Services;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -60,7 +61,7 @@ pub async fn run(
     app.run_until_stopped().await
 }
 
-async fn set_up(state: &AppState, supplier_port: u16, storefront_port: u16) -> anyhow::Result<()> {
+async fn set_up(state: &Services, supplier_port: u16, storefront_port: u16) -> anyhow::Result<()> {
     let connections = [
         NewConnection {
             name: "demo-shopify".into(),

@@ -4,7 +4,6 @@
 
 pub mod new;
 
-use crate::client::component_path;
 use anyhow::{Context, bail};
 use daifa_plugin_host::cases::{self, CaseOutcome, CaseRunner};
 use daifa_plugin_host::{EngineConfig, Manifest, PluginSpec};
@@ -227,4 +226,56 @@ fn duration(d: Duration) -> String {
     } else {
         format!("{:.2} s", d.as_secs_f64())
     }
+}
+
+/// The built component of a plugin project: `[build] component`, else cargo's wasm32-wasip2
+/// release output for the crate in `dir` (in the target directory cargo uses there).
+pub fn component_path(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
+    if let Some(path) = &manifest.build.component {
+        return Ok(dir.join(path));
+    }
+    let cargo_toml = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&cargo_toml).with_context(|| {
+        format!(
+            "the manifest has no [build] component and {} cannot be read",
+            cargo_toml.display()
+        )
+    })?;
+    let value: toml::Value = toml::from_str(&text)?;
+    let Some(crate_name) = value
+        .get("package")
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str())
+    else {
+        bail!("{} has no package name", cargo_toml.display());
+    };
+    Ok(cargo_target_dir(dir)
+        .join("wasm32-wasip2/release")
+        .join(format!("{}.wasm", crate_name.replace('-', "_"))))
+}
+
+/// Where cargo builds the crate in `dir`, as `cargo metadata` tells it: `$CARGO_TARGET_DIR`, the
+/// target directory of the workspace the crate belongs to, or a `.cargo/config.toml` setting.
+/// Without cargo: `$CARGO_TARGET_DIR`, else `dir/target`.
+fn cargo_target_dir(dir: &Path) -> PathBuf {
+    let from_cargo = std::process::Command::new("cargo")
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+        .and_then(|m| m["target_directory"].as_str().map(PathBuf::from));
+    from_cargo.unwrap_or_else(|| {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dir.join("target"))
+    })
 }

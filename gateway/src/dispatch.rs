@@ -1,241 +1,58 @@
-//! Where orders leave: the job workers. Each worker claims a due job, runs it through the
-//! connection's plugin, and records the outcome (done, retry later, or dead-lettered). Pushing a
-//! supplier order is here; writing a shipment back is in `fulfilment`.
+//! Where orders leave: a supplier order pushed to its supplier through the supplier
+//! connection's plugin (`supplier.submit`), its acknowledgement deadline, and the changes sent
+//! after it (`update`). The workers that run these jobs are `crate::worker`; writing a shipment
+//! back is in `fulfilment`.
 
 pub mod update;
 
-use crate::app::AppState;
 use crate::calls::{callee, outcome_of};
-use crate::context::OrderContext;
 use crate::db::Tx;
 use crate::db::{ms, now_ms};
-use crate::fulfilment;
-use crate::jobs::{self, Attempt, ClaimedJob, Disposition, JobKind, NewJob, Outcome};
+use crate::jobs::{self, Attempt, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus};
+use crate::routing::context::OrderContext;
 use crate::routing::{SoStatus, SupplierOrderView, status};
-use crate::{aftersales, calls, cancellation, routing, tasks, tracking};
+use crate::services::Services;
+use crate::worker::Handler;
+use crate::{cancellation, routing};
 use daifa_plugin_host::supplier::{SupplierOrder, SupplierOrderLine};
 use daifa_plugin_host::{Order, SupplierOrderStatus};
 use serde_json::json;
-use tokio::sync::watch;
-use tracing::Instrument;
 
-/// Runs `count` workers until `shutdown` turns true; each finishes its current job first.
-pub fn spawn_workers(
-    state: AppState,
-    count: usize,
-    shutdown: watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..count)
-        .map(|i| {
-            let state = state.clone();
-            let shutdown = shutdown.clone();
-            let worker = format!("{}-w{i}", state.instance_id);
-            tokio::spawn(async move { worker_loop(state, worker, shutdown).await })
-        })
-        .collect()
+/// The jobs of this stage: the push, its acknowledgement deadline and the changes sent after
+/// it.
+pub fn jobs() -> Vec<Handler> {
+    vec![
+        Handler {
+            kind: JobKind::SupplierSubmit,
+            run: |s, job| Box::pin(run_submit(s, job)),
+            on_dead: Some(|tx, job, error| Box::pin(on_dead_push(tx, job, error))),
+        },
+        Handler {
+            kind: JobKind::SupplierAckDeadline,
+            run: |s, job| Box::pin(run_ack_deadline(s, job)),
+            on_dead: None,
+        },
+        Handler {
+            kind: JobKind::SupplierUpdate,
+            run: |s, job| Box::pin(update::run(s, job)),
+            on_dead: Some(|tx, job, error| Box::pin(update::on_dead(tx, job, error))),
+        },
+    ]
 }
 
-async fn worker_loop(state: AppState, worker: String, mut shutdown: watch::Receiver<bool>) {
-    let settings = state.settings.jobs.clone();
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        match jobs::claim(&state.db, &worker, settings.lease).await {
-            Ok(Some(job)) => {
-                run_one(&state, &worker, job).await;
-                continue;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(worker = %worker, error = format!("{e:#}"), "cannot claim a job")
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(settings.poll_interval) => {}
-            _ = state.job_signal.notified() => {}
-            _ = shutdown.changed() => {}
-        }
-    }
-}
-
-async fn run_one(state: &AppState, worker: &str, job: ClaimedJob) {
-    // Instrumented rather than entered: a span entered across an await would also tag whatever
-    // else the thread runs meanwhile.
-    let span = tracing::info_span!("job", job_id = %job.id, kind = job.kind.as_str(), attempt = job.attempt);
-    run_instrumented(state, worker, job).instrument(span).await;
-}
-
-async fn run_instrumented(state: &AppState, worker: &str, job: ClaimedJob) {
-    let started = now_ms();
-    let (attempt, plugin_version) = calls::ATTEMPT_PLUGIN_VERSION
-        .scope(std::cell::RefCell::new(None), async {
-            let attempt = match job.kind {
-                JobKind::SupplierSubmit => run_submit(state, &job).await,
-                JobKind::SupplierAckDeadline => run_ack_deadline(state, &job).await,
-                JobKind::SupplierUpdate => update::run(state, &job).await,
-                JobKind::ChannelFulfill => fulfilment::run_fulfill(state, &job).await,
-                JobKind::CarrierRegister => {
-                    tracking::run_register(state, &job).await.map(Attempt::from)
-                }
-                JobKind::RoutingRetry => routing::holds::run_retry(state, &job)
-                    .await
-                    .map(Attempt::from),
-                JobKind::ChannelRefund => {
-                    aftersales::run_refund(state, &job).await.map(Attempt::from)
-                }
-                JobKind::ChannelReturnDecision => aftersales::run_return_decision(state, &job)
-                    .await
-                    .map(Attempt::from),
-                JobKind::SupplierCancel => {
-                    aftersales::run_cancel(state, &job).await.map(Attempt::from)
-                }
-                JobKind::SupplierReturn => {
-                    aftersales::run_return(state, &job).await.map(Attempt::from)
-                }
-                JobKind::RefundSweep => aftersales::clocks::run_sweep(state, &job)
-                    .await
-                    .map(Attempt::from),
-                JobKind::ClockShip
-                | JobKind::ClockMarkShipped
-                | JobKind::ClockFollowUp
-                | JobKind::ClockNoTracking
-                | JobKind::ClockDeliveryPromise
-                | JobKind::ClockRefund
-                | JobKind::ClockComplaint
-                | JobKind::ClockReplacement
-                | JobKind::ClockStockOutContact => aftersales::clocks::run(state, &job)
-                    .await
-                    .map(Attempt::from),
-            };
-            (
-                attempt,
-                calls::ATTEMPT_PLUGIN_VERSION.with(|v| v.borrow().clone()),
-            )
-        })
-        .await;
-    let attempt = attempt.unwrap_or_else(|e| {
-        // The gateway's own failure (database down): retry like a transient peer error.
-        Attempt::from(Outcome::Failed {
-            kind: "internal".into(),
-            error: format!("{e:#}"),
-            retry_after: None,
-        })
-    });
-    let outcome = attempt.outcome.clone();
-    let finished = finish(
-        state,
-        &job,
-        worker,
-        started,
-        attempt,
-        plugin_version.as_deref(),
-    )
-    .await;
-    if let Ok(Some(disposition)) = &finished {
-        let label = match disposition {
-            Disposition::Done => "succeeded",
-            Disposition::RetryAt(_) => "retry",
-            Disposition::Dead => "dead",
-        };
-        metrics::counter!("daifa_job_attempts_total", "kind" => job.kind.as_str(), "outcome" => label).increment(1);
-        metrics::histogram!("daifa_job_attempt_duration_seconds", "kind" => job.kind.as_str())
-            .record((now_ms() - started) as f64 / 1000.0);
-    }
-    match finished {
-        Ok(Some(Disposition::Done)) => tracing::info!("job done"),
-        Ok(Some(Disposition::RetryAt(at))) => {
-            tracing::warn!(retry_in_ms = at - now_ms(), outcome = ?outcome, "job failed, will retry")
-        }
-        Ok(Some(Disposition::Dead)) => tracing::error!(outcome = ?outcome, "job dead-lettered"),
-        Ok(None) => {
-            metrics::counter!("daifa_job_attempts_total", "kind" => job.kind.as_str(), "outcome" => "lease_lost").increment(1);
-        }
-        // Nothing of the attempt committed: the lease will run out and another attempt will be
-        // made; nothing is lost.
-        Err(e) => tracing::error!(error = format!("{e:#}"), "cannot record a job's outcome"),
-    }
-}
-
-/// Completes an attempt: the job's new state, the attempt's effects and, for a dead job, what
-/// its death sets off commit in one transaction, by the worker still holding the lease only.
-async fn finish(
-    state: &AppState,
-    job: &ClaimedJob,
-    worker: &str,
-    started: i64,
-    attempt: Attempt,
-    plugin_version: Option<&str>,
-) -> anyhow::Result<Option<Disposition>> {
-    let outcome = attempt.outcome.clone();
-    let Some((disposition, mut tx)) = jobs::finish(
-        &state.db,
-        &state.settings.jobs,
-        job,
-        worker,
-        started,
-        attempt,
-        plugin_version,
-    )
-    .await?
-    else {
-        return Ok(None);
-    };
-    if disposition == Disposition::Dead {
-        on_dead(&mut tx, job, &outcome).await?;
-    }
-    tx.commit().await?;
-    state.wake_workers();
-    Ok(Some(disposition))
-}
-
-/// What a dead job sets off, in the transaction that records its death: a dead push hands its
-/// lines to the next offer; a supplier that cannot be told to cancel leaves a task (its order
-/// is cancelled or went elsewhere: holding it would help nobody); any other dead job puts its
-/// order on hold, so the operator sees it.
-async fn on_dead(tx: &mut Tx, job: &ClaimedJob, outcome: &Outcome) -> anyhow::Result<()> {
+/// A dead push hands its lines to the next offer, and a change waiting for the push is settled.
+async fn on_dead_push(tx: &mut Tx, job: &ClaimedJob, error: &str) -> anyhow::Result<()> {
     let Some(order_id) = &job.order_id else {
         return Ok(());
     };
-    let error = match outcome {
-        Outcome::Failed { error, .. } | Outcome::Refused { error, .. } => error.as_str(),
-        Outcome::Succeeded => return Ok(()),
-    };
     let reason = format!("{} failed for good: {error}", job.kind.as_str());
-    orders::record_event(
-        tx,
-        order_id,
-        "job.dead",
-        json!({ "job_id": job.id, "kind": job.kind.as_str(), "error": error }),
-    )
-    .await?;
-    match job.kind {
-        JobKind::SupplierSubmit => {
-            routing::fail_over(tx, &job.subject_id, SoStatus::Undeliverable, &reason).await?;
-            if let Some(supplier) = &job.connection_id {
-                let now = status::current(tx, &job.subject_id)
-                    .await?
-                    .unwrap_or(SoStatus::Undeliverable);
-                update::push_answered(tx, order_id, &job.subject_id, supplier, now).await?;
-            }
-        }
-        JobKind::SupplierCancel => {
-            tasks::open(
-                tx,
-                "cancel_undelivered",
-                &format!("{}.dead", job.id),
-                Some(order_id),
-                None,
-                "A supplier could not be asked to cancel an order it should not ship: tell it another way",
-                json!({ "job_id": job.id, "supplier_order_id": job.subject_id, "error": error }),
-            )
-            .await?;
-        }
-        JobKind::SupplierUpdate => update::on_dead(tx, job, error).await?,
-        _ => orders::set_status(tx, order_id, OrderStatus::OnHold, Some(&reason))
+    routing::fail_over(tx, &job.subject_id, SoStatus::Undeliverable, &reason).await?;
+    if let Some(supplier) = &job.connection_id {
+        let now = status::current(tx, &job.subject_id)
             .await?
-            .expected(order_id, OrderStatus::OnHold),
+            .unwrap_or(SoStatus::Undeliverable);
+        update::push_answered(tx, order_id, &job.subject_id, supplier, now).await?;
     }
     Ok(())
 }
@@ -246,7 +63,7 @@ async fn on_dead(tx: &mut Tx, job: &ClaimedJob, outcome: &Outcome) -> anyhow::Re
 /// in the transaction that completes the job: a supplier that calls back `accepted` (or
 /// `shipped`) before answering the push keeps that status; one that was cancelled or failed
 /// over while the push was in flight is asked to cancel it.
-async fn run_submit(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attempt> {
+async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attempt> {
     let Some(so) = routing::supplier_order(&state.db, &job.subject_id).await? else {
         return Ok(Outcome::Refused {
             kind: "missing".into(),
@@ -527,7 +344,7 @@ pub(crate) fn supplier_order_request(
 /// The `supplier.ack_deadline` job: a supplier order still not acknowledged is failed over to
 /// the next offer; `routing::fail_over` moves it only from `submitted`, so a supplier that
 /// acknowledged, rejected or shipped in time (even a moment ago) is left alone.
-async fn run_ack_deadline(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attempt> {
+async fn run_ack_deadline(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attempt> {
     let mut tx = state.db.begin().await?;
     routing::fail_over(
         &mut tx,

@@ -2,13 +2,14 @@
 //! of each shipment to the storefront the order came from. This module owns the `shipments`
 //! table.
 
-use crate::app::AppState;
 use crate::connections::Connection;
 use crate::db::{Conn, Tx, new_id, now_ms};
 use crate::jobs::{self, Attempt, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus};
 use crate::routing::{self, SoStatus, status};
+use crate::services::Services;
 use crate::tasks;
+use crate::worker::Handler;
 use daifa_plugin_host::channel::FulfillmentRequest;
 use daifa_plugin_host::supplier::{RejectionCode, SupplierEvent};
 use daifa_plugin_host::{LineQuantity, Shipment, SupplierOrderRef};
@@ -37,11 +38,17 @@ pub struct AppliedEvent {
     /// The order the event concerns (none for a catalogue change).
     pub order_id: Option<String>,
     pub summary: serde_json::Value,
+    /// The supplier order a new shipment was stored for (`ingest` then closes the case a
+    /// replacement or reship was for).
+    pub shipped: Option<String>,
 }
 
-/// Applies one supplier event inside the ingest transaction. `Ok(Err(reason))` refuses the
-/// request (the supplier named an order or line that is not theirs): nothing is applied.
-pub async fn apply_supplier_event(
+/// Applies a supplier's progress on one of its supplier orders (accepted, rejected, shipped)
+/// inside the ingest transaction. `Ok(Err(reason))` refuses the request (the supplier named an
+/// order or line that is not theirs): nothing is applied. The supplier's other events
+/// (after-sales answers, answers to changes, catalogue updates) are routed by
+/// `ingest::supplier_events`.
+pub async fn apply_progress(
     tx: &mut Tx,
     supplier: &Connection,
     raw_id: &str,
@@ -51,106 +58,7 @@ pub async fn apply_supplier_event(
         SupplierEvent::Accepted(r) => r,
         SupplierEvent::Rejected(r) => &r.order,
         SupplierEvent::Shipped(s) => &s.order,
-        SupplierEvent::Cancelled(c) => {
-            if supplier_order_of(tx, &supplier.id, &c.order)
-                .await?
-                .is_none()
-            {
-                return Ok(Err(format!(
-                    "no supplier order `{}` for connection `{}`",
-                    c.order.supplier_order_id, supplier.name
-                )));
-            }
-            let summary = crate::aftersales::on_cancellation(
-                tx,
-                &c.order.supplier_order_id,
-                c.accepted,
-                c.reason.as_deref(),
-            )
-            .await?;
-            return Ok(Ok(AppliedEvent {
-                order_id: None,
-                summary,
-            }));
-        }
-        SupplierEvent::ReturnReceived(r) => {
-            if supplier_order_of(tx, &supplier.id, &r.order)
-                .await?
-                .is_none()
-            {
-                return Ok(Err(format!(
-                    "no supplier order `{}` for connection `{}`",
-                    r.order.supplier_order_id, supplier.name
-                )));
-            }
-            return Ok(crate::aftersales::on_return_received(
-                tx,
-                &r.order.supplier_order_id,
-                r.case_id.as_deref(),
-                &r.lines,
-            )
-            .await?
-            .map(|summary| AppliedEvent {
-                order_id: None,
-                summary,
-            }));
-        }
-        SupplierEvent::Inspected(i) => {
-            if supplier_order_of(tx, &supplier.id, &i.order)
-                .await?
-                .is_none()
-            {
-                return Ok(Err(format!(
-                    "no supplier order `{}` for connection `{}`",
-                    i.order.supplier_order_id, supplier.name
-                )));
-            }
-            return Ok(crate::aftersales::on_inspected(
-                tx,
-                &i.order.supplier_order_id,
-                i.case_id.as_deref(),
-                i.resellable,
-                i.defect.as_deref(),
-            )
-            .await?
-            .map(|summary| AppliedEvent {
-                order_id: None,
-                summary,
-            }));
-        }
-        SupplierEvent::UpdateAnswered(answer) => {
-            if supplier_order_of(tx, &supplier.id, &answer.order)
-                .await?
-                .is_none()
-            {
-                return Ok(Err(format!(
-                    "no supplier order `{}` for connection `{}`",
-                    answer.order.supplier_order_id, supplier.name
-                )));
-            }
-            return Ok(crate::dispatch::update::on_answer(
-                tx,
-                &answer.order.supplier_order_id,
-                &answer.idempotency_key,
-                answer.applied,
-                answer.reason.as_deref(),
-            )
-            .await?
-            .map(|summary| AppliedEvent {
-                order_id: summary["order_id"].as_str().map(str::to_string),
-                summary,
-            }));
-        }
-        SupplierEvent::OfferUpdated(update) => {
-            if update.supplier_sku.trim().is_empty() {
-                return Ok(Err("an offer update names no supplier sku".into()));
-            }
-            let summary = routing::offers::apply_update(tx, &supplier.id, raw_id, update).await?;
-            return Ok(Ok(AppliedEvent {
-                order_id: None,
-                summary,
-            }));
-        }
+        _ => anyhow::bail!("not a supplier order's progress"),
     };
     let Some(so) = supplier_order_of(tx, &supplier.id, reference).await? else {
         return Ok(Err(format!(
@@ -168,6 +76,7 @@ pub async fn apply_supplier_event(
         )));
     };
     let external_id = reference.external_id.as_deref();
+    let mut new_shipment = None;
     let summary = match event {
         SupplierEvent::Accepted(_) => {
             let moved = status::transition_from(
@@ -270,12 +179,6 @@ pub async fn apply_supplier_event(
             }
             json!({ "supplier_order_id": so.id, "event": "rejected" })
         }
-        // Applied above: they are not about the supplier order's own handshake.
-        SupplierEvent::OfferUpdated(_)
-        | SupplierEvent::UpdateAnswered(_)
-        | SupplierEvent::Cancelled(_)
-        | SupplierEvent::ReturnReceived(_)
-        | SupplierEvent::Inspected(_) => json!({ "event": "applied" }),
         SupplierEvent::Shipped(s) => {
             if let Err(reason) = check_lines(tx, &so.id, &s.shipment).await? {
                 return Ok(Err(reason));
@@ -314,25 +217,32 @@ pub async fn apply_supplier_event(
                                      "order_status": order_status });
                 late(tx, supplier, &so, "shipped", current, raw_id, detail).await?
             } else {
-                shipped(tx, &so, raw_id, external_id, &s.shipment).await?
+                let (summary, stored) = shipped(tx, &so, raw_id, external_id, &s.shipment).await?;
+                if stored {
+                    new_shipment = Some(so.id.clone());
+                }
+                summary
             }
         }
+        _ => anyhow::bail!("not a supplier order's progress"),
     };
     Ok(Ok(AppliedEvent {
         order_id: Some(so.order_id),
         summary,
+        shipped: new_shipment,
     }))
 }
 
 /// A shipment of a live supplier order: stored once per tracking number, written back to the
-/// storefront, registered with the carriers, its clocks started.
+/// storefront, registered with the carriers, its clocks started. The answer says whether it
+/// was new.
 async fn shipped(
     tx: &mut Tx,
     so: &SupplierOrderRow,
     raw_id: &str,
     external_id: Option<&str>,
     shipment: &Shipment,
-) -> anyhow::Result<serde_json::Value> {
+) -> anyhow::Result<(serde_json::Value, bool)> {
     let shipment_id = new_id("shp");
     let inserted = sqlx::query(
         "insert into shipments (id, order_id, supplier_order_id, carrier_code, tracking_number, tracking_url, shipped_at_ms, lines, status, created_at_ms) \
@@ -358,7 +268,10 @@ async fn shipped(
             json!({ "tracking_number": shipment.tracking_number, "raw_request_id": raw_id }),
         )
         .await?;
-        return Ok(json!({ "supplier_order_id": so.id, "event": "shipped", "duplicate": true }));
+        return Ok((
+            json!({ "supplier_order_id": so.id, "event": "shipped", "duplicate": true }),
+            false,
+        ));
     }
     status::transition(
         tx,
@@ -388,8 +301,11 @@ async fn shipped(
     )
     .await?;
     crate::tracking::enqueue_registrations(tx, &shipment_id, &so.order_id).await?;
-    let policy = crate::aftersales::policy_for_order(tx, &so.order_id).await?;
-    crate::aftersales::clocks::on_shipped(
+    let policy = crate::routing::context::OrderContext::load(tx, &so.order_id)
+        .await?
+        .map(|c| c.after_sales)
+        .ok_or_else(|| anyhow::anyhow!("order {} of a shipment is missing", so.order_id))?;
+    crate::clocks::on_shipped(
         tx,
         &policy,
         &shipment_id,
@@ -398,8 +314,6 @@ async fn shipped(
         shipment.shipped_at,
     )
     .await?;
-    // A replacement or reship shipped: its case is done.
-    crate::aftersales::on_replacement_shipped(tx, &so.id).await?;
     orders::record_event(
         tx,
         &so.order_id,
@@ -408,7 +322,10 @@ async fn shipped(
                 "tracking_number": shipment.tracking_number, "raw_request_id": raw_id }),
     )
     .await?;
-    Ok(json!({ "supplier_order_id": so.id, "event": "shipped", "shipment_id": shipment_id }))
+    Ok((
+        json!({ "supplier_order_id": so.id, "event": "shipped", "shipment_id": shipment_id }),
+        true,
+    ))
 }
 
 /// A supplier acknowledged or shipped a supplier order that was failed over or cancelled (or
@@ -626,7 +543,7 @@ pub async fn shipments_of(conn: &mut Conn, order_id: &str) -> anyhow::Result<Vec
 
 /// The `channel.fulfill` job: writes a shipment back to the storefront through the channel
 /// connection's plugin.
-pub async fn run_fulfill(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attempt> {
+pub async fn run_fulfill(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attempt> {
     let row = sqlx::query(AssertSqlSafe(format!(
         "select {SHIPMENT_COLUMNS} from shipments where id = $1"
     )))
@@ -735,8 +652,17 @@ async fn channel_routing_policy(
     tx: &mut Tx,
     order_id: &str,
 ) -> anyhow::Result<crate::policy::RoutingPolicy> {
-    Ok(crate::context::OrderContext::load(tx, order_id)
+    Ok(crate::routing::context::OrderContext::load(tx, order_id)
         .await?
         .map(|c| c.routing)
         .unwrap_or_default())
+}
+
+/// The jobs of this stage: the write-back of a shipment to the storefront.
+pub fn jobs() -> Vec<Handler> {
+    vec![Handler {
+        kind: JobKind::ChannelFulfill,
+        run: |s, job| Box::pin(run_fulfill(s, job)),
+        on_dead: None,
+    }]
 }

@@ -8,13 +8,13 @@
 //! stored but not processed is processed again by the sweeper ([`reprocess`]). This module
 //! owns the `raw_requests` and `deliveries` tables.
 
-use crate::app::AppState;
 use crate::connections::{self, Connection};
 use crate::db::{Backend, Conn, Db, Tx, ms, new_id, now_ms};
-use crate::fulfilment;
 use crate::orders::{self, OrderStatus};
 use crate::plugins::LoadError;
-use crate::shadow::{self, Parsed};
+use crate::plugins::Parsed;
+use crate::services::Services;
+use crate::shadow;
 use crate::{aftersales, cancellation, changes, routing, tracking};
 use anyhow::Context;
 use axum::Json;
@@ -34,8 +34,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod reprocess;
+pub mod supplier_events;
 
-pub fn router() -> axum::Router<AppState> {
+pub fn router() -> axum::Router<Services> {
     axum::Router::new().route("/hooks/{connection}", post(receive))
 }
 
@@ -84,7 +85,7 @@ impl Answer {
 }
 
 async fn receive(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(connection_name): Path<String>,
     method: Method,
     uri: Uri,
@@ -181,7 +182,7 @@ pub(crate) struct Processed {
 /// do with one stored before. An error means nothing was applied and nothing recorded (the
 /// database failed): the raw record stays as it was.
 pub(crate) async fn process_stored(
-    state: &AppState,
+    state: &Services,
     stored: Stored<'_>,
     on_server_error: OnServerError,
 ) -> anyhow::Result<Processed> {
@@ -217,7 +218,7 @@ pub(crate) async fn process_stored(
 }
 
 async fn process(
-    state: &AppState,
+    state: &Services,
     stored: Stored<'_>,
     connection: Option<Connection>,
 ) -> anyhow::Result<Answer> {
@@ -271,7 +272,7 @@ async fn process(
     };
     let parsed = match state.native_parsers.get(&connection.plugin) {
         Some(native) => native(&ctx, request),
-        None => shadow::parse(&plugin, connection.kind, ctx, request).await,
+        None => crate::plugins::parse(&plugin, connection.kind, ctx, request).await,
     };
     if connection.shadow_plugin_version.is_some() {
         shadow::spawn(
@@ -308,7 +309,7 @@ impl Origin {
 
 /// Applies what a plugin made of a stored request (a webhook, or a poll's answers).
 pub(crate) async fn apply(
-    state: &AppState,
+    state: &Services,
     connection: &Connection,
     raw_id: &str,
     parsed: Parsed,
@@ -325,7 +326,7 @@ pub(crate) async fn apply(
 
 /// Applies a poll's events under its stored raw record, and records a refusal on it.
 pub(crate) async fn apply_polled(
-    state: &AppState,
+    state: &Services,
     connection: &Connection,
     raw_id: &str,
     parsed: Parsed,
@@ -479,7 +480,7 @@ struct Applied {
 }
 
 async fn apply_channel(
-    state: &AppState,
+    state: &Services,
     connection: &Connection,
     raw_id: &str,
     inbound: Inbound,
@@ -525,8 +526,7 @@ async fn apply_channel(
                     if orders::payment_committed(order.payment) {
                         // The after-sales policy of the order's channel and product category.
                         let policy = aftersales::policy_for_order(&mut tx, &order_id).await?;
-                        aftersales::clocks::on_order_paid(&mut tx, &policy, &order_id, now_ms())
-                            .await?;
+                        crate::clocks::on_order_paid(&mut tx, &policy, &order_id, now_ms()).await?;
                     }
                     let decision = routing::route(
                         &mut tx,
@@ -597,6 +597,13 @@ async fn apply_channel(
                             if done.cancelled {
                                 "cancelled"
                             } else {
+                                aftersales::cancelled_after_shipping(
+                                    &mut tx,
+                                    &order.id,
+                                    raw_id,
+                                    cancel.reason.as_deref(),
+                                )
+                                .await?;
                                 "cancelled_after_shipping"
                             }
                         };
@@ -649,7 +656,7 @@ fn validate_order(order: &daifa_plugin_host::Order) -> Result<(), String> {
 /// A supplier's webhook naming an order that is not theirs is refused whole; a poll's answer
 /// may list orders placed outside Daifa, which are skipped.
 async fn apply_supplier(
-    state: &AppState,
+    state: &Services,
     connection: &Connection,
     raw_id: &str,
     inbound: SupplierInbound,
@@ -669,7 +676,7 @@ async fn apply_supplier(
     let mut results = Vec::new();
     let mut first_order_id = None;
     for event in &inbound.events {
-        match fulfilment::apply_supplier_event(&mut tx, connection, raw_id, event).await? {
+        match supplier_events::apply(&mut tx, connection, raw_id, event).await? {
             Ok(applied) => {
                 if let Some(order_id) = applied.order_id {
                     first_order_id.get_or_insert(order_id);
@@ -702,7 +709,7 @@ async fn apply_supplier(
 }
 
 async fn apply_carrier(
-    state: &AppState,
+    state: &Services,
     connection: &Connection,
     raw_id: &str,
     inbound: CarrierInbound,
@@ -729,6 +736,9 @@ async fn apply_carrier(
         Err(duplicate) => return Ok(duplicate),
     };
     let applied = tracking::apply_updates(&mut tx, connection, raw_id, &inbound.updates).await?;
+    for (shipment_id, order_id, detail) in &applied.for_cases {
+        aftersales::from_carrier(&mut tx, shipment_id, order_id, *detail).await?;
+    }
     delivery
         .commit(
             tx,

@@ -16,7 +16,7 @@ use sqlx::{AssertSqlSafe, Row};
 use std::time::Duration;
 
 /// What a job does. The string form is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum JobKind {
     /// Push a supplier order to its supplier.
     SupplierSubmit,

@@ -2,9 +2,10 @@
 //!
 //! An order's path through the modules (see ARCHITECTURE.md):
 //! [`ingest`] (raw request kept, plugin verifies and parses) → [`orders`] (canonical order
-//! stored) → [`routing`] (supplier orders, or a hold) → [`jobs`] + [`dispatch`] (pushed to the
-//! supplier) → [`fulfilment`] (the supplier's shipment comes back and is written back to the
-//! storefront).
+//! stored) → [`routing`] (supplier orders, or a hold) → [`jobs`] + [`worker`] + [`dispatch`]
+//! (pushed to the supplier) → [`ingest::supplier_events`] + [`fulfilment`] (the supplier's
+//! shipment comes back and is written back to the storefront). The layers the modules sit in
+//! are drawn in ARCHITECTURE.md and checked by `tests/architecture.rs`.
 
 pub mod admin;
 pub mod aftersales;
@@ -14,9 +15,9 @@ pub mod cancellation;
 pub mod changes;
 pub mod cli;
 pub mod client;
+pub mod clocks;
 pub mod config;
 pub mod connections;
-pub mod context;
 pub mod db;
 pub mod demo;
 pub mod devkit;
@@ -32,10 +33,13 @@ pub mod polling;
 pub mod replay;
 pub mod routing;
 pub mod secrets;
+pub mod services;
 pub mod shadow;
 pub mod tasks;
 pub mod telemetry;
 pub mod tracking;
+pub mod worker;
 
-pub use app::{AppState, Application};
+pub use app::Application;
 pub use config::Settings;
+pub use services::Services;

@@ -15,10 +15,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use daifa_plugin_host::carrier::CarrierInbound;
+use daifa_plugin_host::channel::Inbound;
 use daifa_plugin_host::manifest::Toolchain;
+use daifa_plugin_host::supplier::SupplierInbound;
 use daifa_plugin_host::{
-    Allocator, CallLimits, EngineConfig, HostError, LoadedPlugin, Manifest, Package, PluginEngine,
-    PluginSpec, PoolConfig, ReqwestHttp, ReuseConfig, supports_wit,
+    Allocator, CallFailure, CallLimits, ConnectionContext, EngineConfig, HostError, InboundRequest,
+    LoadedPlugin, Manifest, Package, PluginEngine, PluginKind, PluginSpec, PoolConfig, ReqwestHttp,
+    ReuseConfig, supports_wit,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -175,13 +179,6 @@ impl PluginRegistry {
                 .await
                 .map_err(|e| anyhow::anyhow!("bundled plugin {}: {e}", bundled.name))?;
             registry.get(&info.name, &info.version).await?;
-        }
-        registry.pin_unversioned_connections().await?;
-        let in_use = crate::connections::plugin_versions_in_use(&registry.inner.db).await?;
-        for (name, version) in in_use {
-            if let Err(e) = registry.get(&name, &version).await {
-                tracing::error!(plugin = %name, version = %version, error = %e, "a connection's plugin version cannot be loaded");
-            }
         }
         tracing::info!(
             loaded = registry.lock_loaded().len(),
@@ -391,8 +388,9 @@ impl PluginRegistry {
             .find(|p| p.name == name && p.enabled))
     }
 
-    /// Enables or disables a version. A disabled version cannot be pinned by a connection; one
-    /// that connections run cannot be disabled (upgrade or roll them back first).
+    /// Enables or disables a version. A disabled version cannot be pinned by a connection. That
+    /// no connection runs a version being disabled is checked by the connections
+    /// (`POST /plugins/{name}/{version}/disable` is theirs).
     pub async fn set_enabled(
         &self,
         name: &str,
@@ -404,15 +402,6 @@ impl PluginRegistry {
                 "plugin `{name}` version {version} is not installed"
             ))
         })?;
-        if !enabled {
-            let users = crate::connections::using_version(&self.inner.db, name, version).await?;
-            if !users.is_empty() {
-                return Err(ApiError::Conflict(format!(
-                    "plugin `{name}` version {version} is used by connection(s) {}: move them to another version first",
-                    users.join(", ")
-                )));
-            }
-        }
         sqlx::query("update plugin_packages set enabled = $1 where name = $2 and version = $3")
             .bind(i64::from(enabled))
             .bind(name)
@@ -427,21 +416,6 @@ impl PluginRegistry {
             if enabled { "enabled" } else { "disabled" }
         );
         Ok(PackageInfo { enabled, ..info })
-    }
-
-    /// Connections made before plugins had versions run the newest installed version.
-    async fn pin_unversioned_connections(&self) -> anyhow::Result<()> {
-        let plugins = crate::connections::unpinned_plugins(&self.inner.db).await?;
-        for plugin in plugins {
-            let Some(latest) = self.latest(&plugin).await? else {
-                tracing::error!(plugin = %plugin, "connections use a plugin that is not installed");
-                continue;
-            };
-            let pinned =
-                crate::connections::pin_unpinned(&self.inner.db, &plugin, &latest.version).await?;
-            tracing::info!(plugin = %plugin, version = %latest.version, connections = pinned, "pinned connections to a plugin version");
-        }
-        Ok(())
     }
 }
 
@@ -489,7 +463,6 @@ where
         .route("/plugins/{name}", get(versions_handler))
         .route("/plugins/{name}/{version}", get(inspect_handler))
         .route("/plugins/{name}/{version}/enable", post(enable_handler))
-        .route("/plugins/{name}/{version}/disable", post(disable_handler))
 }
 
 async fn list_handler(State(registry): State<PluginRegistry>) -> ApiResult<Json<Vec<PackageInfo>>> {
@@ -561,9 +534,32 @@ async fn enable_handler(
     Ok(Json(registry.set_enabled(&name, &version, true).await?))
 }
 
-async fn disable_handler(
-    State(registry): State<PluginRegistry>,
-    Path((name, version)): Path<(String, String)>,
-) -> ApiResult<Json<PackageInfo>> {
-    Ok(Json(registry.set_enabled(&name, &version, false).await?))
+/// What a plugin made of an inbound request.
+pub enum Parsed {
+    Channel(Inbound),
+    Supplier(SupplierInbound),
+    Carrier(CarrierInbound),
+}
+
+/// Calls the inbound export of the connection's kind.
+pub async fn parse(
+    plugin: &Installed,
+    kind: PluginKind,
+    ctx: Arc<ConnectionContext>,
+    request: &InboundRequest,
+) -> Result<Parsed, CallFailure> {
+    match kind {
+        PluginKind::Channel => plugin
+            .handle_inbound(ctx, request)
+            .await
+            .map(Parsed::Channel),
+        PluginKind::Supplier => plugin
+            .handle_callback(ctx, request)
+            .await
+            .map(Parsed::Supplier),
+        PluginKind::Carrier => plugin
+            .handle_webhook(ctx, request)
+            .await
+            .map(Parsed::Carrier),
+    }
 }

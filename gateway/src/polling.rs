@@ -8,13 +8,13 @@
 //! database poll each connection once. A failed poll is retried at a doubling interval; the
 //! cursor only moves past what was applied. This module owns the `poll_state` table.
 
-use crate::app::AppState;
 use crate::config::PollingSettings;
 use crate::connections::{self, Connection};
 use crate::db::{Backend, Db, ms, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::{self, Origin, RawStatus};
-use crate::shadow::Parsed;
+use crate::plugins::Parsed;
+use crate::services::Services;
 use crate::tracking;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -31,7 +31,7 @@ use tokio::sync::watch;
 
 /// Runs this process's poller until `shutdown` turns true.
 pub fn spawn(
-    state: AppState,
+    state: Services,
     shutdown: watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     if !state.settings.polling.enabled {
@@ -40,7 +40,7 @@ pub fn spawn(
     Some(tokio::spawn(poller(state, shutdown)))
 }
 
-async fn poller(state: AppState, mut shutdown: watch::Receiver<bool>) {
+async fn poller(state: Services, mut shutdown: watch::Receiver<bool>) {
     let settings = state.settings.polling.clone();
     let holder = format!("{}-poller", state.instance_id);
     loop {
@@ -60,7 +60,7 @@ async fn poller(state: AppState, mut shutdown: watch::Receiver<bool>) {
 
 /// Starts polling the connections that should be polled and polls every due one.
 async fn poll_due(
-    state: &AppState,
+    state: &Services,
     holder: &str,
     settings: &PollingSettings,
 ) -> anyhow::Result<()> {
@@ -166,7 +166,7 @@ struct Run {
 /// Polls one connection: page after page (or batch after batch of parcels), each stored, then
 /// applied, then its cursor saved, until the plugin has nothing more or `max_pages` is reached.
 async fn poll_connection(
-    state: &AppState,
+    state: &Services,
     holder: &str,
     settings: &PollingSettings,
     connection: &Connection,
@@ -236,7 +236,7 @@ struct Fetched {
 }
 
 async fn poll_page(
-    state: &AppState,
+    state: &Services,
     settings: &PollingSettings,
     connection: &Connection,
     cursor: Option<String>,
@@ -457,7 +457,7 @@ pub struct PollView {
     pub last_raw_request_id: Option<String>,
 }
 
-async fn view(state: &AppState, connection: &Connection) -> ApiResult<PollView> {
+async fn view(state: &Services, connection: &Connection) -> ApiResult<PollView> {
     let polling: Option<i64> =
         sqlx::query_scalar("select polling from plugin_packages where name = $1 and version = $2")
             .bind(&connection.plugin)
@@ -494,7 +494,7 @@ async fn view(state: &AppState, connection: &Connection) -> ApiResult<PollView> 
     Ok(view)
 }
 
-async fn connection_named(state: &AppState, name: &str) -> ApiResult<Connection> {
+async fn connection_named(state: &Services, name: &str) -> ApiResult<Connection> {
     connections::by_name(&state.db, name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no connection named `{name}`")))
@@ -502,7 +502,7 @@ async fn connection_named(state: &AppState, name: &str) -> ApiResult<Connection>
 
 /// `GET /connections/{name}/poll`: where its polling stands.
 pub async fn get_handler(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<PollView>> {
     let connection = connection_named(&state, &name).await?;
@@ -512,7 +512,7 @@ pub async fn get_handler(
 /// `POST /connections/{name}/poll`: poll it now (the answer is the state before the poll; the
 /// poll runs in the background).
 pub async fn poll_now_handler(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(name): Path<String>,
 ) -> ApiResult<(axum::http::StatusCode, Json<PollView>)> {
     let connection = connection_named(&state, &name).await?;
@@ -538,7 +538,7 @@ pub async fn poll_now_handler(
     Ok((axum::http::StatusCode::ACCEPTED, Json(current)))
 }
 
-pub fn router() -> axum::Router<AppState> {
+pub fn router() -> axum::Router<Services> {
     axum::Router::new().route(
         "/connections/{name}/poll",
         axum::routing::get(get_handler).post(poll_now_handler),

@@ -2,10 +2,11 @@
 //! reports which canonical results differ from the baseline version's. Nothing is written and no
 //! peer is called: both versions run with no outbound host, and the results are only compared.
 
-use crate::app::AppState;
 use crate::connections::{self, Connection};
 use crate::error::{ApiError, ApiResult};
-use crate::shadow::{canonical, differences, isolated_context, parse};
+use crate::plugins::parse;
+use crate::services::Services;
+use crate::shadow::{canonical, differences, isolated_context};
 use axum::Json;
 use axum::extract::{Path, State};
 use daifa_plugin_host::InboundRequest;
@@ -53,7 +54,7 @@ pub struct Difference {
 
 /// Replays the connection's stored requests; `progress` is told the total, then each request.
 pub async fn run(
-    state: &AppState,
+    state: &Services,
     connection_name: &str,
     request: &ReplayRequest,
     progress: &(dyn Fn(Progress) + Sync),
@@ -133,7 +134,7 @@ pub enum Progress {
 }
 
 async fn stored_requests(
-    state: &AppState,
+    state: &Services,
     connection: &Connection,
     request: &ReplayRequest,
 ) -> ApiResult<Vec<(String, i64, InboundRequest)>> {
@@ -146,9 +147,13 @@ async fn stored_requests(
     .await?)
 }
 
+pub fn router() -> axum::Router<Services> {
+    axum::Router::new().route("/connections/{name}/replay", axum::routing::post(handler))
+}
+
 /// `POST /connections/{name}/replay`: the same, answered with the report.
 pub async fn handler(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(name): Path<String>,
     Json(request): Json<ReplayRequest>,
 ) -> ApiResult<Json<ReplayReport>> {
@@ -157,12 +162,11 @@ pub async fn handler(
 
 /// The command line: a progress bar on the terminal, a summary, and the report as JSON.
 pub async fn command(
-    settings: crate::Settings,
+    state: Services,
     connection: String,
     request: ReplayRequest,
     report_file: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
-    let state = AppState::load(settings).await?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(

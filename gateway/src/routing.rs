@@ -10,6 +10,7 @@
 //! `supplier_order_lines` and `routing_decisions` tables (and, through its submodules, `offers`,
 //! `products`, `notices`, `holds` and `line_substitutions`).
 
+pub mod context;
 pub mod customs;
 pub mod decide;
 pub mod holds;
@@ -20,13 +21,14 @@ pub use decide::{Decision, LineToRoute, Outcome, Planned};
 pub use offers::{Offer, Product};
 pub use status::SoStatus;
 
-use crate::app::AppState;
 use crate::connections;
 use crate::db::{Conn, Db, Tx, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{self, JobKind, NewJob};
 use crate::orders::{self, OrderStatus};
 use crate::policy::{self, RoutingPolicy};
+use crate::services::Services;
+use crate::worker::Handler;
 use axum::Json;
 use axum::extract::State;
 use axum::routing::post;
@@ -1002,7 +1004,7 @@ pub struct DryRun {
 }
 
 async fn dry_run(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Json(req): Json<DryRun>,
 ) -> ApiResult<Json<Decision>> {
     let (channel, order, order_id) = match (&req.order_id, &req.channel, req.order) {
@@ -1041,9 +1043,18 @@ async fn dry_run(
     Ok(Json(decide_loaded(&loaded, &order, req.allow_partial)))
 }
 
-pub fn router() -> axum::Router<AppState> {
+pub fn router() -> axum::Router<Services> {
     axum::Router::new()
         .route("/routing/dry-run", post(dry_run))
         .merge(offers::router())
         .merge(holds::router())
+}
+
+/// The jobs of this stage: a stock-out's later date, when the waiting lines are routed again.
+pub fn jobs() -> Vec<Handler> {
+    vec![Handler {
+        kind: JobKind::RoutingRetry,
+        run: |s, job| Box::pin(async move { holds::run_retry(s, job).await.map(Into::into) }),
+        on_dead: None,
+    }]
 }

@@ -4,51 +4,18 @@
 //! A shadow call gets the connection's settings and secrets but no outbound hosts, so it cannot
 //! reach any peer; its result is compared with the pinned version's, recorded, and dropped.
 
-use crate::app::AppState;
 use crate::connections::{self, Connection};
 use crate::db::{new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
-use crate::plugins::Installed;
+use crate::plugins::{Installed, Parsed, parse};
+use crate::services::Services;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use daifa_plugin_host::carrier::CarrierInbound;
-use daifa_plugin_host::channel::Inbound;
-use daifa_plugin_host::supplier::SupplierInbound;
-use daifa_plugin_host::{CallFailure, ConnectionContext, InboundRequest, PluginKind};
+use daifa_plugin_host::{CallFailure, ConnectionContext, InboundRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::Row;
 use std::sync::Arc;
-
-/// What a plugin made of an inbound request.
-pub enum Parsed {
-    Channel(Inbound),
-    Supplier(SupplierInbound),
-    Carrier(CarrierInbound),
-}
-
-/// Calls the inbound export of the connection's kind.
-pub async fn parse(
-    plugin: &Installed,
-    kind: PluginKind,
-    ctx: Arc<ConnectionContext>,
-    request: &InboundRequest,
-) -> Result<Parsed, CallFailure> {
-    match kind {
-        PluginKind::Channel => plugin
-            .handle_inbound(ctx, request)
-            .await
-            .map(Parsed::Channel),
-        PluginKind::Supplier => plugin
-            .handle_callback(ctx, request)
-            .await
-            .map(Parsed::Supplier),
-        PluginKind::Carrier => plugin
-            .handle_webhook(ctx, request)
-            .await
-            .map(Parsed::Carrier),
-    }
-}
 
 /// The canonical result as JSON, errors included: what two versions are compared on.
 pub fn canonical(result: &Result<Parsed, CallFailure>) -> Value {
@@ -119,7 +86,7 @@ fn walk(a: &Value, b: &Value, path: &mut String, out: &mut Vec<String>, limit: u
 /// The call context of a version run for comparison: the connection's settings and secrets,
 /// no outbound host.
 pub fn isolated_context(
-    state: &AppState,
+    state: &Services,
     connection: &Connection,
     plugin: &Installed,
 ) -> anyhow::Result<Arc<ConnectionContext>> {
@@ -132,7 +99,7 @@ pub fn isolated_context(
 /// Runs the connection's shadow version on a request the pinned version has handled, in the
 /// background, and records both results. Never fails the request: problems are logged.
 pub fn spawn(
-    state: &AppState,
+    state: &Services,
     connection: &Connection,
     raw_request_id: &str,
     request: &InboundRequest,
@@ -155,7 +122,7 @@ pub fn spawn(
 }
 
 async fn run(
-    state: &AppState,
+    state: &Services,
     connection: &Connection,
     raw_id: &str,
     request: &InboundRequest,
@@ -211,9 +178,16 @@ pub struct ShadowResult {
     pub created_at_ms: i64,
 }
 
+pub fn router() -> axum::Router<Services> {
+    axum::Router::new().route(
+        "/connections/{name}/shadow-results",
+        axum::routing::get(results_handler),
+    )
+}
+
 /// `GET /connections/{name}/shadow-results`: counts per candidate and the latest results.
-pub async fn results_handler(
-    State(state): State<AppState>,
+async fn results_handler(
+    State(state): State<Services>,
     Path(name): Path<String>,
     Query(q): Query<ResultsQuery>,
 ) -> ApiResult<Json<Value>> {

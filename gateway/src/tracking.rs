@@ -6,13 +6,14 @@
 //! put on the order's timeline. This module owns the `tracking_registrations` and
 //! `tracking_events` tables and the tracking columns of `shipments`.
 
-use crate::app::AppState;
 use crate::calls::{callee, outcome_of};
 use crate::connections::Connection;
 use crate::db::{Conn, Db, Tx, new_id, now_ms};
 use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus};
 use crate::routing::SoStatus;
+use crate::services::Services;
+use crate::worker::Handler;
 use daifa_plugin_host::carrier::Parcel;
 use daifa_plugin_host::{TrackingDetail, TrackingStatus, TrackingUpdate};
 use serde::Serialize;
@@ -141,7 +142,7 @@ async fn parcels_from_rows(
 }
 
 /// The `carrier.register` job: asks the carrier connection to follow the shipment.
-pub async fn run_register(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+pub async fn run_register(state: &Services, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     let Some((order_id, parcel)) = parcel(&state.db, &job.subject_id).await? else {
         return Ok(Outcome::Refused {
             kind: "missing".into(),
@@ -220,6 +221,10 @@ pub struct Applied {
     /// The first order an update touched (the raw request is filed under it).
     pub order_id: Option<String>,
     pub summaries: Vec<Value>,
+    /// Carrier details that ask for an after-sales case (a return, a lost parcel), as
+    /// `(shipment id, order id, detail)`: the caller opens them (`aftersales::from_carrier`) in
+    /// the same transaction.
+    pub for_cases: Vec<(String, String, TrackingDetail)>,
 }
 
 /// Checks updates before anything is applied: a plugin that returns an update without a
@@ -328,7 +333,11 @@ pub async fn apply_updates(
                 if update.status == TrackingStatus::Delivered {
                     mark_delivered_when_complete(tx, &order_id).await?;
                 }
-                on_detail(tx, &shipment_id, &order_id, update).await?;
+                if let Some(detail) = on_detail(tx, &shipment_id, &order_id, update).await? {
+                    applied
+                        .for_cases
+                        .push((shipment_id.clone(), order_id.clone(), detail));
+                }
             }
             applied.summaries.push(json!({ "tracking_number": update.tracking_number, "shipment_id": shipment_id,
                                            "status": if newer { status } else { previous.as_deref().unwrap_or(status) },
@@ -338,17 +347,18 @@ pub async fn apply_updates(
     Ok(applied)
 }
 
-/// What a carrier's detail asks of the shop: a return or a lost parcel opens an after-sales
-/// case; a parcel at customs is a task (remind the customer to collect it; held: tell the
-/// customer to contact customs and send the invoice).
+/// What a carrier's detail asks of the shop: a parcel at customs is a task (remind the
+/// customer to collect it; held: tell the customer to contact customs and send the invoice);
+/// any other detail is given back, for the after-sales case it may open (a return, a lost
+/// parcel).
 async fn on_detail(
     tx: &mut Tx,
     shipment_id: &str,
     order_id: &str,
     update: &TrackingUpdate,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<TrackingDetail>> {
     let Some(detail) = update.detail else {
-        return Ok(());
+        return Ok(None);
     };
     let task = |kind: &'static str, title: &'static str| (kind, title);
     let customs = match detail {
@@ -373,10 +383,9 @@ async fn on_detail(
             json!({ "shipment_id": shipment_id, "tracking_number": update.tracking_number }),
         )
         .await?;
-        return Ok(());
+        return Ok(None);
     }
-    crate::aftersales::from_carrier(tx, shipment_id, order_id, detail).await?;
-    Ok(())
+    Ok(Some(detail))
 }
 
 /// An order is delivered once every shipment of it is and no supplier order still has goods to
@@ -473,6 +482,15 @@ pub async fn followed(tx: &mut Tx, shipment_id: &str) -> sqlx::Result<Option<Fol
         })
     })
     .transpose()
+}
+
+/// The jobs of this stage: a shipment's registration with a tracking service.
+pub fn jobs() -> Vec<Handler> {
+    vec![Handler {
+        kind: JobKind::CarrierRegister,
+        run: |s, job| Box::pin(async move { run_register(s, job).await.map(Into::into) }),
+        on_dead: None,
+    }]
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use daifa::config::{
     FulfillmentSettings, IngestSettings, JobSettings, PluginCeiling, PluginSettings,
     PollingSettings, PoolSettings, ReuseSettings, Settings,
 };
-use daifa::{AppState, Application};
+use daifa::{Application, Services};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Once;
@@ -197,7 +197,7 @@ pub fn test_settings(database_url: &str) -> Settings {
 
 pub struct TestApp {
     pub api: Api,
-    pub state: AppState,
+    pub state: Services,
     pub db: TestDb,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,

@@ -210,6 +210,75 @@ async fn a_storefront_cancellation_stops_the_supplier_and_a_later_shipment_is_no
     w.app.stop().await;
 }
 
+/// The storefront cancels an order its supplier has already shipped: the order stays shipped,
+/// and the shop gets a cancel case (approved, the supplier is asked to intercept the parcel)
+/// and a task; the same cancellation again opens nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storefront_cancellation_after_shipping_opens_a_cancel_case_and_a_task() {
+    init_logs();
+    let w = Suppliers::start(&["sup"]).await;
+    w.offer("SKU-A", "sup", json!({})).await;
+    w.offer("SKU-B", "sup", json!({})).await;
+    let mut sent = Value::Null;
+    let order_id = w
+        .order("wh-late-cancel", ["SKU-A", "SKU-B"], |o| sent = o.clone())
+        .await;
+    let so = pushed_id(&w.pushes("sup", 1).await[0]);
+    let r = w
+        .call_back("sup", "sup-shipped-first", shipped(&so, "YT0000000002"))
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    wait_status(&w, &order_id, &so, "shipped").await;
+
+    for webhook_id in ["wh-late-cancel-cancelled", "wh-late-cancel-cancelled-2"] {
+        let r = cancel_on_storefront(&w, &sent, webhook_id).await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    let detail = w.app.order(&order_id).await;
+    assert_eq!(detail["order"]["status"], "shipped");
+    assert!(kinds(&detail).contains(&"order.cancelled_after_shipping".to_string()));
+    let cases = w
+        .app
+        .get_json(&format!("/api/v1/cases?order_id={order_id}"))
+        .await["cases"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        cases.len(),
+        1,
+        "one case for both cancellations: {cases:#?}"
+    );
+    assert_eq!(cases[0]["kind"], "cancel");
+    assert_eq!(cases[0]["source"], "storefront");
+    assert_eq!(cases[0]["state"], "requested");
+    assert_eq!(
+        tasks(&w, &order_id, "cancelled_after_shipping").await.len(),
+        1
+    );
+    // Nothing was cancelled at the supplier by the storefront's message alone: the parcel is
+    // on its way, intercepting it is the case's decision.
+    assert!(
+        w.supplier("sup")
+            .received_of("order.cancel_requested")
+            .is_empty()
+    );
+
+    // Approved, the supplier is asked to intercept.
+    let case_id = cases[0]["id"].as_str().unwrap();
+    let r = w
+        .app
+        .post_json(
+            &format!("/api/v1/cases/{case_id}/actions"),
+            &json!({ "action": "approve" }),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let cancels = cancels_at(&w, "sup").await;
+    assert_eq!(pushed_id(&cancels[0]), so);
+    w.app.stop().await;
+}
+
 /// The operator cancels while the push is on its way: the supplier order was cancelled as
 /// "never pushed", yet the push reached the supplier. The supplier is asked to cancel it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@ use super::*;
 use crate::error::operator;
 
 /// A case with its history, what it may do next, and the handbook's proposal.
-async fn describe(state: &AppState, id: &str) -> ApiResult<Value> {
+async fn describe(state: &Services, id: &str) -> ApiResult<Value> {
     // Reads only, from one snapshot.
     let mut tx = state.db.snapshot().await?;
     let case = get_in(&mut tx, id)
@@ -52,7 +52,7 @@ async fn describe(state: &AppState, id: &str) -> ApiResult<Value> {
 }
 
 async fn open_handler(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     headers: HeaderMap,
     Json(new): Json<NewCase>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -65,7 +65,7 @@ async fn open_handler(
 }
 
 async fn act_handler(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Json(input): Json<ActionInput>,
@@ -79,7 +79,7 @@ async fn act_handler(
 }
 
 async fn get_handler(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(describe(&state, &id).await?))
@@ -95,7 +95,7 @@ pub struct CaseQuery {
 }
 
 async fn list_handler(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Query(q): Query<CaseQuery>,
 ) -> ApiResult<Json<Value>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -114,7 +114,7 @@ async fn list_handler(
     Ok(Json(json!({ "cases": cases })))
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Services> {
     Router::new()
         .route("/cases", get(list_handler).post(open_handler))
         .route("/cases/{id}", get(get_handler))

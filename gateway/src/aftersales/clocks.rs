@@ -5,13 +5,12 @@
 //! customs). The refund queue is swept at the policy's times of day, shop time. The queue
 //! itself is `crate::tasks`.
 
-use super::CaseKind;
-use crate::app::AppState;
-use crate::db::{Tx, ms, now_ms};
+use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders;
 use crate::policy::AfterSalesPolicy;
+use crate::services::Services;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -20,186 +19,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-/// What a clock watches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Clock {
-    /// An order ships within `ship_within` of payment.
-    Ship,
-    /// A shipment is marked shipped on the storefront within `mark_shipped_within`.
-    MarkShipped,
-    /// Tracking is followed up `follow_up_express` / `follow_up_postal` after shipping.
-    FollowUp,
-    /// No tracking and not delivered after `no_tracking_after`.
-    NoTracking,
-    /// Not delivered in the promised time: extend the storefront's receipt window.
-    DeliveryPromise,
-    /// A refund is paid within `refund_within` of the request.
-    Refund,
-    /// A complaint (a case) is answered within `complaint_within`.
-    Complaint,
-    /// An exchange's replacement ships within `replacement_within` of receiving the goods.
-    Replacement,
-    /// A stock-out's customer is contacted (the routing policy's `stock_out_contact`).
-    StockOutContact,
-}
-
-impl Clock {
-    fn job(self) -> JobKind {
-        match self {
-            Self::Ship => JobKind::ClockShip,
-            Self::MarkShipped => JobKind::ClockMarkShipped,
-            Self::FollowUp => JobKind::ClockFollowUp,
-            Self::NoTracking => JobKind::ClockNoTracking,
-            Self::DeliveryPromise => JobKind::ClockDeliveryPromise,
-            Self::Refund => JobKind::ClockRefund,
-            Self::Complaint => JobKind::ClockComplaint,
-            Self::Replacement => JobKind::ClockReplacement,
-            Self::StockOutContact => JobKind::ClockStockOutContact,
-        }
-    }
-
-    fn of(kind: JobKind) -> Option<Self> {
-        [
-            Self::Ship,
-            Self::MarkShipped,
-            Self::FollowUp,
-            Self::NoTracking,
-            Self::DeliveryPromise,
-            Self::Refund,
-            Self::Complaint,
-            Self::Replacement,
-            Self::StockOutContact,
-        ]
-        .into_iter()
-        .find(|c| c.job() == kind)
-    }
-}
-
-/// Sets a clock: a job due at `at_ms` about `subject` (an order, a shipment, a case, a hold).
-pub async fn schedule(
-    tx: &mut Tx,
-    clock: Clock,
-    subject: &str,
-    order_id: &str,
-    at_ms: i64,
-) -> sqlx::Result<bool> {
-    let kind = clock.job();
-    jobs::enqueue_at(
-        tx,
-        NewJob {
-            kind,
-            idempotency_key: format!("{}.{subject}", kind.as_str()),
-            subject_id: subject,
-            order_id,
-            connection_id: "",
-        },
-        at_ms,
-    )
-    .await
-}
-
-/// The clocks of a paid order: shipped within a day, marked shipped within three.
-pub async fn on_order_paid(
-    tx: &mut Tx,
-    policy: &AfterSalesPolicy,
-    order_id: &str,
-    paid_at_ms: i64,
-) -> sqlx::Result<()> {
-    schedule(
-        tx,
-        Clock::Ship,
-        order_id,
-        order_id,
-        paid_at_ms + ms(policy.ship_within),
-    )
-    .await?;
-    schedule(
-        tx,
-        Clock::MarkShipped,
-        order_id,
-        order_id,
-        paid_at_ms + ms(policy.mark_shipped_within),
-    )
-    .await?;
-    Ok(())
-}
-
-/// The clocks of a shipment: the follow-up (7 days express, 30 postal), the promised time,
-/// and no tracking after 40 days.
-pub async fn on_shipped(
-    tx: &mut Tx,
-    policy: &AfterSalesPolicy,
-    shipment_id: &str,
-    order_id: &str,
-    carrier: &str,
-    shipped_at_ms: i64,
-) -> sqlx::Result<()> {
-    let follow_up = if policy.is_postal(carrier) {
-        policy.follow_up_postal
-    } else {
-        policy.follow_up_express
-    };
-    schedule(
-        tx,
-        Clock::FollowUp,
-        shipment_id,
-        order_id,
-        shipped_at_ms + ms(follow_up),
-    )
-    .await?;
-    schedule(
-        tx,
-        Clock::DeliveryPromise,
-        shipment_id,
-        order_id,
-        shipped_at_ms + ms(policy.delivery_promise),
-    )
-    .await?;
-    schedule(
-        tx,
-        Clock::NoTracking,
-        shipment_id,
-        order_id,
-        shipped_at_ms + ms(policy.no_tracking_after),
-    )
-    .await?;
-    Ok(())
-}
-
-/// The clocks of a new case: answered within a day; refunded within a day when it refunds.
-pub async fn on_case_opened(
-    tx: &mut Tx,
-    policy: &AfterSalesPolicy,
-    case_id: &str,
-    order_id: &str,
-    kind: CaseKind,
-    opened_at_ms: i64,
-) -> sqlx::Result<()> {
-    schedule(
-        tx,
-        Clock::Complaint,
-        case_id,
-        order_id,
-        opened_at_ms + ms(policy.complaint_within),
-    )
-    .await?;
-    if kind.refunds() {
-        schedule(
-            tx,
-            Clock::Refund,
-            case_id,
-            order_id,
-            opened_at_ms + ms(policy.refund_within),
-        )
-        .await?;
-    }
-    Ok(())
-}
+pub use crate::clocks::{Clock, KINDS, on_case_opened, schedule};
 
 pub use crate::tasks::open as open_task;
 
 /// A clock's job: what it watches happened, or a task is opened.
-pub async fn run(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+pub async fn run(state: &Services, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     let Some(clock) = Clock::of(job.kind) else {
         return Ok(Outcome::Refused {
             kind: "unknown".into(),
@@ -316,7 +141,7 @@ pub async fn run(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> 
 
 /// Makes sure the next sweep of the refund queue is scheduled (at start, and after each sweep).
 /// Its key is its time: however many processes schedule it, it exists once.
-pub async fn schedule_sweep(state: &AppState, after_ms: i64) -> anyhow::Result<()> {
+pub async fn schedule_sweep(state: &Services, after_ms: i64) -> anyhow::Result<()> {
     let mut conn = state.db.pool.acquire().await?;
     let policy: AfterSalesPolicy = crate::policy::in_scope(&mut conn, &Default::default()).await?;
     drop(conn);
@@ -340,7 +165,7 @@ pub async fn schedule_sweep(state: &AppState, after_ms: i64) -> anyhow::Result<(
 
 /// The sweep of the refund queue (10:00 and 16:30 by default): approved refunds not paid yet
 /// become one task for the operator; the next sweep is scheduled.
-pub async fn run_sweep(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+pub async fn run_sweep(state: &Services, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     let mut tx = state.db.begin().await?;
     let waiting: Vec<(String, String)> = sqlx::query(
         "select id, order_id from cases where refunded_minor = 0 and refund_requested_minor > 0 \
@@ -378,7 +203,7 @@ pub struct TaskQuery {
     pub kind: Option<String>,
 }
 
-async fn list(State(state): State<AppState>, Query(q): Query<TaskQuery>) -> ApiResult<Json<Value>> {
+async fn list(State(state): State<Services>, Query(q): Query<TaskQuery>) -> ApiResult<Json<Value>> {
     let tasks = crate::tasks::list(
         &state.db,
         q.status.as_deref().unwrap_or("open"),
@@ -390,7 +215,7 @@ async fn list(State(state): State<AppState>, Query(q): Query<TaskQuery>) -> ApiR
 }
 
 async fn done(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
@@ -401,7 +226,7 @@ async fn done(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Services> {
     Router::new()
         .route("/tasks", get(list))
         .route("/tasks/{id}/done", post(done))

@@ -6,7 +6,7 @@ use super::*;
 /// The case a job acts on and its order, read from one snapshot: a job only reads before it
 /// calls a plugin, so it takes no write lock (SQLite has one for the whole database).
 async fn case_and_order(
-    state: &AppState,
+    state: &Services,
     case_id: &str,
 ) -> anyhow::Result<Option<(Case, StoredOrder)>> {
     let mut tx = state.db.snapshot().await?;
@@ -23,7 +23,7 @@ async fn case_and_order(
 }
 
 /// The `channel.refund` job: pays the case's refund back through the storefront's plugin.
-pub async fn run_refund(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+pub async fn run_refund(state: &Services, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     let Some((case, order)) = case_and_order(state, &job.subject_id).await? else {
         return Ok(missing(&job.subject_id));
     };
@@ -97,7 +97,7 @@ pub async fn run_refund(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Ou
 }
 
 /// The `channel.return_decision` job: answers the storefront's return request.
-pub async fn run_return_decision(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+pub async fn run_return_decision(state: &Services, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     let Some((case, order)) = case_and_order(state, &job.subject_id).await? else {
         return Ok(missing(&job.subject_id));
     };
@@ -131,7 +131,7 @@ pub async fn run_return_decision(state: &AppState, job: &ClaimedJob) -> anyhow::
 
 /// The `supplier.cancel` job: asks the supplier to cancel (or stop) a supplier order, because
 /// its order was cancelled, or because its lines went to another supplier (a fail-over).
-pub async fn run_cancel(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+pub async fn run_cancel(state: &Services, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     let Some(so) = routing::supplier_order(&state.db, &job.subject_id).await? else {
         return Ok(missing(&job.subject_id));
     };
@@ -197,7 +197,7 @@ pub async fn run_cancel(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Ou
 }
 
 /// The `supplier.return` job: tells the supplier goods come back and records where they go.
-pub async fn run_return(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+pub async fn run_return(state: &Services, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     let Some((case, _)) = case_and_order(state, &job.subject_id).await? else {
         return Ok(missing(&job.subject_id));
     };

@@ -3,6 +3,37 @@
 
 use super::*;
 
+/// A storefront cancelled an order a supplier had already shipped (in whole or in part), inside
+/// the ingest transaction: a cancel case, opened once per order, for the operator to approve
+/// (the supplier is then asked to intercept the parcel) or to turn into a return.
+pub async fn cancelled_after_shipping(
+    tx: &mut Tx,
+    order_id: &str,
+    raw_id: &str,
+    reason: Option<&str>,
+) -> anyhow::Result<Value> {
+    let mut new = NewCase::new(order_id, CaseKind::Cancel, Source::Storefront);
+    new.note = Some(match reason {
+        Some(reason) => format!("cancelled on the storefront after shipping: {reason}"),
+        None => "cancelled on the storefront after shipping".into(),
+    });
+    new.external_id = Some(format!("{order_id}.cancelled_after_shipping"));
+    match open(tx, new, "storefront").await {
+        Ok(case) => Ok(json!({ "case_id": case.id, "state": case.state })),
+        Err(CaseError::Internal(e)) => Err(e),
+        Err(refused) => {
+            orders::record_event(
+                tx,
+                order_id,
+                "case.refused",
+                json!({ "kind": "cancel", "reason": refused.to_string(), "raw_request_id": raw_id }),
+            )
+            .await?;
+            Ok(json!({ "case": "refused", "reason": refused.to_string() }))
+        }
+    }
+}
+
 /// A storefront's after-sales request (`case-opened`), inside the ingest transaction: the case
 /// of its order, opened once.
 pub async fn from_storefront(

@@ -1,10 +1,108 @@
 //! `daifa cases` and `daifa tasks`: the after-sales API from the command line.
 
 use super::Body;
-use crate::cli::{CasesCommand, TasksCommand};
+use super::Remote;
 use anyhow::{Context, bail};
+use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
+
+#[derive(Debug, Subcommand)]
+pub enum CasesCommand {
+    /// Lists cases, newest first.
+    List {
+        /// Only cases in this state (`requested`, `approved`, ...).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only the cases of this order (Daifa's id).
+        #[arg(long)]
+        order: Option<String>,
+        /// Only the cases not closed.
+        #[arg(long)]
+        open: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Shows a case: its lines, money, history, what it may do next and the handbook's proposal.
+    Show {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Opens a case on an order.
+    Open {
+        /// The order (Daifa's id).
+        #[arg(long)]
+        order: String,
+        /// cancel, refund_only, partial_compensation, return_refund, exchange, reship,
+        /// warranty_repair or paid_maintenance.
+        #[arg(long)]
+        kind: String,
+        /// quality, damaged, wrong_item, wrong_quantity, not_received, lost, customs_held,
+        /// changed_mind, late_delivery, not_as_described or other.
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+        /// A line concerned, as LINE_ID:QUANTITY; repeat for several (default: every line).
+        #[arg(long = "line", value_name = "LINE_ID:QUANTITY")]
+        lines: Vec<String>,
+        /// A link to a photo or an invoice; repeat for several.
+        #[arg(long)]
+        evidence: Vec<String>,
+        /// The refund asked, in minor units of the order's currency (default: the lines' price).
+        #[arg(long)]
+        refund_minor: Option<i64>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Moves a case by an action: approve, reject, quote, intercept, return_shipped, receive,
+    /// inspect, start_repair, ship, refund, close...
+    Act {
+        id: String,
+        action: String,
+        #[arg(long)]
+        note: Option<String>,
+        /// `refund`: the amount paid back, in minor units.
+        #[arg(long)]
+        amount_minor: Option<i64>,
+        /// `inspect`: the goods are as new.
+        #[arg(long, conflicts_with = "defect")]
+        resellable: bool,
+        /// `inspect`: the defect found (the goods are not resellable).
+        #[arg(long)]
+        defect: Option<String>,
+        /// `return_shipped`: the return parcel's tracking number.
+        #[arg(long)]
+        tracking_number: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// Lists tasks, oldest first.
+    List {
+        /// `open` (default), `done` or `all`.
+        #[arg(long, default_value = "open")]
+        status: String,
+        /// Only the tasks of this order.
+        #[arg(long)]
+        order: Option<String>,
+        /// Only tasks of this kind (`ship_overdue`, `tracking_follow_up`...).
+        #[arg(long)]
+        kind: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Marks a task done.
+    Done {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
 
 /// `path?k=v&...` with the given pairs, encoded; pairs without a value are left out.
 fn with_query(path: &str, pairs: &[(&str, Option<&str>)]) -> String {

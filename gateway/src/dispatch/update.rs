@@ -9,12 +9,12 @@
 //!
 //! Owns the `supplier_order_updates` table.
 
-use crate::app::AppState;
 use crate::calls::{callee, outcome_of};
 use crate::db::{Tx, new_id, now_ms};
 use crate::jobs::{Attempt, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders;
 use crate::routing::{self, SoStatus, status};
+use crate::services::Services;
 use crate::{jobs, tasks};
 use daifa_plugin_host::supplier::{UpdateAnswer, UpdateRequest};
 use daifa_plugin_host::{CallError, PluginError, SupplierOrderRef};
@@ -284,7 +284,7 @@ async fn set_status(
 }
 
 /// The `supplier.update` job.
-pub async fn run(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Attempt> {
+pub async fn run(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attempt> {
     let mut tx = state.db.snapshot().await?;
     let Some(update) = load(&mut tx, &job.subject_id).await? else {
         return Ok(Outcome::Refused {

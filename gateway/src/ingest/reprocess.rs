@@ -25,8 +25,8 @@ use super::{
     claim_for_operator, claim_stale, count_stale, fail_stale, fail_stale_polls, process_stored,
     raw_status, retry_stale_at,
 };
-use crate::app::AppState;
 use crate::db::{ms, now_ms};
+use crate::services::Services;
 use crate::tasks;
 use serde_json::json;
 use tokio::sync::watch;
@@ -54,7 +54,7 @@ fn count(by: By, outcome: &'static str) {
 
 /// Runs this process's sweeper until `shutdown` turns true.
 pub fn spawn(
-    state: AppState,
+    state: Services,
     shutdown: watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     if !state.settings.ingest.sweep {
@@ -63,7 +63,7 @@ pub fn spawn(
     Some(tokio::spawn(sweeper(state, shutdown)))
 }
 
-async fn sweeper(state: AppState, mut shutdown: watch::Receiver<bool>) {
+async fn sweeper(state: Services, mut shutdown: watch::Receiver<bool>) {
     let interval = state.settings.ingest.sweep_interval;
     loop {
         if *shutdown.borrow() {
@@ -81,7 +81,7 @@ async fn sweeper(state: AppState, mut shutdown: watch::Receiver<bool>) {
 
 /// One sweep: the polls' stale records failed, then every stale webhook whose attempt is due
 /// processed again, one after the other; the gauge of stale requests set to what is left.
-async fn sweep(state: &AppState, shutdown: &watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn sweep(state: &Services, shutdown: &watch::Receiver<bool>) -> anyhow::Result<()> {
     let settings = &state.settings.ingest;
     let polls = fail_stale_polls(&state.db, settings.stale_after).await?;
     if polls > 0 {
@@ -105,7 +105,7 @@ async fn sweep(state: &AppState, shutdown: &watch::Receiver<bool>) -> anyhow::Re
 /// Processes a claimed stale webhook again, and schedules its next attempt or gives it up when
 /// this one failed too. An error is the database's: the claim runs out and the request is
 /// taken again.
-async fn sweep_one(state: &AppState, stored: &StoredRequest) -> anyhow::Result<()> {
+async fn sweep_one(state: &Services, stored: &StoredRequest) -> anyhow::Result<()> {
     let processed = process_stored(state, stored.stored(), OnServerError::LeaveReceived).await;
     let reason = match processed {
         Ok(Processed { answer, .. }) if answer.raw_status != RawStatus::Failed => {
@@ -178,7 +178,7 @@ pub enum Reprocessed {
 /// Runs a stored webhook again for the operator, now, and records the outcome as `receive`
 /// would have: one not applied yet (`received`, `failed`, `rejected`), never one applied. An
 /// error means nothing was applied (the database failed) and the record is as it was.
-pub async fn by_operator(state: &AppState, id: &str) -> anyhow::Result<Reprocessed> {
+pub async fn by_operator(state: &Services, id: &str) -> anyhow::Result<Reprocessed> {
     let settings = &state.settings.ingest;
     let stored = match claim_for_operator(&state.db, id, settings.stale_after).await? {
         Ok(stored) => stored,

@@ -5,14 +5,14 @@
 //! stock-out hold carries the time by which the customer must be contacted. Owns the `holds` and
 //! `line_substitutions` tables.
 
-use super::{HoldKind, Request, Trigger};
-use crate::app::AppState;
+use super::{HoldKind, Request, Trigger, context};
 use crate::db::{Tx, new_id, now_ms};
 use crate::error::operator;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus, StoredOrder};
 use crate::policy::{Amount, RoutingPolicy};
+use crate::services::Services;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
@@ -63,9 +63,9 @@ pub async fn open(
             .execute(&mut **tx)
             .await?;
             if let Some(due) = contact_due {
-                crate::aftersales::clocks::schedule(
+                crate::clocks::schedule(
                     tx,
-                    crate::aftersales::clocks::Clock::StockOutContact,
+                    crate::clocks::Clock::StockOutContact,
                     &id,
                     order_id,
                     due,
@@ -195,7 +195,7 @@ pub struct HoldQuery {
     pub order_id: Option<String>,
 }
 
-async fn list(State(state): State<AppState>, Query(q): Query<HoldQuery>) -> ApiResult<Json<Value>> {
+async fn list(State(state): State<Services>, Query(q): Query<HoldQuery>) -> ApiResult<Json<Value>> {
     let status = q.status.as_deref().unwrap_or("open");
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "select {COLUMNS} from holds where ($1 = 'all' or status = $1) and ($2 = '' or order_id = $2) order by opened_at_ms desc, id desc limit 500"
@@ -260,7 +260,7 @@ async fn reroute(
     trigger: Trigger,
     allow_partial: bool,
 ) -> ApiResult<super::Decision> {
-    let context = crate::context::OrderContext::of(tx, order.clone()).await?;
+    let context = context::OrderContext::of(tx, order.clone()).await?;
     Ok(super::route(
         tx,
         Request {
@@ -288,7 +288,7 @@ pub struct Note {
 /// the order is routed (it may be held for another reason). A stock-out cannot be released:
 /// resolve it.
 async fn release(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Option<Json<Note>>,
@@ -379,16 +379,22 @@ pub enum Choice {
     },
 }
 
-/// `POST /holds/{id}/resolve`: the customer's choice for a stock-out.
-async fn resolve(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Json(choice): Json<Choice>,
-) -> ApiResult<Json<Value>> {
-    let by = operator(&headers);
-    let mut tx = state.db.begin().await?;
-    let (hold, order) = open_hold(&mut tx, &id).await?;
+/// What an operator's choice for a stock-out left to do.
+pub enum Resolved {
+    /// Done in the transaction: the answer to give.
+    Done(Value),
+    /// The customer chose to cancel: the caller cancels the order (`crate::cancellation`), in
+    /// the same transaction.
+    Cancel {
+        order: Box<StoredOrder>,
+        reason: Option<String>,
+    },
+}
+
+/// `POST /holds/{id}/resolve` (`crate::admin`): the customer's choice for a stock-out, inside
+/// `tx`.
+pub async fn resolve(tx: &mut Tx, id: &str, by: &str, choice: Choice) -> ApiResult<Resolved> {
+    let (hold, order) = open_hold(tx, id).await?;
     if hold.kind != HoldKind::StockOut.as_str() {
         return Err(ApiError::Conflict(format!(
             "only a stock-out is resolved by a choice; this hold is {}: release it or cancel the order",
@@ -436,18 +442,18 @@ async fn resolve(
             .bind(discount_minor)
             .bind(discount.as_ref().map(|d| d.currency.as_str()))
             .bind(now_ms())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             let resolution = json!({ "choice": "alternative", "line_id": line_id, "storefront_sku": storefront_sku, "discount": discount });
-            close(&mut tx, &id, "resolved", &by, &resolution).await?;
+            close(tx, id, "resolved", by, &resolution).await?;
             orders::record_event(
-                &mut tx,
+                tx,
                 &order.id,
                 "hold.resolved",
                 json!({ "hold_id": id, "by": by, "resolution": resolution }),
             )
             .await?;
-            let decision = reroute(&mut tx, &order, Trigger::Resolve, false).await?;
+            let decision = reroute(tx, &order, Trigger::Resolve, false).await?;
             json!({ "hold_id": id, "status": "resolved", "decision": decision })
         }
         Choice::Later { until_ms } => {
@@ -458,7 +464,7 @@ async fn resolve(
             }
             let resolution = json!({ "choice": "later", "until_ms": until_ms });
             orders::record_event(
-                &mut tx,
+                tx,
                 &order.id,
                 "hold.later",
                 json!({ "hold_id": id, "by": by, "until_ms": until_ms }),
@@ -466,14 +472,14 @@ async fn resolve(
             .await?;
             sqlx::query("update holds set resolution = $1, resolved_by = $2 where id = $3")
                 .bind(resolution.to_string())
-                .bind(&by)
-                .bind(&id)
-                .execute(&mut *tx)
+                .bind(by)
+                .bind(id)
+                .execute(&mut **tx)
                 .await?;
             // The other lines ship now; the hold stays open for the waiting ones until then.
-            let decision = reroute(&mut tx, &order, Trigger::Resolve, true).await?;
+            let decision = reroute(tx, &order, Trigger::Resolve, true).await?;
             jobs::enqueue_at(
-                &mut tx,
+                tx,
                 NewJob {
                     kind: JobKind::RoutingRetry,
                     idempotency_key: format!("{}.retry.{until_ms}", order.id),
@@ -487,68 +493,18 @@ async fn resolve(
             json!({ "hold_id": id, "status": "open", "retry_at_ms": until_ms, "decision": decision })
         }
         Choice::Cancel { reason } => {
-            cancel_order(&mut tx, &order, &by, reason.as_deref()).await?;
-            json!({ "hold_id": id, "status": "cancelled" })
+            return Ok(Resolved::Cancel {
+                order: Box::new(order),
+                reason,
+            });
         }
     };
-    tx.commit().await?;
-    state.wake_workers();
-    Ok(Json(answer))
-}
-
-/// Cancels an order that has not shipped: its open holds are closed, and the one cancellation
-/// (`crate::cancellation`) stops its supplier orders.
-async fn cancel_order(
-    tx: &mut Tx,
-    order: &StoredOrder,
-    by: &str,
-    reason: Option<&str>,
-) -> ApiResult<()> {
-    if matches!(order.status.as_str(), "shipped" | "delivered" | "cancelled") {
-        return Err(ApiError::Conflict(format!(
-            "order `{}` is {}: it cannot be cancelled here",
-            order.id, order.status
-        )));
-    }
-    crate::cancellation::cancel_order(
-        tx,
-        &order.id,
-        crate::cancellation::By::Operator { name: by },
-        reason,
-    )
-    .await?;
-    Ok(())
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CancelBody {
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-/// `POST /orders/{id}/cancel`: the operator cancels an order that has not shipped.
-async fn cancel_handler(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Option<Json<CancelBody>>,
-) -> ApiResult<Json<Value>> {
-    let by = operator(&headers);
-    let reason = body.and_then(|Json(b)| b.reason);
-    let mut tx = state.db.begin().await?;
-    let order = orders::get_in(&mut tx, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no order `{id}`")))?;
-    cancel_order(&mut tx, &order, &by, reason.as_deref()).await?;
-    tx.commit().await?;
-    state.wake_workers();
-    Ok(Json(json!({ "order_id": id, "status": "cancelled" })))
+    Ok(Resolved::Done(answer))
 }
 
 /// The `routing.retry` job: a stock-out's later date came; the waiting lines are routed again
 /// (what still has no offer keeps waiting, with the hold open).
-pub async fn run_retry(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+pub async fn run_retry(state: &Services, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     let mut tx = state.db.begin().await?;
     let Some(order) = orders::get_in(&mut tx, &job.subject_id).await? else {
         return Ok(Outcome::Refused {
@@ -567,10 +523,8 @@ pub async fn run_retry(state: &AppState, job: &ClaimedJob) -> anyhow::Result<Out
     Ok(Outcome::Succeeded)
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Services> {
     Router::new()
         .route("/holds", get(list))
         .route("/holds/{id}/release", post(release))
-        .route("/holds/{id}/resolve", post(resolve))
-        .route("/orders/{id}/cancel", post(cancel_handler))
 }

@@ -4,11 +4,11 @@
 //! current by suppliers' `offer-updated` events. Owns the `offers`, `products` and `notices`
 //! tables.
 
-use crate::app::AppState;
 use crate::connections;
 use crate::db::{Db, Tx, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::{self, RoutingPolicy};
+use crate::services::Services;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -685,7 +685,7 @@ pub struct OfferQuery {
 }
 
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Query(q): Query<OfferQuery>,
 ) -> ApiResult<Json<Value>> {
     let rows = sqlx::query(AssertSqlSafe(format!(
@@ -704,7 +704,7 @@ async fn list(
     Ok(Json(json!({ "offers": offers })))
 }
 
-async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Offer>> {
+async fn get_one(State(state): State<Services>, Path(id): Path<String>) -> ApiResult<Json<Offer>> {
     let row = sqlx::query(AssertSqlSafe(format!("{OFFER_SELECT} where o.id = $1")))
         .bind(&id)
         .fetch_optional(&state.db.pool)
@@ -760,14 +760,14 @@ impl OfferInput {
 }
 
 async fn put(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Json(input): Json<OfferInput>,
 ) -> ApiResult<(StatusCode, Json<Offer>)> {
     Ok((StatusCode::CREATED, Json(create(&state.db, input).await?)))
 }
 
 async fn delete_one(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let r = sqlx::query("delete from offers where id = $1")
@@ -780,12 +780,12 @@ async fn delete_one(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn import_handler(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<Value>> {
+async fn import_handler(State(state): State<Services>, body: Bytes) -> ApiResult<Json<Value>> {
     let imported = import_csv(&state.db, &body).await?;
     Ok(Json(json!({ "imported": imported })))
 }
 
-async fn export_handler(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+async fn export_handler(State(state): State<Services>) -> ApiResult<impl IntoResponse> {
     let text = export_csv(&state.db).await?;
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text))
 }
@@ -798,7 +798,7 @@ pub struct NoticeQuery {
 }
 
 async fn list_notices(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Query(q): Query<NoticeQuery>,
 ) -> ApiResult<Json<Value>> {
     let rows = sqlx::query(
@@ -826,7 +826,7 @@ async fn list_notices(
 }
 
 async fn acknowledge(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let r = sqlx::query(
@@ -842,7 +842,7 @@ async fn acknowledge(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Services> {
     Router::new()
         .route("/offers", get(list).post(put))
         .route("/offers.csv", get(export_handler).post(import_handler))

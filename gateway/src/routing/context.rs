@@ -8,7 +8,6 @@ use crate::connections;
 use crate::db::Tx;
 use crate::orders::{self, StoredOrder};
 use crate::policy::{self, AfterSalesPolicy, RoutingPolicy, Scope};
-use crate::routing;
 use daifa_plugin_host::Order;
 
 pub struct OrderContext {
@@ -40,7 +39,7 @@ impl OrderContext {
             .unwrap_or_default();
         let mut category = None;
         for line in &canonical.lines {
-            category = routing::category_of(tx, &order.connection_id, &line.storefront_sku).await?;
+            category = super::category_of(tx, &order.connection_id, &line.storefront_sku).await?;
             if category.is_some() {
                 break;
             }

@@ -1,0 +1,243 @@
+//! The job workers. Each worker claims a due job, runs it with the handler its stage registered
+//! for the job's kind, and records the outcome (done, retry later, or dead-lettered). The worker
+//! knows no stage: the application hands it every stage's handlers (`crate::app`), so that a
+//! stage's jobs are declared next to the code they run (`dispatch::jobs`, `fulfilment::jobs`…).
+
+use crate::calls;
+use crate::db::{Tx, now_ms};
+use crate::jobs::{self, Attempt, ClaimedJob, Disposition, JobKind, Outcome};
+use crate::orders::{self, OrderStatus};
+use crate::services::Services;
+use serde_json::json;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+/// A job's attempt, running.
+pub type JobFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<Attempt>> + Send + 'a>>;
+/// What a dead job sets off, running in the transaction that records its death.
+pub type DeadFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+
+/// How a stage runs one kind of job.
+#[derive(Clone, Copy)]
+pub struct Handler {
+    pub kind: JobKind,
+    /// One attempt. Effects it commits itself are compare-and-set or idempotent; effects that
+    /// must commit with the job's completion are returned in the [`Attempt`].
+    pub run: for<'a> fn(&'a Services, &'a ClaimedJob) -> JobFuture<'a>,
+    /// What the job's death sets off (given the last error), in the transaction that records
+    /// it, by the worker still holding the lease. `None`: its order goes on hold, so that an
+    /// operator sees it.
+    pub on_dead: Option<for<'a> fn(&'a mut Tx, &'a ClaimedJob, &'a str) -> DeadFuture<'a>>,
+}
+
+/// Every job kind's handler.
+#[derive(Clone)]
+pub struct Handlers(Arc<HashMap<JobKind, Handler>>);
+
+impl Handlers {
+    /// Fails when a kind has two handlers or none: a job nobody runs would wait forever.
+    pub fn new(handlers: impl IntoIterator<Item = Handler>) -> anyhow::Result<Self> {
+        let mut by_kind = HashMap::new();
+        for handler in handlers {
+            if by_kind.insert(handler.kind, handler).is_some() {
+                anyhow::bail!("two handlers for the job kind {}", handler.kind.as_str());
+            }
+        }
+        let missing: Vec<_> = JobKind::ALL
+            .iter()
+            .filter(|k| !by_kind.contains_key(k))
+            .map(|k| k.as_str())
+            .collect();
+        anyhow::ensure!(
+            missing.is_empty(),
+            "no handler for the job kinds {missing:?}"
+        );
+        Ok(Self(Arc::new(by_kind)))
+    }
+
+    fn of(&self, kind: JobKind) -> &Handler {
+        &self.0[&kind]
+    }
+}
+
+/// Runs `count` workers until `shutdown` turns true; each finishes its current job first.
+pub fn spawn(
+    state: Services,
+    handlers: Handlers,
+    count: usize,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..count)
+        .map(|i| {
+            let state = state.clone();
+            let handlers = handlers.clone();
+            let shutdown = shutdown.clone();
+            let worker = format!("{}-w{i}", state.instance_id);
+            tokio::spawn(async move { worker_loop(state, handlers, worker, shutdown).await })
+        })
+        .collect()
+}
+
+async fn worker_loop(
+    state: Services,
+    handlers: Handlers,
+    worker: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let settings = state.settings.jobs.clone();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match jobs::claim(&state.db, &worker, settings.lease).await {
+            Ok(Some(job)) => {
+                run_one(&state, &handlers, &worker, job).await;
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(worker = %worker, error = format!("{e:#}"), "cannot claim a job")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(settings.poll_interval) => {}
+            _ = state.job_signal.notified() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+async fn run_one(state: &Services, handlers: &Handlers, worker: &str, job: ClaimedJob) {
+    // Instrumented rather than entered: a span entered across an await would also tag whatever
+    // else the thread runs meanwhile.
+    let span = tracing::info_span!("job", job_id = %job.id, kind = job.kind.as_str(), attempt = job.attempt);
+    run_instrumented(state, handlers.of(job.kind), worker, job)
+        .instrument(span)
+        .await;
+}
+
+async fn run_instrumented(state: &Services, handler: &Handler, worker: &str, job: ClaimedJob) {
+    let started = now_ms();
+    let (attempt, plugin_version) = calls::ATTEMPT_PLUGIN_VERSION
+        .scope(std::cell::RefCell::new(None), async {
+            let attempt = (handler.run)(state, &job).await;
+            (
+                attempt,
+                calls::ATTEMPT_PLUGIN_VERSION.with(|v| v.borrow().clone()),
+            )
+        })
+        .await;
+    let attempt = attempt.unwrap_or_else(|e| {
+        // The gateway's own failure (database down): retry like a transient peer error.
+        Attempt::from(Outcome::Failed {
+            kind: "internal".into(),
+            error: format!("{e:#}"),
+            retry_after: None,
+        })
+    });
+    let outcome = attempt.outcome.clone();
+    let finished = finish(
+        state,
+        handler,
+        &job,
+        worker,
+        started,
+        attempt,
+        plugin_version.as_deref(),
+    )
+    .await;
+    if let Ok(Some(disposition)) = &finished {
+        let label = match disposition {
+            Disposition::Done => "succeeded",
+            Disposition::RetryAt(_) => "retry",
+            Disposition::Dead => "dead",
+        };
+        metrics::counter!("daifa_job_attempts_total", "kind" => job.kind.as_str(), "outcome" => label).increment(1);
+        metrics::histogram!("daifa_job_attempt_duration_seconds", "kind" => job.kind.as_str())
+            .record((now_ms() - started) as f64 / 1000.0);
+    }
+    match finished {
+        Ok(Some(Disposition::Done)) => tracing::info!("job done"),
+        Ok(Some(Disposition::RetryAt(at))) => {
+            tracing::warn!(retry_in_ms = at - now_ms(), outcome = ?outcome, "job failed, will retry")
+        }
+        Ok(Some(Disposition::Dead)) => tracing::error!(outcome = ?outcome, "job dead-lettered"),
+        Ok(None) => {
+            metrics::counter!("daifa_job_attempts_total", "kind" => job.kind.as_str(), "outcome" => "lease_lost").increment(1);
+        }
+        // Nothing of the attempt committed: the lease will run out and another attempt will be
+        // made; nothing is lost.
+        Err(e) => tracing::error!(error = format!("{e:#}"), "cannot record a job's outcome"),
+    }
+}
+
+/// Completes an attempt: the job's new state, the attempt's effects and, for a dead job, what
+/// its death sets off commit in one transaction, by the worker still holding the lease only.
+async fn finish(
+    state: &Services,
+    handler: &Handler,
+    job: &ClaimedJob,
+    worker: &str,
+    started: i64,
+    attempt: Attempt,
+    plugin_version: Option<&str>,
+) -> anyhow::Result<Option<Disposition>> {
+    let outcome = attempt.outcome.clone();
+    let Some((disposition, mut tx)) = jobs::finish(
+        &state.db,
+        &state.settings.jobs,
+        job,
+        worker,
+        started,
+        attempt,
+        plugin_version,
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    if disposition == Disposition::Dead {
+        on_dead(&mut tx, handler, job, &outcome).await?;
+    }
+    tx.commit().await?;
+    state.wake_workers();
+    Ok(Some(disposition))
+}
+
+/// A dead job goes on its order's timeline; then its handler's `on_dead` runs, or, without one,
+/// the order goes on hold so that the operator sees it.
+async fn on_dead(
+    tx: &mut Tx,
+    handler: &Handler,
+    job: &ClaimedJob,
+    outcome: &Outcome,
+) -> anyhow::Result<()> {
+    let Some(order_id) = &job.order_id else {
+        return Ok(());
+    };
+    let error = match outcome {
+        Outcome::Failed { error, .. } | Outcome::Refused { error, .. } => error.as_str(),
+        Outcome::Succeeded => return Ok(()),
+    };
+    orders::record_event(
+        tx,
+        order_id,
+        "job.dead",
+        json!({ "job_id": job.id, "kind": job.kind.as_str(), "error": error }),
+    )
+    .await?;
+    match handler.on_dead {
+        Some(on_dead) => on_dead(tx, job, error).await,
+        None => {
+            let reason = format!("{} failed for good: {error}", job.kind.as_str());
+            orders::set_status(tx, order_id, OrderStatus::OnHold, Some(&reason))
+                .await?
+                .expected(order_id, OrderStatus::OnHold);
+            Ok(())
+        }
+    }
+}
