@@ -241,3 +241,49 @@ async fn on_dead(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handler(kind: JobKind) -> Handler {
+        Handler {
+            kind,
+            run: |_, _| Box::pin(async { Ok(Attempt::from(Outcome::Succeeded)) }),
+            on_dead: None,
+        }
+    }
+
+    #[test]
+    fn the_stages_register_one_handler_for_every_job_kind() {
+        let handlers = crate::app::handlers().expect("every kind has one handler");
+        for kind in JobKind::ALL {
+            assert_eq!(handlers.of(kind).kind, kind);
+        }
+    }
+
+    #[test]
+    fn a_kind_without_a_handler_or_with_two_is_refused() {
+        let all: Vec<_> = JobKind::ALL.into_iter().map(handler).collect();
+        let missing = Handlers::new(all[1..].to_vec())
+            .err()
+            .expect("one kind is missing");
+        assert!(
+            missing.to_string().contains(JobKind::ALL[0].as_str()),
+            "{missing}"
+        );
+        let mut twice = all.clone();
+        twice.push(handler(JobKind::ALL[3]));
+        let twice = Handlers::new(twice)
+            .err()
+            .expect("one kind has two handlers");
+        assert!(
+            twice.to_string().contains(&format!(
+                "two handlers for the job kind {}",
+                JobKind::ALL[3].as_str()
+            )),
+            "{twice}"
+        );
+        assert!(Handlers::new(all).is_ok());
+    }
+}

@@ -482,3 +482,27 @@ async fn removing_every_line_a_supplier_has_asks_it_to_cancel() {
             .is_empty()
     );
 }
+
+/// The same, but the supplier cannot cancel any more: the supplier order goes on as
+/// acknowledged, and a task says the buyer's removed lines will ship unless someone stops them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supplier_that_cannot_cancel_removed_lines_leaves_a_task() {
+    init_logs();
+    let w = start().await;
+    w.supplier("s1").accept_at_once();
+    w.supplier("s1").answer_cancellations("too_late");
+    let mut order = shop_order(70010, "paid", "2026-12-06T10:00:00Z");
+    let (_, order_id) = send(&w, "orders/create", "chg-r1", &order).await;
+    supplier_order_in(&w, &order_id, "accepted").await;
+    order["line_items"][0]["quantity"] = json!(0);
+    order["line_items"][1]["quantity"] = json!(0);
+    order["updated_at"] = json!("2026-12-06T11:00:00Z");
+    let (status, _) = send(&w, "orders/updated", "chg-r2", &order).await;
+    assert_eq!(status, "updated");
+    let task = eventually("a cancel_refused task", WAIT, || async {
+        tasks(&w, &order_id, "cancel_refused").await.pop()
+    })
+    .await;
+    assert_eq!(task["detail"]["lines_removed"], true, "{task:#}");
+    supplier_order_in(&w, &order_id, "accepted").await;
+}

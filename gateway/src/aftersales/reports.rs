@@ -277,9 +277,10 @@ pub async fn on_cancellation(
 }
 
 /// A supplier could not cancel: an order that stays cancelled (the storefront's or the
-/// operator's cancellation, a fail-over) will have goods shipped that nobody is to ship, and a
-/// person has to stop them; otherwise (an after-sales cancel case, which fails) the supplier
-/// order goes on as acknowledged.
+/// operator's cancellation, a fail-over), or a supplier order whose lines the buyer all
+/// removed, will have goods shipped that nobody is to ship, and a person has to stop them;
+/// otherwise (an after-sales cancel case, which fails) the supplier order goes on as
+/// acknowledged.
 async fn refused_cancellation(
     tx: &mut Tx,
     order_id: &str,
@@ -290,19 +291,29 @@ async fn refused_cancellation(
     let order_status = orders::status_in(tx, order_id).await?;
     let order_cancelled = order_status.as_deref() == Some(OrderStatus::Cancelled.as_str());
     let lost_its_lines = current.is_some_and(|s| !s.is_live());
-    if order_cancelled || lost_its_lines {
+    let lines_removed = !order_cancelled
+        && current == Some(SoStatus::CancelRequested)
+        && every_line_removed(tx, order_id, supplier_order_id).await?;
+    if order_cancelled || lost_its_lines || lines_removed {
         crate::tasks::open(
             tx,
             "cancel_refused",
             &format!("{supplier_order_id}.cancel_refused"),
             Some(order_id),
             None,
-            "A supplier could not cancel an order it should not ship: stop the parcel or have it sent back",
+            if lines_removed {
+                "A supplier could not cancel an order whose lines the buyer removed: stop the parcel or have it sent back"
+            } else {
+                "A supplier could not cancel an order it should not ship: stop the parcel or have it sent back"
+            },
             json!({ "supplier_order_id": supplier_order_id, "reason": reason, "order_cancelled": order_cancelled,
-                    "supplier_order_status": current.map(SoStatus::as_str) }),
+                    "lines_removed": lines_removed, "supplier_order_status": current.map(SoStatus::as_str) }),
         )
         .await?;
-    } else if current == Some(SoStatus::CancelRequested) {
+    }
+    // An after-sales cancel case that failed, or lines the buyer removed that the supplier
+    // ships anyway: the supplier order goes on as acknowledged (its shipment is then applied).
+    if !order_cancelled && current == Some(SoStatus::CancelRequested) {
         routing::status::transition_from(
             tx,
             supplier_order_id,
@@ -313,6 +324,28 @@ async fn refused_cancellation(
         .await?;
     }
     Ok(())
+}
+
+/// Every line a supplier order carries is gone from the storefront's latest copy of the order
+/// (removed, or its quantity set to zero).
+async fn every_line_removed(
+    tx: &mut Tx,
+    order_id: &str,
+    supplier_order_id: &str,
+) -> anyhow::Result<bool> {
+    let Some(order) = orders::get_in(tx, order_id).await? else {
+        return Ok(false);
+    };
+    let canonical = order.canonical_order()?;
+    let lines = routing::line_quantities(tx, supplier_order_id).await?;
+    Ok(!lines.is_empty()
+        && lines.iter().all(|(id, _)| {
+            canonical
+                .lines
+                .iter()
+                .find(|l| l.external_line_id == *id)
+                .is_none_or(|l| l.quantity == 0)
+        }))
 }
 
 pub(super) fn anyhow_of(e: CaseError) -> anyhow::Error {
