@@ -506,3 +506,102 @@ async fn a_supplier_that_cannot_cancel_removed_lines_leaves_a_task() {
     assert_eq!(task["detail"]["lines_removed"], true, "{task:#}");
     supplier_order_in(&w, &order_id, "accepted").await;
 }
+
+/// A change that could not reach the supplier yet is dropped when a later one exists (the later
+/// one carries the whole order as it now is); a change the supplier never takes dies into a task
+/// to tell it by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_change_supersedes_one_not_sent_yet_and_a_change_that_never_arrives_is_a_task() {
+    init_logs();
+    let w = start().await;
+    w.supplier("s1").accept_at_once();
+    let mut order = shop_order(70011, "paid", "2026-12-06T10:00:00Z");
+    let (_, order_id) = send(&w, "orders/create", "chg-sup1", &order).await;
+    let so = supplier_order_in(&w, &order_id, "accepted").await;
+    let sent_for = |flat: &'static str| {
+        let w = &w;
+        let so = so["id"].clone();
+        move || {
+            w.supplier("s1")
+                .received_of("order.update_requested")
+                .into_iter()
+                .filter(|p| {
+                    p.body["data"]["supplier_order_id"] == so
+                        && p.body["data"]["updated_order"]["ship_to"]["line2"] == flat
+                })
+                .count()
+        }
+    };
+
+    // The supplier's endpoint is down: the first change is retried…
+    w.supplier("s1").refuse_updates_with(503);
+    order["shipping_address"]["address2"] = json!("Flat 3");
+    order["updated_at"] = json!("2026-12-06T11:00:00Z");
+    send(&w, "orders/updated", "chg-sup2", &order).await;
+    eventually("the first change tried", WAIT, || async {
+        (sent_for("Flat 3")() > 0).then_some(())
+    })
+    .await;
+    // …and the buyer corrects the address again before it got through.
+    order["shipping_address"]["address2"] = json!("Flat 4");
+    order["updated_at"] = json!("2026-12-06T11:05:00Z");
+    send(&w, "orders/updated", "chg-sup3", &order).await;
+    let dropped = eventually("the first change dropped", WAIT, || async {
+        let detail = w.app.order(&order_id).await;
+        events(&detail, "supplier_order.update_dropped")
+            .pop()
+            .cloned()
+    })
+    .await;
+    assert!(
+        dropped["detail"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("superseded by the later change"),
+        "{dropped:#}"
+    );
+    let tries_of_first = sent_for("Flat 3")();
+    w.supplier("s1").answer_updates("applied");
+    eventually("the later change applied", WAIT, || async {
+        let detail = w.app.order(&order_id).await;
+        (!events(&detail, "supplier_order.update_applied").is_empty()).then_some(())
+    })
+    .await;
+    assert!(sent_for("Flat 4")() >= 1);
+    assert_eq!(
+        sent_for("Flat 3")(),
+        tries_of_first,
+        "the superseded change is not sent again"
+    );
+    let detail = w.app.order(&order_id).await;
+    assert_eq!(events(&detail, "supplier_order.update_applied").len(), 1);
+
+    // The endpoint stays down: the change dies after its retries, and the shop tells the
+    // supplier by hand.
+    w.supplier("s1").refuse_updates_with(503);
+    order["shipping_address"]["address2"] = json!("Flat 5");
+    order["updated_at"] = json!("2026-12-06T11:10:00Z");
+    send(&w, "orders/updated", "chg-sup4", &order).await;
+    let task = eventually("an update_by_hand task", WAIT, || async {
+        tasks(&w, &order_id, "update_by_hand").await.pop()
+    })
+    .await;
+    assert_eq!(task["detail"]["changes"], json!(["ship-to"]), "{task:#}");
+    // Its first try and the three retries of the schedule, then no more.
+    assert_eq!(sent_for("Flat 5")(), 4);
+    let detail = w.app.order(&order_id).await;
+    assert!(
+        detail["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["kind"] == "supplier.update" && j["status"] == "dead"),
+        "{:#}",
+        detail["jobs"]
+    );
+    // The supplier order was never touched by the undelivered changes.
+    assert_eq!(
+        supplier_order_in(&w, &order_id, "accepted").await["id"],
+        so["id"]
+    );
+}
