@@ -970,10 +970,7 @@ async fn send_again(
     order: &StoredOrder,
     actor: &str,
 ) -> Result<(), CaseError> {
-    let channel_name = crate::connections::name_in(tx, &order.connection_id)
-        .await?
-        .unwrap_or_default();
-    let canonical = order.canonical_order()?;
+    let context = crate::routing::context::OrderContext::of(tx, order.clone()).await?;
     let lines: Vec<(String, u32)> = case
         .lines
         .iter()
@@ -983,9 +980,9 @@ async fn send_again(
         tx,
         routing::Request {
             channel_connection_id: &order.connection_id,
-            channel_name: &channel_name,
+            policy: &context.routing,
             order_id: &order.id,
-            order: &canonical,
+            order: &context.canonical,
             trigger: routing::Trigger::Resolve,
             allow_partial: false,
             replaces: None,

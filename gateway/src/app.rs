@@ -149,3 +149,14 @@ async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_stages_register_one_handler_for_every_job_kind() {
+        let handlers = super::handlers().expect("every kind has one handler");
+        for kind in crate::jobs::JobKind::ALL {
+            assert_eq!(handlers.of(kind).kind, kind);
+        }
+    }
+}

@@ -184,17 +184,7 @@ pub async fn apply_copy(
         // Nothing more goes out for an order no longer paid: the pushes taken back are
         // cancelled, and the shop decides for what a supplier has.
         for id in &withdrawn {
-            let _ = status::transition_from(
-                tx,
-                id,
-                &[SoStatus::Pending],
-                SoStatus::Cancelled,
-                status::Change {
-                    external_id: None,
-                    reason: Some("the storefront says the order is no longer paid"),
-                },
-            )
-            .await?;
+            cancel_unsent(tx, id, "the storefront says the order is no longer paid").await?;
         }
         tasks::open(
             tx,
@@ -227,15 +217,10 @@ pub async fn apply_copy(
             )
             .await?;
             if lines.iter().all(|(_, q)| *q == 0) {
-                let _ = status::transition_from(
+                cancel_unsent(
                     tx,
                     id,
-                    &[SoStatus::Pending, SoStatus::Held],
-                    SoStatus::Cancelled,
-                    status::Change {
-                        external_id: None,
-                        reason: Some("the storefront removed its lines before it was sent"),
-                    },
+                    "the storefront removed its lines before it was sent",
                 )
                 .await?;
                 continue;
@@ -248,9 +233,25 @@ pub async fn apply_copy(
     if !names.is_empty() {
         for (id, so_status, supplier) in &with_supplier {
             let lines = quantities(tx, id, copy).await?;
+            // Only what concerns this supplier order: a change of other lines (one added,
+            // another supplier's) is not its.
+            let own_lines_changed = {
+                let now = routing::line_quantities(tx, id).await?;
+                lines
+                    .iter()
+                    .any(|(line, q)| !now.contains(&(line.clone(), i64::from(*q))))
+            };
+            let own: Vec<&'static str> = names
+                .iter()
+                .copied()
+                .filter(|n| *n != "lines" || own_lines_changed)
+                .collect();
+            if own.is_empty() {
+                continue;
+            }
             // A pending one's push is on its way: the change follows it once it is answered.
             let after_push = *so_status == SoStatus::Pending;
-            dispatch::update::request(tx, &order.id, id, supplier, &names, &lines, after_push)
+            dispatch::update::request(tx, &order.id, id, supplier, &own, &lines, after_push)
                 .await?;
         }
         let added: Vec<&str> = copy
@@ -264,19 +265,49 @@ pub async fn apply_copy(
             .map(|l| l.external_line_id.as_str())
             .collect();
         if !added.is_empty() {
-            tasks::open(
+            // New lines are with no supplier: they are routed on their own, like the lines of
+            // a fail-over (their own supplier orders, or a hold).
+            orders::record_event(
                 tx,
-                "line_added_after_push",
-                &format!("{}.added.{}", order.id, copy.updated_at.unwrap_or_default()),
-                Some(&order.id),
-                None,
-                "The storefront added lines to an order a supplier already has: route them by hand",
-                json!({ "lines": added }),
+                &order.id,
+                "order.lines_added",
+                json!({ "lines": added, "raw_request_id": raw_id }),
+            )
+            .await?;
+            routing::route(
+                tx,
+                routing::Request {
+                    channel_connection_id: &order.connection_id,
+                    policy: &context.routing,
+                    order_id: &order.id,
+                    order: copy,
+                    trigger: routing::Trigger::Change,
+                    allow_partial: false,
+                    replaces: None,
+                    reship: None,
+                },
             )
             .await?;
         }
     }
     Ok("updated")
+}
+
+/// Cancels a supplier order that was never sent (pending with its push taken back, or held);
+/// false when it had moved on.
+async fn cancel_unsent(tx: &mut Tx, supplier_order_id: &str, reason: &str) -> anyhow::Result<bool> {
+    Ok(status::transition_from(
+        tx,
+        supplier_order_id,
+        &[SoStatus::Pending, SoStatus::Held],
+        SoStatus::Cancelled,
+        status::Change {
+            external_id: None,
+            reason: Some(reason),
+        },
+    )
+    .await?
+    .happened())
 }
 
 fn submit_key(supplier_order_id: &str) -> String {
@@ -314,18 +345,12 @@ async fn route_again(
 ) -> anyhow::Result<()> {
     let order = &context.order;
     for id in withdrawn {
-        if status::transition_from(
+        if cancel_unsent(
             tx,
             id,
-            &[SoStatus::Pending],
-            SoStatus::Cancelled,
-            status::Change {
-                external_id: None,
-                reason: Some("the storefront changed the order before it was sent"),
-            },
+            "the storefront changed the order before it was sent",
         )
         .await?
-        .happened()
         {
             orders::record_event(
                 tx,
@@ -341,7 +366,7 @@ async fn route_again(
         tx,
         routing::Request {
             channel_connection_id: &order.connection_id,
-            channel_name: &context.channel_name,
+            policy: &context.routing,
             order_id: &order.id,
             order: copy,
             trigger: routing::Trigger::Change,

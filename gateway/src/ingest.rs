@@ -523,16 +523,24 @@ async fn apply_channel(
                     orders::record_event(&mut tx, &order_id, "order.received", detail).await?;
                     // Paid (or to be paid on delivery): the shipping clocks start. An unpaid
                     // order's start when a later copy says paid (changes.rs).
+                    // The policies in force for the order's channel and product category.
+                    let context = routing::context::OrderContext::load(&mut tx, &order_id)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("order {order_id} was just stored"))?;
                     if orders::payment_committed(order.payment) {
-                        // The after-sales policy of the order's channel and product category.
-                        let policy = aftersales::policy_for_order(&mut tx, &order_id).await?;
-                        crate::clocks::on_order_paid(&mut tx, &policy, &order_id, now_ms()).await?;
+                        crate::clocks::on_order_paid(
+                            &mut tx,
+                            &context.after_sales,
+                            &order_id,
+                            now_ms(),
+                        )
+                        .await?;
                     }
                     let decision = routing::route(
                         &mut tx,
                         routing::Request {
                             channel_connection_id: &connection.id,
-                            channel_name: &connection.name,
+                            policy: &context.routing,
                             order_id: &order_id,
                             order,
                             trigger: routing::Trigger::Route,

@@ -153,28 +153,22 @@ pub async fn load(
     order_id: Option<&str>,
     order: &Order,
 ) -> anyhow::Result<Loaded> {
-    load_lines(
-        conn,
-        channel_connection_id,
-        channel_name,
-        order_id,
-        order,
-        None,
-    )
-    .await
+    let scope = context::scope_of(conn, channel_connection_id, channel_name, order).await?;
+    let policy: RoutingPolicy = policy::in_scope(conn, &scope).await?;
+    load_lines(conn, channel_connection_id, policy, order_id, order, None).await
 }
 
-/// As [`load`]; with `only`, exactly those lines and quantities (a reship, an exchange's
-/// replacement), whether or not a supplier has them already.
+/// As [`load`], under the routing policy the order's context resolved
+/// ([`context::OrderContext`]); with `only`, exactly those lines and quantities (a reship, an
+/// exchange's replacement), whether or not a supplier has them already.
 pub async fn load_lines(
     conn: &mut sqlx::AnyConnection,
     channel_connection_id: &str,
-    channel_name: &str,
+    policy: RoutingPolicy,
     order_id: Option<&str>,
     order: &Order,
     only: Option<&[(String, u32)]>,
 ) -> anyhow::Result<Loaded> {
-    let policy: RoutingPolicy = policy::effective(conn, Some(channel_name)).await?;
     let id = order_id.unwrap_or("");
     let taken: BTreeSet<String> = sqlx::query_scalar(AssertSqlSafe(format!(
         "select l.external_line_id from supplier_order_lines l join supplier_orders s on s.id = l.supplier_order_id \
@@ -297,7 +291,8 @@ pub fn decide_loaded(loaded: &Loaded, order: &Order, allow_partial: bool) -> Dec
 /// An order to route.
 pub struct Request<'a> {
     pub channel_connection_id: &'a str,
-    pub channel_name: &'a str,
+    /// The routing policy in force for the order (its context's).
+    pub policy: &'a RoutingPolicy,
     pub order_id: &'a str,
     pub order: &'a Order,
     pub trigger: Trigger,
@@ -325,7 +320,7 @@ pub async fn route(tx: &mut Tx, request: Request<'_>) -> anyhow::Result<Decision
     let loaded = load_lines(
         tx,
         request.channel_connection_id,
-        request.channel_name,
+        request.policy.clone(),
         Some(request.order_id),
         request.order,
         request.reship.map(|r| r.lines),
@@ -537,17 +532,14 @@ pub async fn fail_over(
     if order.status == OrderStatus::Cancelled.as_str() {
         return Ok(None);
     }
-    let channel_name = connections::name_in(tx, &order.connection_id)
-        .await?
-        .unwrap_or_default();
-    let canonical = order.canonical_order()?;
+    let context = context::OrderContext::of(tx, order).await?;
     let decision = route(
         tx,
         Request {
-            channel_connection_id: &order.connection_id,
-            channel_name: &channel_name,
+            channel_connection_id: &context.order.connection_id,
+            policy: &context.routing,
             order_id: &order_id,
-            order: &canonical,
+            order: &context.canonical,
             trigger: Trigger::Fallback,
             allow_partial: false,
             replaces: Some(supplier_order_id),
@@ -854,7 +846,7 @@ pub async fn line_cost(
 
 /// The category of a storefront SKU's product, when the shop set one.
 pub async fn category_of(
-    tx: &mut Tx,
+    conn: &mut sqlx::AnyConnection,
     channel_connection_id: &str,
     storefront_sku: &str,
 ) -> sqlx::Result<Option<String>> {
@@ -863,7 +855,7 @@ pub async fn category_of(
     )
     .bind(channel_connection_id)
     .bind(storefront_sku)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *conn)
     .await?
     .flatten())
 }

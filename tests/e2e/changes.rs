@@ -605,3 +605,123 @@ async fn a_later_change_supersedes_one_not_sent_yet_and_a_change_that_never_arri
         so["id"]
     );
 }
+
+/// The routing policy is resolved in the order's scope too (its channel and its product
+/// category): where furniture is made to order and paid on delivery at this shop, an unpaid
+/// furniture order is routed, while the shop-wide policy held the same order before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_routing_policy_follows_the_orders_category() {
+    init_logs();
+    let w = Suppliers::start(&["s1"]).await;
+    w.offer(
+        "SKU-A",
+        "s1",
+        json!({ "priority": 1, "category": "furniture" }),
+    )
+    .await;
+    w.offer("SKU-B", "s1", json!({ "priority": 1 })).await;
+    let (status, held) = send(
+        &w,
+        "orders/create",
+        "chg-cat1",
+        &shop_order(70012, "pending", "2026-12-06T10:00:00Z"),
+    )
+    .await;
+    assert_eq!(status, "on_hold");
+    assert_eq!(holds(&w, &held, "open").await, ["payment"]);
+
+    let r = w
+        .app
+        .http
+        .put(w.app.url("/api/v1/policies/routing?category=furniture"))
+        .json(&json!({ "payment": { "require_paid": false } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (status, routed) = send(
+        &w,
+        "orders/create",
+        "chg-cat2",
+        &shop_order(70013, "pending", "2026-12-06T10:00:00Z"),
+    )
+    .await;
+    assert_eq!(status, "routed");
+    assert!(holds(&w, &routed, "open").await.is_empty());
+    w.pushes("s1", 1).await;
+    // The dry run resolves the policy the same way.
+    let dry = w
+        .app
+        .post_json("/api/v1/routing/dry-run", &json!({ "order_id": held }))
+        .await;
+    assert_eq!(dry.status(), 200);
+    let dry: Value = dry.json().await.unwrap();
+    assert_eq!(dry["outcome"]["outcome"], "route", "{dry:#}");
+}
+
+/// The storefront adds a line to an order its supplier already has: the new line is routed on
+/// its own (here to the only supplier that offers it), the supplier that has the order is not
+/// sent a change that is not its, and nothing is pushed twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_added_after_the_push_is_routed_on_its_own() {
+    init_logs();
+    let w = Suppliers::start(&["s1", "s2"]).await;
+    w.supplier("s1").accept_at_once();
+    w.supplier("s2").accept_at_once();
+    w.offer("SKU-A", "s1", json!({ "priority": 1 })).await;
+    w.offer("SKU-B", "s1", json!({ "priority": 1 })).await;
+    w.offer("SKU-C", "s2", json!({ "priority": 1 })).await;
+    let mut order = shop_order(70014, "paid", "2026-12-06T10:00:00Z");
+    let (_, order_id) = send(&w, "orders/create", "chg-add1", &order).await;
+    let first = supplier_order_in(&w, &order_id, "accepted").await;
+
+    let mut added = order["line_items"][0].clone();
+    added["id"] = json!(555000111u64);
+    added["sku"] = json!("SKU-C");
+    order["line_items"].as_array_mut().unwrap().push(added);
+    order["updated_at"] = json!("2026-12-06T11:00:00Z");
+    let (status, _) = send(&w, "orders/updated", "chg-add2", &order).await;
+    assert_eq!(status, "updated");
+    let push = w.pushes("s2", 1).await;
+    let lines: Vec<&str> = push[0].body["data"]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(lines, ["555000111"]);
+    eventually("the added line's supplier order accepted", WAIT, || async {
+        let detail = w.app.order(&order_id).await;
+        (detail["supplier_orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["status"] == "accepted")
+            .count()
+            == 2)
+            .then_some(())
+    })
+    .await;
+    let detail = w.app.order(&order_id).await;
+    assert!(kinds(&detail).contains(&"order.lines_added".to_string()));
+    // The first supplier keeps its order as it was: no change sent, nothing pushed again.
+    assert!(
+        w.supplier("s1")
+            .received_of("order.update_requested")
+            .is_empty()
+    );
+    assert_eq!(w.supplier("s1").received_of("order.created").len(), 1);
+    assert_eq!(w.supplier("s2").received_of("order.created").len(), 1);
+    let first_now = detail["supplier_orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == first["id"])
+        .unwrap()
+        .clone();
+    assert_eq!(first_now["lines"].as_array().unwrap().len(), 2);
+    // The same copy again changes nothing.
+    let (status, _) = send(&w, "orders/updated", "chg-add3", &order).await;
+    assert_eq!(status, "duplicate");
+    assert_eq!(w.supplier("s2").received_of("order.created").len(), 1);
+}

@@ -27,9 +27,9 @@ pub async fn proposal(tx: &mut Tx, case: &Case) -> anyhow::Result<Option<Value>>
     ) || case.reason == Some(Reason::Lost);
     if in_transit {
         // Reshipping costs the goods and the freight again; refunding costs what was paid.
-        let channel_name = crate::connections::name_in(tx, &order.connection_id)
+        let routing_policy = crate::routing::context::OrderContext::of(tx, order.clone())
             .await?
-            .unwrap_or_default();
+            .routing;
         let lines: Vec<(String, u32)> = case
             .lines
             .iter()
@@ -38,7 +38,7 @@ pub async fn proposal(tx: &mut Tx, case: &Case) -> anyhow::Result<Option<Value>>
         let loaded = routing::load_lines(
             tx,
             &order.connection_id,
-            &channel_name,
+            routing_policy,
             Some(&order.id),
             &canonical,
             Some(&lines),

@@ -1,7 +1,6 @@
 //! One order as a stage works on it, loaded once: the stored order, its canonical copy, the
-//! channel it came from, and the policies in force for it — the routing policy of its channel,
-//! and the after-sales policy of its channel and product category (the category of its first
-//! line that has one). Every stage resolves policies the same way through it, so the shipping
+//! channel it came from, and the policies in force for it — the routing and the after-sales
+//! policy of its channel and product category (the category of its first line that has one). Every stage resolves policies the same way through it, so the shipping
 //! clocks, the service clocks and the cases of one order follow the same rules.
 
 use crate::connections;
@@ -16,7 +15,7 @@ pub struct OrderContext {
     pub canonical: Order,
     /// The name of the channel connection the order came from ("" when it was deleted).
     pub channel_name: String,
-    /// The order's product category, for the after-sales policy's scope.
+    /// The order's product category, for the policies' scope.
     pub category: Option<String>,
     pub routing: RoutingPolicy,
     pub after_sales: AfterSalesPolicy,
@@ -37,37 +36,37 @@ impl OrderContext {
         let channel_name = connections::name_in(tx, &order.connection_id)
             .await?
             .unwrap_or_default();
-        let mut category = None;
-        for line in &canonical.lines {
-            category = super::category_of(tx, &order.connection_id, &line.storefront_sku).await?;
-            if category.is_some() {
-                break;
-            }
-        }
-        let channel = (!channel_name.is_empty()).then(|| channel_name.clone());
-        let routing = policy::in_scope(
-            tx,
-            &Scope {
-                channel: channel.clone(),
-                category: None,
-            },
-        )
-        .await?;
-        let after_sales = policy::in_scope(
-            tx,
-            &Scope {
-                channel,
-                category: category.clone(),
-            },
-        )
-        .await?;
+        let scope = scope_of(tx, &order.connection_id, &channel_name, &canonical).await?;
+        let routing = policy::in_scope(tx, &scope).await?;
+        let after_sales = policy::in_scope(tx, &scope).await?;
         Ok(Self {
             order,
             canonical,
             channel_name,
-            category,
+            category: scope.category,
             routing,
             after_sales,
         })
     }
+}
+
+/// Where an order's policies apply: its channel, and the category of its first line that has
+/// one (a dry run of an order not stored resolves it the same way).
+pub async fn scope_of(
+    conn: &mut sqlx::AnyConnection,
+    channel_connection_id: &str,
+    channel_name: &str,
+    order: &Order,
+) -> sqlx::Result<Scope> {
+    let mut category = None;
+    for line in &order.lines {
+        category = super::category_of(conn, channel_connection_id, &line.storefront_sku).await?;
+        if category.is_some() {
+            break;
+        }
+    }
+    Ok(Scope {
+        channel: (!channel_name.is_empty()).then(|| channel_name.to_string()),
+        category,
+    })
 }

@@ -265,7 +265,7 @@ async fn reroute(
         tx,
         Request {
             channel_connection_id: &order.connection_id,
-            channel_name: &context.channel_name,
+            policy: &context.routing,
             order_id: &order.id,
             order: &context.canonical,
             trigger,
