@@ -274,20 +274,7 @@ pub async fn apply_copy(
                 json!({ "lines": added, "raw_request_id": raw_id }),
             )
             .await?;
-            routing::route(
-                tx,
-                routing::Request {
-                    channel_connection_id: &order.connection_id,
-                    policy: &context.routing,
-                    order_id: &order.id,
-                    order: copy,
-                    trigger: routing::Trigger::Change,
-                    allow_partial: false,
-                    replaces: None,
-                    reship: None,
-                },
-            )
-            .await?;
+            route_copy(tx, &context, copy).await?;
         }
     }
     Ok("updated")
@@ -362,12 +349,17 @@ async fn route_again(
         }
     }
     routing::holds::supersede_open(tx, &order.id, raw_id).await?;
+    route_copy(tx, context, copy).await
+}
+
+/// Routes the lines of the new copy that no supplier has (all of them, or the ones added).
+async fn route_copy(tx: &mut Tx, context: &OrderContext, copy: &Order) -> anyhow::Result<()> {
     routing::route(
         tx,
         routing::Request {
-            channel_connection_id: &order.connection_id,
+            channel_connection_id: &context.order.connection_id,
             policy: &context.routing,
-            order_id: &order.id,
+            order_id: &context.order.id,
             order: copy,
             trigger: routing::Trigger::Change,
             allow_partial: false,

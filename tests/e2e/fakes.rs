@@ -486,6 +486,8 @@ pub struct ReceivedPush {
     pub body: Value,
     /// The status the supplier answered with (none while it is still answering).
     pub answer: Option<u16>,
+    /// When it arrived (ms since the epoch).
+    pub received_at_ms: i64,
 }
 
 #[derive(Default)]
@@ -627,6 +629,10 @@ async fn supplier_receive(
             signature_valid,
             body: parsed,
             answer: None,
+            received_at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("a clock after 1970")
+                .as_millis() as i64,
         });
         (s.received.len() - 1, s.delay)
     };

@@ -201,6 +201,8 @@ pub struct TestApp {
     pub db: TestDb,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The gateway's own runtime, for one that can crash ([`TestApp::spawn_crashable`]).
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl std::ops::Deref for TestApp {
@@ -240,7 +242,59 @@ impl TestApp {
             db,
             stop: Some(stop),
             handle: Some(handle),
+            runtime: None,
         }
+    }
+
+    /// A gateway on a runtime of its own, as a process of its own would be: [`TestApp::crash`]
+    /// drops everything it is doing at once (requests, job attempts, open transactions), the
+    /// way a killed process leaves its database.
+    pub async fn spawn_crashable(db: TestDb, tweak: impl FnOnce(&mut Settings)) -> Self {
+        init_logs();
+        let mut settings = test_settings(&db.url);
+        tweak(&mut settings);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime for the gateway");
+        let (started, up) = oneshot::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = runtime.spawn(async move {
+            let app = Application::build(settings)
+                .await
+                .expect("building the gateway");
+            let _ = started.send((app.local_addr(), app.state().clone()));
+            app.run_until(async move {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        let (addr, state) = up.await.expect("the gateway started");
+        Self {
+            api: Api {
+                base: format!("http://{addr}"),
+                http: reqwest::Client::new(),
+            },
+            state,
+            db,
+            stop: Some(stop),
+            handle: Some(handle),
+            runtime: Some(runtime),
+        }
+    }
+
+    /// Kills a gateway started with [`TestApp::spawn_crashable`] where it stands, and hands back
+    /// its database for the next one.
+    pub fn crash(&mut self) -> TestDb {
+        let runtime = self
+            .runtime
+            .take()
+            .expect("only a gateway on its own runtime can crash");
+        self.stop.take();
+        self.handle.take();
+        runtime.shutdown_background();
+        std::mem::replace(&mut self.db, TestDb::none())
     }
 
     pub async fn stop(self) {
@@ -257,6 +311,9 @@ impl TestApp {
             let _ = h.await;
         }
         self.state.db.pool.close().await;
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
         std::mem::replace(&mut self.db, TestDb::none())
     }
 }

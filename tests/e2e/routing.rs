@@ -16,6 +16,8 @@ pub(crate) struct Suppliers {
     pub(crate) app: TestApp,
     pub(crate) shopify: FakeShopify,
     fakes: Vec<(String, FakeSupplier)>,
+    /// The settings of a gateway that can crash, to start the next one with.
+    crashable: Option<fn(&mut daifa::Settings)>,
 }
 
 impl Suppliers {
@@ -27,8 +29,27 @@ impl Suppliers {
         names: &[&str],
         tweak: impl FnOnce(&mut daifa::Settings),
     ) -> Self {
+        Self::set_up(names, TestApp::spawn_with(TestDb::new().await, tweak).await).await
+    }
+
+    /// The same with a gateway that can crash and start again ([`Suppliers::crash`]).
+    pub(crate) async fn start_crashable(names: &[&str], tweak: fn(&mut daifa::Settings)) -> Self {
+        let app = TestApp::spawn_crashable(TestDb::new().await, tweak).await;
+        let mut w = Self::set_up(names, app).await;
+        w.crashable = Some(tweak);
+        w
+    }
+
+    /// Kills the gateway where it stands (requests, job attempts and transactions in flight are
+    /// lost, as in a killed process) and starts a new one on the same database.
+    pub(crate) async fn crash(&mut self) {
+        let tweak = self.crashable.expect("started with start_crashable");
+        let db = self.app.crash();
+        self.app = TestApp::spawn_crashable(db, tweak).await;
+    }
+
+    async fn set_up(names: &[&str], app: TestApp) -> Self {
         let shopify = FakeShopify::start(SHOPIFY_TOKEN).await;
-        let app = TestApp::spawn_with(TestDb::new().await, tweak).await;
         let r = app
             .post_json(
                 "/api/v1/connections",
@@ -59,6 +80,7 @@ impl Suppliers {
             app,
             shopify,
             fakes,
+            crashable: None,
         }
     }
 

@@ -4,9 +4,10 @@
 //! ones), cancelled by the storefront and by the operator, suppliers answering slowly (past their
 //! worker's lease, so another worker takes the push over), failing, acknowledging at once or
 //! by callback, rejecting, shipping, repeating and reordering their callbacks, missing their
-//! acknowledgement deadline — with the real gateway and its job workers racing all of it. After
-//! every step the promises are checked on what the gateway shows; once the walk is over and
-//! the queue has settled, what must have happened by then is checked too.
+//! acknowledgement deadline; the gateway's process dying between steps with work in flight and
+//! a new one starting on its database — with the real gateway and its job workers racing all
+//! of it. After every step the promises are checked on what the gateway shows; once the walk
+//! is over and the queue has settled, what must have happened by then is checked too.
 
 use crate::aftersales::Walk;
 use crate::fakes::ReceivedPush;
@@ -19,6 +20,8 @@ use std::time::Duration;
 
 /// Steps of the walk (`DAIFA_WALK_STEPS` for a longer one).
 const STEPS: usize = 70;
+/// Gateway crashes in a walk at the most (each costs a start).
+const MAX_CRASHES: usize = 6;
 const SUPPLIERS: [&str; 2] = ["a", "b"];
 /// Supplier order statuses whose lines are taken.
 const LIVE: [&str; 6] = [
@@ -52,6 +55,7 @@ struct Tally {
     callbacks: usize,
     repeated: usize,
     releases: usize,
+    crashes: usize,
     checks: usize,
 }
 
@@ -60,7 +64,7 @@ async fn a_random_walk_of_order_lives_keeps_the_three_promises() {
     init_logs();
     // A lease shorter than a slow supplier's answer: a push outlives its worker's lease and
     // another worker takes it over while it is on its way.
-    let w = Suppliers::start_with(&SUPPLIERS, |s| {
+    let mut w = Suppliers::start_crashable(&SUPPLIERS, |s| {
         s.jobs.lease = Duration::from_millis(600);
         s.jobs.retry_schedule = vec![
             Duration::from_millis(100),
@@ -87,7 +91,7 @@ async fn a_random_walk_of_order_lives_keeps_the_three_promises() {
     let mut sent_callbacks: Vec<(String, String, Value)> = Vec::new();
     let mut tally = Tally::default();
     for step in 0..steps {
-        match walk.below(13) {
+        match walk.below(14) {
             0 | 1 if shop.len() < 8 => {
                 let mut body: Value = serde_json::from_slice(&shopify_sample()).unwrap();
                 body["id"] = json!(7000 + shop.len() as u64);
@@ -270,6 +274,13 @@ async fn a_random_walk_of_order_lives_keeps_the_three_promises() {
                 assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
                 tally.changes += 1;
             }
+            // The gateway's process dies where it stands (pushes on their way, job attempts
+            // and their transactions half done) and a new one starts on the same database.
+            12 if tally.crashes < MAX_CRASHES => {
+                tokio::time::sleep(Duration::from_millis(walk.below(300))).await;
+                w.crash().await;
+                tally.crashes += 1;
+            }
             _ => tokio::time::sleep(Duration::from_millis(walk.below(800))).await,
         }
         check(&w, &shop, false).await;
@@ -283,7 +294,7 @@ async fn a_random_walk_of_order_lives_keeps_the_three_promises() {
     check(&w, &shop, true).await;
     eprintln!(
         "walk (seed {seed:#x}): {} orders, {} redelivered, {} changed, {} storefront and {} operator cancellations, \
-         {} callbacks ({} repeated), {} releases, {} checks",
+         {} callbacks ({} repeated), {} releases, {} crashes, {} checks",
         tally.created,
         tally.redelivered,
         tally.changes,
@@ -292,6 +303,7 @@ async fn a_random_walk_of_order_lives_keeps_the_three_promises() {
         tally.callbacks,
         tally.repeated,
         tally.releases,
+        tally.crashes,
         tally.checks + 1
     );
     w.app.stop().await;
@@ -464,22 +476,39 @@ async fn check(w: &Suppliers, shop: &[ShopOrder], settled: bool) {
             let ids: BTreeSet<&str> = reached.iter().map(|p| p.webhook_id.as_str()).collect();
             assert!(ids.len() <= 1, "supplier order {id} pushed as {ids:?}");
             if settled {
-                // Nothing goes out to a supplier after its order was cancelled: every push
-                // came from an attempt that began before (one on its way at that moment).
+                // Nothing goes out to a supplier after its order was cancelled: every push that
+                // arrived after it came from an attempt on its way at that moment — one that
+                // began before and had not finished, or one a crash killed (it left no record:
+                // the claims of the job outnumber its recorded attempts).
                 if let Some(at) = cancelled_at {
                     let key = format!("{}.submit", id.as_str().unwrap());
-                    let began_before = detail["jobs"]
+                    let submit = detail["jobs"]
                         .as_array()
                         .unwrap()
                         .iter()
-                        .filter(|j| j["idempotency_key"] == key.as_str())
-                        .flat_map(|j| j["attempt_log"].as_array().unwrap().iter())
-                        .filter(|a| a["started_at_ms"].as_i64().unwrap() <= at)
-                        .count();
+                        .filter(|j| j["idempotency_key"] == key.as_str());
+                    let (mut in_flight, mut killed) = (0, 0);
+                    for job in submit {
+                        let log = job["attempt_log"].as_array().unwrap();
+                        in_flight += log
+                            .iter()
+                            .filter(|a| {
+                                a["started_at_ms"].as_i64().unwrap() <= at
+                                    && a["finished_at_ms"].as_i64().unwrap() >= at
+                            })
+                            .count();
+                        killed += job["attempts"].as_u64().unwrap() as usize - log.len();
+                    }
+                    let after: Vec<i64> = reached
+                        .iter()
+                        .map(|p| p.received_at_ms)
+                        .filter(|r| *r > at)
+                        .collect();
                     assert!(
-                        reached.len() <= began_before,
-                        "supplier order {id}: {} pushes, {began_before} attempts began before its order was cancelled\n{detail:#}",
-                        reached.len()
+                        after.len() <= in_flight + killed,
+                        "supplier order {id}: {} pushes arrived after its order was cancelled (at {after:?}), \
+                         {in_flight} attempts were on their way then and {killed} were killed\n{detail:#}",
+                        after.len()
                     );
                 }
                 let accepted_by_supplier = reached
