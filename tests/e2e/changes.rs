@@ -66,15 +66,6 @@ async fn holds(w: &Suppliers, order_id: &str, status: &str) -> Vec<String> {
         .collect()
 }
 
-async fn tasks(w: &Suppliers, order_id: &str, kind: &str) -> Vec<Value> {
-    w.app
-        .get_json(&format!("/api/v1/tasks?order_id={order_id}&kind={kind}"))
-        .await["tasks"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 fn events<'a>(detail: &'a Value, kind: &str) -> Vec<&'a Value> {
     detail["timeline"]
         .as_array()
@@ -265,7 +256,7 @@ async fn a_change_the_supplier_refuses_or_cannot_take_is_a_task_and_a_later_answ
     change(&mut order, "2026-12-06T11:00:00Z");
     send(&w, "orders/updated", "chg-r2", &order).await;
     let task = eventually("an update_refused task", WAIT, || async {
-        tasks(&w, &refused_id, "update_refused").await.pop()
+        w.tasks(&refused_id, "update_refused").await.pop()
     })
     .await;
     assert_eq!(task["status"], "open");
@@ -278,7 +269,7 @@ async fn a_change_the_supplier_refuses_or_cannot_take_is_a_task_and_a_later_answ
     change(&mut order, "2026-12-06T11:00:00Z");
     send(&w, "orders/updated", "chg-h2", &order).await;
     let task = eventually("an update_by_hand task", WAIT, || async {
-        tasks(&w, &by_hand_id, "update_by_hand").await.pop()
+        w.tasks(&by_hand_id, "update_by_hand").await.pop()
     })
     .await;
     assert_eq!(task["detail"]["changes"], json!(["ship-to"]));
@@ -336,10 +327,7 @@ async fn a_change_after_shipping_is_a_task() {
     order["updated_at"] = json!("2026-12-06T12:00:00Z");
     let (status, _) = send(&w, "orders/updated", "chg-s3", &order).await;
     assert_eq!(status, "changed_after_shipping");
-    assert_eq!(
-        tasks(&w, &order_id, "changed_after_shipping").await.len(),
-        1
-    );
+    assert_eq!(w.tasks(&order_id, "changed_after_shipping").await.len(), 1);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         w.supplier("s1")
@@ -500,7 +488,7 @@ async fn a_supplier_that_cannot_cancel_removed_lines_leaves_a_task() {
     let (status, _) = send(&w, "orders/updated", "chg-r2", &order).await;
     assert_eq!(status, "updated");
     let task = eventually("a cancel_refused task", WAIT, || async {
-        tasks(&w, &order_id, "cancel_refused").await.pop()
+        w.tasks(&order_id, "cancel_refused").await.pop()
     })
     .await;
     assert_eq!(task["detail"]["lines_removed"], true, "{task:#}");
@@ -583,7 +571,7 @@ async fn a_later_change_supersedes_one_not_sent_yet_and_a_change_that_never_arri
     order["updated_at"] = json!("2026-12-06T11:10:00Z");
     send(&w, "orders/updated", "chg-sup4", &order).await;
     let task = eventually("an update_by_hand task", WAIT, || async {
-        tasks(&w, &order_id, "update_by_hand").await.pop()
+        w.tasks(&order_id, "update_by_hand").await.pop()
     })
     .await;
     assert_eq!(task["detail"]["changes"], json!(["ship-to"]), "{task:#}");

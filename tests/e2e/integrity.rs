@@ -90,15 +90,6 @@ async fn wait_status(w: &Suppliers, order_id: &str, so: &str, status: &str) {
     .await;
 }
 
-async fn tasks(w: &Suppliers, order_id: &str, kind: &str) -> Vec<Value> {
-    w.app
-        .get_json(&format!("/api/v1/tasks?order_id={order_id}&kind={kind}"))
-        .await["tasks"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 /// Two suppliers shipped one order: a supplier that acknowledged by callback before answering
 /// the push had its `accepted` overwritten by `submitted`, then lost the order at the deadline
 /// while it was shipping it.
@@ -193,7 +184,7 @@ async fn a_storefront_cancellation_stops_the_supplier_and_a_later_shipment_is_no
         "nothing written back to the storefront"
     );
     assert!(kinds(&detail).contains(&"supplier_order.late_shipped".to_string()));
-    let open = tasks(&w, &order_id, "shipped_after_cancel").await;
+    let open = w.tasks(&order_id, "shipped_after_cancel").await;
     assert_eq!(open.len(), 1, "{open:#?}");
     assert_eq!(open[0]["detail"]["tracking_number"], "YT0000000001");
     // The same cancellation again changes nothing and asks nobody again.
@@ -253,7 +244,7 @@ async fn a_storefront_cancellation_after_shipping_opens_a_cancel_case_and_a_task
     assert_eq!(cases[0]["source"], "storefront");
     assert_eq!(cases[0]["state"], "requested");
     assert_eq!(
-        tasks(&w, &order_id, "cancelled_after_shipping").await.len(),
+        w.tasks(&order_id, "cancelled_after_shipping").await.len(),
         1
     );
     // Nothing was cancelled at the supplier by the storefront's message alone: the parcel is
@@ -313,7 +304,7 @@ async fn a_cancellation_during_the_push_asks_the_supplier_to_cancel_what_reached
         "{timeline:?}"
     );
     // The storefront still shows the order: a task says so.
-    assert_eq!(tasks(&w, &order_id, "cancel_on_storefront").await.len(), 1);
+    assert_eq!(w.tasks(&order_id, "cancel_on_storefront").await.len(), 1);
     w.app.stop().await;
 }
 
@@ -358,7 +349,7 @@ async fn a_failed_over_supplier_is_told_to_cancel_and_its_late_answers_hold_the_
     );
     assert_eq!(detail["order"]["status"], "on_hold");
     assert!(kinds(&detail).contains(&"supplier_order.late_accepted".to_string()));
-    let open = tasks(&w, &order_id, "possible_double_shipment").await;
+    let open = w.tasks(&order_id, "possible_double_shipment").await;
     assert_eq!(open.len(), 1, "{open:#?}");
     let holds = w
         .app

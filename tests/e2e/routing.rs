@@ -84,6 +84,16 @@ impl Suppliers {
         }
     }
 
+    /// The order's tasks of a kind.
+    pub(crate) async fn tasks(&self, order_id: &str, kind: &str) -> Vec<Value> {
+        self.app
+            .get_json(&format!("/api/v1/tasks?order_id={order_id}&kind={kind}"))
+            .await["tasks"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
     pub(crate) fn supplier(&self, name: &str) -> &FakeSupplier {
         &self.fakes.iter().find(|(n, _)| n == name).unwrap().1
     }
