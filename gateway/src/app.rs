@@ -66,12 +66,13 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let handlers = handlers()?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let poller = polling::spawn(self.state.clone(), stop_rx.clone());
         let sweeper = ingest::reprocess::spawn(self.state.clone(), stop_rx.clone());
         let workers = crate::worker::spawn(
             self.state.clone(),
-            handlers()?,
+            handlers,
             self.state.settings.jobs.workers,
             stop_rx,
         );
