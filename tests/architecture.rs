@@ -24,13 +24,14 @@ const OWNERS: &[(&str, &[&str])] = &[
             "supplier_orders",
             "supplier_order_lines",
             "routing_decisions",
-            "offers",
-            "products",
-            "notices",
             "holds",
             "line_substitutions",
-            "sku_mappings",
         ],
+    ),
+    // What suppliers offer for each storefront SKU, the shop's products, suppliers' notices.
+    (
+        "catalogue",
+        &["offers", "products", "notices", "sku_mappings"],
     ),
     ("policy", &["policies"]),
     // Changes sent to suppliers (dispatch/update.rs).
@@ -70,7 +71,7 @@ const READ_JOINS: &[(&str, &str, &str)] = &[
         "the due-poll claim filters on versions that poll, in the same locked statement",
     ),
     (
-        "routing/offers.rs",
+        "catalogue.rs",
         "connections",
         "offers and notices are listed with their channel's and supplier's names",
     ),
@@ -268,7 +269,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Plumbing that knows nothing of orders.
     (
         "foundation",
-        &["config", "db", "error", "secrets", "telemetry"],
+        &["config", "db", "error", "money", "secrets", "telemetry"],
     ),
     // Tables with no stage logic: orders and their timeline, jobs, tasks, policies, plugin
     // packages, and the service clocks set as jobs.
@@ -286,6 +287,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "stages",
         &[
+            "catalogue",
             "routing",
             "cancellation",
             "tracking",

@@ -11,9 +11,9 @@
 
 use base64::Engine as _;
 use criterion::{Criterion, criterion_group, criterion_main};
+use daifa::catalogue::OfferInput;
 use daifa::connections::NewConnection;
 use daifa::plugins::Parsed;
-use daifa::routing::offers::OfferInput;
 use daifa::services::NativeParser;
 use daifa::{Application, Settings};
 use daifa_plugin_host::{CallError, CallFailure, PluginError};
@@ -138,7 +138,7 @@ async fn start(native: bool) -> Running {
             .expect("connection");
     }
     for sku in ["IPOD2008PINK", "IPOD2008BLACK"] {
-        daifa::routing::offers::create(
+        daifa::catalogue::create(
             &state.db,
             OfferInput::new("shop", sku, "supplier", &format!("SUP-{sku}")),
         )

@@ -17,7 +17,7 @@
 //! - `routing/decide-only`: `decide` alone, on inputs built beforehand.
 //! - `routing/sqlite`: `routing::load` + `routing::decide_loaded` on one pooled connection to a
 //!   SQLite file holding the dataset; read-only, nothing is routed. Then parts of `load` alone:
-//!   `offers_for-only` (`routing::offers::offers_for`, the one of its nine queries that reads
+//!   `offers_for-only` (`catalogue::offers_for`, the one of its nine queries that reads
 //!   the 100k offers) and `policy-only` (`policy::effective`: two of them, merged over the
 //!   defaults).
 //! - `routing/postgres`: the same on PostgreSQL when `DAIFA_BENCH_DATABASE_URL` names a server
@@ -751,7 +751,7 @@ fn bench_database(
                     skus.sort_unstable();
                     skus.dedup();
                     black_box(
-                        daifa::routing::offers::offers_for(&mut conn, CHANNEL_ID, &skus)
+                        daifa::catalogue::offers_for(&mut conn, CHANNEL_ID, &skus)
                             .await
                             .expect("offers"),
                     );

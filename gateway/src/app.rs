@@ -122,6 +122,7 @@ pub fn router(state: Services) -> Router {
         .merge(crate::policy::router())
         .merge(crate::aftersales::router())
         .merge(routing::router())
+        .merge(crate::catalogue::router())
         .merge(admin::router());
     Router::new()
         .merge(ingest::router())

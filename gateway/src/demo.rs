@@ -15,9 +15,9 @@
 //! The peers are a demo, not a test double: the tests use their own fakes in `tests/`.
 
 use crate::app::Application;
+use crate::catalogue::OfferInput;
 use crate::config::Settings;
 use crate::connections::{self, NewConnection};
-use crate::routing::{self, offers::OfferInput};
 use crate::services::Services;
 use axum::Json;
 use axum::body::Bytes;
@@ -112,7 +112,7 @@ async fn set_up(state: &Services, supplier_port: u16, storefront_port: u16) -> a
     offer.stock = Some(500);
     offer.lead_time_days = Some(2);
     offer.weight_grams = Some(180);
-    routing::offers::create(&state.db, offer)
+    crate::catalogue::create(&state.db, offer)
         .await
         .map(drop)
         .map_err(|e| anyhow::anyhow!("creating the demo offer: {e}"))

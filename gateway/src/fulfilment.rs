@@ -164,7 +164,7 @@ pub async fn apply_progress(
                 code => {
                     if code == Some(RejectionCode::OutOfStock) {
                         for supplier_sku in routing::supplier_skus(tx, &so.id).await? {
-                            routing::offers::mark_out_of_stock(
+                            crate::catalogue::mark_out_of_stock(
                                 tx,
                                 &supplier.id,
                                 &supplier_sku,

@@ -1,5 +1,5 @@
 //! Routing: which supplier ships which line of an order. A storefront SKU has any number of
-//! supplier offers ([`offers`]); the decision ([`decide`]) keeps an order on one supplier when
+//! supplier offers ([`crate::catalogue`]); the decision ([`decide`]) keeps an order on one supplier when
 //! one can ship all of it, splits it otherwise, and holds it when a rule says so (an incomplete
 //! address, a blocked brand, a value above the threshold, a buyer's note no offer can honour, no
 //! offer at all); the declared customs value of each parcel follows the destination's rule
@@ -7,21 +7,20 @@
 //! dead-letters hands its lines to the next offer ([`fail_over`]). Holds are released,
 //! resolved or cancelled through the API ([`holds`]). Every decision is stored with its reasons;
 //! a dry run returns one without acting. This module owns the `supplier_orders`,
-//! `supplier_order_lines` and `routing_decisions` tables (and, through its submodules, `offers`,
-//! `products`, `notices`, `holds` and `line_substitutions`).
+//! `supplier_order_lines` and `routing_decisions` tables (and, through its submodules, `holds`
+//! and `line_substitutions`); it reads the catalogue's offers and products through its
+//! functions.
 
 pub mod context;
 pub mod customs;
 pub mod decide;
 pub mod holds;
-pub mod offers;
 pub mod status;
 
+pub use crate::catalogue::{Offer, Product};
 pub use decide::{Decision, LineToRoute, Outcome, Planned};
-pub use offers::{Offer, Product};
 pub use status::SoStatus;
 
-use crate::connections;
 use crate::db::{Conn, Db, Tx, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{self, JobKind, NewJob};
@@ -29,6 +28,7 @@ use crate::orders::{self, OrderStatus};
 use crate::policy::{self, RoutingPolicy};
 use crate::services::Services;
 use crate::worker::Handler;
+use crate::{catalogue, connections};
 use axum::Json;
 use axum::extract::State;
 use axum::routing::post;
@@ -213,8 +213,8 @@ pub async fn load_lines(
     let mut skus: Vec<&str> = lines.iter().map(|l| l.storefront_sku.as_str()).collect();
     skus.sort_unstable();
     skus.dedup();
-    let offers = offers::offers_for(conn, channel_connection_id, &skus).await?;
-    let products = offers::products_for(conn, channel_connection_id, &skus).await?;
+    let offers = catalogue::offers_for(conn, channel_connection_id, &skus).await?;
+    let products = catalogue::products_for(conn, channel_connection_id, &skus).await?;
     let mut suppliers: Vec<&str> = offers
         .iter()
         .map(|o| o.supplier_connection_id.as_str())
@@ -227,7 +227,7 @@ pub async fn load_lines(
         let sql = format!(
             "select supplier_connection_id, count(*) as n from supplier_orders where created_at_ms >= $1 \
              and status <> 'cancelled' and supplier_connection_id in ({}) group by supplier_connection_id",
-            offers::placeholders(2, suppliers.len())
+            catalogue::placeholders(2, suppliers.len())
         );
         let mut query = sqlx::query(AssertSqlSafe(sql)).bind(day_start);
         for s in &suppliers {
@@ -832,32 +832,17 @@ pub async fn line_cost(
     supplier_order_id: &str,
     external_line_id: &str,
 ) -> sqlx::Result<Option<(Option<i64>, Option<String>)>> {
-    let row = sqlx::query(
-        "select o.unit_cost_minor, o.currency from supplier_order_lines l join offers o on o.id = l.offer_id \
-         where l.supplier_order_id = $1 and l.external_line_id = $2",
+    let offer_id: Option<Option<String>> = sqlx::query_scalar(
+        "select offer_id from supplier_order_lines where supplier_order_id = $1 and external_line_id = $2",
     )
     .bind(supplier_order_id)
     .bind(external_line_id)
     .fetch_optional(&mut **tx)
     .await?;
-    row.map(|r| Ok((r.try_get("unit_cost_minor")?, r.try_get("currency")?)))
-        .transpose()
-}
-
-/// The category of a storefront SKU's product, when the shop set one.
-pub async fn category_of(
-    conn: &mut sqlx::AnyConnection,
-    channel_connection_id: &str,
-    storefront_sku: &str,
-) -> sqlx::Result<Option<String>> {
-    Ok(sqlx::query_scalar::<_, Option<String>>(
-        "select category from products where channel_connection_id = $1 and storefront_sku = $2",
-    )
-    .bind(channel_connection_id)
-    .bind(storefront_sku)
-    .fetch_optional(&mut *conn)
-    .await?
-    .flatten())
+    match offer_id.flatten() {
+        Some(offer_id) => catalogue::cost_of(tx, &offer_id).await,
+        None => Ok(None),
+    }
 }
 
 /// The supplier SKUs of a supplier order.
@@ -1038,7 +1023,6 @@ async fn dry_run(
 pub fn router() -> axum::Router<Services> {
     axum::Router::new()
         .route("/routing/dry-run", post(dry_run))
-        .merge(offers::router())
         .merge(holds::router())
 }
 

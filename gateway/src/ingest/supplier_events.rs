@@ -1,6 +1,6 @@
 //! A supplier's events, each to the stage it concerns: a supplier order's progress (accepted,
 //! rejected, shipped) to `fulfilment`; answers to cancellations, returns and inspections to
-//! `aftersales`; answers to a change to `dispatch::update`; catalogue updates to the offers.
+//! `aftersales`; answers to a change to `dispatch::update`; catalogue updates to `catalogue`.
 //! Everything is applied inside the ingest transaction of the request that carried it.
 
 use crate::connections::Connection;
@@ -98,7 +98,7 @@ pub async fn apply(
             if update.supplier_sku.trim().is_empty() {
                 return Ok(Err("an offer update names no supplier sku".into()));
             }
-            let summary = routing::offers::apply_update(tx, &supplier.id, raw_id, update).await?;
+            let summary = crate::catalogue::apply_update(tx, &supplier.id, raw_id, update).await?;
             Ok(Ok(about(summary)))
         }
     }

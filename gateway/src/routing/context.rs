@@ -60,7 +60,8 @@ pub async fn scope_of(
 ) -> sqlx::Result<Scope> {
     let mut category = None;
     for line in &order.lines {
-        category = super::category_of(conn, channel_connection_id, &line.storefront_sku).await?;
+        category = crate::catalogue::category_of(conn, channel_connection_id, &line.storefront_sku)
+            .await?;
         if category.is_some() {
             break;
         }

@@ -2,27 +2,13 @@
 //! destination rule's currency with the policy's rates, and clamped by the rule (a cap, and
 //! bands by weight). Amounts convert through their currency's minor unit (ISO 4217).
 
-use super::Product;
 use super::decide::LineToRoute;
+use crate::catalogue::Product;
 use crate::policy::RoutingPolicy;
 use daifa_plugin_host::Money;
 use std::collections::BTreeMap;
 
-/// The minor units of `currency` in one major unit (100 for USD, 1 for JPY).
-fn scale(currency: &str) -> Option<f64> {
-    let c = iso_currency::Currency::from_code(currency)?;
-    Some(10f64.powi(i32::from(c.exponent().unwrap_or(0))))
-}
-
-/// An amount in minor units as major units.
-pub fn to_major(minor: i64, currency: &str) -> Option<f64> {
-    Some(minor as f64 / scale(currency)?)
-}
-
-/// Major units as minor units, rounded to the nearest.
-pub fn to_minor(major: f64, currency: &str) -> Option<i64> {
-    Some((major * scale(currency)?).round() as i64)
-}
+pub use crate::money::{to_major, to_minor};
 
 /// `money` in major units of `currency`, through the policy's US-dollar rates.
 pub fn convert(money: &Money, currency: &str, policy: &RoutingPolicy) -> Option<f64> {

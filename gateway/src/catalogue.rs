@@ -2,7 +2,7 @@
 //! ships, how), what the shop knows of its products, and what suppliers' catalogue changes mean
 //! (notices). Managed through the API one by one or as CSV, in bulk, all rows or none; kept
 //! current by suppliers' `offer-updated` events. Owns the `offers`, `products` and `notices`
-//! tables.
+//! tables. Routing reads it (`offers_for`, `products_for`, `category_of`) and never writes it.
 
 use crate::connections;
 use crate::db::{Db, Tx, new_id, now_ms};
@@ -261,7 +261,7 @@ fn check(
             problems.push(format!("{what} must be a positive amount, not {amount}"));
             return None;
         }
-        let m = super::customs::to_minor(amount, currency);
+        let m = crate::money::to_minor(amount, currency);
         if m.is_none() {
             problems.push(format!("currency `{currency}` is not an ISO 4217 code"));
         }
@@ -500,7 +500,7 @@ pub async fn export_csv(db: &Db) -> anyhow::Result<String> {
     writer.write_record(CSV_COLUMNS)?;
     for o in offers {
         let money = |m: Option<i64>| {
-            m.and_then(|m| super::customs::to_major(m, o.currency.as_deref()?))
+            m.and_then(|m| crate::money::to_major(m, o.currency.as_deref()?))
                 .map(|v| v.to_string())
                 .unwrap_or_default()
         };
@@ -849,6 +849,35 @@ pub fn router() -> Router<Services> {
         .route("/offers/{id}", get(get_one).delete(delete_one))
         .route("/notices", get(list_notices))
         .route("/notices/{id}/acknowledge", post(acknowledge))
+}
+
+/// The category of a storefront SKU's product, when the shop set one.
+pub async fn category_of(
+    conn: &mut sqlx::AnyConnection,
+    channel_connection_id: &str,
+    storefront_sku: &str,
+) -> sqlx::Result<Option<String>> {
+    Ok(sqlx::query_scalar::<_, Option<String>>(
+        "select category from products where channel_connection_id = $1 and storefront_sku = $2",
+    )
+    .bind(channel_connection_id)
+    .bind(storefront_sku)
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten())
+}
+
+/// An offer's unit cost and its currency (what a supplier order line was routed at).
+pub async fn cost_of(
+    conn: &mut sqlx::AnyConnection,
+    offer_id: &str,
+) -> sqlx::Result<Option<(Option<i64>, Option<String>)>> {
+    let row = sqlx::query("select unit_cost_minor, currency from offers where id = $1")
+        .bind(offer_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| Ok((r.try_get("unit_cost_minor")?, r.try_get("currency")?)))
+        .transpose()
 }
 
 #[cfg(test)]
