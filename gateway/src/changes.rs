@@ -254,14 +254,20 @@ pub async fn apply_copy(
             dispatch::update::request(tx, &order.id, id, supplier, &own, &lines, after_push)
                 .await?;
         }
+        // Lines with something to ship that no live supplier order carries: new lines, or
+        // lines that had nothing to ship before (a quantity of 0 is never routed).
+        let mut carried = std::collections::BTreeSet::new();
+        for (id, so_status, _) in routing::statuses_of(tx, &order.id).await? {
+            if so_status.is_live() {
+                for (line, _) in routing::line_quantities(tx, &id).await? {
+                    carried.insert(line);
+                }
+            }
+        }
         let added: Vec<&str> = copy
             .lines
             .iter()
-            .filter(|l| {
-                !old.lines
-                    .iter()
-                    .any(|o| o.external_line_id == l.external_line_id)
-            })
+            .filter(|l| l.quantity > 0 && !carried.contains(&l.external_line_id))
             .map(|l| l.external_line_id.as_str())
             .collect();
         if !added.is_empty() {

@@ -469,6 +469,22 @@ async fn removing_every_line_a_supplier_has_asks_it_to_cancel() {
             .received_of("order.update_requested")
             .is_empty()
     );
+
+    // The buyer wants one after all: that line has no supplier now, and is routed again.
+    order["line_items"][0]["quantity"] = json!(1);
+    order["updated_at"] = json!("2026-12-06T12:00:00Z");
+    let (status, _) = send(&w, "orders/updated", "chg-z3", &order).await;
+    assert_eq!(status, "updated");
+    let push = eventually("the line pushed again", WAIT, || async {
+        let created = w.supplier("s1").received_of("order.created");
+        (created.len() == 2).then(|| created[1].clone())
+    })
+    .await;
+    assert_ne!(push.body["data"]["supplier_order_id"], so["id"]);
+    let lines = push.body["data"]["lines"].as_array().unwrap().clone();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert_eq!(lines[0]["line_id"], LINE_0);
+    assert_eq!(lines[0]["quantity"], 1);
 }
 
 /// The same, but the supplier cannot cancel any more: the supplier order goes on as
