@@ -356,14 +356,6 @@ pub async fn policy_for(tx: &mut Tx, order: &StoredOrder) -> anyhow::Result<Afte
         .after_sales)
 }
 
-/// [`policy_for`] by the order's id.
-pub async fn policy_for_order(tx: &mut Tx, order_id: &str) -> anyhow::Result<AfterSalesPolicy> {
-    crate::routing::context::OrderContext::load(tx, order_id)
-        .await?
-        .map(|c| c.after_sales)
-        .ok_or_else(|| anyhow::anyhow!("order {order_id} is missing"))
-}
-
 fn days(ms: i64) -> i64 {
     ms / 86_400_000
 }
