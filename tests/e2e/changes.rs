@@ -53,6 +53,35 @@ async fn start() -> Suppliers {
     w
 }
 
+/// One supplier offering both SKUs: SKU-A is furniture, SKU-B has no category.
+async fn start_with_furniture() -> Suppliers {
+    let w = Suppliers::start(&["s1"]).await;
+    w.offer(
+        "SKU-A",
+        "s1",
+        json!({ "priority": 1, "category": "furniture" }),
+    )
+    .await;
+    w.offer("SKU-B", "s1", json!({ "priority": 1 })).await;
+    w
+}
+
+/// Stores a policy document (`aftersales` or `routing`) for the furniture category.
+async fn put_furniture_policy(w: &Suppliers, name: &str, document: Value) {
+    let r = w
+        .app
+        .http
+        .put(
+            w.app
+                .url(&format!("/api/v1/policies/{name}?category=furniture")),
+        )
+        .json(&document)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
 async fn holds(w: &Suppliers, order_id: &str, status: &str) -> Vec<String> {
     w.app
         .get_json(&format!(
@@ -400,23 +429,8 @@ async fn a_change_during_the_push_follows_it_to_the_supplier() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shipping_clock_follows_the_orders_category_policy() {
     init_logs();
-    let w = Suppliers::start(&["s1"]).await;
-    w.offer(
-        "SKU-A",
-        "s1",
-        json!({ "priority": 1, "category": "furniture" }),
-    )
-    .await;
-    w.offer("SKU-B", "s1", json!({ "priority": 1 })).await;
-    let r = w
-        .app
-        .http
-        .put(w.app.url("/api/v1/policies/aftersales?category=furniture"))
-        .json(&json!({ "ship_within": "72h" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let w = start_with_furniture().await;
+    put_furniture_policy(&w, "aftersales", json!({ "ship_within": "72h" })).await;
     let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -616,14 +630,7 @@ async fn a_later_change_supersedes_one_not_sent_yet_and_a_change_that_never_arri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_routing_policy_follows_the_orders_category() {
     init_logs();
-    let w = Suppliers::start(&["s1"]).await;
-    w.offer(
-        "SKU-A",
-        "s1",
-        json!({ "priority": 1, "category": "furniture" }),
-    )
-    .await;
-    w.offer("SKU-B", "s1", json!({ "priority": 1 })).await;
+    let w = start_with_furniture().await;
     let (status, held) = send(
         &w,
         "orders/create",
@@ -634,15 +641,12 @@ async fn the_routing_policy_follows_the_orders_category() {
     assert_eq!(status, "on_hold");
     assert_eq!(holds(&w, &held, "open").await, ["payment"]);
 
-    let r = w
-        .app
-        .http
-        .put(w.app.url("/api/v1/policies/routing?category=furniture"))
-        .json(&json!({ "payment": { "require_paid": false } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    put_furniture_policy(
+        &w,
+        "routing",
+        json!({ "payment": { "require_paid": false } }),
+    )
+    .await;
     let (status, routed) = send(
         &w,
         "orders/create",
