@@ -32,8 +32,13 @@ pub fn router() -> Router<Services> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
+    /// The operator's words, kept on the timeline and given to the storefront as a staff note.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Why, as storefronts record it: `customer`, `inventory`, `fraud`, `declined` or `other`
+    /// (the default).
+    #[serde(default)]
+    pub cause: cancellation::Cause,
 }
 
 /// `POST /orders/{id}/cancel`: the operator cancels an order that has not shipped.
@@ -44,12 +49,12 @@ async fn cancel_order(
     body: Option<Json<CancelBody>>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let by = operator(&headers);
-    let reason = body.and_then(|Json(b)| b.reason);
+    let body = body.map(|Json(b)| b).unwrap_or_default();
     let mut tx = state.db.begin().await?;
     let order = orders::get_in(&mut tx, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no order `{id}`")))?;
-    cancellation::by_operator(&mut tx, &order, &by, reason.as_deref()).await?;
+    cancellation::by_operator(&mut tx, &order, &by, body.cause, body.reason.as_deref()).await?;
     tx.commit().await?;
     state.wake_workers();
     Ok(Json(json!({ "order_id": id, "status": "cancelled" })))
@@ -66,8 +71,10 @@ async fn resolve_hold(
     let mut tx = state.db.begin().await?;
     let answer = match holds::resolve(&mut tx, &id, &by, choice).await? {
         Resolved::Done(answer) => answer,
+        // The customer chose to cancel because nothing can ship it.
         Resolved::Cancel { order, reason } => {
-            cancellation::by_operator(&mut tx, &order, &by, reason.as_deref()).await?;
+            let cause = cancellation::Cause::Inventory;
+            cancellation::by_operator(&mut tx, &order, &by, cause, reason.as_deref()).await?;
             json!({ "hold_id": id, "status": "cancelled" })
         }
     };

@@ -105,6 +105,7 @@ pub fn handlers() -> anyhow::Result<crate::worker::Handlers> {
             crate::fulfilment::jobs(),
             crate::tracking::jobs(),
             crate::aftersales::jobs(),
+            crate::cancellation::jobs(),
         ]
         .concat(),
     )

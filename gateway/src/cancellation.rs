@@ -8,15 +8,27 @@
 //! for a storefront's cancellation). A cancelled order's open holds are closed. A push in
 //! flight at that moment finds its supplier order cancelled when it comes back and asks the
 //! supplier to cancel in turn (`dispatch`).
+//!
+//! The storefront is told where it does not know yet: an order the shop cancelled (the operator,
+//! a stock-out's "cancel" choice) is cancelled on its storefront by the `channel.cancel` job,
+//! with the refund, restock and notification the routing policy's `storefront_cancel` says. A
+//! storefront that cannot (a plugin without `cancel-order`, a refusal, the attempts spent) or a
+//! policy that says not to leaves the shop a `cancel_on_storefront` task. A storefront's own
+//! cancellation needs neither.
 
+use crate::calls::{callee, outcome_of};
 use crate::db::Tx;
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{self, JobKind, NewJob};
+use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::orders::{self, OrderStatus, StoredOrder};
 use crate::routing::SoStatus;
+use crate::routing::context::OrderContext;
 use crate::routing::status::{self, Change};
+use crate::services::Services;
 use crate::tasks;
-use serde::Serialize;
+use crate::worker::Handler;
+use daifa_plugin_host::channel::{CancelOrderRequest, CancelReason};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// What became of an order's supplier orders.
@@ -131,8 +143,36 @@ pub enum By<'a> {
     /// The storefront said so (`orders/cancelled`): it knows already.
     Storefront { raw_request_id: &'a str },
     /// The operator (directly, or by a stock-out's "cancel" choice): the storefront still shows
-    /// the order, and a task says to cancel it there.
-    Operator { name: &'a str },
+    /// the order, and is asked to cancel it (`channel.cancel`).
+    Operator { name: &'a str, cause: Cause },
+}
+
+/// Why the shop cancels an order, as storefronts record it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The buyer asked for it.
+    Customer,
+    /// No supplier can ship it.
+    Inventory,
+    /// It looks fraudulent.
+    Fraud,
+    /// The payment was declined or never came.
+    Declined,
+    #[default]
+    Other,
+}
+
+impl Cause {
+    fn wit(self) -> CancelReason {
+        match self {
+            Self::Customer => CancelReason::Customer,
+            Self::Inventory => CancelReason::Inventory,
+            Self::Fraud => CancelReason::Fraud,
+            Self::Declined => CancelReason::Declined,
+            Self::Other => CancelReason::Other,
+        }
+    }
 }
 
 /// The operator cancels an order that has not shipped (`POST /orders/{id}/cancel`, or a
@@ -141,6 +181,7 @@ pub async fn by_operator(
     tx: &mut Tx,
     order: &StoredOrder,
     by: &str,
+    cause: Cause,
     reason: Option<&str>,
 ) -> ApiResult<Cancelled> {
     if matches!(order.status.as_str(), "shipped" | "delivered" | "cancelled") {
@@ -149,7 +190,7 @@ pub async fn by_operator(
             order.id, order.status
         )));
     }
-    Ok(cancel_order(tx, &order.id, By::Operator { name: by }, reason).await?)
+    Ok(cancel_order(tx, &order.id, By::Operator { name: by, cause }, reason).await?)
 }
 
 /// What [`cancel_order`] did.
@@ -182,7 +223,10 @@ pub async fn cancel_order(
             detail["by"] = json!("storefront");
             detail["raw_request_id"] = json!(raw_request_id);
         }
-        By::Operator { name } => detail["by"] = json!(name),
+        By::Operator { name, cause } => {
+            detail["by"] = json!(name);
+            detail["cause"] = json!(cause);
+        }
     }
     let cancelled = stopped.shipped.is_empty()
         && orders::set_status(tx, order_id, OrderStatus::Cancelled, None)
@@ -191,7 +235,7 @@ pub async fn cancel_order(
     if cancelled {
         let who = match by {
             By::Storefront { .. } => "storefront",
-            By::Operator { name } => name,
+            By::Operator { name, .. } => name,
         };
         crate::routing::holds::cancel_open(tx, order_id, who, reason).await?;
         orders::record_event(tx, order_id, "order.cancelled", detail.clone()).await?;
@@ -214,17 +258,122 @@ pub async fn cancel_order(
         )
         .await?;
     }
-    if let By::Operator { .. } = by {
-        tasks::open(
+    // The storefront still shows the order open: it is asked to cancel it too.
+    if let (By::Operator { .. }, true) = (by, cancelled) {
+        let order = orders::get_in(tx, order_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("order {order_id} vanished"))?;
+        jobs::enqueue(
             tx,
-            "cancel_on_storefront",
-            &format!("{order_id}.cancel_on_storefront"),
-            Some(order_id),
-            None,
-            "Cancel the order on its storefront too (Daifa cancelled it for its suppliers)",
-            detail,
+            NewJob {
+                kind: JobKind::ChannelCancel,
+                idempotency_key: format!("{order_id}.storefront_cancel"),
+                subject_id: order_id,
+                order_id,
+                connection_id: &order.connection_id,
+            },
         )
         .await?;
     }
     Ok(Cancelled { cancelled, stopped })
+}
+
+/// The jobs this stage runs.
+pub fn jobs() -> Vec<Handler> {
+    vec![Handler {
+        kind: JobKind::ChannelCancel,
+        run: |s, job| Box::pin(async move { run_storefront_cancel(s, job).await.map(Into::into) }),
+        on_dead: Some(|tx, job, error| Box::pin(cancel_by_hand(tx, job, error))),
+    }]
+}
+
+/// The `channel.cancel` job: cancels on its storefront an order the shop cancelled, as the
+/// routing policy in force for the order says (refund, restock, notify the buyer).
+async fn run_storefront_cancel(state: &Services, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+    let mut tx = state.db.snapshot().await?;
+    let Some(context) = OrderContext::load(&mut tx, &job.subject_id).await? else {
+        tx.rollback().await?;
+        return Ok(Outcome::Refused {
+            kind: "missing".into(),
+            error: format!("order {} does not exist", job.subject_id),
+        });
+    };
+    // Why, in the operator's words, as the cancellation recorded it.
+    let recorded = orders::events(&mut tx, &job.subject_id)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|e| e.kind == "order.cancelled")
+        .map(|e| e.detail)
+        .unwrap_or_default();
+    tx.rollback().await?;
+    if context.order.status != OrderStatus::Cancelled.as_str() {
+        return Ok(Outcome::Succeeded);
+    }
+    let policy = &context.routing.storefront_cancel;
+    if !policy.enabled {
+        return Ok(Outcome::Refused {
+            kind: "policy".into(),
+            error: "the routing policy's storefront_cancel.enabled is false: cancel it on the storefront by hand".into(),
+        });
+    }
+    let cause: Cause = serde_json::from_value(recorded["cause"].clone()).unwrap_or_default();
+    let request = CancelOrderRequest {
+        order_external_id: context.order.external_id.clone(),
+        idempotency_key: job.idempotency_key.clone(),
+        reason: cause.wit(),
+        staff_note: recorded["reason"].as_str().map(str::to_string),
+        refund: policy.refund,
+        restock: policy.restock,
+        notify_customer: policy.notify_customer,
+    };
+    let (channel, plugin, ctx) = match callee(state, &context.order.connection_id).await? {
+        Ok(c) => c,
+        Err(outcome) => return Ok(outcome),
+    };
+    match plugin.cancel_storefront_order(ctx, &request).await {
+        Ok(answer) => {
+            let mut tx = state.db.begin().await?;
+            orders::record_event(
+                &mut tx,
+                &context.order.id,
+                "order.cancelled_on_storefront",
+                json!({
+                    "channel": channel.name,
+                    "reference": answer.reference,
+                    "already_cancelled": answer.already_cancelled,
+                    "refund": request.refund,
+                    "restock": request.restock,
+                    "notify_customer": request.notify_customer,
+                }),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(Outcome::Succeeded)
+        }
+        Err(failure) => Ok(outcome_of(failure)),
+    }
+}
+
+/// The storefront could not be told: the shop cancels the order there by hand.
+async fn cancel_by_hand(tx: &mut Tx, job: &ClaimedJob, error: &str) -> anyhow::Result<()> {
+    let detail = json!({ "job_id": job.id, "error": error });
+    orders::record_event(
+        tx,
+        &job.subject_id,
+        "order.storefront_cancel_failed",
+        detail.clone(),
+    )
+    .await?;
+    tasks::open(
+        tx,
+        "cancel_on_storefront",
+        &format!("{}.cancel_on_storefront", job.subject_id),
+        Some(&job.subject_id),
+        None,
+        "Cancel the order on its storefront by hand (Daifa cancelled it for its suppliers, the storefront could not be told)",
+        detail,
+    )
+    .await?;
+    Ok(())
 }

@@ -33,6 +33,8 @@ pub enum JobKind {
     ChannelRefund,
     /// Answer a storefront's return request.
     ChannelReturnDecision,
+    /// Cancel on the storefront an order the shop cancelled for its suppliers.
+    ChannelCancel,
     /// Ask a supplier to cancel (or stop) a supplier order.
     SupplierCancel,
     /// Ask a supplier to change an order it has (the storefront changed it).
@@ -54,7 +56,7 @@ pub enum JobKind {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 20] = [
+    pub const ALL: [JobKind; 21] = [
         Self::SupplierSubmit,
         Self::ChannelFulfill,
         Self::CarrierRegister,
@@ -62,6 +64,7 @@ impl JobKind {
         Self::RoutingRetry,
         Self::ChannelRefund,
         Self::ChannelReturnDecision,
+        Self::ChannelCancel,
         Self::SupplierCancel,
         Self::SupplierUpdate,
         Self::SupplierReturn,
@@ -86,6 +89,7 @@ impl JobKind {
             Self::RoutingRetry => "routing.retry",
             Self::ChannelRefund => "channel.refund",
             Self::ChannelReturnDecision => "channel.return_decision",
+            Self::ChannelCancel => "channel.cancel",
             Self::SupplierCancel => "supplier.cancel",
             Self::SupplierUpdate => "supplier.update",
             Self::SupplierReturn => "supplier.return",

@@ -78,6 +78,32 @@ impl Default for PaymentPolicy {
     }
 }
 
+/// An order the shop cancels (the operator, a stock-out's "cancel" choice) is cancelled on its
+/// storefront too, with these options. A storefront that cannot cancel leaves a task instead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorefrontCancel {
+    /// Ask the storefront at all (false: a task says to cancel it there by hand).
+    pub enabled: bool,
+    /// Pay the buyer back through the order's payment (nothing shipped, nothing is owed).
+    pub refund: bool,
+    /// Put the goods back in the storefront's stock count.
+    pub restock: bool,
+    /// Let the storefront tell the buyer.
+    pub notify_customer: bool,
+}
+
+impl Default for StorefrontCancel {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            refund: true,
+            restock: true,
+            notify_customer: true,
+        }
+    }
+}
+
 /// What makes an address incomplete or suspicious.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -158,6 +184,9 @@ pub struct RoutingPolicy {
     pub address: AddressPolicy,
     /// Which orders are paid enough to ship (handbook 000: confirm payment, then ship).
     pub payment: PaymentPolicy,
+    /// What the storefront is asked to do when the shop cancels an order there.
+    #[serde(default)]
+    pub storefront_cancel: StorefrontCancel,
     pub note_rules: Vec<NoteRule>,
     /// Product categories customs hold, and the carriers to avoid for them (handbook 002: wood
     /// and feathers, avoid DHL).
@@ -206,6 +235,7 @@ impl Default for RoutingPolicy {
             blocked_brands: Vec::new(),
             address: AddressPolicy::default(),
             payment: PaymentPolicy::default(),
+            storefront_cancel: StorefrontCancel::default(),
             note_rules: vec![
                 NoteRule {
                     keywords: strings(&["gift wrap", "gift-wrap", "礼品包装", "礼物包装"]),

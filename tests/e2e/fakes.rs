@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -27,7 +27,8 @@ async fn serve(router: axum::Router) -> SocketAddr {
 
 // ---------------------------------------------------------------------------------------------
 // Shopify Admin API (GraphQL), the part Daifa uses: an order's fulfillment orders and
-// fulfillments, and `fulfillmentCreate`; its transactions and refunds, and `refundCreate`.
+// fulfillments, and `fulfillmentCreate`; its transactions and refunds, and `refundCreate`; its
+// `cancelledAt`, and `orderCancel`.
 
 #[derive(Default)]
 struct ShopifyState {
@@ -46,6 +47,10 @@ struct ShopifyState {
     paid: HashMap<String, (i64, String)>,
     /// Order id → its refunds: `{id, note, amount_minor}`.
     order_refunds: HashMap<String, Vec<Value>>,
+    /// Order id → the variables of the `orderCancel` that cancelled it.
+    cancelled: HashMap<String, Value>,
+    /// What `orderCancel` answers instead of cancelling (an `OrderCancelUserError` message).
+    refuse_cancel: Option<String>,
 }
 
 #[derive(Clone)]
@@ -120,6 +125,17 @@ impl FakeShopify {
 
     pub fn created(&self) -> Vec<Value> {
         self.state.lock().unwrap().created.clone()
+    }
+
+    /// The orders cancelled through `orderCancel`, with its variables.
+    pub fn cancellations(&self) -> HashMap<String, Value> {
+        self.state.lock().unwrap().cancelled.clone()
+    }
+
+    /// `orderCancel` refuses with this message from now on, as Shopify does for an order it
+    /// cannot cancel (open fulfillments, a pending payment).
+    pub fn refuse_cancellations(&self, message: &str) {
+        self.state.lock().unwrap().refuse_cancel = Some(message.into());
     }
 
     /// Requests the fake answered (whatever their outcome).
@@ -245,8 +261,53 @@ fn shopify_refund_state(s: &ShopifyState, order_id: &str) -> Value {
     } } })
 }
 
+/// `orderCancel` as the Admin API answers it: the arguments its version requires (`refundMethod`
+/// from 2025-07, `refund` before), a known order not cancelled yet, then a background job.
+fn shopify_order_cancel(s: &mut ShopifyState, version: &str, variables: &Value) -> Value {
+    let refuse = |code: &str, field: &str, message: &str| {
+        json!({ "data": { "orderCancel": { "job": null,
+            "orderCancelUserErrors": [{ "code": code, "field": [field], "message": message }] } } })
+    };
+    let order_id = gid_tail(variables["orderId"].as_str().unwrap_or_default()).to_string();
+    let reasons = [
+        "CUSTOMER",
+        "DECLINED",
+        "FRAUD",
+        "INVENTORY",
+        "OTHER",
+        "STAFF",
+    ];
+    let reason_ok = variables["reason"]
+        .as_str()
+        .is_some_and(|r| reasons.contains(&r));
+    let refund_ok = if version >= "2025-07" {
+        variables["refundMethod"]["originalPaymentMethodsRefund"].is_boolean()
+    } else {
+        variables["refund"].is_boolean()
+    };
+    if !reason_ok || !refund_ok || !variables["restock"].is_boolean() {
+        // A variable missing or of the wrong type: a top-level error, as GraphQL validation gives.
+        return json!({ "errors": [{ "message": format!("Variable $input of type OrderCancel was provided invalid value: {variables}"),
+            "extensions": { "code": "INVALID_VARIABLE" } }] });
+    }
+    if !s.orders.contains_key(&order_id) {
+        return refuse("NOT_FOUND", "orderId", "Order does not exist");
+    }
+    if let Some(message) = s.refuse_cancel.clone() {
+        return refuse("INVALID", "orderId", &message);
+    }
+    if s.cancelled.contains_key(&order_id) {
+        return refuse("INVALID", "orderId", "Order has already been cancelled");
+    }
+    s.cancelled.insert(order_id, variables.clone());
+    json!({ "data": { "orderCancel": {
+        "job": { "id": format!("gid://shopify/Job/{}", 4_000 + s.cancelled.len()), "done": false },
+        "orderCancelUserErrors": [] } } })
+}
+
 async fn shopify_graphql(
     State(fake): State<FakeShopify>,
+    Path(version): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -323,6 +384,22 @@ async fn shopify_graphql(
             "data": { "fulfillmentCreate": { "fulfillment": { "id": fulfillment_id, "status": "SUCCESS" }, "userErrors": [] } },
             "extensions": { "cost": { "requestedQueryCost": 10, "actualQueryCost": 10 } }
         }))
+        .into_response();
+    }
+    if query.contains("orderCancel(") {
+        return Json(shopify_order_cancel(&mut s, &version, variables)).into_response();
+    }
+    if query.contains("query orderCancelledAt(") {
+        let order_id = gid_tail(variables["id"].as_str().unwrap_or_default()).to_string();
+        if !s.orders.contains_key(&order_id) {
+            return Json(json!({ "data": { "order": null } })).into_response();
+        }
+        let at = s
+            .cancelled
+            .contains_key(&order_id)
+            .then_some("2026-12-07T09:00:00Z");
+        return Json(json!({ "data": { "order": {
+            "id": format!("gid://shopify/Order/{order_id}"), "cancelledAt": at } } }))
         .into_response();
     }
     if query.contains("refundCreate") {

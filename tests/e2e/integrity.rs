@@ -303,8 +303,151 @@ async fn a_cancellation_during_the_push_asks_the_supplier_to_cancel_what_reached
             && timeline.contains(&"supplier_order.cancelled".to_string()),
         "{timeline:?}"
     );
-    // The storefront still shows the order: a task says so.
-    assert_eq!(w.tasks(&order_id, "cancel_on_storefront").await.len(), 1);
+    // The storefront still showed the order: it is cancelled there too, as the policy says.
+    let cancelled = storefront_cancellation(&w, &order_id).await;
+    assert_eq!(cancelled["reason"], "OTHER");
+    assert_eq!(cancelled["staffNote"], "buyer asked by phone");
+    assert_eq!(
+        cancelled["refundMethod"]["originalPaymentMethodsRefund"],
+        true
+    );
+    assert_eq!(cancelled["restock"], true);
+    assert_eq!(cancelled["notifyCustomer"], true);
+    assert!(w.tasks(&order_id, "cancel_on_storefront").await.is_empty());
+    w.app.stop().await;
+}
+
+/// The `orderCancel` the fake shop took for a gateway order, once the timeline records it.
+async fn storefront_cancellation(w: &Suppliers, order_id: &str) -> Value {
+    let detail = eventually(
+        "the storefront cancellation on the timeline",
+        WAIT,
+        || async {
+            let detail = w.app.order(order_id).await;
+            kinds(&detail)
+                .contains(&"order.cancelled_on_storefront".to_string())
+                .then_some(detail)
+        },
+    )
+    .await;
+    let event = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "order.cancelled_on_storefront")
+        .unwrap()
+        .clone();
+    assert_eq!(event["detail"]["already_cancelled"], false);
+    assert!(
+        event["detail"]["reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("gid://shopify/Job/"),
+        "{event}"
+    );
+    let external = detail["order"]["external_id"].as_str().unwrap().to_string();
+    let all = w.shopify.cancellations();
+    assert_eq!(all.len(), 1, "one orderCancel: {all:?}");
+    all[&external].clone()
+}
+
+/// An operator's cancel of an order no supplier has yet: the shop's cancel reaches Shopify once,
+/// with the cause and the policy's options; a storefront that refuses, or a policy that says not
+/// to ask, leaves the shop a task instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_storefront_is_told_of_an_operator_cancel_or_a_task_says_to_do_it() {
+    init_logs();
+    let w = Suppliers::start(&["sup"]).await;
+    // Nothing can ship SKU-Z: the order is held, never pushed.
+    let order_id = w
+        .order("wh-cancel-store-1", ["SKU-Z", "SKU-Z"], |_| {})
+        .await;
+    let r = w
+        .app
+        .post_as(
+            &format!("/api/v1/orders/{order_id}/cancel"),
+            "mei",
+            &json!({ "reason": "duplicate order", "cause": "customer" }),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let cancelled = storefront_cancellation(&w, &order_id).await;
+    assert_eq!(cancelled["reason"], "CUSTOMER");
+    assert_eq!(cancelled["staffNote"], "duplicate order");
+    assert!(w.supplier("sup").received().is_empty());
+    // Cancelling again is a conflict, and Shopify is not asked twice.
+    let r = w
+        .app
+        .post_as(
+            &format!("/api/v1/orders/{order_id}/cancel"),
+            "mei",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 409, "{}", r.text().await.unwrap());
+    assert_eq!(w.shopify.cancellations().len(), 1);
+
+    // Shopify refuses (open fulfillments): the job dies at once and leaves a task.
+    w.shopify
+        .refuse_cancellations("Cannot cancel an order with open fulfillments");
+    let second = w
+        .order("wh-cancel-store-2", ["SKU-Z", "SKU-Z"], |_| {})
+        .await;
+    let r = w
+        .app
+        .post_as(
+            &format!("/api/v1/orders/{second}/cancel"),
+            "mei",
+            &json!({ "cause": "fraud" }),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let tasks = eventually("the cancel_on_storefront task", WAIT, || async {
+        let t = w.tasks(&second, "cancel_on_storefront").await;
+        (!t.is_empty()).then_some(t)
+    })
+    .await;
+    assert_eq!(tasks.len(), 1);
+    assert!(
+        tasks[0]["detail"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("open fulfillments"),
+        "{}",
+        tasks[0]
+    );
+    let timeline = kinds(&w.app.order(&second).await);
+    assert!(
+        timeline.contains(&"order.storefront_cancel_failed".to_string())
+            && !timeline.contains(&"order.cancelled_on_storefront".to_string()),
+        "{timeline:?}"
+    );
+
+    // A policy that does not ask the storefront: a task at once, Shopify not called.
+    let r = w
+        .app
+        .http
+        .put(w.app.url("/api/v1/policies/routing"))
+        .json(&json!({ "storefront_cancel": { "enabled": false } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let third = w
+        .order("wh-cancel-store-3", ["SKU-Z", "SKU-Z"], |_| {})
+        .await;
+    let before = w.shopify.request_count();
+    let r = w
+        .app
+        .post_as(&format!("/api/v1/orders/{third}/cancel"), "mei", &json!({}))
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    eventually("the cancel_on_storefront task", WAIT, || async {
+        (!w.tasks(&third, "cancel_on_storefront").await.is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(w.shopify.request_count(), before, "shopify was not called");
+    assert_eq!(w.shopify.cancellations().len(), 1);
     w.app.stop().await;
 }
 

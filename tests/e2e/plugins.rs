@@ -100,7 +100,7 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
     // Inspect: manifest, capabilities, settings schema, which settings are secrets.
     let info = app.get_json("/api/v1/plugins/shopify/0.6.0").await;
     assert_eq!(info["kind"], "channel");
-    assert_eq!(info["wit_version"], "0.4.0");
+    assert_eq!(info["wit_version"], "0.5.0");
     assert_eq!(
         info["secret_settings"],
         json!(["access_token", "webhook_secret"])
@@ -129,7 +129,7 @@ async fn packages_install_side_by_side_and_bad_ones_are_refused_with_the_reason(
         (component, 422, "no `daifa-plugin` section"),
         (
             as_version("shopify", "0.7.0", |m| {
-                m.replace("wit = \"0.4.0\"", "wit = \"0.9.0\"")
+                m.replace("wit = \"0.5.0\"", "wit = \"0.9.0\"")
             }),
             422,
             "does not load",
@@ -704,9 +704,10 @@ async fn replay_reports_differences_without_side_effects_and_shadow_records_them
     w.app.stop().await;
 }
 
-/// A package built against the previous minor WIT (0.3) installs and serves a connection beside
-/// current ones; it answers what 0.3 has (check-connection), and nothing polls it (its manifest
-/// does not ask for polling).
+/// A package built against the previous minor WIT (0.4) installs and serves a connection beside
+/// current ones; it answers what 0.4 has (check-connection), nothing polls it (its manifest does
+/// not ask for polling), and an order it brought that the operator cancels cannot be cancelled
+/// through it (`cancel-order` came in 0.5.0): a task says to do it by hand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_of_the_previous_wit_minor_installs_and_serves_a_connection() {
     let app = TestApp::spawn_with(TestDb::new().await, |_| {}).await;
@@ -719,11 +720,11 @@ async fn a_plugin_of_the_previous_wit_minor_installs_and_serves_a_connection() {
     let r = install(&app, legacy).await;
     assert_eq!(r.status(), 201);
     let info: Value = r.json().await.unwrap();
-    assert_eq!(info["wit_version"], "0.3.0");
+    assert_eq!(info["wit_version"], "0.4.0");
     let r = app
         .post_json(
             "/api/v1/connections",
-            &json!({ "name": "old", "plugin": "legacy", "settings": { "prefix": "v0.3:" } }),
+            &json!({ "name": "old", "plugin": "legacy", "settings": { "prefix": "v0.4:" } }),
         )
         .await;
     assert_eq!(r.status(), 201);
@@ -736,7 +737,7 @@ async fn a_plugin_of_the_previous_wit_minor_installs_and_serves_a_connection() {
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let raw = app.get_json("/api/v1/raw-requests?connection=old").await;
-    assert_eq!(raw["raw_requests"][0]["topic"], "v0.3:ping", "{raw}");
+    assert_eq!(raw["raw_requests"][0]["topic"], "v0.4:ping", "{raw}");
     let check: Value = app
         .post_json("/api/v1/connections/old/check", &json!({}))
         .await
@@ -747,10 +748,54 @@ async fn a_plugin_of_the_previous_wit_minor_installs_and_serves_a_connection() {
     assert!(
         check["detail"]
             .as_str()
-            .is_some_and(|m| m.contains("v0.3:")),
+            .is_some_and(|m| m.contains("v0.4:")),
         "{check}"
     );
     let poll = app.get_json("/api/v1/connections/old/poll").await;
     assert_eq!(poll["polling"], false, "{poll}");
+
+    // An order from it, cancelled by the operator: the 0.4 plugin is not asked, a task is left.
+    let r = app
+        .http
+        .post(app.url("/hooks/old"))
+        .body("order:555")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let answer: Value = r.json().await.unwrap();
+    let order_id = answer["orders"][0]["order_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .to_string();
+    let r = app
+        .post_as(
+            &format!("/api/v1/orders/{order_id}/cancel"),
+            "mei",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let tasks = eventually(
+        "a cancel_on_storefront task",
+        Duration::from_secs(20),
+        || async {
+            let t = app
+                .get_json(&format!(
+                    "/api/v1/tasks?order_id={order_id}&kind=cancel_on_storefront"
+                ))
+                .await["tasks"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            (!t.is_empty()).then_some(t)
+        },
+    )
+    .await;
+    let error = tasks[0]["detail"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("cancel-order") && error.contains("0.5.0"),
+        "{error}"
+    );
     app.stop().await;
 }

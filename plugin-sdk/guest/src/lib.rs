@@ -52,8 +52,8 @@ pub mod channel {
         path: "../wit",
         runtime_path: "daifa_plugin_sdk::__private::wit_bindgen::rt",
         with: {
-            "daifa:plugin/types@0.4.0": crate::types,
-            "daifa:plugin/host@0.4.0": crate::host,
+            "daifa:plugin/types@0.5.0": crate::types,
+            "daifa:plugin/host@0.5.0": crate::host,
         },
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
         pub_export_macro: true,
@@ -72,8 +72,8 @@ pub mod supplier {
         path: "../wit",
         runtime_path: "daifa_plugin_sdk::__private::wit_bindgen::rt",
         with: {
-            "daifa:plugin/types@0.4.0": crate::types,
-            "daifa:plugin/host@0.4.0": crate::host,
+            "daifa:plugin/types@0.5.0": crate::types,
+            "daifa:plugin/host@0.5.0": crate::host,
         },
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
         pub_export_macro: true,
@@ -93,8 +93,8 @@ pub mod carrier {
         path: "../wit",
         runtime_path: "daifa_plugin_sdk::__private::wit_bindgen::rt",
         with: {
-            "daifa:plugin/types@0.4.0": crate::types,
-            "daifa:plugin/host@0.4.0": crate::host,
+            "daifa:plugin/types@0.5.0": crate::types,
+            "daifa:plugin/host@0.5.0": crate::host,
         },
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
         pub_export_macro: true,

@@ -85,28 +85,28 @@ impl PluginError {
 }
 
 /// The version of the `daifa:plugin` WIT package the host is generated from.
-pub const WIT_VERSION: &str = "0.4.0";
+pub const WIT_VERSION: &str = "0.5.0";
 
 /// The version line of [`WIT_VERSION`] (`0.x`: the minor plays the major's part).
-pub const WIT_LINE: &str = "0.4";
+pub const WIT_LINE: &str = "0.5";
 
 /// Whether the host loads plugins built against WIT `version`: this version and, by the
 /// versioning policy (`plugin-sdk/WIT-VERSIONING.md`), the previous minor version. For `0.x`
-/// versions the minor plays the part of the major: `0.3.*` are one line, `0.4.*` the next.
+/// versions the minor plays the part of the major: `0.4.*` are one line, `0.5.*` the next.
 /// Pre-releases are not loaded.
 pub fn supports_wit(version: &semver::Version) -> bool {
-    version.major == 0 && (version.minor == 3 || version.minor == 4) && version.pre.is_empty()
+    version.major == 0 && (version.minor == 4 || version.minor == 5) && version.pre.is_empty()
 }
 
-/// The previous minor version of the package (`plugin-sdk/wit-archive/0.3.0/`): plugins built
+/// The previous minor version of the package (`plugin-sdk/wit-archive/0.4.0/`): plugins built
 /// against it keep loading. Their values are converted to and from the current types, which
 /// have the same shape (a minor version only adds), through their serde form.
-pub mod v0_3 {
-    /// The storefront world of 0.3.
+pub mod v0_4 {
+    /// The storefront world of 0.4.
     pub mod channel_world {
         wasmtime::component::bindgen!({
             world: "channel-plugin",
-            path: "../wit-archive/0.3.0",
+            path: "../wit-archive/0.4.0",
             imports: {
                 "daifa:plugin/host.http-fetch": async,
                 default: trappable,
@@ -116,11 +116,11 @@ pub mod v0_3 {
         });
     }
 
-    /// The supplier world of 0.3.
+    /// The supplier world of 0.4.
     pub mod supplier_world {
         wasmtime::component::bindgen!({
             world: "supplier-plugin",
-            path: "../wit-archive/0.3.0",
+            path: "../wit-archive/0.4.0",
             exports: { default: async },
             additional_derives: [serde::Serialize, serde::Deserialize],
             with: {
@@ -130,11 +130,11 @@ pub mod v0_3 {
         });
     }
 
-    /// The carrier world of 0.3 (the version that introduced it).
+    /// The carrier world of 0.4.
     pub mod carrier_world {
         wasmtime::component::bindgen!({
             world: "carrier-plugin",
-            path: "../wit-archive/0.3.0",
+            path: "../wit-archive/0.4.0",
             exports: { default: async },
             additional_derives: [serde::Serialize, serde::Deserialize],
             with: {
@@ -157,7 +157,7 @@ pub(crate) fn convert<A: serde::Serialize, B: serde::de::DeserializeOwned>(
 
 #[cfg(test)]
 mod tests {
-    use super::{channel, convert, supports_wit, types, v0_3};
+    use super::{channel, convert, supports_wit, types, v0_4};
 
     fn money(amount_minor: i64) -> types::Money {
         types::Money {
@@ -202,55 +202,40 @@ mod tests {
     #[test]
     fn the_loaded_wit_versions_are_the_current_and_previous_minor() {
         let loads = |v: &str| supports_wit(&semver::Version::parse(v).expect("a version"));
-        for version in ["0.3.0", "0.3.7", "0.4.0", "0.4.2"] {
+        for version in ["0.4.0", "0.4.7", "0.5.0", "0.5.2"] {
             assert!(loads(version), "{version}");
         }
         for version in [
-            "0.2.0",
-            "0.2.9",
-            "0.5.0",
-            "1.4.0",
-            "0.4.0-rc.1",
-            "0.3.1-alpha",
+            "0.3.0",
+            "0.3.9",
+            "0.6.0",
+            "1.5.0",
+            "0.5.0-rc.1",
+            "0.4.1-alpha",
         ] {
             assert!(!loads(version), "{version}");
         }
         assert!(loads(super::WIT_VERSION));
     }
 
-    /// A 0.3 plugin's order gets `none` in the fields 0.4.0 added (serde's derive fills a
-    /// missing `Option` field with `None`), and the rest is kept.
+    /// 0.5.0 added a function and its types only: an order (with the payment and update time
+    /// 0.4.0 added) crosses to a 0.4 plugin and back whole.
     #[test]
-    fn an_order_of_0_3_converts_with_the_new_fields_none() {
-        let old: v0_3::types::Order = convert(order()).expect("0.4 to 0.3");
+    fn an_order_converts_to_0_4_and_back_whole() {
+        let old: v0_4::types::Order = convert(order()).expect("0.5 to 0.4");
         let event =
-            v0_3::channel_world::exports::daifa::plugin::channel::ChannelEvent::OrderPlaced(old);
-        let current: channel::ChannelEvent = convert(event).expect("0.3 to 0.4");
-        let channel::ChannelEvent::OrderPlaced(current) = current else {
-            panic!("an order-placed event stays one: {current:?}")
-        };
-        assert_eq!(current.payment, None);
-        assert_eq!(current.updated_at, None);
-        assert_eq!(
-            current,
-            types::Order {
-                payment: None,
-                updated_at: None,
-                ..order()
-            }
-        );
+            v0_4::channel_world::exports::daifa::plugin::channel::ChannelEvent::OrderPlaced(old);
+        let current: channel::ChannelEvent = convert(event).expect("0.4 to 0.5");
+        assert_eq!(current, channel::ChannelEvent::OrderPlaced(order()));
     }
 
-    /// A current value given to a 0.3 plugin loses the fields 0.3 does not have (serde ignores
-    /// unknown fields) and keeps the others.
+    /// A current value given to a 0.4 plugin keeps every field 0.4 has.
     #[test]
-    fn an_order_of_0_4_converts_to_0_3_without_the_new_fields() {
-        let old: v0_3::types::Order = convert(order()).expect("unknown fields are ignored");
+    fn an_order_given_to_a_0_4_plugin_keeps_its_payment() {
+        let old: v0_4::types::Order = convert(order()).expect("0.5 to 0.4");
         let json = serde_json::to_value(&old).expect("serializes");
-        assert!(
-            json.get("payment").is_none() && json.get("updated_at").is_none(),
-            "{json}"
-        );
+        assert_eq!(json["payment"], "PartiallyRefunded");
+        assert_eq!(json["updated_at"], 1_700_000_100_000_i64);
         assert_eq!(json["external_id"], "1001");
         assert_eq!(json["lines"][0]["quantity"], 2);
         assert_eq!(json["customer"]["name"], "Ada");
@@ -259,9 +244,9 @@ mod tests {
     /// A plugin error keeps its case and message both ways.
     #[test]
     fn plugin_errors_convert_case_for_case() {
-        let old: v0_3::types::PluginError =
-            convert(types::PluginError::Transient("later".into())).expect("0.4 to 0.3");
-        let back: types::PluginError = convert(old).expect("0.3 to 0.4");
+        let old: v0_4::types::PluginError =
+            convert(types::PluginError::Transient("later".into())).expect("0.5 to 0.4");
+        let back: types::PluginError = convert(old).expect("0.4 to 0.5");
         assert_eq!(back, types::PluginError::Transient("later".into()));
     }
 }

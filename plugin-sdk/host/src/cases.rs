@@ -14,7 +14,9 @@ pub use peer::CasePeer;
 pub use run::{CaseOutcome, CaseRunner, diff};
 
 use crate::bindings::carrier::Parcel;
-use crate::bindings::channel::{FulfillmentRequest, RefundRequest, ReturnDecision};
+use crate::bindings::channel::{
+    CancelOrderRequest, FulfillmentRequest, RefundRequest, ReturnDecision,
+};
 use crate::bindings::supplier::{CancelRequest, ReturnRequest, SupplierOrder};
 use crate::bindings::types::{HttpHeader, InboundRequest, OutboundResponse, PollRequest};
 use crate::engine::PluginKind;
@@ -89,7 +91,8 @@ pub enum Call {
     Refund,
     /// Channel: takes a `return-decision` as `input`.
     DecideReturn,
-    /// Supplier: takes a `cancel-request` as `input`.
+    /// Supplier: takes a `cancel-request` as `input`; channel (since WIT 0.5.0): takes a
+    /// `cancel-order-request` (told apart by its `order_external_id`).
     CancelOrder,
     /// Supplier: takes a `return-request` as `input`.
     AuthorizeReturn,
@@ -120,10 +123,10 @@ impl Call {
             Self::HandleInbound | Self::PushFulfillment | Self::Refund | Self::DecideReturn => {
                 &[PluginKind::Channel]
             }
-            Self::SubmitOrder
-            | Self::HandleCallback
-            | Self::CancelOrder
-            | Self::AuthorizeReturn => &[PluginKind::Supplier],
+            Self::SubmitOrder | Self::HandleCallback | Self::AuthorizeReturn => {
+                &[PluginKind::Supplier]
+            }
+            Self::CancelOrder => &[PluginKind::Channel, PluginKind::Supplier],
             Self::Register | Self::FetchTracking | Self::HandleWebhook => &[PluginKind::Carrier],
             Self::Poll => &[PluginKind::Channel, PluginKind::Supplier],
             Self::CheckConnection => &PluginKind::ALL,
@@ -270,6 +273,7 @@ pub enum Input {
     Refund(RefundRequest),
     ReturnDecision(ReturnDecision),
     Cancel(CancelRequest),
+    StorefrontCancel(CancelOrderRequest),
     Return(Box<ReturnRequest>),
 }
 
@@ -370,6 +374,9 @@ pub fn parse(path: &Path, text: String) -> Result<LoadedCase, String> {
         (Some(value), Call::Refund) => Some(Input::Refund(from_value(value, "input")?)),
         (Some(value), Call::DecideReturn) => {
             Some(Input::ReturnDecision(from_value(value, "input")?))
+        }
+        (Some(value), Call::CancelOrder) if value.get("order_external_id").is_some() => {
+            Some(Input::StorefrontCancel(from_value(value, "input")?))
         }
         (Some(value), Call::CancelOrder) => Some(Input::Cancel(from_value(value, "input")?)),
         (Some(value), Call::AuthorizeReturn) => Some(Input::Return(from_value(value, "input")?)),

@@ -4,8 +4,8 @@
 use crate::bindings::carrier::{CarrierInbound, Parcel, Registration};
 use crate::bindings::carrier_world::{CarrierPlugin, CarrierPluginPre};
 use crate::bindings::channel::{
-    FulfillmentRef, FulfillmentRequest, Inbound, PollResult, RefundRef, RefundRequest,
-    ReturnDecision,
+    CancelOrderRef, CancelOrderRequest, FulfillmentRef, FulfillmentRequest, Inbound, PollResult,
+    RefundRef, RefundRequest, ReturnDecision,
 };
 use crate::bindings::channel_world::{ChannelPlugin, ChannelPluginPre};
 use crate::bindings::supplier::{
@@ -688,13 +688,13 @@ enum Pre {
 
 /// The generated bindings of the previous minor WIT version.
 mod prev {
-    pub use crate::bindings::v0_3::carrier_world::{CarrierPlugin, CarrierPluginPre};
-    pub use crate::bindings::v0_3::channel_world::{ChannelPlugin, ChannelPluginPre};
-    pub use crate::bindings::v0_3::supplier_world::{SupplierPlugin, SupplierPluginPre};
+    pub use crate::bindings::v0_4::carrier_world::{CarrierPlugin, CarrierPluginPre};
+    pub use crate::bindings::v0_4::channel_world::{ChannelPlugin, ChannelPluginPre};
+    pub use crate::bindings::v0_4::supplier_world::{SupplierPlugin, SupplierPluginPre};
 }
 
 /// The previous minor WIT version, as `wit_line` names it.
-const PREV_LINE: &str = "0.3";
+const PREV_LINE: &str = "0.4";
 
 /// A compiled plugin, ready to be called. Cheap to call concurrently: each call gets its own
 /// `Store`.
@@ -1118,6 +1118,29 @@ impl LoadedPlugin {
         )
     }
 
+    /// Channel: cancel an order on the storefront (since WIT 0.5). Plugins built against WIT
+    /// 0.4 answer `unsupported`, without being called.
+    pub async fn cancel_storefront_order(
+        &self,
+        ctx: Arc<ConnectionContext>,
+        request: &CancelOrderRequest,
+    ) -> Result<CancelOrderRef, CallFailure> {
+        if let Pre::ChannelPrev(_) = self.pre {
+            return Err(self.added_later("cancel-order", "0.5.0"));
+        }
+        call_export!(
+            self,
+            ctx,
+            json_size(request),
+            channel_pre,
+            Channel,
+            "cancel-order",
+            |plugin, store| plugin
+                .daifa_plugin_channel()
+                .call_cancel_order(&mut store, request)
+        )
+    }
+
     /// Supplier: cancel an order, or stop its parcel (since WIT 0.3).
     pub async fn cancel_order(
         &self,
@@ -1134,26 +1157,19 @@ impl LoadedPlugin {
         )
     }
 
-    /// Supplier: change an order the supplier has not shipped (since WIT 0.4). Plugins built
-    /// against WIT 0.3 answer `unsupported`, without being called.
+    /// Supplier: change an order the supplier has not shipped (since WIT 0.4).
     pub async fn update_order(
         &self,
         ctx: Arc<ConnectionContext>,
         request: &UpdateRequest,
     ) -> Result<UpdateAnswer, CallFailure> {
-        if let Pre::SupplierPrev(_) = self.pre {
-            return Err(self.added_later("update-order", "0.4.0"));
-        }
-        call_export!(
+        call_any_version!(
             self,
             ctx,
             json_size(request),
-            supplier_pre,
-            Supplier,
+            supplier,
             "update-order",
-            |plugin, store| plugin
-                .daifa_plugin_supplier()
-                .call_update_order(&mut store, request)
+            call_update_order(request)
         )
     }
 

@@ -278,13 +278,13 @@ impl host::Host for CallState {
     }
 }
 
-impl crate::bindings::v0_3::types::Host for CallState {}
+impl crate::bindings::v0_4::types::Host for CallState {}
 
-/// The 0.3 host interface: the current one, its values converted.
-impl crate::bindings::v0_3::host::Host for CallState {
+/// The 0.4 host interface: the current one, its values converted.
+impl crate::bindings::v0_4::host::Host for CallState {
     fn log(
         &mut self,
-        level: crate::bindings::v0_3::host::LogLevel,
+        level: crate::bindings::v0_4::host::LogLevel,
         message: String,
     ) -> wasmtime::Result<()> {
         host::Host::log(self, convert(level)?, message)
@@ -304,12 +304,12 @@ impl crate::bindings::v0_3::host::Host for CallState {
 
     async fn http_fetch(
         &mut self,
-        request: crate::bindings::v0_3::types::OutboundRequest,
+        request: crate::bindings::v0_4::types::OutboundRequest,
     ) -> Result<
-        crate::bindings::v0_3::types::OutboundResponse,
-        crate::bindings::v0_3::host::HttpError,
+        crate::bindings::v0_4::types::OutboundResponse,
+        crate::bindings::v0_4::host::HttpError,
     > {
-        use crate::bindings::v0_3::host::HttpError as OldError;
+        use crate::bindings::v0_4::host::HttpError as OldError;
         let request = convert(request)
             .map_err(|e| OldError::InvalidRequest(format!("cannot convert the request: {e}")))?;
         match host::Host::http_fetch(self, request).await {

@@ -14,17 +14,19 @@ use base64::Engine as _;
 use daifa_bundled_plugins::BundledPlugin;
 use daifa_plugin_host::carrier::Parcel;
 use daifa_plugin_host::channel::{
-    ChannelEvent, FulfillmentRequest, Inbound, RefundRequest, ReturnDecision,
+    CancelOrderRequest, CancelReason, ChannelEvent, FulfillmentRequest, Inbound, RefundRequest,
+    ReturnDecision,
 };
 use daifa_plugin_host::harness::ScriptedHttp;
 use daifa_plugin_host::supplier::{
-    CancelRequest, ReturnRequest, SupplierEvent, SupplierOrder, SupplierOrderLine, UpdateRequest,
+    CancelRequest, ReturnRequest, SupplierEvent, SupplierOrder, SupplierOrderLine, UpdateAnswer,
+    UpdateRequest,
 };
 use daifa_plugin_host::{
     Address, CallError, CallFailure, CallLimits, CaseKind, CaseReason, ConnectionContext, Contact,
     EngineConfig, HttpHeader, InboundRequest, LineQuantity, LoadedPlugin, Money, OutboundResponse,
-    PluginEngine, PluginError, PluginKind, PollRequest, ReturnKind, Shipment, SupplierOrderRef,
-    SupplierOrderStatus, TrackingStatus,
+    PaymentStatus, PluginEngine, PluginError, PluginKind, PollRequest, ReturnKind, Shipment,
+    SupplierOrderRef, SupplierOrderStatus, TrackingStatus,
 };
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -833,12 +835,12 @@ fn rust_components_are_compiled_toolchains() {
     }
 }
 
-/// The legacy plugin's component loaded as `kind` (it exports all three interfaces of 0.3).
+/// The legacy plugin's component loaded as `kind` (it exports all three interfaces of 0.4).
 fn legacy_as(engine: &PluginEngine, kind: PluginKind) -> LoadedPlugin {
     let plugin = test_plugin("legacy");
     engine
         .load(plugin.name, kind, plugin.wasm)
-        .expect("loading the 0.3 component")
+        .expect("loading the 0.4 component")
 }
 
 /// The message of an `unsupported` plugin error.
@@ -849,16 +851,15 @@ fn unsupported(failure: CallFailure) -> String {
     }
 }
 
-/// The WIT versioning policy: a plugin built against 0.3.0, the previous minor version, still
-/// loads and works, host imports included, after the package moved to 0.4.0 (the order's
-/// `payment` and `updated-at`, the supplier's `update-order`): every storefront function of 0.3
-/// goes through the converted bindings, those added in 0.3.0 (`poll`, `refund`,
-/// `decide-return`) included; current plugins are on the 0.4 line.
+/// The WIT versioning policy: a plugin built against 0.4.0, the previous minor version, still
+/// loads and works, host imports included, after the package moved to 0.5.0 (the storefront's
+/// `cancel-order`): every storefront function of 0.4 goes through the converted bindings, and
+/// `cancel-order` answers `unsupported` without calling it; current plugins are on the 0.5 line.
 #[tokio::test]
 async fn a_plugin_built_against_the_previous_minor_wit_still_loads_and_works() {
     let (engine, http) = engine_with(limits(DEADLINE, SMALL_MEMORY));
     let legacy = load(&engine, test_plugin("legacy"));
-    assert_eq!(legacy.wit_line(), "0.3");
+    assert_eq!(legacy.wit_line(), "0.4");
     let ctx = context(
         &[
             ("prefix", "old:"),
@@ -870,7 +871,7 @@ async fn a_plugin_built_against_the_previous_minor_wit_still_loads_and_works() {
     let inbound = legacy
         .handle_inbound(ctx.clone(), &post(vec![], b"hello"))
         .await
-        .expect("a 0.3 plugin parses");
+        .expect("a 0.4 plugin parses");
     assert_eq!(inbound.topic.as_deref(), Some("old:hello"));
     assert_eq!(inbound.delivery_id.as_deref(), Some("legacy-true"));
     assert!(inbound.events.is_empty());
@@ -909,11 +910,11 @@ async fn a_plugin_built_against_the_previous_minor_wit_still_loads_and_works() {
         legacy
             .check_connection(ctx.clone())
             .await
-            .expect("0.3 has check-connection"),
+            .expect("0.4 has check-connection"),
         "legacy channel, prefix \"old:\""
     );
 
-    // Added in 0.3.0, so a 0.3 plugin answers them; the cursor comes from the `prefix` setting
+    // Added in 0.3.0, so a 0.4 plugin answers them; the cursor comes from the `prefix` setting
     // (the `config` host import).
     let poll = |cursor: Option<&str>| PollRequest {
         cursor: cursor.map(Into::into),
@@ -922,13 +923,13 @@ async fn a_plugin_built_against_the_previous_minor_wit_still_loads_and_works() {
     let first = legacy
         .poll_channel(ctx.clone(), &poll(None))
         .await
-        .expect("0.3 has poll");
+        .expect("0.4 has poll");
     assert_eq!(first.next_cursor.as_deref(), Some("old:0"));
     assert!(first.events.is_empty() && !first.more);
     let next = legacy
         .poll_channel(ctx.clone(), &poll(Some("old:41")))
         .await
-        .expect("0.3 has poll");
+        .expect("0.4 has poll");
     assert_eq!(next.next_cursor.as_deref(), Some("old:42"));
 
     let refund = legacy
@@ -947,7 +948,7 @@ async fn a_plugin_built_against_the_previous_minor_wit_still_loads_and_works() {
             },
         )
         .await
-        .expect("0.3 has refund");
+        .expect("0.4 has refund");
     assert_eq!(refund.external_id, "refund-case_1-250");
 
     let decision = |approved| ReturnDecision {
@@ -960,10 +961,10 @@ async fn a_plugin_built_against_the_previous_minor_wit_still_loads_and_works() {
     legacy
         .decide_return(ctx.clone(), &decision(true))
         .await
-        .expect("0.3 has decide-return");
-    // A 0.3 plugin error arrives as the same current error.
+        .expect("0.4 has decide-return");
+    // A 0.4 plugin error arrives as the same current error.
     let declined = legacy
-        .decide_return(ctx, &decision(false))
+        .decide_return(ctx.clone(), &decision(false))
         .await
         .expect_err("the legacy plugin fails declined returns");
     assert!(
@@ -971,36 +972,65 @@ async fn a_plugin_built_against_the_previous_minor_wit_still_loads_and_works() {
         "{declined:?}"
     );
 
-    // A current plugin is on the 0.4 line and answers the same functions.
+    // Added in 0.5.0: the 0.4 plugin is not called, and the operator is told to rebuild it.
+    let cancel = CancelOrderRequest {
+        order_external_id: "1".into(),
+        idempotency_key: "ord_1.storefront_cancel".into(),
+        reason: CancelReason::Inventory,
+        staff_note: None,
+        refund: true,
+        restock: true,
+        notify_customer: true,
+    };
+    let message = unsupported(
+        legacy
+            .cancel_storefront_order(ctx, &cancel)
+            .await
+            .expect_err("0.4 has no cancel-order"),
+    );
+    assert!(
+        message.contains("cancel-order")
+            && message.contains("0.5.0")
+            && message.contains("WIT 0.4"),
+        "{message}"
+    );
+
+    // A current plugin is on the 0.5 line and answers the same functions, and cancel-order.
     let current = load(&engine, test_plugin("misbehaving"));
-    assert_eq!(current.wit_line(), "0.4");
+    assert_eq!(current.wit_line(), "0.5");
     let polled = current
         .poll_channel(context(&[], &[], &[]), &poll(Some("41")))
         .await
-        .expect("0.4 plugin polls");
+        .expect("0.5 plugin polls");
     assert_eq!(polled.next_cursor.as_deref(), Some("42"));
+    let cancelled = current
+        .cancel_storefront_order(context(&[("cancel", "job-7")], &[], &[]), &cancel)
+        .await
+        .expect("0.5 plugin cancels");
+    assert_eq!(cancelled.reference.as_deref(), Some("job-7"));
+    assert!(!cancelled.already_cancelled);
 }
 
-/// An order from a 0.3 storefront plugin has no payment status nor update time: it arrives with
-/// both `None` (the gateway treats it as paid, and the first copy received rules).
+/// An order from a 0.4 storefront plugin keeps the payment status and update time 0.4.0 added
+/// through the conversion.
 #[tokio::test]
-async fn an_order_from_a_0_3_plugin_arrives_without_payment_or_update_time() {
+async fn an_order_from_a_0_4_plugin_arrives_with_its_payment_and_update_time() {
     let (engine, _http) = engine_with(limits(DEADLINE, SMALL_MEMORY));
     let legacy = load(&engine, test_plugin("legacy"));
     let inbound = legacy
         .handle_inbound(context(&[], &[], &[]), &post(vec![], b"order:1001"))
         .await
-        .expect("a 0.3 plugin's order");
+        .expect("a 0.4 plugin's order");
     let [ChannelEvent::OrderPlaced(order)] = inbound.events.as_slice() else {
         panic!("one order-placed event: {:?}", inbound.events)
     };
-    assert_eq!(order.payment, None);
-    assert_eq!(order.updated_at, None);
+    assert_eq!(order.payment, Some(PaymentStatus::Paid));
+    assert_eq!(order.updated_at, Some(1_700_000_000_000));
     assert_eq!(order.external_id, "1001");
     assert_eq!(order.order_number.as_deref(), Some("#1001"));
     assert_eq!(order.customer.name.as_deref(), Some("Legacy Buyer"));
     assert_eq!(order.total.amount_minor, 1000);
-    assert!(order.placed_at > 0, "now-ms through the 0.3 host import");
+    assert!(order.placed_at > 0, "now-ms through the 0.4 host import");
 }
 
 fn supplier_order() -> SupplierOrder {
@@ -1057,26 +1087,26 @@ fn order_ref() -> SupplierOrderRef {
     }
 }
 
-/// A 0.3 supplier plugin: its functions are called through the converted bindings, and
-/// `update-order`, added in 0.4.0, answers `unsupported` without calling it.
+/// A 0.4 supplier plugin: its functions are called through the converted bindings, the
+/// `update-order` 0.4.0 added included.
 #[tokio::test]
-async fn a_supplier_plugin_of_the_previous_minor_wit_works_but_cannot_update_orders() {
+async fn a_supplier_plugin_of_the_previous_minor_wit_works() {
     let (engine, _http) = engine_with(limits(DEADLINE, SMALL_MEMORY));
     let legacy = legacy_as(&engine, PluginKind::Supplier);
-    assert_eq!(legacy.wit_line(), "0.3");
+    assert_eq!(legacy.wit_line(), "0.4");
     let ctx = context(&[("prefix", "s:")], &[], &[]);
 
     let submission = legacy
         .submit_order(ctx.clone(), &supplier_order())
         .await
-        .expect("0.3 has submit-order");
+        .expect("0.4 has submit-order");
     assert_eq!(submission.external_id.as_deref(), Some("legacy-so_1"));
     assert_eq!(submission.status, SupplierOrderStatus::Accepted);
 
     let callback = legacy
         .handle_callback(ctx.clone(), &post(vec![], b"so_1"))
         .await
-        .expect("0.3 has handle-callback");
+        .expect("0.4 has handle-callback");
     assert_eq!(
         callback.events,
         [SupplierEvent::Accepted(SupplierOrderRef {
@@ -1086,7 +1116,7 @@ async fn a_supplier_plugin_of_the_previous_minor_wit_works_but_cannot_update_ord
     );
 
     assert_eq!(
-        legacy.check_connection(ctx.clone()).await.expect("0.3"),
+        legacy.check_connection(ctx.clone()).await.expect("0.4"),
         "legacy supplier, prefix \"s:\""
     );
     let polled = legacy
@@ -1098,7 +1128,7 @@ async fn a_supplier_plugin_of_the_previous_minor_wit_works_but_cannot_update_ord
             },
         )
         .await
-        .expect("0.3 has poll");
+        .expect("0.4 has poll");
     assert_eq!(polled.next_cursor.as_deref(), Some("s:7"));
 
     let cancel = |reason: Option<&str>| CancelRequest {
@@ -1110,14 +1140,14 @@ async fn a_supplier_plugin_of_the_previous_minor_wit_works_but_cannot_update_ord
         legacy
             .cancel_order(ctx.clone(), &cancel(None))
             .await
-            .expect("0.3"),
+            .expect("0.4"),
         SupplierOrderStatus::CancellationAccepted
     );
     assert_eq!(
         legacy
             .cancel_order(ctx.clone(), &cancel(Some("changed mind")))
             .await
-            .expect("0.3"),
+            .expect("0.4"),
         SupplierOrderStatus::CancellationRejected
     );
 
@@ -1139,27 +1169,28 @@ async fn a_supplier_plugin_of_the_previous_minor_wit_works_but_cannot_update_ord
             },
         )
         .await
-        .expect("0.3 has authorize-return");
+        .expect("0.4 has authorize-return");
     assert_eq!(authorization.rma.as_deref(), Some("rma-case_9"));
 
-    let failure = legacy
-        .update_order(
-            ctx,
-            &UpdateRequest {
-                order: order_ref(),
-                idempotency_key: "so_1.update.1".into(),
-                updated: supplier_order(),
-                changes: vec!["ship-to".into()],
-            },
-        )
-        .await
-        .expect_err("0.3 has no update-order");
-    let message = unsupported(failure);
-    assert!(
-        message.contains("update-order")
-            && message.contains("0.4.0")
-            && message.contains("WIT 0.3"),
-        "{message}"
+    let update = |changes: &[&str]| UpdateRequest {
+        order: order_ref(),
+        idempotency_key: "so_1.update.1".into(),
+        updated: supplier_order(),
+        changes: changes.iter().map(|c| c.to_string()).collect(),
+    };
+    assert_eq!(
+        legacy
+            .update_order(ctx.clone(), &update(&["ship-to"]))
+            .await
+            .expect("0.4 has update-order"),
+        UpdateAnswer::Requested
+    );
+    assert_eq!(
+        legacy
+            .update_order(ctx, &update(&["lines"]))
+            .await
+            .expect("0.4 has update-order"),
+        UpdateAnswer::Applied
     );
 
     // Loaded as a storefront, the same component is no supplier: the kind is said first.
@@ -1173,13 +1204,13 @@ async fn a_supplier_plugin_of_the_previous_minor_wit_works_but_cannot_update_ord
     assert!(message.contains("not a supplier plugin"), "{message}");
 }
 
-/// A 0.3 carrier plugin (the carrier world came in 0.3.0): every function goes through the
-/// converted bindings, a list of parcels included.
+/// A 0.4 carrier plugin: every function goes through the converted bindings, a list of parcels
+/// included.
 #[tokio::test]
 async fn a_carrier_plugin_of_the_previous_minor_wit_works() {
     let (engine, _http) = engine_with(limits(DEADLINE, SMALL_MEMORY));
     let legacy = legacy_as(&engine, PluginKind::Carrier);
-    assert_eq!(legacy.wit_line(), "0.3");
+    assert_eq!(legacy.wit_line(), "0.4");
     let ctx = context(&[("prefix", "c:")], &[], &[]);
     let parcel = |number: &str| Parcel {
         shipment_id: format!("shp_{number}"),
@@ -1192,14 +1223,14 @@ async fn a_carrier_plugin_of_the_previous_minor_wit_works() {
     let registration = legacy
         .register_parcel(ctx.clone(), &parcel("1Z1"))
         .await
-        .expect("0.3 has register");
+        .expect("0.4 has register");
     assert_eq!(registration.carrier_code.as_deref(), Some("UPS"));
     assert_eq!(registration.external_id.as_deref(), Some("legacy-1Z1"));
 
     let updates = legacy
         .fetch_tracking(ctx.clone(), &[parcel("1Z1"), parcel("1Z2")])
         .await
-        .expect("0.3 has fetch-tracking");
+        .expect("0.4 has fetch-tracking");
     let numbers: Vec<_> = updates.iter().map(|u| u.tracking_number.as_str()).collect();
     assert_eq!(numbers, ["1Z1", "1Z2"]);
     assert!(
@@ -1211,12 +1242,12 @@ async fn a_carrier_plugin_of_the_previous_minor_wit_works() {
     let inbound = legacy
         .handle_webhook(ctx.clone(), &post(vec![], b"TRACKING_UPDATED"))
         .await
-        .expect("0.3 has handle-webhook");
+        .expect("0.4 has handle-webhook");
     assert_eq!(inbound.topic.as_deref(), Some("TRACKING_UPDATED"));
     assert!(inbound.updates.is_empty());
 
     assert_eq!(
-        legacy.check_connection(ctx).await.expect("0.3"),
+        legacy.check_connection(ctx).await.expect("0.4"),
         "legacy carrier, prefix \"c:\""
     );
 }

@@ -5,7 +5,8 @@
 //! into after-sales cases ([`aftersales`]); polls the orders that changed through the GraphQL
 //! Admin API, as a safety net for missed webhooks ([`poll`]). Outbound, through the GraphQL
 //! Admin API: writes shipments back as fulfillments ([`fulfillment`]), refunds customers
-//! ([`refund`]) and answers their return requests ([`returns`]).
+//! ([`refund`]), answers their return requests ([`returns`]) and cancels orders the shop
+//! cancelled for its suppliers ([`cancel`]).
 //!
 //! Everything but the [`Shopify`] component itself is plain functions over bytes and canonical
 //! types, so it runs in native unit tests; the component only adds what needs the host: the
@@ -15,6 +16,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod aftersales;
+pub mod cancel;
 pub mod config;
 pub mod fulfillment;
 pub mod graphql;
@@ -25,8 +27,8 @@ pub mod returns;
 pub mod webhook;
 
 use daifa_plugin_sdk::channel::{
-    ChannelPlugin, FulfillmentRef, FulfillmentRequest, Inbound, PollResult, RefundRef,
-    RefundRequest, ReturnDecision,
+    CancelOrderRef, CancelOrderRequest, ChannelPlugin, FulfillmentRef, FulfillmentRequest, Inbound,
+    PollResult, RefundRef, RefundRequest, ReturnDecision,
 };
 use daifa_plugin_sdk::types::{InboundRequest, PollRequest};
 use daifa_plugin_sdk::{PluginError, connection, http, log, time};
@@ -134,6 +136,34 @@ impl ChannelPlugin for Shopify {
             )),
         }
         Ok(())
+    }
+
+    fn cancel_order(request: CancelOrderRequest) -> Result<CancelOrderRef, PluginError> {
+        let config = Config::from_connection()?;
+        let admin = AdminApi::new(&config)?;
+        match cancel::cancel(&request, &config.api_version, |call| admin.send(call))? {
+            cancel::Outcome::Cancelling { job_id } => {
+                log::info(&format!(
+                    "order {} is being cancelled on shopify (job {})",
+                    request.order_external_id,
+                    job_id.as_deref().unwrap_or("none")
+                ));
+                Ok(CancelOrderRef {
+                    reference: job_id,
+                    already_cancelled: false,
+                })
+            }
+            cancel::Outcome::AlreadyCancelled => {
+                log::info(&format!(
+                    "order {} was already cancelled on shopify",
+                    request.order_external_id
+                ));
+                Ok(CancelOrderRef {
+                    reference: None,
+                    already_cancelled: true,
+                })
+            }
+        }
     }
 }
 

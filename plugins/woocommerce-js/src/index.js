@@ -4,8 +4,9 @@
 // and cancellations (webhook.js, order.js); polls the REST API for the orders modified since the
 // last poll, as a safety net for missed webhooks (poll.js). Outbound: writes shipments back as
 // customer notes through the REST API and completes fully shipped orders (fulfillment.js);
-// refunds through the order's payment gateway, once per after-sales case (refund.js). Return
-// decisions are `unsupported`: WooCommerce has no return requests.
+// refunds through the order's payment gateway, once per after-sales case (refund.js); cancels
+// orders the shop cancelled for its suppliers (cancel.js). Return decisions are `unsupported`:
+// WooCommerce has no return requests.
 //
 // Everything but this file is plain functions over bytes and plain values, run natively by the
 // unit tests (`npm test`); this file adds what needs the host: settings, secrets, HTTP, logs.
@@ -23,6 +24,7 @@ import {
   storeForApi,
   WEBHOOK_SECRET,
 } from './config.js';
+import { cancel } from './cancel.js';
 import { permanent, PluginError } from './errors.js';
 import { check, push } from './fulfillment.js';
 import { poll } from './poll.js';
@@ -87,6 +89,23 @@ export const channel = {
 
   async decideReturn(decision) {
     return call('decide-return', () => decideReturn(decision));
+  },
+
+  async cancelOrder(request) {
+    return call('cancel-order', () => {
+      const result = cancel(request, apiSettings(), send);
+      const order = `order ${request.orderExternalId}`;
+      log(
+        'info',
+        result.outcome === 'already-cancelled'
+          ? `${order} was already cancelled on the store`
+          : `${order} cancelled on the store${result.refundId ? `, refund ${result.refundId} made` : ''}`,
+      );
+      return {
+        reference: result.outcome === 'already-cancelled' ? undefined : `status cancelled${result.refundId ? `, refund ${result.refundId}` : ''}`,
+        alreadyCancelled: result.outcome === 'already-cancelled',
+      };
+    });
   },
 };
 

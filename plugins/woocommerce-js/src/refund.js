@@ -41,9 +41,10 @@ const CANNOT_CREATE = 'woocommerce_rest_cannot_create_order_refund';
  * @param {{ store: {scheme: string, host: string, path: string}, consumerKey: string,
  *   consumerSecret: string }} config
  * @param send performs one outbound request, as for `push` (fulfillment.js)
+ * @param known the order as the caller has just read it (`GET /orders/{id}`), to spare a read
  * @returns {{ refundId: string, outcome: 'created' | 'already-recorded', amount: string }}
  */
-export function refund(request, config, send) {
+export function refund(request, config, send, known = undefined) {
   const orderId = orderIdOf(request.orderExternalId);
   const caseId = typeof request.caseId === 'string' ? request.caseId.trim() : '';
   if (caseId === '') throw permanent('refund request without a case id');
@@ -56,7 +57,7 @@ export function refund(request, config, send) {
 
   const api = new Api(config, send);
   const orderUrl = `${apiBase(config.store)}/orders/${orderId}`;
-  const order = api.call('GET', orderUrl, undefined, `order \`${orderId}\``);
+  const order = known ?? api.call('GET', orderUrl, undefined, `order \`${orderId}\``);
   if (order === null || typeof order !== 'object' || !Array.isArray(order.line_items)) {
     throw permanent(`woocommerce answered GET ${orderUrl} without an order`);
   }

@@ -198,6 +198,9 @@ impl CaseRunner {
             (Call::CancelOrder, _, Some(Input::Cancel(request))) => {
                 to_json(self.plugin.cancel_order(ctx, request).await)
             }
+            (Call::CancelOrder, _, Some(Input::StorefrontCancel(request))) => {
+                to_json(self.plugin.cancel_storefront_order(ctx, request).await)
+            }
             (Call::AuthorizeReturn, _, Some(Input::Return(request))) => {
                 to_json(self.plugin.authorize_return(ctx, request).await)
             }

@@ -1,9 +1,8 @@
-//! A plugin built against `daifa:plugin@0.3.0` (`plugin-sdk/wit-archive/0.3.0/`), the previous
-//! minor version of the WIT package: what a plugin built with the 0.3 SDK is. The host must keep
+//! A plugin built against `daifa:plugin@0.4.0` (`plugin-sdk/wit-archive/0.4.0/`), the previous
+//! minor version of the WIT package: what a plugin built with the 0.4 SDK is. The host must keep
 //! loading it and calling its functions, host imports included (`config`, `log`, `now-ms`,
 //! `http-fetch`), its values converted to and from the current types, although the current
-//! package has gained the order's `payment` and `updated-at` and the supplier's `update-order`
-//! (0.4.0).
+//! package has gained the storefront's `cancel-order` (0.5.0).
 //!
 //! It is installed as a channel plugin (`daifa-plugin.toml`). So that the host's previous-minor
 //! path of every kind is tested, the component exports the 0.3 `supplier` and `carrier`
@@ -11,7 +10,7 @@
 //!
 //! | function | answer |
 //! |---|---|
-//! | `channel.handle-inbound` | body `order:<id>`: an `order-placed` event of order `<id>`; otherwise no event, the topic is the `prefix` setting then the body |
+//! | `channel.handle-inbound` | body `order:<id>`: an `order-placed` event of order `<id>` (paid, updated at 1 700 000 000 000), delivery `legacy-order-<id>`; otherwise no event, delivery `legacy-true`; the topic is the `prefix` setting then the body |
 //! | `channel.push-fulfillment` | GETs the `url` setting; the fulfillment's id is `<shipment-id>:<status>` |
 //! | `channel.poll` | no event; the next cursor is the `prefix` setting then the request's cursor plus one (0 without one) |
 //! | `channel.refund` | the refund's id is `refund-<case-id>-<amount-minor>` |
@@ -22,6 +21,7 @@
 //! | `supplier.poll` | as `channel.poll` |
 //! | `supplier.cancel-order` | `cancellation-accepted`; with a reason: `cancellation-rejected` |
 //! | `supplier.authorize-return` | the RMA `rma-<case-id>` |
+//! | `supplier.update-order` | `applied`; when the changes name `ship-to`: `requested` |
 //! | `carrier.register` | the carrier code as given, the id `legacy-<tracking-number>` |
 //! | `carrier.fetch-tracking` | each parcel `in-transit` |
 //! | `carrier.handle-webhook` | the body as the topic, no update |
@@ -33,25 +33,25 @@
 #![allow(unsafe_code)]
 
 wit_bindgen::generate!({
-    // The three worlds of 0.3 in one component; each interface as that version's SDK built it.
+    // The three worlds of 0.4 in one component; each interface as that version's SDK built it.
     inline: "
         package daifa-testing:legacy;
 
         world legacy {
-            include daifa:plugin/channel-plugin@0.3.0;
-            include daifa:plugin/supplier-plugin@0.3.0;
-            include daifa:plugin/carrier-plugin@0.3.0;
+            include daifa:plugin/channel-plugin@0.4.0;
+            include daifa:plugin/supplier-plugin@0.4.0;
+            include daifa:plugin/carrier-plugin@0.4.0;
         }
     ",
-    path: "../../../plugin-sdk/wit-archive/0.3.0",
+    path: "../../../plugin-sdk/wit-archive/0.4.0",
     world: "daifa-testing:legacy/legacy",
     generate_all,
 });
 
 use daifa::plugin::host::{self, LogLevel};
 use daifa::plugin::types::{
-    Contact, InboundRequest, Money, Order, OutboundRequest, PluginError, PollRequest,
-    SupplierOrderRef, SupplierOrderStatus, TrackingStatus, TrackingUpdate,
+    Contact, InboundRequest, Money, Order, OutboundRequest, PaymentStatus, PluginError,
+    PollRequest, SupplierOrderRef, SupplierOrderStatus, TrackingStatus, TrackingUpdate,
 };
 use exports::daifa::plugin::carrier::{CarrierInbound, Parcel, Registration};
 use exports::daifa::plugin::channel::{
@@ -60,7 +60,7 @@ use exports::daifa::plugin::channel::{
 };
 use exports::daifa::plugin::supplier::{
     CancelRequest, ReturnAuthorization, ReturnRequest, Submission, SupplierEvent, SupplierInbound,
-    SupplierOrder, SupplierPollResult,
+    SupplierOrder, SupplierPollResult, UpdateAnswer, UpdateRequest,
 };
 
 struct Legacy;
@@ -84,7 +84,7 @@ fn next_cursor(request: &PollRequest) -> String {
     format!("{prefix}{}", last.map_or(0, |n| n + 1))
 }
 
-/// A 0.3 order: no payment status, no update time.
+/// A 0.4 order, with the payment status and update time 0.4.0 added.
 fn order(external_id: &str) -> Order {
     let eur = |amount_minor| Money {
         amount_minor,
@@ -108,6 +108,8 @@ fn order(external_id: &str) -> Order {
         },
         shipping_address: None,
         lines: Vec::new(),
+        payment: Some(PaymentStatus::Paid),
+        updated_at: Some(1_700_000_000_000),
     }
 }
 
@@ -119,8 +121,13 @@ impl exports::daifa::plugin::channel::Guest for Legacy {
             Some(id) => vec![ChannelEvent::OrderPlaced(order(id))],
             None => Vec::new(),
         };
+        // An order's delivery is its own; anything else shares one id (a redelivery).
+        let delivery_id = match body.strip_prefix("order:") {
+            Some(id) => format!("legacy-order-{id}"),
+            None => format!("legacy-{}", host::now_ms() > 0),
+        };
         Ok(Inbound {
-            delivery_id: Some(format!("legacy-{}", host::now_ms() > 0)),
+            delivery_id: Some(delivery_id),
             topic: Some(format!("{}{body}", prefix())),
             events,
         })
@@ -214,6 +221,14 @@ impl exports::daifa::plugin::supplier::Guest for Legacy {
             rma: Some(format!("rma-{}", request.case_id)),
             address: None,
             note: None,
+        })
+    }
+
+    fn update_order(request: UpdateRequest) -> Result<UpdateAnswer, PluginError> {
+        Ok(if request.changes.iter().any(|c| c == "ship-to") {
+            UpdateAnswer::Requested
+        } else {
+            UpdateAnswer::Applied
         })
     }
 }

@@ -15,6 +15,8 @@
 //!
 //! `push-fulfillment` always fails with `transient("always")`. `poll` does what the connection's
 //! `poll` setting says, the same way; otherwise it finds nothing and moves the cursor on by one.
+//! `refund` and `cancel-order` do what the `refund` and `cancel` settings say; an echo is the
+//! refund's id, the cancellation's reference.
 //!
 //! Built by `plugins/bundled` into `TEST_PLUGINS`, which the gateway never loads.
 
@@ -23,8 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use daifa_plugin_sdk::PluginError;
 use daifa_plugin_sdk::channel::{
-    ChannelPlugin, FulfillmentRef, FulfillmentRequest, Inbound, PollResult, RefundRef,
-    RefundRequest, ReturnDecision,
+    CancelOrderRef, CancelOrderRequest, ChannelPlugin, FulfillmentRef, FulfillmentRequest, Inbound,
+    PollResult, RefundRef, RefundRequest, ReturnDecision,
 };
 use daifa_plugin_sdk::types::{InboundRequest, PollRequest};
 use daifa_plugin_sdk::{connection, http};
@@ -105,6 +107,16 @@ impl ChannelPlugin for Misbehaving {
         Err(PluginError::unsupported(
             "misbehaving has no return requests",
         ))
+    }
+
+    /// Cancellations answer what the connection's `cancel` setting says (an action as for
+    /// `handle-inbound`); an echo is a cancellation with that reference.
+    fn cancel_order(_request: CancelOrderRequest) -> Result<CancelOrderRef, PluginError> {
+        let action = connection::setting("cancel").unwrap_or_default();
+        Ok(CancelOrderRef {
+            reference: Some(act(&action)?),
+            already_cancelled: false,
+        })
     }
 
     fn poll(request: PollRequest) -> Result<PollResult, PluginError> {
