@@ -348,12 +348,20 @@ async fn delivered_at(tx: &mut Tx, order_id: &str) -> sqlx::Result<Option<i64>> 
     crate::fulfilment::last_delivered_at(tx, order_id).await
 }
 
-/// The after-sales policy for an order: its channel's and its product category's
-/// ([`OrderContext`](crate::routing::context::OrderContext)).
-pub async fn policy_for(tx: &mut Tx, order: &StoredOrder) -> anyhow::Result<AfterSalesPolicy> {
-    Ok(crate::routing::context::OrderContext::of(tx, order.clone())
-        .await?
-        .after_sales)
+/// The after-sales policy for a case: its order's channel's and its goods' category's
+/// ([`OrderContext::after_sales_of_lines`](crate::routing::context::OrderContext::after_sales_of_lines)).
+pub async fn policy_of_case(
+    tx: &mut Tx,
+    order: &StoredOrder,
+    case: &Case,
+) -> anyhow::Result<AfterSalesPolicy> {
+    let context = crate::routing::context::OrderContext::of(tx, order.clone()).await?;
+    let lines: Vec<&str> = case
+        .lines
+        .iter()
+        .map(|l| l.external_line_id.as_str())
+        .collect();
+    context.after_sales_of_lines(tx, &lines).await
 }
 
 fn days(ms: i64) -> i64 {
@@ -420,31 +428,44 @@ pub async fn open(tx: &mut Tx, new: NewCase, actor: &str) -> Result<Case, CaseEr
         }
         goods_minor += ordered.unit_price.amount_minor * i64::from(line.quantity);
     }
-    let policy = policy_for(tx, &order).await?;
+    let context = crate::routing::context::OrderContext::of(tx, order.clone()).await?;
+    let line_ids: Vec<&str> = lines.iter().map(|l| l.external_line_id.as_str()).collect();
+    // The case's own rules (freight, clocks): those of its goods' category.
+    let policy = context.after_sales_of_lines(tx, &line_ids).await?;
     let delivered = delivered_at(tx, &order.id).await?;
     let now = now_ms();
     if source == Source::Operator
         && let Some(delivered) = delivered
     {
-        let (window, what) = match new.kind {
-            CaseKind::ReturnRefund => (Some(policy.return_window), "return"),
-            CaseKind::Exchange => (Some(policy.exchange_window), "exchange"),
-            CaseKind::WarrantyRepair => (Some(policy.warranty_window), "warranty"),
-            _ => (None, ""),
-        };
-        if let Some(window) = window
-            && now - delivered > crate::db::ms(window)
-        {
-            let hint = if new.kind == CaseKind::WarrantyRepair {
-                " (open a paid maintenance instead)"
-            } else {
-                ""
+        // Each line by its own category's window: a sofa and its cushions may come back on
+        // different terms.
+        for line in &line_ids {
+            let policy = context.after_sales_of_lines(tx, &[line]).await?;
+            let (window, what) = match new.kind {
+                CaseKind::ReturnRefund => (Some(policy.return_window), "return"),
+                CaseKind::Exchange => (Some(policy.exchange_window), "exchange"),
+                CaseKind::WarrantyRepair => (Some(policy.warranty_window), "warranty"),
+                _ => (None, ""),
             };
-            return Err(CaseError::Unprocessable(format!(
-                "the {what} window of {} days after delivery has passed: delivered {} days ago{hint}",
-                days(crate::db::ms(window)),
-                days(now - delivered)
-            )));
+            if let Some(window) = window
+                && now - delivered > crate::db::ms(window)
+            {
+                let hint = if new.kind == CaseKind::WarrantyRepair {
+                    " (open a paid maintenance instead)"
+                } else {
+                    ""
+                };
+                let of_line = if line_ids.len() > 1 {
+                    format!(" of line `{line}`")
+                } else {
+                    String::new()
+                };
+                return Err(CaseError::Unprocessable(format!(
+                    "the {what} window{of_line} of {} days after delivery has passed: delivered {} days ago{hint}",
+                    days(crate::db::ms(window)),
+                    days(now - delivered)
+                )));
+            }
         }
     }
     if new.kind == CaseKind::Exchange && !new.reason.is_some_and(Reason::is_quality) {
@@ -754,6 +775,28 @@ pub async fn act(
         .ok_or_else(|| CaseError::Internal(anyhow::anyhow!("case vanished")))
 }
 
+/// A cancel case the shop opened cancelled its order: the storefront, which still shows it open,
+/// is asked to cancel it too (the case pays the refund). One the storefront sent knows already.
+async fn storefront_told(tx: &mut Tx, case: &Case, actor: &str) -> Result<(), CaseError> {
+    if case.source == Source::Storefront {
+        return Ok(());
+    }
+    // A cancel case is the buyer's request.
+    let cause = crate::cancellation::Cause::Customer;
+    crate::cancellation::tell_storefront(
+        tx,
+        &case.order_id,
+        crate::cancellation::StorefrontCancel {
+            by: actor,
+            cause,
+            reason: case.note.as_deref(),
+            case_id: Some(&case.id),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// What a case's new state sets off.
 async fn follow_up(tx: &mut Tx, case: &Case, action: Action, actor: &str) -> Result<(), CaseError> {
     let order = orders::get_in(tx, &case.order_id)
@@ -774,6 +817,7 @@ async fn follow_up(tx: &mut Tx, case: &Case, action: Action, actor: &str) -> Res
                 orders::set_status(tx, &order.id, OrderStatus::Cancelled, None)
                     .await?
                     .expected(&order.id, OrderStatus::Cancelled);
+                storefront_told(tx, case, actor).await?;
                 Box::pin(act(
                     tx,
                     &case.id,
@@ -797,6 +841,7 @@ async fn follow_up(tx: &mut Tx, case: &Case, action: Action, actor: &str) -> Res
                 orders::set_status(tx, &order.id, OrderStatus::Cancelled, None)
                     .await?
                     .expected(&order.id, OrderStatus::Cancelled);
+                storefront_told(tx, case, actor).await?;
             }
             enqueue(
                 tx,
@@ -836,7 +881,7 @@ async fn follow_up(tx: &mut Tx, case: &Case, action: Action, actor: &str) -> Res
             }
         }
         (CaseKind::Exchange, CaseState::Received) => {
-            let policy = policy_for(tx, &order).await?;
+            let policy = policy_of_case(tx, &order, case).await?;
             clocks::schedule(
                 tx,
                 clocks::Clock::Replacement,

@@ -10,7 +10,8 @@
 //! supplier to cancel in turn (`dispatch`).
 //!
 //! The storefront is told where it does not know yet: an order the shop cancelled (the operator,
-//! a stock-out's "cancel" choice) is cancelled on its storefront by the `channel.cancel` job,
+//! a stock-out's "cancel" choice, a cancel case the shop opened) is cancelled on its storefront
+//! by the `channel.cancel` job (without the refund when a case pays it),
 //! with the refund, restock and notification the routing policy's `storefront_cancel` says. A
 //! storefront that cannot (a plugin without `cancel-order`, a refusal, the attempts spent) or a
 //! policy that says not to leaves the shop a `cancel_on_storefront` task. A storefront's own
@@ -259,24 +260,68 @@ pub async fn cancel_order(
         .await?;
     }
     // The storefront still shows the order open: it is asked to cancel it too.
-    if let (By::Operator { .. }, true) = (by, cancelled) {
-        let order = orders::get_in(tx, order_id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("order {order_id} vanished"))?;
-        jobs::enqueue(
+    if let (By::Operator { name, cause }, true) = (by, cancelled) {
+        tell_storefront(
             tx,
-            NewJob {
-                kind: JobKind::ChannelCancel,
-                idempotency_key: format!("{order_id}.storefront_cancel"),
-                subject_id: order_id,
-                order_id,
-                connection_id: &order.connection_id,
+            order_id,
+            StorefrontCancel {
+                by: name,
+                cause,
+                reason,
+                case_id: None,
             },
         )
         .await?;
     }
     Ok(Cancelled { cancelled, stopped })
 }
+
+/// What the storefront is told of a cancellation the shop made.
+pub struct StorefrontCancel<'a> {
+    pub by: &'a str,
+    pub cause: Cause,
+    /// The operator's words, for the storefront's staff note.
+    pub reason: Option<&'a str>,
+    /// The cancel case that cancelled the order: it pays the refund itself (`channel.refund`),
+    /// so the storefront is not asked to refund.
+    pub case_id: Option<&'a str>,
+}
+
+/// Asks the order's storefront to cancel it too (`channel.cancel`), once per order, inside the
+/// caller's transaction; what to say is kept on the timeline (`order.storefront_cancel_requested`).
+pub async fn tell_storefront(
+    tx: &mut Tx,
+    order_id: &str,
+    what: StorefrontCancel<'_>,
+) -> anyhow::Result<()> {
+    let order = orders::get_in(tx, order_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("order {order_id} vanished"))?;
+    let enqueued = jobs::enqueue(
+        tx,
+        NewJob {
+            kind: JobKind::ChannelCancel,
+            idempotency_key: format!("{order_id}.storefront_cancel"),
+            subject_id: order_id,
+            order_id,
+            connection_id: &order.connection_id,
+        },
+    )
+    .await?;
+    if enqueued {
+        orders::record_event(
+            tx,
+            order_id,
+            REQUESTED,
+            json!({ "by": what.by, "cause": what.cause, "reason": what.reason, "case_id": what.case_id }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The timeline event that says what to tell the storefront.
+const REQUESTED: &str = "order.storefront_cancel_requested";
 
 /// The jobs this stage runs.
 pub fn jobs() -> Vec<Handler> {
@@ -303,7 +348,7 @@ async fn run_storefront_cancel(state: &Services, job: &ClaimedJob) -> anyhow::Re
         .await?
         .into_iter()
         .rev()
-        .find(|e| e.kind == "order.cancelled")
+        .find(|e| e.kind == REQUESTED)
         .map(|e| e.detail)
         .unwrap_or_default();
     tx.rollback().await?;
@@ -323,7 +368,8 @@ async fn run_storefront_cancel(state: &Services, job: &ClaimedJob) -> anyhow::Re
         idempotency_key: job.idempotency_key.clone(),
         reason: cause.wit(),
         staff_note: recorded["reason"].as_str().map(str::to_string),
-        refund: policy.refund,
+        // A cancel case refunds through its own job.
+        refund: policy.refund && recorded["case_id"].is_null(),
         restock: policy.restock,
         notify_customer: policy.notify_customer,
     };

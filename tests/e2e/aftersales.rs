@@ -56,8 +56,18 @@ impl World {
     /// The published sample order (2 lines of 199.00 USD), pushed to the supplier; its
     /// supplier order's id.
     async fn order(&self, webhook_id: &str) -> (String, String) {
+        self.order_with(webhook_id, |_| {}).await
+    }
+
+    /// The sample changed by `edit`, placed and pushed.
+    async fn order_with(
+        &self,
+        webhook_id: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> (String, String) {
         let mut order: Value = serde_json::from_slice(&shopify_sample()).unwrap();
         order["id"] = json!(webhook_id.bytes().map(u64::from).sum::<u64>() + 5000);
+        edit(&mut order);
         self.shopify.add_order_json(&order);
         let body = serde_json::to_vec(&order).unwrap();
         let r = self
@@ -204,6 +214,19 @@ async fn a_cancellation_before_shipping_is_intercepted_at_the_supplier_and_refun
     let detail = w.app.order(&order_id).await;
     assert_eq!(detail["order"]["status"], "cancelled");
     assert_eq!(detail["supplier_orders"][0]["status"], "cancelled");
+    // The storefront, which still showed the order open, cancels it too, without refunding:
+    // the case paid the refund.
+    let external = detail["order"]["external_id"].as_str().unwrap().to_string();
+    let cancelled = eventually("the storefront cancellation", WAIT, || async {
+        w.shopify.cancellations().get(&external).cloned()
+    })
+    .await;
+    assert_eq!(cancelled["reason"], "CUSTOMER");
+    assert_eq!(cancelled["staffNote"], "ordered twice");
+    assert_eq!(
+        cancelled["refundMethod"]["originalPaymentMethodsRefund"], false,
+        "{cancelled}"
+    );
 
     // Everything paid is refunded: another refund is refused.
     let r = w
@@ -1304,11 +1327,34 @@ async fn a_storefront_return_refunded_in_the_storefront_is_one_case_paid_once() 
 }
 
 /// The windows are policy: the handbook's 7-day return window refuses a return 10 days after
-/// delivery; a longer window for the product's category lets it through.
+/// delivery; a longer window for the product's category lets it through, for that product's
+/// line only: the order's other line, of no category, keeps the shop's 7 days.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn return_windows_are_policy_per_product_category() {
     let w = world().await;
-    let (order_id, _) = shipped_and_tracked(&w, "wh-window", "RR000000008CN").await;
+    // The second line is a case for the iPod, sold by the same supplier, of no category.
+    let r = w
+        .app
+        .post_json(
+            "/api/v1/offers",
+            &json!({ "channel": SHOP_CONNECTION, "storefront_sku": "IPOD2008CASE", "supplier": SUPPLIER_CONNECTION,
+                     "supplier_sku": "SUP-IPOD-CASE", "unit_cost": 4.0, "currency": "USD" }),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let (order_id, so) = w
+        .order_with("wh-window", |o| {
+            o["line_items"][1]["sku"] = json!("IPOD2008CASE");
+        })
+        .await;
+    w.ship(&so, "RR000000008CN").await;
+    eventually("the parcel registered", WAIT, || async {
+        w.seventeen
+            .registered()
+            .contains_key("RR000000008CN")
+            .then_some(())
+    })
+    .await;
     let ten_days_ago = (time::OffsetDateTime::now_utc() - time::Duration::days(10))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
@@ -1375,6 +1421,28 @@ async fn return_windows_are_policy_per_product_category() {
     );
     let opened = w.open_case(ask).await;
     assert_eq!(opened["case"]["state"], "requested");
+    // The iPod's case is no electronics: its line keeps the shop's 7 days, alone or with the
+    // iPod (the order's policy, of its first categorized line, would have let it through).
+    for lines in [
+        json!([ { "external_line_id": "141249953214522974", "quantity": 1 } ]),
+        json!([ { "external_line_id": "866550311766439020", "quantity": 1 },
+                { "external_line_id": "141249953214522974", "quantity": 1 } ]),
+    ] {
+        let r = w
+            .app
+            .post_json(
+                "/api/v1/cases",
+                &json!({ "order_id": order_id, "kind": "return_refund", "reason": "changed_mind", "lines": lines }),
+            )
+            .await;
+        assert_eq!(r.status(), 422);
+        let message = r.text().await.unwrap();
+        assert!(
+            message.contains("the return window")
+                && message.contains("of 7 days after delivery has passed"),
+            "{message}"
+        );
+    }
     // A document that is not a policy is refused, and changes nothing.
     let r = w
         .app

@@ -282,14 +282,7 @@ async fn a_cancellation_during_the_push_asks_the_supplier_to_cancel_what_reached
     let order_id = w.order("wh-inflight", ["SKU-A", "SKU-B"], |_| {}).await;
     let push = w.pushes("sup", 1).await;
     let so = pushed_id(&push[0]);
-    let r = w
-        .app
-        .post_as(
-            &format!("/api/v1/orders/{order_id}/cancel"),
-            "mei",
-            &json!({ "reason": "buyer asked by phone" }),
-        )
-        .await;
+    let r = cancel_by_operator(&w, &order_id, json!({ "reason": "buyer asked by phone" })).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let cancels = cancels_at(&w, "sup").await;
     assert_eq!(pushed_id(&cancels[0]), so);
@@ -315,6 +308,17 @@ async fn a_cancellation_during_the_push_asks_the_supplier_to_cancel_what_reached
     assert_eq!(cancelled["notifyCustomer"], true);
     assert!(w.tasks(&order_id, "cancel_on_storefront").await.is_empty());
     w.app.stop().await;
+}
+
+/// The operator cancels an order (`POST /orders/{id}/cancel` as `mei`).
+pub(crate) async fn cancel_by_operator(
+    w: &Suppliers,
+    order_id: &str,
+    body: Value,
+) -> reqwest::Response {
+    w.app
+        .post_as(&format!("/api/v1/orders/{order_id}/cancel"), "mei", &body)
+        .await
 }
 
 /// The `orderCancel` the fake shop took for a gateway order, once the timeline records it.
@@ -362,28 +366,19 @@ async fn the_storefront_is_told_of_an_operator_cancel_or_a_task_says_to_do_it() 
     let order_id = w
         .order("wh-cancel-store-1", ["SKU-Z", "SKU-Z"], |_| {})
         .await;
-    let r = w
-        .app
-        .post_as(
-            &format!("/api/v1/orders/{order_id}/cancel"),
-            "mei",
-            &json!({ "reason": "duplicate order", "cause": "customer" }),
-        )
-        .await;
+    let r = cancel_by_operator(
+        &w,
+        &order_id,
+        json!({ "reason": "duplicate order", "cause": "customer" }),
+    )
+    .await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let cancelled = storefront_cancellation(&w, &order_id).await;
     assert_eq!(cancelled["reason"], "CUSTOMER");
     assert_eq!(cancelled["staffNote"], "duplicate order");
     assert!(w.supplier("sup").received().is_empty());
     // Cancelling again is a conflict, and Shopify is not asked twice.
-    let r = w
-        .app
-        .post_as(
-            &format!("/api/v1/orders/{order_id}/cancel"),
-            "mei",
-            &json!({}),
-        )
-        .await;
+    let r = cancel_by_operator(&w, &order_id, json!({})).await;
     assert_eq!(r.status(), 409, "{}", r.text().await.unwrap());
     assert_eq!(w.shopify.cancellations().len(), 1);
 
@@ -393,14 +388,7 @@ async fn the_storefront_is_told_of_an_operator_cancel_or_a_task_says_to_do_it() 
     let second = w
         .order("wh-cancel-store-2", ["SKU-Z", "SKU-Z"], |_| {})
         .await;
-    let r = w
-        .app
-        .post_as(
-            &format!("/api/v1/orders/{second}/cancel"),
-            "mei",
-            &json!({ "cause": "fraud" }),
-        )
-        .await;
+    let r = cancel_by_operator(&w, &second, json!({ "cause": "fraud" })).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let tasks = eventually("the cancel_on_storefront task", WAIT, || async {
         let t = w.tasks(&second, "cancel_on_storefront").await;
@@ -437,10 +425,7 @@ async fn the_storefront_is_told_of_an_operator_cancel_or_a_task_says_to_do_it() 
         .order("wh-cancel-store-3", ["SKU-Z", "SKU-Z"], |_| {})
         .await;
     let before = w.shopify.request_count();
-    let r = w
-        .app
-        .post_as(&format!("/api/v1/orders/{third}/cancel"), "mei", &json!({}))
-        .await;
+    let r = cancel_by_operator(&w, &third, json!({})).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     eventually("the cancel_on_storefront task", WAIT, || async {
         (!w.tasks(&third, "cancel_on_storefront").await.is_empty()).then_some(())
@@ -706,14 +691,7 @@ async fn a_cancellation_during_a_push_that_outlives_its_lease_still_reaches_the_
     let order_id = w.order("wh-lease", ["SKU-A", "SKU-B"], |_| {}).await;
     let push = w.pushes("sup", 1).await;
     let so = pushed_id(&push[0]);
-    let r = w
-        .app
-        .post_as(
-            &format!("/api/v1/orders/{order_id}/cancel"),
-            "mei",
-            &json!({}),
-        )
-        .await;
+    let r = cancel_by_operator(&w, &order_id, json!({})).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let cancels = cancels_at(&w, "sup").await;
     assert_eq!(pushed_id(&cancels[0]), so);

@@ -93,7 +93,7 @@ pub async fn proposal(tx: &mut Tx, case: &Case) -> anyhow::Result<Option<Value>>
             if matches!(case.kind, CaseKind::ReturnRefund | CaseKind::Exchange)
                 && case.state == CaseState::Requested =>
         {
-            let policy = policy_for(tx, &order).await?;
+            let policy = policy_of_case(tx, &order, case).await?;
             let partial = (price as f64 * policy.partial_refund_percent / 100.0).round() as i64;
             Ok(Some(
                 json!({ "propose": "partial_compensation", "amount_minor": partial, "currency": order.currency,

@@ -1,7 +1,10 @@
 //! One order as a stage works on it, loaded once: the stored order, its canonical copy, the
 //! channel it came from, and the policies in force for it — the routing and the after-sales
-//! policy of its channel and product category (the category of its first line that has one). Every stage resolves policies the same way through it, so the shipping
-//! clocks, the service clocks and the cases of one order follow the same rules.
+//! policy of its channel and product category (the category of its first line that has one).
+//! Every stage resolves policies the same way through it, so the shipping clocks, the service
+//! clocks and the cases of one order follow the same rules. What concerns goods rather than the
+//! order (a case's return, exchange and warranty windows) follows each line's own category:
+//! [`OrderContext::after_sales_of_lines`].
 
 use crate::connections;
 use crate::db::Tx;
@@ -47,6 +50,42 @@ impl OrderContext {
             routing,
             after_sales,
         })
+    }
+}
+
+impl OrderContext {
+    /// The after-sales policy in force for some of the order's lines (a case's): their channel's
+    /// and the category of the first of them that has one; the order's policy for none.
+    pub async fn after_sales_of_lines(
+        &self,
+        tx: &mut Tx,
+        line_ids: &[&str],
+    ) -> anyhow::Result<AfterSalesPolicy> {
+        if line_ids.is_empty() {
+            return Ok(self.after_sales.clone());
+        }
+        let mut category = None;
+        for line in self
+            .canonical
+            .lines
+            .iter()
+            .filter(|l| line_ids.contains(&l.external_line_id.as_str()))
+        {
+            category =
+                crate::catalogue::category_of(tx, &self.order.connection_id, &line.storefront_sku)
+                    .await?;
+            if category.is_some() {
+                break;
+            }
+        }
+        if category == self.category {
+            return Ok(self.after_sales.clone());
+        }
+        let scope = Scope {
+            channel: (!self.channel_name.is_empty()).then(|| self.channel_name.clone()),
+            category,
+        };
+        policy::in_scope(tx, &scope).await
     }
 }
 
