@@ -294,9 +294,20 @@ pub async fn tell_storefront(
     order_id: &str,
     what: StorefrontCancel<'_>,
 ) -> anyhow::Result<()> {
-    let order = orders::get_in(tx, order_id)
+    let context = OrderContext::load(tx, order_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("order {order_id} vanished"))?;
+    let order = &context.order;
+    let detail = json!({ "by": what.by, "cause": what.cause, "reason": what.reason, "case_id": what.case_id });
+    if !context.routing.storefront_cancel.enabled {
+        // The shop cancels on its storefronts itself.
+        return cancel_by_hand(
+            tx,
+            order_id,
+            json!({ "why": "the routing policy's storefront_cancel.enabled is false", "cancellation": detail }),
+        )
+        .await;
+    }
     let enqueued = jobs::enqueue(
         tx,
         NewJob {
@@ -309,13 +320,7 @@ pub async fn tell_storefront(
     )
     .await?;
     if enqueued {
-        orders::record_event(
-            tx,
-            order_id,
-            REQUESTED,
-            json!({ "by": what.by, "cause": what.cause, "reason": what.reason, "case_id": what.case_id }),
-        )
-        .await?;
+        orders::record_event(tx, order_id, REQUESTED, detail).await?;
     }
     Ok(())
 }
@@ -328,7 +333,7 @@ pub fn jobs() -> Vec<Handler> {
     vec![Handler {
         kind: JobKind::ChannelCancel,
         run: |s, job| Box::pin(async move { run_storefront_cancel(s, job).await.map(Into::into) }),
-        on_dead: Some(|tx, job, error| Box::pin(cancel_by_hand(tx, job, error))),
+        on_dead: Some(|tx, job, error| Box::pin(storefront_not_told(tx, job, error))),
     }]
 }
 
@@ -357,10 +362,16 @@ async fn run_storefront_cancel(state: &Services, job: &ClaimedJob) -> anyhow::Re
     }
     let policy = &context.routing.storefront_cancel;
     if !policy.enabled {
-        return Ok(Outcome::Refused {
-            kind: "policy".into(),
-            error: "the routing policy's storefront_cancel.enabled is false: cancel it on the storefront by hand".into(),
-        });
+        // Turned off since the job was queued.
+        let mut tx = state.db.begin().await?;
+        cancel_by_hand(
+            &mut tx,
+            &job.subject_id,
+            json!({ "job_id": job.id, "why": "the routing policy's storefront_cancel.enabled is false" }),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(Outcome::Succeeded);
     }
     let cause: Cause = serde_json::from_value(recorded["cause"].clone()).unwrap_or_default();
     let request = CancelOrderRequest {
@@ -401,8 +412,9 @@ async fn run_storefront_cancel(state: &Services, job: &ClaimedJob) -> anyhow::Re
     }
 }
 
-/// The storefront could not be told: the shop cancels the order there by hand.
-async fn cancel_by_hand(tx: &mut Tx, job: &ClaimedJob, error: &str) -> anyhow::Result<()> {
+/// The storefront could not be told (a plugin without `cancel-order`, a refusal, the attempts
+/// spent): on the timeline, and a task.
+async fn storefront_not_told(tx: &mut Tx, job: &ClaimedJob, error: &str) -> anyhow::Result<()> {
     let detail = json!({ "job_id": job.id, "error": error });
     orders::record_event(
         tx,
@@ -411,13 +423,23 @@ async fn cancel_by_hand(tx: &mut Tx, job: &ClaimedJob, error: &str) -> anyhow::R
         detail.clone(),
     )
     .await?;
+    cancel_by_hand(tx, &job.subject_id, detail).await
+}
+
+/// The storefront is not told (it could not be, or the policy says not to): the shop cancels the
+/// order there by hand.
+async fn cancel_by_hand(
+    tx: &mut Tx,
+    order_id: &str,
+    detail: serde_json::Value,
+) -> anyhow::Result<()> {
     tasks::open(
         tx,
         "cancel_on_storefront",
-        &format!("{}.cancel_on_storefront", job.subject_id),
-        Some(&job.subject_id),
+        &format!("{order_id}.cancel_on_storefront"),
+        Some(order_id),
         None,
-        "Cancel the order on its storefront by hand (Daifa cancelled it for its suppliers, the storefront could not be told)",
+        "Cancel the order on its storefront by hand (Daifa cancelled it for its suppliers, the storefront was not told)",
         detail,
     )
     .await?;

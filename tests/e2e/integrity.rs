@@ -433,6 +433,16 @@ async fn the_storefront_is_told_of_an_operator_cancel_or_a_task_says_to_do_it() 
     .await;
     assert_eq!(w.shopify.request_count(), before, "shopify was not called");
     assert_eq!(w.shopify.cancellations().len(), 1);
+    // Nothing was queued to fail: the dead jobs are the refused cancellation's only.
+    let dead = w.app.get_json("/api/v1/jobs?status=dead").await;
+    let dead: Vec<&Value> = dead["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["kind"] == "channel.cancel")
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["order_id"], json!(second));
     w.app.stop().await;
 }
 
