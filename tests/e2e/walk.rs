@@ -100,6 +100,8 @@ async fn a_random_walk_of_order_lives_keeps_the_three_promises() {
                 body["updated_at"] = json!("2026-12-06T10:00:00Z");
                 let paid = walk.below(4) != 0;
                 body["financial_status"] = json!(if paid { "paid" } else { "pending" });
+                // The shop has the order: the operator's cancellations reach it.
+                w.shopify.add_order_json(&body);
                 let r = w
                     .app
                     .send_shopify(
@@ -438,6 +440,34 @@ async fn check(w: &Suppliers, shop: &[ShopOrder], settled: bool) {
                 timeline.iter().any(|e| e["kind"] == "order.cancelled"),
                 "order {order_id} cancelled without saying so"
             );
+            // The storefront is told of the operator's cancellation once, crashes or not (a
+            // second `orderCancel` is refused by the fake shop, and would leave a failure), and
+            // is not told of its own.
+            let by_operator = timeline
+                .iter()
+                .find(|e| e["kind"] == "order.cancelled")
+                .is_some_and(|e| e["detail"]["by"] == "walk");
+            let told = w
+                .shopify
+                .cancellations()
+                .contains_key(&s.body["id"].to_string());
+            if settled && by_operator {
+                assert!(
+                    told && timeline
+                        .iter()
+                        .any(|e| e["kind"] == "order.cancelled_on_storefront")
+                        && !timeline
+                            .iter()
+                            .any(|e| e["kind"] == "order.storefront_cancel_failed"),
+                    "order {order_id}: the operator's cancellation did not reach the storefront once\n{detail:#}"
+                );
+            }
+            if !by_operator {
+                assert!(
+                    !told,
+                    "order {order_id}: the storefront cancelled it, yet was asked to\n{detail:#}"
+                );
+            }
             for so in sos {
                 let st = so["status"].as_str().unwrap();
                 assert!(
