@@ -478,6 +478,7 @@ impl Built {
             &Inputs {
                 order,
                 lines: &self.lines,
+                line_policies: &BTreeMap::new(),
                 offers: &self.offers,
                 products: &self.products,
                 used_today: &self.used_today,

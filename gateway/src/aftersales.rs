@@ -1018,6 +1018,7 @@ async fn send_again(
         routing::Request {
             channel_connection_id: &order.connection_id,
             policy: &context.routing,
+            scope: context.scope(),
             order_id: &order.id,
             order: &context.canonical,
             trigger: routing::Trigger::Resolve,

@@ -365,6 +365,7 @@ async fn route_copy(tx: &mut Tx, context: &OrderContext, copy: &Order) -> anyhow
         routing::Request {
             channel_connection_id: &context.order.connection_id,
             policy: &context.routing,
+            scope: context.scope(),
             order_id: &context.order.id,
             order: copy,
             trigger: routing::Trigger::Change,

@@ -541,6 +541,7 @@ async fn apply_channel(
                         routing::Request {
                             channel_connection_id: &connection.id,
                             policy: &context.routing,
+                            scope: context.scope(),
                             order_id: &order_id,
                             order,
                             trigger: routing::Trigger::Route,

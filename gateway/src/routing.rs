@@ -25,7 +25,7 @@ use crate::db::{Conn, Db, Tx, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{self, JobKind, NewJob};
 use crate::orders::{self, OrderStatus};
-use crate::policy::{self, RoutingPolicy};
+use crate::policy::{self, RoutingPolicy, Scope};
 use crate::services::Services;
 use crate::worker::Handler;
 use crate::{catalogue, connections};
@@ -135,6 +135,9 @@ pub const FAILED: &str = "'rejected', 'timed_out', 'undeliverable'";
 /// Everything a decision is made from, loaded in a handful of queries.
 pub struct Loaded {
     pub policy: RoutingPolicy,
+    /// The routing policies of the lines' SKUs whose product category is not the order's (by
+    /// SKU): what concerns one line's goods follows its own category.
+    pub line_policies: BTreeMap<String, RoutingPolicy>,
     pub lines: Vec<LineToRoute>,
     pub offers: Vec<Offer>,
     pub products: BTreeMap<String, Product>,
@@ -155,7 +158,16 @@ pub async fn load(
 ) -> anyhow::Result<Loaded> {
     let scope = context::scope_of(conn, channel_connection_id, channel_name, order).await?;
     let policy: RoutingPolicy = policy::in_scope(conn, &scope).await?;
-    load_lines(conn, channel_connection_id, policy, order_id, order, None).await
+    load_lines(
+        conn,
+        channel_connection_id,
+        &scope,
+        policy,
+        order_id,
+        order,
+        None,
+    )
+    .await
 }
 
 /// As [`load`], under the routing policy the order's context resolved
@@ -164,6 +176,7 @@ pub async fn load(
 pub async fn load_lines(
     conn: &mut sqlx::AnyConnection,
     channel_connection_id: &str,
+    scope: &Scope,
     policy: RoutingPolicy,
     order_id: Option<&str>,
     order: &Order,
@@ -215,6 +228,24 @@ pub async fn load_lines(
     skus.dedup();
     let offers = catalogue::offers_for(conn, channel_connection_id, &skus).await?;
     let products = catalogue::products_for(conn, channel_connection_id, &skus).await?;
+    let mut line_policies = BTreeMap::new();
+    let mut by_category: BTreeMap<String, RoutingPolicy> = BTreeMap::new();
+    for sku in &skus {
+        let Some(category) = products.get(*sku).and_then(|p| p.category.clone()) else {
+            continue;
+        };
+        if scope.category.as_ref() == Some(&category) {
+            continue;
+        }
+        if !by_category.contains_key(&category) {
+            let line_scope = Scope {
+                channel: scope.channel.clone(),
+                category: Some(category.clone()),
+            };
+            by_category.insert(category.clone(), policy::in_scope(conn, &line_scope).await?);
+        }
+        line_policies.insert(sku.to_string(), by_category[&category].clone());
+    }
     let mut suppliers: Vec<&str> = offers
         .iter()
         .map(|o| o.supplier_connection_id.as_str())
@@ -262,6 +293,7 @@ pub async fn load_lines(
     .collect();
     Ok(Loaded {
         policy,
+        line_policies,
         lines,
         offers,
         products,
@@ -278,6 +310,7 @@ pub fn decide_loaded(loaded: &Loaded, order: &Order, allow_partial: bool) -> Dec
         &decide::Inputs {
             order,
             lines: &loaded.lines,
+            line_policies: &loaded.line_policies,
             offers: &loaded.offers,
             products: &loaded.products,
             used_today: &loaded.used_today,
@@ -293,6 +326,8 @@ pub struct Request<'a> {
     pub channel_connection_id: &'a str,
     /// The routing policy in force for the order (its context's).
     pub policy: &'a RoutingPolicy,
+    /// Where it applies (the context's): a line of another category follows its own.
+    pub scope: Scope,
     pub order_id: &'a str,
     pub order: &'a Order,
     pub trigger: Trigger,
@@ -320,6 +355,7 @@ pub async fn route(tx: &mut Tx, request: Request<'_>) -> anyhow::Result<Decision
     let loaded = load_lines(
         tx,
         request.channel_connection_id,
+        &request.scope,
         request.policy.clone(),
         Some(request.order_id),
         request.order,
@@ -538,6 +574,7 @@ pub async fn fail_over(
         Request {
             channel_connection_id: &context.order.connection_id,
             policy: &context.routing,
+            scope: context.scope(),
             order_id: &order_id,
             order: &context.canonical,
             trigger: Trigger::Fallback,

@@ -667,6 +667,62 @@ async fn the_routing_policy_follows_the_orders_category() {
     assert_eq!(dry["outcome"]["outcome"], "route", "{dry:#}");
 }
 
+/// Which offers may ship a line follows the line's own category, not the order's: lamps ship
+/// only from stock their supplier reported, while the order's first line, furniture, sets the
+/// order's policy (which takes unknown stock). The lamp has no such offer: the order is held as
+/// a stock-out naming it, and the dry run says the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_of_another_category_follows_its_own_routing_policy() {
+    init_logs();
+    let w = Suppliers::start(&["s1"]).await;
+    w.offer(
+        "SKU-A",
+        "s1",
+        json!({ "priority": 1, "category": "furniture" }),
+    )
+    .await;
+    w.offer("SKU-B", "s1", json!({ "priority": 1, "category": "lamps" }))
+        .await;
+    let r = w
+        .app
+        .http
+        .put(w.app.url("/api/v1/policies/routing?category=lamps"))
+        .json(&json!({ "unknown_stock_available": false }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (status, order_id) = send(
+        &w,
+        "orders/create",
+        "chg-lamp1",
+        &shop_order(70015, "paid", "2026-12-06T10:00:00Z"),
+    )
+    .await;
+    assert_eq!(status, "on_hold");
+    let open = w
+        .app
+        .get_json(&format!("/api/v1/holds?order_id={order_id}&status=open"))
+        .await;
+    let hold = &open["holds"][0];
+    assert_eq!(hold["kind"], "stock_out", "{open:#}");
+    let reason = hold["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(LINE_1) && reason.contains("stock unknown"),
+        "{reason}"
+    );
+    assert!(w.supplier("s1").received().is_empty());
+    let dry: Value = w
+        .app
+        .post_json("/api/v1/routing/dry-run", &json!({ "order_id": order_id }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dry["outcome"]["outcome"], "hold", "{dry:#}");
+    w.app.stop().await;
+}
+
 /// The storefront adds a line to an order its supplier already has: the new line is routed on
 /// its own (here to the only supplier that offers it), the supplier that has the order is not
 /// sent a change that is not its, and nothing is pushed twice.

@@ -27,9 +27,7 @@ pub async fn proposal(tx: &mut Tx, case: &Case) -> anyhow::Result<Option<Value>>
     ) || case.reason == Some(Reason::Lost);
     if in_transit {
         // Reshipping costs the goods and the freight again; refunding costs what was paid.
-        let routing_policy = crate::routing::context::OrderContext::of(tx, order.clone())
-            .await?
-            .routing;
+        let context = crate::routing::context::OrderContext::of(tx, order.clone()).await?;
         let lines: Vec<(String, u32)> = case
             .lines
             .iter()
@@ -38,7 +36,8 @@ pub async fn proposal(tx: &mut Tx, case: &Case) -> anyhow::Result<Option<Value>>
         let loaded = routing::load_lines(
             tx,
             &order.connection_id,
-            routing_policy,
+            &context.scope(),
+            context.routing.clone(),
             Some(&order.id),
             &canonical,
             Some(&lines),

@@ -3,8 +3,9 @@
 //! policy of its channel and product category (the category of its first line that has one).
 //! Every stage resolves policies the same way through it, so the shipping clocks, the service
 //! clocks and the cases of one order follow the same rules. What concerns goods rather than the
-//! order (a case's return, exchange and warranty windows) follows each line's own category:
-//! [`OrderContext::after_sales_of_lines`].
+//! order follows each line's own category: a case's return, exchange and warranty windows
+//! ([`OrderContext::after_sales_of_lines`]), and which offers may ship a line
+//! (`routing::load_lines` loads the routing policies of the lines' categories).
 
 use crate::connections;
 use crate::db::Tx;
@@ -54,6 +55,14 @@ impl OrderContext {
 }
 
 impl OrderContext {
+    /// Where the order's policies apply: its channel and its category.
+    pub fn scope(&self) -> Scope {
+        Scope {
+            channel: (!self.channel_name.is_empty()).then(|| self.channel_name.clone()),
+            category: self.category.clone(),
+        }
+    }
+
     /// The after-sales policy in force for some of the order's lines (a case's): their channel's
     /// and the category of the first of them that has one; the order's policy for none.
     pub async fn after_sales_of_lines(

@@ -24,6 +24,10 @@ pub struct LineToRoute {
 pub struct Inputs<'a> {
     pub order: &'a Order,
     pub lines: &'a [LineToRoute],
+    /// The routing policies of SKUs whose category has its own (by storefront SKU): which offers
+    /// may ship a line (stock, caps, notes, carriers) follows the line's; what concerns the
+    /// whole order (payment, address, brands, value, the strategy, customs) the order's.
+    pub line_policies: &'a BTreeMap<String, RoutingPolicy>,
     /// The offers of the lines' SKUs.
     pub offers: &'a [Offer],
     /// What the shop knows of the lines' SKUs, by SKU.
@@ -178,6 +182,10 @@ pub fn decide(policy: &RoutingPolicy, input: &Inputs<'_>) -> Decision {
     let mut eligible: Vec<Vec<&Offer>> = Vec::with_capacity(input.lines.len());
     let mut waiting = Vec::new();
     for (line, trace) in input.lines.iter().zip(lines.iter_mut()) {
+        let policy = input
+            .line_policies
+            .get(&line.storefront_sku)
+            .unwrap_or(policy);
         let needs = if honour_notes {
             capabilities_asked(
                 policy,
@@ -271,7 +279,10 @@ pub fn decide(policy: &RoutingPolicy, input: &Inputs<'_>) -> Decision {
         for &(i, offer) in &chosen {
             let line = &input.lines[i];
             avoid.extend(carriers_to_avoid(
-                policy,
+                input
+                    .line_policies
+                    .get(&line.storefront_sku)
+                    .unwrap_or(policy),
                 input.products.get(&line.storefront_sku),
                 country,
             ));

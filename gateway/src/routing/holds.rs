@@ -266,6 +266,7 @@ async fn reroute(
         Request {
             channel_connection_id: &order.connection_id,
             policy: &context.routing,
+            scope: context.scope(),
             order_id: &order.id,
             order: &context.canonical,
             trigger,

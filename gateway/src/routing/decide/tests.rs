@@ -120,6 +120,7 @@ fn cost(o: &mut Offer, unit: i64, shipping: i64) {
 #[derive(Default)]
 struct World {
     products: BTreeMap<String, Product>,
+    line_policies: BTreeMap<String, RoutingPolicy>,
     used_today: BTreeMap<String, u32>,
     excluded: BTreeSet<(String, String)>,
     released: BTreeSet<HoldKind>,
@@ -133,6 +134,7 @@ fn run(policy: &RoutingPolicy, order: &Order, offers: &[Offer], w: &World) -> De
         &Inputs {
             order,
             lines: &lines,
+            line_policies: &w.line_policies,
             offers,
             products: &w.products,
             used_today: &w.used_today,
@@ -315,6 +317,61 @@ fn constraints_leave_offers_out_with_their_reason() {
     assert_eq!(
         held(&run(&strict, &o, &unknown, &World::default())).0,
         HoldKind::StockOut
+    );
+}
+
+/// A line whose category has its own routing policy follows it for which offers may ship it;
+/// the order's other lines, and what concerns the whole order, follow the order's.
+#[test]
+fn a_line_of_another_category_follows_its_own_policy_for_its_offers() {
+    let o = order(&[("1", "SOFA", 1, 1000), ("2", "MUG", 1, 1000)], "DE");
+    // Furniture ships only from known stock, and never with DHL.
+    let furniture = RoutingPolicy {
+        unknown_stock_available: false,
+        category_avoid_carriers: BTreeMap::new(),
+        country_avoid_carriers: [("DE".to_string(), vec!["DHL".to_string()])].into(),
+        ..RoutingPolicy::default()
+    };
+    let offers = [
+        offer("SOFA", "maybe"),
+        with(offer("SOFA", "dhl"), |x| {
+            x.stock = Some(5);
+            x.carriers = vec!["DHL".into()];
+            x.priority = 10;
+        }),
+        with(offer("SOFA", "stocked"), |x| {
+            x.stock = Some(5);
+            x.priority = 50;
+        }),
+        // Unknown stock and DHL are fine for a mug, under the order's policy.
+        with(offer("MUG", "maybe"), |x| x.carriers = vec!["DHL".into()]),
+    ];
+    let w = World {
+        line_policies: [("SOFA".to_string(), furniture)].into(),
+        ..World::default()
+    };
+    let d = run(&RoutingPolicy::default(), &o, &offers, &w);
+    let verdicts: BTreeMap<&str, &str> = d.lines[0]
+        .offers
+        .iter()
+        .map(|t| (t.supplier.as_str(), t.verdict.as_str()))
+        .collect();
+    assert_eq!(verdicts["maybe"], "stock unknown");
+    assert_eq!(verdicts["dhl"], "ships only with DHL (avoided here)");
+    assert_eq!(verdicts["stocked"], "chosen");
+    assert_eq!(d.lines[1].offers[0].verdict, "chosen");
+    assert_eq!(
+        plan(&d),
+        [
+            ("maybe".to_string(), vec!["2".to_string()]),
+            ("stocked".to_string(), vec!["1".to_string()])
+        ]
+    );
+    // Under the order's policy alone, one supplier ships it all, the sofa from unknown stock.
+    let d = run(&RoutingPolicy::default(), &o, &offers, &World::default());
+    assert_eq!(
+        plan(&d),
+        [("maybe".to_string(), vec!["1".to_string(), "2".to_string()])]
     );
 }
 
