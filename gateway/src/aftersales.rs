@@ -139,6 +139,16 @@ pub struct Case {
     pub closed_at_ms: Option<i64>,
 }
 
+impl Case {
+    /// The case's lines as (line id, quantity): what a reship routes again.
+    fn line_quantities(&self) -> Vec<(String, u32)> {
+        self.lines
+            .iter()
+            .map(|l| (l.external_line_id.clone(), l.quantity))
+            .collect()
+    }
+}
+
 fn parse<T: serde::de::DeserializeOwned>(text: &str) -> anyhow::Result<T> {
     Ok(serde_json::from_value(Value::String(text.to_string()))?)
 }
@@ -1008,11 +1018,7 @@ async fn send_again(
     actor: &str,
 ) -> Result<(), CaseError> {
     let context = crate::routing::context::OrderContext::of(tx, order.clone()).await?;
-    let lines: Vec<(String, u32)> = case
-        .lines
-        .iter()
-        .map(|l| (l.external_line_id.clone(), l.quantity))
-        .collect();
+    let lines = case.line_quantities();
     let decision = routing::route(
         tx,
         routing::Request {

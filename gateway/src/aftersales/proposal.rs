@@ -28,11 +28,7 @@ pub async fn proposal(tx: &mut Tx, case: &Case) -> anyhow::Result<Option<Value>>
     if in_transit {
         // Reshipping costs the goods and the freight again; refunding costs what was paid.
         let context = crate::routing::context::OrderContext::of(tx, order.clone()).await?;
-        let lines: Vec<(String, u32)> = case
-            .lines
-            .iter()
-            .map(|l| (l.external_line_id.clone(), l.quantity))
-            .collect();
+        let lines = case.line_quantities();
         let loaded = routing::load_lines(
             tx,
             &order.connection_id,
