@@ -10,7 +10,7 @@
 //! - the SKU of the sample order (`IPOD2008PINK`) mapped to the demo supplier.
 //!
 //! After-sales work too: the demo supplier cancels what it is asked to, authorizes returns and
-//! reports them received and inspected; the demo storefront takes refunds.
+//! reports them received and inspected; the demo storefront takes refunds and cancellations.
 //!
 //! The peers are a demo, not a test double: the tests use their own fakes in `tests/`.
 
@@ -303,7 +303,7 @@ fn httpdate_free_rfc3339(secs: i64) -> String {
     )
 }
 
-// ---- the demo storefront (Shopify Admin GraphQL, the two calls the plugin makes) ----
+// ---- the demo storefront (Shopify Admin GraphQL, the calls the plugin makes) ----
 
 #[derive(Clone, Default)]
 struct Storefront {
@@ -311,6 +311,8 @@ struct Storefront {
     fulfillments: Arc<Mutex<Vec<(String, String)>>>,
     /// Refunds made: (id, note, amount as Shopify writes it).
     refunds: Arc<Mutex<Vec<(String, String, String)>>>,
+    /// When the shop cancelled the order (`orderCancel`).
+    cancelled_at: Arc<Mutex<Option<String>>>,
 }
 
 fn demo_storefront() -> axum::Router {
@@ -381,6 +383,23 @@ async fn storefront_graphql(
             "refunds": refunds.iter().map(|(id, note, _)| json!({ "id": id, "note": note })).collect::<Vec<_>>(),
             "transactions": transactions } } }));
     }
+    if query.contains("orderCancel(") {
+        let mut cancelled_at = s.cancelled_at.lock().unwrap_or_else(|p| p.into_inner());
+        if cancelled_at.is_some() {
+            return Json(
+                json!({ "data": { "orderCancel": { "job": null, "orderCancelUserErrors": [
+                { "code": "INVALID", "field": ["orderId"], "message": "Order has already been cancelled" } ] } } }),
+            );
+        }
+        let variables = &request["variables"];
+        tracing::info!(reason = %variables["reason"], refund = %variables["refundMethod"], "demo storefront: order cancelled, the buyer would get an e-mail now");
+        *cancelled_at = Some(
+            humantime_serde::re::humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                .to_string(),
+        );
+        return Json(json!({ "data": { "orderCancel": {
+            "job": { "id": "gid://shopify/Job/demo-cancel", "done": false }, "orderCancelUserErrors": [] } } }));
+    }
     if query.contains("fulfillmentCreate") {
         let input = &request["variables"]["fulfillment"];
         for group in input["lineItemsByFulfillmentOrder"]
@@ -426,8 +445,14 @@ async fn storefront_graphql(
         .iter()
         .map(|(id, r)| json!({ "id": format!("gid://shopify/FulfillmentOrderLineItem/{id}"), "remainingQuantity": r, "lineItem": { "id": format!("gid://shopify/LineItem/{id}") } }))
         .collect();
+    let cancelled_at = s
+        .cancelled_at
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     Json(json!({ "data": { "order": {
         "id": format!("gid://shopify/Order/{order_id}"),
+        "cancelledAt": cancelled_at,
         "fulfillments": fulfillments.iter().map(|(id, n)| json!({ "id": id, "trackingInfo": [ { "number": n } ] })).collect::<Vec<_>>(),
         "fulfillmentOrders": { "pageInfo": { "hasNextPage": false }, "nodes": [ {
             "id": format!("gid://shopify/FulfillmentOrder/{order_id}"), "status": "OPEN",
