@@ -57,10 +57,7 @@ impl OrderContext {
 impl OrderContext {
     /// Where the order's policies apply: its channel and its category.
     pub fn scope(&self) -> Scope {
-        Scope {
-            channel: (!self.channel_name.is_empty()).then(|| self.channel_name.clone()),
-            category: self.category.clone(),
-        }
+        scope(&self.channel_name, self.category.clone())
     }
 
     /// The after-sales policy in force for some of the order's lines (a case's): their channel's
@@ -73,28 +70,17 @@ impl OrderContext {
         if line_ids.is_empty() {
             return Ok(self.after_sales.clone());
         }
-        let mut category = None;
-        for line in self
+        let skus = self
             .canonical
             .lines
             .iter()
             .filter(|l| line_ids.contains(&l.external_line_id.as_str()))
-        {
-            category =
-                crate::catalogue::category_of(tx, &self.order.connection_id, &line.storefront_sku)
-                    .await?;
-            if category.is_some() {
-                break;
-            }
-        }
+            .map(|l| l.storefront_sku.as_str());
+        let category = first_category(tx, &self.order.connection_id, skus).await?;
         if category == self.category {
             return Ok(self.after_sales.clone());
         }
-        let scope = Scope {
-            channel: (!self.channel_name.is_empty()).then(|| self.channel_name.clone()),
-            category,
-        };
-        policy::in_scope(tx, &scope).await
+        policy::in_scope(tx, &scope(&self.channel_name, category)).await
     }
 }
 
@@ -106,16 +92,30 @@ pub async fn scope_of(
     channel_name: &str,
     order: &Order,
 ) -> sqlx::Result<Scope> {
-    let mut category = None;
-    for line in &order.lines {
-        category = crate::catalogue::category_of(conn, channel_connection_id, &line.storefront_sku)
-            .await?;
+    let skus = order.lines.iter().map(|l| l.storefront_sku.as_str());
+    let category = first_category(conn, channel_connection_id, skus).await?;
+    Ok(scope(channel_name, category))
+}
+
+/// The category of the first of `skus` whose product has one.
+async fn first_category<'a>(
+    conn: &mut sqlx::AnyConnection,
+    channel_connection_id: &str,
+    skus: impl Iterator<Item = &'a str>,
+) -> sqlx::Result<Option<String>> {
+    for sku in skus {
+        let category = crate::catalogue::category_of(conn, channel_connection_id, sku).await?;
         if category.is_some() {
-            break;
+            return Ok(category);
         }
     }
-    Ok(Scope {
+    Ok(None)
+}
+
+/// A channel's scope (none for a deleted channel, whose name is empty) with a category.
+fn scope(channel_name: &str, category: Option<String>) -> Scope {
+    Scope {
         channel: (!channel_name.is_empty()).then(|| channel_name.to_string()),
         category,
-    })
+    }
 }
