@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// Each module (a file or folder of `gateway/src`) and the tables it owns.
 const OWNERS: &[(&str, &[&str])] = &[
     ("ingest", &["raw_requests", "deliveries"]),
-    ("orders", &["orders", "order_events"]),
+    ("store/orders", &["orders", "order_events"]),
     (
         "routing",
         &[
@@ -43,7 +43,7 @@ const OWNERS: &[(&str, &[&str])] = &[
         &["tracking_registrations", "tracking_events", "shipments"],
     ),
     ("polling", &["poll_state"]),
-    ("jobs", &["jobs", "job_attempts"]),
+    ("store/jobs", &["jobs", "job_attempts"]),
     (
         "connections",
         &[
@@ -55,7 +55,7 @@ const OWNERS: &[(&str, &[&str])] = &[
     ("plugins", &["plugin_packages"]),
     ("shadow", &["shadow_results"]),
     ("aftersales", &["cases", "case_events", "return_notes"]),
-    ("tasks", &["tasks"]),
+    ("store/tasks", &["tasks"]),
 ];
 
 /// Reads of another module's table that remain, as `(file, table, why)`.
@@ -79,6 +79,18 @@ const READ_JOINS: &[(&str, &str, &str)] = &[
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// The module a file of `gateway/src` belongs to: its first path component (`routing/holds.rs`
+/// is `routing`), except under `store/`, where each file is a module of its own
+/// (`store/orders.rs` is `store/orders`).
+fn module_of(rel: &str) -> String {
+    let mut parts = rel.split('/');
+    let first = parts.next().unwrap_or_default().trim_end_matches(".rs");
+    match (first, parts.next()) {
+        ("store", Some(file)) => format!("store/{}", file.trim_end_matches(".rs")),
+        _ => first.to_string(),
+    }
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -180,12 +192,7 @@ fn each_tables_sql_lives_in_the_module_that_owns_it() {
             .unwrap()
             .to_string_lossy()
             .replace('\\', "/");
-        let module = rel
-            .split('/')
-            .next()
-            .unwrap()
-            .trim_end_matches(".rs")
-            .to_string();
+        let module = module_of(&rel);
         let text = std::fs::read_to_string(file).unwrap();
         for (n, literal) in string_literals(&text) {
             for (keyword, table) in tables_named(&literal) {
@@ -273,10 +280,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     // Tables with no stage logic: orders and their timeline, jobs, tasks, policies, plugin
     // packages, and the service clocks set as jobs.
-    (
-        "records",
-        &["orders", "jobs", "tasks", "policy", "plugins", "clocks"],
-    ),
+    // The store: each `store/` module owns a group of tables and is the only one whose SQL
+    // names them (`OWNERS`).
+    ("store", &["store"]),
+    ("records", &["policy", "plugins", "clocks"]),
     // What every stage runs with: the shared services, the connections and calls into their
     // plugins, shadow runs, and the job workers (which know no stage: stages register handlers).
     (
@@ -311,6 +318,11 @@ const LAYERS: &[(&str, &[&str])] = &[
 ];
 
 fn layer_of(module: &str) -> Option<usize> {
+    let module = if module.starts_with("store/") {
+        "store"
+    } else {
+        module
+    };
     LAYERS
         .iter()
         .position(|(_, modules)| modules.contains(&module))
@@ -328,12 +340,7 @@ fn module_imports() -> BTreeMap<String, BTreeSet<String>> {
             .expect("a file under gateway/src")
             .to_string_lossy()
             .replace('\\', "/");
-        let module = rel
-            .split('/')
-            .next()
-            .expect("a path has a first component")
-            .trim_end_matches(".rs")
-            .to_string();
+        let module = module_of(&rel);
         let text: String = std::fs::read_to_string(file)
             .expect("reading a gateway source file")
             .lines()
@@ -354,42 +361,58 @@ fn module_imports() -> BTreeMap<String, BTreeSet<String>> {
     imports
 }
 
-/// The first segment of every `crate::` path in `text`, braces included
-/// (`crate::{a, b::c}` gives `a` and `b`).
+/// The module of every `crate::` path in `text`, braces included (`crate::{a, b::c}` gives
+/// `a` and `b`, `crate::store::{c, d}` gives `store/c` and `store/d`).
 fn crate_paths(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (at, _) in text.match_indices("crate::") {
+        out.extend(path_heads(&text[at + "crate::".len()..]));
+    }
+    out.retain(|name| !name.is_empty());
+    out
+}
+
+/// The modules a path names, read from just after `crate::`: its first segment, or each
+/// item's of a group; `store::x` names `store/x`.
+fn path_heads(rest: &str) -> Vec<String> {
     let ident = |s: &str| -> String {
         s.trim_start()
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect()
     };
-    let mut out = Vec::new();
-    for (at, _) in text.match_indices("crate::") {
-        let rest = &text[at + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            let (mut depth, mut item) = (1, String::new());
-            for c in group.chars() {
-                match c {
-                    '{' => depth += 1,
-                    '}' => depth -= 1,
-                    ',' if depth == 1 => {
-                        out.push(ident(&item));
-                        item.clear();
-                        continue;
-                    }
-                    _ => {}
-                }
-                if depth == 0 {
-                    break;
-                }
-                item.push(c);
-            }
-            out.push(ident(&item));
-        } else {
-            out.push(ident(rest));
+    let item_heads = |item: &str| -> Vec<String> {
+        match item.trim_start().strip_prefix("store::") {
+            Some(inner) => path_heads(inner)
+                .into_iter()
+                .map(|m| format!("store/{m}"))
+                .collect(),
+            None => vec![ident(item)],
         }
+    };
+    let mut out = Vec::new();
+    if let Some(group) = rest.strip_prefix('{') {
+        let (mut depth, mut item) = (1, String::new());
+        for c in group.chars() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                ',' if depth == 1 => {
+                    out.extend(item_heads(&item));
+                    item.clear();
+                    continue;
+                }
+                _ => {}
+            }
+            if depth == 0 {
+                break;
+            }
+            item.push(c);
+        }
+        out.extend(item_heads(&item));
+    } else {
+        out.extend(item_heads(rest));
     }
-    out.retain(|name| !name.is_empty());
     out
 }
 
@@ -450,11 +473,11 @@ fn imports_run_downward_and_close_no_circle() {
 fn the_layer_check_sees_an_upward_import_and_a_circle() {
     let mut imports = module_imports();
     imports
-        .get_mut("orders")
-        .expect("the orders module")
+        .get_mut("store/orders")
+        .expect("the orders store")
         .insert("routing".into());
-    assert!(layer_of("routing") > layer_of("orders"));
-    assert!(reaches(&imports, "routing", "orders"));
+    assert!(layer_of("routing") > layer_of("store/orders"));
+    assert!(reaches(&imports, "routing", "store/orders"));
     imports
         .get_mut("routing")
         .expect("the routing module")
@@ -467,9 +490,17 @@ fn the_layer_check_sees_an_upward_import_and_a_circle() {
 
 #[test]
 fn the_import_scanner_reads_paths_and_groups() {
-    let text = "use crate::db::{Tx, now_ms};\nuse crate::{jobs, routing::{self, status}, tasks};\nlet x = crate::orders::get(tx);";
+    let text = "use crate::db::{Tx, now_ms};\nuse crate::{store::jobs, routing::{self, status}, tasks};\nuse crate::store::{orders, tasks as t};\nlet x = crate::store::orders::get(tx);";
     assert_eq!(
         crate_paths(text),
-        ["db", "jobs", "routing", "tasks", "orders"]
+        [
+            "db",
+            "store/jobs",
+            "routing",
+            "tasks",
+            "store/orders",
+            "store/tasks",
+            "store/orders"
+        ]
     );
 }

@@ -36,11 +36,11 @@ pub use machine::{Action, CaseKind, CaseState};
 use crate::calls::{callee, outcome_of};
 use crate::db::{Tx, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
-use crate::orders::{self, OrderStatus, StoredOrder};
 use crate::policy::{AfterSalesPolicy, Freight};
 use crate::routing::{self, SoStatus};
 use crate::services::Services;
+use crate::store::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
+use crate::store::orders::{self, OrderStatus, StoredOrder};
 use crate::worker::Handler;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -1095,7 +1095,7 @@ pub fn jobs() -> Vec<Handler> {
 /// A supplier that cannot be told to cancel leaves a task: its order is cancelled or went
 /// elsewhere, so holding it would help nobody.
 async fn cancel_undelivered(tx: &mut Tx, job: &ClaimedJob, error: &str) -> anyhow::Result<()> {
-    crate::tasks::open(
+    crate::store::tasks::open(
         tx,
         "cancel_undelivered",
         &format!("{}.dead", job.id),

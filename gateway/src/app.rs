@@ -158,7 +158,7 @@ mod tests {
     #[test]
     fn the_stages_register_one_handler_for_every_job_kind() {
         let handlers = super::handlers().expect("every kind has one handler");
-        for kind in crate::jobs::JobKind::ALL {
+        for kind in crate::store::jobs::JobKind::ALL {
             assert_eq!(handlers.of(kind).kind, kind);
         }
     }

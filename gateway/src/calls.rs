@@ -4,9 +4,9 @@
 //! after-sales), below all of them.
 
 use crate::connections::{self, Connection};
-use crate::jobs::Outcome;
 use crate::plugins::{Installed, LoadError};
 use crate::services::Services;
+use crate::store::jobs::Outcome;
 use daifa_plugin_host::{CallFailure, ConnectionContext};
 use std::sync::Arc;
 

@@ -20,13 +20,13 @@
 use crate::calls::{callee, outcome_of};
 use crate::db::Tx;
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
-use crate::orders::{self, OrderStatus, StoredOrder};
 use crate::routing::SoStatus;
 use crate::routing::context::OrderContext;
 use crate::routing::status::{self, Change};
 use crate::services::Services;
-use crate::tasks;
+use crate::store::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
+use crate::store::orders::{self, OrderStatus, StoredOrder};
+use crate::store::tasks;
 use crate::worker::Handler;
 use daifa_plugin_host::channel::{CancelOrderRequest, CancelReason};
 use serde::{Deserialize, Serialize};

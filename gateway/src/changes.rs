@@ -18,10 +18,10 @@
 
 use crate::db::{Tx, now_ms};
 use crate::dispatch;
-use crate::orders::{self, OrderStatus};
 use crate::routing::context::OrderContext;
 use crate::routing::{self, SoStatus, status};
-use crate::{jobs, tasks};
+use crate::store::orders::{self, OrderStatus};
+use crate::store::{jobs, tasks};
 use daifa_plugin_host::{Order, OrderLine};
 use serde::Serialize;
 use serde_json::{Value, json};

@@ -5,8 +5,8 @@
 //! after-sales stage's (`aftersales/clocks.rs`). The timings are `AfterSalesPolicy`'s.
 
 use crate::db::{Tx, ms};
-use crate::jobs::{self, JobKind, NewJob};
 use crate::policy::AfterSalesPolicy;
+use crate::store::jobs::{self, JobKind, NewJob};
 
 /// What a clock watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

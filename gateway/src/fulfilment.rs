@@ -4,11 +4,11 @@
 
 use crate::connections::Connection;
 use crate::db::{Conn, Tx, new_id, now_ms};
-use crate::jobs::{self, Attempt, ClaimedJob, JobKind, NewJob, Outcome};
-use crate::orders::{self, OrderStatus};
 use crate::routing::{self, SoStatus, status};
 use crate::services::Services;
-use crate::tasks;
+use crate::store::jobs::{self, Attempt, ClaimedJob, JobKind, NewJob, Outcome};
+use crate::store::orders::{self, OrderStatus};
+use crate::store::tasks;
 use crate::worker::Handler;
 use daifa_plugin_host::channel::FulfillmentRequest;
 use daifa_plugin_host::supplier::{RejectionCode, SupplierEvent};

@@ -10,11 +10,11 @@
 
 use crate::connections::{self, Connection};
 use crate::db::{Backend, Conn, Db, Tx, ms, new_id, now_ms};
-use crate::orders::{self, OrderStatus};
 use crate::plugins::LoadError;
 use crate::plugins::Parsed;
 use crate::services::Services;
 use crate::shadow;
+use crate::store::orders::{self, OrderStatus};
 use crate::{aftersales, cancellation, changes, routing, tracking};
 use anyhow::Context;
 use axum::Json;

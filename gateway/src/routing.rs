@@ -23,10 +23,10 @@ pub use status::SoStatus;
 
 use crate::db::{Conn, Db, Tx, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{self, JobKind, NewJob};
-use crate::orders::{self, OrderStatus};
 use crate::policy::{self, RoutingPolicy, Scope};
 use crate::services::Services;
+use crate::store::jobs::{self, JobKind, NewJob};
+use crate::store::orders::{self, OrderStatus};
 use crate::worker::Handler;
 use crate::{catalogue, connections};
 use axum::Json;

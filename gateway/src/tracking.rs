@@ -9,10 +9,10 @@
 use crate::calls::{callee, outcome_of};
 use crate::connections::Connection;
 use crate::db::{Conn, Db, Tx, new_id, now_ms};
-use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
-use crate::orders::{self, OrderStatus};
 use crate::routing::SoStatus;
 use crate::services::Services;
+use crate::store::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
+use crate::store::orders::{self, OrderStatus};
 use crate::worker::Handler;
 use daifa_plugin_host::carrier::Parcel;
 use daifa_plugin_host::{TrackingDetail, TrackingStatus, TrackingUpdate};
@@ -373,7 +373,7 @@ async fn on_detail(
         _ => None,
     };
     if let Some((kind, title)) = customs {
-        crate::tasks::open(
+        crate::store::tasks::open(
             tx,
             kind,
             &format!("{kind}.{shipment_id}"),

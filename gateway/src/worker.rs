@@ -5,9 +5,9 @@
 
 use crate::calls;
 use crate::db::{Tx, now_ms};
-use crate::jobs::{self, Attempt, ClaimedJob, Disposition, JobKind, Outcome};
-use crate::orders::{self, OrderStatus};
 use crate::services::Services;
+use crate::store::jobs::{self, Attempt, ClaimedJob, Disposition, JobKind, Outcome};
+use crate::store::orders::{self, OrderStatus};
 use serde_json::json;
 use std::collections::HashMap;
 use std::future::Future;

@@ -5,7 +5,7 @@
 
 use crate::helpers::*;
 use crate::routing::{LINE_0, LINE_1, Suppliers, kinds};
-use daifa::jobs::{self, Attempt, JobKind, NewJob, Outcome};
+use daifa::store::jobs::{self, Attempt, JobKind, NewJob, Outcome};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -573,7 +573,7 @@ async fn a_worker_that_lost_its_lease_commits_nothing_of_its_attempt() {
 
     // w1 comes back with an effect and a refusal (which would dead-letter the job).
     let mut effects = db.begin().await.unwrap();
-    daifa::tasks::open(
+    daifa::store::tasks::open(
         &mut effects,
         "lease_test",
         "lease-test-effect",
@@ -602,7 +602,7 @@ async fn a_worker_that_lost_its_lease_commits_nothing_of_its_attempt() {
     .await
     .unwrap();
     assert!(lost.is_none(), "w1 no longer holds the job");
-    let tasks = daifa::tasks::list(db, "all", "", "lease_test")
+    let tasks = daifa::store::tasks::list(db, "all", "", "lease_test")
         .await
         .unwrap();
     assert!(tasks.is_empty(), "w1's effect rolled back: {tasks:?}");
@@ -613,7 +613,7 @@ async fn a_worker_that_lost_its_lease_commits_nothing_of_its_attempt() {
 
     // w2 completes it, with its effect.
     let mut effects = db.begin().await.unwrap();
-    daifa::tasks::open(
+    daifa::store::tasks::open(
         &mut effects,
         "lease_test",
         "lease-test-effect",
@@ -639,7 +639,7 @@ async fn a_worker_that_lost_its_lease_commits_nothing_of_its_attempt() {
     tx.commit().await.unwrap();
     assert_eq!(disposition, jobs::Disposition::Done);
     assert_eq!(
-        daifa::tasks::list(db, "all", "", "lease_test")
+        daifa::store::tasks::list(db, "all", "", "lease_test")
             .await
             .unwrap()
             .len(),

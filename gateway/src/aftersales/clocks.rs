@@ -3,14 +3,14 @@
 //! many gateway processes share the database); when it runs it checks whether what it watches
 //! happened, and opens a task when not. Events open tasks too (a parcel at the destination's
 //! customs). The refund queue is swept at the policy's times of day, shop time. The queue
-//! itself is `crate::tasks`.
+//! itself is `crate::store::tasks`.
 
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
-use crate::orders;
 use crate::policy::AfterSalesPolicy;
 use crate::services::Services;
+use crate::store::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
+use crate::store::orders;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -21,7 +21,7 @@ use sqlx::Row;
 
 pub use crate::clocks::{Clock, KINDS, on_case_opened, schedule};
 
-pub use crate::tasks::open as open_task;
+pub use crate::store::tasks::open as open_task;
 
 /// A clock's job: what it watches happened, or a task is opened.
 pub async fn run(state: &Services, job: &ClaimedJob) -> anyhow::Result<Outcome> {
@@ -204,7 +204,7 @@ pub struct TaskQuery {
 }
 
 async fn list(State(state): State<Services>, Query(q): Query<TaskQuery>) -> ApiResult<Json<Value>> {
-    let tasks = crate::tasks::list(
+    let tasks = crate::store::tasks::list(
         &state.db,
         q.status.as_deref().unwrap_or("open"),
         q.order_id.as_deref().unwrap_or(""),
@@ -220,7 +220,7 @@ async fn done(
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     let by = crate::error::operator(&headers);
-    if !crate::tasks::done(&state.db, &id, &by).await? {
+    if !crate::store::tasks::done(&state.db, &id, &by).await? {
         return Err(ApiError::NotFound(format!("no open task `{id}`")));
     }
     Ok(StatusCode::NO_CONTENT)

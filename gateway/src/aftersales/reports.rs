@@ -295,7 +295,7 @@ async fn refused_cancellation(
         && current == Some(SoStatus::CancelRequested)
         && every_line_removed(tx, order_id, supplier_order_id).await?;
     if order_cancelled || lost_its_lines || lines_removed {
-        crate::tasks::open(
+        crate::store::tasks::open(
             tx,
             "cancel_refused",
             &format!("{supplier_order_id}.cancel_refused"),

@@ -11,11 +11,11 @@
 
 use crate::calls::{callee, outcome_of};
 use crate::db::{Tx, new_id, now_ms};
-use crate::jobs::{Attempt, ClaimedJob, JobKind, NewJob, Outcome};
-use crate::orders;
 use crate::routing::{self, SoStatus, status};
 use crate::services::Services;
-use crate::{jobs, tasks};
+use crate::store::jobs::{Attempt, ClaimedJob, JobKind, NewJob, Outcome};
+use crate::store::orders;
+use crate::store::{jobs, tasks};
 use daifa_plugin_host::supplier::{UpdateAnswer, UpdateRequest};
 use daifa_plugin_host::{CallError, PluginError, SupplierOrderRef};
 use serde_json::json;

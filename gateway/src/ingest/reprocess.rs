@@ -27,7 +27,7 @@ use super::{
 };
 use crate::db::{ms, now_ms};
 use crate::services::Services;
-use crate::tasks;
+use crate::store::tasks;
 use serde_json::json;
 use tokio::sync::watch;
 

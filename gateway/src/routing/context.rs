@@ -9,8 +9,8 @@
 
 use crate::connections;
 use crate::db::Tx;
-use crate::orders::{self, StoredOrder};
 use crate::policy::{self, AfterSalesPolicy, RoutingPolicy, Scope};
+use crate::store::orders::{self, StoredOrder};
 use daifa_plugin_host::Order;
 
 pub struct OrderContext {

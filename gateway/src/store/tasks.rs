@@ -4,7 +4,7 @@
 //! shown by `GET /api/v1/tasks`. This module owns the `tasks` table.
 
 use crate::db::{Db, Tx, new_id, now_ms};
-use crate::orders;
+use crate::store::orders;
 use serde_json::{Value, json};
 use sqlx::Row;
 

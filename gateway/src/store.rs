@@ -1,0 +1,15 @@
+//! The store: one module per group of tables, and the only place whose SQL names them.
+//!
+//! Each module holds its tables' rows, their typed statuses and the statements that read and
+//! move them (every status change a compare-and-set). The stages above (ingest, routing,
+//! dispatch, fulfilment, tracking, after-sales, clocks, polling) decide; the store reads and
+//! writes. A store module imports only the foundation (`db`, `error`, `config`, `money`) and
+//! other store modules; `tests/architecture.rs` fails the build when SQL naming a table is
+//! found outside the module that owns it.
+//!
+//! Every function takes the connection or transaction it runs on, so that a stage can apply
+//! many orders in one transaction.
+
+pub mod jobs;
+pub mod orders;
+pub mod tasks;
