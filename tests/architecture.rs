@@ -33,7 +33,7 @@ const OWNERS: &[(&str, &[&str])] = &[
         "catalogue",
         &["offers", "products", "notices", "sku_mappings"],
     ),
-    ("policy", &["policies"]),
+    ("store/policies", &["policies"]),
     // Changes sent to suppliers (dispatch/update.rs).
     ("dispatch", &["supplier_order_updates"]),
     // The shipment is fulfilment's; its tracking columns are tracking's.
@@ -45,14 +45,14 @@ const OWNERS: &[(&str, &[&str])] = &[
     ("polling", &["poll_state"]),
     ("store/jobs", &["jobs", "job_attempts"]),
     (
-        "connections",
+        "store/connections",
         &[
             "connections",
             "connection_plugin_history",
             "connections_new",
         ],
     ),
-    ("plugins", &["plugin_packages"]),
+    ("store/plugins", &["plugin_packages"]),
     ("shadow", &["shadow_results"]),
     ("aftersales", &["cases", "case_events", "return_notes"]),
     ("store/tasks", &["tasks"]),

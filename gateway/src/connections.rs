@@ -1,44 +1,21 @@
 //! Connections: one storefront or supplier account, served by a plugin, with its settings,
-//! secrets and the hosts its plugin may call. This module owns the `connections` table.
+//! secrets and the hosts its plugin may call: creating, changing, upgrading and shadowing them
+//! (the rows are `store/connections.rs`'s).
 
-use crate::db::{Db, Tx, new_id, now_ms};
+use crate::db::{Db, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::{Installed, PackageInfo, PluginRegistry};
 use crate::secrets::{SecretBox, SecretError};
 use crate::services::Services;
+use crate::store::connections::{self as store, HistoryEntry};
+pub use crate::store::connections::{Connection, by_id, by_name, enabled_carriers, list, name_in};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use daifa_plugin_host::{ConnectionContext, PluginKind};
+use daifa_plugin_host::ConnectionContext;
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, Row};
 use std::collections::BTreeMap;
-
-#[derive(Debug, Clone)]
-pub struct Connection {
-    pub id: String,
-    pub name: String,
-    pub kind: PluginKind,
-    pub plugin: String,
-    /// The version of the plugin the connection runs.
-    pub plugin_version: String,
-    /// The version it ran before its last upgrade (what a rollback returns to).
-    pub previous_plugin_version: Option<String>,
-    /// A candidate version parsing live traffic in shadow.
-    pub shadow_plugin_version: Option<String>,
-    pub settings: BTreeMap<String, String>,
-    /// The settings it had before its last upgrade (restored by a rollback).
-    pub previous_settings: Option<BTreeMap<String, String>>,
-    /// Secret name → value sealed by [`SecretBox`] (opened only to call the plugin).
-    pub sealed_secrets: BTreeMap<String, String>,
-    pub allowed_hosts: Vec<String>,
-    /// Whether the plugin may reach private, loopback and link-local addresses.
-    pub allow_private_network: bool,
-    pub enabled: bool,
-    pub created_at_ms: i64,
-}
 
 /// What a sealed secret is bound to: its connection and name.
 fn secret_context(connection_id: &str, name: &str) -> String {
@@ -78,122 +55,6 @@ impl Connection {
             recorder: None,
         })
     }
-
-    fn from_row(row: &AnyRow) -> anyhow::Result<Self> {
-        let kind: String = row.try_get("kind")?;
-        Ok(Self {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            kind: PluginKind::parse(&kind)
-                .ok_or_else(|| anyhow::anyhow!("unknown connection kind {kind}"))?,
-            plugin: row.try_get("plugin")?,
-            plugin_version: row
-                .try_get::<Option<String>, _>("plugin_version")?
-                .unwrap_or_default(),
-            previous_plugin_version: row.try_get("previous_plugin_version")?,
-            shadow_plugin_version: row.try_get("shadow_plugin_version")?,
-            settings: serde_json::from_str(&row.try_get::<String, _>("settings")?)?,
-            previous_settings: row
-                .try_get::<Option<String>, _>("previous_settings")?
-                .map(|s| serde_json::from_str(&s))
-                .transpose()?,
-            sealed_secrets: serde_json::from_str(&row.try_get::<String, _>("secrets")?)?,
-            allowed_hosts: serde_json::from_str(&row.try_get::<String, _>("allowed_hosts")?)?,
-            allow_private_network: row.try_get::<i64, _>("allow_private_network")? != 0,
-            enabled: row.try_get::<i64, _>("enabled")? != 0,
-            created_at_ms: row.try_get("created_at_ms")?,
-        })
-    }
-}
-
-const COLUMNS: &str = "id, name, kind, plugin, plugin_version, previous_plugin_version, shadow_plugin_version, settings, previous_settings, secrets, allowed_hosts, allow_private_network, enabled, created_at_ms";
-
-pub async fn by_name(db: &Db, name: &str) -> anyhow::Result<Option<Connection>> {
-    let row = sqlx::query(AssertSqlSafe(format!(
-        "select {COLUMNS} from connections where name = $1"
-    )))
-    .bind(name)
-    .fetch_optional(&db.pool)
-    .await?;
-    row.as_ref().map(Connection::from_row).transpose()
-}
-
-pub async fn by_id(db: &Db, id: &str) -> anyhow::Result<Option<Connection>> {
-    let row = sqlx::query(AssertSqlSafe(format!(
-        "select {COLUMNS} from connections where id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(&db.pool)
-    .await?;
-    row.as_ref().map(Connection::from_row).transpose()
-}
-
-/// A connection's name, read inside a transaction (a policy is chosen by the channel's name).
-pub async fn name_in(tx: &mut Tx, id: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar("select name from connections where id = $1")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await
-}
-
-/// The enabled carrier connections (every new shipment is registered with each).
-pub async fn enabled_carriers(tx: &mut Tx) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
-        "select id from connections where kind = 'carrier' and enabled = 1 order by name",
-    )
-    .fetch_all(&mut **tx)
-    .await
-}
-
-/// The plugin versions connections run (pinned or shadowed).
-async fn plugin_versions_in_use(db: &Db) -> sqlx::Result<Vec<(String, String)>> {
-    sqlx::query(
-        "select distinct plugin, plugin_version from connections where plugin_version is not null",
-    )
-    .fetch_all(&db.pool)
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get("plugin")?, r.try_get("plugin_version")?)))
-    .collect()
-}
-
-/// The connections that run or shadow a plugin version.
-async fn using_version(db: &Db, plugin: &str, version: &str) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
-        "select name from connections where plugin = $1 and (plugin_version = $2 or shadow_plugin_version = $2) order by name",
-    )
-    .bind(plugin)
-    .bind(version)
-    .fetch_all(&db.pool)
-    .await
-}
-
-/// Plugins whose connections were made before plugins had versions.
-async fn unpinned_plugins(db: &Db) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar("select distinct plugin from connections where plugin_version is null")
-        .fetch_all(&db.pool)
-        .await
-}
-
-/// Pins the unversioned connections of a plugin to a version; how many there were.
-async fn pin_unpinned(db: &Db, plugin: &str, version: &str) -> sqlx::Result<u64> {
-    Ok(sqlx::query(
-        "update connections set plugin_version = $1 where plugin = $2 and plugin_version is null",
-    )
-    .bind(version)
-    .bind(plugin)
-    .execute(&db.pool)
-    .await?
-    .rows_affected())
-}
-
-pub async fn list(db: &Db) -> anyhow::Result<Vec<Connection>> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "select {COLUMNS} from connections order by name"
-    )))
-    .fetch_all(&db.pool)
-    .await?;
-    rows.iter().map(Connection::from_row).collect()
 }
 
 /// A connection to create.
@@ -254,23 +115,7 @@ pub async fn create(state: &Services, new: NewConnection) -> ApiResult<Connectio
         enabled: true,
         created_at_ms: now_ms(),
     };
-    sqlx::query(
-        "insert into connections (id, name, kind, plugin, plugin_version, settings, secrets, allowed_hosts, allow_private_network, enabled, created_at_ms) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(&connection.id)
-    .bind(&connection.name)
-    .bind(connection.kind.as_str())
-    .bind(&connection.plugin)
-    .bind(&connection.plugin_version)
-    .bind(serde_json::to_string(&connection.settings).map_err(anyhow::Error::from)?)
-    .bind(serde_json::to_string(&connection.sealed_secrets).map_err(anyhow::Error::from)?)
-    .bind(serde_json::to_string(&connection.allowed_hosts).map_err(anyhow::Error::from)?)
-    .bind(i64::from(connection.allow_private_network))
-    .bind(1i64)
-    .bind(connection.created_at_ms)
-    .execute(&state.db.pool)
-    .await?;
+    store::insert(&state.db, &connection).await?;
     tracing::info!(connection = %connection.name, plugin = %connection.plugin, version = %connection.plugin_version, "connection created");
     Ok(connection)
 }
@@ -408,7 +253,7 @@ async fn disable_plugin_handler(
     State(state): State<Services>,
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<Json<PackageInfo>> {
-    let users = using_version(&state.db, &name, &version).await?;
+    let users = store::using_version(&state.db, &name, &version).await?;
     if !users.is_empty() {
         return Err(ApiError::Conflict(format!(
             "plugin `{name}` version {version} is used by connection(s) {}: move them to another version first",
@@ -424,15 +269,15 @@ async fn disable_plugin_handler(
 /// version, and every version a connection runs is loaded, so that no request pays for a
 /// compile.
 pub async fn prepare_plugins(db: &Db, registry: &PluginRegistry) -> anyhow::Result<()> {
-    for plugin in unpinned_plugins(db).await? {
+    for plugin in store::unpinned_plugins(db).await? {
         let Some(latest) = registry.latest(&plugin).await? else {
             tracing::error!(plugin = %plugin, "connections use a plugin that is not installed");
             continue;
         };
-        let pinned = pin_unpinned(db, &plugin, &latest.version).await?;
+        let pinned = store::pin_unpinned(db, &plugin, &latest.version).await?;
         tracing::info!(plugin = %plugin, version = %latest.version, connections = pinned, "pinned connections to a plugin version");
     }
-    for (name, version) in plugin_versions_in_use(db).await? {
+    for (name, version) in store::plugin_versions_in_use(db).await? {
         if let Err(e) = registry.get(&name, &version).await {
             tracing::error!(plugin = %name, version = %version, error = %e, "a connection's plugin version cannot be loaded");
         }
@@ -511,25 +356,22 @@ async fn switch_version(
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     let mut tx = state.db.begin().await?;
     // Upgrading to the version in shadow ends the shadow run: it would parse every request twice.
-    let changed = sqlx::query(
-        "update connections set plugin_version = $1, previous_plugin_version = $2, settings = $4, previous_settings = $5, \
-         shadow_plugin_version = case when shadow_plugin_version = $1 then null else shadow_plugin_version end \
-         where id = $3 and plugin_version = $2",
+    let changed = store::switch_version(
+        &mut tx,
+        &connection.id,
+        &connection.plugin_version,
+        &package.version,
+        &connection.settings,
+        &current_settings,
     )
-    .bind(&package.version)
-    .bind(&connection.plugin_version)
-    .bind(&connection.id)
-    .bind(serde_json::to_string(&connection.settings).map_err(anyhow::Error::from)?)
-    .bind(serde_json::to_string(&current_settings).map_err(anyhow::Error::from)?)
-    .execute(&mut *tx)
     .await?;
-    if changed.rows_affected() == 0 {
+    if !changed {
         return Err(ApiError::Conflict(format!(
             "connection `{}` changed version meanwhile; look again",
             connection.name
         )));
     }
-    record_history(
+    store::record_history(
         &mut tx,
         &connection.id,
         action,
@@ -568,27 +410,6 @@ fn check_settings_names(package: &PackageInfo, connection: &Connection) -> ApiRe
         })
 }
 
-async fn record_history(
-    tx: &mut crate::db::Tx,
-    connection_id: &str,
-    action: &str,
-    from: Option<&str>,
-    to: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into connection_plugin_history (id, connection_id, action, from_version, to_version, at_ms) values ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(new_id("cph"))
-    .bind(connection_id)
-    .bind(action)
-    .bind(from)
-    .bind(to)
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Runs a candidate version beside the pinned one on live traffic (see `shadow`).
 pub async fn set_shadow(
     state: &Services,
@@ -611,17 +432,13 @@ pub async fn set_shadow(
             .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     }
     let mut tx = state.db.begin().await?;
-    sqlx::query("update connections set shadow_plugin_version = $1 where id = $2")
-        .bind(version)
-        .bind(&connection.id)
-        .execute(&mut *tx)
-        .await?;
+    store::set_shadow(&mut tx, &connection.id, version).await?;
     let action = if version.is_some() {
         "shadow-on"
     } else {
         "shadow-off"
     };
-    record_history(
+    store::record_history(
         &mut tx,
         &connection.id,
         action,
@@ -676,37 +493,12 @@ async fn unshadow_handler(
     Ok(Json(set_shadow(&state, &name, None).await?.into()))
 }
 
-#[derive(Debug, Serialize)]
-pub struct HistoryEntry {
-    pub action: String,
-    pub from_version: Option<String>,
-    pub to_version: Option<String>,
-    pub at_ms: i64,
-}
-
 async fn history_handler(
     State(state): State<Services>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Vec<HistoryEntry>>> {
     let connection = existing(&state, &name).await?;
-    let rows = sqlx::query(
-        "select action, from_version, to_version, at_ms from connection_plugin_history where connection_id = $1 order by at_ms, id",
-    )
-    .bind(&connection.id)
-    .fetch_all(&state.db.pool)
-    .await?;
-    let entries = rows
-        .iter()
-        .map(|r| {
-            Ok(HistoryEntry {
-                action: r.try_get("action")?,
-                from_version: r.try_get("from_version")?,
-                to_version: r.try_get("to_version")?,
-                at_ms: r.try_get("at_ms")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    Ok(Json(entries))
+    Ok(Json(store::history(&state.db, &connection.id).await?))
 }
 
 async fn list_handler(State(state): State<Services>) -> ApiResult<Json<Vec<ConnectionView>>> {
@@ -819,17 +611,7 @@ pub async fn update(
             ))
         })?;
     check_settings_names(&package, &connection)?;
-    sqlx::query(
-        "update connections set settings = $1, secrets = $2, allowed_hosts = $3, allow_private_network = $4, enabled = $5 where id = $6",
-    )
-    .bind(serde_json::to_string(&connection.settings).map_err(anyhow::Error::from)?)
-    .bind(serde_json::to_string(&connection.sealed_secrets).map_err(anyhow::Error::from)?)
-    .bind(serde_json::to_string(&connection.allowed_hosts).map_err(anyhow::Error::from)?)
-    .bind(i64::from(connection.allow_private_network))
-    .bind(i64::from(connection.enabled))
-    .bind(&connection.id)
-    .execute(&state.db.pool)
-    .await?;
+    store::update(&state.db, &connection).await?;
     tracing::info!(connection = %connection.name, "connection updated");
     existing(state, name).await
 }

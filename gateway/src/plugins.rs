@@ -1,6 +1,7 @@
 //! The plugin registry: installed packages (several versions of a plugin side by side, in the
 //! database so that every gateway process sees them), and the compiled plugins of this process,
-//! loaded on first use. This module owns the `plugin_packages` table and `/api/v1/plugins`.
+//! loaded on first use (the packages are kept in `plugin_packages`, `store/plugins.rs`). This
+//! module serves `/api/v1/plugins`.
 //!
 //! A package is the component with its manifest embedded (see `docs/plugin-package.md`). The
 //! bundled plugins are installed at start. A connection pins one version; upgrading it changes
@@ -9,6 +10,7 @@
 use crate::config::PluginSettings;
 use crate::db::{Db, ms, now_ms};
 use crate::error::{ApiError, ApiResult};
+use crate::store::plugins::{self as plugin_packages, NewPackage, PackageRow};
 use anyhow::Context;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -26,8 +28,6 @@ use daifa_plugin_host::{
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -69,19 +69,18 @@ pub struct PackageInfo {
 }
 
 impl PackageInfo {
-    fn from_row(row: &AnyRow) -> anyhow::Result<Self> {
-        let manifest_toml: String = row.try_get("manifest")?;
-        let manifest = Manifest::from_toml(&manifest_toml).context("an installed manifest")?;
+    fn from_row(row: PackageRow) -> anyhow::Result<Self> {
+        let manifest = Manifest::from_toml(&row.manifest_toml).context("an installed manifest")?;
         Ok(Self {
-            name: row.try_get("name")?,
-            version: row.try_get("version")?,
-            kind: row.try_get("kind")?,
-            wit_version: row.try_get("wit_version")?,
-            digest: row.try_get("digest")?,
-            source: row.try_get("source")?,
-            enabled: row.try_get::<i64, _>("enabled")? != 0,
-            installed_at_ms: row.try_get("installed_at_ms")?,
-            size_bytes: row.try_get("size_bytes")?,
+            name: row.name,
+            version: row.version,
+            kind: row.kind,
+            wit_version: row.wit_version,
+            digest: row.digest,
+            source: row.source,
+            enabled: row.enabled,
+            installed_at_ms: row.installed_at_ms,
+            size_bytes: row.size_bytes,
             secret_settings: manifest.secret_names(),
             manifest,
         })
@@ -91,8 +90,6 @@ impl PackageInfo {
         semver::Version::parse(&self.version).ok()
     }
 }
-
-const INFO_COLUMNS: &str = "name, version, kind, wit_version, digest, source, enabled, installed_at_ms, manifest, cast(length(package) as bigint) as size_bytes";
 
 /// Why a package was not installed.
 #[derive(Debug, thiserror::Error)]
@@ -248,30 +245,22 @@ impl PluginRegistry {
             )));
         }
         let mut tx = self.inner.db.begin().await.map_err(anyhow::Error::from)?;
-        sqlx::query(
-            "delete from plugin_packages where name = $1 and version = $2 and source = 'bundled'",
+        let inserted = plugin_packages::install(
+            &mut tx,
+            NewPackage {
+                name: &manifest.name,
+                version: &version,
+                kind: manifest.kind.as_str(),
+                wit_version: manifest.wit.to_string(),
+                digest: &digest,
+                manifest_toml: &package.manifest_toml,
+                package: bytes,
+                source: source.as_str(),
+                installed_at_ms: now_ms(),
+                polling: manifest.capabilities.polling,
+                poll_interval_ms: manifest.capabilities.poll_interval.map(ms),
+            },
         )
-        .bind(&manifest.name)
-        .bind(&version)
-        .execute(&mut *tx)
-        .await
-        .map_err(anyhow::Error::from)?;
-        let inserted = sqlx::query(
-            "insert into plugin_packages (name, version, kind, wit_version, digest, manifest, package, source, enabled, installed_at_ms, polling, poll_interval_ms) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10, $11) on conflict (name, version) do nothing",
-        )
-        .bind(&manifest.name)
-        .bind(&version)
-        .bind(manifest.kind.as_str())
-        .bind(manifest.wit.to_string())
-        .bind(&digest)
-        .bind(&package.manifest_toml)
-        .bind(bytes)
-        .bind(source.as_str())
-        .bind(now_ms())
-        .bind(i64::from(manifest.capabilities.polling))
-        .bind(manifest.capabilities.poll_interval.map(ms))
-        .execute(&mut *tx)
         .await
         .map_err(anyhow::Error::from)?;
         tx.commit().await.map_err(anyhow::Error::from)?;
@@ -288,10 +277,10 @@ impl PluginRegistry {
         }
         self.lock_loaded()
             .insert((manifest.name.clone(), version.clone()), Arc::new(loaded));
-        if inserted.rows_affected() > 0 {
+        if inserted {
             tracing::info!(plugin = %manifest.name, version = %version, source = source.as_str(), digest = %digest, "plugin installed");
         }
-        Ok((info, inserted.rows_affected() > 0))
+        Ok((info, inserted))
     }
 
     async fn compile(&self, manifest: &Manifest, bytes: Vec<u8>) -> Result<Installed, LoadError> {
@@ -331,17 +320,10 @@ impl PluginRegistry {
         if let Some(p) = self.lock_loaded().get(&key) {
             return Ok(p.clone());
         }
-        let row = sqlx::query(
-            "select manifest, package from plugin_packages where name = $1 and version = $2",
-        )
-        .bind(name)
-        .bind(version)
-        .fetch_optional(&self.inner.db.pool)
-        .await
-        .map_err(anyhow::Error::from)?
-        .ok_or_else(|| LoadError::NotInstalled(name.into(), version.into()))?;
-        let manifest_toml: String = row.try_get("manifest").map_err(anyhow::Error::from)?;
-        let bytes: Vec<u8> = row.try_get("package").map_err(anyhow::Error::from)?;
+        let (manifest_toml, bytes) = plugin_packages::component(&self.inner.db, name, version)
+            .await
+            .map_err(anyhow::Error::from)?
+            .ok_or_else(|| LoadError::NotInstalled(name.into(), version.into()))?;
         let manifest = Manifest::from_toml(&manifest_toml)
             .map_err(|e| LoadError::Broken(name.into(), version.into(), e.to_string()))?;
         let loaded = Arc::new(self.compile(&manifest, bytes).await?);
@@ -350,25 +332,17 @@ impl PluginRegistry {
     }
 
     pub async fn package(&self, name: &str, version: &str) -> anyhow::Result<Option<PackageInfo>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "select {INFO_COLUMNS} from plugin_packages where name = $1 and version = $2"
-        )))
-        .bind(name)
-        .bind(version)
-        .fetch_optional(&self.inner.db.pool)
-        .await?;
-        row.as_ref().map(PackageInfo::from_row).transpose()
+        plugin_packages::get(&self.inner.db, name, version)
+            .await?
+            .map(PackageInfo::from_row)
+            .transpose()
     }
 
     /// Every installed version, by name then newest version first.
     pub async fn list(&self) -> anyhow::Result<Vec<PackageInfo>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "select {INFO_COLUMNS} from plugin_packages"
-        )))
-        .fetch_all(&self.inner.db.pool)
-        .await?;
-        let mut list = rows
-            .iter()
+        let mut list = plugin_packages::all(&self.inner.db)
+            .await?
+            .into_iter()
             .map(PackageInfo::from_row)
             .collect::<anyhow::Result<Vec<_>>>()?;
         list.sort_by(|a, b| {
@@ -402,12 +376,7 @@ impl PluginRegistry {
                 "plugin `{name}` version {version} is not installed"
             ))
         })?;
-        sqlx::query("update plugin_packages set enabled = $1 where name = $2 and version = $3")
-            .bind(i64::from(enabled))
-            .bind(name)
-            .bind(version)
-            .execute(&self.inner.db.pool)
-            .await?;
+        plugin_packages::set_enabled(&self.inner.db, name, version, enabled).await?;
         tracing::info!(
             plugin = name,
             version,

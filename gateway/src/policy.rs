@@ -1,11 +1,12 @@
 //! Policies: the handbooks' numbered rules as data, each with the handbook's number as its
 //! default (shared/domain.md), never a constant in the code that applies it. A policy is a JSON
 //! document; what the operator stores (`PUT /api/v1/policies/{name}`, for every channel or for
-//! one) is merged over the defaults: the global document, then the channel's. This module owns
-//! the `policies` table.
+//! one) is merged over the defaults: the global document, then the channel's. The documents are kept in
+//! the `policies` table (`store/policies.rs`).
 
-use crate::db::{Db, now_ms};
+use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
+use crate::store::policies;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
@@ -572,20 +573,6 @@ fn merge(base: &mut Value, over: &Value) {
     }
 }
 
-async fn stored(
-    conn: &mut sqlx::AnyConnection,
-    name: &str,
-    scope: &str,
-) -> anyhow::Result<Option<Value>> {
-    let text: Option<String> =
-        sqlx::query_scalar("select value from policies where name = $1 and scope = $2")
-            .bind(name)
-            .bind(scope)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
-}
-
 /// The defaults with the stored documents of `keys` merged over them, in order; `last`, when
 /// given, replaces the document of the last key (a `PUT` being checked).
 async fn merged<P: Policy>(
@@ -597,7 +584,7 @@ async fn merged<P: Policy>(
     for (i, key) in keys.iter().enumerate() {
         let document = match last {
             Some(d) if i + 1 == keys.len() => Some(d.clone()),
-            _ => stored(conn, P::NAME, key).await?,
+            _ => policies::get(conn, P::NAME, key).await?,
         };
         if let Some(document) = document {
             merge(&mut value, &document);
@@ -674,7 +661,7 @@ async fn checked(
 async fn describe(db: &Db, name: &str, scope: &Scope) -> ApiResult<Value> {
     let mut conn = db.pool.acquire().await?;
     let effective = checked(&mut conn, name, scope, None).await?;
-    let stored = stored(&mut conn, name, &scope.key()).await?;
+    let stored = policies::get(&mut conn, name, &scope.key()).await?;
     Ok(json!({ "name": name, "scope": scope.key(), "effective": effective, "stored": stored }))
 }
 
@@ -709,16 +696,7 @@ async fn put_handler(
     )
     .await?;
     let key = scope.key();
-    sqlx::query(
-        "insert into policies (name, scope, value, updated_at_ms) values ($1, $2, $3, $4) \
-         on conflict (name, scope) do update set value = excluded.value, updated_at_ms = excluded.updated_at_ms",
-    )
-    .bind(&name)
-    .bind(&key)
-    .bind(document.to_string())
-    .bind(now_ms())
-    .execute(&db.pool)
-    .await?;
+    policies::put(&mut *db.pool.acquire().await?, &name, &key, &document).await?;
     tracing::info!(policy = %name, scope = %key, "policy changed");
     Ok(Json(describe(&db, &name, &scope).await?))
 }
