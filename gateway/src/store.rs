@@ -10,6 +10,8 @@
 //! Every function takes the connection or transaction it runs on, so that a stage can apply
 //! many orders in one transaction.
 
+pub mod cases;
 pub mod jobs;
 pub mod orders;
+pub mod shipments;
 pub mod tasks;
