@@ -7,8 +7,8 @@
 //! authorizations to the supplier that shipped, refunds through the storefront's plugin,
 //! reships and replacements through the routing engine. Refunds never exceed what was paid, over
 //! all the cases of an order. The service clocks ([`clocks`]) open tasks in the exception queue
-//! when a handbook's time runs out. This module owns the `cases`, `case_events` and
-//! `return_notes` tables.
+//! when a handbook's time runs out. Cases, their history and return notes are stored by
+//! `crate::store::cases`.
 //!
 //! Code map: here, the case, [`open`] and [`act`] (and what each new state sets off);
 //! `reports` turns what the storefront, the supplier and the carrier report into cases and
@@ -348,12 +348,12 @@ pub async fn open(tx: &mut Tx, new: NewCase, actor: &str) -> Result<Case, CaseEr
     let order = orders::get_in(tx, &new.order_id)
         .await?
         .ok_or_else(|| CaseError::NotFound(format!("no order `{}`", new.order_id)))?;
-    if let Some(external) = &new.external_id {
-        if let Some(id) = cases::find_by_external_id(tx, &order.id, external).await? {
-            return get_in(tx, &id)
-                .await?
-                .ok_or_else(|| CaseError::Internal(anyhow::anyhow!("case {id} vanished")));
-        }
+    if let Some(external) = &new.external_id
+        && let Some(id) = cases::find_by_external_id(tx, &order.id, external).await?
+    {
+        return get_in(tx, &id)
+            .await?
+            .ok_or_else(|| CaseError::Internal(anyhow::anyhow!("case {id} vanished")));
     }
     let canonical = order.canonical_order()?;
     let lines: Vec<CaseLine> = if new.lines.is_empty() {
@@ -636,8 +636,8 @@ pub async fn act(
     actor: &str,
 ) -> Result<Case, CaseError> {
     // The order's lock first, before the case is read (see `open`).
-    if let Some(order_id) = &cases::order_of(tx, case_id).await? {
-        orders::lock(tx, order_id).await?;
+    if let Some(order_id) = cases::order_of(tx, case_id).await? {
+        orders::lock(tx, &order_id).await?;
     }
     // Read under the lock: an action that raced this one is seen.
     let case = get_in(tx, case_id)

@@ -100,24 +100,27 @@ pub async fn enqueue_registrations(
 /// A shipment as a carrier plugin sees it.
 async fn parcel(db: &Db, shipment_id: &str) -> anyhow::Result<Option<(String, Parcel)>> {
     let row = shipments::parcel(db, shipment_id).await?;
-    Ok(parcels_from_rows(db, row.as_slice()).await?.pop())
+    Ok(parcels_from_rows(db, row.into_iter().collect())
+        .await?
+        .pop())
 }
 
 /// Shipment rows as parcels, with their orders' destinations (read in one query), each with
 /// its order's id.
-async fn parcels_from_rows(db: &Db, rows: &[ParcelRow]) -> anyhow::Result<Vec<(String, Parcel)>> {
+async fn parcels_from_rows(db: &Db, rows: Vec<ParcelRow>) -> anyhow::Result<Vec<(String, Parcel)>> {
     let ids: Vec<&str> = rows.iter().map(|r| r.order_id.as_str()).collect();
     let destinations = orders::destinations(db, &ids).await?;
     Ok(rows
-        .iter()
+        .into_iter()
         .map(|r| {
+            let destination_country = destinations.get(&r.order_id).cloned();
             (
-                r.order_id.clone(),
+                r.order_id,
                 Parcel {
-                    shipment_id: r.id.clone(),
-                    carrier_code: r.carrier_code.clone(),
-                    tracking_number: r.tracking_number.clone(),
-                    destination_country: destinations.get(&r.order_id).cloned(),
+                    shipment_id: r.id,
+                    carrier_code: r.carrier_code,
+                    tracking_number: r.tracking_number,
+                    destination_country,
                     shipped_at: r.shipped_at_ms,
                 },
             )
@@ -178,7 +181,7 @@ pub async fn parcels_to_follow(
     limit: i64,
 ) -> anyhow::Result<Vec<Parcel>> {
     let rows = shipments::followed_by(db, connection_id, after, limit).await?;
-    Ok(parcels_from_rows(db, &rows)
+    Ok(parcels_from_rows(db, rows)
         .await?
         .into_iter()
         .map(|(_, p)| p)

@@ -13,7 +13,7 @@ const COLUMNS: &str = "id, order_id, kind, state, return_kind, reason, note, sou
 
 /// A case as stored: its kind, state, return kind, reason and source by their stored names,
 /// its lines, evidence, freight and return address as JSON text.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CaseRow {
     pub id: String,
     pub order_id: String,

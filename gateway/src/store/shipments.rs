@@ -219,7 +219,7 @@ fn parcel_from_row(r: &AnyRow) -> sqlx::Result<ParcelRow> {
     })
 }
 
-/// A shipment as a carrier is asked to follow it.
+/// A shipment's parcel row.
 pub async fn parcel(db: &Db, id: &str) -> sqlx::Result<Option<ParcelRow>> {
     let row = sqlx::query(
         "select id, order_id, carrier_code, tracking_number, shipped_at_ms from shipments where id = $1",
