@@ -36,11 +36,9 @@ const OWNERS: &[(&str, &[&str])] = &[
     ("store/policies", &["policies"]),
     // Changes sent to suppliers (dispatch/update.rs).
     ("dispatch", &["supplier_order_updates"]),
-    // The shipment is fulfilment's; its tracking columns are tracking's.
-    ("fulfilment", &["shipments"]),
     (
-        "tracking",
-        &["tracking_registrations", "tracking_events", "shipments"],
+        "store/shipments",
+        &["shipments", "tracking_registrations", "tracking_events"],
     ),
     ("polling", &["poll_state"]),
     ("store/jobs", &["jobs", "job_attempts"]),
@@ -54,7 +52,7 @@ const OWNERS: &[(&str, &[&str])] = &[
     ),
     ("store/plugins", &["plugin_packages"]),
     ("shadow", &["shadow_results"]),
-    ("aftersales", &["cases", "case_events", "return_notes"]),
+    ("store/cases", &["cases", "case_events", "return_notes"]),
     ("store/tasks", &["tasks"]),
 ];
 

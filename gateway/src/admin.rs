@@ -6,8 +6,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::ingest::reprocess::Reprocessed;
 use crate::routing::holds::{self, Choice, Resolved};
 use crate::services::Services;
-use crate::store::{jobs, orders};
-use crate::{cancellation, fulfilment, ingest, routing, tracking};
+use crate::store::{jobs, orders, shipments};
+use crate::{cancellation, ingest, routing};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -170,8 +170,8 @@ async fn get_order(
     let raw = ingest::raw_for_order(&mut tx, &id).await?;
     let supplier_orders = routing::supplier_orders_of(&mut tx, &id).await?;
     let jobs = jobs::for_order(&mut tx, &id).await?;
-    let shipments = fulfilment::shipments_of(&mut tx, &id).await?;
-    let tracking_events = tracking::events_of_order(&mut tx, &id).await?;
+    let shipments = shipments::of_order(&mut tx, &id).await?;
+    let tracking_events = shipments::scans_of_order(&mut tx, &id).await?;
     let decisions = routing::decisions_of(&mut tx, &id).await?;
     tx.rollback().await?;
     Ok(Json(json!({

@@ -7,8 +7,8 @@
 //! authorizations to the supplier that shipped, refunds through the storefront's plugin,
 //! reships and replacements through the routing engine. Refunds never exceed what was paid, over
 //! all the cases of an order. The service clocks ([`clocks`]) open tasks in the exception queue
-//! when a handbook's time runs out. This module owns the `cases`, `case_events` and
-//! `return_notes` tables.
+//! when a handbook's time runs out. Cases, their history and return notes are stored by
+//! `crate::store::cases`.
 //!
 //! Code map: here, the case, [`open`] and [`act`] (and what each new state sets off);
 //! `reports` turns what the storefront, the supplier and the carrier report into cases and
@@ -39,8 +39,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::policy::{AfterSalesPolicy, Freight};
 use crate::routing::{self, SoStatus};
 use crate::services::Services;
+use crate::store::cases::{self, CaseRow, NewCaseRow, NewReturnNote};
 use crate::store::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::store::orders::{self, OrderStatus, StoredOrder};
+use crate::store::shipments;
 use crate::worker::Handler;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -51,8 +53,6 @@ use daifa_plugin_host::supplier::{CancelRequest, ReturnRequest};
 use daifa_plugin_host::{LineQuantity, Money, SupplierOrderRef, SupplierOrderStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 /// How goods come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,58 +153,41 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str) -> anyhow::Result<T> {
     Ok(serde_json::from_value(Value::String(text.to_string()))?)
 }
 
-const COLUMNS: &str = "id, order_id, kind, state, return_kind, reason, note, source, external_id, lines, evidence, currency, \
-     refund_requested_minor, refunded_minor, freight, supplier_order_id, shipment_id, return_authorization, return_address, \
-     resellable, defect, replacement_supplier_order_id, opened_at_ms, updated_at_ms, closed_at_ms";
-
-fn from_row(r: &AnyRow) -> anyhow::Result<Case> {
-    let freight: String = r.try_get("freight")?;
+/// A case from its stored row: the names of its kind, state, return kind, reason and source
+/// read back, its JSON read.
+fn of_row(r: CaseRow) -> anyhow::Result<Case> {
     Ok(Case {
-        id: r.try_get("id")?,
-        order_id: r.try_get("order_id")?,
-        kind: parse(&r.try_get::<String, _>("kind")?)?,
-        state: parse(&r.try_get::<String, _>("state")?)?,
-        return_kind: r
-            .try_get::<Option<String>, _>("return_kind")?
-            .map(|s| parse(&s))
-            .transpose()?,
-        reason: r
-            .try_get::<Option<String>, _>("reason")?
-            .map(|s| parse(&s))
-            .transpose()?,
-        note: r.try_get("note")?,
-        source: parse(&r.try_get::<String, _>("source")?)?,
-        external_id: r.try_get("external_id")?,
-        lines: serde_json::from_str(&r.try_get::<String, _>("lines")?)?,
-        evidence: serde_json::from_str(&r.try_get::<String, _>("evidence")?)?,
-        currency: r.try_get("currency")?,
-        refund_requested_minor: r.try_get("refund_requested_minor")?,
-        refunded_minor: r.try_get("refunded_minor")?,
-        freight: serde_json::from_str(&freight).ok(),
-        supplier_order_id: r.try_get("supplier_order_id")?,
-        shipment_id: r.try_get("shipment_id")?,
-        return_authorization: r.try_get("return_authorization")?,
-        return_address: r
-            .try_get::<Option<String>, _>("return_address")?
-            .and_then(|s| serde_json::from_str(&s).ok()),
-        resellable: r.try_get::<Option<i64>, _>("resellable")?.map(|v| v != 0),
-        defect: r.try_get("defect")?,
-        replacement_supplier_order_id: r.try_get("replacement_supplier_order_id")?,
-        opened_at_ms: r.try_get("opened_at_ms")?,
-        updated_at_ms: r.try_get("updated_at_ms")?,
-        closed_at_ms: r.try_get("closed_at_ms")?,
+        id: r.id,
+        order_id: r.order_id,
+        kind: parse(&r.kind)?,
+        state: parse(&r.state)?,
+        return_kind: r.return_kind.map(|s| parse(&s)).transpose()?,
+        reason: r.reason.map(|s| parse(&s)).transpose()?,
+        note: r.note,
+        source: parse(&r.source)?,
+        external_id: r.external_id,
+        lines: serde_json::from_str(&r.lines)?,
+        evidence: serde_json::from_str(&r.evidence)?,
+        currency: r.currency,
+        refund_requested_minor: r.refund_requested_minor,
+        refunded_minor: r.refunded_minor,
+        freight: serde_json::from_str(&r.freight).ok(),
+        supplier_order_id: r.supplier_order_id,
+        shipment_id: r.shipment_id,
+        return_authorization: r.return_authorization,
+        return_address: r.return_address.and_then(|s| serde_json::from_str(&s).ok()),
+        resellable: r.resellable,
+        defect: r.defect,
+        replacement_supplier_order_id: r.replacement_supplier_order_id,
+        opened_at_ms: r.opened_at_ms,
+        updated_at_ms: r.updated_at_ms,
+        closed_at_ms: r.closed_at_ms,
     })
 }
 
 /// A case, read inside a transaction.
 pub async fn get_in(tx: &mut Tx, id: &str) -> anyhow::Result<Option<Case>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "select {COLUMNS} from cases where id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.as_ref().map(from_row).transpose()
+    cases::get_in(tx, id).await?.map(of_row).transpose()
 }
 
 /// Why a case cannot be opened or moved: the caller's error (422, 409) or the gateway's.
@@ -292,16 +275,8 @@ impl NewCase {
 
 /// What was paid, and what is promised or paid back already over the order's cases.
 async fn money_of(tx: &mut Tx, order: &StoredOrder) -> anyhow::Result<(i64, i64)> {
-    let committed: Option<i64> = sqlx::query_scalar(
-        "select cast(sum(case when state in ('rejected', 'closed') and refunded_minor = 0 then 0 \
-                       when refunded_minor > coalesce(refund_requested_minor, 0) then refunded_minor \
-                       else coalesce(refund_requested_minor, 0) end) as bigint) \
-         from cases where order_id = $1 and state <> 'rejected'",
-    )
-    .bind(&order.id)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok((order.total_minor, committed.unwrap_or(0)))
+    let committed = cases::committed_of_order(tx, &order.id).await?;
+    Ok((order.total_minor, committed))
 }
 
 /// Records money the storefront paid back for a case (its own refund, made in its admin),
@@ -320,26 +295,13 @@ async fn refunded_on_storefront(
         .await?
         .ok_or_else(|| CaseError::NotFound(format!("no order `{}`", case.order_id)))?
         .total_minor;
-    let refunded: Option<i64> = sqlx::query_scalar(
-        "select cast(sum(refunded_minor) as bigint) from cases where order_id = $1",
-    )
-    .bind(&case.order_id)
-    .fetch_one(&mut **tx)
-    .await?;
-    let refunded = refunded.unwrap_or(0);
+    let refunded = cases::refunded_of_order(tx, &case.order_id).await?;
     if amount < 0 || refunded + amount > paid {
         return Err(CaseError::Conflict(format!(
             "a storefront refund of {amount} would take the order's refunds above what was paid ({refunded} of {paid})"
         )));
     }
-    sqlx::query(
-        "update cases set refunded_minor = refunded_minor + $1, updated_at_ms = $2 where id = $3",
-    )
-    .bind(amount)
-    .bind(now_ms())
-    .bind(case_id)
-    .execute(&mut **tx)
-    .await?;
+    cases::add_storefront_refund(tx, case_id, amount).await?;
     history(
         tx,
         case_id,
@@ -351,11 +313,6 @@ async fn refunded_on_storefront(
     )
     .await?;
     Ok(())
-}
-
-/// When the order was delivered: its last shipment's delivery.
-async fn delivered_at(tx: &mut Tx, order_id: &str) -> sqlx::Result<Option<i64>> {
-    crate::fulfilment::last_delivered_at(tx, order_id).await
 }
 
 /// The after-sales policy for a case: its order's channel's and its goods' category's
@@ -391,18 +348,12 @@ pub async fn open(tx: &mut Tx, new: NewCase, actor: &str) -> Result<Case, CaseEr
     let order = orders::get_in(tx, &new.order_id)
         .await?
         .ok_or_else(|| CaseError::NotFound(format!("no order `{}`", new.order_id)))?;
-    if let Some(external) = &new.external_id {
-        let existing: Option<String> =
-            sqlx::query_scalar("select id from cases where order_id = $1 and external_id = $2")
-                .bind(&order.id)
-                .bind(external)
-                .fetch_optional(&mut **tx)
-                .await?;
-        if let Some(id) = existing {
-            return get_in(tx, &id)
-                .await?
-                .ok_or_else(|| CaseError::Internal(anyhow::anyhow!("case {id} vanished")));
-        }
+    if let Some(external) = &new.external_id
+        && let Some(id) = cases::find_by_external_id(tx, &order.id, external).await?
+    {
+        return get_in(tx, &id)
+            .await?
+            .ok_or_else(|| CaseError::Internal(anyhow::anyhow!("case {id} vanished")));
     }
     let canonical = order.canonical_order()?;
     let lines: Vec<CaseLine> = if new.lines.is_empty() {
@@ -442,7 +393,7 @@ pub async fn open(tx: &mut Tx, new: NewCase, actor: &str) -> Result<Case, CaseEr
     let line_ids: Vec<&str> = lines.iter().map(|l| l.external_line_id.as_str()).collect();
     // The case's own rules (freight, clocks): those of its goods' category.
     let policy = context.after_sales_of_lines(tx, &line_ids).await?;
-    let delivered = delivered_at(tx, &order.id).await?;
+    let delivered = shipments::last_delivered_at(tx, &order.id).await?;
     let now = now_ms();
     if source == Source::Operator
         && let Some(delivered) = delivered
@@ -539,7 +490,7 @@ pub async fn open(tx: &mut Tx, new: NewCase, actor: &str) -> Result<Case, CaseEr
     let shipment_id = match &new.shipment_id {
         Some(s) => Some(s.clone()),
         None => match &supplier_order_id {
-            Some(so) => crate::fulfilment::latest_of(tx, so).await?,
+            Some(so) => shipments::latest_of(tx, so).await?,
             None => None,
         },
     };
@@ -548,36 +499,36 @@ pub async fn open(tx: &mut Tx, new: NewCase, actor: &str) -> Result<Case, CaseEr
         .goods_come_back()
         .then_some(ReturnKind::CustomerReturn));
     let id = new_id("case");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "insert into cases ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         null, null, null, null, null, $18, $18, null)"
-    )))
-    .bind(&id)
-    .bind(&order.id)
-    .bind(machine::name(&new.kind))
-    .bind(machine::name(&machine::initial(new.kind)))
-    .bind(return_kind.map(|k| machine::name(&k)))
-    .bind(new.reason.map(|r| machine::name(&r)))
-    .bind(&new.note)
-    .bind(machine::name(&source))
-    .bind(&new.external_id)
-    .bind(serde_json::to_string(&lines).map_err(anyhow::Error::from)?)
-    .bind(serde_json::to_string(&new.evidence).map_err(anyhow::Error::from)?)
-    .bind(&order.currency)
-    .bind(refund_requested)
-    .bind(0i64)
-    .bind(
-        freight
-            .flatten()
-            .map(|f| serde_json::to_string(&f))
-            .transpose()
-            .map_err(anyhow::Error::from)?
-            .unwrap_or_else(|| "{}".into()),
+    let lines_json = serde_json::to_string(&lines).map_err(anyhow::Error::from)?;
+    let evidence_json = serde_json::to_string(&new.evidence).map_err(anyhow::Error::from)?;
+    let freight_json = freight
+        .flatten()
+        .map(|f| serde_json::to_string(&f))
+        .transpose()
+        .map_err(anyhow::Error::from)?
+        .unwrap_or_else(|| "{}".into());
+    cases::insert(
+        tx,
+        NewCaseRow {
+            id: &id,
+            order_id: &order.id,
+            kind: &machine::name(&new.kind),
+            state: &machine::name(&machine::initial(new.kind)),
+            return_kind: return_kind.map(|k| machine::name(&k)).as_deref(),
+            reason: new.reason.map(|r| machine::name(&r)).as_deref(),
+            note: new.note.as_deref(),
+            source: &machine::name(&source),
+            external_id: new.external_id.as_deref(),
+            lines: &lines_json,
+            evidence: &evidence_json,
+            currency: &order.currency,
+            refund_requested_minor: refund_requested,
+            freight: &freight_json,
+            supplier_order_id: supplier_order_id.as_deref(),
+            shipment_id: shipment_id.as_deref(),
+            opened_at_ms: now,
+        },
     )
-    .bind(&supplier_order_id)
-    .bind(&shipment_id)
-    .bind(now)
-    .execute(&mut **tx)
     .await?;
     history(
         tx,
@@ -629,20 +580,16 @@ async fn history(
     actor: &str,
     detail: Value,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "insert into case_events (id, case_id, action, from_state, to_state, actor, detail, at_ms) values ($1, $2, $3, $4, $5, $6, $7, $8)",
+    cases::record_event(
+        tx,
+        case_id,
+        action,
+        from.map(|s| machine::name(&s)).as_deref(),
+        &machine::name(&to),
+        actor,
+        &detail.to_string(),
     )
-    .bind(new_id("cev"))
-    .bind(case_id)
-    .bind(action)
-    .bind(from.map(|s| machine::name(&s)))
-    .bind(machine::name(&to))
-    .bind(actor)
-    .bind(detail.to_string())
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .await
 }
 
 /// An action on a case, with what it carries.
@@ -689,12 +636,8 @@ pub async fn act(
     actor: &str,
 ) -> Result<Case, CaseError> {
     // The order's lock first, before the case is read (see `open`).
-    let order_id: Option<String> = sqlx::query_scalar("select order_id from cases where id = $1")
-        .bind(case_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if let Some(order_id) = &order_id {
-        orders::lock(tx, order_id).await?;
+    if let Some(order_id) = cases::order_of(tx, case_id).await? {
+        orders::lock(tx, &order_id).await?;
     }
     // Read under the lock: an action that raced this one is seen.
     let case = get_in(tx, case_id)
@@ -714,36 +657,22 @@ pub async fn act(
                 CaseError::Internal(anyhow::anyhow!("the case's order is missing"))
             })?;
             let (paid, _) = money_of(tx, &order).await?;
-            let refunded_elsewhere: Option<i64> = sqlx::query_scalar(
-                "select cast(sum(refunded_minor) as bigint) from cases where order_id = $1 and id <> $2",
-            )
-            .bind(&case.order_id)
-            .bind(&case.id)
-            .fetch_one(&mut **tx)
-            .await?;
-            if amount < 0 || case.refunded_minor + amount + refunded_elsewhere.unwrap_or(0) > paid {
+            let refunded_elsewhere =
+                cases::refunded_of_order_but(tx, &case.order_id, &case.id).await?;
+            if amount < 0 || case.refunded_minor + amount + refunded_elsewhere > paid {
                 return Err(CaseError::Conflict(format!(
                     "a refund of {amount} would exceed what was paid ({paid}, {} refunded already over the order's cases)",
-                    case.refunded_minor + refunded_elsewhere.unwrap_or(0)
+                    case.refunded_minor + refunded_elsewhere
                 )));
             }
-            sqlx::query("update cases set refunded_minor = refunded_minor + $1 where id = $2")
-                .bind(amount)
-                .bind(&case.id)
-                .execute(&mut **tx)
-                .await?;
+            cases::add_refund(tx, &case.id, amount).await?;
             detail["amount_minor"] = json!(amount);
         }
         Action::Inspect => {
             let resellable = input.resellable.ok_or_else(|| {
                 CaseError::Unprocessable("`inspect` needs `resellable` (true or false)".into())
             })?;
-            sqlx::query("update cases set resellable = $1, defect = $2 where id = $3")
-                .bind(i64::from(resellable))
-                .bind(&input.defect)
-                .bind(&case.id)
-                .execute(&mut **tx)
-                .await?;
+            cases::set_inspection(tx, &case.id, resellable, input.defect.as_deref()).await?;
             detail["resellable"] = json!(resellable);
             detail["defect"] = json!(input.defect);
         }
@@ -752,12 +681,7 @@ pub async fn act(
         }
         _ => {}
     }
-    sqlx::query("update cases set state = $1, updated_at_ms = $2, closed_at_ms = case when $1 = 'closed' then $2 else closed_at_ms end where id = $3")
-        .bind(machine::name(&to))
-        .bind(now)
-        .bind(&case.id)
-        .execute(&mut **tx)
-        .await?;
+    cases::set_state(tx, &case.id, &machine::name(&to), now).await?;
     history(
         tx,
         &case.id,
@@ -985,19 +909,18 @@ async fn return_note(tx: &mut Tx, case: &Case) -> anyhow::Result<()> {
         }
     }
     let id = new_id("rtn");
-    sqlx::query(
-        "insert into return_notes (id, case_id, supplier_connection_id, lines, defect, deduction_minor, currency, created_at_ms) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+    cases::insert_return_note(
+        tx,
+        NewReturnNote {
+            id: &id,
+            case_id: &case.id,
+            supplier_connection_id: &supplier,
+            lines: &serde_json::to_string(&case.lines)?,
+            defect: case.defect.as_deref(),
+            deduction_minor: (deduction > 0).then_some(deduction),
+            currency: currency.as_deref(),
+        },
     )
-    .bind(&id)
-    .bind(&case.id)
-    .bind(&supplier)
-    .bind(serde_json::to_string(&case.lines)?)
-    .bind(&case.defect)
-    .bind((deduction > 0).then_some(deduction))
-    .bind(&currency)
-    .bind(now_ms())
-    .execute(&mut **tx)
     .await?;
     orders::record_event(
         tx,
@@ -1040,11 +963,7 @@ async fn send_again(
     .await?;
     if matches!(decision.outcome, routing::Outcome::Route { .. }) {
         let new_so = routing::latest_for_case(tx, &case.id).await?;
-        sqlx::query("update cases set replacement_supplier_order_id = $1 where id = $2")
-            .bind(&new_so)
-            .bind(&case.id)
-            .execute(&mut **tx)
-            .await?;
+        cases::set_replacement(tx, &case.id, new_so.as_deref()).await?;
         Box::pin(act(tx, &case.id, ActionInput::of(Action::Ship), actor)).await?;
     }
     Ok(())

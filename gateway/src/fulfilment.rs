@@ -1,38 +1,20 @@
 //! What comes back from suppliers: acknowledgements, rejections, shipments, and the write-back
-//! of each shipment to the storefront the order came from. This module owns the `shipments`
-//! table.
+//! of each shipment to the storefront the order came from. Shipments are stored by
+//! `crate::store::shipments`.
 
 use crate::connections::Connection;
-use crate::db::{Conn, Tx, new_id, now_ms};
+use crate::db::{Tx, new_id};
 use crate::routing::{self, SoStatus, status};
 use crate::services::Services;
 use crate::store::jobs::{self, Attempt, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::store::orders::{self, OrderStatus};
+use crate::store::shipments::{self, NewShipment};
 use crate::store::tasks;
 use crate::worker::Handler;
 use daifa_plugin_host::channel::FulfillmentRequest;
 use daifa_plugin_host::supplier::{RejectionCode, SupplierEvent};
-use daifa_plugin_host::{LineQuantity, Shipment, SupplierOrderRef};
-use serde::Serialize;
+use daifa_plugin_host::{Shipment, SupplierOrderRef};
 use serde_json::json;
-use sqlx::{AssertSqlSafe, Row};
-
-/// Where a shipment stands with the storefront: `received` from the supplier, then
-/// `written_back` (the only move, made once, by compare-and-set).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShipmentStatus {
-    Received,
-    WrittenBack,
-}
-
-impl ShipmentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Received => "received",
-            Self::WrittenBack => "written_back",
-        }
-    }
-}
 
 pub struct AppliedEvent {
     /// The order the event concerns (none for a catalogue change).
@@ -244,23 +226,21 @@ async fn shipped(
     shipment: &Shipment,
 ) -> anyhow::Result<(serde_json::Value, bool)> {
     let shipment_id = new_id("shp");
-    let inserted = sqlx::query(
-        "insert into shipments (id, order_id, supplier_order_id, carrier_code, tracking_number, tracking_url, shipped_at_ms, lines, status, created_at_ms) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9) on conflict (supplier_order_id, tracking_number) do nothing",
+    let inserted = shipments::insert(
+        tx,
+        NewShipment {
+            id: &shipment_id,
+            order_id: &so.order_id,
+            supplier_order_id: &so.id,
+            carrier_code: &shipment.carrier_code,
+            tracking_number: &shipment.tracking_number,
+            tracking_url: shipment.tracking_url.as_deref(),
+            shipped_at_ms: shipment.shipped_at,
+            lines: &serde_json::to_string(&shipment.lines)?,
+        },
     )
-    .bind(&shipment_id)
-    .bind(&so.order_id)
-    .bind(&so.id)
-    .bind(&shipment.carrier_code)
-    .bind(&shipment.tracking_number)
-    .bind(&shipment.tracking_url)
-    .bind(shipment.shipped_at)
-    .bind(serde_json::to_string(&shipment.lines)?)
-    .bind(now_ms())
-    .bind(ShipmentStatus::Received.as_str())
-    .execute(&mut **tx)
     .await?;
-    if inserted.rows_affected() == 0 {
+    if !inserted {
         orders::record_event(
             tx,
             &so.order_id,
@@ -480,84 +460,16 @@ async fn check_lines(
     Ok(Ok(()))
 }
 
-/// A shipment as the admin API shows it.
-#[derive(Debug, Serialize)]
-pub struct ShipmentView {
-    pub id: String,
-    pub supplier_order_id: String,
-    pub carrier_code: String,
-    pub tracking_number: String,
-    pub tracking_url: Option<String>,
-    pub shipped_at_ms: i64,
-    pub lines: Vec<LineQuantity>,
-    /// `received` from the supplier, then `written_back` to the storefront.
-    pub status: String,
-    /// The storefront's id of the fulfillment.
-    pub external_id: Option<String>,
-    /// Where the parcel is, as the carrier connections report (`in_transit`, `delivered`...);
-    /// none before the first report.
-    pub tracking_status: Option<String>,
-    /// What exactly happened, when the carrier said more (`customs_held`, `refused`...).
-    pub tracking_detail: Option<String>,
-    pub tracking_updated_at_ms: Option<i64>,
-    pub estimated_delivery_ms: Option<i64>,
-    pub delivered_at_ms: Option<i64>,
-}
-
-const SHIPMENT_COLUMNS: &str = "id, order_id, supplier_order_id, carrier_code, tracking_number, tracking_url, shipped_at_ms, lines, status, external_id, \
-                                tracking_status, tracking_detail, tracking_updated_at_ms, estimated_delivery_ms, delivered_at_ms";
-
-fn shipment_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<(String, ShipmentView)> {
-    Ok((
-        r.try_get("order_id")?,
-        ShipmentView {
-            id: r.try_get("id")?,
-            supplier_order_id: r.try_get("supplier_order_id")?,
-            carrier_code: r.try_get("carrier_code")?,
-            tracking_number: r.try_get("tracking_number")?,
-            tracking_url: r.try_get("tracking_url")?,
-            shipped_at_ms: r.try_get("shipped_at_ms")?,
-            lines: serde_json::from_str(&r.try_get::<String, _>("lines")?)?,
-            status: r.try_get("status")?,
-            external_id: r.try_get("external_id")?,
-            tracking_status: r.try_get("tracking_status")?,
-            tracking_detail: r.try_get("tracking_detail")?,
-            tracking_updated_at_ms: r.try_get("tracking_updated_at_ms")?,
-            estimated_delivery_ms: r.try_get("estimated_delivery_ms")?,
-            delivered_at_ms: r.try_get("delivered_at_ms")?,
-        },
-    ))
-}
-
-pub async fn shipments_of(conn: &mut Conn, order_id: &str) -> anyhow::Result<Vec<ShipmentView>> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "select {SHIPMENT_COLUMNS} from shipments where order_id = $1 order by created_at_ms, id"
-    )))
-    .bind(order_id)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| shipment_from_row(r).map(|(_, s)| s))
-        .collect()
-}
-
 /// The `channel.fulfill` job: writes a shipment back to the storefront through the channel
 /// connection's plugin.
 pub async fn run_fulfill(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attempt> {
-    let row = sqlx::query(AssertSqlSafe(format!(
-        "select {SHIPMENT_COLUMNS} from shipments where id = $1"
-    )))
-    .bind(&job.subject_id)
-    .fetch_optional(&state.db.pool)
-    .await?;
-    let Some(row) = row else {
+    let Some((order_id, shipment)) = shipments::get(&state.db, &job.subject_id).await? else {
         return Ok(Outcome::Refused {
             kind: "missing".into(),
             error: format!("shipment {} does not exist", job.subject_id),
         }
         .into());
     };
-    let (order_id, shipment) = shipment_from_row(&row)?;
     let order = orders::get(&state.db, &order_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("order {order_id} of a shipment is missing"))?;
@@ -582,16 +494,8 @@ pub async fn run_fulfill(state: &Services, job: &ClaimedJob) -> anyhow::Result<A
             // Committed with the job's completion; a second write-back of the same shipment
             // (the plugin finds the fulfillment it made) moves and records nothing.
             let mut tx = state.db.begin().await?;
-            let moved = sqlx::query(
-                "update shipments set status = $1, external_id = $2 where id = $3 and status = $4",
-            )
-            .bind(ShipmentStatus::WrittenBack.as_str())
-            .bind(&fulfillment.external_id)
-            .bind(&shipment.id)
-            .bind(ShipmentStatus::Received.as_str())
-            .execute(&mut *tx)
-            .await?;
-            if moved.rows_affected() == 1 {
+            if shipments::mark_written_back(&mut tx, &shipment.id, &fulfillment.external_id).await?
+            {
                 orders::record_event(
                     &mut tx,
                     &order_id,
@@ -604,47 +508,6 @@ pub async fn run_fulfill(state: &Services, job: &ClaimedJob) -> anyhow::Result<A
         }
         Err(failure) => Ok(crate::calls::outcome_of(failure).into()),
     }
-}
-
-// ---- reads of the `shipments` table for the other stages ----
-
-/// When the order was delivered: its last shipment's delivery.
-pub async fn last_delivered_at(tx: &mut Tx, order_id: &str) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar("select max(delivered_at_ms) from shipments where order_id = $1")
-        .bind(order_id)
-        .fetch_one(&mut **tx)
-        .await
-}
-
-/// The latest shipment of a supplier order.
-pub async fn latest_of(tx: &mut Tx, supplier_order_id: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar(
-        "select id from shipments where supplier_order_id = $1 order by created_at_ms desc limit 1",
-    )
-    .bind(supplier_order_id)
-    .fetch_optional(&mut **tx)
-    .await
-}
-
-/// How many shipments an order has, and how many of them are written back to the storefront.
-pub async fn count_of(tx: &mut Tx, order_id: &str) -> sqlx::Result<(i64, i64)> {
-    let row = sqlx::query(
-        "select count(*) as shipped, cast(coalesce(sum(case when status = 'written_back' then 1 else 0 end), 0) as bigint) as written \
-         from shipments where order_id = $1",
-    )
-    .bind(order_id)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok((row.try_get("shipped")?, row.try_get("written")?))
-}
-
-/// The lines a shipment carried.
-pub async fn lines_in(tx: &mut Tx, shipment_id: &str) -> anyhow::Result<Vec<LineQuantity>> {
-    let lines: String = sqlx::query_scalar("select lines from shipments where id = $1")
-        .bind(shipment_id)
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok(serde_json::from_str(&lines)?)
 }
 
 /// The routing policy of an order's channel, for the holds a supplier's event opens.

@@ -10,9 +10,11 @@
 //! Every function takes the connection or transaction it runs on, so that a stage can apply
 //! many orders in one transaction.
 
+pub mod cases;
 pub mod connections;
 pub mod jobs;
 pub mod orders;
 pub mod plugins;
 pub mod policies;
+pub mod shipments;
 pub mod tasks;

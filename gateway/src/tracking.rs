@@ -3,22 +3,21 @@
 //! through a `carrier.register` job; what they push (`POST /hooks/{connection}`) or what polling
 //! fetches moves the shipment's tracking status and fills its scan history, and an order whose
 //! shipments are all delivered is delivered. Exceptions (customs, returns, refusals, losses) are
-//! put on the order's timeline. This module owns the `tracking_registrations` and
-//! `tracking_events` tables and the tracking columns of `shipments`.
+//! put on the order's timeline. Registrations, scans and the shipments' tracking columns are
+//! stored by `crate::store::shipments`.
 
 use crate::calls::{callee, outcome_of};
 use crate::connections::Connection;
-use crate::db::{Conn, Db, Tx, new_id, now_ms};
+use crate::db::{Db, Tx, now_ms};
 use crate::routing::SoStatus;
 use crate::services::Services;
 use crate::store::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::store::orders::{self, OrderStatus};
+use crate::store::shipments::{self, NewScan, ParcelRow, Tracking};
 use crate::worker::Handler;
 use daifa_plugin_host::carrier::Parcel;
 use daifa_plugin_host::{TrackingDetail, TrackingStatus, TrackingUpdate};
-use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, Row};
 
 /// The stored name of a tracking status.
 pub fn status_name(status: TrackingStatus) -> &'static str {
@@ -52,9 +51,6 @@ pub fn detail_name(detail: TrackingDetail) -> &'static str {
         TrackingDetail::Delayed => "delayed",
     }
 }
-
-/// Statuses after which a parcel is no longer followed (nor polled).
-pub const FINAL_STATUSES: [&str; 2] = ["delivered", "expired"];
 
 /// Whether a status calls for someone to act: the carrier could not deliver, the parcel is held,
 /// going back, refused, lost or damaged.
@@ -103,42 +99,33 @@ pub async fn enqueue_registrations(
 
 /// A shipment as a carrier plugin sees it.
 async fn parcel(db: &Db, shipment_id: &str) -> anyhow::Result<Option<(String, Parcel)>> {
-    let row = sqlx::query(
-        "select id, order_id, carrier_code, tracking_number, shipped_at_ms from shipments where id = $1",
-    )
-    .bind(shipment_id)
-    .fetch_optional(&db.pool)
-    .await?;
-    Ok(parcels_from_rows(db, row.as_slice()).await?.pop())
+    let row = shipments::parcel(db, shipment_id).await?;
+    Ok(parcels_from_rows(db, row.into_iter().collect())
+        .await?
+        .pop())
 }
 
 /// Shipment rows as parcels, with their orders' destinations (read in one query), each with
 /// its order's id.
-async fn parcels_from_rows(
-    db: &Db,
-    rows: &[sqlx::any::AnyRow],
-) -> anyhow::Result<Vec<(String, Parcel)>> {
-    let order_ids: Vec<String> = rows
-        .iter()
-        .map(|r| r.try_get("order_id"))
-        .collect::<Result<_, _>>()?;
-    let ids: Vec<&str> = order_ids.iter().map(String::as_str).collect();
+async fn parcels_from_rows(db: &Db, rows: Vec<ParcelRow>) -> anyhow::Result<Vec<(String, Parcel)>> {
+    let ids: Vec<&str> = rows.iter().map(|r| r.order_id.as_str()).collect();
     let destinations = orders::destinations(db, &ids).await?;
-    rows.iter()
-        .zip(order_ids)
-        .map(|(r, order_id)| {
-            Ok((
-                order_id.clone(),
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let destination_country = destinations.get(&r.order_id).cloned();
+            (
+                r.order_id,
                 Parcel {
-                    shipment_id: r.try_get("id")?,
-                    carrier_code: r.try_get("carrier_code")?,
-                    tracking_number: r.try_get("tracking_number")?,
-                    destination_country: destinations.get(&order_id).cloned(),
-                    shipped_at: r.try_get("shipped_at_ms")?,
+                    shipment_id: r.id,
+                    carrier_code: r.carrier_code,
+                    tracking_number: r.tracking_number,
+                    destination_country,
+                    shipped_at: r.shipped_at_ms,
                 },
-            ))
+            )
         })
-        .collect()
+        .collect())
 }
 
 /// The `carrier.register` job: asks the carrier connection to follow the shipment.
@@ -162,16 +149,13 @@ pub async fn run_register(state: &Services, job: &ClaimedJob) -> anyhow::Result<
     match plugin.register_parcel(ctx, &parcel).await {
         Ok(registration) => {
             let mut tx = state.db.begin().await?;
-            sqlx::query(
-                "insert into tracking_registrations (shipment_id, connection_id, carrier_code, external_id, registered_at_ms) \
-                 values ($1, $2, $3, $4, $5) on conflict (shipment_id, connection_id) do nothing",
+            shipments::register(
+                &mut tx,
+                &parcel.shipment_id,
+                &carrier.id,
+                registration.carrier_code.as_deref(),
+                registration.external_id.as_deref(),
             )
-            .bind(&parcel.shipment_id)
-            .bind(&carrier.id)
-            .bind(&registration.carrier_code)
-            .bind(&registration.external_id)
-            .bind(now_ms())
-            .execute(&mut *tx)
             .await?;
             orders::record_event(
                 &mut tx,
@@ -196,19 +180,8 @@ pub async fn parcels_to_follow(
     after: &str,
     limit: i64,
 ) -> anyhow::Result<Vec<Parcel>> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "select s.id, s.order_id, s.carrier_code, s.tracking_number, s.shipped_at_ms \
-         from tracking_registrations r join shipments s on s.id = r.shipment_id \
-         where r.connection_id = $1 and s.id > $2 and (s.tracking_status is null or s.tracking_status not in ({})) \
-         order by s.id limit $3",
-        FINAL_STATUSES.map(|s| format!("'{s}'")).join(", ")
-    )))
-    .bind(connection_id)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&db.pool)
-    .await?;
-    Ok(parcels_from_rows(db, &rows)
+    let rows = shipments::followed_by(db, connection_id, after, limit).await?;
+    Ok(parcels_from_rows(db, rows)
         .await?
         .into_iter()
         .map(|(_, p)| p)
@@ -251,41 +224,33 @@ pub async fn apply_updates(
 ) -> anyhow::Result<Applied> {
     let mut applied = Applied::default();
     for update in updates {
-        let shipments = sqlx::query(
-            "select id, order_id, tracking_status, tracking_detail, tracking_updated_at_ms from shipments where tracking_number = $1 order by id",
-        )
-        .bind(&update.tracking_number)
-        .fetch_all(&mut **tx)
-        .await?;
-        if shipments.is_empty() {
+        let tracked = shipments::with_tracking_number(tx, &update.tracking_number).await?;
+        if tracked.is_empty() {
             applied.summaries.push(json!({ "tracking_number": update.tracking_number, "result": "unknown_tracking_number" }));
             continue;
         }
-        for row in &shipments {
-            let shipment_id: String = row.try_get("id")?;
-            let order_id: String = row.try_get("order_id")?;
-            let previous: Option<String> = row.try_get("tracking_status")?;
-            let previous_detail: Option<String> = row.try_get("tracking_detail")?;
-            let previous_at: Option<i64> = row.try_get("tracking_updated_at_ms")?;
+        for row in tracked {
+            let shipment_id = row.id;
+            let order_id = row.order_id;
+            let previous = row.tracking_status;
+            let previous_detail = row.tracking_detail;
+            let previous_at = row.tracking_updated_at_ms;
             applied.order_id.get_or_insert_with(|| order_id.clone());
             let mut new_events = 0;
             for event in &update.events {
-                let inserted = sqlx::query(
-                    "insert into tracking_events (id, shipment_id, status, detail, description, location, occurred_at_ms, raw_request_id, created_at_ms) \
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict (shipment_id, occurred_at_ms, description) do nothing",
+                new_events += shipments::record_scan(
+                    tx,
+                    NewScan {
+                        shipment_id: &shipment_id,
+                        status: status_name(event.status),
+                        detail: event.detail.map(detail_name),
+                        description: &event.description,
+                        location: event.location.as_deref(),
+                        occurred_at_ms: event.occurred_at,
+                        raw_request_id: raw_id,
+                    },
                 )
-                .bind(new_id("trk"))
-                .bind(&shipment_id)
-                .bind(status_name(event.status))
-                .bind(event.detail.map(detail_name))
-                .bind(&event.description)
-                .bind(&event.location)
-                .bind(event.occurred_at)
-                .bind(raw_id)
-                .bind(now_ms())
-                .execute(&mut **tx)
                 .await?;
-                new_events += inserted.rows_affected();
             }
             // The update's time is its newest event's (a service's answer without events is
             // taken as news of now).
@@ -303,17 +268,17 @@ pub async fn apply_updates(
             let changed = newer
                 && (previous.as_deref() != Some(status) || previous_detail.as_deref() != detail);
             if newer {
-                sqlx::query(
-                    "update shipments set tracking_status = $1, tracking_detail = $2, tracking_updated_at_ms = $3, \
-                     estimated_delivery_ms = coalesce($4, estimated_delivery_ms), delivered_at_ms = coalesce($5, delivered_at_ms) where id = $6",
+                shipments::set_tracking(
+                    tx,
+                    &shipment_id,
+                    Tracking {
+                        status,
+                        detail,
+                        at_ms: at,
+                        estimated_delivery_ms: update.estimated_delivery,
+                        delivered_at_ms: update.delivered_at,
+                    },
                 )
-                .bind(status)
-                .bind(detail)
-                .bind(at)
-                .bind(update.estimated_delivery)
-                .bind(update.delivered_at)
-                .bind(&shipment_id)
-                .execute(&mut **tx)
                 .await?;
             }
             if changed {
@@ -391,12 +356,7 @@ async fn on_detail(
 /// An order is delivered once every shipment of it is and no supplier order still has goods to
 /// ship.
 async fn mark_delivered_when_complete(tx: &mut Tx, order_id: &str) -> anyhow::Result<()> {
-    let undelivered: i64 = sqlx::query_scalar(
-        "select count(*) from shipments where order_id = $1 and (tracking_status is null or tracking_status <> 'delivered')",
-    )
-    .bind(order_id)
-    .fetch_one(&mut **tx)
-    .await?;
+    let undelivered = shipments::undelivered_of_order(tx, order_id).await?;
     let to_ship = crate::routing::count_in(
         tx,
         order_id,
@@ -417,71 +377,6 @@ async fn mark_delivered_when_complete(tx: &mut Tx, order_id: &str) -> anyhow::Re
         orders::record_event(tx, order_id, "order.delivered", json!({})).await?;
     }
     Ok(())
-}
-
-/// One scan as the admin API shows it.
-#[derive(Debug, Serialize)]
-pub struct TrackingEventView {
-    pub shipment_id: String,
-    pub status: String,
-    pub detail: Option<String>,
-    pub description: String,
-    pub location: Option<String>,
-    pub occurred_at_ms: i64,
-}
-
-/// The scans of an order's shipments, oldest first.
-pub async fn events_of_order(
-    conn: &mut Conn,
-    order_id: &str,
-) -> anyhow::Result<Vec<TrackingEventView>> {
-    let rows = sqlx::query(
-        "select e.shipment_id, e.status, e.detail, e.description, e.location, e.occurred_at_ms from tracking_events e \
-         join shipments s on s.id = e.shipment_id where s.order_id = $1 order by e.occurred_at_ms, e.id",
-    )
-    .bind(order_id)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(TrackingEventView {
-                shipment_id: r.try_get("shipment_id")?,
-                status: r.try_get("status")?,
-                detail: r.try_get("detail")?,
-                description: r.try_get("description")?,
-                location: r.try_get("location")?,
-                occurred_at_ms: r.try_get("occurred_at_ms")?,
-            })
-        })
-        .collect()
-}
-
-/// Where a shipment's tracking stands, for the follow-up clocks: its status, number, carrier
-/// and how many scans were kept.
-pub struct Followed {
-    pub tracking_status: Option<String>,
-    pub tracking_number: String,
-    pub carrier_code: String,
-    pub scans: i64,
-}
-
-pub async fn followed(tx: &mut Tx, shipment_id: &str) -> sqlx::Result<Option<Followed>> {
-    let row = sqlx::query(
-        "select tracking_status, tracking_number, carrier_code, (select count(*) from tracking_events where shipment_id = $1) as scans \
-         from shipments where id = $1",
-    )
-    .bind(shipment_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|r| {
-        Ok(Followed {
-            tracking_status: r.try_get("tracking_status")?,
-            tracking_number: r.try_get("tracking_number")?,
-            carrier_code: r.try_get("carrier_code")?,
-            scans: r.try_get("scans")?,
-        })
-    })
-    .transpose()
 }
 
 /// The jobs of this stage: a shipment's registration with a tracking service.

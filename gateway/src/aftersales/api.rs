@@ -11,36 +11,27 @@ async fn describe(state: &Services, id: &str) -> ApiResult<Value> {
     let case = get_in(&mut tx, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no case `{id}`")))?;
-    let history: Vec<Value> = sqlx::query(
-        "select action, from_state, to_state, actor, detail, at_ms from case_events where case_id = $1 order by at_ms, id",
-    )
-    .bind(id)
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(json!({
-            "action": r.try_get::<String, _>("action")?, "from": r.try_get::<Option<String>, _>("from_state")?,
-            "to": r.try_get::<String, _>("to_state")?, "by": r.try_get::<String, _>("actor")?,
-            "detail": serde_json::from_str::<Value>(&r.try_get::<String, _>("detail")?).unwrap_or(Value::Null),
-            "at_ms": r.try_get::<i64, _>("at_ms")?,
-        }))
-    })
-    .collect::<Result<_, sqlx::Error>>()?;
+    let history: Vec<Value> = cases::history_of(&mut tx, id)
+        .await?
+        .into_iter()
+        .map(|e| {
+            json!({
+                "action": e.action, "from": e.from_state, "to": e.to_state, "by": e.actor,
+                "detail": serde_json::from_str::<Value>(&e.detail).unwrap_or(Value::Null),
+                "at_ms": e.at_ms,
+            })
+        })
+        .collect();
     let proposal = proposal(&mut tx, &case).await?;
-    let notes: Vec<Value> = sqlx::query(
-        "select id, lines, defect, deduction_minor, currency, created_at_ms from return_notes where case_id = $1 order by created_at_ms",
-    )
-    .bind(id)
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(json!({ "id": r.try_get::<String, _>("id")?, "defect": r.try_get::<Option<String>, _>("defect")?,
-                   "deduction_minor": r.try_get::<Option<i64>, _>("deduction_minor")?, "currency": r.try_get::<Option<String>, _>("currency")?,
-                   "lines": serde_json::from_str::<Value>(&r.try_get::<String, _>("lines")?).unwrap_or(Value::Null) }))
-    })
-    .collect::<Result<_, sqlx::Error>>()?;
+    let notes: Vec<Value> = cases::return_notes_of(&mut tx, id)
+        .await?
+        .into_iter()
+        .map(|n| {
+            json!({ "id": n.id, "defect": n.defect,
+                    "deduction_minor": n.deduction_minor, "currency": n.currency,
+                    "lines": serde_json::from_str::<Value>(&n.lines).unwrap_or(Value::Null) })
+        })
+        .collect();
     tx.rollback().await?;
     Ok(json!({
         "case": case,
@@ -98,18 +89,16 @@ async fn list_handler(
     State(state): State<Services>,
     Query(q): Query<CaseQuery>,
 ) -> ApiResult<Json<Value>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "select {COLUMNS} from cases where ($1 = '' or state = $1) and ($2 = '' or order_id = $2) and ($3 = 0 or state <> 'closed') \
-         order by opened_at_ms desc, id desc limit 500"
-    )))
-    .bind(q.state.as_deref().unwrap_or(""))
-    .bind(q.order_id.as_deref().unwrap_or(""))
-    .bind(i64::from(q.open))
-    .fetch_all(&state.db.pool)
+    let rows = cases::list(
+        &state.db,
+        q.state.as_deref().unwrap_or(""),
+        q.order_id.as_deref().unwrap_or(""),
+        q.open,
+    )
     .await?;
     let cases = rows
-        .iter()
-        .map(from_row)
+        .into_iter()
+        .map(of_row)
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Json(json!({ "cases": cases })))
 }

@@ -10,14 +10,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::policy::AfterSalesPolicy;
 use crate::services::Services;
 use crate::store::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
-use crate::store::orders;
+use crate::store::{cases, orders, shipments};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::Row;
 
 pub use crate::clocks::{Clock, KINDS, on_case_opened, schedule};
 
@@ -37,7 +36,7 @@ pub async fn run(state: &Services, job: &ClaimedJob) -> anyhow::Result<Outcome> 
     let key = format!("{}.{subject}", job.kind.as_str());
     match clock {
         Clock::Ship => {
-            let (shipped, _) = crate::fulfilment::count_of(&mut tx, subject).await?;
+            let (shipped, _) = shipments::count_of(&mut tx, subject).await?;
             let status = orders::status_in(&mut tx, subject).await?;
             if shipped == 0 && !matches!(status.as_deref(), Some("cancelled") | None) {
                 open_task(
@@ -53,7 +52,7 @@ pub async fn run(state: &Services, job: &ClaimedJob) -> anyhow::Result<Outcome> 
             }
         }
         Clock::MarkShipped => {
-            let (_, written) = crate::fulfilment::count_of(&mut tx, subject).await?;
+            let (_, written) = shipments::count_of(&mut tx, subject).await?;
             let status = orders::status_in(&mut tx, subject).await?;
             if written == 0 && !matches!(status.as_deref(), Some("cancelled") | None) {
                 open_task(&mut tx, "mark_shipped_late", &key, Some(subject), None,
@@ -62,7 +61,7 @@ pub async fn run(state: &Services, job: &ClaimedJob) -> anyhow::Result<Outcome> 
             }
         }
         Clock::FollowUp | Clock::NoTracking | Clock::DeliveryPromise => {
-            if let Some(f) = crate::tracking::followed(&mut tx, subject).await? {
+            if let Some(f) = shipments::followed(&mut tx, subject).await? {
                 let (status, scans) = (f.tracking_status, f.scans);
                 let delivered = status.as_deref() == Some("delivered");
                 let detail = json!({ "shipment_id": subject, "tracking_number": f.tracking_number, "carrier": f.carrier_code, "tracking_status": status });
@@ -167,15 +166,7 @@ pub async fn schedule_sweep(state: &Services, after_ms: i64) -> anyhow::Result<(
 /// become one task for the operator; the next sweep is scheduled.
 pub async fn run_sweep(state: &Services, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     let mut tx = state.db.begin().await?;
-    let waiting: Vec<(String, String)> = sqlx::query(
-        "select id, order_id from cases where refunded_minor = 0 and refund_requested_minor > 0 \
-         and state in ('approved', 'intercepted', 'inspected') order by opened_at_ms",
-    )
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get("id")?, r.try_get("order_id")?)))
-    .collect::<Result<_, sqlx::Error>>()?;
+    let waiting = cases::awaiting_refund(&mut tx).await?;
     if !waiting.is_empty() {
         open_task(
             &mut tx,

@@ -238,13 +238,18 @@ pub async fn run_return(state: &Services, job: &ClaimedJob) -> anyhow::Result<Ou
     match plugin.authorize_return(ctx, &request).await {
         Ok(authorization) => {
             let mut tx = state.db.begin().await?;
-            sqlx::query("update cases set return_authorization = $1, return_address = $2, updated_at_ms = $3 where id = $4")
-                .bind(&authorization.rma)
-                .bind(authorization.address.as_ref().map(serde_json::to_string).transpose()?)
-                .bind(now_ms())
-                .bind(&case.id)
-                .execute(&mut *tx)
-                .await?;
+            let address = authorization
+                .address
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()?;
+            cases::set_return_authorization(
+                &mut tx,
+                &case.id,
+                authorization.rma.as_deref(),
+                address.as_deref(),
+            )
+            .await?;
             history(&mut tx, &case.id, "return_authorized", Some(case.state), case.state, "supplier",
                 json!({ "rma": authorization.rma, "address": authorization.address, "note": authorization.note })).await?;
             tx.commit().await?;

@@ -231,13 +231,7 @@ pub async fn on_cancellation(
         json!({ "supplier_order_id": supplier_order_id, "reason": reason }),
     )
     .await?;
-    let case_id: Option<String> = sqlx::query_scalar(
-        "select id from cases where order_id = $1 and kind = 'cancel' and state = 'intercepting' order by opened_at_ms desc limit 1",
-    )
-    .bind(&order_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if let Some(case_id) = case_id {
+    if let Some(case_id) = cases::intercepting_cancel(tx, &order_id).await? {
         if !accepted {
             act(
                 tx,
@@ -370,14 +364,7 @@ async fn case_for_report(
     let Some(order_id) = routing::order_of(tx, supplier_order_id).await? else {
         return Ok(None);
     };
-    Ok(sqlx::query_scalar(
-        "select id from cases where order_id = $1 \
-         and kind in ('return_refund', 'exchange', 'warranty_repair', 'paid_maintenance') and state <> 'closed' \
-         order by opened_at_ms desc limit 1",
-    )
-    .bind(&order_id)
-    .fetch_optional(&mut **tx)
-    .await?)
+    Ok(cases::open_goods_back(tx, &order_id).await?)
 }
 
 /// The supplier has the goods back (a `return-received` event).
@@ -495,7 +482,7 @@ pub async fn from_carrier(
         D::Lost => (CaseKind::Reship, None, Reason::Lost, false),
         _ => return Ok(None),
     };
-    let lines: Vec<CaseLine> = crate::fulfilment::lines_in(tx, shipment_id)
+    let lines: Vec<CaseLine> = shipments::lines_in(tx, shipment_id)
         .await?
         .into_iter()
         .map(|l| CaseLine {
@@ -510,13 +497,7 @@ pub async fn from_carrier(
             _ => "return",
         }
     );
-    let existing: Option<String> =
-        sqlx::query_scalar("select id from cases where order_id = $1 and external_id = $2")
-            .bind(order_id)
-            .bind(&external)
-            .fetch_optional(&mut **tx)
-            .await?;
-    let case_id = match existing {
+    let case_id = match cases::find_by_external_id(tx, order_id, &external).await? {
         Some(id) => id,
         None => {
             let mut new = NewCase::new(order_id, kind, Source::Carrier);
@@ -565,13 +546,7 @@ pub async fn from_carrier(
 
 /// A shipment came for a reship or an exchange's replacement: its case is done.
 pub async fn on_replacement_shipped(tx: &mut Tx, supplier_order_id: &str) -> anyhow::Result<()> {
-    let case_id: Option<String> = sqlx::query_scalar(
-        "select id from cases where replacement_supplier_order_id = $1 and state = 'shipped'",
-    )
-    .bind(supplier_order_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if let Some(case_id) = case_id {
+    if let Some(case_id) = cases::shipped_replacement(tx, supplier_order_id).await? {
         act(tx, &case_id, ActionInput::of(Action::Close), "supplier")
             .await
             .map_err(anyhow_of)?;
