@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 /// Each module (a file or folder of `gateway/src`) and the tables it owns.
 const OWNERS: &[(&str, &[&str])] = &[
-    ("ingest", &["raw_requests", "deliveries"]),
+    ("store/raw_requests", &["raw_requests", "deliveries"]),
     ("store/orders", &["orders", "order_events"]),
     (
         "routing",
@@ -30,7 +30,7 @@ const OWNERS: &[(&str, &[&str])] = &[
     ),
     // What suppliers offer for each storefront SKU, the shop's products, suppliers' notices.
     (
-        "catalogue",
+        "store/offers",
         &["offers", "products", "notices", "sku_mappings"],
     ),
     ("policy", &["policies"]),
@@ -42,7 +42,7 @@ const OWNERS: &[(&str, &[&str])] = &[
         "tracking",
         &["tracking_registrations", "tracking_events", "shipments"],
     ),
-    ("polling", &["poll_state"]),
+    ("store/poll_state", &["poll_state"]),
     ("store/jobs", &["jobs", "job_attempts"]),
     (
         "connections",
@@ -53,7 +53,7 @@ const OWNERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("plugins", &["plugin_packages"]),
-    ("shadow", &["shadow_results"]),
+    ("store/shadow", &["shadow_results"]),
     ("aftersales", &["cases", "case_events", "return_notes"]),
     ("store/tasks", &["tasks"]),
 ];
@@ -61,17 +61,17 @@ const OWNERS: &[(&str, &[&str])] = &[
 /// Reads of another module's table that remain, as `(file, table, why)`.
 const READ_JOINS: &[(&str, &str, &str)] = &[
     (
-        "polling.rs",
+        "store/poll_state.rs",
         "connections",
         "the due-poll claim filters on enabled connections in the same locked statement",
     ),
     (
-        "polling.rs",
+        "store/poll_state.rs",
         "plugin_packages",
         "the due-poll claim filters on versions that poll, in the same locked statement",
     ),
     (
-        "catalogue.rs",
+        "store/offers.rs",
         "connections",
         "offers and notices are listed with their channel's and supplier's names",
     ),

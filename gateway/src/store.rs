@@ -11,5 +11,9 @@
 //! many orders in one transaction.
 
 pub mod jobs;
+pub mod offers;
 pub mod orders;
+pub mod poll_state;
+pub mod raw_requests;
+pub mod shadow;
 pub mod tasks;
