@@ -1,5 +1,6 @@
 //! Running a plugin version on a request without acting on its result: shadow mode on live
-//! traffic, and the comparison `daifa replay` uses. The results are kept by [`crate::store::shadow`].
+//! traffic, and the comparison `daifa replay` uses. The results are kept by
+//! [`crate::store::shadow`].
 //!
 //! A shadow call gets the connection's settings and secrets but no outbound hosts, so it cannot
 //! reach any peer; its result is compared with the pinned version's, recorded, and dropped.
