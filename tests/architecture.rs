@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 /// Each module (a file or folder of `gateway/src`) and the tables it owns.
 const OWNERS: &[(&str, &[&str])] = &[
-    ("ingest", &["raw_requests", "deliveries"]),
+    ("store/raw_requests", &["raw_requests", "deliveries"]),
     ("store/orders", &["orders", "order_events"]),
     (
         "routing",
@@ -30,7 +30,7 @@ const OWNERS: &[(&str, &[&str])] = &[
     ),
     // What suppliers offer for each storefront SKU, the shop's products, suppliers' notices.
     (
-        "catalogue",
+        "store/offers",
         &["offers", "products", "notices", "sku_mappings"],
     ),
     ("store/policies", &["policies"]),
@@ -40,7 +40,7 @@ const OWNERS: &[(&str, &[&str])] = &[
         "store/shipments",
         &["shipments", "tracking_registrations", "tracking_events"],
     ),
-    ("polling", &["poll_state"]),
+    ("store/poll_state", &["poll_state"]),
     ("store/jobs", &["jobs", "job_attempts"]),
     (
         "store/connections",
@@ -51,7 +51,7 @@ const OWNERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("store/plugins", &["plugin_packages"]),
-    ("shadow", &["shadow_results"]),
+    ("store/shadow", &["shadow_results"]),
     ("store/cases", &["cases", "case_events", "return_notes"]),
     ("store/tasks", &["tasks"]),
 ];
@@ -59,17 +59,17 @@ const OWNERS: &[(&str, &[&str])] = &[
 /// Reads of another module's table that remain, as `(file, table, why)`.
 const READ_JOINS: &[(&str, &str, &str)] = &[
     (
-        "polling.rs",
+        "store/poll_state.rs",
         "connections",
         "the due-poll claim filters on enabled connections in the same locked statement",
     ),
     (
-        "polling.rs",
+        "store/poll_state.rs",
         "plugin_packages",
         "the due-poll claim filters on versions that poll, in the same locked statement",
     ),
     (
-        "catalogue.rs",
+        "store/offers.rs",
         "connections",
         "offers and notices are listed with their channel's and supplier's names",
     ),

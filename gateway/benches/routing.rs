@@ -30,7 +30,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use daifa::db::{Backend, Db, Tx, now_ms};
 use daifa::policy::{RoutingPolicy, Strategy};
 use daifa::routing::decide::{self, Decision, Inputs, LineToRoute, Outcome};
-use daifa::routing::{Offer, Product};
+use daifa::store::offers::{Offer, Product};
 use daifa_plugin_host::{Address, Contact, Money, Order, OrderLine};
 use serde_json::json;
 use sqlx::AssertSqlSafe;

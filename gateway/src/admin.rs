@@ -6,7 +6,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ingest::reprocess::Reprocessed;
 use crate::routing::holds::{self, Choice, Resolved};
 use crate::services::Services;
-use crate::store::{jobs, orders, shipments};
+use crate::store::{jobs, orders, raw_requests, shipments};
 use crate::{cancellation, ingest, routing};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -167,7 +167,7 @@ async fn get_order(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no order `{id}`")))?;
     let events = orders::events(&mut tx, &id).await?;
-    let raw = ingest::raw_for_order(&mut tx, &id).await?;
+    let raw = raw_requests::for_order(&mut tx, &id).await?;
     let supplier_orders = routing::supplier_orders_of(&mut tx, &id).await?;
     let jobs = jobs::for_order(&mut tx, &id).await?;
     let shipments = shipments::of_order(&mut tx, &id).await?;
@@ -190,7 +190,7 @@ async fn list_raw(
     State(state): State<Services>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let list = ingest::list_raw(
+    let list = raw_requests::list(
         &state.db,
         q.connection.as_deref(),
         q.status.as_deref(),

@@ -1,14 +1,15 @@
 //! Offers: what each supplier offers for a storefront SKU (cost, stock, lead time, where it
 //! ships, how), what the shop knows of its products, and what suppliers' catalogue changes mean
 //! (notices). Managed through the API one by one or as CSV, in bulk, all rows or none; kept
-//! current by suppliers' `offer-updated` events. Owns the `offers`, `products` and `notices`
-//! tables. Routing reads it (`offers_for`, `products_for`, `category_of`) and never writes it.
+//! current by suppliers' `offer-updated` events. The rows are kept by [`crate::store::offers`].
+//! Routing reads them (`offers_for`, `products_for`, `category_of`) and never writes them.
 
 use crate::connections;
-use crate::db::{Db, Tx, new_id, now_ms};
+use crate::db::{Db, Tx, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::{self, RoutingPolicy};
 use crate::services::Services;
+use crate::store::offers::{self, Offer, Product};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -19,86 +20,7 @@ use daifa_plugin_host::PluginKind;
 use daifa_plugin_host::supplier::OfferUpdate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, Row};
 use std::collections::{BTreeMap, HashMap};
-
-/// A supplier's offer of a storefront SKU.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Offer {
-    pub id: String,
-    pub channel_connection_id: String,
-    /// The channel connection's name.
-    pub channel: String,
-    pub storefront_sku: String,
-    pub supplier_connection_id: String,
-    /// The supplier connection's name.
-    pub supplier: String,
-    pub supplier_sku: String,
-    /// One unit's cost and shipping, in `currency`'s minor unit.
-    pub unit_cost_minor: Option<i64>,
-    pub shipping_cost_minor: Option<i64>,
-    pub currency: Option<String>,
-    pub stock: Option<i64>,
-    pub lead_time_days: Option<i64>,
-    pub ships_to: Vec<String>,
-    pub carriers: Vec<String>,
-    pub capabilities: Vec<String>,
-    pub priority: i64,
-    pub enabled: bool,
-    pub discontinued: bool,
-    pub created_at_ms: i64,
-    pub updated_at_ms: i64,
-}
-
-/// What the shop knows of a storefront SKU.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Product {
-    pub category: Option<String>,
-    pub brand: Option<String>,
-    pub weight_grams: Option<i64>,
-}
-
-pub(crate) const OFFER_SELECT: &str = "select o.id, o.channel_connection_id, ch.name as channel, o.storefront_sku, o.supplier_connection_id, \
-     su.name as supplier, o.supplier_sku, o.unit_cost_minor, o.shipping_cost_minor, o.currency, o.stock, o.lead_time_days, \
-     o.ships_to, o.carriers, o.capabilities, o.priority, o.enabled, o.discontinued, o.created_at_ms, o.updated_at_ms \
-     from offers o join connections ch on ch.id = o.channel_connection_id join connections su on su.id = o.supplier_connection_id";
-
-pub(crate) fn offer_from_row(r: &AnyRow) -> anyhow::Result<Offer> {
-    let list = |name: &str| -> anyhow::Result<Vec<String>> {
-        Ok(serde_json::from_str(&r.try_get::<String, _>(name)?)?)
-    };
-    Ok(Offer {
-        id: r.try_get("id")?,
-        channel_connection_id: r.try_get("channel_connection_id")?,
-        channel: r.try_get("channel")?,
-        storefront_sku: r.try_get("storefront_sku")?,
-        supplier_connection_id: r.try_get("supplier_connection_id")?,
-        supplier: r.try_get("supplier")?,
-        supplier_sku: r.try_get("supplier_sku")?,
-        unit_cost_minor: r.try_get("unit_cost_minor")?,
-        shipping_cost_minor: r.try_get("shipping_cost_minor")?,
-        currency: r.try_get("currency")?,
-        stock: r.try_get("stock")?,
-        lead_time_days: r.try_get("lead_time_days")?,
-        ships_to: list("ships_to")?,
-        carriers: list("carriers")?,
-        capabilities: list("capabilities")?,
-        priority: r.try_get("priority")?,
-        enabled: r.try_get::<i64, _>("enabled")? != 0,
-        discontinued: r.try_get::<i64, _>("discontinued")? != 0,
-        created_at_ms: r.try_get("created_at_ms")?,
-        updated_at_ms: r.try_get("updated_at_ms")?,
-    })
-}
-
-/// `$first, $first+1, ...` for `n` values: the Any driver binds no arrays.
-pub(crate) fn placeholders(first: usize, n: usize) -> String {
-    (0..n)
-        .map(|i| format!("${}", first + i))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// The offers of `skus` for a channel connection, in one query.
 pub async fn offers_for(
@@ -106,23 +28,7 @@ pub async fn offers_for(
     channel_connection_id: &str,
     skus: &[&str],
 ) -> anyhow::Result<Vec<Offer>> {
-    if skus.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "{OFFER_SELECT} where o.channel_connection_id = $1 and o.storefront_sku in ({}) order by o.storefront_sku, o.priority, o.id",
-        placeholders(2, skus.len())
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(channel_connection_id);
-    for sku in skus {
-        query = query.bind(*sku);
-    }
-    query
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(offer_from_row)
-        .collect()
+    offers::for_skus(conn, channel_connection_id, skus).await
 }
 
 /// What the shop knows of `skus`, by SKU.
@@ -131,32 +37,7 @@ pub async fn products_for(
     channel_connection_id: &str,
     skus: &[&str],
 ) -> anyhow::Result<BTreeMap<String, Product>> {
-    if skus.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let sql = format!(
-        "select storefront_sku, category, brand, weight_grams from products where channel_connection_id = $1 and storefront_sku in ({})",
-        placeholders(2, skus.len())
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(channel_connection_id);
-    for sku in skus {
-        query = query.bind(*sku);
-    }
-    query
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get("storefront_sku")?,
-                Product {
-                    category: r.try_get("category")?,
-                    brand: r.try_get("brand")?,
-                    weight_grams: r.try_get("weight_grams")?,
-                },
-            ))
-        })
-        .collect()
+    offers::products_for(conn, channel_connection_id, skus).await
 }
 
 /// An offer as the API and CSV take it: connections by name, amounts in major units.
@@ -304,49 +185,37 @@ fn check(
 async fn upsert(tx: &mut Tx, c: &Checked) -> anyhow::Result<()> {
     let i = &c.input;
     let now = now_ms();
-    sqlx::query(
-        "insert into offers (id, channel_connection_id, storefront_sku, supplier_connection_id, supplier_sku, unit_cost_minor, \
-         shipping_cost_minor, currency, stock, lead_time_days, ships_to, carriers, capabilities, priority, enabled, discontinued, \
-         created_at_ms, updated_at_ms) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) \
-         on conflict (channel_connection_id, storefront_sku, supplier_connection_id, supplier_sku) do update set \
-         unit_cost_minor = excluded.unit_cost_minor, shipping_cost_minor = excluded.shipping_cost_minor, currency = excluded.currency, \
-         stock = excluded.stock, lead_time_days = excluded.lead_time_days, ships_to = excluded.ships_to, carriers = excluded.carriers, \
-         capabilities = excluded.capabilities, priority = excluded.priority, enabled = excluded.enabled, \
-         discontinued = excluded.discontinued, updated_at_ms = excluded.updated_at_ms",
-    )
-    .bind(new_id("off"))
-    .bind(&c.channel_connection_id)
-    .bind(i.storefront_sku.trim())
-    .bind(&c.supplier_connection_id)
-    .bind(i.supplier_sku.trim())
-    .bind(c.unit_cost_minor)
-    .bind(c.shipping_cost_minor)
-    .bind(i.currency.as_deref().map(str::trim))
-    .bind(i.stock)
-    .bind(i.lead_time_days)
-    .bind(serde_json::to_string(&i.ships_to)?)
-    .bind(serde_json::to_string(&i.carriers)?)
-    .bind(serde_json::to_string(&i.capabilities)?)
-    .bind(i.priority)
-    .bind(i64::from(i.enabled))
-    .bind(i64::from(i.discontinued))
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    let offer = offers::NewOffer {
+        channel_connection_id: &c.channel_connection_id,
+        storefront_sku: i.storefront_sku.trim(),
+        supplier_connection_id: &c.supplier_connection_id,
+        supplier_sku: i.supplier_sku.trim(),
+        unit_cost_minor: c.unit_cost_minor,
+        shipping_cost_minor: c.shipping_cost_minor,
+        currency: i.currency.as_deref().map(str::trim),
+        stock: i.stock,
+        lead_time_days: i.lead_time_days,
+        ships_to: &i.ships_to,
+        carriers: &i.carriers,
+        capabilities: &i.capabilities,
+        priority: i.priority,
+        enabled: i.enabled,
+        discontinued: i.discontinued,
+    };
+    offers::upsert(tx, &offer, now).await?;
     if i.category.is_some() || i.brand.is_some() || i.weight_grams.is_some() {
-        sqlx::query(
-            "insert into products (channel_connection_id, storefront_sku, category, brand, weight_grams, updated_at_ms) \
-             values ($1, $2, $3, $4, $5, $6) on conflict (channel_connection_id, storefront_sku) do update set \
-             category = coalesce(excluded.category, products.category), brand = coalesce(excluded.brand, products.brand), \
-             weight_grams = coalesce(excluded.weight_grams, products.weight_grams), updated_at_ms = excluded.updated_at_ms",
+        let product = Product {
+            category: i.category.clone(),
+            brand: i.brand.clone(),
+            weight_grams: i.weight_grams,
+        };
+        offers::upsert_product(
+            tx,
+            &c.channel_connection_id,
+            i.storefront_sku.trim(),
+            &product,
+            now,
         )
-        .bind(&c.channel_connection_id)
-        .bind(i.storefront_sku.trim())
-        .bind(&i.category)
-        .bind(&i.brand)
-        .bind(i.weight_grams)
-        .bind(now)
-        .execute(&mut **tx)
         .await?;
     }
     Ok(())
@@ -467,35 +336,8 @@ pub async fn import_csv(db: &Db, text: &[u8]) -> ApiResult<usize> {
 
 /// Every offer as CSV, in `CSV_COLUMNS` order (what `import_csv` takes back).
 pub async fn export_csv(db: &Db) -> anyhow::Result<String> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "{OFFER_SELECT} order by ch.name, o.storefront_sku, o.priority, su.name, o.supplier_sku"
-    )))
-    .fetch_all(&db.pool)
-    .await?;
-    let offers = rows
-        .iter()
-        .map(offer_from_row)
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let products: HashMap<(String, String), Product> = sqlx::query(
-        "select channel_connection_id, storefront_sku, category, brand, weight_grams from products",
-    )
-    .fetch_all(&db.pool)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok((
-            (
-                r.try_get("channel_connection_id")?,
-                r.try_get("storefront_sku")?,
-            ),
-            Product {
-                category: r.try_get("category")?,
-                brand: r.try_get("brand")?,
-                weight_grams: r.try_get("weight_grams")?,
-            },
-        ))
-    })
-    .collect::<Result<_, sqlx::Error>>()?;
+    let offers = offers::all(db).await?;
+    let products = offers::all_products(db).await?;
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record(CSV_COLUMNS)?;
     for o in offers {
@@ -546,17 +388,7 @@ pub async fn apply_update(
     update: &OfferUpdate,
 ) -> anyhow::Result<Value> {
     let policy: RoutingPolicy = policy::effective(tx, None).await?;
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "{OFFER_SELECT} where o.supplier_connection_id = $1 and o.supplier_sku = $2"
-    )))
-    .bind(supplier_connection_id)
-    .bind(&update.supplier_sku)
-    .fetch_all(&mut **tx)
-    .await?;
-    let offers = rows
-        .iter()
-        .map(offer_from_row)
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let offers = offers::of_supplier_sku(tx, supplier_connection_id, &update.supplier_sku).await?;
     let mut notices = Vec::new();
     for offer in &offers {
         let cost = update
@@ -588,22 +420,15 @@ pub async fn apply_update(
         Some(m) => (Some(m.amount_minor), Some(m.currency.clone())),
         None => (None, None),
     };
-    sqlx::query(
-        "update offers set unit_cost_minor = coalesce($1, unit_cost_minor), currency = coalesce($2, currency), \
-         stock = coalesce($3, stock), lead_time_days = coalesce($4, lead_time_days), \
-         discontinued = case when $5 = 1 then 1 else discontinued end, updated_at_ms = $6 \
-         where supplier_connection_id = $7 and supplier_sku = $8",
-    )
-    .bind(cost_minor)
-    .bind(currency)
-    .bind(update.stock.map(i64::from))
-    .bind(update.lead_time_days.map(i64::from))
-    .bind(i64::from(update.discontinued))
-    .bind(now_ms())
-    .bind(supplier_connection_id)
-    .bind(&update.supplier_sku)
-    .execute(&mut **tx)
-    .await?;
+    let change = offers::SupplierChange {
+        unit_cost_minor: cost_minor,
+        currency: currency.as_deref(),
+        stock: update.stock.map(i64::from),
+        lead_time_days: update.lead_time_days.map(i64::from),
+        discontinued: update.discontinued,
+    };
+    offers::apply_supplier_change(tx, supplier_connection_id, &update.supplier_sku, &change)
+        .await?;
     let kinds: Vec<&str> = notices.iter().map(|(k, _, _)| *k).collect();
     for (kind, offer, detail) in &notices {
         raise(
@@ -640,18 +465,14 @@ pub async fn raise(
     if !raw_id.is_empty() {
         detail["raw_request_id"] = json!(raw_id);
     }
-    sqlx::query(
-        "insert into notices (id, kind, offer_id, supplier_connection_id, supplier_sku, detail, created_at_ms) values ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(new_id("ntc"))
-    .bind(kind)
-    .bind(offer.map(|o| o.id.as_str()))
-    .bind(supplier_connection_id)
-    .bind(supplier_sku)
-    .bind(detail.to_string())
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await?;
+    let notice = offers::NewNotice {
+        kind,
+        offer_id: offer.map(|o| o.id.as_str()),
+        supplier_connection_id,
+        supplier_sku,
+        detail: &detail,
+    };
+    offers::insert_notice(tx, &notice).await?;
     tracing::warn!(kind, supplier_sku, "notice raised");
     Ok(())
 }
@@ -688,29 +509,21 @@ async fn list(
     State(state): State<Services>,
     Query(q): Query<OfferQuery>,
 ) -> ApiResult<Json<Value>> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "{OFFER_SELECT} where ($1 = '' or ch.name = $1) and ($2 = '' or o.storefront_sku = $2) and ($3 = '' or su.name = $3) \
-         order by ch.name, o.storefront_sku, o.priority, su.name"
-    )))
-    .bind(q.channel.as_deref().unwrap_or(""))
-    .bind(q.storefront_sku.as_deref().unwrap_or(""))
-    .bind(q.supplier.as_deref().unwrap_or(""))
-    .fetch_all(&state.db.pool)
+    let offers = offers::list(
+        &state.db,
+        q.channel.as_deref(),
+        q.storefront_sku.as_deref(),
+        q.supplier.as_deref(),
+    )
     .await?;
-    let offers = rows
-        .iter()
-        .map(offer_from_row)
-        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Json(json!({ "offers": offers })))
 }
 
 async fn get_one(State(state): State<Services>, Path(id): Path<String>) -> ApiResult<Json<Offer>> {
-    let row = sqlx::query(AssertSqlSafe(format!("{OFFER_SELECT} where o.id = $1")))
-        .bind(&id)
-        .fetch_optional(&state.db.pool)
+    let offer = offers::get(&state.db, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no offer `{id}`")))?;
-    Ok(Json(offer_from_row(&row)?))
+    Ok(Json(offer))
 }
 
 /// Creates an offer, or replaces the one with the same channel, SKU, supplier and supplier SKU.
@@ -721,16 +534,14 @@ pub async fn create(db: &Db, input: OfferInput) -> ApiResult<Offer> {
     let mut tx = db.begin().await?;
     upsert(&mut tx, &checked).await?;
     tx.commit().await?;
-    let row = sqlx::query(AssertSqlSafe(format!(
-        "{OFFER_SELECT} where o.channel_connection_id = $1 and o.storefront_sku = $2 and o.supplier_connection_id = $3 and o.supplier_sku = $4"
-    )))
-    .bind(&checked.channel_connection_id)
-    .bind(checked.input.storefront_sku.trim())
-    .bind(&checked.supplier_connection_id)
-    .bind(checked.input.supplier_sku.trim())
-    .fetch_one(&db.pool)
-    .await?;
-    Ok(offer_from_row(&row)?)
+    Ok(offers::by_keys(
+        db,
+        &checked.channel_connection_id,
+        checked.input.storefront_sku.trim(),
+        &checked.supplier_connection_id,
+        checked.input.supplier_sku.trim(),
+    )
+    .await?)
 }
 
 impl OfferInput {
@@ -770,11 +581,7 @@ async fn delete_one(
     State(state): State<Services>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let r = sqlx::query("delete from offers where id = $1")
-        .bind(&id)
-        .execute(&state.db.pool)
-        .await?;
-    if r.rows_affected() == 0 {
+    if !offers::delete(&state.db, &id).await? {
         return Err(ApiError::NotFound(format!("no offer `{id}`")));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -801,27 +608,7 @@ async fn list_notices(
     State(state): State<Services>,
     Query(q): Query<NoticeQuery>,
 ) -> ApiResult<Json<Value>> {
-    let rows = sqlx::query(
-        "select n.id, n.kind, n.offer_id, c.name as supplier, n.supplier_sku, n.detail, n.created_at_ms, n.acknowledged_at_ms \
-         from notices n join connections c on c.id = n.supplier_connection_id \
-         where ($1 = 1 or n.acknowledged_at_ms is null) order by n.created_at_ms desc, n.id desc limit 500",
-    )
-    .bind(i64::from(q.all))
-    .fetch_all(&state.db.pool)
-    .await?;
-    let notices: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            Ok(json!({
-                "id": r.try_get::<String, _>("id")?, "kind": r.try_get::<String, _>("kind")?,
-                "offer_id": r.try_get::<Option<String>, _>("offer_id")?, "supplier": r.try_get::<String, _>("supplier")?,
-                "supplier_sku": r.try_get::<String, _>("supplier_sku")?,
-                "detail": serde_json::from_str::<Value>(&r.try_get::<String, _>("detail")?).unwrap_or(Value::Null),
-                "created_at_ms": r.try_get::<i64, _>("created_at_ms")?,
-                "acknowledged_at_ms": r.try_get::<Option<i64>, _>("acknowledged_at_ms")?,
-            }))
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
+    let notices = offers::notices(&state.db, q.all).await?;
     Ok(Json(json!({ "notices": notices })))
 }
 
@@ -829,14 +616,7 @@ async fn acknowledge(
     State(state): State<Services>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let r = sqlx::query(
-        "update notices set acknowledged_at_ms = $1 where id = $2 and acknowledged_at_ms is null",
-    )
-    .bind(now_ms())
-    .bind(&id)
-    .execute(&state.db.pool)
-    .await?;
-    if r.rows_affected() == 0 {
+    if !offers::acknowledge_notice(&state.db, &id).await? {
         return Err(ApiError::NotFound(format!("no open notice `{id}`")));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -857,14 +637,7 @@ pub async fn category_of(
     channel_connection_id: &str,
     storefront_sku: &str,
 ) -> sqlx::Result<Option<String>> {
-    Ok(sqlx::query_scalar::<_, Option<String>>(
-        "select category from products where channel_connection_id = $1 and storefront_sku = $2",
-    )
-    .bind(channel_connection_id)
-    .bind(storefront_sku)
-    .fetch_optional(&mut *conn)
-    .await?
-    .flatten())
+    offers::category_of(conn, channel_connection_id, storefront_sku).await
 }
 
 /// An offer's unit cost and its currency (what a supplier order line was routed at).
@@ -872,12 +645,7 @@ pub async fn cost_of(
     conn: &mut sqlx::AnyConnection,
     offer_id: &str,
 ) -> sqlx::Result<Option<(Option<i64>, Option<String>)>> {
-    let row = sqlx::query("select unit_cost_minor, currency from offers where id = $1")
-        .bind(offer_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.map(|r| Ok((r.try_get("unit_cost_minor")?, r.try_get("currency")?)))
-        .transpose()
+    offers::cost_of(conn, offer_id).await
 }
 
 #[cfg(test)]

@@ -5,16 +5,17 @@
 //! lost order). The connection's plugin then verifies and parses it; its canonical events are
 //! applied in one transaction with the raw record's new status and the deduplication by the
 //! platform's delivery id. Every rejected request stays stored with its reason. A request
-//! stored but not processed is processed again by the sweeper ([`reprocess`]). This module
-//! owns the `raw_requests` and `deliveries` tables.
+//! stored but not processed is processed again by the sweeper ([`reprocess`]). The raw
+//! requests and the delivery ids are kept by [`crate::store::raw_requests`].
 
 use crate::connections::{self, Connection};
-use crate::db::{Backend, Conn, Db, Tx, ms, new_id, now_ms};
+use crate::db::{Db, Tx, new_id, now_ms};
 use crate::plugins::LoadError;
 use crate::plugins::Parsed;
 use crate::services::Services;
 use crate::shadow;
 use crate::store::orders::{self, OrderStatus};
+use crate::store::raw_requests::{self, Origin, RawRequest, RawStatus};
 use crate::{aftersales, cancellation, changes, routing, tracking};
 use anyhow::Context;
 use axum::Json;
@@ -29,7 +30,6 @@ use daifa_plugin_host::supplier::SupplierInbound;
 use daifa_plugin_host::{CallError, CallFailure, HttpHeader, InboundRequest, PluginError};
 use serde::Serialize;
 use serde_json::json;
-use sqlx::{AssertSqlSafe, Row};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,30 +38,6 @@ pub mod supplier_events;
 
 pub fn router() -> axum::Router<Services> {
     axum::Router::new().route("/hooks/{connection}", post(receive))
-}
-
-/// What became of a stored request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RawStatus {
-    /// Stored, not yet processed (or processing failed in a way the sender retries); the
-    /// sweeper processes it again once it is stale.
-    Received,
-    Accepted,
-    Duplicate,
-    Rejected,
-    Failed,
-}
-
-impl RawStatus {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Received => "received",
-            Self::Accepted => "accepted",
-            Self::Duplicate => "duplicate",
-            Self::Rejected => "rejected",
-            Self::Failed => "failed",
-        }
-    }
 }
 
 /// The answer to the sender, and what the raw record says of it.
@@ -199,11 +175,11 @@ pub(crate) async fn process_stored(
         RawStatus::Received | RawStatus::Rejected => true,
     };
     if record
-        && let Err(e) = mark_raw(
+        && let Err(e) = raw_requests::record_outcome(
             &state.db,
             stored.raw_id,
             answer.raw_status,
-            answer.status,
+            answer.status.as_u16(),
             answer.reason.as_deref(),
             plugin_version.as_deref(),
         )
@@ -289,24 +265,6 @@ async fn process(
     }
 }
 
-/// Where a stored request came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Origin {
-    /// `POST /hooks/{connection}`.
-    Webhook,
-    /// What polling fetched through the plugin.
-    Poll,
-}
-
-impl Origin {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Webhook => "webhook",
-            Self::Poll => "poll",
-        }
-    }
-}
-
 /// Applies what a plugin made of a stored request (a webhook, or a poll's answers).
 pub(crate) async fn apply(
     state: &Services,
@@ -333,11 +291,11 @@ pub(crate) async fn apply_polled(
 ) -> anyhow::Result<Answer> {
     let answer = apply(state, connection, raw_id, parsed, Origin::Poll).await?;
     if answer.raw_status == RawStatus::Rejected {
-        mark_raw(
+        raw_requests::record_outcome(
             &state.db,
             raw_id,
             answer.raw_status,
-            answer.status,
+            answer.status.as_u16(),
             answer.reason.as_deref(),
             Some(&connection.plugin_version),
         )
@@ -401,7 +359,8 @@ impl Delivery<'_> {
     async fn begin(&self, db: &Db) -> anyhow::Result<Result<Tx, Answer>> {
         let mut tx = db.begin().await?;
         if let Some(delivery_id) = self.delivery_id
-            && !claim_delivery(&mut tx, self.connection_id, delivery_id, self.raw_id).await?
+            && !raw_requests::claim_delivery(&mut tx, self.connection_id, delivery_id, self.raw_id)
+                .await?
         {
             self.finish(&mut tx, RawStatus::Duplicate, None).await?;
             tx.commit().await?;
@@ -442,7 +401,16 @@ impl Delivery<'_> {
         status: RawStatus,
         order_id: Option<&str>,
     ) -> anyhow::Result<()> {
-        if finish_raw(tx, self, status, order_id).await? {
+        let applied = raw_requests::Applied {
+            raw_id: self.raw_id,
+            status,
+            delivery_id: self.delivery_id.as_deref(),
+            topic: self.topic.as_deref(),
+            order_id,
+            connection_id: self.connection_id,
+            plugin_version: self.plugin_version,
+        };
+        if raw_requests::mark_applied(tx, &applied).await? {
             Ok(())
         } else {
             Err(AppliedMeanwhile(self.raw_id.to_string()).into())
@@ -454,25 +422,6 @@ impl Delivery<'_> {
 #[derive(Debug, thiserror::Error)]
 #[error("raw request `{0}` was applied meanwhile by another run")]
 pub(crate) struct AppliedMeanwhile(pub String);
-
-/// Records the delivery id; false when it was seen before for this connection.
-async fn claim_delivery(
-    tx: &mut Tx,
-    connection_id: &str,
-    delivery_id: &str,
-    raw_id: &str,
-) -> sqlx::Result<bool> {
-    let r = sqlx::query(
-        "insert into deliveries (connection_id, delivery_id, raw_request_id) values ($1, $2, $3) \
-         on conflict (connection_id, delivery_id) do nothing",
-    )
-    .bind(connection_id)
-    .bind(delivery_id)
-    .bind(raw_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
 
 #[derive(Debug, Default, Serialize)]
 struct Applied {
@@ -757,8 +706,6 @@ async fn apply_carrier(
         .await
 }
 
-// ---- the raw_requests table ----
-
 /// Stores a request before anything else is done with it.
 pub(crate) async fn store_raw(
     db: &Db,
@@ -772,22 +719,19 @@ pub(crate) async fn store_raw(
         .iter()
         .map(|h| (h.name.as_str(), h.value.as_str()))
         .collect();
-    sqlx::query(
-        "insert into raw_requests (id, connection_name, method, path, headers, body, received_at_ms, status, origin) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    raw_requests::insert(
+        db,
+        &raw_requests::NewRawRequest {
+            id,
+            connection_name,
+            method: &request.method,
+            path: &request.path,
+            headers: &headers,
+            body: &request.body,
+            origin,
+        },
     )
-    .bind(id)
-    .bind(connection_name)
-    .bind(&request.method)
-    .bind(&request.path)
-    .bind(serde_json::to_string(&headers)?)
-    .bind(request.body.clone())
-    .bind(now_ms())
-    .bind(RawStatus::Received.as_str())
-    .bind(origin.as_str())
-    .execute(&db.pool)
-    .await?;
-    Ok(())
+    .await
 }
 
 /// A stored request read back to be processed again.
@@ -812,26 +756,25 @@ impl StoredRequest {
     }
 }
 
-const STORED_COLUMNS: &str =
-    "id, connection_name, method, path, headers, body, received_at_ms, attempts";
-
-fn stored_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<StoredRequest> {
-    let headers: Vec<(String, String)> = serde_json::from_str(&r.try_get::<String, _>("headers")?)?;
-    Ok(StoredRequest {
-        id: r.try_get("id")?,
-        connection_name: r.try_get("connection_name")?,
-        request: InboundRequest {
-            method: r.try_get("method")?,
-            path: r.try_get("path")?,
-            headers: headers
-                .into_iter()
-                .map(|(name, value)| HttpHeader { name, value })
-                .collect(),
-            body: r.try_get("body")?,
-        },
-        received_at_ms: r.try_get("received_at_ms")?,
-        attempts: r.try_get("attempts")?,
-    })
+impl From<RawRequest> for StoredRequest {
+    fn from(raw: RawRequest) -> Self {
+        Self {
+            id: raw.id,
+            connection_name: raw.connection_name,
+            request: InboundRequest {
+                method: raw.method,
+                path: raw.path,
+                headers: raw
+                    .headers
+                    .into_iter()
+                    .map(|(name, value)| HttpHeader { name, value })
+                    .collect(),
+                body: raw.body,
+            },
+            received_at_ms: raw.received_at_ms,
+            attempts: raw.attempts,
+        }
+    }
 }
 
 /// A connection's stored webhooks received since `since_ms`, oldest first, at most `limit`
@@ -842,44 +785,24 @@ pub(crate) async fn stored_webhooks(
     since_ms: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<(String, i64, InboundRequest)>> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "select {STORED_COLUMNS} from raw_requests \
-         where connection_name = $1 and origin = 'webhook' and received_at_ms >= $2 order by received_at_ms, id limit $3"
-    )))
-    .bind(connection_name)
-    .bind(since_ms)
-    .bind(limit)
-    .fetch_all(&db.pool)
-    .await?;
-    rows.iter()
-        .map(|r| stored_from_row(r).map(|s| (s.id, s.received_at_ms, s.request)))
-        .collect()
+    Ok(
+        raw_requests::webhooks_since(db, connection_name, since_ms, limit)
+            .await?
+            .into_iter()
+            .map(|raw| {
+                let s = StoredRequest::from(raw);
+                (s.id, s.received_at_ms, s.request)
+            })
+            .collect(),
+    )
 }
 
-/// Takes the oldest stale webhook whose next attempt is due: still `received` `stale_after`
-/// after it was stored. Taking it counts an attempt and holds it for `stale_after`, the time an
-/// attempt may take, so that no other process takes it meanwhile (`for update skip locked` on
-/// PostgreSQL; one statement holds SQLite's single write lock).
+/// Takes the oldest stale webhook whose next attempt is due, for the sweeper
+/// ([`raw_requests::claim_stale`]).
 async fn claim_stale(db: &Db, stale_after: Duration) -> anyhow::Result<Option<StoredRequest>> {
-    let now = now_ms();
-    let lock = match db.backend {
-        Backend::Postgres => "for update skip locked",
-        Backend::Sqlite => "",
-    };
-    let row = sqlx::query(AssertSqlSafe(format!(
-        "update raw_requests set attempts = attempts + 1, next_attempt_at_ms = $1 \
-         where id = (select id from raw_requests \
-                     where status = 'received' and origin = 'webhook' and received_at_ms <= $2 \
-                     and (next_attempt_at_ms is null or next_attempt_at_ms <= $3) \
-                     order by received_at_ms limit 1 {lock}) \
-         returning {STORED_COLUMNS}"
-    )))
-    .bind(now + ms(stale_after))
-    .bind(now - ms(stale_after))
-    .bind(now)
-    .fetch_optional(&db.pool)
-    .await?;
-    row.as_ref().map(stored_from_row).transpose()
+    Ok(raw_requests::claim_stale(db, stale_after)
+        .await?
+        .map(StoredRequest::from))
 }
 
 /// Holds a stored webhook for the operator's re-processing, as [`claim_stale`] does for the
@@ -889,28 +812,13 @@ async fn claim_for_operator(
     id: &str,
     hold: Duration,
 ) -> anyhow::Result<Result<StoredRequest, NotReprocessable>> {
-    let row = sqlx::query(AssertSqlSafe(format!(
-        "update raw_requests set next_attempt_at_ms = $1 \
-         where id = $2 and origin = 'webhook' and status in ('received', 'failed', 'rejected') \
-         returning {STORED_COLUMNS}"
-    )))
-    .bind(now_ms() + ms(hold))
-    .bind(id)
-    .fetch_optional(&db.pool)
-    .await?;
-    if let Some(row) = row {
-        return Ok(Ok(stored_from_row(&row)?));
+    if let Some(raw) = raw_requests::hold_unapplied_webhook(db, id, hold).await? {
+        return Ok(Ok(StoredRequest::from(raw)));
     }
-    let row = sqlx::query("select status, origin from raw_requests where id = $1")
-        .bind(id)
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(Err(match row {
+    Ok(Err(match raw_requests::status_and_origin(db, id).await? {
         None => NotReprocessable::Unknown,
-        Some(r) if r.try_get::<String, _>("origin")? == Origin::Poll.as_str() => {
-            NotReprocessable::Poll
-        }
-        Some(r) => NotReprocessable::Applied(r.try_get("status")?),
+        Some((_, origin)) if origin == Origin::Poll.as_str() => NotReprocessable::Poll,
+        Some((status, _)) => NotReprocessable::Applied(status),
     }))
 }
 
@@ -922,240 +830,4 @@ enum NotReprocessable {
     Applied(String),
     /// A poll's record: the next poll fetches what it held again.
     Poll,
-}
-
-/// Sets a stale webhook's next attempt after a failed one, with the reason, unless another
-/// attempt took it since.
-async fn retry_stale_at(
-    db: &Db,
-    id: &str,
-    attempts: i64,
-    at_ms: i64,
-    reason: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "update raw_requests set next_attempt_at_ms = $1, reason = $2 \
-         where id = $3 and status = 'received' and attempts = $4",
-    )
-    .bind(at_ms)
-    .bind(reason)
-    .bind(id)
-    .bind(attempts)
-    .execute(&db.pool)
-    .await?;
-    Ok(())
-}
-
-/// Gives a stale webhook up after the sweeper's last attempt: `failed`, with the reason. False
-/// when another attempt took it since (or applied it).
-async fn fail_stale(tx: &mut Tx, id: &str, attempts: i64, reason: &str) -> sqlx::Result<bool> {
-    let r = sqlx::query(
-        "update raw_requests set status = $1, reason = $2, next_attempt_at_ms = null \
-         where id = $3 and status = 'received' and attempts = $4",
-    )
-    .bind(RawStatus::Failed.as_str())
-    .bind(reason)
-    .bind(id)
-    .bind(attempts)
-    .execute(&mut **tx)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
-
-/// Marks `failed` the polls' records left `received` `stale_after` after they were stored
-/// (what they fetched was not applied). Polling does not move its cursor past what it did not
-/// apply: the next poll fetches the same again. Returns how many.
-async fn fail_stale_polls(db: &Db, stale_after: Duration) -> sqlx::Result<u64> {
-    let r = sqlx::query(
-        "update raw_requests set status = $1, reason = $2 \
-         where status = 'received' and origin = 'poll' and received_at_ms <= $3",
-    )
-    .bind(RawStatus::Failed.as_str())
-    .bind(
-        "not applied (the gateway stopped or its database failed): the next poll fetches it again",
-    )
-    .bind(now_ms() - ms(stale_after))
-    .execute(&db.pool)
-    .await?;
-    Ok(r.rows_affected())
-}
-
-/// How many requests are stale: still `received` `stale_after` after they were stored.
-async fn count_stale(db: &Db, stale_after: Duration) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "select count(*) from raw_requests where status = 'received' and received_at_ms <= $1",
-    )
-    .bind(now_ms() - ms(stale_after))
-    .fetch_one(&db.pool)
-    .await
-}
-
-/// The status a stored request has now.
-async fn raw_status(db: &Db, id: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar("select status from raw_requests where id = $1")
-        .bind(id)
-        .fetch_optional(&db.pool)
-        .await
-}
-
-/// Records on a poll's raw record what its plugin fetched but could not translate.
-pub(crate) async fn note_skipped(db: &Db, id: &str, skipped: &[String]) -> sqlx::Result<()> {
-    sqlx::query("update raw_requests set reason = $1 where id = $2")
-        .bind(format!("skipped {}: {}", skipped.len(), skipped.join("; ")))
-        .bind(id)
-        .execute(&db.pool)
-        .await?;
-    Ok(())
-}
-
-/// Records on a poll's raw record that the plugin's call failed (nothing was applied).
-pub(crate) async fn mark_polled_failure(
-    db: &Db,
-    id: &str,
-    reason: &str,
-    plugin_version: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "update raw_requests set status = $1, reason = $2, plugin_version = $3 where id = $4",
-    )
-    .bind(RawStatus::Failed.as_str())
-    .bind(reason)
-    .bind(plugin_version)
-    .bind(id)
-    .execute(&db.pool)
-    .await?;
-    Ok(())
-}
-
-async fn mark_raw(
-    db: &Db,
-    id: &str,
-    status: RawStatus,
-    code: StatusCode,
-    reason: Option<&str>,
-    plugin_version: Option<&str>,
-) -> sqlx::Result<()> {
-    // What was applied stays so: a late record of an earlier run's refusal does not undo it.
-    sqlx::query(
-        "update raw_requests set status = $1, status_code = $2, reason = $3, plugin_version = $4 \
-                 where id = $5 and status not in ('accepted', 'duplicate')",
-    )
-    .bind(status.as_str())
-    .bind(i64::from(code.as_u16()))
-    .bind(reason)
-    .bind(plugin_version)
-    .bind(id)
-    .execute(&db.pool)
-    .await?;
-    Ok(())
-}
-
-/// Marks a raw request applied; false when it was applied before (a request is applied once).
-async fn finish_raw(
-    tx: &mut Tx,
-    delivery: &Delivery<'_>,
-    status: RawStatus,
-    order_id: Option<&str>,
-) -> sqlx::Result<bool> {
-    let r = sqlx::query(
-        "update raw_requests set status = $1, status_code = 200, delivery_id = $2, topic = $3, order_id = $4, connection_id = $5, \
-         plugin_version = $6 where id = $7 and status not in ('accepted', 'duplicate')",
-    )
-    .bind(status.as_str())
-    .bind(delivery.delivery_id.as_deref())
-    .bind(delivery.topic.as_deref())
-    .bind(order_id)
-    .bind(delivery.connection_id)
-    .bind(delivery.plugin_version)
-    .bind(delivery.raw_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
-
-/// A stored request as the admin API shows it.
-#[derive(Debug, Serialize)]
-pub struct RawRequestView {
-    pub id: String,
-    pub connection_name: String,
-    pub method: String,
-    pub path: String,
-    pub headers: Vec<(String, String)>,
-    /// The body as text when it is UTF-8, else base64 in `body_base64`.
-    pub body: Option<String>,
-    pub body_base64: Option<String>,
-    pub received_at_ms: i64,
-    pub status: String,
-    pub status_code: Option<i64>,
-    pub reason: Option<String>,
-    /// The plugin version that handled it.
-    pub plugin_version: Option<String>,
-    pub delivery_id: Option<String>,
-    pub topic: Option<String>,
-    pub order_id: Option<String>,
-    /// The sweeper's attempts at processing it again, and when it may take it next.
-    pub attempts: i64,
-    pub next_attempt_at_ms: Option<i64>,
-}
-
-const RAW_COLUMNS: &str = "id, connection_name, method, path, headers, body, received_at_ms, status, status_code, reason, delivery_id, topic, order_id, plugin_version, attempts, next_attempt_at_ms";
-
-fn raw_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<RawRequestView> {
-    use base64::Engine;
-    let body: Vec<u8> = r.try_get("body")?;
-    let (text, b64) = match String::from_utf8(body) {
-        Ok(s) => (Some(s), None),
-        Err(e) => (
-            None,
-            Some(base64::engine::general_purpose::STANDARD.encode(e.as_bytes())),
-        ),
-    };
-    Ok(RawRequestView {
-        id: r.try_get("id")?,
-        connection_name: r.try_get("connection_name")?,
-        method: r.try_get("method")?,
-        path: r.try_get("path")?,
-        headers: serde_json::from_str(&r.try_get::<String, _>("headers")?)?,
-        body: text,
-        body_base64: b64,
-        received_at_ms: r.try_get("received_at_ms")?,
-        status: r.try_get("status")?,
-        status_code: r.try_get("status_code")?,
-        plugin_version: r.try_get("plugin_version")?,
-        reason: r.try_get("reason")?,
-        delivery_id: r.try_get("delivery_id")?,
-        topic: r.try_get("topic")?,
-        order_id: r.try_get("order_id")?,
-        attempts: r.try_get("attempts")?,
-        next_attempt_at_ms: r.try_get("next_attempt_at_ms")?,
-    })
-}
-
-pub async fn raw_for_order(conn: &mut Conn, order_id: &str) -> anyhow::Result<Vec<RawRequestView>> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "select {RAW_COLUMNS} from raw_requests where order_id = $1 order by received_at_ms, id"
-    )))
-    .bind(order_id)
-    .fetch_all(conn)
-    .await?;
-    rows.iter().map(raw_from_row).collect()
-}
-
-/// Stored requests, newest first, optionally of one connection and one status.
-pub async fn list_raw(
-    db: &Db,
-    connection: Option<&str>,
-    status: Option<&str>,
-    limit: i64,
-) -> anyhow::Result<Vec<RawRequestView>> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "select {RAW_COLUMNS} from raw_requests where ($1 = '' or connection_name = $1) and ($2 = '' or status = $2) \
-         order by received_at_ms desc, id desc limit $3"
-    )))
-    .bind(connection.unwrap_or(""))
-    .bind(status.unwrap_or(""))
-    .bind(limit)
-    .fetch_all(&db.pool)
-    .await?;
-    rows.iter().map(raw_from_row).collect()
 }

@@ -6,15 +6,18 @@
 //! (`raw_requests` with origin `poll`) before its events are applied through the same path as a
 //! webhook's. Each connection's poll is held under a lease, so several gateway processes on one
 //! database poll each connection once. A failed poll is retried at a doubling interval; the
-//! cursor only moves past what was applied. This module owns the `poll_state` table.
+//! cursor only moves past what was applied. Where each connection's polling stands is kept by
+//! [`crate::store::poll_state`].
 
 use crate::config::PollingSettings;
 use crate::connections::{self, Connection};
-use crate::db::{Backend, Db, ms, new_id, now_ms};
+use crate::db::{Db, ms, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
-use crate::ingest::{self, Origin, RawStatus};
+use crate::ingest;
 use crate::plugins::Parsed;
 use crate::services::Services;
+use crate::store::poll_state;
+use crate::store::raw_requests::{self, Origin, RawStatus};
 use crate::tracking;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -24,7 +27,6 @@ use daifa_plugin_host::supplier::SupplierInbound;
 use daifa_plugin_host::{ExchangeRecorder, HttpHeader, InboundRequest, PluginKind, PollRequest};
 use serde::Serialize;
 use serde_json::json;
-use sqlx::{AssertSqlSafe, Row};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -64,8 +66,10 @@ async fn poll_due(
     holder: &str,
     settings: &PollingSettings,
 ) -> anyhow::Result<()> {
-    enrol(&state.db, settings).await?;
-    while let Some(claim) = claim(&state.db, holder, settings.lease).await? {
+    // Polling state for every enabled connection whose pinned version polls. Its first poll
+    // is one interval away: nothing can have been missed before polling began.
+    poll_state::enrol(&state.db, settings.interval).await?;
+    while let Some(claim) = poll_state::claim(&state.db, holder, settings.lease).await? {
         let Some(connection) = connections::by_id(&state.db, &claim.connection_id).await? else {
             continue;
         };
@@ -88,71 +92,6 @@ async fn poll_due(
     Ok(())
 }
 
-/// Polling state for every enabled connection whose pinned version polls. Its first poll is one
-/// interval away: nothing can have been missed before polling began.
-async fn enrol(db: &Db, settings: &PollingSettings) -> sqlx::Result<()> {
-    sqlx::query(
-        "insert into poll_state (connection_id, since_ms, next_poll_at_ms, consecutive_failures) \
-         select c.id, $1, $1 + coalesce(p.poll_interval_ms, $2), 0 \
-         from connections c join plugin_packages p on p.name = c.plugin and p.version = c.plugin_version \
-         where c.enabled = 1 and p.polling = 1 \
-         on conflict (connection_id) do nothing",
-    )
-    .bind(now_ms())
-    .bind(ms(settings.interval))
-    .execute(&db.pool)
-    .await?;
-    Ok(())
-}
-
-/// A connection's poll this process holds.
-struct Claim {
-    connection_id: String,
-    cursor: Option<String>,
-    since_ms: i64,
-    failures: i64,
-    /// The manifest's interval.
-    interval: Option<Duration>,
-}
-
-/// The connection_ids of the polls that are due: enabled, still polling, not held by a live lease.
-const DUE: &str = "from poll_state s join connections c on c.id = s.connection_id \
-                   join plugin_packages p on p.name = c.plugin and p.version = c.plugin_version \
-                   where c.enabled = 1 and p.polling = 1 and s.next_poll_at_ms <= $3 \
-                   and (s.locked_until_ms is null or s.locked_until_ms < $3)";
-
-async fn claim(db: &Db, holder: &str, lease: Duration) -> anyhow::Result<Option<Claim>> {
-    let now = now_ms();
-    let lock = match db.backend {
-        Backend::Postgres => "for update of s skip locked",
-        // One statement runs under SQLite's single write lock.
-        Backend::Sqlite => "",
-    };
-    let row = sqlx::query(AssertSqlSafe(format!(
-        "update poll_state set locked_by = $1, locked_until_ms = $2, last_polled_at_ms = $3 \
-         where connection_id = (select s.connection_id {DUE} order by s.next_poll_at_ms limit 1 {lock}) \
-         returning connection_id, cursor, since_ms, consecutive_failures, \
-                   (select poll_interval_ms from plugin_packages p join connections c on p.name = c.plugin and p.version = c.plugin_version \
-                    where c.id = poll_state.connection_id) as interval_ms"
-    )))
-    .bind(holder)
-    .bind(now + ms(lease))
-    .bind(now)
-    .fetch_optional(&db.pool)
-    .await?;
-    row.map(|r| {
-        let interval: Option<i64> = r.try_get("interval_ms")?;
-        Ok(Claim {
-            connection_id: r.try_get("connection_id")?,
-            cursor: r.try_get("cursor")?,
-            since_ms: r.try_get("since_ms")?,
-            failures: r.try_get("consecutive_failures")?,
-            interval: interval.map(|i| Duration::from_millis(u64::try_from(i).unwrap_or(0))),
-        })
-    })
-    .transpose()
-}
-
 /// How a poll went.
 struct Run {
     /// Calls made.
@@ -170,7 +109,7 @@ async fn poll_connection(
     holder: &str,
     settings: &PollingSettings,
     connection: &Connection,
-    claim: &Claim,
+    claim: &poll_state::Claim,
 ) -> Run {
     let mut run = Run {
         pages: 0,
@@ -195,10 +134,11 @@ async fn poll_connection(
         }
         if page.next_cursor != cursor {
             cursor = page.next_cursor;
-            if let Err(e) = save_cursor(
+            // Saving renews the lease: a long poll keeps its connection.
+            if let Err(e) = poll_state::save_cursor(
                 &state.db,
                 holder,
-                connection,
+                &connection.id,
                 cursor.as_deref(),
                 settings.lease,
             )
@@ -336,7 +276,8 @@ async fn poll_page(
                 tracing::warn!(connection = %connection.name, skipped = skipped.len(), first = %skipped[0], "a poll skipped what its plugin could not translate");
                 metrics::counter!("daifa_poll_skipped_total", "connection" => connection.name.clone())
                     .increment(skipped.len() as u64);
-                ingest::note_skipped(&state.db, &raw_id, &skipped).await?;
+                let reason = format!("skipped {}: {}", skipped.len(), skipped.join("; "));
+                raw_requests::set_reason(&state.db, &raw_id, &reason).await?;
             }
             state.wake_workers();
             if answer.raw_status == RawStatus::Rejected {
@@ -357,7 +298,7 @@ async fn poll_page(
         }
         Err(failure) => {
             let message = failure.error.to_string();
-            ingest::mark_polled_failure(&state.db, &raw_id, &message, &connection.plugin_version)
+            raw_requests::fail_poll(&state.db, &raw_id, &message, &connection.plugin_version)
                 .await?;
             tracing::warn!(connection = %connection.name, plugin = %connection.plugin, kind = failure.error.kind(), error = %message, "poll failed");
             Page {
@@ -371,33 +312,13 @@ async fn poll_page(
     Ok(outcome)
 }
 
-async fn save_cursor(
-    db: &Db,
-    holder: &str,
-    connection: &Connection,
-    cursor: Option<&str>,
-    lease: Duration,
-) -> sqlx::Result<()> {
-    // Saving renews the lease: a long poll keeps its connection.
-    sqlx::query(
-        "update poll_state set cursor = $1, locked_until_ms = $2 where connection_id = $3 and locked_by = $4",
-    )
-    .bind(cursor)
-    .bind(now_ms() + ms(lease))
-    .bind(&connection.id)
-    .bind(holder)
-    .execute(&db.pool)
-    .await?;
-    Ok(())
-}
-
 /// Releases the poll and schedules the next: after `interval`, or after a doubling backoff
 /// when it failed.
 async fn finish(
     db: &Db,
     holder: &str,
     connection: &Connection,
-    claim: &Claim,
+    claim: &poll_state::Claim,
     interval: Duration,
     settings: &PollingSettings,
     run: Run,
@@ -424,22 +345,19 @@ async fn finish(
             tracing::warn!(connection = %connection.name, failures, retry_in_ms = ms(delay), error = %e, "poll did not get through")
         }
     }
-    sqlx::query(
-        "update poll_state set locked_by = null, locked_until_ms = null, next_poll_at_ms = $1, consecutive_failures = $2, \
-         last_error = $3, last_raw_request_id = coalesce($4, last_raw_request_id), \
-         last_success_at_ms = case when $3 is null then $5 else last_success_at_ms end \
-         where connection_id = $6 and locked_by = $7",
+    poll_state::release(
+        db,
+        holder,
+        &connection.id,
+        &poll_state::Outcome {
+            next_poll_at_ms: now + ms(delay),
+            consecutive_failures: failures,
+            error: run.error.as_deref(),
+            last_raw_request_id: run.last_raw_id.as_deref(),
+            now_ms: now,
+        },
     )
-    .bind(now + ms(delay))
-    .bind(failures)
-    .bind(&run.error)
-    .bind(&run.last_raw_id)
-    .bind(now)
-    .bind(&connection.id)
-    .bind(holder)
-    .execute(&db.pool)
-    .await?;
-    Ok(())
+    .await
 }
 
 /// A connection's polling as the admin API shows it.
@@ -458,22 +376,13 @@ pub struct PollView {
 }
 
 async fn view(state: &Services, connection: &Connection) -> ApiResult<PollView> {
-    let polling: Option<i64> =
-        sqlx::query_scalar("select polling from plugin_packages where name = $1 and version = $2")
-            .bind(&connection.plugin)
-            .bind(&connection.plugin_version)
-            .fetch_optional(&state.db.pool)
+    let polling =
+        poll_state::version_polls(&state.db, &connection.plugin, &connection.plugin_version)
             .await?;
-    let row = sqlx::query(
-        "select cursor, next_poll_at_ms, last_polled_at_ms, last_success_at_ms, consecutive_failures, last_error, last_raw_request_id \
-         from poll_state where connection_id = $1",
-    )
-    .bind(&connection.id)
-    .fetch_optional(&state.db.pool)
-    .await?;
+    let row = poll_state::of_connection(&state.db, &connection.id).await?;
     let mut view = PollView {
         connection: connection.name.clone(),
-        polling: polling == Some(1),
+        polling,
         cursor: None,
         next_poll_at_ms: None,
         last_polled_at_ms: None,
@@ -483,13 +392,13 @@ async fn view(state: &Services, connection: &Connection) -> ApiResult<PollView> 
         last_raw_request_id: None,
     };
     if let Some(r) = row {
-        view.cursor = r.try_get("cursor")?;
-        view.next_poll_at_ms = r.try_get("next_poll_at_ms")?;
-        view.last_polled_at_ms = r.try_get("last_polled_at_ms")?;
-        view.last_success_at_ms = r.try_get("last_success_at_ms")?;
-        view.consecutive_failures = r.try_get("consecutive_failures")?;
-        view.last_error = r.try_get("last_error")?;
-        view.last_raw_request_id = r.try_get("last_raw_request_id")?;
+        view.cursor = r.cursor;
+        view.next_poll_at_ms = r.next_poll_at_ms;
+        view.last_polled_at_ms = r.last_polled_at_ms;
+        view.last_success_at_ms = r.last_success_at_ms;
+        view.consecutive_failures = r.consecutive_failures;
+        view.last_error = r.last_error;
+        view.last_raw_request_id = r.last_raw_request_id;
     }
     Ok(view)
 }
@@ -528,12 +437,8 @@ pub async fn poll_now_handler(
             "connection `{name}` is disabled"
         )));
     }
-    enrol(&state.db, &state.settings.polling).await?;
-    sqlx::query("update poll_state set next_poll_at_ms = $1 where connection_id = $2")
-        .bind(now_ms())
-        .bind(&connection.id)
-        .execute(&state.db.pool)
-        .await?;
+    poll_state::enrol(&state.db, state.settings.polling.interval).await?;
+    poll_state::due_now(&state.db, &connection.id).await?;
     state.poll_signal.notify_waiters();
     Ok((axum::http::StatusCode::ACCEPTED, Json(current)))
 }

@@ -17,7 +17,6 @@ pub mod decide;
 pub mod holds;
 pub mod status;
 
-pub use crate::catalogue::{Offer, Product};
 pub use decide::{Decision, LineToRoute, Outcome, Planned};
 pub use status::SoStatus;
 
@@ -26,6 +25,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::policy::{self, RoutingPolicy, Scope};
 use crate::services::Services;
 use crate::store::jobs::{self, JobKind, NewJob};
+use crate::store::offers::{self, Offer, Product};
 use crate::store::orders::{self, OrderStatus};
 use crate::worker::Handler;
 use crate::{catalogue, connections};
@@ -258,7 +258,7 @@ pub async fn load_lines(
         let sql = format!(
             "select supplier_connection_id, count(*) as n from supplier_orders where created_at_ms >= $1 \
              and status <> 'cancelled' and supplier_connection_id in ({}) group by supplier_connection_id",
-            catalogue::placeholders(2, suppliers.len())
+            offers::placeholders(2, suppliers.len())
         );
         let mut query = sqlx::query(AssertSqlSafe(sql)).bind(day_start);
         for s in &suppliers {

@@ -1,20 +1,20 @@
 //! Running a plugin version on a request without acting on its result: shadow mode on live
-//! traffic, and the comparison `daifa replay` uses. Owns the `shadow_results` table.
+//! traffic, and the comparison `daifa replay` uses. The results are kept by
+//! [`crate::store::shadow`].
 //!
 //! A shadow call gets the connection's settings and secrets but no outbound hosts, so it cannot
 //! reach any peer; its result is compared with the pinned version's, recorded, and dropped.
 
 use crate::connections::{self, Connection};
-use crate::db::{new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::{Installed, Parsed, parse};
 use crate::services::Services;
+use crate::store::shadow as shadow_results;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use daifa_plugin_host::{CallFailure, ConnectionContext, InboundRequest};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::Row;
 use std::sync::Arc;
 
 /// The canonical result as JSON, errors included: what two versions are compared on.
@@ -134,23 +134,19 @@ async fn run(
     let shadow = canonical(&parse(&plugin, connection.kind, ctx, request).await);
     let diff = differences(&primary, &shadow, 20);
     metrics::counter!("daifa_shadow_results_total", "connection" => connection.name.clone(), "candidate" => candidate.to_string(), "same" => if diff.is_empty() { "true" } else { "false" }).increment(1);
-    sqlx::query(
-        "insert into shadow_results (id, connection_id, raw_request_id, primary_version, candidate_version, same, differences, primary_result, candidate_result, created_at_ms) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    shadow_results::insert(
+        &state.db,
+        &shadow_results::NewShadowResult {
+            connection_id: &connection.id,
+            raw_request_id: raw_id,
+            primary_version: &connection.plugin_version,
+            candidate_version: candidate,
+            differences: &diff,
+            primary_result: &primary.to_string(),
+            candidate_result: &shadow.to_string(),
+        },
     )
-    .bind(new_id("shd"))
-    .bind(&connection.id)
-    .bind(raw_id)
-    .bind(&connection.plugin_version)
-    .bind(candidate)
-    .bind(i64::from(diff.is_empty()))
-    .bind(serde_json::to_string(&diff)?)
-    .bind(primary.to_string())
-    .bind(shadow.to_string())
-    .bind(now_ms())
-    .execute(&state.db.pool)
-    .await?;
-    Ok(())
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,18 +160,6 @@ pub struct ResultsQuery {
 
 fn default_limit() -> i64 {
     100
-}
-
-#[derive(Debug, Serialize)]
-pub struct ShadowResult {
-    pub raw_request_id: String,
-    pub primary_version: String,
-    pub candidate_version: String,
-    pub same: bool,
-    pub differences: Vec<String>,
-    pub primary_result: Value,
-    pub candidate_result: Value,
-    pub created_at_ms: i64,
 }
 
 pub fn router() -> axum::Router<Services> {
@@ -194,46 +178,18 @@ async fn results_handler(
     let connection = connections::by_name(&state.db, &name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no connection named `{name}`")))?;
-    let counts = sqlx::query(
-        "select candidate_version, cast(sum(same) as bigint) as same, cast(count(*) as bigint) as total from shadow_results where connection_id = $1 group by candidate_version order by candidate_version",
+    let summary: Vec<Value> = shadow_results::counts(&state.db, &connection.id)
+        .await?
+        .into_iter()
+        .map(|c| json!({ "candidate_version": c.candidate_version, "total": c.total, "same": c.same, "differing": c.total - c.same }))
+        .collect();
+    let results = shadow_results::latest(
+        &state.db,
+        &connection.id,
+        q.differing,
+        q.limit.clamp(1, 1000),
     )
-    .bind(&connection.id)
-    .fetch_all(&state.db.pool)
     .await?;
-    let summary: Vec<Value> = counts
-        .iter()
-        .map(|r| {
-            let total: i64 = r.try_get("total")?;
-            let same: i64 = r.try_get("same")?;
-            Ok(json!({ "candidate_version": r.try_get::<String, _>("candidate_version")?, "total": total, "same": same, "differing": total - same }))
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
-    let rows = sqlx::query(
-        "select raw_request_id, primary_version, candidate_version, same, differences, primary_result, candidate_result, created_at_ms \
-         from shadow_results where connection_id = $1 and ($2 = 0 or same = 0) order by created_at_ms desc, id desc limit $3",
-    )
-    .bind(&connection.id)
-    .bind(i64::from(q.differing))
-    .bind(q.limit.clamp(1, 1000))
-    .fetch_all(&state.db.pool)
-    .await?;
-    let results = rows
-        .iter()
-        .map(|r| {
-            let parse = |s: String| serde_json::from_str(&s).unwrap_or(Value::String(s));
-            Ok(ShadowResult {
-                raw_request_id: r.try_get("raw_request_id")?,
-                primary_version: r.try_get("primary_version")?,
-                candidate_version: r.try_get("candidate_version")?,
-                same: r.try_get::<i64, _>("same")? != 0,
-                differences: serde_json::from_str(&r.try_get::<String, _>("differences")?)
-                    .unwrap_or_default(),
-                primary_result: parse(r.try_get("primary_result")?),
-                candidate_result: parse(r.try_get("candidate_result")?),
-                created_at_ms: r.try_get("created_at_ms")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok(Json(json!({ "summary": summary, "results": results })))
 }
 

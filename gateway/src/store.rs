@@ -13,8 +13,12 @@
 pub mod cases;
 pub mod connections;
 pub mod jobs;
+pub mod offers;
 pub mod orders;
 pub mod plugins;
 pub mod policies;
+pub mod poll_state;
+pub mod raw_requests;
+pub mod shadow;
 pub mod shipments;
 pub mod tasks;

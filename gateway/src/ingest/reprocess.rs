@@ -21,12 +21,12 @@
 //! sweeper gave up on.
 
 use super::{
-    AppliedMeanwhile, NotReprocessable, OnServerError, Processed, RawStatus, StoredRequest,
-    claim_for_operator, claim_stale, count_stale, fail_stale, fail_stale_polls, process_stored,
-    raw_status, retry_stale_at,
+    AppliedMeanwhile, NotReprocessable, OnServerError, Processed, StoredRequest,
+    claim_for_operator, claim_stale, process_stored,
 };
 use crate::db::{ms, now_ms};
 use crate::services::Services;
+use crate::store::raw_requests::{self, RawStatus};
 use crate::store::tasks;
 use serde_json::json;
 use tokio::sync::watch;
@@ -83,7 +83,7 @@ async fn sweeper(state: Services, mut shutdown: watch::Receiver<bool>) {
 /// processed again, one after the other; the gauge of stale requests set to what is left.
 async fn sweep(state: &Services, shutdown: &watch::Receiver<bool>) -> anyhow::Result<()> {
     let settings = &state.settings.ingest;
-    let polls = fail_stale_polls(&state.db, settings.stale_after).await?;
+    let polls = raw_requests::fail_stale_polls(&state.db, settings.stale_after).await?;
     if polls > 0 {
         tracing::warn!(
             count = polls,
@@ -97,7 +97,7 @@ async fn sweep(state: &Services, shutdown: &watch::Receiver<bool>) -> anyhow::Re
         };
         sweep_one(state, &stored).await?;
     }
-    let stale = count_stale(&state.db, settings.stale_after).await?;
+    let stale = raw_requests::count_stale(&state.db, settings.stale_after).await?;
     metrics::gauge!("daifa_raw_requests_stale").set(stale as f64);
     Ok(())
 }
@@ -129,7 +129,7 @@ async fn sweep_one(state: &Services, stored: &StoredRequest) -> anyhow::Result<(
     if let Some(delay) = next {
         tracing::warn!(raw_request_id = %stored.id, connection = %stored.connection_name, attempt = attempts, error = %reason, "stale request failed again; retried later");
         let reason = format!("attempt {attempts} failed: {reason}");
-        retry_stale_at(
+        raw_requests::retry_stale_at(
             &state.db,
             &stored.id,
             attempts,
@@ -142,7 +142,7 @@ async fn sweep_one(state: &Services, stored: &StoredRequest) -> anyhow::Result<(
     }
     let reason = format!("given up after {attempts} attempts: {reason}");
     let mut tx = state.db.begin().await?;
-    if fail_stale(&mut tx, &stored.id, attempts, &reason).await? {
+    if raw_requests::fail_stale(&mut tx, &stored.id, attempts, &reason).await? {
         tasks::open(
             &mut tx,
             "raw_request_failed",
@@ -192,7 +192,9 @@ pub async fn by_operator(state: &Services, id: &str) -> anyhow::Result<Reprocess
             if let Some(applied) = e.downcast_ref::<AppliedMeanwhile>() {
                 tracing::info!(raw_request_id = %applied.0, "applied meanwhile by another run");
                 count(By::Operator, "applied_meanwhile");
-                let status = raw_status(&state.db, id).await?.unwrap_or_default();
+                let status = raw_requests::status_of(&state.db, id)
+                    .await?
+                    .unwrap_or_default();
                 return Ok(Reprocessed::Applied(status));
             }
             return Err(e);
@@ -201,7 +203,7 @@ pub async fn by_operator(state: &Services, id: &str) -> anyhow::Result<Reprocess
     let answer = processed.answer;
     tracing::info!(raw_request_id = %id, connection = %stored.connection_name, outcome = answer.raw_status.as_str(), "stored request processed again by the operator");
     count(By::Operator, answer.raw_status.as_str());
-    let status = raw_status(&state.db, id)
+    let status = raw_requests::status_of(&state.db, id)
         .await?
         .unwrap_or_else(|| answer.raw_status.as_str().to_string());
     Ok(Reprocessed::Done {

@@ -3,8 +3,8 @@
 //! bands by weight). Amounts convert through their currency's minor unit (ISO 4217).
 
 use super::decide::LineToRoute;
-use crate::catalogue::Product;
 use crate::policy::RoutingPolicy;
+use crate::store::offers::Product;
 use daifa_plugin_host::Money;
 use std::collections::BTreeMap;
 
