@@ -19,23 +19,22 @@ const OWNERS: &[(&str, &[&str])] = &[
     ("ingest", &["raw_requests", "deliveries"]),
     ("store/orders", &["orders", "order_events"]),
     (
-        "routing",
+        "store/supplier_orders",
         &[
             "supplier_orders",
             "supplier_order_lines",
-            "routing_decisions",
-            "holds",
             "line_substitutions",
+            "supplier_order_updates",
         ],
     ),
+    ("store/holds", &["holds"]),
+    ("store/decisions", &["routing_decisions"]),
     // What suppliers offer for each storefront SKU, the shop's products, suppliers' notices.
     (
         "catalogue",
         &["offers", "products", "notices", "sku_mappings"],
     ),
     ("policy", &["policies"]),
-    // Changes sent to suppliers (dispatch/update.rs).
-    ("dispatch", &["supplier_order_updates"]),
     // The shipment is fulfilment's; its tracking columns are tracking's.
     ("fulfilment", &["shipments"]),
     (

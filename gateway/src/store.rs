@@ -10,6 +10,9 @@
 //! Every function takes the connection or transaction it runs on, so that a stage can apply
 //! many orders in one transaction.
 
+pub mod decisions;
+pub mod holds;
 pub mod jobs;
 pub mod orders;
+pub mod supplier_orders;
 pub mod tasks;

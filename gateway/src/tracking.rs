@@ -9,10 +9,10 @@
 use crate::calls::{callee, outcome_of};
 use crate::connections::Connection;
 use crate::db::{Conn, Db, Tx, new_id, now_ms};
-use crate::routing::SoStatus;
 use crate::services::Services;
 use crate::store::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::store::orders::{self, OrderStatus};
+use crate::store::supplier_orders::{self, SoStatus};
 use crate::worker::Handler;
 use daifa_plugin_host::carrier::Parcel;
 use daifa_plugin_host::{TrackingDetail, TrackingStatus, TrackingUpdate};
@@ -397,7 +397,7 @@ async fn mark_delivered_when_complete(tx: &mut Tx, order_id: &str) -> anyhow::Re
     .bind(order_id)
     .fetch_one(&mut **tx)
     .await?;
-    let to_ship = crate::routing::count_in(
+    let to_ship = supplier_orders::count_in(
         tx,
         order_id,
         &[
