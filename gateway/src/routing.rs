@@ -229,11 +229,12 @@ pub async fn load_lines(
         .collect();
     suppliers.sort_unstable();
     suppliers.dedup();
-    let mut used_today = BTreeMap::new();
-    if !suppliers.is_empty() {
+    let used_today = if suppliers.is_empty() {
+        BTreeMap::new()
+    } else {
         let day_start = now_ms() - now_ms().rem_euclid(86_400_000);
-        used_today = supplier_orders::counts_since(conn, day_start, &suppliers).await?;
-    }
+        supplier_orders::counts_since(conn, day_start, &suppliers).await?
+    };
     let excluded = supplier_orders::failed_pairs(conn, id).await?;
     let released = crate::store::holds::released_kinds(conn, id)
         .await?
