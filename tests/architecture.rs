@@ -19,23 +19,22 @@ const OWNERS: &[(&str, &[&str])] = &[
     ("store/raw_requests", &["raw_requests", "deliveries"]),
     ("store/orders", &["orders", "order_events"]),
     (
-        "routing",
+        "store/supplier_orders",
         &[
             "supplier_orders",
             "supplier_order_lines",
-            "routing_decisions",
-            "holds",
             "line_substitutions",
+            "supplier_order_updates",
         ],
     ),
+    ("store/holds", &["holds"]),
+    ("store/decisions", &["routing_decisions"]),
     // What suppliers offer for each storefront SKU, the shop's products, suppliers' notices.
     (
         "store/offers",
         &["offers", "products", "notices", "sku_mappings"],
     ),
     ("store/policies", &["policies"]),
-    // Changes sent to suppliers (dispatch/update.rs).
-    ("dispatch", &["supplier_order_updates"]),
     (
         "store/shipments",
         &["shipments", "tracking_registrations", "tracking_events"],

@@ -6,7 +6,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ingest::reprocess::Reprocessed;
 use crate::routing::holds::{self, Choice, Resolved};
 use crate::services::Services;
-use crate::store::{jobs, orders, raw_requests, shipments};
+use crate::store::{decisions, jobs, orders, raw_requests, shipments, supplier_orders};
 use crate::{cancellation, ingest, routing};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -168,11 +168,11 @@ async fn get_order(
         .ok_or_else(|| ApiError::NotFound(format!("no order `{id}`")))?;
     let events = orders::events(&mut tx, &id).await?;
     let raw = raw_requests::for_order(&mut tx, &id).await?;
-    let supplier_orders = routing::supplier_orders_of(&mut tx, &id).await?;
+    let supplier_orders = supplier_orders::of_order(&mut tx, &id).await?;
     let jobs = jobs::for_order(&mut tx, &id).await?;
     let shipments = shipments::of_order(&mut tx, &id).await?;
     let tracking_events = shipments::scans_of_order(&mut tx, &id).await?;
-    let decisions = routing::decisions_of(&mut tx, &id).await?;
+    let decisions = decisions::of_order(&mut tx, &id).await?;
     tx.rollback().await?;
     Ok(Json(json!({
         "order": order,

@@ -37,12 +37,13 @@ use crate::calls::{callee, outcome_of};
 use crate::db::{Tx, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::{AfterSalesPolicy, Freight};
-use crate::routing::{self, SoStatus};
+use crate::routing;
 use crate::services::Services;
 use crate::store::cases::{self, CaseRow, NewCaseRow, NewReturnNote};
 use crate::store::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::store::orders::{self, OrderStatus, StoredOrder};
 use crate::store::shipments;
+use crate::store::supplier_orders::{self, SoStatus};
 use crate::worker::Handler;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -486,7 +487,7 @@ pub async fn open(tx: &mut Tx, new: NewCase, actor: &str) -> Result<Case, CaseEr
         .first()
         .map(|l| l.external_line_id.clone())
         .unwrap_or_default();
-    let supplier_order_id = routing::carrying_line(tx, &order.id, &first).await?;
+    let supplier_order_id = supplier_orders::carrying_line(tx, &order.id, &first).await?;
     let shipment_id = match &new.shipment_id {
         Some(s) => Some(s.clone()),
         None => match &supplier_order_id {
@@ -887,7 +888,7 @@ async fn supplier_of(tx: &mut Tx, case: &Case) -> sqlx::Result<Option<(String, S
     let Some(so) = &case.supplier_order_id else {
         return Ok(None);
     };
-    let supplier = routing::supplier_of(tx, so).await?;
+    let supplier = supplier_orders::supplier_of(tx, so).await?;
     Ok(supplier.map(|s| (so.clone(), s)))
 }
 
@@ -962,7 +963,7 @@ async fn send_again(
     )
     .await?;
     if matches!(decision.outcome, routing::Outcome::Route { .. }) {
-        let new_so = routing::latest_for_case(tx, &case.id).await?;
+        let new_so = supplier_orders::latest_for_case(tx, &case.id).await?;
         cases::set_replacement(tx, &case.id, new_so.as_deref()).await?;
         Box::pin(act(tx, &case.id, ActionInput::of(Action::Ship), actor)).await?;
     }

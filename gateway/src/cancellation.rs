@@ -20,12 +20,11 @@
 use crate::calls::{callee, outcome_of};
 use crate::db::Tx;
 use crate::error::{ApiError, ApiResult};
-use crate::routing::SoStatus;
 use crate::routing::context::OrderContext;
-use crate::routing::status::{self, Change};
 use crate::services::Services;
 use crate::store::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::store::orders::{self, OrderStatus, StoredOrder};
+use crate::store::supplier_orders::{self, Change, SoStatus};
 use crate::store::tasks;
 use crate::worker::Handler;
 use daifa_plugin_host::channel::{CancelOrderRequest, CancelReason};
@@ -54,12 +53,12 @@ pub async fn stop_supplier_orders(
 ) -> anyhow::Result<Stopped> {
     orders::lock(tx, order_id).await?;
     let mut stopped = Stopped::default();
-    for (id, mut current, supplier) in crate::routing::statuses_of(tx, order_id).await? {
+    for (id, mut current, supplier) in supplier_orders::statuses_of(tx, order_id).await? {
         // A push worker does not hold the order's lock: a lost race is read again once.
         for _ in 0..2 {
             let moved = match current {
                 SoStatus::Pending | SoStatus::Held => {
-                    status::transition_from(
+                    supplier_orders::transition_from(
                         tx,
                         &id,
                         &[SoStatus::Pending, SoStatus::Held],
@@ -72,7 +71,7 @@ pub async fn stop_supplier_orders(
                     .await?
                 }
                 SoStatus::Submitted | SoStatus::Accepted => {
-                    status::transition_from(
+                    supplier_orders::transition_from(
                         tx,
                         &id,
                         &[SoStatus::Submitted, SoStatus::Accepted],
@@ -81,12 +80,12 @@ pub async fn stop_supplier_orders(
                     )
                     .await?
                 }
-                _ => status::Moved::Yes,
+                _ => supplier_orders::Moved::Yes,
             };
             match moved {
-                status::Moved::Yes => break,
-                status::Moved::No(Some(now)) => current = now,
-                status::Moved::No(None) => break,
+                supplier_orders::Moved::Yes => break,
+                supplier_orders::Moved::No(Some(now)) => current = now,
+                supplier_orders::Moved::No(None) => break,
             }
         }
         match current {
@@ -238,7 +237,7 @@ pub async fn cancel_order(
             By::Storefront { .. } => "storefront",
             By::Operator { name, .. } => name,
         };
-        crate::routing::holds::cancel_open(tx, order_id, who, reason).await?;
+        crate::store::holds::cancel_open(tx, order_id, who, reason).await?;
         orders::record_event(tx, order_id, "order.cancelled", detail.clone()).await?;
     } else {
         orders::record_event(

@@ -18,9 +18,10 @@
 
 use crate::db::{Tx, now_ms};
 use crate::dispatch;
+use crate::routing;
 use crate::routing::context::OrderContext;
-use crate::routing::{self, SoStatus, status};
 use crate::store::orders::{self, OrderStatus};
+use crate::store::supplier_orders::{self, SoStatus};
 use crate::store::{jobs, tasks};
 use daifa_plugin_host::{Order, OrderLine};
 use serde::Serialize;
@@ -131,7 +132,7 @@ pub async fn apply_copy(
     let blocks = |o: &Order| routing::decide::unpaid(&context.routing.payment, o.payment).is_some();
     let shipping: Vec<&Change> = changes.iter().filter(|c| c.field != "payment").collect();
     let payment_turned = blocks(old) != blocks(copy);
-    let supplier_orders = routing::statuses_of(tx, &order.id).await?;
+    let supplier_orders = supplier_orders::statuses_of(tx, &order.id).await?;
     let shipped = matches!(status, Some(OrderStatus::Shipped | OrderStatus::Delivered))
         || supplier_orders
             .iter()
@@ -208,7 +209,7 @@ pub async fn apply_copy(
         // Not with the supplier: its push reads the new copy and these quantities.
         if !names.is_empty() {
             let lines = quantities(tx, id, copy).await?;
-            routing::set_line_quantities(tx, id, &lines).await?;
+            supplier_orders::set_line_quantities(tx, id, &lines).await?;
             orders::record_event(
                 tx,
                 &order.id,
@@ -236,7 +237,7 @@ pub async fn apply_copy(
             // Only what concerns this supplier order: a change of other lines (one added,
             // another supplier's) is not its.
             let own_lines_changed = {
-                let now = routing::line_quantities(tx, id).await?;
+                let now = supplier_orders::line_quantities(tx, id).await?;
                 lines
                     .iter()
                     .any(|(line, q)| !now.contains(&(line.clone(), i64::from(*q))))
@@ -257,9 +258,9 @@ pub async fn apply_copy(
         // Lines with something to ship that no live supplier order carries: new lines, or
         // lines that had nothing to ship before (a quantity of 0 is never routed).
         let mut carried = std::collections::BTreeSet::new();
-        for (id, so_status, _) in routing::statuses_of(tx, &order.id).await? {
+        for (id, so_status, _) in supplier_orders::statuses_of(tx, &order.id).await? {
             if so_status.is_live() {
-                for (line, _) in routing::line_quantities(tx, &id).await? {
+                for (line, _) in supplier_orders::line_quantities(tx, &id).await? {
                     carried.insert(line);
                 }
             }
@@ -289,12 +290,12 @@ pub async fn apply_copy(
 /// Cancels a supplier order that was never sent (pending with its push taken back, or held);
 /// false when it had moved on.
 async fn cancel_unsent(tx: &mut Tx, supplier_order_id: &str, reason: &str) -> anyhow::Result<bool> {
-    Ok(status::transition_from(
+    Ok(supplier_orders::transition_from(
         tx,
         supplier_order_id,
         &[SoStatus::Pending, SoStatus::Held],
         SoStatus::Cancelled,
-        status::Change {
+        supplier_orders::Change {
             external_id: None,
             reason: Some(reason),
         },
@@ -313,7 +314,7 @@ async fn quantities(
     supplier_order_id: &str,
     copy: &Order,
 ) -> anyhow::Result<Vec<(String, u32)>> {
-    Ok(routing::line_quantities(tx, supplier_order_id)
+    Ok(supplier_orders::line_quantities(tx, supplier_order_id)
         .await?
         .into_iter()
         .map(|(line, _)| {
@@ -354,7 +355,7 @@ async fn route_again(
             .await?;
         }
     }
-    routing::holds::supersede_open(tx, &order.id, raw_id).await?;
+    crate::store::holds::supersede_open(tx, &order.id, raw_id).await?;
     route_copy(tx, context, copy).await
 }
 

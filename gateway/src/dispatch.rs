@@ -9,10 +9,10 @@ use crate::calls::{callee, outcome_of};
 use crate::db::Tx;
 use crate::db::{ms, now_ms};
 use crate::routing::context::OrderContext;
-use crate::routing::{SoStatus, SupplierOrderView, status};
 use crate::services::Services;
 use crate::store::jobs::{self, Attempt, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::store::orders::{self, OrderStatus};
+use crate::store::supplier_orders::{self, SoStatus, SupplierOrderView};
 use crate::worker::Handler;
 use crate::{cancellation, routing};
 use daifa_plugin_host::supplier::{SupplierOrder, SupplierOrderLine};
@@ -49,7 +49,7 @@ async fn on_dead_push(tx: &mut Tx, job: &ClaimedJob, error: &str) -> anyhow::Res
     let reason = format!("{} failed for good: {error}", job.kind.as_str());
     routing::fail_over(tx, &job.subject_id, SoStatus::Undeliverable, &reason).await?;
     if let Some(supplier) = &job.connection_id {
-        let now = status::current(tx, &job.subject_id)
+        let now = supplier_orders::current(tx, &job.subject_id)
             .await?
             .unwrap_or(SoStatus::Undeliverable);
         update::push_answered(tx, order_id, &job.subject_id, supplier, now).await?;
@@ -64,7 +64,7 @@ async fn on_dead_push(tx: &mut Tx, job: &ClaimedJob, error: &str) -> anyhow::Res
 /// `shipped`) before answering the push keeps that status; one that was cancelled or failed
 /// over while the push was in flight is asked to cancel it.
 async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attempt> {
-    let Some(so) = routing::supplier_order(&state.db, &job.subject_id).await? else {
+    let Some(so) = supplier_orders::get(&state.db, &job.subject_id).await? else {
         return Ok(Outcome::Refused {
             kind: "missing".into(),
             error: format!("supplier order {} does not exist", job.subject_id),
@@ -85,7 +85,7 @@ async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attemp
         Some(SoStatus::Held) => {
             let mut tx = state.db.begin().await?;
             orders::lock(&mut tx, &order.id).await?;
-            if status::current(&mut tx, &so.id).await? == Some(SoStatus::Pending) {
+            if supplier_orders::current(&mut tx, &so.id).await? == Some(SoStatus::Pending) {
                 // Released a moment ago: push it now (a retry, due at once).
                 return Ok(Outcome::Failed {
                     kind: "released".into(),
@@ -109,12 +109,12 @@ async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attemp
         Some(SoStatus::Cancelled) if job.attempt > 1 => {
             let mut tx = state.db.begin().await?;
             orders::lock(&mut tx, &order.id).await?;
-            if status::transition_from(
+            if supplier_orders::transition_from(
                 &mut tx,
                 &so.id,
                 &[SoStatus::Cancelled],
                 SoStatus::CancelRequested,
-                status::Change::default(),
+                supplier_orders::Change::default(),
             )
             .await?
             .happened()
@@ -158,12 +158,12 @@ async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attemp
     if order.status == OrderStatus::Cancelled.as_str() {
         // The cancellation stops pending supplier orders itself; this one slipped through.
         let mut tx = state.db.begin().await?;
-        if status::transition_from(
+        if supplier_orders::transition_from(
             &mut tx,
             &so.id,
             &[SoStatus::Pending],
             SoStatus::Cancelled,
-            status::Change {
+            supplier_orders::Change {
                 external_id: None,
                 reason: Some("order cancelled before it was sent"),
             },
@@ -201,20 +201,20 @@ async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attemp
     // Serializes with a cancellation of the order and with the supplier's callbacks.
     orders::lock(&mut tx, &order.id).await?;
     let external_id = submission.external_id.as_deref();
-    let moved = status::transition_from(
+    let moved = supplier_orders::transition_from(
         &mut tx,
         &so.id,
         &[SoStatus::Pending, SoStatus::Held],
         answered,
-        status::Change {
+        supplier_orders::Change {
             external_id,
             reason: None,
         },
     )
     .await?;
     let now = match moved {
-        status::Moved::Yes => answered,
-        status::Moved::No(found) => found.unwrap_or(SoStatus::Cancelled),
+        supplier_orders::Moved::Yes => answered,
+        supplier_orders::Moved::No(found) => found.unwrap_or(SoStatus::Cancelled),
     };
     let mut detail = json!({ "supplier_order_id": so.id, "supplier": supplier.name, "status": now.as_str(),
                              "answer": answered.as_str(), "external_id": external_id, "attempt": job.attempt });
@@ -224,7 +224,7 @@ async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attemp
             if !moved.happened()
                 && let Some(external_id) = external_id
             {
-                status::set_external_id(&mut tx, &so.id, external_id).await?;
+                supplier_orders::set_external_id(&mut tx, &so.id, external_id).await?;
             }
             // Unacknowledged by then, the lines go to the next offer.
             if now == SoStatus::Submitted {
@@ -253,12 +253,12 @@ async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attemp
             // A supplier order cancelled as "never pushed" was pushed after all: the supplier
             // has it and is asked to cancel it.
             if found == SoStatus::Cancelled {
-                status::transition_from(
+                supplier_orders::transition_from(
                     &mut tx,
                     &so.id,
                     &[SoStatus::Cancelled],
                     SoStatus::CancelRequested,
-                    status::Change {
+                    supplier_orders::Change {
                         external_id,
                         reason: None,
                     },
@@ -285,7 +285,9 @@ async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attemp
         }
     }
     // Changes the storefront made while the push was on its way follow it now.
-    let now = status::current(&mut tx, &so.id).await?.unwrap_or(now);
+    let now = supplier_orders::current(&mut tx, &so.id)
+        .await?
+        .unwrap_or(now);
     update::push_answered(&mut tx, &order.id, &so.id, &supplier.id, now).await?;
     Ok(Attempt::done(tx))
 }

@@ -4,11 +4,12 @@
 
 use crate::connections::Connection;
 use crate::db::{Tx, new_id};
-use crate::routing::{self, SoStatus, status};
+use crate::routing;
 use crate::services::Services;
 use crate::store::jobs::{self, Attempt, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::store::orders::{self, OrderStatus};
 use crate::store::shipments::{self, NewShipment};
+use crate::store::supplier_orders::{self, SoStatus};
 use crate::store::tasks;
 use crate::worker::Handler;
 use daifa_plugin_host::channel::FulfillmentRequest;
@@ -51,7 +52,7 @@ pub async fn apply_progress(
     // Serializes with a push's answer, a deadline, a cancellation: the status is read again
     // under the order's lock and every move below is a compare-and-set.
     orders::lock(tx, &so.order_id).await?;
-    let Some(current) = status::current(tx, &so.id).await? else {
+    let Some(current) = supplier_orders::current(tx, &so.id).await? else {
         return Ok(Err(format!(
             "supplier order `{}` has an unknown status",
             so.id
@@ -61,12 +62,12 @@ pub async fn apply_progress(
     let mut new_shipment = None;
     let summary = match event {
         SupplierEvent::Accepted(_) => {
-            let moved = status::transition_from(
+            let moved = supplier_orders::transition_from(
                 tx,
                 &so.id,
                 &[SoStatus::Pending, SoStatus::Held, SoStatus::Submitted],
                 SoStatus::Accepted,
-                status::Change {
+                supplier_orders::Change {
                     external_id,
                     reason: None,
                 },
@@ -82,7 +83,7 @@ pub async fn apply_progress(
                     if !moved.happened()
                         && let Some(external_id) = external_id
                     {
-                        status::set_external_id(tx, &so.id, external_id).await?;
+                        supplier_orders::set_external_id(tx, &so.id, external_id).await?;
                     }
                     orders::record_event(tx, &so.order_id, "supplier_order.accepted", json!({ "supplier_order_id": so.id, "external_id": external_id, "raw_request_id": raw_id })).await?;
                     json!({ "supplier_order_id": so.id, "event": "accepted" })
@@ -110,7 +111,7 @@ pub async fn apply_progress(
             )
             .await?;
             if let Some(external_id) = external_id {
-                status::set_external_id(tx, &so.id, external_id).await?;
+                supplier_orders::set_external_id(tx, &so.id, external_id).await?;
             }
             let reason = format!(
                 "supplier `{}` rejected supplier order {}: {}",
@@ -119,11 +120,11 @@ pub async fn apply_progress(
             match r.code {
                 // Another supplier would refuse the address too: the operator fixes it first.
                 Some(RejectionCode::InvalidAddress) => {
-                    if status::transition(
+                    if supplier_orders::transition(
                         tx,
                         &so.id,
                         SoStatus::Rejected,
-                        status::Change {
+                        supplier_orders::Change {
                             external_id: None,
                             reason: Some(&r.reason),
                         },
@@ -145,7 +146,7 @@ pub async fn apply_progress(
                 }
                 code => {
                     if code == Some(RejectionCode::OutOfStock) {
-                        for supplier_sku in routing::supplier_skus(tx, &so.id).await? {
+                        for supplier_sku in supplier_orders::supplier_skus(tx, &so.id).await? {
                             crate::catalogue::mark_out_of_stock(
                                 tx,
                                 &supplier.id,
@@ -173,12 +174,12 @@ pub async fn apply_progress(
             // goes on: it shipped first, so the interception failed, and the parcel is the
             // order's like any other.
             if current == SoStatus::CancelRequested && !order_cancelled {
-                status::transition_from(
+                supplier_orders::transition_from(
                     tx,
                     &so.id,
                     &[SoStatus::CancelRequested],
                     SoStatus::Accepted,
-                    status::Change::default(),
+                    supplier_orders::Change::default(),
                 )
                 .await?;
                 orders::record_event(
@@ -253,11 +254,11 @@ async fn shipped(
             false,
         ));
     }
-    status::transition(
+    supplier_orders::transition(
         tx,
         &so.id,
         SoStatus::Shipped,
-        status::Change {
+        supplier_orders::Change {
             external_id,
             reason: None,
         },
@@ -381,10 +382,10 @@ async fn late(
 /// Holds the supplier orders that took over `so`'s lines and are not pushed yet, with a
 /// `double_shipment` hold on the order: the operator releases it (they are pushed) or cancels.
 async fn hold_replacements(tx: &mut Tx, so: &SupplierOrderRow) -> anyhow::Result<Vec<String>> {
-    let replacements = routing::pending_replacements(tx, &so.id).await?;
+    let replacements = supplier_orders::pending_replacements(tx, &so.id).await?;
     let mut held = Vec::new();
     for id in replacements {
-        if status::transition(tx, &id, SoStatus::Held, status::Change::default())
+        if supplier_orders::transition(tx, &id, SoStatus::Held, supplier_orders::Change::default())
             .await?
             .happened()
         {
@@ -421,7 +422,7 @@ async fn supplier_order_of(
     r: &SupplierOrderRef,
 ) -> sqlx::Result<Option<SupplierOrderRow>> {
     Ok(
-        routing::of_supplier(tx, supplier_connection_id, &r.supplier_order_id)
+        supplier_orders::of_supplier(tx, supplier_connection_id, &r.supplier_order_id)
             .await?
             .map(|(id, order_id)| SupplierOrderRow { id, order_id }),
     )
@@ -436,7 +437,7 @@ async fn check_lines(
     if shipment.tracking_number.trim().is_empty() {
         return Ok(Err("shipment has no tracking number".into()));
     }
-    let rows = routing::line_quantities(tx, supplier_order_id).await?;
+    let rows = supplier_orders::line_quantities(tx, supplier_order_id).await?;
     for line in &shipment.lines {
         let ordered = rows
             .iter()

@@ -6,27 +6,27 @@
 //! ([`customs`]). A supplier that rejects, does not acknowledge in time, or whose push
 //! dead-letters hands its lines to the next offer ([`fail_over`]). Holds are released,
 //! resolved or cancelled through the API ([`holds`]). Every decision is stored with its reasons;
-//! a dry run returns one without acting. This module owns the `supplier_orders`,
-//! `supplier_order_lines` and `routing_decisions` tables (and, through its submodules, `holds`
-//! and `line_substitutions`); it reads the catalogue's offers and products through its
-//! functions.
+//! a dry run returns one without acting. Supplier orders, holds and decisions are read and
+//! written through their store modules ([`crate::store::supplier_orders`],
+//! [`crate::store::holds`], [`crate::store::decisions`]); the catalogue's offers and products
+//! through its functions.
 
 pub mod context;
 pub mod customs;
 pub mod decide;
 pub mod holds;
-pub mod status;
 
 pub use decide::{Decision, LineToRoute, Outcome, Planned};
-pub use status::SoStatus;
 
-use crate::db::{Conn, Db, Tx, new_id, now_ms};
+use crate::db::{Tx, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::{self, RoutingPolicy, Scope};
 use crate::services::Services;
+use crate::store::decisions::{self, NewDecision};
 use crate::store::jobs::{self, JobKind, NewJob};
-use crate::store::offers::{self, Offer, Product};
+use crate::store::offers::{Offer, Product};
 use crate::store::orders::{self, OrderStatus};
+use crate::store::supplier_orders::{self, NewLine, NewSupplierOrder, SoStatus};
 use crate::worker::Handler;
 use crate::{catalogue, connections};
 use axum::Json;
@@ -34,8 +34,7 @@ use axum::extract::State;
 use axum::routing::post;
 use daifa_plugin_host::Order;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, Row};
+use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Why an order waits for the operator.
@@ -126,12 +125,6 @@ impl Trigger {
     }
 }
 
-/// Supplier order statuses whose lines are taken (not to be routed again): [`SoStatus::is_live`].
-pub const ACTIVE: &str =
-    "'pending', 'held', 'submitted', 'accepted', 'shipped', 'cancel_requested'";
-/// Supplier order statuses of a supplier that failed its lines: the pair is not tried again.
-pub const FAILED: &str = "'rejected', 'timed_out', 'undeliverable'";
-
 /// Everything a decision is made from, loaded in a handful of queries.
 pub struct Loaded {
     pub policy: RoutingPolicy,
@@ -183,24 +176,8 @@ pub async fn load_lines(
     only: Option<&[(String, u32)]>,
 ) -> anyhow::Result<Loaded> {
     let id = order_id.unwrap_or("");
-    let taken: BTreeSet<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-        "select l.external_line_id from supplier_order_lines l join supplier_orders s on s.id = l.supplier_order_id \
-         where s.order_id = $1 and s.status in ({ACTIVE})"
-    )))
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .collect();
-    let substitutions: BTreeMap<String, String> = sqlx::query(
-        "select external_line_id, storefront_sku from line_substitutions where order_id = $1",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get("external_line_id")?, r.try_get("storefront_sku")?)))
-    .collect::<Result<_, sqlx::Error>>()?;
+    let taken = supplier_orders::lines_taken(conn, id).await?;
+    let substitutions = supplier_orders::substitutions_of(conn, id).await?;
     let wanted = |id: &str, quantity: u32| -> Option<u32> {
         match only {
             Some(only) => only.iter().find(|(l, _)| l == id).map(|(_, q)| *q),
@@ -252,45 +229,18 @@ pub async fn load_lines(
         .collect();
     suppliers.sort_unstable();
     suppliers.dedup();
-    let mut used_today = BTreeMap::new();
-    if !suppliers.is_empty() {
+    let used_today = if suppliers.is_empty() {
+        BTreeMap::new()
+    } else {
         let day_start = now_ms() - now_ms().rem_euclid(86_400_000);
-        let sql = format!(
-            "select supplier_connection_id, count(*) as n from supplier_orders where created_at_ms >= $1 \
-             and status <> 'cancelled' and supplier_connection_id in ({}) group by supplier_connection_id",
-            offers::placeholders(2, suppliers.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(day_start);
-        for s in &suppliers {
-            query = query.bind(*s);
-        }
-        for r in query.fetch_all(&mut *conn).await? {
-            let n: i64 = r.try_get("n")?;
-            used_today.insert(
-                r.try_get("supplier_connection_id")?,
-                u32::try_from(n).unwrap_or(u32::MAX),
-            );
-        }
-    }
-    let excluded = sqlx::query(AssertSqlSafe(format!(
-        "select l.external_line_id, s.supplier_connection_id from supplier_order_lines l \
-         join supplier_orders s on s.id = l.supplier_order_id where s.order_id = $1 and s.status in ({FAILED})"
-    )))
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get("external_line_id")?, r.try_get("supplier_connection_id")?)))
-    .collect::<Result<_, sqlx::Error>>()?;
-    let released = sqlx::query_scalar::<_, String>(
-        "select kind from holds where order_id = $1 and status = 'released'",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .filter_map(|k| HoldKind::parse(k))
-    .collect();
+        supplier_orders::counts_since(conn, day_start, &suppliers).await?
+    };
+    let excluded = supplier_orders::failed_pairs(conn, id).await?;
+    let released = crate::store::holds::released_kinds(conn, id)
+        .await?
+        .iter()
+        .filter_map(|k| HoldKind::parse(k))
+        .collect();
     Ok(Loaded {
         policy,
         line_policies,
@@ -381,16 +331,17 @@ async fn apply(
         Outcome::Route { waiting, .. } if !waiting.is_empty() => "partial",
         Outcome::Route { .. } => "routed",
     };
-    sqlx::query(
-        "insert into routing_decisions (id, order_id, trigger, outcome, decision, created_at_ms) values ($1, $2, $3, $4, $5, $6)",
+    decisions::insert(
+        tx,
+        &NewDecision {
+            id: &decision_id,
+            order_id,
+            trigger: request.trigger.as_str(),
+            outcome,
+            decision: &serde_json::to_string(decision)?,
+            created_at_ms: now,
+        },
     )
-    .bind(&decision_id)
-    .bind(order_id)
-    .bind(request.trigger.as_str())
-    .bind(outcome)
-    .bind(serde_json::to_string(decision)?)
-    .bind(now)
-    .execute(&mut **tx)
     .await?;
     match &decision.outcome {
         Outcome::Hold { kind, reason } => {
@@ -402,39 +353,35 @@ async fn apply(
         } => {
             for p in planned {
                 let supplier_order_id = new_id("so");
-                sqlx::query(
-                    "insert into supplier_orders (id, order_id, supplier_connection_id, status, declared_value_minor, declared_currency, \
-                     declared_reason, avoid_carriers, replaces_id, decision_id, created_at_ms, updated_at_ms, reship_of, case_id) \
-                     values ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)",
+                supplier_orders::insert(
+                    tx,
+                    &NewSupplierOrder {
+                        id: &supplier_order_id,
+                        order_id,
+                        supplier_connection_id: &p.supplier_connection_id,
+                        declared_value_minor: p.declared_value.as_ref().map(|m| m.amount_minor),
+                        declared_currency: p.declared_value.as_ref().map(|m| m.currency.as_str()),
+                        declared_reason: &p.declared_reason,
+                        avoid_carriers: &p.avoid_carriers,
+                        replaces_id: request.replaces,
+                        decision_id: &decision_id,
+                        created_at_ms: now,
+                        reship_of: request.reship.and_then(|r| r.of),
+                        case_id: request.reship.map(|r| r.case_id),
+                        lines: p
+                            .lines
+                            .iter()
+                            .map(|l| NewLine {
+                                external_line_id: &l.external_line_id,
+                                storefront_sku: &l.storefront_sku,
+                                supplier_sku: &l.supplier_sku,
+                                quantity: l.quantity,
+                                offer_id: &l.offer_id,
+                            })
+                            .collect(),
+                    },
                 )
-                .bind(&supplier_order_id)
-                .bind(order_id)
-                .bind(&p.supplier_connection_id)
-                .bind(p.declared_value.as_ref().map(|m| m.amount_minor))
-                .bind(p.declared_value.as_ref().map(|m| m.currency.as_str()))
-                .bind(&p.declared_reason)
-                .bind(serde_json::to_string(&p.avoid_carriers)?)
-                .bind(request.replaces)
-                .bind(&decision_id)
-                .bind(now)
-                .bind(request.reship.and_then(|r| r.of))
-                .bind(request.reship.map(|r| r.case_id))
-                .execute(&mut **tx)
                 .await?;
-                for line in &p.lines {
-                    sqlx::query(
-                        "insert into supplier_order_lines (supplier_order_id, external_line_id, storefront_sku, supplier_sku, quantity, offer_id) \
-                         values ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(&supplier_order_id)
-                    .bind(&line.external_line_id)
-                    .bind(&line.storefront_sku)
-                    .bind(&line.supplier_sku)
-                    .bind(i64::from(line.quantity))
-                    .bind(&line.offer_id)
-                    .execute(&mut **tx)
-                    .await?;
-                }
                 jobs::enqueue(
                     tx,
                     NewJob {
@@ -458,7 +405,7 @@ async fn apply(
                 .await?;
             }
             if waiting.is_empty() {
-                holds::close_stock_out(tx, order_id).await?;
+                crate::store::holds::close_stock_out(tx, order_id).await?;
                 // A reship leaves a shipped order shipped (the table refuses to move it back).
                 if !planned.is_empty() {
                     let _ = orders::set_status(tx, order_id, OrderStatus::Routed, None).await?;
@@ -508,26 +455,21 @@ pub async fn fail_over(
         status,
         SoStatus::Rejected | SoStatus::TimedOut | SoStatus::Undeliverable
     ));
-    let row =
-        sqlx::query("select order_id, supplier_connection_id from supplier_orders where id = $1")
-            .bind(supplier_order_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    let Some(row) = row else {
+    let Some((order_id, supplier_connection_id)) =
+        supplier_orders::order_and_supplier(tx, supplier_order_id).await?
+    else {
         return Ok(None);
     };
-    let order_id: String = row.try_get("order_id")?;
-    let supplier_connection_id: String = row.try_get("supplier_connection_id")?;
     let supplier = connections::name_in(tx, &supplier_connection_id)
         .await?
         .unwrap_or_default();
     // Serializes with a cancellation of the order and with the supplier's callbacks.
     orders::lock(tx, &order_id).await?;
-    let change = status::Change {
+    let change = supplier_orders::Change {
         external_id: None,
         reason: Some(reason),
     };
-    if !status::transition(tx, supplier_order_id, status, change)
+    if !supplier_orders::transition(tx, supplier_order_id, status, change)
         .await?
         .happened()
     {
@@ -605,33 +547,20 @@ pub enum Revival {
 /// lines back if no other supplier order took them, and the stock-out it caused is over when no
 /// line of the order is left without a supplier.
 pub async fn revive(tx: &mut Tx, supplier_order_id: &str) -> anyhow::Result<Revival> {
-    let Some(order_id) = sqlx::query_scalar::<_, String>(
-        "select order_id from supplier_orders where id = $1 and status = 'undeliverable'",
-    )
-    .bind(supplier_order_id)
-    .fetch_optional(&mut **tx)
-    .await?
+    let Some(order_id) = supplier_orders::order_if_undeliverable(tx, supplier_order_id).await?
     else {
         return Ok(Revival::NotFailedOver);
     };
-    let taken: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-        "select distinct s.id from supplier_order_lines l join supplier_orders s on s.id = l.supplier_order_id \
-         where s.order_id = $1 and s.status in ({ACTIVE}) and l.external_line_id in \
-         (select external_line_id from supplier_order_lines where supplier_order_id = $2) order by s.id"
-    )))
-    .bind(&order_id)
-    .bind(supplier_order_id)
-    .fetch_all(&mut **tx)
-    .await?;
+    let taken = supplier_orders::takers_of_lines(tx, &order_id, supplier_order_id).await?;
     if !taken.is_empty() {
         return Ok(Revival::LinesTaken(taken));
     }
-    if !status::transition_from(
+    if !supplier_orders::transition_from(
         tx,
         supplier_order_id,
         &[SoStatus::Undeliverable],
         SoStatus::Pending,
-        status::Change::default(),
+        supplier_orders::Change::default(),
     )
     .await?
     .happened()
@@ -655,211 +584,14 @@ pub async fn revive(tx: &mut Tx, supplier_order_id: &str) -> anyhow::Result<Revi
         .filter(|l| l.quantity > 0)
         .map(|l| l.external_line_id)
         .collect();
-    let covered: BTreeSet<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-        "select l.external_line_id from supplier_order_lines l join supplier_orders s on s.id = l.supplier_order_id \
-         where s.order_id = $1 and s.status in ({ACTIVE})"
-    )))
-    .bind(&order_id)
-    .fetch_all(&mut **tx)
-    .await?
-    .into_iter()
-    .collect();
+    let covered = supplier_orders::lines_taken(tx, &order_id).await?;
     if lines.is_subset(&covered) {
-        holds::close_stock_out(tx, &order_id).await?;
+        crate::store::holds::close_stock_out(tx, &order_id).await?;
         orders::set_status(tx, &order_id, OrderStatus::Routed, None)
             .await?
             .expected(&order_id, OrderStatus::Routed);
     }
     Ok(Revival::Revived)
-}
-
-/// A supplier order with its lines.
-#[derive(Debug, Clone, Serialize)]
-pub struct SupplierOrderView {
-    pub id: String,
-    pub order_id: String,
-    pub supplier_connection_id: String,
-    pub status: String,
-    pub external_id: Option<String>,
-    pub reason: Option<String>,
-    /// The customs value declared to the supplier.
-    pub declared_value: Option<daifa_plugin_host::Money>,
-    pub declared_reason: Option<String>,
-    pub avoid_carriers: Vec<String>,
-    /// The failed supplier order whose lines this one took over.
-    pub replaces_id: Option<String>,
-    pub decision_id: Option<String>,
-    /// The supplier order this one sends again (a reship, an exchange's replacement).
-    pub reship_of: Option<String>,
-    /// The after-sales case it was made for.
-    pub case_id: Option<String>,
-    pub lines: Vec<SupplierOrderLineView>,
-    pub created_at_ms: i64,
-    pub updated_at_ms: i64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SupplierOrderLineView {
-    pub external_line_id: String,
-    pub storefront_sku: String,
-    pub supplier_sku: String,
-    pub quantity: i64,
-    pub offer_id: Option<String>,
-}
-
-/// Supplier orders matching a where clause over `supplier_orders` (`$1` bound to `arg`), with
-/// their lines, in two queries.
-async fn load_supplier_orders(
-    conn: &mut Conn,
-    filter_sql: &str,
-    arg: &str,
-) -> anyhow::Result<Vec<SupplierOrderView>> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "select id, order_id, supplier_connection_id, status, external_id, reason, declared_value_minor, declared_currency, \
-         declared_reason, avoid_carriers, replaces_id, decision_id, reship_of, case_id, created_at_ms, updated_at_ms \
-         from supplier_orders where {filter_sql} order by created_at_ms, id"
-    )))
-    .bind(arg)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let amount: Option<i64> = r.try_get("declared_value_minor")?;
-        let currency: Option<String> = r.try_get("declared_currency")?;
-        out.push(SupplierOrderView {
-            id: r.try_get("id")?,
-            order_id: r.try_get("order_id")?,
-            supplier_connection_id: r.try_get("supplier_connection_id")?,
-            status: r.try_get("status")?,
-            external_id: r.try_get("external_id")?,
-            reason: r.try_get("reason")?,
-            declared_value: amount.zip(currency).map(|(amount_minor, currency)| {
-                daifa_plugin_host::Money {
-                    amount_minor,
-                    currency,
-                }
-            }),
-            declared_reason: r.try_get("declared_reason")?,
-            avoid_carriers: serde_json::from_str(&r.try_get::<String, _>("avoid_carriers")?)?,
-            replaces_id: r.try_get("replaces_id")?,
-            decision_id: r.try_get("decision_id")?,
-            reship_of: r.try_get("reship_of")?,
-            case_id: r.try_get("case_id")?,
-            lines: Vec::new(),
-            created_at_ms: r.try_get("created_at_ms")?,
-            updated_at_ms: r.try_get("updated_at_ms")?,
-        });
-    }
-    let lines = sqlx::query(AssertSqlSafe(format!(
-        "select supplier_order_id, external_line_id, storefront_sku, supplier_sku, quantity, offer_id from supplier_order_lines \
-         where supplier_order_id in (select id from supplier_orders where {filter_sql}) order by external_line_id"
-    )))
-    .bind(arg)
-    .fetch_all(&mut *conn)
-    .await?;
-    for l in lines {
-        let so_id: String = l.try_get("supplier_order_id")?;
-        if let Some(so) = out.iter_mut().find(|s| s.id == so_id) {
-            so.lines.push(SupplierOrderLineView {
-                external_line_id: l.try_get("external_line_id")?,
-                storefront_sku: l.try_get("storefront_sku")?,
-                supplier_sku: l.try_get("supplier_sku")?,
-                quantity: l.try_get("quantity")?,
-                offer_id: l.try_get("offer_id")?,
-            });
-        }
-    }
-    Ok(out)
-}
-
-pub async fn supplier_order(db: &Db, id: &str) -> anyhow::Result<Option<SupplierOrderView>> {
-    let mut conn = db.pool.acquire().await?;
-    Ok(load_supplier_orders(&mut conn, "id = $1", id).await?.pop())
-}
-
-pub async fn supplier_orders_of(
-    conn: &mut Conn,
-    order_id: &str,
-) -> anyhow::Result<Vec<SupplierOrderView>> {
-    load_supplier_orders(conn, "order_id = $1", order_id).await
-}
-
-/// The order a supplier order belongs to.
-pub async fn order_of(tx: &mut Tx, supplier_order_id: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar("select order_id from supplier_orders where id = $1")
-        .bind(supplier_order_id)
-        .fetch_optional(&mut **tx)
-        .await
-}
-
-/// The supplier connection of a supplier order.
-pub async fn supplier_of(tx: &mut Tx, supplier_order_id: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar("select supplier_connection_id from supplier_orders where id = $1")
-        .bind(supplier_order_id)
-        .fetch_optional(&mut **tx)
-        .await
-}
-
-/// The newest supplier order that holds (or shipped) a line of an order.
-pub async fn carrying_line(
-    tx: &mut Tx,
-    order_id: &str,
-    external_line_id: &str,
-) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar(AssertSqlSafe(format!(
-        "select s.id from supplier_orders s join supplier_order_lines l on l.supplier_order_id = s.id \
-         where s.order_id = $1 and l.external_line_id = $2 and s.status in ({ACTIVE}) \
-         order by s.created_at_ms desc limit 1"
-    )))
-    .bind(order_id)
-    .bind(external_line_id)
-    .fetch_optional(&mut **tx)
-    .await
-}
-
-/// The newest supplier order made for an after-sales case (a reship, a replacement).
-pub async fn latest_for_case(tx: &mut Tx, case_id: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar(
-        "select id from supplier_orders where case_id = $1 order by created_at_ms desc limit 1",
-    )
-    .bind(case_id)
-    .fetch_optional(&mut **tx)
-    .await
-}
-
-/// How many supplier orders of an order are in one of `statuses`.
-pub async fn count_in(tx: &mut Tx, order_id: &str, statuses: &[SoStatus]) -> sqlx::Result<i64> {
-    sqlx::query_scalar(AssertSqlSafe(format!(
-        "select count(*) from supplier_orders where order_id = $1 and status in ({})",
-        SoStatus::sql_list(statuses)
-    )))
-    .bind(order_id)
-    .fetch_one(&mut **tx)
-    .await
-}
-
-/// The supplier orders of an order, each with its status and supplier connection.
-pub async fn statuses_of(
-    tx: &mut Tx,
-    order_id: &str,
-) -> anyhow::Result<Vec<(String, SoStatus, String)>> {
-    let rows = sqlx::query(
-        "select id, status, supplier_connection_id from supplier_orders where order_id = $1 order by created_at_ms, id",
-    )
-    .bind(order_id)
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let status: String = r.try_get("status")?;
-            Ok((
-                r.try_get("id")?,
-                SoStatus::parse(&status)
-                    .ok_or_else(|| anyhow::anyhow!("unknown supplier order status `{status}`"))?,
-                r.try_get("supplier_connection_id")?,
-            ))
-        })
-        .collect()
 }
 
 /// The cost the supplier charged for a line of a supplier order, from the offer it was routed
@@ -869,134 +601,20 @@ pub async fn line_cost(
     supplier_order_id: &str,
     external_line_id: &str,
 ) -> sqlx::Result<Option<(Option<i64>, Option<String>)>> {
-    let offer_id: Option<Option<String>> = sqlx::query_scalar(
-        "select offer_id from supplier_order_lines where supplier_order_id = $1 and external_line_id = $2",
-    )
-    .bind(supplier_order_id)
-    .bind(external_line_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    match offer_id.flatten() {
+    match supplier_orders::offer_of_line(tx, supplier_order_id, external_line_id).await? {
         Some(offer_id) => catalogue::cost_of(tx, &offer_id).await,
         None => Ok(None),
     }
 }
 
-/// The supplier SKUs of a supplier order.
-pub async fn supplier_skus(tx: &mut Tx, supplier_order_id: &str) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
-        "select distinct supplier_sku from supplier_order_lines where supplier_order_id = $1",
-    )
-    .bind(supplier_order_id)
-    .fetch_all(&mut **tx)
-    .await
-}
-
-/// The quantity of each line of a supplier order.
-pub async fn line_quantities(
-    tx: &mut Tx,
-    supplier_order_id: &str,
-) -> sqlx::Result<Vec<(String, i64)>> {
-    let rows = sqlx::query(
-        "select external_line_id, quantity from supplier_order_lines where supplier_order_id = $1",
-    )
-    .bind(supplier_order_id)
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("external_line_id")?, r.try_get("quantity")?)))
-        .collect()
-}
-
-/// Sets the quantity of each line of a supplier order (a storefront's change); a line at 0
-/// is removed.
-pub async fn set_line_quantities(
-    tx: &mut Tx,
-    supplier_order_id: &str,
-    lines: &[(String, u32)],
-) -> sqlx::Result<()> {
-    for (line, quantity) in lines {
-        if *quantity == 0 {
-            sqlx::query(
-                "delete from supplier_order_lines where supplier_order_id = $1 and external_line_id = $2",
-            )
-            .bind(supplier_order_id)
-            .bind(line)
-            .execute(&mut **tx)
-            .await?;
-        } else {
-            sqlx::query(
-                "update supplier_order_lines set quantity = $1 where supplier_order_id = $2 and external_line_id = $3",
-            )
-            .bind(i64::from(*quantity))
-            .bind(supplier_order_id)
-            .bind(line)
-            .execute(&mut **tx)
-            .await?;
-        }
-    }
-    Ok(())
-}
-
 /// The held supplier orders of an order with their supplier connections.
 pub async fn held_of(tx: &mut Tx, order_id: &str) -> anyhow::Result<Vec<(String, String)>> {
-    Ok(statuses_of(tx, order_id)
+    Ok(supplier_orders::statuses_of(tx, order_id)
         .await?
         .into_iter()
         .filter(|(_, s, _)| *s == SoStatus::Held)
         .map(|(id, _, supplier)| (id, supplier))
         .collect())
-}
-
-/// The pending supplier orders that took over the lines of `supplier_order_id`.
-pub async fn pending_replacements(
-    tx: &mut Tx,
-    supplier_order_id: &str,
-) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
-        "select id from supplier_orders where replaces_id = $1 and status = 'pending' order by id",
-    )
-    .bind(supplier_order_id)
-    .fetch_all(&mut **tx)
-    .await
-}
-
-/// A supplier order of `supplier_connection_id` with its order (callbacks name only theirs).
-pub async fn of_supplier(
-    tx: &mut Tx,
-    supplier_connection_id: &str,
-    supplier_order_id: &str,
-) -> sqlx::Result<Option<(String, String)>> {
-    let row = sqlx::query(
-        "select id, order_id from supplier_orders where id = $1 and supplier_connection_id = $2",
-    )
-    .bind(supplier_order_id)
-    .bind(supplier_connection_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|r| Ok((r.try_get("id")?, r.try_get("order_id")?)))
-        .transpose()
-}
-
-/// The routing decisions of an order, oldest first.
-pub async fn decisions_of(conn: &mut Conn, order_id: &str) -> anyhow::Result<Vec<Value>> {
-    let rows = sqlx::query(
-        "select id, trigger, outcome, decision, created_at_ms from routing_decisions where order_id = $1 order by created_at_ms, id",
-    )
-    .bind(order_id)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(json!({
-                "id": r.try_get::<String, _>("id")?,
-                "trigger": r.try_get::<String, _>("trigger")?,
-                "outcome": r.try_get::<String, _>("outcome")?,
-                "decision": serde_json::from_str::<Value>(&r.try_get::<String, _>("decision")?)?,
-                "created_at_ms": r.try_get::<i64, _>("created_at_ms")?,
-            }))
-        })
-        .collect()
 }
 
 // ---- dry run ----

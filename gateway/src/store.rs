@@ -12,6 +12,8 @@
 
 pub mod cases;
 pub mod connections;
+pub mod decisions;
+pub mod holds;
 pub mod jobs;
 pub mod offers;
 pub mod orders;
@@ -21,4 +23,5 @@ pub mod poll_state;
 pub mod raw_requests;
 pub mod shadow;
 pub mod shipments;
+pub mod supplier_orders;
 pub mod tasks;

@@ -9,11 +9,11 @@
 use crate::calls::{callee, outcome_of};
 use crate::connections::Connection;
 use crate::db::{Db, Tx, now_ms};
-use crate::routing::SoStatus;
 use crate::services::Services;
 use crate::store::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::store::orders::{self, OrderStatus};
 use crate::store::shipments::{self, NewScan, ParcelRow, Tracking};
+use crate::store::supplier_orders::{self, SoStatus};
 use crate::worker::Handler;
 use daifa_plugin_host::carrier::Parcel;
 use daifa_plugin_host::{TrackingDetail, TrackingStatus, TrackingUpdate};
@@ -357,7 +357,7 @@ async fn on_detail(
 /// ship.
 async fn mark_delivered_when_complete(tx: &mut Tx, order_id: &str) -> anyhow::Result<()> {
     let undelivered = shipments::undelivered_of_order(tx, order_id).await?;
-    let to_ship = crate::routing::count_in(
+    let to_ship = supplier_orders::count_in(
         tx,
         order_id,
         &[

@@ -126,7 +126,7 @@ pub async fn run(state: &Services, job: &ClaimedJob) -> anyhow::Result<Outcome> 
             }
         }
         Clock::StockOutContact => {
-            let open = crate::routing::holds::open_unresolved(&mut tx, subject).await?;
+            let open = crate::store::holds::open_unresolved(&mut tx, subject).await?;
             if let Some(order_id) = open {
                 open_task(&mut tx, "stock_out_contact", &key, Some(&order_id), None,
                     "a stock-out's customer not contacted within 24 hours: offer an alternative with a discount, a later date, or cancellation",

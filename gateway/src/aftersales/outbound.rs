@@ -132,7 +132,7 @@ pub async fn run_return_decision(state: &Services, job: &ClaimedJob) -> anyhow::
 /// The `supplier.cancel` job: asks the supplier to cancel (or stop) a supplier order, because
 /// its order was cancelled, or because its lines went to another supplier (a fail-over).
 pub async fn run_cancel(state: &Services, job: &ClaimedJob) -> anyhow::Result<Outcome> {
-    let Some(so) = routing::supplier_order(&state.db, &job.subject_id).await? else {
+    let Some(so) = supplier_orders::get(&state.db, &job.subject_id).await? else {
         return Ok(missing(&job.subject_id));
     };
     let status = SoStatus::parse(&so.status);
@@ -204,7 +204,7 @@ pub async fn run_return(state: &Services, job: &ClaimedJob) -> anyhow::Result<Ou
     let Some(so_id) = &case.supplier_order_id else {
         return Ok(Outcome::Succeeded);
     };
-    let Some(so) = routing::supplier_order(&state.db, so_id).await? else {
+    let Some(so) = supplier_orders::get(&state.db, so_id).await? else {
         return Ok(missing(so_id));
     };
     let (_, plugin, ctx) = match callee(state, &so.supplier_connection_id).await? {

@@ -199,7 +199,7 @@ pub async fn on_cancellation(
     accepted: bool,
     reason: Option<&str>,
 ) -> anyhow::Result<Value> {
-    let order_id = routing::order_of(tx, supplier_order_id).await?;
+    let order_id = supplier_orders::order_of(tx, supplier_order_id).await?;
     let Some(order_id) = order_id else {
         return Ok(json!({ "supplier_order_id": supplier_order_id, "event": "unknown" }));
     };
@@ -207,11 +207,11 @@ pub async fn on_cancellation(
     if accepted {
         // A failed-over supplier order keeps its status (its lines went elsewhere): the
         // supplier's confirmation is on the timeline.
-        let _ = routing::status::transition(
+        let _ = supplier_orders::transition(
             tx,
             supplier_order_id,
             SoStatus::Cancelled,
-            routing::status::Change {
+            supplier_orders::Change {
                 external_id: None,
                 reason: reason.or(Some("cancelled at the supplier's")),
             },
@@ -242,7 +242,7 @@ pub async fn on_cancellation(
             .await
             .map_err(anyhow_of)?;
         } else {
-            let left = routing::count_in(
+            let left = supplier_orders::count_in(
                 tx,
                 &order_id,
                 &[
@@ -281,7 +281,7 @@ async fn refused_cancellation(
     supplier_order_id: &str,
     reason: Option<&str>,
 ) -> anyhow::Result<()> {
-    let current = routing::status::current(tx, supplier_order_id).await?;
+    let current = supplier_orders::current(tx, supplier_order_id).await?;
     let order_status = orders::status_in(tx, order_id).await?;
     let order_cancelled = order_status.as_deref() == Some(OrderStatus::Cancelled.as_str());
     let lost_its_lines = current.is_some_and(|s| !s.is_live());
@@ -308,12 +308,12 @@ async fn refused_cancellation(
     // An after-sales cancel case that failed, or lines the buyer removed that the supplier
     // ships anyway: the supplier order goes on as acknowledged (its shipment is then applied).
     if !order_cancelled && current == Some(SoStatus::CancelRequested) {
-        routing::status::transition_from(
+        supplier_orders::transition_from(
             tx,
             supplier_order_id,
             &[SoStatus::CancelRequested],
             SoStatus::Accepted,
-            routing::status::Change::default(),
+            supplier_orders::Change::default(),
         )
         .await?;
     }
@@ -331,7 +331,7 @@ async fn every_line_removed(
         return Ok(false);
     };
     let canonical = order.canonical_order()?;
-    let lines = routing::line_quantities(tx, supplier_order_id).await?;
+    let lines = supplier_orders::line_quantities(tx, supplier_order_id).await?;
     Ok(!lines.is_empty()
         && lines.iter().all(|(id, _)| {
             canonical
@@ -361,7 +361,7 @@ async fn case_for_report(
     {
         return Ok(Some(id.to_string()));
     }
-    let Some(order_id) = routing::order_of(tx, supplier_order_id).await? else {
+    let Some(order_id) = supplier_orders::order_of(tx, supplier_order_id).await? else {
         return Ok(None);
     };
     Ok(cases::open_goods_back(tx, &order_id).await?)
@@ -381,7 +381,7 @@ pub async fn on_return_received(
     let case_id = match case_for_report(tx, supplier_order_id, case_id).await? {
         Some(id) => id,
         None => {
-            let order_id = routing::order_of(tx, supplier_order_id)
+            let order_id = supplier_orders::order_of(tx, supplier_order_id)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("supplier order {supplier_order_id} vanished"))?;
             let mut new = NewCase::new(&order_id, CaseKind::ReturnRefund, Source::Supplier);

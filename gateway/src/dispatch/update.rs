@@ -7,65 +7,18 @@
 //! - the supplier cannot take changes (`unsupported`, a plugin built before WIT 0.4), or the
 //!   job dies: a task to tell it by hand.
 //!
-//! Owns the `supplier_order_updates` table.
+//! The changes are [`crate::store::supplier_orders`]' `supplier_order_updates` rows.
 
 use crate::calls::{callee, outcome_of};
-use crate::db::{Tx, new_id, now_ms};
-use crate::routing::{self, SoStatus, status};
+use crate::db::{Tx, new_id};
 use crate::services::Services;
 use crate::store::jobs::{Attempt, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::store::orders;
+use crate::store::supplier_orders::{self, SoStatus, Update, UpdateStatus};
 use crate::store::{jobs, tasks};
 use daifa_plugin_host::supplier::{UpdateAnswer, UpdateRequest};
 use daifa_plugin_host::{CallError, PluginError, SupplierOrderRef};
 use serde_json::json;
-use sqlx::Row;
-
-/// Where an update stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpdateStatus {
-    /// Waiting for the supplier order's push to be answered (it may have reached the supplier
-    /// with the copy before): queued then.
-    Waiting,
-    /// Waiting for its job.
-    Queued,
-    /// Sent; the supplier answers later.
-    Requested,
-    Applied,
-    Refused,
-    /// The supplier cannot take it through its plugin: a task asks the shop to.
-    ByHand,
-    /// Not sent: the supplier order shipped, or was cancelled or failed over, first.
-    Dropped,
-}
-
-impl UpdateStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Waiting => "waiting",
-            Self::Queued => "queued",
-            Self::Requested => "requested",
-            Self::Applied => "applied",
-            Self::Refused => "refused",
-            Self::ByHand => "by_hand",
-            Self::Dropped => "dropped",
-        }
-    }
-
-    /// The statuses an update may move to `self` from.
-    fn allowed_from(self) -> &'static [UpdateStatus] {
-        use UpdateStatus::*;
-        match self {
-            Waiting => &[],
-            Queued => &[Waiting],
-            Requested => &[Queued],
-            // A later answer (`update-answered`) follows `Requested`; a prompt one, `Queued`.
-            Applied | Refused => &[Queued, Requested],
-            ByHand => &[Queued, Requested],
-            Dropped => &[Waiting, Queued],
-        }
-    }
-}
 
 /// Asks the supplier of `supplier_order_id` to change it: `lines` are the quantities its lines
 /// now have (0: removed), `changes` the names of what changed. Inside the caller's transaction.
@@ -92,18 +45,15 @@ pub async fn request(
             .map(|(line, quantity)| json!({ "external_line_id": line, "quantity": quantity }))
             .collect::<Vec<_>>()
     );
-    sqlx::query(
-        "insert into supplier_order_updates (id, supplier_order_id, order_id, changes, lines, status, created_at_ms) \
-         values ($1, $2, $3, $4, $5, $6, $7)",
+    supplier_orders::insert_update(
+        tx,
+        &id,
+        supplier_order_id,
+        order_id,
+        changes,
+        &lines_json,
+        status,
     )
-    .bind(&id)
-    .bind(supplier_order_id)
-    .bind(order_id)
-    .bind(json!(changes).to_string())
-    .bind(lines_json.to_string())
-    .bind(status.as_str())
-    .bind(now_ms())
-    .execute(&mut **tx)
     .await?;
     if !after_push {
         enqueue(tx, order_id, &id, supplier_connection_id).await?;
@@ -149,15 +99,10 @@ pub async fn push_answered(
     supplier_connection_id: &str,
     status: SoStatus,
 ) -> anyhow::Result<()> {
-    let waiting: Vec<String> = sqlx::query_scalar(
-        "select id from supplier_order_updates where supplier_order_id = $1 and status = 'waiting' order by created_at_ms, id",
-    )
-    .bind(supplier_order_id)
-    .fetch_all(&mut **tx)
-    .await?;
+    let waiting = supplier_orders::waiting_updates(tx, supplier_order_id).await?;
     for id in waiting {
         if matches!(status, SoStatus::Submitted | SoStatus::Accepted) {
-            if set_status(tx, &id, UpdateStatus::Queued, None).await? {
+            if supplier_orders::set_update_status(tx, &id, UpdateStatus::Queued, None).await? {
                 enqueue(tx, order_id, &id, supplier_connection_id).await?;
             }
         } else {
@@ -177,7 +122,9 @@ async fn drop_update(
     status: SoStatus,
 ) -> anyhow::Result<()> {
     let reason = format!("the supplier order is {}", status.as_str());
-    if !set_status(tx, update_id, UpdateStatus::Dropped, Some(&reason)).await? {
+    if !supplier_orders::set_update_status(tx, update_id, UpdateStatus::Dropped, Some(&reason))
+        .await?
+    {
         return Ok(());
     }
     let detail =
@@ -204,89 +151,10 @@ async fn drop_update(
     Ok(())
 }
 
-struct Stored {
-    id: String,
-    supplier_order_id: String,
-    order_id: String,
-    changes: Vec<String>,
-    lines: Vec<(String, u32)>,
-    status: String,
-    created_at_ms: i64,
-}
-
-async fn load(tx: &mut Tx, id: &str) -> anyhow::Result<Option<Stored>> {
-    let Some(r) = sqlx::query(
-        "select id, supplier_order_id, order_id, changes, lines, status, created_at_ms from supplier_order_updates where id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let lines: Vec<serde_json::Value> = serde_json::from_str(&r.try_get::<String, _>("lines")?)?;
-    Ok(Some(Stored {
-        id: r.try_get("id")?,
-        supplier_order_id: r.try_get("supplier_order_id")?,
-        order_id: r.try_get("order_id")?,
-        changes: serde_json::from_str(&r.try_get::<String, _>("changes")?)?,
-        lines: lines
-            .iter()
-            .filter_map(|l| {
-                Some((
-                    l["external_line_id"].as_str()?.to_string(),
-                    u32::try_from(l["quantity"].as_u64()?).ok()?,
-                ))
-            })
-            .collect(),
-        status: r.try_get("status")?,
-        created_at_ms: r.try_get("created_at_ms")?,
-    }))
-}
-
-/// A later change of the same supplier order that is not dropped, if there is one.
-async fn newer_than(tx: &mut Tx, update: &Stored) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar(
-        "select id from supplier_order_updates where supplier_order_id = $1 and status <> 'dropped' \
-         and (created_at_ms > $2 or (created_at_ms = $2 and id > $3)) order by created_at_ms desc, id desc limit 1",
-    )
-    .bind(&update.supplier_order_id)
-    .bind(update.created_at_ms)
-    .bind(&update.id)
-    .fetch_optional(&mut **tx)
-    .await
-}
-
-/// Moves an update by compare-and-set; false when it was not in a status the move is allowed
-/// from (answered already).
-async fn set_status(
-    tx: &mut Tx,
-    id: &str,
-    to: UpdateStatus,
-    reason: Option<&str>,
-) -> sqlx::Result<bool> {
-    let from = to
-        .allowed_from()
-        .iter()
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let moved = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "update supplier_order_updates set status = $1, reason = $2, answered_at_ms = $3 where id = $4 and status in ({from})"
-    )))
-    .bind(to.as_str())
-    .bind(reason)
-    .bind(now_ms())
-    .bind(id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(moved.rows_affected() == 1)
-}
-
 /// The `supplier.update` job.
 pub async fn run(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attempt> {
     let mut tx = state.db.snapshot().await?;
-    let Some(update) = load(&mut tx, &job.subject_id).await? else {
+    let Some(update) = supplier_orders::get_update(&mut tx, &job.subject_id).await? else {
         return Ok(Outcome::Refused {
             kind: "missing".into(),
             error: format!("update {} does not exist", job.subject_id),
@@ -297,7 +165,7 @@ pub async fn run(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attempt> 
     if update.status != UpdateStatus::Queued.as_str() {
         return Ok(Outcome::Succeeded.into());
     }
-    let Some(mut so) = routing::supplier_order(&state.db, &update.supplier_order_id).await? else {
+    let Some(mut so) = supplier_orders::get(&state.db, &update.supplier_order_id).await? else {
         anyhow::bail!("supplier order {} is missing", update.supplier_order_id);
     };
     if !matches!(
@@ -311,11 +179,18 @@ pub async fn run(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attempt> 
         return Ok(Attempt::done(tx));
     }
     let mut tx = state.db.begin().await?;
-    if let Some(newer) = newer_than(&mut tx, &update).await? {
+    if let Some(newer) = supplier_orders::newer_update(&mut tx, &update).await? {
         // The later change sends the whole order as it now is: this one would only undo it.
         orders::lock(&mut tx, &update.order_id).await?;
         let reason = format!("superseded by the later change {newer}");
-        if set_status(&mut tx, &update.id, UpdateStatus::Dropped, Some(&reason)).await? {
+        if supplier_orders::set_update_status(
+            &mut tx,
+            &update.id,
+            UpdateStatus::Dropped,
+            Some(&reason),
+        )
+        .await?
+        {
             orders::record_event(
                 &mut tx,
                 &update.order_id,
@@ -344,19 +219,19 @@ pub async fn run(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attempt> 
         // Every line it carries was removed: not a change but a cancellation.
         let mut tx = state.db.begin().await?;
         orders::lock(&mut tx, &update.order_id).await?;
-        if set_status(
+        if supplier_orders::set_update_status(
             &mut tx,
             &update.id,
             UpdateStatus::Dropped,
             Some("every line removed: the supplier is asked to cancel instead"),
         )
         .await?
-            && status::transition_from(
+            && supplier_orders::transition_from(
                 &mut tx,
                 &so.id,
                 &[SoStatus::Submitted, SoStatus::Accepted],
                 SoStatus::CancelRequested,
-                status::Change {
+                supplier_orders::Change {
                     external_id: None,
                     reason: Some("the storefront removed every line"),
                 },
@@ -400,7 +275,14 @@ pub async fn run(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attempt> 
         Ok(UpdateAnswer::Applied) => answered(&mut tx, &update, true, None).await?,
         Ok(UpdateAnswer::Refused) => answered(&mut tx, &update, false, None).await?,
         Ok(UpdateAnswer::Requested) => {
-            if set_status(&mut tx, &update.id, UpdateStatus::Requested, None).await? {
+            if supplier_orders::set_update_status(
+                &mut tx,
+                &update.id,
+                UpdateStatus::Requested,
+                None,
+            )
+            .await?
+            {
                 orders::record_event(
                     &mut tx,
                     &update.order_id,
@@ -425,7 +307,7 @@ pub async fn run(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attempt> 
 /// refused, a task. An answer to an update answered already changes nothing.
 async fn answered(
     tx: &mut Tx,
-    update: &Stored,
+    update: &Update,
     applied: bool,
     reason: Option<&str>,
 ) -> anyhow::Result<()> {
@@ -434,13 +316,13 @@ async fn answered(
     } else {
         UpdateStatus::Refused
     };
-    if !set_status(tx, &update.id, to, reason).await? {
+    if !supplier_orders::set_update_status(tx, &update.id, to, reason).await? {
         return Ok(());
     }
     let detail = json!({ "supplier_order_id": update.supplier_order_id, "update_id": update.id,
                          "changes": update.changes, "reason": reason });
     if applied {
-        routing::set_line_quantities(tx, &update.supplier_order_id, &update.lines).await?;
+        supplier_orders::set_line_quantities(tx, &update.supplier_order_id, &update.lines).await?;
         orders::record_event(
             tx,
             &update.order_id,
@@ -471,8 +353,8 @@ async fn answered(
 }
 
 /// The supplier cannot take the change through its plugin: the shop tells it.
-async fn by_hand(tx: &mut Tx, update: &Stored, why: &str) -> anyhow::Result<()> {
-    if !set_status(tx, &update.id, UpdateStatus::ByHand, Some(why)).await? {
+async fn by_hand(tx: &mut Tx, update: &Update, why: &str) -> anyhow::Result<()> {
+    if !supplier_orders::set_update_status(tx, &update.id, UpdateStatus::ByHand, Some(why)).await? {
         return Ok(());
     }
     let detail = json!({ "supplier_order_id": update.supplier_order_id, "update_id": update.id,
@@ -499,7 +381,7 @@ async fn by_hand(tx: &mut Tx, update: &Stored, why: &str) -> anyhow::Result<()> 
 
 /// A `supplier.update` job failed for good: the shop tells the supplier by hand.
 pub async fn on_dead(tx: &mut Tx, job: &ClaimedJob, error: &str) -> anyhow::Result<()> {
-    if let Some(update) = load(tx, &job.subject_id).await? {
+    if let Some(update) = supplier_orders::get_update(tx, &job.subject_id).await? {
         by_hand(tx, &update, error).await?;
     }
     Ok(())
@@ -514,7 +396,7 @@ pub async fn on_answer(
     applied: bool,
     reason: Option<&str>,
 ) -> anyhow::Result<Result<serde_json::Value, String>> {
-    let Some(update) = load(tx, update_id)
+    let Some(update) = supplier_orders::get_update(tx, update_id)
         .await?
         .filter(|u| u.supplier_order_id == supplier_order_id)
     else {

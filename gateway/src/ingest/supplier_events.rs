@@ -6,7 +6,8 @@
 use crate::connections::Connection;
 use crate::db::Tx;
 use crate::fulfilment::{self, AppliedEvent};
-use crate::{aftersales, dispatch, routing};
+use crate::store::supplier_orders;
+use crate::{aftersales, dispatch};
 use daifa_plugin_host::SupplierOrderRef;
 use daifa_plugin_host::supplier::SupplierEvent;
 
@@ -111,7 +112,7 @@ async fn theirs(
     order: &SupplierOrderRef,
 ) -> anyhow::Result<Result<(), String>> {
     Ok(
-        match routing::of_supplier(tx, &supplier.id, &order.supplier_order_id).await? {
+        match supplier_orders::of_supplier(tx, &supplier.id, &order.supplier_order_id).await? {
             Some(_) => Ok(()),
             None => Err(format!(
                 "no supplier order `{}` for connection `{}`",

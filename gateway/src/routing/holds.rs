@@ -2,24 +2,26 @@
 //! not made again and the order is routed), resolved (a stock-out: an alternative product with a
 //! discount, a later date while the other lines ship, or cancellation; handbook 001), or the
 //! order is cancelled. Every action is audited on the order's timeline with who did it. A
-//! stock-out hold carries the time by which the customer must be contacted. Owns the `holds` and
-//! `line_substitutions` tables.
+//! stock-out hold carries the time by which the customer must be contacted. The holds are
+//! [`crate::store::holds`]' rows; an alternative product is a substitution of
+//! [`crate::store::supplier_orders`].
 
 use super::{HoldKind, Request, Trigger, context};
-use crate::db::{Tx, new_id, now_ms};
+use crate::db::{Tx, now_ms};
 use crate::error::operator;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::{Amount, RoutingPolicy};
 use crate::services::Services;
+use crate::store::holds::{self, HoldView};
 use crate::store::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::store::orders::{self, OrderStatus, StoredOrder};
+use crate::store::supplier_orders::{self, SoStatus};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::Row;
 
 /// Opens a hold (unless one of the same kind is open for the order) and puts the order on hold.
 pub async fn open(
@@ -33,35 +35,14 @@ pub async fn open(
     let now = now_ms();
     let contact_due =
         (kind == HoldKind::StockOut).then(|| now + crate::db::ms(policy.stock_out_contact));
-    let existing: Option<String> = sqlx::query_scalar(
-        "select id from holds where order_id = $1 and kind = $2 and status = 'open'",
-    )
-    .bind(order_id)
-    .bind(kind.as_str())
-    .fetch_optional(&mut **tx)
-    .await?;
+    let existing = holds::open_of_kind(tx, order_id, kind.as_str()).await?;
     let hold_id = match existing {
         Some(id) => {
-            sqlx::query("update holds set reason = $1 where id = $2")
-                .bind(reason)
-                .bind(&id)
-                .execute(&mut **tx)
-                .await?;
+            holds::set_reason(tx, &id, reason).await?;
             id
         }
         None => {
-            let id = new_id("hld");
-            sqlx::query(
-                "insert into holds (id, order_id, kind, reason, status, opened_at_ms, contact_due_at_ms) values ($1, $2, $3, $4, 'open', $5, $6)",
-            )
-            .bind(&id)
-            .bind(order_id)
-            .bind(kind.as_str())
-            .bind(reason)
-            .bind(now)
-            .bind(contact_due)
-            .execute(&mut **tx)
-            .await?;
+            let id = holds::insert(tx, order_id, kind.as_str(), reason, now, contact_due).await?;
             if let Some(due) = contact_due {
                 crate::clocks::schedule(
                     tx,
@@ -89,104 +70,6 @@ pub async fn open(
     Ok(())
 }
 
-/// Closes the open holds of an order that is cancelled (by whom, and why).
-pub async fn cancel_open(
-    tx: &mut Tx,
-    order_id: &str,
-    by: &str,
-    reason: Option<&str>,
-) -> sqlx::Result<()> {
-    let resolution = json!({ "choice": "cancel", "reason": reason });
-    sqlx::query(
-        "update holds set status = 'cancelled', resolved_at_ms = $1, resolved_by = $2, resolution = $3 where order_id = $4 and status = 'open'",
-    )
-    .bind(now_ms())
-    .bind(by)
-    .bind(resolution.to_string())
-    .bind(order_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Closes the open holds of an order the storefront changed before any supplier had it: the
-/// order is routed again from the new copy, and a check that still fails holds it again.
-pub async fn supersede_open(tx: &mut Tx, order_id: &str, raw_request_id: &str) -> sqlx::Result<()> {
-    let resolution = json!({ "choice": "superseded", "raw_request_id": raw_request_id });
-    sqlx::query(
-        "update holds set status = 'superseded', resolved_at_ms = $1, resolved_by = 'storefront', resolution = $2 where order_id = $3 and status = 'open'",
-    )
-    .bind(now_ms())
-    .bind(resolution.to_string())
-    .bind(order_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// The order of a hold that is open and not resolved yet (a stock-out whose customer has not
-/// been contacted), if it is.
-pub async fn open_unresolved(tx: &mut Tx, hold_id: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar(
-        "select order_id from holds where id = $1 and status = 'open' and resolution is null",
-    )
-    .bind(hold_id)
-    .fetch_optional(&mut **tx)
-    .await
-}
-
-/// Every line found a supplier: an open stock-out hold is over.
-pub async fn close_stock_out(tx: &mut Tx, order_id: &str) -> anyhow::Result<()> {
-    sqlx::query(
-        "update holds set status = 'resolved', resolved_at_ms = $1, resolved_by = coalesce(resolved_by, 'routing') \
-         where order_id = $2 and kind = 'stock_out' and status = 'open'",
-    )
-    .bind(now_ms())
-    .bind(order_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// A hold as the API shows it.
-#[derive(Debug, Serialize)]
-pub struct HoldView {
-    pub id: String,
-    pub order_id: String,
-    pub kind: String,
-    pub reason: String,
-    pub status: String,
-    pub opened_at_ms: i64,
-    pub contact_due_at_ms: Option<i64>,
-    /// An open stock-out whose customer-contact time has passed.
-    pub overdue: bool,
-    pub resolved_at_ms: Option<i64>,
-    pub resolved_by: Option<String>,
-    pub resolution: Option<Value>,
-}
-
-const COLUMNS: &str = "id, order_id, kind, reason, status, opened_at_ms, contact_due_at_ms, resolved_at_ms, resolved_by, resolution";
-
-fn from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<HoldView> {
-    let status: String = r.try_get("status")?;
-    let due: Option<i64> = r.try_get("contact_due_at_ms")?;
-    Ok(HoldView {
-        id: r.try_get("id")?,
-        order_id: r.try_get("order_id")?,
-        kind: r.try_get("kind")?,
-        reason: r.try_get("reason")?,
-        overdue: status == "open" && due.is_some_and(|d| d < now_ms()),
-        status,
-        opened_at_ms: r.try_get("opened_at_ms")?,
-        contact_due_at_ms: due,
-        resolved_at_ms: r.try_get("resolved_at_ms")?,
-        resolved_by: r.try_get("resolved_by")?,
-        resolution: r
-            .try_get::<Option<String>, _>("resolution")?
-            .and_then(|s| serde_json::from_str(&s).ok()),
-    })
-}
-
 #[derive(Debug, Deserialize)]
 pub struct HoldQuery {
     /// `open` (default), `released`, `resolved`, `cancelled`, `superseded` (the storefront
@@ -197,30 +80,15 @@ pub struct HoldQuery {
 
 async fn list(State(state): State<Services>, Query(q): Query<HoldQuery>) -> ApiResult<Json<Value>> {
     let status = q.status.as_deref().unwrap_or("open");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "select {COLUMNS} from holds where ($1 = 'all' or status = $1) and ($2 = '' or order_id = $2) order by opened_at_ms desc, id desc limit 500"
-    )))
-    .bind(status)
-    .bind(q.order_id.as_deref().unwrap_or(""))
-    .fetch_all(&state.db.pool)
-    .await?;
-    let holds = rows
-        .iter()
-        .map(from_row)
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let holds = holds::list(&state.db, status, q.order_id.as_deref()).await?;
     Ok(Json(json!({ "holds": holds })))
 }
 
 /// An open hold and its order, inside `tx`.
 async fn open_hold(tx: &mut Tx, id: &str) -> ApiResult<(HoldView, StoredOrder)> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "select {COLUMNS} from holds where id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| ApiError::NotFound(format!("no hold `{id}`")))?;
-    let hold = from_row(&row)?;
+    let hold = holds::get(tx, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no hold `{id}`")))?;
     if hold.status != "open" {
         return Err(ApiError::Conflict(format!(
             "hold `{id}` is {}, not open",
@@ -231,26 +99,6 @@ async fn open_hold(tx: &mut Tx, id: &str) -> ApiResult<(HoldView, StoredOrder)> 
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the hold's order is missing")))?;
     Ok((hold, order))
-}
-
-async fn close(
-    tx: &mut Tx,
-    hold_id: &str,
-    status: &str,
-    by: &str,
-    resolution: &Value,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "update holds set status = $1, resolved_at_ms = $2, resolved_by = $3, resolution = $4 where id = $5",
-    )
-    .bind(status)
-    .bind(now_ms())
-    .bind(by)
-    .bind(resolution.to_string())
-    .bind(hold_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Routes the order again (after a release or a choice), in `tx`.
@@ -312,7 +160,7 @@ async fn release(
     if order.status == OrderStatus::Cancelled.as_str() {
         return Err(ApiError::Conflict("the order is cancelled".into()));
     }
-    close(&mut tx, &id, "released", &by, &json!({ "note": note })).await?;
+    holds::close(&mut tx, &id, "released", &by, &json!({ "note": note })).await?;
     orders::record_event(
         &mut tx,
         &order.id,
@@ -336,12 +184,12 @@ async fn release(
 /// goes on by itself), under its first key, so the supplier sees one webhook id.
 async fn release_held(tx: &mut Tx, order: &StoredOrder) -> anyhow::Result<()> {
     for (id, supplier) in super::held_of(tx, &order.id).await? {
-        if super::status::transition_from(
+        if supplier_orders::transition_from(
             tx,
             &id,
-            &[super::SoStatus::Held],
-            super::SoStatus::Pending,
-            super::status::Change::default(),
+            &[SoStatus::Held],
+            SoStatus::Pending,
+            supplier_orders::Change::default(),
         )
         .await?
         .happened()
@@ -432,21 +280,17 @@ pub async fn resolve(tx: &mut Tx, id: &str, by: &str, choice: Choice) -> ApiResu
                 )?),
                 None => None,
             };
-            sqlx::query(
-                "insert into line_substitutions (order_id, external_line_id, storefront_sku, discount_minor, currency, created_at_ms) \
-                 values ($1, $2, $3, $4, $5, $6) on conflict (order_id, external_line_id) do update set \
-                 storefront_sku = excluded.storefront_sku, discount_minor = excluded.discount_minor, currency = excluded.currency",
+            supplier_orders::substitute(
+                tx,
+                &order.id,
+                &line_id,
+                storefront_sku.trim(),
+                discount_minor,
+                discount.as_ref().map(|d| d.currency.as_str()),
             )
-            .bind(&order.id)
-            .bind(&line_id)
-            .bind(storefront_sku.trim())
-            .bind(discount_minor)
-            .bind(discount.as_ref().map(|d| d.currency.as_str()))
-            .bind(now_ms())
-            .execute(&mut **tx)
             .await?;
             let resolution = json!({ "choice": "alternative", "line_id": line_id, "storefront_sku": storefront_sku, "discount": discount });
-            close(tx, id, "resolved", by, &resolution).await?;
+            holds::close(tx, id, "resolved", by, &resolution).await?;
             orders::record_event(
                 tx,
                 &order.id,
@@ -471,12 +315,7 @@ pub async fn resolve(tx: &mut Tx, id: &str, by: &str, choice: Choice) -> ApiResu
                 json!({ "hold_id": id, "by": by, "until_ms": until_ms }),
             )
             .await?;
-            sqlx::query("update holds set resolution = $1, resolved_by = $2 where id = $3")
-                .bind(resolution.to_string())
-                .bind(by)
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
+            holds::set_resolution(tx, id, &resolution, by).await?;
             // The other lines ship now; the hold stays open for the waiting ones until then.
             let decision = reroute(tx, &order, Trigger::Resolve, true).await?;
             jobs::enqueue_at(

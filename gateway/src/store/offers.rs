@@ -3,7 +3,7 @@
 //! `products`, `notices` and `sku_mappings` tables; offers and notices are read with their
 //! connections' names.
 
-use crate::db::{Conn, Db, Tx, new_id, now_ms};
+use crate::db::{Conn, Db, Tx, new_id, now_ms, placeholders};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::any::AnyRow;
@@ -81,14 +81,6 @@ fn offer_from_row(r: &AnyRow) -> anyhow::Result<Offer> {
 
 fn offers_from_rows(rows: &[AnyRow]) -> anyhow::Result<Vec<Offer>> {
     rows.iter().map(offer_from_row).collect()
-}
-
-/// `$first, $first+1, ...` for `n` values: the Any driver binds no arrays.
-pub fn placeholders(first: usize, n: usize) -> String {
-    (0..n)
-        .map(|i| format!("${}", first + i))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The offers of `skus` for a channel connection, in one query, by SKU then priority.
