@@ -1,14 +1,15 @@
-//! The gateway's table ownership, checked on its source (ARCHITECTURE.md, "Each module owns
-//! its tables"): the SQL that names a table lives in the module that owns it. Other modules go
-//! through the owner's functions, so a table's invariants (a supplier order's status moves by
-//! compare-and-set only, an order's timeline explains each change) are kept in one place.
+//! The gateway's table ownership, checked on its source (ARCHITECTURE.md, "The store owns the
+//! tables"): the SQL that names a table lives in the `store/` module that owns it, and no
+//! module outside the store runs SQL. The stages go through the store's functions, so a
+//! table's invariants (a supplier order's status moves by compare-and-set only, an order's
+//! timeline explains each change) are kept in one place.
 //!
 //! Writes (`insert into`, `update`, `delete from`) by any other module fail the test. Reads of
 //! another module's table fail it too, except the joins listed in [`READ_JOINS`], each with why
 //! it is there; the list may only shrink.
 //!
 //! The import direction is checked too: each module sits in a layer ([`LAYERS`]: foundation,
-//! records, services, stages, edges), imports nothing from a layer above its own, and no
+//! store, records, services, stages, edges), imports nothing from a layer above its own, and no
 //! import closes a circle of modules.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -230,6 +231,46 @@ fn each_tables_sql_lives_in_the_module_that_owns_it() {
             "{file} no longer reads {table}: take it off READ_JOINS"
         );
     }
+}
+
+/// The store is the only layer that runs SQL: every table is owned by a `store/` module, and
+/// no file outside `store/` (and `db.rs`, which opens the pool, runs migrations and answers
+/// the health check) builds a query.
+#[test]
+fn sql_runs_only_in_the_store() {
+    let stages: Vec<_> = OWNERS
+        .iter()
+        .filter(|(module, _)| !module.starts_with("store/"))
+        .collect();
+    assert!(
+        stages.is_empty(),
+        "tables owned outside the store: {stages:?}"
+    );
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut found = Vec::new();
+    for file in &files {
+        let rel = file
+            .strip_prefix(src())
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        if rel.starts_with("store/") || rel == "db.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            if code.contains("sqlx::query") || code.contains("AssertSqlSafe") {
+                found.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "queries outside the store (move them into the store module that owns the table):\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]

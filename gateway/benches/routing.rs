@@ -752,7 +752,7 @@ fn bench_database(
                     skus.sort_unstable();
                     skus.dedup();
                     black_box(
-                        daifa::catalogue::offers_for(&mut conn, CHANNEL_ID, &skus)
+                        daifa::store::offers::for_skus(&mut conn, CHANNEL_ID, &skus)
                             .await
                             .expect("offers"),
                     );

@@ -110,7 +110,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 pub async fn health(State(state): State<Services>) -> Response {
-    match sqlx::query("select 1").execute(&state.db.pool).await {
+    match state.db.ping().await {
         Ok(_) => (
             StatusCode::OK,
             Json(json!({ "status": "ok", "plugin_allocator": state.plugins.allocator() })),

@@ -3,9 +3,9 @@
 //! queue. Shared by every stage whose jobs call plugins (dispatch, fulfilment, tracking,
 //! after-sales), below all of them.
 
-use crate::connections::{self, Connection};
 use crate::plugins::{Installed, LoadError};
 use crate::services::Services;
+use crate::store::connections::{self, Connection};
 use crate::store::jobs::Outcome;
 use daifa_plugin_host::{CallFailure, ConnectionContext};
 use std::sync::Arc;

@@ -4,11 +4,11 @@
 //! current by suppliers' `offer-updated` events. The rows are kept by [`crate::store::offers`].
 //! Routing reads them (`offers_for`, `products_for`, `category_of`) and never writes them.
 
-use crate::connections;
 use crate::db::{Db, Tx, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::{self, RoutingPolicy};
 use crate::services::Services;
+use crate::store::connections;
 use crate::store::offers::{self, Offer, Product};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -20,25 +20,7 @@ use daifa_plugin_host::PluginKind;
 use daifa_plugin_host::supplier::OfferUpdate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
-
-/// The offers of `skus` for a channel connection, in one query.
-pub async fn offers_for(
-    conn: &mut sqlx::AnyConnection,
-    channel_connection_id: &str,
-    skus: &[&str],
-) -> anyhow::Result<Vec<Offer>> {
-    offers::for_skus(conn, channel_connection_id, skus).await
-}
-
-/// What the shop knows of `skus`, by SKU.
-pub async fn products_for(
-    conn: &mut sqlx::AnyConnection,
-    channel_connection_id: &str,
-    skus: &[&str],
-) -> anyhow::Result<BTreeMap<String, Product>> {
-    offers::products_for(conn, channel_connection_id, skus).await
-}
+use std::collections::HashMap;
 
 /// An offer as the API and CSV take it: connections by name, amounts in major units.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -629,23 +611,6 @@ pub fn router() -> Router<Services> {
         .route("/offers/{id}", get(get_one).delete(delete_one))
         .route("/notices", get(list_notices))
         .route("/notices/{id}/acknowledge", post(acknowledge))
-}
-
-/// The category of a storefront SKU's product, when the shop set one.
-pub async fn category_of(
-    conn: &mut sqlx::AnyConnection,
-    channel_connection_id: &str,
-    storefront_sku: &str,
-) -> sqlx::Result<Option<String>> {
-    offers::category_of(conn, channel_connection_id, storefront_sku).await
-}
-
-/// An offer's unit cost and its currency (what a supplier order line was routed at).
-pub async fn cost_of(
-    conn: &mut sqlx::AnyConnection,
-    offer_id: &str,
-) -> sqlx::Result<Option<(Option<i64>, Option<String>)>> {
-    offers::cost_of(conn, offer_id).await
 }
 
 #[cfg(test)]

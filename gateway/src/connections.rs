@@ -7,8 +7,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::plugins::{Installed, PackageInfo, PluginRegistry};
 use crate::secrets::{SecretBox, SecretError};
 use crate::services::Services;
-use crate::store::connections::{self as store, HistoryEntry};
-pub use crate::store::connections::{Connection, by_id, by_name, enabled_carriers, list, name_in};
+use crate::store::connections::{self as store, Connection, HistoryEntry};
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
@@ -79,7 +79,7 @@ pub struct NewConnection {
 
 pub async fn create(state: &Services, new: NewConnection) -> ApiResult<Connection> {
     validate_name(&new.name)?;
-    if by_name(&state.db, &new.name).await?.is_some() {
+    if store::by_name(&state.db, &new.name).await?.is_some() {
         return Err(ApiError::Conflict(format!(
             "a connection named `{}` already exists",
             new.name
@@ -286,7 +286,7 @@ pub async fn prepare_plugins(db: &Db, registry: &PluginRegistry) -> anyhow::Resu
 }
 
 async fn existing(state: &Services, name: &str) -> ApiResult<Connection> {
-    by_name(&state.db, name)
+    store::by_name(&state.db, name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no connection named `{name}`")))
 }
@@ -503,7 +503,11 @@ async fn history_handler(
 
 async fn list_handler(State(state): State<Services>) -> ApiResult<Json<Vec<ConnectionView>>> {
     Ok(Json(
-        list(&state.db).await?.into_iter().map(Into::into).collect(),
+        store::list(&state.db)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
     ))
 }
 
@@ -511,7 +515,7 @@ async fn get_handler(
     State(state): State<Services>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ConnectionView>> {
-    let c = by_name(&state.db, &name)
+    let c = store::by_name(&state.db, &name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no connection named `{name}`")))?;
     Ok(Json(c.into()))

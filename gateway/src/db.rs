@@ -77,6 +77,14 @@ impl Db {
     /// Begins a write transaction. On SQLite it takes the write lock at once (`begin immediate`):
     /// a deferred transaction that reads before writing can fail with "database is locked"
     /// when another writer got in between.
+    /// Whether the database answers (the health check).
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("select 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         match self.backend {
             Backend::Sqlite => self.pool.begin_with("begin immediate").await,

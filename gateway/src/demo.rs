@@ -95,7 +95,10 @@ async fn set_up(state: &Services, supplier_port: u16, storefront_port: u16) -> a
         },
     ];
     for c in connections {
-        if connections::by_name(&state.db, &c.name).await?.is_none() {
+        if crate::store::connections::by_name(&state.db, &c.name)
+            .await?
+            .is_none()
+        {
             connections::create(state, c)
                 .await
                 .map_err(|e| anyhow::anyhow!("creating a demo connection: {e}"))?;

@@ -2,10 +2,10 @@
 //! of each shipment to the storefront the order came from. Shipments are stored by
 //! `crate::store::shipments`.
 
-use crate::connections::Connection;
 use crate::db::{Tx, new_id};
 use crate::routing;
 use crate::services::Services;
+use crate::store::connections::Connection;
 use crate::store::jobs::{self, Attempt, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::store::orders::{self, OrderStatus};
 use crate::store::shipments::{self, NewShipment};

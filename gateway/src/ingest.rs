@@ -8,12 +8,12 @@
 //! stored but not processed is processed again by the sweeper ([`reprocess`]). The raw
 //! requests and the delivery ids are kept by [`crate::store::raw_requests`].
 
-use crate::connections::{self, Connection};
 use crate::db::{Db, Tx, new_id, now_ms};
 use crate::plugins::LoadError;
 use crate::plugins::Parsed;
 use crate::services::Services;
 use crate::shadow;
+use crate::store::connections::{self, Connection};
 use crate::store::orders::{self, OrderStatus};
 use crate::store::raw_requests::{self, Origin, RawRequest, RawStatus};
 use crate::{aftersales, cancellation, changes, routing, tracking};

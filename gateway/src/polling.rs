@@ -10,12 +10,12 @@
 //! [`crate::store::poll_state`].
 
 use crate::config::PollingSettings;
-use crate::connections::{self, Connection};
 use crate::db::{Db, ms, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::ingest;
 use crate::plugins::Parsed;
 use crate::services::Services;
+use crate::store::connections::{self, Connection};
 use crate::store::poll_state;
 use crate::store::raw_requests::{self, Origin, RawStatus};
 use crate::tracking;

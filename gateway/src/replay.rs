@@ -2,11 +2,11 @@
 //! reports which canonical results differ from the baseline version's. Nothing is written and no
 //! peer is called: both versions run with no outbound host, and the results are only compared.
 
-use crate::connections::{self, Connection};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::parse;
 use crate::services::Services;
 use crate::shadow::{canonical, differences, isolated_context};
+use crate::store::connections::{self, Connection};
 use axum::Json;
 use axum::extract::{Path, State};
 use daifa_plugin_host::InboundRequest;

@@ -22,13 +22,13 @@ use crate::db::{Tx, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::{self, RoutingPolicy, Scope};
 use crate::services::Services;
+use crate::store::connections;
 use crate::store::decisions::{self, NewDecision};
 use crate::store::jobs::{self, JobKind, NewJob};
-use crate::store::offers::{Offer, Product};
+use crate::store::offers::{self, Offer, Product};
 use crate::store::orders::{self, OrderStatus};
 use crate::store::supplier_orders::{self, NewLine, NewSupplierOrder, SoStatus};
 use crate::worker::Handler;
-use crate::{catalogue, connections};
 use axum::Json;
 use axum::extract::State;
 use axum::routing::post;
@@ -203,8 +203,8 @@ pub async fn load_lines(
     let mut skus: Vec<&str> = lines.iter().map(|l| l.storefront_sku.as_str()).collect();
     skus.sort_unstable();
     skus.dedup();
-    let offers = catalogue::offers_for(conn, channel_connection_id, &skus).await?;
-    let products = catalogue::products_for(conn, channel_connection_id, &skus).await?;
+    let offers = offers::for_skus(conn, channel_connection_id, &skus).await?;
+    let products = offers::products_for(conn, channel_connection_id, &skus).await?;
     let mut line_policies = BTreeMap::new();
     let mut by_category: BTreeMap<String, RoutingPolicy> = BTreeMap::new();
     for sku in &skus {
@@ -602,7 +602,7 @@ pub async fn line_cost(
     external_line_id: &str,
 ) -> sqlx::Result<Option<(Option<i64>, Option<String>)>> {
     match supplier_orders::offer_of_line(tx, supplier_order_id, external_line_id).await? {
-        Some(offer_id) => catalogue::cost_of(tx, &offer_id).await,
+        Some(offer_id) => offers::cost_of(tx, &offer_id).await,
         None => Ok(None),
     }
 }

@@ -5,10 +5,10 @@
 //! A shadow call gets the connection's settings and secrets but no outbound hosts, so it cannot
 //! reach any peer; its result is compared with the pinned version's, recorded, and dropped.
 
-use crate::connections::{self, Connection};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::{Installed, Parsed, parse};
 use crate::services::Services;
+use crate::store::connections::{self, Connection};
 use crate::store::shadow as shadow_results;
 use axum::Json;
 use axum::extract::{Path, Query, State};

@@ -7,9 +7,9 @@
 //! stored by `crate::store::shipments`.
 
 use crate::calls::{callee, outcome_of};
-use crate::connections::Connection;
 use crate::db::{Db, Tx, now_ms};
 use crate::services::Services;
+use crate::store::connections::Connection;
 use crate::store::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
 use crate::store::orders::{self, OrderStatus};
 use crate::store::shipments::{self, NewScan, ParcelRow, Tracking};
@@ -80,7 +80,7 @@ pub async fn enqueue_registrations(
     shipment_id: &str,
     order_id: &str,
 ) -> anyhow::Result<usize> {
-    let carriers = crate::connections::enabled_carriers(tx).await?;
+    let carriers = crate::store::connections::enabled_carriers(tx).await?;
     for connection_id in &carriers {
         jobs::enqueue(
             tx,

@@ -3,9 +3,9 @@
 //! `aftersales`; answers to a change to `dispatch::update`; catalogue updates to `catalogue`.
 //! Everything is applied inside the ingest transaction of the request that carried it.
 
-use crate::connections::Connection;
 use crate::db::Tx;
 use crate::fulfilment::{self, AppliedEvent};
+use crate::store::connections::Connection;
 use crate::store::supplier_orders;
 use crate::{aftersales, dispatch};
 use daifa_plugin_host::SupplierOrderRef;

@@ -7,9 +7,9 @@
 //! ([`OrderContext::after_sales_of_lines`]), and which offers may ship a line
 //! (`routing::load_lines` loads the routing policies of the lines' categories).
 
-use crate::connections;
 use crate::db::Tx;
 use crate::policy::{self, AfterSalesPolicy, RoutingPolicy, Scope};
+use crate::store::connections;
 use crate::store::orders::{self, StoredOrder};
 use daifa_plugin_host::Order;
 
@@ -104,7 +104,7 @@ async fn first_category<'a>(
     skus: impl Iterator<Item = &'a str>,
 ) -> sqlx::Result<Option<String>> {
     for sku in skus {
-        let category = crate::catalogue::category_of(conn, channel_connection_id, sku).await?;
+        let category = crate::store::offers::category_of(conn, channel_connection_id, sku).await?;
         if category.is_some() {
             return Ok(category);
         }
