@@ -316,11 +316,11 @@ const LAYERS: &[(&str, &[&str])] = &[
         "foundation",
         &["config", "db", "error", "money", "secrets", "telemetry"],
     ),
-    // Tables with no stage logic: orders and their timeline, jobs, tasks, policies, plugin
-    // packages, and the service clocks set as jobs.
     // The store: each `store/` module owns a group of tables and is the only one whose SQL
     // names them (`OWNERS`).
     ("store", &["store"]),
+    // What the records mean, with no stage logic: the policies (handbook defaults, merged
+    // documents), the plugin registry (compiled versions), the service clocks set as jobs.
     ("records", &["policy", "plugins", "clocks"]),
     // What every stage runs with: the shared services, the connections and calls into their
     // plugins, shadow runs, and the job workers (which know no stage: stages register handlers).
