@@ -682,7 +682,22 @@ pub async fn act(
         }
         _ => {}
     }
-    cases::set_state(tx, &case.id, &machine::name(&to), now).await?;
+    // A compare-and-set on the state read: under the order's lock it always moves, but a case
+    // is never moved from a state it has already left.
+    if !cases::set_state(
+        tx,
+        &case.id,
+        &machine::name(&case.state),
+        &machine::name(&to),
+        now,
+    )
+    .await?
+    {
+        return Err(CaseError::Conflict(format!(
+            "case `{}` changed meanwhile; look again",
+            case.id
+        )));
+    }
     history(
         tx,
         &case.id,

@@ -251,16 +251,24 @@ pub async fn set_inspection(
     Ok(())
 }
 
-/// Sets a case's state (by its stored name) as of `at_ms`; `closed` also sets when it closed.
-/// The caller holds the order's lock and checked the move against the state it read under it.
-pub async fn set_state(tx: &mut Tx, case_id: &str, state: &str, at_ms: i64) -> sqlx::Result<()> {
-    sqlx::query("update cases set state = $1, updated_at_ms = $2, closed_at_ms = case when $1 = 'closed' then $2 else closed_at_ms end where id = $3")
-        .bind(state)
+/// Moves a case from the state `from` to `to` (by their stored names) as of `at_ms`, a
+/// compare-and-set: whether it moved (false: the case is no longer in `from`). `closed` also
+/// sets when it closed. The caller checked the move against the case's machine.
+pub async fn set_state(
+    tx: &mut Tx,
+    case_id: &str,
+    from: &str,
+    to: &str,
+    at_ms: i64,
+) -> sqlx::Result<bool> {
+    let moved = sqlx::query("update cases set state = $1, updated_at_ms = $2, closed_at_ms = case when $1 = 'closed' then $2 else closed_at_ms end where id = $3 and state = $4")
+        .bind(to)
         .bind(at_ms)
         .bind(case_id)
+        .bind(from)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    Ok(moved.rows_affected() > 0)
 }
 
 /// Records the supplier order that sends a case's goods again (a reship, an exchange's
