@@ -684,6 +684,69 @@ async fn a_held_order_cancelled_by_the_storefront_closes_its_holds_and_is_never_
     w.app.stop().await;
 }
 
+/// Two operators release the same hold at the same moment (two browser tabs, a double click):
+/// one release routes the order, the other is refused with a 409 and changes nothing. Before,
+/// the hold was closed without checking that it was still open, so both were answered 200
+/// and the order was routed twice over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_releases_of_one_hold_at_once_route_the_order_once() {
+    let w = Suppliers::start(&["sup-a"]).await;
+    w.offer("SKU-A", "sup-a", json!({})).await;
+    w.offer("SKU-B", "sup-a", json!({})).await;
+    let r = w
+        .app
+        .http
+        .put(w.app.url("/api/v1/policies/routing"))
+        .json(&json!({ "hold_above": { "amount": 100, "currency": "USD" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let order_id = w.order("wh-twice", ["SKU-A", "SKU-B"], |_| {}).await;
+    let hold = w.app.get_json("/api/v1/holds").await["holds"][0].clone();
+    assert_eq!(hold["kind"], "value", "{hold}");
+    let url = format!("/api/v1/holds/{}/release", hold["id"].as_str().unwrap());
+    let (first, second) = (
+        json!({ "note": "first tab" }),
+        json!({ "note": "second tab" }),
+    );
+    let (a, b) = tokio::join!(
+        w.app.post_json(&url, &first),
+        w.app.post_json(&url, &second)
+    );
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "one release, one refusal");
+    w.pushes("sup-a", 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        w.supplier("sup-a").received_of("order.created").len(),
+        1,
+        "pushed once"
+    );
+    let detail = w.app.order(&order_id).await;
+    assert_eq!(
+        detail["supplier_orders"].as_array().unwrap().len(),
+        1,
+        "{detail:#}"
+    );
+    let released: Vec<&Value> = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "hold.released")
+        .collect();
+    assert_eq!(released.len(), 1, "one release on the timeline");
+    let triggers: Vec<&str> = detail["routing_decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["trigger"].as_str().unwrap())
+        .collect();
+    assert_eq!(triggers, ["route", "release"]);
+    w.app.stop().await;
+}
+
 /// The same, when the push outlives its worker's lease: the worker that reached the supplier
 /// lost its lease (its effects, the request to cancel among them, are rolled back), and the
 /// worker that took the job over found the supplier order cancelled and sent nothing. The

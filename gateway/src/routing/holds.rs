@@ -101,6 +101,12 @@ async fn open_hold(tx: &mut Tx, id: &str) -> ApiResult<(HoldView, StoredOrder)> 
     Ok((hold, order))
 }
 
+/// A hold another operator released or resolved between our read and our change: nothing of
+/// ours is applied (the transaction is rolled back), the order is routed once.
+fn closed_meanwhile(id: &str) -> ApiError {
+    ApiError::Conflict(format!("hold `{id}` was closed meanwhile; look again"))
+}
+
 /// Routes the order again (after a release or a choice), in `tx`.
 async fn reroute(
     tx: &mut Tx,
@@ -160,7 +166,9 @@ async fn release(
     if order.status == OrderStatus::Cancelled.as_str() {
         return Err(ApiError::Conflict("the order is cancelled".into()));
     }
-    holds::close(&mut tx, &id, "released", &by, &json!({ "note": note })).await?;
+    if !holds::close(&mut tx, &id, "released", &by, &json!({ "note": note })).await? {
+        return Err(closed_meanwhile(&id));
+    }
     orders::record_event(
         &mut tx,
         &order.id,
@@ -290,7 +298,9 @@ pub async fn resolve(tx: &mut Tx, id: &str, by: &str, choice: Choice) -> ApiResu
             )
             .await?;
             let resolution = json!({ "choice": "alternative", "line_id": line_id, "storefront_sku": storefront_sku, "discount": discount });
-            holds::close(tx, id, "resolved", by, &resolution).await?;
+            if !holds::close(tx, id, "resolved", by, &resolution).await? {
+                return Err(closed_meanwhile(id));
+            }
             orders::record_event(
                 tx,
                 &order.id,

@@ -181,16 +181,18 @@ pub async fn get(tx: &mut Tx, id: &str) -> anyhow::Result<Option<HoldView>> {
     row.as_ref().map(from_row).transpose()
 }
 
-/// Closes a hold: `status` says how (released, resolved), `resolution` what was chosen.
+/// Closes an open hold: `status` says how (released, resolved), `resolution` what was chosen.
+/// A compare-and-set: whether it closed it (false: it was not open any more, another operator
+/// closed it first).
 pub async fn close(
     tx: &mut Tx,
     hold_id: &str,
     status: &str,
     by: &str,
     resolution: &Value,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "update holds set status = $1, resolved_at_ms = $2, resolved_by = $3, resolution = $4 where id = $5",
+) -> sqlx::Result<bool> {
+    let closed = sqlx::query(
+        "update holds set status = $1, resolved_at_ms = $2, resolved_by = $3, resolution = $4 where id = $5 and status = 'open'",
     )
     .bind(status)
     .bind(now_ms())
@@ -199,7 +201,7 @@ pub async fn close(
     .bind(hold_id)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(closed.rows_affected() > 0)
 }
 
 /// Records what the customer chose for a hold that stays open (a stock-out's later date).
