@@ -124,11 +124,9 @@ fn check(
             problems.push(format!("{what} must be a positive amount, not {amount}"));
             return None;
         }
-        let m = crate::money::to_minor(amount, currency);
-        if m.is_none() {
-            problems.push(format!("currency `{currency}` is not an ISO 4217 code"));
-        }
-        m
+        crate::money::minor_of(amount, currency)
+            .map_err(|e| problems.push(format!("{what}: {e}")))
+            .ok()
     };
     if amounts && currency.is_empty() {
         problems.push("a cost needs its currency".into());
@@ -689,6 +687,16 @@ mod tests {
             problems
                 .iter()
                 .any(|p| p.contains("`usa` is not an ISO 3166")),
+            "{problems:?}"
+        );
+        // 1e308 became i64::MAX minor units, and routing compared costs with it.
+        let mut huge = a.clone();
+        huge.unit_cost = Some(1e308);
+        let problems = check(huge, &index()).err().unwrap();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("unit_cost: 1e308 USD is not an amount")),
             "{problems:?}"
         );
         let mut no_currency = a.clone();

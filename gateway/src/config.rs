@@ -123,6 +123,10 @@ pub struct JobSettings {
     /// Each delay is spread by up to this fraction either way, so retries of many jobs do not
     /// arrive at a peer at once.
     pub retry_jitter: f64,
+    /// The longest a peer's `Retry-After` may put a job off; a longer one (a misconfigured or
+    /// hostile peer asking for years) is cut to this.
+    #[serde(with = "humantime_serde")]
+    pub max_retry_after: Duration,
 }
 
 /// Polling of the connections whose plugin declares `capabilities.polling`: a channel or
@@ -215,6 +219,7 @@ impl Settings {
                 vec!["5s", "5m", "30m", "2h", "5h", "10h", "10h"],
             )?
             .set_default("jobs.retry_jitter", 0.2)?
+            .set_default("jobs.max_retry_after", "6h")?
             .set_default("polling.enabled", true)?
             .set_default("polling.tick", "5s")?
             .set_default("polling.interval", "5m")?

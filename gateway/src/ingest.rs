@@ -603,9 +603,39 @@ fn validate_order(order: &daifa_plugin_host::Order) -> Result<(), String> {
             a.country_code
         ));
     }
+    for (what, amount) in [
+        ("subtotal", &order.subtotal),
+        ("shipping", &order.shipping),
+        ("tax", &order.tax),
+        ("total", &order.total),
+    ] {
+        if amount.amount_minor < 0 {
+            return Err(format!(
+                "the order's {what} is negative ({})",
+                amount.amount_minor
+            ));
+        }
+    }
     for line in &order.lines {
-        if line.external_line_id.trim().is_empty() {
+        let id = &line.external_line_id;
+        if id.trim().is_empty() {
             return Err("a line has an empty external id".into());
+        }
+        // A supplier would be asked to ship nothing, or be paid for goods the buyer was paid for.
+        if line.quantity == 0 {
+            return Err(format!("line `{id}` has a quantity of 0"));
+        }
+        if line.unit_price.amount_minor < 0 {
+            return Err(format!(
+                "line `{id}` has a negative price ({} {} in minor units)",
+                line.unit_price.amount_minor, line.unit_price.currency
+            ));
+        }
+        if line.unit_price.currency != order.currency {
+            return Err(format!(
+                "line `{id}` is priced in {}, the order in {}",
+                line.unit_price.currency, order.currency
+            ));
         }
     }
     Ok(())

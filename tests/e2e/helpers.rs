@@ -177,6 +177,7 @@ pub fn test_settings(database_url: &str) -> Settings {
                 Duration::from_millis(200),
             ],
             retry_jitter: 0.1,
+            max_retry_after: Duration::from_secs(30),
         },
         polling: PollingSettings {
             enabled: true,

@@ -522,6 +522,51 @@ async fn an_unparseable_payload_gets_422_with_the_plugins_message_and_is_kept() 
     w.app.stop().await;
 }
 
+/// An order a supplier must not be sent: a line of quantity 0 (a supplier asked to ship
+/// nothing), a negative price (goods paid to the buyer). The plugin parses them; the gateway
+/// refuses the order with a 422 that says why, keeps the request, and routes nothing. Before,
+/// both were routed and pushed to the supplier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_with_a_line_of_quantity_0_or_a_negative_price_is_refused_and_kept() {
+    let w = world().await;
+    let quantity_0: fn(&mut Value) = |line| line["quantity"] = json!(0);
+    let negative: fn(&mut Value) = |line| {
+        line["price"] = json!("-5.00");
+        for bag in ["shop_money", "presentment_money"] {
+            line["price_set"][bag]["amount"] = json!("-5.00");
+        }
+    };
+    let cases = [
+        ("wh-qty-0", quantity_0, "has a quantity of 0"),
+        ("wh-negative", negative, "has a negative price"),
+    ];
+    for (i, (webhook_id, change, message)) in cases.into_iter().enumerate() {
+        let (mut order, _) = sample_with_note();
+        order["id"] = json!(8_000_000 + i);
+        change(&mut order["line_items"][1]);
+        let body = serde_json::to_vec(&order).unwrap();
+        let r = w
+            .app
+            .send_shopify("orders/create", webhook_id, &body, SHOPIFY_SECRET)
+            .await;
+        assert_eq!(r.status(), 422, "{webhook_id}");
+        let answer: Value = r.json().await.unwrap();
+        let error = answer["error"].as_str().unwrap();
+        assert!(
+            error.contains("produced an invalid order") && error.contains(message),
+            "{webhook_id}: {answer}"
+        );
+    }
+    let kept = w.app.get_json("/api/v1/raw-requests?status=rejected").await;
+    let kept = kept["raw_requests"].as_array().unwrap();
+    assert_eq!(kept.len(), 2, "both requests kept");
+    assert!(kept.iter().all(|r| r["status_code"] == 422));
+    assert!(w.app.orders().await.is_empty(), "no order stored");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(w.supplier.received().is_empty(), "nothing pushed");
+    w.app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_that_keeps_failing_is_dead_lettered_then_retried_by_the_operator() {
     let w = world().await;

@@ -278,14 +278,10 @@ pub async fn resolve(tx: &mut Tx, id: &str, by: &str, choice: Choice) -> ApiResu
                 return Err(ApiError::Unprocessable("storefront_sku is empty".into()));
             }
             let discount_minor = match &discount {
-                Some(d) => Some(super::customs::to_minor(d.amount, &d.currency).ok_or_else(
-                    || {
-                        ApiError::Unprocessable(format!(
-                            "`{}` is not an ISO 4217 currency",
-                            d.currency
-                        ))
-                    },
-                )?),
+                Some(d) => Some(
+                    crate::money::minor_of(d.amount, &d.currency)
+                        .map_err(|e| ApiError::Unprocessable(format!("discount: {e}")))?,
+                ),
                 None => None,
             };
             supplier_orders::substitute(

@@ -300,6 +300,7 @@ pub fn next_delay(
     // jitter_draw in [-1, 1] spreads the delay by up to retry_jitter either way.
     let factor = 1.0 + settings.retry_jitter * jitter_draw.clamp(-1.0, 1.0);
     let jittered = base.mul_f64(factor.max(0.0));
+    let retry_after = retry_after.map(|ra| ra.min(settings.max_retry_after));
     Some(retry_after.map_or(jittered, |ra| ra.max(jittered)))
 }
 
@@ -603,6 +604,7 @@ mod tests {
                 Duration::from_secs(1800),
             ],
             retry_jitter: 0.2,
+            max_retry_after: Duration::from_secs(3600),
         }
     }
 
@@ -636,6 +638,11 @@ mod tests {
         assert_eq!(
             next_delay(&s, 2, Some(Duration::from_secs(60)), 0.0),
             Some(Duration::from_secs(300))
+        );
+        // A peer asking for years is put off no longer than the setting.
+        assert_eq!(
+            next_delay(&s, 1, Some(Duration::from_secs(99_999_999_999)), 0.0),
+            Some(Duration::from_secs(3600))
         );
         // Three delays: the fourth failure dead-letters.
         assert_eq!(

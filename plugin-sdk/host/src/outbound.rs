@@ -16,6 +16,9 @@ pub struct FetchOptions {
     /// Whether private, loopback and link-local addresses may be reached (a supplier on the
     /// shop's own network). Off, a plugin cannot reach internal services or cloud metadata.
     pub allow_private_network: bool,
+    /// The largest answer body taken: a larger one (announced or streamed) fails the request
+    /// as `unreachable` without being read further, so a peer cannot fill the gateway's memory.
+    pub max_response_bytes: usize,
 }
 
 /// Performs plugins' outbound requests. The gateway uses [`ReqwestHttp`]; tests may script
@@ -237,11 +240,29 @@ impl OutboundHttp for ReqwestHttp {
                     value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
                 })
                 .collect();
-            let body = response
-                .bytes()
+            let too_large = |n: u64| {
+                HttpError::Unreachable(format!(
+                    "the answer is larger than the {} bytes a plugin call takes (at least {n})",
+                    options.max_response_bytes
+                ))
+            };
+            let max = options.max_response_bytes as u64;
+            if let Some(n) = response.content_length().filter(|n| *n > max) {
+                return Err(too_large(n));
+            }
+            let mut response = response;
+            let mut body = Vec::new();
+            while let Some(chunk) = response
+                .chunk()
                 .await
                 .map_err(|e| HttpError::Unreachable(error_chain(&e)))?
-                .to_vec();
+            {
+                let read = (body.len() + chunk.len()) as u64;
+                if read > max {
+                    return Err(too_large(read));
+                }
+                body.extend_from_slice(&chunk);
+            }
             Ok(OutboundResponse {
                 status,
                 headers,
@@ -362,6 +383,7 @@ mod tests {
         let strict = FetchOptions {
             timeout: Duration::from_secs(2),
             allow_private_network: false,
+            max_response_bytes: 1 << 20,
         };
         let url = Url::parse("http://localhost:9/").unwrap();
         match http.fetch(url.clone(), request.clone(), strict).await {
@@ -393,5 +415,111 @@ mod tests {
         assert_eq!(retry_after(&h(&date), now), Some(Duration::from_secs(30)));
         assert_eq!(retry_after(&h("soon"), now), None);
         assert_eq!(retry_after(&[], now), None);
+    }
+
+    /// A peer on loopback that answers every connection with `head`, then writes `chunk`
+    /// `times` times, `pause` apart.
+    async fn hostile_peer(head: &'static str, chunk: usize, times: usize, pause: Duration) -> Url {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = socket.read(&mut request).await;
+                    socket.write_all(head.as_bytes()).await?;
+                    let bytes = vec![b'x'; chunk];
+                    for _ in 0..times {
+                        socket.write_all(&bytes).await?;
+                        tokio::time::sleep(pause).await;
+                    }
+                    std::io::Result::Ok(())
+                });
+            }
+        });
+        url
+    }
+
+    fn get() -> OutboundRequest {
+        OutboundRequest {
+            method: "GET".into(),
+            url: String::new(),
+            headers: vec![],
+            body: vec![],
+        }
+    }
+
+    fn loopback(timeout: Duration) -> FetchOptions {
+        FetchOptions {
+            timeout,
+            allow_private_network: true,
+            max_response_bytes: 1 << 20,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_answering_gigabytes_is_cut_off_at_the_limit() {
+        let http = ReqwestHttp::new().unwrap();
+        // Announced: 2 GB in `content-length`, refused before the body is read.
+        let announced = hostile_peer(
+            "HTTP/1.1 200 OK\r\ncontent-length: 2147483648\r\n\r\n",
+            64 << 10,
+            4,
+            Duration::ZERO,
+        )
+        .await;
+        match http
+            .fetch(announced, get(), loopback(Duration::from_secs(5)))
+            .await
+        {
+            Err(HttpError::Unreachable(m)) => {
+                assert!(m.contains("larger than the 1048576 bytes"), "{m}")
+            }
+            other => panic!("expected the answer refused, got {other:?}"),
+        }
+        // Streamed without a length (until the peer closes): read up to the limit, then cut.
+        let streamed = hostile_peer(
+            "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n",
+            64 << 10,
+            32_768,
+            Duration::ZERO,
+        )
+        .await;
+        let started = std::time::Instant::now();
+        match http
+            .fetch(streamed, get(), loopback(Duration::from_secs(5)))
+            .await
+        {
+            Err(HttpError::Unreachable(m)) => assert!(m.contains("larger than"), "{m}"),
+            other => panic!("expected the answer cut off, got {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "cut at the limit, not read to the end"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_peer_trickling_its_answer_is_given_up_at_the_timeout() {
+        let http = ReqwestHttp::new().unwrap();
+        // One byte every 100 ms of a 10,000-byte body: 1,000 s if waited for.
+        let trickle = hostile_peer(
+            "HTTP/1.1 200 OK\r\ncontent-length: 10000\r\n\r\n",
+            1,
+            10_000,
+            Duration::from_millis(100),
+        )
+        .await;
+        let started = std::time::Instant::now();
+        let result = http
+            .fetch(trickle, get(), loopback(Duration::from_millis(800)))
+            .await;
+        assert!(
+            matches!(result, Err(HttpError::Unreachable(_))),
+            "{result:?}"
+        );
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "gave up after {took:?}");
     }
 }

@@ -241,6 +241,8 @@ impl host::Host for CallState {
         let options = FetchOptions {
             timeout: self.call_limits.outbound_timeout,
             allow_private_network: self.ctx.allow_private_network,
+            // An answer is the plugin's input: no larger than what it may be given.
+            max_response_bytes: self.call_limits.max_input_bytes,
         };
         let method = request.method.clone();
         let response = self.http.fetch(url.clone(), request, options).await;

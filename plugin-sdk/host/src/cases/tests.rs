@@ -441,6 +441,7 @@ fn fetch(peer: &CasePeer, method: &str, url: &str) -> Result<crate::OutboundResp
     let options = FetchOptions {
         timeout: Duration::from_secs(1),
         allow_private_network: false,
+        max_response_bytes: 1 << 20,
     };
     let future = peer.fetch(
         reqwest::Url::parse(url).unwrap(),
