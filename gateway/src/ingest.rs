@@ -435,9 +435,27 @@ async fn apply_channel(
     inbound: Inbound,
 ) -> anyhow::Result<Answer> {
     for event in &inbound.events {
-        if let ChannelEvent::OrderPlaced(order) = event
-            && let Err(reason) = validate_order(order)
+        let ChannelEvent::OrderPlaced(order) = event else {
+            continue;
+        };
+        let mut problem = validate_order(order).err();
+        if problem.is_none()
+            && let Some(line) = order.lines.iter().find(|l| l.quantity == 0)
         {
+            // In a later copy, a line of quantity 0 is one the buyer removed (`changes.rs`); a
+            // first copy has nothing to remove, and a supplier would be asked to ship nothing.
+            let mut read = state.db.snapshot().await?;
+            let stored =
+                orders::find_by_external_id(&mut read, &connection.id, &order.external_id).await?;
+            read.rollback().await?;
+            if stored.is_none() {
+                problem = Some(format!(
+                    "line `{}` has a quantity of 0 in the order's first copy",
+                    line.external_line_id
+                ));
+            }
+        }
+        if let Some(reason) = problem {
             return Ok(Answer::error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 RawStatus::Rejected,
@@ -621,10 +639,7 @@ fn validate_order(order: &daifa_plugin_host::Order) -> Result<(), String> {
         if id.trim().is_empty() {
             return Err("a line has an empty external id".into());
         }
-        // A supplier would be asked to ship nothing, or be paid for goods the buyer was paid for.
-        if line.quantity == 0 {
-            return Err(format!("line `{id}` has a quantity of 0"));
-        }
+        // A supplier would be paid for goods the buyer was paid for.
         if line.unit_price.amount_minor < 0 {
             return Err(format!(
                 "line `{id}` has a negative price ({} {} in minor units)",

@@ -537,7 +537,11 @@ async fn an_order_with_a_line_of_quantity_0_or_a_negative_price_is_refused_and_k
         }
     };
     let cases = [
-        ("wh-qty-0", quantity_0, "has a quantity of 0"),
+        (
+            "wh-qty-0",
+            quantity_0,
+            "has a quantity of 0 in the order's first copy",
+        ),
         ("wh-negative", negative, "has a negative price"),
     ];
     for (i, (webhook_id, change, message)) in cases.into_iter().enumerate() {
