@@ -54,6 +54,8 @@ const OWNERS: &[(&str, &[&str])] = &[
     ("store/shadow", &["shadow_results"]),
     ("store/cases", &["cases", "case_events", "return_notes"]),
     ("store/tasks", &["tasks"]),
+    // The bare pipeline of `daifa bench ingest`, in a scratch database of its own.
+    ("store/bare", &["bare_requests", "bare_orders"]),
 ];
 
 /// Reads of another module's table that remain, as `(file, table, why)`.
@@ -350,7 +352,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "edges",
         &[
-            "admin", "app", "demo", "cli", "client", "devkit", "main", "lib",
+            "admin", "app", "bench", "demo", "cli", "client", "devkit", "main", "lib",
         ],
     ),
 ];

@@ -87,6 +87,21 @@ pub enum Command {
         #[command(subcommand)]
         command: TasksCommand,
     },
+    /// Benchmarks with a report: `bench ingest` measures the gateway against the bare pipeline
+    /// on this machine's database (docs/benchmarks.md).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Webhooks in: the bare pipeline, then the gateway at its maximum and at half of it.
+    Ingest(crate::bench::IngestArgs),
+    /// The load generator `bench ingest` runs in a process of its own.
+    #[command(hide = true)]
+    Load(crate::bench::LoadArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -136,6 +151,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Offers { command } => crate::client::offers(command).await,
         Command::Cases { command } => crate::client::aftersales::cases(command).await,
         Command::Tasks { command } => crate::client::aftersales::tasks(command).await,
+        Command::Bench { command } => match command {
+            BenchCommand::Ingest(args) => crate::bench::ingest(args).await,
+            BenchCommand::Load(args) => crate::bench::load(args).await,
+        },
     }
 }
 

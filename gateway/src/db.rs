@@ -110,6 +110,30 @@ impl Db {
 }
 
 /// A new id: a prefix naming the entity and a time-ordered UUID ("ord_0190b...").
+/// Creates an empty database `name` on a PostgreSQL server (a scratch database for a
+/// benchmark); its URL.
+pub async fn create_database(server_url: &str, name: &str) -> Result<String, sqlx::Error> {
+    let admin = sqlx::PgPool::connect(server_url).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    let base = server_url.rsplit_once('/').map_or(server_url, |(b, _)| b);
+    Ok(format!("{base}/{name}"))
+}
+
+/// Drops a database made by [`create_database`].
+pub async fn drop_database(server_url: &str, name: &str) -> Result<(), sqlx::Error> {
+    let admin = sqlx::PgPool::connect(server_url).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "drop database if exists {name} with (force)"
+    )))
+    .execute(&admin)
+    .await?;
+    admin.close().await;
+    Ok(())
+}
+
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }

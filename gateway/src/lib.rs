@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod aftersales;
 pub mod app;
+pub mod bench;
 pub mod calls;
 pub mod cancellation;
 pub mod catalogue;

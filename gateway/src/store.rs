@@ -10,6 +10,7 @@
 //! Every function takes the connection or transaction it runs on, so that a stage can apply
 //! many orders in one transaction.
 
+pub mod bare;
 pub mod cases;
 pub mod connections;
 pub mod decisions;

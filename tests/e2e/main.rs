@@ -4,6 +4,7 @@
 //! `DAIFA_TEST_DATABASE_URL=postgres://...` names a server (each test creates its own database).
 
 mod aftersales;
+mod bench;
 mod changes;
 mod crash;
 mod devkit;

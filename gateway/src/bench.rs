@@ -1,0 +1,551 @@
+//! `daifa bench ingest`: how fast webhooks are taken in, against what the database allows.
+//!
+//! One run measures, on the same database server and the same machine, one after the other:
+//! - the **bare pipeline**: an HTTP server that verifies the Shopify HMAC, parses the JSON and
+//!   stores the raw body and one order row durably, a batch of webhooks per transaction (group
+//!   commit), answering each after its commit (`store/bare.rs`) — the least a gateway must do;
+//! - the **gateway** (`daifa serve` with job workers off): the Shopify plugin in wasmtime, the
+//!   canonical order, routing, the supplier's job — at its maximum rate, then at half of it,
+//!   where its latency is what a storefront sees on a normal day.
+//!
+//! The load comes from another process (`daifa bench load`, this binary), so that generating
+//! and signing requests does not share the measured process's runtime: each request a new
+//! signed `orders/create` (Shopify's published sample, 9.9 KB, with a fresh order id and
+//! webhook id), from a fixed number of connections, for a fixed time. CPU per request is the
+//! measured process's own (user + system) over the requests it answered.
+
+use crate::app::Application;
+use crate::config::Settings;
+use crate::connections::{self, NewConnection};
+use crate::db::{self, Db, now_ms};
+use crate::store::bare::{self, BareWebhook};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+const SAMPLE: &str = include_str!("../../tests/fixtures/shopify/webhook-orders-create.paid.json");
+const SECRET: &str = "bench-webhook-secret";
+const SHOP_DOMAIN: &str = "bench.myshopify.com";
+/// The key sealing the scratch gateway's connection secrets.
+const BENCH_KEY: &str = "ZGFpZmEtYmVuY2gta2V5LTMyLWJ5dGVzLWxvbmcuLi4=";
+/// The most webhooks the bare pipeline stores in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// `daifa bench ingest`.
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// A PostgreSQL server (`postgres://user@host:port/db`) on which the run creates and drops
+    /// its own databases; default: SQLite files in a temporary directory.
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// Concurrent connections of the load generator.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Seconds of load for each measurement.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Also appends the report (Markdown) to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// `daifa bench load`: the load generator, run by `bench ingest` as a process of its own.
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// Where to POST the webhooks.
+    #[arg(long)]
+    pub url: String,
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Requests per second in all, paced; default: as fast as answers come.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// The first order id (each request takes the next).
+    #[arg(long, default_value_t = 9_000_000_000)]
+    pub first_id: u64,
+    /// Where to write the result (JSON).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// What one load run saw.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadReport {
+    pub sent: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub seconds: f64,
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub first_failure: Option<String>,
+}
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key");
+    mac.update(body);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// The load generator: `connections` loops, each sending a new signed webhook when its last
+/// one was answered (or at its pace when a rate is given), until the time is up.
+pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
+    let template: serde_json::Value = serde_json::from_str(SAMPLE)?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .build()?;
+    let counter = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let until = started + Duration::from_secs(args.seconds);
+    let interval = args
+        .rate
+        .map(|r| Duration::from_secs_f64(args.connections as f64 / r.max(0.001)));
+    let mut loops = Vec::new();
+    for i in 0..args.connections {
+        let (client, template, counter, url) = (
+            client.clone(),
+            template.clone(),
+            counter.clone(),
+            args.url.clone(),
+        );
+        let first_id = args.first_id;
+        loops.push(tokio::spawn(async move {
+            let mut latencies_us = Vec::new();
+            let (mut failed, mut first_failure) = (0u64, None);
+            // Paced loops start spread over one interval.
+            let mut next = interval.map(|d| Instant::now() + d.mul_f64(i as f64 / 64.0));
+            while Instant::now() < until {
+                if let (Some(at), Some(d)) = (next.as_mut(), interval) {
+                    tokio::time::sleep_until((*at).into()).await;
+                    *at += d;
+                }
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let mut order = template.clone();
+                order["id"] = serde_json::json!(first_id + n);
+                let body = serde_json::to_vec(&order).expect("JSON");
+                let signature = sign(&body);
+                let sent = Instant::now();
+                let result = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-shopify-topic", "orders/create")
+                    .header("x-shopify-shop-domain", SHOP_DOMAIN)
+                    .header("x-shopify-webhook-id", format!("bench-{}", first_id + n))
+                    .header("x-shopify-hmac-sha256", signature)
+                    .body(body)
+                    .send()
+                    .await;
+                let took = sent.elapsed();
+                match result {
+                    Ok(r) if r.status() == StatusCode::OK => {
+                        let _ = r.bytes().await;
+                        latencies_us.push(took.as_micros() as u64);
+                    }
+                    Ok(r) => {
+                        failed += 1;
+                        let status = r.status();
+                        let text = r.text().await.unwrap_or_default();
+                        first_failure.get_or_insert(format!("{status}: {text}"));
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        first_failure.get_or_insert(e.to_string());
+                    }
+                }
+            }
+            (latencies_us, failed, first_failure)
+        }));
+    }
+    let mut all = Vec::new();
+    let (mut failed, mut first_failure) = (0, None);
+    for l in loops {
+        let (latencies, f, first) = l.await?;
+        all.extend(latencies);
+        failed += f;
+        if first_failure.is_none() {
+            first_failure = first;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let at = |q: f64| -> f64 {
+        if all.is_empty() {
+            return 0.0;
+        }
+        let i = ((all.len() as f64 * q).ceil() as usize).clamp(1, all.len()) - 1;
+        all[i] as f64 / 1000.0
+    };
+    let report = LoadReport {
+        sent: all.len() as u64 + failed,
+        ok: all.len() as u64,
+        failed,
+        seconds,
+        per_second: all.len() as f64 / seconds,
+        p50_ms: at(0.50),
+        p99_ms: at(0.99),
+        max_ms: at(1.0),
+        first_failure,
+    };
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)?;
+    Ok(())
+}
+
+/// CPU time (user + system) this process has used.
+fn cpu_time() -> Duration {
+    // /proc/self/stat: fields 14 and 15 are utime and stime, in clock ticks (USER_HZ, 100).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after_name
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// One measurement: a load run against `url`, with the CPU this process spent meanwhile.
+struct Measured {
+    load: LoadReport,
+    cpu_ms_per_request: f64,
+}
+
+async fn measure(
+    url: &str,
+    connections: usize,
+    seconds: u64,
+    rate: Option<f64>,
+    first_id: u64,
+) -> anyhow::Result<Measured> {
+    let out = std::env::temp_dir().join(format!(
+        "daifa-bench-load-{}-{first_id}.json",
+        std::process::id()
+    ));
+    let mut command = tokio::process::Command::new(std::env::current_exe()?);
+    command
+        .args(["bench", "load", "--url", url])
+        .args(["--connections", &connections.to_string()])
+        .args(["--seconds", &seconds.to_string()])
+        .args(["--first-id", &first_id.to_string()])
+        .arg("--out")
+        .arg(&out)
+        .env("RUST_LOG", "warn");
+    if let Some(rate) = rate {
+        command.args(["--rate", &format!("{rate:.0}")]);
+    }
+    let cpu_before = cpu_time();
+    let status = command.status().await?;
+    let cpu = cpu_time().saturating_sub(cpu_before);
+    anyhow::ensure!(status.success(), "the load generator failed ({status})");
+    let load: LoadReport = serde_json::from_slice(&std::fs::read(&out)?)?;
+    let _ = std::fs::remove_file(&out);
+    Ok(Measured {
+        cpu_ms_per_request: cpu.as_secs_f64() * 1000.0 / load.ok.max(1) as f64,
+        load,
+    })
+}
+
+/// A webhook waiting for its batch's commit.
+type Pending = (BareWebhook, oneshot::Sender<bool>);
+
+/// The bare pipeline's one writer: takes whatever webhooks are waiting (up to
+/// [`MAX_BATCH`]), stores them in one transaction, answers each.
+async fn bare_writer(db: Db, mut queue: mpsc::Receiver<Pending>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let (webhooks, answers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let stored = bare::store_batch(&db, &webhooks).await.is_ok();
+        for answer in answers {
+            let _ = answer.send(stored);
+        }
+    }
+}
+
+async fn bare_hook(
+    State(queue): State<mpsc::Sender<Pending>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
+    let signature = headers
+        .get("x-shopify-hmac-sha256")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok());
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key");
+    mac.update(&body);
+    if signature.is_none_or(|s| mac.verify_slice(&s).is_err()) {
+        return (StatusCode::UNAUTHORIZED, "bad signature");
+    }
+    let Ok(order) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return (StatusCode::UNPROCESSABLE_ENTITY, "not JSON");
+    };
+    let Some(external_id) = order.get("id").map(|id| id.to_string()) else {
+        return (StatusCode::UNPROCESSABLE_ENTITY, "no order id");
+    };
+    let webhook = BareWebhook {
+        raw_id: db::new_id("raw"),
+        body: String::from_utf8_lossy(&body).into_owned(),
+        received_at_ms: now_ms(),
+        order_id: db::new_id("ord"),
+        external_id,
+    };
+    let (answer, stored) = oneshot::channel();
+    if queue.send((webhook, answer)).await.is_err() || !stored.await.unwrap_or(false) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not stored");
+    }
+    (StatusCode::OK, "ok")
+}
+
+/// A running HTTP server that stops when dropped.
+struct Serving {
+    url: String,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn serve_bare(url: &str) -> anyhow::Result<Serving> {
+    let db = Db::connect(url).await?;
+    bare::create(&db).await?;
+    let (queue, waiting) = mpsc::channel(4 * MAX_BATCH);
+    tokio::spawn(bare_writer(db, waiting));
+    let app = axum::Router::new()
+        .route("/hooks/{name}", axum::routing::post(bare_hook))
+        .with_state(queue);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hooks/shop", listener.local_addr()?);
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok(Serving { url, _stop: stop })
+}
+
+async fn serve_gateway(url: &str, plugin_cache: PathBuf) -> anyhow::Result<Serving> {
+    let mut settings = Settings::load(None)?;
+    settings.bind = "127.0.0.1:0".into();
+    settings.database_url = url.into();
+    settings.secret_key = Some(BENCH_KEY.into());
+    settings.jobs.workers = 0;
+    settings.polling.enabled = false;
+    settings.plugins.cache_dir = Some(plugin_cache);
+    let app = Application::build(settings).await?;
+    let state = app.state().clone();
+    for c in [
+        NewConnection {
+            name: "shop".into(),
+            plugin: "shopify".into(),
+            plugin_version: None,
+            settings: BTreeMap::from([("shop_domain".into(), SHOP_DOMAIN.into())]),
+            secrets: BTreeMap::from([("webhook_secret".into(), SECRET.into())]),
+            allowed_hosts: vec![],
+            allow_private_network: false,
+        },
+        NewConnection {
+            name: "supplier".into(),
+            plugin: "webhook-supplier".into(),
+            plugin_version: None,
+            settings: BTreeMap::from([("url".into(), "https://supplier.example/orders".into())]),
+            secrets: BTreeMap::from([(
+                "signing_secret".into(),
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            )]),
+            allowed_hosts: vec![],
+            allow_private_network: false,
+        },
+    ] {
+        connections::create(&state, c)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    crate::catalogue::create(
+        &state.db,
+        crate::catalogue::OfferInput::new("shop", "IPOD2008PINK", "supplier", "SUP-PINK"),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let url = format!("http://{}/hooks/shop", app.local_addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    Ok(Serving { url, _stop: stop })
+}
+
+/// The databases of one run: two SQLite files in a temporary directory, or two scratch
+/// databases on a PostgreSQL server, removed at the end.
+struct Scratch {
+    bare: String,
+    gateway: String,
+    dir: PathBuf,
+    postgres: Option<(String, [String; 2])>,
+}
+
+impl Scratch {
+    async fn new(postgres: Option<&str>) -> anyhow::Result<Self> {
+        let tag = uuid::Uuid::now_v7().simple().to_string();
+        let dir = std::env::temp_dir().join(format!("daifa-bench-{tag}"));
+        std::fs::create_dir_all(&dir)?;
+        Ok(match postgres {
+            Some(server) => {
+                let names = [
+                    format!("daifa_bench_bare_{tag}"),
+                    format!("daifa_bench_{tag}"),
+                ];
+                Self {
+                    bare: db::create_database(server, &names[0]).await?,
+                    gateway: db::create_database(server, &names[1]).await?,
+                    dir,
+                    postgres: Some((server.to_string(), names)),
+                }
+            }
+            None => Self {
+                bare: format!("sqlite://{}?mode=rwc", dir.join("bare.db").display()),
+                gateway: format!("sqlite://{}?mode=rwc", dir.join("gateway.db").display()),
+                dir,
+                postgres: None,
+            },
+        })
+    }
+
+    async fn remove(self) {
+        if let Some((server, names)) = &self.postgres {
+            for name in names {
+                if let Err(e) = db::drop_database(server, name).await {
+                    tracing::warn!(database = %name, error = %e, "a scratch database was left");
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn row(path: &str, m: &Measured, bare: f64) -> String {
+    format!(
+        "| {path} | {:.0}/s | {:.2} | {:.1} ms | {:.1} ms | {:.1} ms | {} | {:.2} ms |",
+        m.load.per_second,
+        m.load.per_second / bare,
+        m.load.p50_ms,
+        m.load.p99_ms,
+        m.load.max_ms,
+        m.load.failed,
+        m.cpu_ms_per_request,
+    )
+}
+
+/// `daifa bench ingest`: the bare pipeline and the gateway, one after the other, and a
+/// Markdown table of both.
+pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
+    let scratch = Scratch::new(args.postgres.as_deref()).await?;
+    let result = run_ingest(&args, &scratch).await;
+    scratch.remove().await;
+    let report = result?;
+    println!("{report}");
+    if let Some(path) = &args.report {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        writeln!(file, "{report}")?;
+    }
+    Ok(())
+}
+
+async fn run_ingest(args: &IngestArgs, scratch: &Scratch) -> anyhow::Result<String> {
+    let database = if args.postgres.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    let bare = {
+        let server = serve_bare(&scratch.bare).await?;
+        measure(
+            &server.url,
+            args.connections,
+            args.seconds,
+            None,
+            1_000_000_000,
+        )
+        .await?
+    };
+    let server = serve_gateway(&scratch.gateway, scratch.dir.join("plugin-cache")).await?;
+    // A short warm-up: the plugin's instances, the connection pool.
+    measure(&server.url, args.connections, 1, None, 2_000_000_000).await?;
+    let full = measure(
+        &server.url,
+        args.connections,
+        args.seconds,
+        None,
+        3_000_000_000,
+    )
+    .await?;
+    let half = measure(
+        &server.url,
+        args.connections,
+        args.seconds,
+        Some(full.load.per_second / 2.0),
+        4_000_000_000,
+    )
+    .await?;
+    drop(server);
+    let per_second = bare.load.per_second.max(f64::MIN_POSITIVE);
+    let mut report = format!(
+        "{database}, {} connections, {} s each, {} cores; `daifa bench ingest{}`\n\n\
+         | path | rate | × bare | p50 | p99 | max | failed | CPU per request |\n\
+         |---|---|---|---|---|---|---|---|\n",
+        args.connections,
+        args.seconds,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        if args.postgres.is_some() {
+            " --postgres …"
+        } else {
+            ""
+        },
+    );
+    report.push_str(&row(
+        "bare pipeline (HMAC, JSON, raw body + order row, group commit)",
+        &bare,
+        per_second,
+    ));
+    report.push('\n');
+    report.push_str(&row("gateway, at its maximum", &full, per_second));
+    report.push('\n');
+    report.push_str(&row(
+        &format!(
+            "gateway, at half its maximum ({:.0}/s offered)",
+            full.load.per_second / 2.0
+        ),
+        &half,
+        per_second,
+    ));
+    report.push('\n');
+    for (what, m) in [
+        ("bare", &bare),
+        ("gateway", &full),
+        ("gateway at half", &half),
+    ] {
+        if let Some(failure) = &m.load.first_failure {
+            report.push_str(&format!("\n{what}: first failure: {failure}\n"));
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,53 @@
+//! `daifa bench ingest` runs end to end on this test's database (a short run: the harness is
+//! checked, not the machine's speed — the numbers are in docs/benchmarks.md): the bare
+//! pipeline and the gateway each take every webhook the load generator sends, and the report
+//! says so.
+
+use std::process::Command;
+
+#[test]
+fn bench_ingest_runs_the_bare_pipeline_and_the_gateway_and_reports_both() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_daifa"));
+    command.args(["bench", "ingest", "--seconds", "1", "--connections", "4"]);
+    let postgres = std::env::var("DAIFA_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"));
+    if let Some(server) = &postgres {
+        command.args(["--postgres", server]);
+    }
+    let out = command
+        .env("RUST_LOG", "warn")
+        .env_remove("DAIFA_CONFIG")
+        .output()
+        .expect("running daifa bench ingest");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let database = if postgres.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("{database}, 4 connections, 1 s each"))),
+        "{stdout}"
+    );
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| bare") || l.starts_with("| gateway"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{stdout}");
+    for row in &rows {
+        // | path | rate | × bare | p50 | p99 | max | failed | CPU per request |
+        let rate: f64 = row[2].trim_end_matches("/s").parse().unwrap();
+        assert!(rate > 0.0, "{row:?}");
+        assert_eq!(row[7], "0", "no request failed: {stdout}");
+    }
+    assert!(!stdout.contains("first failure"), "{stdout}");
+}
