@@ -11,6 +11,7 @@ mod devkit;
 mod fakes;
 mod helpers;
 mod integrity;
+mod outage;
 mod plugins;
 mod polling;
 mod routing;
