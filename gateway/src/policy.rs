@@ -581,10 +581,12 @@ async fn merged<P: Policy>(
     last: Option<&Value>,
 ) -> anyhow::Result<Value> {
     let mut value = serde_json::to_value(P::default())?;
+    // Every stored document of the scope in one read (a policy is read for each order).
+    let mut stored = policies::get_many(conn, P::NAME, keys).await?;
     for (i, key) in keys.iter().enumerate() {
         let document = match last {
             Some(d) if i + 1 == keys.len() => Some(d.clone()),
-            _ => policies::get(conn, P::NAME, key).await?,
+            _ => stored.remove(key),
         };
         if let Some(document) = document {
             merge(&mut value, &document);
