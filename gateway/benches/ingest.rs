@@ -11,18 +11,15 @@
 
 use base64::Engine as _;
 use criterion::{Criterion, criterion_group, criterion_main};
-use daifa::catalogue::OfferInput;
-use daifa::connections::NewConnection;
 use daifa::plugins::Parsed;
 use daifa::services::NativeParser;
 use daifa::{Application, Settings};
 use daifa_plugin_host::{CallError, CallFailure, PluginError};
 use hmac::{Hmac, Mac};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-const SECRET: &str = "bench-webhook-secret";
+use daifa::bench::{SECRET, SHOP_DOMAIN};
 
 fn sample() -> serde_json::Value {
     let bytes = std::fs::read(concat!(
@@ -109,42 +106,9 @@ async fn start(native: bool) -> Running {
     if native {
         app = app.with_native_parser("shopify", native_shopify());
     }
-    let state = app.state().clone();
-    for c in [
-        NewConnection {
-            name: "shop".into(),
-            plugin: "shopify".into(),
-            plugin_version: None,
-            settings: BTreeMap::from([("shop_domain".into(), "bench.myshopify.com".into())]),
-            secrets: BTreeMap::from([("webhook_secret".into(), SECRET.into())]),
-            allowed_hosts: vec![],
-            allow_private_network: false,
-        },
-        NewConnection {
-            name: "supplier".into(),
-            plugin: "webhook-supplier".into(),
-            plugin_version: None,
-            settings: BTreeMap::from([("url".into(), "https://supplier.example/orders".into())]),
-            secrets: BTreeMap::from([(
-                "signing_secret".into(),
-                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-            )]),
-            allowed_hosts: vec![],
-            allow_private_network: false,
-        },
-    ] {
-        daifa::connections::create(&state, c)
-            .await
-            .expect("connection");
-    }
-    for sku in ["IPOD2008PINK", "IPOD2008BLACK"] {
-        daifa::catalogue::create(
-            &state.db,
-            OfferInput::new("shop", sku, "supplier", &format!("SUP-{sku}")),
-        )
+    daifa::bench::set_up(app.state())
         .await
-        .expect("offer");
-    }
+        .expect("the benchmark's connections");
     let base = format!("http://{}", app.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
@@ -180,7 +144,7 @@ fn bench(c: &mut Criterion) {
                     .post(&url)
                     .header("content-type", "application/json")
                     .header("x-shopify-topic", "orders/create")
-                    .header("x-shopify-shop-domain", "bench.myshopify.com")
+                    .header("x-shopify-shop-domain", SHOP_DOMAIN)
                     .header("x-shopify-webhook-id", format!("bench-{n}"))
                     .header("x-shopify-hmac-sha256", sign(&body))
                     .body(body);

@@ -18,6 +18,7 @@ use crate::app::Application;
 use crate::config::Settings;
 use crate::connections::{self, NewConnection};
 use crate::db::{self, Db, now_ms};
+use crate::services::Services;
 use crate::store::bare::{self, BareWebhook};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -33,8 +34,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 const SAMPLE: &str = include_str!("../../tests/fixtures/shopify/webhook-orders-create.paid.json");
-const SECRET: &str = "bench-webhook-secret";
-const SHOP_DOMAIN: &str = "bench.myshopify.com";
+/// The storefront connection's webhook secret.
+pub const SECRET: &str = "bench-webhook-secret";
+/// The storefront connection's shop.
+pub const SHOP_DOMAIN: &str = "bench.myshopify.com";
 /// The key sealing the scratch gateway's connection secrets.
 const BENCH_KEY: &str = "ZGFpZmEtYmVuY2gta2V5LTMyLWJ5dGVzLWxvbmcuLi4=";
 /// The most webhooks the bare pipeline stores in one transaction.
@@ -339,16 +342,9 @@ async fn serve_bare(url: &str) -> anyhow::Result<Serving> {
     Ok(Serving { url, _stop: stop })
 }
 
-async fn serve_gateway(url: &str, plugin_cache: PathBuf) -> anyhow::Result<Serving> {
-    let mut settings = Settings::load(None)?;
-    settings.bind = "127.0.0.1:0".into();
-    settings.database_url = url.into();
-    settings.secret_key = Some(BENCH_KEY.into());
-    settings.jobs.workers = 0;
-    settings.polling.enabled = false;
-    settings.plugins.cache_dir = Some(plugin_cache);
-    let app = Application::build(settings).await?;
-    let state = app.state().clone();
+/// The benchmark's connections on a fresh gateway: the Shopify storefront `shop` (webhook
+/// secret [`SECRET`], shop [`SHOP_DOMAIN`]) and a webhook supplier offering the sample's SKUs.
+pub async fn set_up(state: &Services) -> anyhow::Result<()> {
     for c in [
         NewConnection {
             name: "shop".into(),
@@ -372,16 +368,31 @@ async fn serve_gateway(url: &str, plugin_cache: PathBuf) -> anyhow::Result<Servi
             allow_private_network: false,
         },
     ] {
-        connections::create(&state, c)
+        connections::create(state, c)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    crate::catalogue::create(
-        &state.db,
-        crate::catalogue::OfferInput::new("shop", "IPOD2008PINK", "supplier", "SUP-PINK"),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for sku in ["IPOD2008PINK", "IPOD2008BLACK"] {
+        crate::catalogue::create(
+            &state.db,
+            crate::catalogue::OfferInput::new("shop", sku, "supplier", &format!("SUP-{sku}")),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(())
+}
+
+async fn serve_gateway(url: &str, plugin_cache: PathBuf) -> anyhow::Result<Serving> {
+    let mut settings = Settings::load(None)?;
+    settings.bind = "127.0.0.1:0".into();
+    settings.database_url = url.into();
+    settings.secret_key = Some(BENCH_KEY.into());
+    settings.jobs.workers = 0;
+    settings.polling.enabled = false;
+    settings.plugins.cache_dir = Some(plugin_cache);
+    let app = Application::build(settings).await?;
+    set_up(app.state()).await?;
     let url = format!("http://{}/hooks/shop", app.local_addr());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
