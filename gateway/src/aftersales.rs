@@ -967,6 +967,7 @@ async fn send_again(
             order_id: &order.id,
             order: &context.canonical,
             trigger: routing::Trigger::Resolve,
+            fresh: false,
             allow_partial: false,
             replaces: None,
             reship: Some(routing::Reship {

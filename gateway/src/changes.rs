@@ -370,6 +370,7 @@ async fn route_copy(tx: &mut Tx, context: &OrderContext, copy: &Order) -> anyhow
             order_id: &context.order.id,
             order: copy,
             trigger: routing::Trigger::Change,
+            fresh: false,
             allow_partial: false,
             replaces: None,
             reship: None,

@@ -512,6 +512,7 @@ async fn apply_channel(
                             order_id: &order_id,
                             order,
                             trigger: routing::Trigger::Route,
+                            fresh: true,
                             allow_partial: false,
                             replaces: None,
                             reship: None,

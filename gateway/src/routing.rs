@@ -157,6 +157,7 @@ pub async fn load(
         &scope,
         policy,
         order_id,
+        order_id.is_none(),
         order,
         None,
     )
@@ -165,19 +166,29 @@ pub async fn load(
 
 /// As [`load`], under the routing policy the order's context resolved
 /// ([`context::OrderContext`]); with `only`, exactly those lines and quantities (a reship, an
-/// exchange's replacement), whether or not a supplier has them already.
+/// exchange's replacement), whether or not a supplier has them already. `fresh`: the order has
+/// no history yet (stored in this transaction, or not stored: a dry run), so no supplier has
+/// its lines, no line was substituted or failed and no hold was released — nothing to read.
+#[allow(clippy::too_many_arguments)]
 pub async fn load_lines(
     conn: &mut sqlx::AnyConnection,
     channel_connection_id: &str,
     scope: &Scope,
     policy: RoutingPolicy,
     order_id: Option<&str>,
+    fresh: bool,
     order: &Order,
     only: Option<&[(String, u32)]>,
 ) -> anyhow::Result<Loaded> {
     let id = order_id.unwrap_or("");
-    let taken = supplier_orders::lines_taken(conn, id).await?;
-    let substitutions = supplier_orders::substitutions_of(conn, id).await?;
+    let (taken, substitutions) = if fresh {
+        Default::default()
+    } else {
+        (
+            supplier_orders::lines_taken(conn, id).await?,
+            supplier_orders::substitutions_of(conn, id).await?,
+        )
+    };
     let wanted = |id: &str, quantity: u32| -> Option<u32> {
         match only {
             Some(only) => only.iter().find(|(l, _)| l == id).map(|(_, q)| *q),
@@ -235,12 +246,18 @@ pub async fn load_lines(
         let day_start = now_ms() - now_ms().rem_euclid(86_400_000);
         supplier_orders::counts_since(conn, day_start, &suppliers).await?
     };
-    let excluded = supplier_orders::failed_pairs(conn, id).await?;
-    let released = crate::store::holds::released_kinds(conn, id)
-        .await?
-        .iter()
-        .filter_map(|k| HoldKind::parse(k))
-        .collect();
+    let (excluded, released) = if fresh {
+        Default::default()
+    } else {
+        (
+            supplier_orders::failed_pairs(conn, id).await?,
+            crate::store::holds::released_kinds(conn, id)
+                .await?
+                .iter()
+                .filter_map(|k| HoldKind::parse(k))
+                .collect(),
+        )
+    };
     Ok(Loaded {
         policy,
         line_policies,
@@ -281,6 +298,9 @@ pub struct Request<'a> {
     pub order_id: &'a str,
     pub order: &'a Order,
     pub trigger: Trigger,
+    /// The order was stored in this transaction: it has no supplier orders, substitutions,
+    /// failed pairs or holds yet, and routing reads none of them.
+    pub fresh: bool,
     /// Ship the lines that have offers, leaving the others waiting (a stock-out's later date).
     pub allow_partial: bool,
     /// The failed supplier order whose lines these are (fallback).
@@ -308,6 +328,7 @@ pub async fn route(tx: &mut Tx, request: Request<'_>) -> anyhow::Result<Decision
         &request.scope,
         request.policy.clone(),
         Some(request.order_id),
+        request.fresh,
         request.order,
         request.reship.map(|r| r.lines),
     )
@@ -405,7 +426,10 @@ async fn apply(
                 .await?;
             }
             if waiting.is_empty() {
-                crate::store::holds::close_stock_out(tx, order_id).await?;
+                // A fresh order has no hold to close.
+                if !request.fresh {
+                    crate::store::holds::close_stock_out(tx, order_id).await?;
+                }
                 // A reship leaves a shipped order shipped (the table refuses to move it back).
                 if !planned.is_empty() {
                     let _ = orders::set_status(tx, order_id, OrderStatus::Routed, None).await?;
@@ -520,6 +544,7 @@ pub async fn fail_over(
             order_id: &order_id,
             order: &context.canonical,
             trigger: Trigger::Fallback,
+            fresh: false,
             allow_partial: false,
             replaces: Some(supplier_order_id),
             reship: None,

@@ -35,6 +35,7 @@ pub async fn proposal(tx: &mut Tx, case: &Case) -> anyhow::Result<Option<Value>>
             &context.scope(),
             context.routing.clone(),
             Some(&order.id),
+            false,
             &canonical,
             Some(&lines),
         )

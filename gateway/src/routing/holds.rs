@@ -124,6 +124,7 @@ async fn reroute(
             order_id: &order.id,
             order: &context.canonical,
             trigger,
+            fresh: false,
             allow_partial,
             replaces: None,
             reship: None,
