@@ -123,12 +123,13 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
             counter.clone(),
             args.url.clone(),
         );
-        let first_id = args.first_id;
+        let (first_id, connections) = (args.first_id, args.connections);
         loops.push(tokio::spawn(async move {
             let mut latencies_us = Vec::new();
             let (mut failed, mut first_failure) = (0u64, None);
             // Paced loops start spread over one interval.
-            let mut next = interval.map(|d| Instant::now() + d.mul_f64(i as f64 / 64.0));
+            let mut next =
+                interval.map(|d| Instant::now() + d.mul_f64(i as f64 / connections as f64));
             while Instant::now() < until {
                 if let (Some(at), Some(d)) = (next.as_mut(), interval) {
                     tokio::time::sleep_until((*at).into()).await;
