@@ -93,6 +93,25 @@ fn module_of(rel: &str) -> String {
     }
 }
 
+/// Every Rust file of `gateway/src`: its path there (`routing/holds.rs`) and its text.
+fn sources() -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    assert!(files.len() > 20, "the gateway's source was not found");
+    files
+        .iter()
+        .map(|file| {
+            let rel = file
+                .strip_prefix(src())
+                .expect("a file under gateway/src")
+                .to_string_lossy()
+                .replace('\\', "/");
+            let text = std::fs::read_to_string(file).expect("reading a gateway source file");
+            (rel, text)
+        })
+        .collect()
+}
+
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("reading gateway/src") {
         let path = entry.expect("a directory entry").path();
@@ -180,20 +199,11 @@ fn each_tables_sql_lives_in_the_module_that_owns_it() {
                 }
                 m
             });
-    let mut files = Vec::new();
-    rust_files(&src(), &mut files);
-    assert!(files.len() > 20, "the gateway's source was not found");
     let mut writes = Vec::new();
     let mut reads = Vec::new();
     let mut joins_seen = Vec::new();
-    for file in &files {
-        let rel = file
-            .strip_prefix(src())
-            .unwrap()
-            .to_string_lossy()
-            .replace('\\', "/");
+    for (rel, text) in sources() {
         let module = module_of(&rel);
-        let text = std::fs::read_to_string(file).unwrap();
         for (n, literal) in string_literals(&text) {
             for (keyword, table) in tables_named(&literal) {
                 let Some(owners) = owner.get(table.as_str()) else {
@@ -248,19 +258,11 @@ fn sql_runs_only_in_the_store() {
         stages.is_empty(),
         "tables owned outside the store: {stages:?}"
     );
-    let mut files = Vec::new();
-    rust_files(&src(), &mut files);
     let mut found = Vec::new();
-    for file in &files {
-        let rel = file
-            .strip_prefix(src())
-            .unwrap()
-            .to_string_lossy()
-            .replace('\\', "/");
+    for (rel, text) in sources() {
         if rel.starts_with("store/") || rel == "db.rs" {
             continue;
         }
-        let text = std::fs::read_to_string(file).unwrap();
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or_default();
             if code.contains("sqlx::query") || code.contains("AssertSqlSafe") {
@@ -371,18 +373,10 @@ fn layer_of(module: &str) -> Option<usize> {
 /// The gateway modules each module imports (`crate::x`, `use crate::{x, y::z}`), comments
 /// aside.
 fn module_imports() -> BTreeMap<String, BTreeSet<String>> {
-    let mut files = Vec::new();
-    rust_files(&src(), &mut files);
     let mut imports: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for file in &files {
-        let rel = file
-            .strip_prefix(src())
-            .expect("a file under gateway/src")
-            .to_string_lossy()
-            .replace('\\', "/");
+    for (rel, text) in sources() {
         let module = module_of(&rel);
-        let text: String = std::fs::read_to_string(file)
-            .expect("reading a gateway source file")
+        let text: String = text
             .lines()
             .filter(|l| !l.trim_start().starts_with("//"))
             .collect::<Vec<_>>()

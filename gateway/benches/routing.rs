@@ -17,7 +17,7 @@
 //! - `routing/decide-only`: `decide` alone, on inputs built beforehand.
 //! - `routing/sqlite`: `routing::load` + `routing::decide_loaded` on one pooled connection to a
 //!   SQLite file holding the dataset; read-only, nothing is routed. Then parts of `load` alone:
-//!   `offers_for-only` (`catalogue::offers_for`, the one of its nine queries that reads
+//!   `offers_for-only` (`store::offers::for_skus`, the one of its nine queries that reads
 //!   the 100k offers) and `policy-only` (`policy::effective`: two of them, merged over the
 //!   defaults).
 //! - `routing/postgres`: the same on PostgreSQL when `DAIFA_BENCH_DATABASE_URL` names a server
@@ -148,7 +148,7 @@ struct Supplier {
 
 struct Dataset {
     suppliers: Vec<Supplier>,
-    /// By SKU, then priority, then id: the order `offers_for` reads them in.
+    /// By SKU, then priority, then id: the order `for_skus` reads them in.
     offers: Vec<Offer>,
     products: Vec<(String, Product)>,
     /// (order id, order).

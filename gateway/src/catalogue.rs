@@ -2,7 +2,8 @@
 //! ships, how), what the shop knows of its products, and what suppliers' catalogue changes mean
 //! (notices). Managed through the API one by one or as CSV, in bulk, all rows or none; kept
 //! current by suppliers' `offer-updated` events. The rows are kept by [`crate::store::offers`].
-//! Routing reads them (`offers_for`, `products_for`, `category_of`) and never writes them.
+//! Routing reads them through the store (`offers::for_skus`, `products_for`, `category_of`) and
+//! never writes them.
 
 use crate::db::{Db, Tx, now_ms};
 use crate::error::{ApiError, ApiResult};

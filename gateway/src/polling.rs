@@ -16,7 +16,7 @@ use crate::ingest;
 use crate::plugins::Parsed;
 use crate::services::Services;
 use crate::store::connections::{self, Connection};
-use crate::store::poll_state;
+use crate::store::poll_state::{self, PollState};
 use crate::store::raw_requests::{self, Origin, RawStatus};
 use crate::tracking;
 use axum::Json;
@@ -366,41 +366,22 @@ pub struct PollView {
     pub connection: String,
     /// Whether its pinned plugin version polls.
     pub polling: bool,
-    pub cursor: Option<String>,
-    pub next_poll_at_ms: Option<i64>,
-    pub last_polled_at_ms: Option<i64>,
-    pub last_success_at_ms: Option<i64>,
-    pub consecutive_failures: i64,
-    pub last_error: Option<String>,
-    pub last_raw_request_id: Option<String>,
+    /// Where it stands; all empty before its first poll.
+    #[serde(flatten)]
+    pub state: PollState,
 }
 
 async fn view(state: &Services, connection: &Connection) -> ApiResult<PollView> {
     let polling =
         poll_state::version_polls(&state.db, &connection.plugin, &connection.plugin_version)
             .await?;
-    let row = poll_state::of_connection(&state.db, &connection.id).await?;
-    let mut view = PollView {
+    Ok(PollView {
         connection: connection.name.clone(),
         polling,
-        cursor: None,
-        next_poll_at_ms: None,
-        last_polled_at_ms: None,
-        last_success_at_ms: None,
-        consecutive_failures: 0,
-        last_error: None,
-        last_raw_request_id: None,
-    };
-    if let Some(r) = row {
-        view.cursor = r.cursor;
-        view.next_poll_at_ms = r.next_poll_at_ms;
-        view.last_polled_at_ms = r.last_polled_at_ms;
-        view.last_success_at_ms = r.last_success_at_ms;
-        view.consecutive_failures = r.consecutive_failures;
-        view.last_error = r.last_error;
-        view.last_raw_request_id = r.last_raw_request_id;
-    }
-    Ok(view)
+        state: poll_state::of_connection(&state.db, &connection.id)
+            .await?
+            .unwrap_or_default(),
+    })
 }
 
 async fn connection_named(state: &Services, name: &str) -> ApiResult<Connection> {

@@ -12,15 +12,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(20);
 
 pub(crate) async fn set_ack_deadline(w: &Suppliers, deadline: &str) {
-    let r = w
-        .app
-        .http
-        .put(w.app.url("/api/v1/policies/routing"))
-        .json(&json!({ "ack_deadline": deadline }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    w.routing_policy(json!({ "ack_deadline": deadline })).await;
 }
 
 /// The storefront cancels an order (Shopify's `orders/cancelled`: the order's JSON with
@@ -412,15 +404,8 @@ async fn the_storefront_is_told_of_an_operator_cancel_or_a_task_says_to_do_it() 
     );
 
     // A policy that does not ask the storefront: a task at once, Shopify not called.
-    let r = w
-        .app
-        .http
-        .put(w.app.url("/api/v1/policies/routing"))
-        .json(&json!({ "storefront_cancel": { "enabled": false } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    w.routing_policy(json!({ "storefront_cancel": { "enabled": false } }))
+        .await;
     let third = w
         .order("wh-cancel-store-3", ["SKU-Z", "SKU-Z"], |_| {})
         .await;
@@ -693,15 +678,8 @@ async fn two_releases_of_one_hold_at_once_route_the_order_once() {
     let w = Suppliers::start(&["sup-a"]).await;
     w.offer("SKU-A", "sup-a", json!({})).await;
     w.offer("SKU-B", "sup-a", json!({})).await;
-    let r = w
-        .app
-        .http
-        .put(w.app.url("/api/v1/policies/routing"))
-        .json(&json!({ "hold_above": { "amount": 100, "currency": "USD" } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    w.routing_policy(json!({ "hold_above": { "amount": 100, "currency": "USD" } }))
+        .await;
     let order_id = w.order("wh-twice", ["SKU-A", "SKU-B"], |_| {}).await;
     let hold = w.app.get_json("/api/v1/holds").await["holds"][0].clone();
     assert_eq!(hold["kind"], "value", "{hold}");

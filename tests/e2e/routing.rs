@@ -98,6 +98,19 @@ impl Suppliers {
         &self.fakes.iter().find(|(n, _)| n == name).unwrap().1
     }
 
+    /// Stores the global routing policy document; it must be taken (200).
+    pub(crate) async fn routing_policy(&self, document: Value) {
+        let r = self
+            .app
+            .http
+            .put(self.app.url("/api/v1/policies/routing"))
+            .json(&document)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+
     pub(crate) async fn offer(&self, sku: &str, supplier: &str, extra: Value) {
         let mut body = json!({ "channel": SHOP_CONNECTION, "storefront_sku": sku, "supplier": supplier,
                                "supplier_sku": format!("{supplier}-{sku}") });
@@ -570,15 +583,8 @@ async fn rules_hold_orders_until_the_operator_releases_them_audited() {
     let w = Suppliers::start(&["sup-a"]).await;
     w.offer("SKU-A", "sup-a", json!({})).await;
     w.offer("SKU-B", "sup-a", json!({})).await;
-    let r = w
-        .app
-        .http
-        .put(w.app.url("/api/v1/policies/routing"))
-        .json(&json!({ "hold_above": { "amount": 100, "currency": "USD" } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    w.routing_policy(json!({ "hold_above": { "amount": 100, "currency": "USD" } }))
+        .await;
     let policy = w.app.get_json("/api/v1/policies/routing").await;
     assert_eq!(policy["effective"]["hold_above"]["amount"], 100.0);
     assert_eq!(

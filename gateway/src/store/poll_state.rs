@@ -4,6 +4,7 @@
 //! locked statement.
 
 use crate::db::{Backend, Db, ms, now_ms};
+use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 use std::time::Duration;
 
@@ -143,7 +144,8 @@ pub async fn version_polls(db: &Db, plugin: &str, version: &str) -> sqlx::Result
     Ok(polling == Some(1))
 }
 
-/// A connection's polling state.
+/// A connection's polling state (as the admin API shows it too).
+#[derive(Debug, Default, Serialize)]
 pub struct PollState {
     pub cursor: Option<String>,
     pub next_poll_at_ms: Option<i64>,
