@@ -126,7 +126,7 @@ pub fn router(state: Services) -> Router {
         .merge(crate::catalogue::router())
         .merge(admin::router());
     Router::new()
-        .merge(ingest::router())
+        .merge(ingest::router(&state))
         .nest("/api/v1", admin::authorized(api, state.clone()))
         .route("/healthz", axum::routing::get(admin::health))
         .route("/metrics", axum::routing::get(crate::telemetry::render))

@@ -45,6 +45,12 @@ pub struct IngestSettings {
     /// After the last one, it is marked `failed` and a task opened for the operator.
     #[serde(deserialize_with = "durations")]
     pub reprocess_schedule: Vec<Duration>,
+    /// Most webhooks one transaction of the ingest writer applies together (group commit:
+    /// each is answered once the transaction that holds it committed).
+    pub batch_max: usize,
+    /// Ingest writers of this process, each with a transaction of its own at a time. None: one
+    /// on SQLite (one writer at a time anyway), four on PostgreSQL.
+    pub writers: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -188,6 +194,7 @@ impl Settings {
             .set_default("ingest.sweep", true)?
             .set_default("ingest.sweep_interval", "30s")?
             .set_default("ingest.stale_after", "1m")?
+            .set_default("ingest.batch_max", 64)?
             .set_default(
                 "ingest.reprocess_schedule",
                 vec!["1m", "5m", "30m", "2h", "5h"],
@@ -273,6 +280,9 @@ impl Settings {
             return bad(
                 "ingest.stale_after must be longer than plugins.ceiling.call_deadline, or the sweeper takes requests that are still being processed",
             );
+        }
+        if self.ingest.batch_max == 0 || self.ingest.writers == Some(0) {
+            return bad("ingest.batch_max and ingest.writers must be at least 1");
         }
         if self.ingest.sweep_interval.is_zero() {
             return bad("ingest.sweep_interval must be more than 0s");

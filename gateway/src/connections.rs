@@ -172,12 +172,7 @@ fn check_hosts(hosts: &[String]) -> ApiResult<()> {
 }
 
 fn validate_name(name: &str) -> ApiResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
+    if store::valid_name(name) {
         Ok(())
     } else {
         Err(ApiError::Unprocessable(format!(

@@ -109,6 +109,23 @@ impl Db {
     }
 }
 
+/// Marks a point in `tx` that [`rollback_to_savepoint`] undoes to: one part of a transaction
+/// that holds others (the ingest writer's batch) refused without undoing theirs. One at a time.
+pub async fn savepoint(tx: &mut Tx) -> Result<(), sqlx::Error> {
+    tx.execute("savepoint daifa_part").await.map(|_| ())
+}
+
+/// Keeps what was done since [`savepoint`].
+pub async fn release_savepoint(tx: &mut Tx) -> Result<(), sqlx::Error> {
+    tx.execute("release savepoint daifa_part").await.map(|_| ())
+}
+
+/// Undoes what was done since [`savepoint`], and drops the savepoint.
+pub async fn rollback_to_savepoint(tx: &mut Tx) -> Result<(), sqlx::Error> {
+    tx.execute("rollback to savepoint daifa_part").await?;
+    release_savepoint(tx).await
+}
+
 /// A new id: a prefix naming the entity and a time-ordered UUID ("ord_0190b...").
 /// Creates an empty database `name` on a PostgreSQL server (a scratch database for a
 /// benchmark); its URL.

@@ -1,12 +1,13 @@
 //! Where everything enters: `POST /hooks/{connection}`.
 //!
-//! The raw request (method, path, headers, body) is stored before anything else; a request that
+//! The connection's plugin verifies and parses the request; then the ingest [`Writer`] stores
+//! the raw request (method, path, headers, body) and applies its canonical events in one
+//! transaction with other webhooks that came in meanwhile, with the raw record's status and the
+//! deduplication by the platform's delivery id, and answers once that committed. A request that
 //! cannot be stored is answered 503 so the sender retries (a 200 for something not stored is a
-//! lost order). The connection's plugin then verifies and parses it; its canonical events are
-//! applied in one transaction with the raw record's new status and the deduplication by the
-//! platform's delivery id. Every rejected request stays stored with its reason. A request
-//! stored but not processed is processed again by the sweeper ([`reprocess`]). The raw
-//! requests and the delivery ids are kept by [`crate::store::raw_requests`].
+//! lost order). Every rejected request stays stored with its reason. A request stored but not
+//! processed is processed again by the sweeper ([`reprocess`]). The raw requests and the
+//! delivery ids are kept by [`crate::store::raw_requests`].
 
 use crate::db::{Db, Tx, new_id, now_ms};
 use crate::plugins::LoadError;
@@ -18,6 +19,7 @@ use crate::store::orders::{self, OrderStatus};
 use crate::store::raw_requests::{self, Origin, RawRequest, RawStatus};
 use crate::{aftersales, cancellation, changes, routing, tracking};
 use anyhow::Context;
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -35,12 +37,20 @@ use std::time::Duration;
 
 pub mod reprocess;
 pub mod supplier_events;
+mod writer;
 
-pub fn router() -> axum::Router<Services> {
-    axum::Router::new().route("/hooks/{connection}", post(receive))
+pub use writer::Writer;
+
+/// The inbound route, with this process's ingest writers (they stop once the router is dropped).
+pub fn router(state: &Services) -> axum::Router<Services> {
+    let writer = Writer::spawn(state);
+    axum::Router::new()
+        .route("/hooks/{connection}", post(receive))
+        .layer(Extension(writer))
 }
 
 /// The answer to the sender, and what the raw record says of it.
+#[derive(Debug, Clone)]
 pub(crate) struct Answer {
     pub status: StatusCode,
     pub raw_status: RawStatus,
@@ -58,10 +68,21 @@ impl Answer {
             reason: Some(reason),
         }
     }
+
+    /// Whether what the request carried was applied (or was applied before: a redelivery), in
+    /// the transaction that marked its raw record so.
+    fn applied(&self) -> bool {
+        matches!(self.raw_status, RawStatus::Accepted | RawStatus::Duplicate)
+    }
 }
 
+/// A webhook: looked up and parsed here, beside the other requests coming in; then stored and
+/// applied by the ingest [`Writer`] in a transaction with others, and answered once that
+/// transaction committed. Nothing is answered 200 before it is durable; a request that cannot be
+/// stored is answered 503 so the sender retries (a 200 for something not stored is a lost order).
 async fn receive(
     State(state): State<Services>,
+    Extension(writer): Extension<Arc<Writer>>,
     Path(connection_name): Path<String>,
     method: Method,
     uri: Uri,
@@ -83,45 +104,69 @@ async fn receive(
             .collect(),
         body: body.to_vec(),
     };
-    let raw_id = new_id("raw");
-    if let Err(e) = store_raw(
-        &state.db,
-        &raw_id,
-        &connection_name,
-        &request,
-        Origin::Webhook,
-    )
-    .await
-    {
-        tracing::error!(connection = %connection_name, error = %e, "cannot store inbound request");
-        let body = json!({ "error": "the request could not be stored; send it again later" });
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    if !connections::valid_name(&connection_name) {
+        // No connection can have this name: nothing to keep (and a NUL in it is not storable).
+        let body = json!({ "error": "no connection by this name" });
+        return (StatusCode::NOT_FOUND, Json(body)).into_response();
     }
+    let raw_id = new_id("raw");
     let stored = Stored {
         raw_id: &raw_id,
         connection_name: &connection_name,
         request: &request,
         received_at_ms: None,
     };
-    let processed = match process_stored(&state, stored, OnServerError::MarkFailed).await {
-        Ok(processed) => processed,
+    let prepared = match prepare(&state, stored).await {
+        Ok(prepared) => prepared,
         Err(e) => {
             tracing::error!(raw_request_id = %raw_id, connection = %connection_name, error = format!("{e:#}"), "cannot process inbound request");
-            // The raw request stays `received`: nothing of it was applied. The sender retries,
-            // and the sweeper processes it again if the sender does not.
-            let body = json!({ "error": "the request was stored but could not be processed; send it again later", "raw_request_id": raw_id });
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+            // Kept `received` if it can be: the sweeper processes it again if the sender does not.
+            let kept = store_raw(
+                &state.db.pool,
+                &raw_id,
+                &connection_name,
+                &request,
+                Origin::Webhook,
+            )
+            .await
+            .is_ok();
+            return unavailable(kept.then_some(&raw_id));
         }
     };
     // Names that match no connection share one label: random paths cannot create label values.
-    let label = processed
+    let label = prepared
         .connection
+        .as_ref()
+        .map(|c| c.name.clone())
         .unwrap_or_else(|| "unknown".to_string());
-    let answer = processed.answer;
+    let written = writer
+        .write(writer::Item {
+            raw_id: raw_id.clone(),
+            connection_name,
+            request,
+            prepared,
+        })
+        .await;
+    let answer = match written {
+        Ok(answer) => answer,
+        Err(failure) => return unavailable(failure.kept.then_some(&raw_id)),
+    };
     metrics::counter!("daifa_inbound_requests_total", "connection" => label, "outcome" => answer.raw_status.as_str()).increment(1);
     let mut body = answer.body;
     body["raw_request_id"] = json!(raw_id);
     (answer.status, Json(body)).into_response()
+}
+
+/// 503: the sender sends it again later. `kept`: the raw request is stored (`received`).
+fn unavailable(kept: Option<&String>) -> Response {
+    let body = match kept {
+        // Nothing of it was applied; the sweeper processes it again if the sender does not.
+        Some(raw_id) => {
+            json!({ "error": "the request was stored but could not be processed; send it again later", "raw_request_id": raw_id })
+        }
+        None => json!({ "error": "the request could not be stored; send it again later" }),
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 /// A stored request: what `receive` just stored, or what the sweeper and the operator read back.
@@ -146,77 +191,118 @@ pub(crate) enum OnServerError {
     LeaveReceived,
 }
 
-/// What processing a stored request came to.
-pub(crate) struct Processed {
-    pub answer: Answer,
-    /// The name of the connection, when there is one by the name the request was sent to.
-    pub connection: Option<String>,
+impl OnServerError {
+    /// Whether a request processed to `answer` gets it recorded on its raw record (applied
+    /// requests were marked in the transaction that applied them).
+    fn records(self, answer: &Answer) -> bool {
+        match answer.raw_status {
+            RawStatus::Accepted | RawStatus::Duplicate => false,
+            RawStatus::Failed => self == OnServerError::MarkFailed,
+            RawStatus::Received | RawStatus::Rejected => true,
+        }
+    }
 }
 
-/// Processes a stored request and records the outcome on its raw record: what `receive` does
-/// once the request is stored, and what the sweeper and `POST /api/v1/raw-requests/{id}/reprocess`
-/// do with one stored before. An error means nothing was applied and nothing recorded (the
-/// database failed): the raw record stays as it was.
+/// Processes a stored request and records the outcome on its raw record: what the sweeper and
+/// `POST /api/v1/raw-requests/{id}/reprocess` do with one stored before, one at a time. An
+/// error means nothing was applied and nothing recorded (the database failed): the raw record
+/// stays as it was.
 pub(crate) async fn process_stored(
     state: &Services,
     stored: Stored<'_>,
     on_server_error: OnServerError,
-) -> anyhow::Result<Processed> {
-    let connection = connections::by_name(&state.db, stored.connection_name)
-        .await
-        .context("looking up the connection")?;
-    let name = connection.as_ref().map(|c| c.name.clone());
-    let plugin_version = connection.as_ref().map(|c| c.plugin_version.clone());
-    let answer = process(state, stored, connection).await?;
-    // Accepted and duplicate requests were marked in the transaction that applied them.
-    let record = match answer.raw_status {
-        RawStatus::Accepted | RawStatus::Duplicate => false,
-        RawStatus::Failed => on_server_error == OnServerError::MarkFailed,
-        RawStatus::Received | RawStatus::Rejected => true,
+) -> anyhow::Result<Answer> {
+    let prepared = prepare(state, stored).await?;
+    prepared.spawn_shadow(state, stored.raw_id, stored.request);
+    let answer = match &prepared.work {
+        Work::Answered(answer) => answer.clone(),
+        Work::Apply(parsed) => {
+            let connection = prepared.connection.as_ref().expect("parsed by its plugin");
+            apply(state, connection, stored.raw_id, parsed, Origin::Webhook).await?
+        }
     };
-    if record
+    if on_server_error.records(&answer)
         && let Err(e) = raw_requests::record_outcome(
-            &state.db,
+            &state.db.pool,
             stored.raw_id,
             answer.raw_status,
             answer.status.as_u16(),
             answer.reason.as_deref(),
-            plugin_version.as_deref(),
+            prepared.plugin_version(),
         )
         .await
     {
         tracing::error!(raw_request_id = %stored.raw_id, error = %e, "cannot record why a request was rejected");
     }
-    Ok(Processed {
-        answer,
-        connection: name,
-    })
+    Ok(answer)
 }
 
-async fn process(
-    state: &Services,
-    stored: Stored<'_>,
-    connection: Option<Connection>,
-) -> anyhow::Result<Answer> {
+/// A request looked up and parsed: what is left to do with it in a transaction.
+pub(crate) struct Prepared {
+    /// The connection by the name the request was sent to, if there is one.
+    pub connection: Option<Connection>,
+    pub work: Work,
+    /// What the connection's plugin made of the request, for the shadow version's run, when
+    /// the connection has one.
+    pub shadow: Option<serde_json::Value>,
+}
+
+pub(crate) enum Work {
+    /// Nothing to apply: the answer is recorded on the raw record (an unknown connection, a
+    /// refusal by the plugin, a plugin that failed).
+    Answered(Answer),
+    /// Events to apply.
+    Apply(Parsed),
+}
+
+impl Prepared {
+    fn answered(connection: Option<Connection>, answer: Answer) -> Self {
+        Self {
+            connection,
+            work: Work::Answered(answer),
+            shadow: None,
+        }
+    }
+
+    fn plugin_version(&self) -> Option<&str> {
+        self.connection.as_ref().map(|c| c.plugin_version.as_str())
+    }
+
+    /// Runs the shadow plugin version on the request (once its raw record is stored).
+    fn spawn_shadow(&self, state: &Services, raw_id: &str, request: &InboundRequest) {
+        if let (Some(connection), Some(primary)) = (&self.connection, &self.shadow) {
+            shadow::spawn(state, connection, raw_id, request, primary.clone());
+        }
+    }
+}
+
+/// Looks the connection up and has its plugin verify and parse the request. An error is the
+/// gateway's (the database, a plugin that cannot be loaded): nothing was decided.
+async fn prepare(state: &Services, stored: Stored<'_>) -> anyhow::Result<Prepared> {
     let Stored {
-        raw_id,
         connection_name,
         request,
         received_at_ms,
+        ..
     } = stored;
+    let connection = connections::by_name(&state.db, connection_name)
+        .await
+        .context("looking up the connection")?;
     let Some(connection) = connection else {
-        return Ok(Answer::error(
+        let answer = Answer::error(
             StatusCode::NOT_FOUND,
             RawStatus::Rejected,
             format!("no connection named `{connection_name}`"),
-        ));
+        );
+        return Ok(Prepared::answered(None, answer));
     };
     if !connection.enabled {
-        return Ok(Answer::error(
+        let answer = Answer::error(
             StatusCode::NOT_FOUND,
             RawStatus::Rejected,
             format!("connection `{connection_name}` is disabled"),
-        ));
+        );
+        return Ok(Prepared::answered(Some(connection), answer));
     }
     let plugin = match state
         .plugins
@@ -226,11 +312,12 @@ async fn process(
         Ok(plugin) => plugin,
         Err(LoadError::Internal(e)) => return Err(e),
         Err(e) => {
-            return Ok(Answer::error(
+            let answer = Answer::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 RawStatus::Failed,
                 format!("connection `{connection_name}`: {e}"),
-            ));
+            );
+            return Ok(Prepared::answered(Some(connection), answer));
         }
     };
     let ctx = match connection.context(&state.secrets, &plugin) {
@@ -239,46 +326,92 @@ async fn process(
             Arc::new(ctx)
         }
         Err(e) => {
-            return Ok(Answer::error(
+            let answer = Answer::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 RawStatus::Failed,
                 e.to_string(),
-            ));
+            );
+            return Ok(Prepared::answered(Some(connection), answer));
         }
     };
     let parsed = match state.native_parsers.get(&connection.plugin) {
         Some(native) => native(&ctx, request),
         None => crate::plugins::parse(&plugin, connection.kind, ctx, request).await,
     };
-    if connection.shadow_plugin_version.is_some() {
-        shadow::spawn(
-            state,
-            &connection,
-            raw_id,
-            request,
-            shadow::canonical(&parsed),
-        );
-    }
-    match parsed {
-        Ok(parsed) => apply(state, &connection, raw_id, parsed, Origin::Webhook).await,
-        Err(failure) => Ok(plugin_failure(&connection, failure)),
-    }
+    let shadow = connection
+        .shadow_plugin_version
+        .is_some()
+        .then(|| shadow::canonical(&parsed));
+    let work = match parsed {
+        Ok(parsed) if holds_nul(&parsed) => Work::Answered(Answer::error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            RawStatus::Rejected,
+            format!(
+                "plugin `{}` produced text with a NUL character, which cannot be stored",
+                connection.plugin
+            ),
+        )),
+        Ok(parsed) => Work::Apply(parsed),
+        Err(failure) => Work::Answered(plugin_failure(&connection, failure)),
+    };
+    Ok(Prepared {
+        connection: Some(connection),
+        work,
+        shadow,
+    })
 }
 
-/// Applies what a plugin made of a stored request (a webhook, or a poll's answers).
+/// Whether some text of the events holds a NUL character (`"\u0000"` in a JSON payload):
+/// PostgreSQL cannot store it in a text column, so it is refused for what it is, on both
+/// databases, rather than failing the transaction that holds it.
+fn holds_nul(parsed: &Parsed) -> bool {
+    let json = match parsed {
+        Parsed::Channel(inbound) => serde_json::to_string(inbound),
+        Parsed::Supplier(inbound) => serde_json::to_string(inbound),
+        Parsed::Carrier(inbound) => serde_json::to_string(inbound),
+    };
+    json.is_ok_and(|json| escapes_nul(&json))
+}
+
+/// Whether JSON text escapes a NUL (`\u0000`, not the text `\\u0000`: an escaped backslash).
+fn escapes_nul(json: &str) -> bool {
+    json.match_indices("u0000").any(|(at, _)| {
+        let backslashes = json[..at].bytes().rev().take_while(|&b| b == b'\\').count();
+        backslashes % 2 == 1
+    })
+}
+
+/// Applies what a plugin made of a stored request (a webhook, or a poll's answers) in a
+/// transaction of its own, committed when it was applied.
 pub(crate) async fn apply(
     state: &Services,
     connection: &Connection,
     raw_id: &str,
-    parsed: Parsed,
+    parsed: &Parsed,
+    origin: Origin,
+) -> anyhow::Result<Answer> {
+    let mut tx = state.db.begin().await?;
+    let answer = apply_in(&mut tx, connection, raw_id, parsed, origin).await?;
+    if answer.applied() {
+        tx.commit().await?;
+        state.wake_workers();
+    }
+    Ok(answer)
+}
+
+/// Applies what a plugin made of a stored request in `tx`, and marks the raw record applied. A
+/// refusal (an answer not applied) leaves `tx` as it found it.
+async fn apply_in(
+    tx: &mut Tx,
+    connection: &Connection,
+    raw_id: &str,
+    parsed: &Parsed,
     origin: Origin,
 ) -> anyhow::Result<Answer> {
     match parsed {
-        Parsed::Channel(inbound) => apply_channel(state, connection, raw_id, inbound).await,
-        Parsed::Supplier(inbound) => {
-            apply_supplier(state, connection, raw_id, inbound, origin).await
-        }
-        Parsed::Carrier(inbound) => apply_carrier(state, connection, raw_id, inbound).await,
+        Parsed::Channel(inbound) => apply_channel(tx, connection, raw_id, inbound).await,
+        Parsed::Supplier(inbound) => apply_supplier(tx, connection, raw_id, inbound, origin).await,
+        Parsed::Carrier(inbound) => apply_carrier(tx, connection, raw_id, inbound).await,
     }
 }
 
@@ -289,10 +422,10 @@ pub(crate) async fn apply_polled(
     raw_id: &str,
     parsed: Parsed,
 ) -> anyhow::Result<Answer> {
-    let answer = apply(state, connection, raw_id, parsed, Origin::Poll).await?;
+    let answer = apply(state, connection, raw_id, &parsed, Origin::Poll).await?;
     if answer.raw_status == RawStatus::Rejected {
         raw_requests::record_outcome(
-            &state.db,
+            &state.db.pool,
             raw_id,
             answer.raw_status,
             answer.status.as_u16(),
@@ -354,36 +487,32 @@ struct Delivery<'a> {
 }
 
 impl Delivery<'_> {
-    /// Begins the transaction that applies the delivery, or answers a redelivery (the same
-    /// platform delivery id seen before for this connection) without applying anything.
-    async fn begin(&self, db: &Db) -> anyhow::Result<Result<Tx, Answer>> {
-        let mut tx = db.begin().await?;
+    /// Claims the delivery in `tx`; a redelivery (the same platform delivery id seen before for
+    /// this connection) is marked `duplicate` and answered without applying anything.
+    async fn claim(&self, tx: &mut Tx) -> anyhow::Result<Option<Answer>> {
         if let Some(delivery_id) = self.delivery_id
-            && !raw_requests::claim_delivery(&mut tx, self.connection_id, delivery_id, self.raw_id)
+            && !raw_requests::claim_delivery(tx, self.connection_id, delivery_id, self.raw_id)
                 .await?
         {
-            self.finish(&mut tx, RawStatus::Duplicate, None).await?;
-            tx.commit().await?;
-            let answer = Answer {
+            self.finish(tx, RawStatus::Duplicate, None).await?;
+            return Ok(Some(Answer {
                 status: StatusCode::OK,
                 raw_status: RawStatus::Duplicate,
                 body: json!({ "status": "duplicate" }),
                 reason: None,
-            };
-            return Ok(Err(answer));
+            }));
         }
-        Ok(Ok(tx))
+        Ok(None)
     }
 
-    /// Marks the raw request accepted and commits everything the delivery applied.
-    async fn commit(
+    /// Marks the raw request accepted: what the delivery applied in `tx` commits with it.
+    async fn accepted(
         &self,
-        mut tx: Tx,
+        tx: &mut Tx,
         order_id: Option<&str>,
         body: serde_json::Value,
     ) -> anyhow::Result<Answer> {
-        self.finish(&mut tx, RawStatus::Accepted, order_id).await?;
-        tx.commit().await?;
+        self.finish(tx, RawStatus::Accepted, order_id).await?;
         Ok(Answer {
             status: StatusCode::OK,
             raw_status: RawStatus::Accepted,
@@ -429,10 +558,10 @@ struct Applied {
 }
 
 async fn apply_channel(
-    state: &Services,
+    tx: &mut Tx,
     connection: &Connection,
     raw_id: &str,
-    inbound: Inbound,
+    inbound: &Inbound,
 ) -> anyhow::Result<Answer> {
     for event in &inbound.events {
         let ChannelEvent::OrderPlaced(order) = event else {
@@ -444,10 +573,8 @@ async fn apply_channel(
         {
             // In a later copy, a line of quantity 0 is one the buyer removed (`changes.rs`); a
             // first copy has nothing to remove, and a supplier would be asked to ship nothing.
-            let mut read = state.db.snapshot().await?;
             let stored =
-                orders::find_by_external_id(&mut read, &connection.id, &order.external_id).await?;
-            read.rollback().await?;
+                orders::find_by_external_id(tx, &connection.id, &order.external_id).await?;
             if stored.is_none() {
                 problem = Some(format!(
                     "line `{}` has a quantity of 0 in the order's first copy",
@@ -473,38 +600,32 @@ async fn apply_channel(
         delivery_id: &inbound.delivery_id,
         topic: &inbound.topic,
     };
-    let mut tx = match delivery.begin(&state.db).await? {
-        Ok(tx) => tx,
-        Err(duplicate) => return Ok(duplicate),
-    };
+    if let Some(duplicate) = delivery.claim(tx).await? {
+        return Ok(duplicate);
+    }
     let mut applied = Applied::default();
     let mut first_order_id = None;
     for event in &inbound.events {
         match event {
             ChannelEvent::OrderPlaced(order) => {
                 let (order_id, is_new) =
-                    orders::insert_or_find(&mut tx, &connection.id, order, raw_id).await?;
+                    orders::insert_or_find(tx, &connection.id, order, raw_id).await?;
                 first_order_id.get_or_insert_with(|| order_id.clone());
                 let detail = json!({ "raw_request_id": raw_id, "topic": inbound.topic, "external_id": order.external_id });
                 if is_new {
-                    orders::record_event(&mut tx, &order_id, "order.received", detail).await?;
+                    orders::record_event(tx, &order_id, "order.received", detail).await?;
                     // Paid (or to be paid on delivery): the shipping clocks start. An unpaid
                     // order's start when a later copy says paid (changes.rs).
                     // The policies in force for the order's channel and product category.
-                    let context = routing::context::OrderContext::load(&mut tx, &order_id)
+                    let context = routing::context::OrderContext::load(tx, &order_id)
                         .await?
                         .ok_or_else(|| anyhow::anyhow!("order {order_id} was just stored"))?;
                     if orders::payment_committed(order.payment) {
-                        crate::clocks::on_order_paid(
-                            &mut tx,
-                            &context.after_sales,
-                            &order_id,
-                            now_ms(),
-                        )
-                        .await?;
+                        crate::clocks::on_order_paid(tx, &context.after_sales, &order_id, now_ms())
+                            .await?;
                     }
                     let decision = routing::route(
-                        &mut tx,
+                        tx,
                         routing::Request {
                             channel_connection_id: &connection.id,
                             policy: &context.routing,
@@ -527,34 +648,27 @@ async fn apply_channel(
                 } else {
                     // Storefronts resend orders, and send them again when they change
                     // (orders/updated, orders/paid): a later copy is applied.
-                    let status = changes::apply_copy(
-                        &mut tx,
-                        &order_id,
-                        order,
-                        raw_id,
-                        inbound.topic.as_deref(),
-                    )
-                    .await?;
+                    let status =
+                        changes::apply_copy(tx, &order_id, order, raw_id, inbound.topic.as_deref())
+                            .await?;
                     applied.orders.push(json!({ "order_id": order_id, "external_id": order.external_id, "status": status }));
                 }
             }
             ChannelEvent::CaseOpened(request) => {
                 let summary =
-                    aftersales::from_storefront(&mut tx, &connection.id, raw_id, request).await?;
+                    aftersales::from_storefront(tx, &connection.id, raw_id, request).await?;
                 if let Some(order_id) = summary["order_id"].as_str() {
                     first_order_id.get_or_insert_with(|| order_id.to_string());
                 }
                 applied.orders.push(summary);
             }
             ChannelEvent::OrderCancelled(cancel) => {
-                match orders::find_by_external_id(&mut tx, &connection.id, &cancel.external_id)
-                    .await?
-                {
+                match orders::find_by_external_id(tx, &connection.id, &cancel.external_id).await? {
                     Some(order) => {
                         first_order_id.get_or_insert_with(|| order.id.clone());
                         let status = if order.status == OrderStatus::Cancelled.as_str() {
                             orders::record_event(
-                                &mut tx,
+                                tx,
                                 &order.id,
                                 "order.cancelled_again",
                                 json!({ "raw_request_id": raw_id }),
@@ -563,7 +677,7 @@ async fn apply_channel(
                             "cancelled"
                         } else {
                             let done = cancellation::cancel_order(
-                                &mut tx,
+                                tx,
                                 &order.id,
                                 cancellation::By::Storefront {
                                     raw_request_id: raw_id,
@@ -575,7 +689,7 @@ async fn apply_channel(
                                 "cancelled"
                             } else {
                                 aftersales::cancelled_after_shipping(
-                                    &mut tx,
+                                    tx,
                                     &order.id,
                                     raw_id,
                                     cancel.reason.as_deref(),
@@ -593,15 +707,13 @@ async fn apply_channel(
             }
         }
     }
-    let answer = delivery
-        .commit(
+    delivery
+        .accepted(
             tx,
             first_order_id.as_deref(),
             json!({ "status": "accepted", "orders": applied.orders }),
         )
-        .await?;
-    state.wake_workers();
-    Ok(answer)
+        .await
 }
 
 fn validate_order(order: &daifa_plugin_host::Order) -> Result<(), String> {
@@ -660,12 +772,14 @@ fn validate_order(order: &daifa_plugin_host::Order) -> Result<(), String> {
 /// A supplier's webhook naming an order that is not theirs is refused whole; a poll's answer
 /// may list orders placed outside Daifa, which are skipped.
 async fn apply_supplier(
-    state: &Services,
+    tx: &mut Tx,
     connection: &Connection,
     raw_id: &str,
-    inbound: SupplierInbound,
+    inbound: &SupplierInbound,
     origin: Origin,
 ) -> anyhow::Result<Answer> {
+    // A refusal comes after some events may have been applied: they are undone to here.
+    crate::db::savepoint(tx).await?;
     let delivery = Delivery {
         raw_id,
         connection_id: &connection.id,
@@ -673,14 +787,14 @@ async fn apply_supplier(
         delivery_id: &inbound.delivery_id,
         topic: &None,
     };
-    let mut tx = match delivery.begin(&state.db).await? {
-        Ok(tx) => tx,
-        Err(duplicate) => return Ok(duplicate),
-    };
+    if let Some(duplicate) = delivery.claim(tx).await? {
+        crate::db::release_savepoint(tx).await?;
+        return Ok(duplicate);
+    }
     let mut results = Vec::new();
     let mut first_order_id = None;
     for event in &inbound.events {
-        match supplier_events::apply(&mut tx, connection, raw_id, event).await? {
+        match supplier_events::apply(tx, connection, raw_id, event).await? {
             Ok(applied) => {
                 if let Some(order_id) = applied.order_id {
                     first_order_id.get_or_insert(order_id);
@@ -692,7 +806,7 @@ async fn apply_supplier(
             }
             Err(reason) => {
                 // Nothing of this request is applied; the record of it stays, with the reason.
-                drop(tx);
+                crate::db::rollback_to_savepoint(tx).await?;
                 return Ok(Answer::error(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     RawStatus::Rejected,
@@ -702,21 +816,21 @@ async fn apply_supplier(
         }
     }
     let answer = delivery
-        .commit(
+        .accepted(
             tx,
             first_order_id.as_deref(),
             json!({ "status": "accepted", "events": results }),
         )
         .await?;
-    state.wake_workers();
+    crate::db::release_savepoint(tx).await?;
     Ok(answer)
 }
 
 async fn apply_carrier(
-    state: &Services,
+    tx: &mut Tx,
     connection: &Connection,
     raw_id: &str,
-    inbound: CarrierInbound,
+    inbound: &CarrierInbound,
 ) -> anyhow::Result<Answer> {
     if let Err(reason) = tracking::validate(&inbound.updates) {
         return Ok(Answer::error(
@@ -735,16 +849,15 @@ async fn apply_carrier(
         delivery_id: &inbound.delivery_id,
         topic: &inbound.topic,
     };
-    let mut tx = match delivery.begin(&state.db).await? {
-        Ok(tx) => tx,
-        Err(duplicate) => return Ok(duplicate),
-    };
-    let applied = tracking::apply_updates(&mut tx, connection, raw_id, &inbound.updates).await?;
+    if let Some(duplicate) = delivery.claim(tx).await? {
+        return Ok(duplicate);
+    }
+    let applied = tracking::apply_updates(tx, connection, raw_id, &inbound.updates).await?;
     for (shipment_id, order_id, detail) in &applied.for_cases {
-        aftersales::from_carrier(&mut tx, shipment_id, order_id, *detail).await?;
+        aftersales::from_carrier(tx, shipment_id, order_id, *detail).await?;
     }
     delivery
-        .commit(
+        .accepted(
             tx,
             applied.order_id.as_deref(),
             json!({ "status": "accepted", "updates": applied.summaries }),
@@ -752,9 +865,9 @@ async fn apply_carrier(
         .await
 }
 
-/// Stores a request before anything else is done with it.
-pub(crate) async fn store_raw(
-    db: &Db,
+/// Stores a request, `received`: on its own (`&db.pool`), or in the transaction that applies it.
+pub(crate) async fn store_raw<'e>(
+    exec: impl sqlx::Executor<'e, Database = sqlx::Any>,
     id: &str,
     connection_name: &str,
     request: &InboundRequest,
@@ -766,7 +879,7 @@ pub(crate) async fn store_raw(
         .map(|h| (h.name.as_str(), h.value.as_str()))
         .collect();
     raw_requests::insert(
-        db,
+        exec,
         &raw_requests::NewRawRequest {
             id,
             connection_name,
@@ -876,4 +989,17 @@ enum NotReprocessable {
     Applied(String),
     /// A poll's record: the next poll fetches what it held again.
     Poll,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escapes_nul;
+
+    #[test]
+    fn a_nul_is_told_from_the_text_of_its_escape() {
+        assert!(escapes_nul(r#"{"name":"a\u0000b"}"#));
+        assert!(escapes_nul(r#"{"name":"\\\u0000"}"#));
+        assert!(!escapes_nul(r#"{"name":"a\\u0000b"}"#));
+        assert!(!escapes_nul(r#"{"name":"u0000"}"#));
+    }
 }

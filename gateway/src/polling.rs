@@ -261,7 +261,14 @@ async fn poll_page(
         }],
         body: serde_json::to_vec(&body)?,
     };
-    ingest::store_raw(&state.db, &raw_id, &connection.name, &raw, Origin::Poll).await?;
+    ingest::store_raw(
+        &state.db.pool,
+        &raw_id,
+        &connection.name,
+        &raw,
+        Origin::Poll,
+    )
+    .await?;
     let outcome = match called {
         Ok(Fetched {
             parsed,

@@ -141,6 +141,8 @@ pub fn test_settings(database_url: &str) -> Settings {
             // As in production: a test that wants a stale request stores it a while ago.
             stale_after: Duration::from_secs(60),
             reprocess_schedule: vec![Duration::from_millis(200), Duration::from_millis(200)],
+            batch_max: 64,
+            writers: None,
         },
         plugins: PluginSettings {
             cache_dir: Some(plugin_cache_dir()),
@@ -214,6 +216,7 @@ impl std::ops::Deref for TestApp {
 }
 
 /// A client of a running gateway (in this process or another).
+#[derive(Clone)]
 pub struct Api {
     pub base: String,
     pub http: reqwest::Client,

@@ -1,11 +1,11 @@
 //! Processing stored webhooks again: nothing the gateway stored is left unprocessed.
 //!
-//! A webhook is stored before it is processed, and processed once it is stored; when processing
-//! fails before anything could be recorded (the database failed, the process stopped between
-//! the two), the raw request stays `received`. The sender was answered 503 or not at all and
+//! A webhook is stored with what it carries, in one transaction; when that fails, it is stored
+//! alone, `received`, if it can be (the database failed for it, or the process that stored it
+//! stopped before it was processed). The sender was answered 503 or not at all and
 //! should send it again, but a sender may give up, and a crash answers nobody. The sweeper
 //! takes each request still `received` `ingest.stale_after` after it was stored and runs it
-//! through the same path as `receive` ([`super::process_stored`]), one request at a time under
+//! through the same steps as `receive` ([`super::process_stored`]), one request at a time under
 //! a compare-and-set claim, so several gateway processes never run the same one at once; the
 //! plugin judges it as of its arrival (a supplier's signature more than five minutes old is
 //! refused, and this one was not when it came). A
@@ -21,8 +21,8 @@
 //! sweeper gave up on.
 
 use super::{
-    AppliedMeanwhile, NotReprocessable, OnServerError, Processed, StoredRequest,
-    claim_for_operator, claim_stale, process_stored,
+    AppliedMeanwhile, NotReprocessable, OnServerError, StoredRequest, claim_for_operator,
+    claim_stale, process_stored,
 };
 use crate::db::{ms, now_ms};
 use crate::services::Services;
@@ -108,12 +108,12 @@ async fn sweep(state: &Services, shutdown: &watch::Receiver<bool>) -> anyhow::Re
 async fn sweep_one(state: &Services, stored: &StoredRequest) -> anyhow::Result<()> {
     let processed = process_stored(state, stored.stored(), OnServerError::LeaveReceived).await;
     let reason = match processed {
-        Ok(Processed { answer, .. }) if answer.raw_status != RawStatus::Failed => {
+        Ok(answer) if answer.raw_status != RawStatus::Failed => {
             tracing::info!(raw_request_id = %stored.id, connection = %stored.connection_name, attempt = stored.attempts, outcome = answer.raw_status.as_str(), "stale request processed again");
             count(By::Sweeper, answer.raw_status.as_str());
             return Ok(());
         }
-        Ok(Processed { answer, .. }) => answer
+        Ok(answer) => answer
             .reason
             .unwrap_or_else(|| format!("answered {}", answer.status)),
         Err(e) if e.is::<AppliedMeanwhile>() => {
@@ -186,8 +186,8 @@ pub async fn by_operator(state: &Services, id: &str) -> anyhow::Result<Reprocess
         Err(NotReprocessable::Applied(status)) => return Ok(Reprocessed::Applied(status)),
         Err(NotReprocessable::Poll) => return Ok(Reprocessed::Poll),
     };
-    let processed = match process_stored(state, stored.stored(), OnServerError::MarkFailed).await {
-        Ok(processed) => processed,
+    let answer = match process_stored(state, stored.stored(), OnServerError::MarkFailed).await {
+        Ok(answer) => answer,
         Err(e) => {
             if let Some(applied) = e.downcast_ref::<AppliedMeanwhile>() {
                 tracing::info!(raw_request_id = %applied.0, "applied meanwhile by another run");
@@ -200,7 +200,7 @@ pub async fn by_operator(state: &Services, id: &str) -> anyhow::Result<Reprocess
             return Err(e);
         }
     };
-    let answer = processed.answer;
+
     tracing::info!(raw_request_id = %id, connection = %stored.connection_name, outcome = answer.raw_status.as_str(), "stored request processed again by the operator");
     count(By::Operator, answer.raw_status.as_str());
     let status = raw_requests::status_of(&state.db, id)

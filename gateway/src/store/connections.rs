@@ -64,6 +64,16 @@ impl Connection {
 const COLUMNS: &str = "id, name, kind, plugin, plugin_version, previous_plugin_version, shadow_plugin_version, settings, previous_settings, secrets, allowed_hosts, allow_private_network, enabled, created_at_ms";
 
 /// The connection of a name.
+/// Whether `name` can name a connection: 1 to 64 characters of a-z, 0-9, `-` and `_` (it is
+/// part of the hook url).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
 pub async fn by_name(db: &Db, name: &str) -> anyhow::Result<Option<Connection>> {
     let row = sqlx::query(AssertSqlSafe(format!(
         "select {COLUMNS} from connections where name = $1"

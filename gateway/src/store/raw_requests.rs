@@ -62,8 +62,12 @@ pub struct NewRawRequest<'a> {
     pub origin: Origin,
 }
 
-/// Stores a request, `received`.
-pub async fn insert(db: &Db, request: &NewRawRequest<'_>) -> anyhow::Result<()> {
+/// Stores a request, `received`: on its own (`&db.pool`), or in the transaction that applies it
+/// (the ingest writer's batch).
+pub async fn insert<'e>(
+    exec: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    request: &NewRawRequest<'_>,
+) -> anyhow::Result<()> {
     sqlx::query(
         "insert into raw_requests (id, connection_name, method, path, headers, body, received_at_ms, status, origin) \
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -77,7 +81,7 @@ pub async fn insert(db: &Db, request: &NewRawRequest<'_>) -> anyhow::Result<()> 
     .bind(now_ms())
     .bind(RawStatus::Received.as_str())
     .bind(request.origin.as_str())
-    .execute(&db.pool)
+    .execute(exec)
     .await?;
     Ok(())
 }
@@ -286,8 +290,8 @@ pub async fn fail_poll(db: &Db, id: &str, reason: &str, plugin_version: &str) ->
 /// Records what processing a stored request came to (a refusal, a failure), unless it was
 /// applied: what was applied stays so, and a late record of an earlier run's refusal does not
 /// undo it.
-pub async fn record_outcome(
-    db: &Db,
+pub async fn record_outcome<'e>(
+    exec: impl sqlx::Executor<'e, Database = sqlx::Any>,
     id: &str,
     status: RawStatus,
     status_code: u16,
@@ -303,7 +307,7 @@ pub async fn record_outcome(
     .bind(reason)
     .bind(plugin_version)
     .bind(id)
-    .execute(&db.pool)
+    .execute(exec)
     .await?;
     Ok(())
 }

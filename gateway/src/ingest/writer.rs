@@ -1,0 +1,202 @@
+//! The ingest writer: group commit for webhooks.
+//!
+//! Handlers look a webhook's connection up and have its plugin parse it concurrently; then they
+//! hand it here and wait. A writer takes what is waiting (up to `ingest.batch_max`), and in one
+//! transaction stores each raw request and applies what it carries, then commits and answers
+//! each. So a webhook costs a share of one commit instead of two commits of its own, and on
+//! SQLite the writers do not queue on the database's one write lock one request at a time.
+//!
+//! The promises hold as they did one request at a time: nothing is answered 200 before the
+//! transaction holding it committed (its raw request, its order, its jobs, its delivery id);
+//! a redelivery in the same batch finds the first one's delivery id; a webhook that refuses
+//! undoes only its own part. If the batch fails (a database error, a conflict with another
+//! replica), each of its webhooks is written again in a transaction of its own, so one bad
+//! request cannot fail the others; one that still fails is kept `received` when it can be (the
+//! sweeper processes it again) and answered 503.
+
+use super::{Answer, OnServerError, Prepared, Work, apply_in, store_raw};
+use crate::db::{Backend, Tx};
+use crate::services::Services;
+use crate::store::raw_requests::{self, Origin};
+use daifa_plugin_host::InboundRequest;
+use std::sync::Arc;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+/// Webhooks waiting for a writer; more wait in their handlers (the sender is back-pressured).
+const QUEUE: usize = 1024;
+
+/// The handle handlers write through. The writer tasks stop once every handle is dropped.
+pub struct Writer {
+    queue: mpsc::Sender<Pending>,
+}
+
+/// A webhook looked up and parsed, to store and apply.
+pub(crate) struct Item {
+    pub raw_id: String,
+    pub connection_name: String,
+    pub request: InboundRequest,
+    pub prepared: Prepared,
+}
+
+/// Why a webhook was not written.
+#[derive(Debug)]
+pub(crate) struct NotWritten {
+    /// Whether its raw request is stored (`received`, for the sweeper) all the same.
+    pub kept: bool,
+}
+
+struct Pending {
+    item: Item,
+    answer: oneshot::Sender<Result<Answer, NotWritten>>,
+}
+
+impl Writer {
+    /// Starts this process's writers (`ingest.writers`).
+    pub fn spawn(state: &Services) -> Arc<Self> {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let rx = Arc::new(Mutex::new(rx));
+        let writers = state
+            .settings
+            .ingest
+            .writers
+            .unwrap_or(match state.db.backend {
+                Backend::Sqlite => 1,
+                Backend::Postgres => 4,
+            });
+        for _ in 0..writers {
+            tokio::spawn(run(state.clone(), rx.clone()));
+        }
+        Arc::new(Self { queue })
+    }
+
+    /// Stores and applies a webhook with others; its answer once the transaction that holds it
+    /// committed.
+    pub(crate) async fn write(&self, item: Item) -> Result<Answer, NotWritten> {
+        let (answer, answered) = oneshot::channel();
+        if self.queue.send(Pending { item, answer }).await.is_err() {
+            return Err(NotWritten { kept: false });
+        }
+        answered.await.unwrap_or(Err(NotWritten { kept: false }))
+    }
+}
+
+async fn run(state: Services, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+    let max = state.settings.ingest.batch_max;
+    loop {
+        let mut batch = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            if rx.recv_many(&mut batch, max).await == 0 {
+                return;
+            }
+        }
+        write_batch(&state, batch).await;
+    }
+}
+
+async fn write_batch(state: &Services, batch: Vec<Pending>) {
+    let items: Vec<&Item> = batch.iter().map(|p| &p.item).collect();
+    let mut answers = Vec::with_capacity(batch.len());
+    match write_together(state, &items).await {
+        Ok(written) => answers.extend(written.into_iter().map(Ok)),
+        Err(e) => {
+            if batch.len() > 1 {
+                tracing::warn!(
+                    webhooks = batch.len(),
+                    error = format!("{e:#}"),
+                    "a batch of webhooks failed; writing each on its own"
+                );
+            }
+            for item in &items {
+                let written = match write_together(state, std::slice::from_ref(item)).await {
+                    Ok(mut written) => Ok(written.remove(0)),
+                    Err(e) => {
+                        tracing::error!(raw_request_id = %item.raw_id, connection = %item.connection_name, error = format!("{e:#}"), "cannot process inbound request");
+                        Err(keep(state, item).await)
+                    }
+                };
+                answers.push(written);
+            }
+        }
+    }
+    metrics::histogram!("daifa_ingest_batch_size").record(batch.len() as f64);
+    if answers
+        .iter()
+        .any(|a| a.as_ref().is_ok_and(Answer::applied))
+    {
+        state.wake_workers();
+    }
+    for (pending, answer) in batch.into_iter().zip(answers) {
+        let item = &pending.item;
+        if answer.is_ok() || matches!(answer, Err(NotWritten { kept: true })) {
+            item.prepared
+                .spawn_shadow(state, &item.raw_id, &item.request);
+        }
+        // A handler that is gone (the sender hung up) is answered by its next copy.
+        let _ = pending.answer.send(answer);
+    }
+}
+
+/// Stores and applies `items` in one transaction; their answers once it committed.
+async fn write_together(state: &Services, items: &[&Item]) -> anyhow::Result<Vec<Answer>> {
+    let mut tx = state.db.begin().await?;
+    let mut answers = Vec::with_capacity(items.len());
+    for item in items {
+        answers.push(write_one(&mut tx, item).await?);
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
+
+async fn write_one(tx: &mut Tx, item: &Item) -> anyhow::Result<Answer> {
+    store_raw(
+        &mut **tx,
+        &item.raw_id,
+        &item.connection_name,
+        &item.request,
+        Origin::Webhook,
+    )
+    .await?;
+    let answer = match &item.prepared.work {
+        Work::Answered(answer) => answer.clone(),
+        Work::Apply(parsed) => {
+            let connection = item
+                .prepared
+                .connection
+                .as_ref()
+                .expect("parsed by its plugin");
+            apply_in(tx, connection, &item.raw_id, parsed, Origin::Webhook).await?
+        }
+    };
+    if OnServerError::MarkFailed.records(&answer) {
+        raw_requests::record_outcome(
+            &mut **tx,
+            &item.raw_id,
+            answer.raw_status,
+            answer.status.as_u16(),
+            answer.reason.as_deref(),
+            item.prepared.plugin_version(),
+        )
+        .await?;
+    }
+    Ok(answer)
+}
+
+/// Stores the raw request of a webhook that could not be written, `received`: the sweeper
+/// processes it again if the sender does not send it again.
+async fn keep(state: &Services, item: &Item) -> NotWritten {
+    let stored = store_raw(
+        &state.db.pool,
+        &item.raw_id,
+        &item.connection_name,
+        &item.request,
+        Origin::Webhook,
+    )
+    .await;
+    if let Err(e) = &stored {
+        tracing::error!(raw_request_id = %item.raw_id, error = format!("{e:#}"), "cannot store inbound request");
+    }
+    NotWritten {
+        kept: stored.is_ok(),
+    }
+}

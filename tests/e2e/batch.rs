@@ -1,0 +1,192 @@
+//! The ingest writer applies webhooks that arrive together in one transaction (group commit).
+//! What these tests hold it to: each webhook is answered for itself as if it had come alone —
+//! a redelivery in the same batch is a duplicate, a refusal undoes only its own part, a webhook
+//! the database refuses fails alone and is kept for the sweeper — and nothing answered 200 is
+//! lost or applied twice.
+
+use crate::helpers::*;
+use crate::{wait_for_pushes, world_with};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// An order's external id the database refuses while the poison is in place.
+const POISONED: u64 = 4_444_444;
+
+/// A trigger that makes the database refuse to store the order `POISONED`, as a broken disk
+/// page or a constraint would: only that webhook's transaction fails.
+async fn poison(db: &daifa::db::Db) {
+    let statements: &[&str] = match db.backend {
+        daifa::db::Backend::Sqlite => &[
+            "create trigger poison before insert on orders when new.external_id = '4444444' \
+             begin select raise(abort, 'poisoned order'); end",
+        ],
+        daifa::db::Backend::Postgres => &[
+            "create function poison() returns trigger language plpgsql as $$ begin \
+             if new.external_id = '4444444' then raise exception 'poisoned order'; end if; \
+             return new; end $$",
+            "create trigger poison before insert on orders for each row execute function poison()",
+        ],
+    };
+    for s in statements {
+        sqlx::query(*s).execute(&db.pool).await.unwrap();
+    }
+}
+
+async fn cure(db: &daifa::db::Db) {
+    sqlx::query("drop trigger poison on orders")
+        .execute(&db.pool)
+        .await
+        .or(sqlx::query("drop trigger poison").execute(&db.pool).await)
+        .unwrap();
+}
+
+fn order_body(sample: &Value, id: u64) -> Vec<u8> {
+    let mut order = sample.clone();
+    order["id"] = json!(id);
+    serde_json::to_vec(&order).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhooks_arriving_together_are_each_answered_as_if_alone() {
+    let w = world_with(|s| s.ingest.batch_max = 64).await;
+    poison(&w.app.state.db).await;
+    let sample: Value = serde_json::from_slice(&shopify_sample()).unwrap();
+    const ORDERS: u64 = 40;
+    // Each order twice under one delivery id, a bad signature, an unknown connection and the
+    // poisoned order: all at once.
+    let mut sends = tokio::task::JoinSet::new();
+    let send = |sends: &mut tokio::task::JoinSet<_>,
+                what: String,
+                id: u64,
+                webhook: String,
+                secret: &'static str| {
+        let (api, body) = (w.app.api.clone(), order_body(&sample, id));
+        sends.spawn(async move {
+            let r = api
+                .send_shopify("orders/create", &webhook, &body, secret)
+                .await;
+            (what, r.status().as_u16(), r.json::<Value>().await.unwrap())
+        });
+    };
+    for n in 0..ORDERS {
+        for _ in 0..2 {
+            send(
+                &mut sends,
+                format!("order {n}"),
+                7_000_000 + n,
+                format!("wh-b{n}"),
+                SHOPIFY_SECRET,
+            );
+        }
+    }
+    send(
+        &mut sends,
+        "poisoned".into(),
+        POISONED,
+        "wh-poison".into(),
+        SHOPIFY_SECRET,
+    );
+    send(
+        &mut sends,
+        "forged".into(),
+        8_000_000,
+        "wh-forged".into(),
+        "not-the-secret",
+    );
+    let api = w.app.api.clone();
+    sends.spawn(async move {
+        let r = api
+            .http
+            .post(api.url("/hooks/nobody"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        (
+            "unknown".to_string(),
+            r.status().as_u16(),
+            r.json::<Value>().await.unwrap(),
+        )
+    });
+    let answers = sends.join_all().await;
+
+    let mut accepted = 0;
+    let mut duplicates = 0;
+    for (what, status, body) in &answers {
+        match what.as_str() {
+            "poisoned" => {
+                assert_eq!(*status, 503, "{body}");
+                assert!(
+                    body["raw_request_id"].is_string(),
+                    "kept for the sweeper: {body}"
+                );
+            }
+            "forged" => assert_eq!(*status, 401, "{body}"),
+            "unknown" => assert_eq!(*status, 404, "{body}"),
+            _ => {
+                assert_eq!(*status, 200, "{what}: {body}");
+                match body["status"].as_str() {
+                    Some("accepted") => accepted += 1,
+                    Some("duplicate") => duplicates += 1,
+                    other => panic!("{what}: {other:?} in {body}"),
+                }
+            }
+        }
+    }
+    assert_eq!(
+        (accepted, duplicates),
+        (ORDERS, ORDERS),
+        "each delivery applied once"
+    );
+    assert_eq!(w.app.orders().await.len(), ORDERS as usize);
+    // Every request is stored, the refused ones with their reason.
+    let raw = w.app.get_json("/api/v1/raw-requests?limit=1000").await;
+    let raw = raw["raw_requests"].as_array().unwrap();
+    assert_eq!(raw.len(), answers.len(), "every request stored");
+    let status_of = |id: &Value| {
+        raw.iter()
+            .find(|r| r["id"] == *id)
+            .map(|r| r["status"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    for (what, _, body) in &answers {
+        let expected = match what.as_str() {
+            "poisoned" => "received",
+            "forged" | "unknown" => "rejected",
+            _ => continue,
+        };
+        assert_eq!(status_of(&body["raw_request_id"]), expected, "{what}");
+    }
+
+    // The database takes the poisoned order again: what was kept is applied (by the operator
+    // here, by the sweeper once it is stale), once.
+    cure(&w.app.state.db).await;
+    let kept = &answers
+        .iter()
+        .find(|(what, ..)| what == "poisoned")
+        .unwrap()
+        .2;
+    let kept = kept["raw_request_id"].as_str().unwrap();
+    let r = w
+        .app
+        .post_json(
+            &format!("/api/v1/raw-requests/{kept}/reprocess"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(w.app.orders().await.len(), ORDERS as usize + 1);
+    let pushes = wait_for_pushes(&w.supplier, ORDERS as usize + 1).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut keys: Vec<String> = w
+        .supplier
+        .received()
+        .iter()
+        .map(|p| p.webhook_id.clone())
+        .collect();
+    assert_eq!(keys.len(), pushes.len(), "no push after all were done");
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), ORDERS as usize + 1, "each order pushed once");
+    w.app.stop().await;
+}
