@@ -82,19 +82,31 @@ pub async fn schedule(
     order_id: &str,
     at_ms: i64,
 ) -> sqlx::Result<bool> {
-    let kind = clock.job();
-    jobs::enqueue_at(
-        tx,
-        NewJob {
-            kind,
-            idempotency_key: format!("{}.{subject}", kind.as_str()),
-            subject_id: subject,
-            order_id,
-            connection_id: "",
-        },
-        at_ms,
-    )
-    .await
+    Ok(schedule_many(tx, subject, order_id, &[(clock, at_ms)]).await? == 1)
+}
+
+/// Starts clocks of one subject together (one statement); how many were not running already.
+async fn schedule_many(
+    tx: &mut Tx,
+    subject: &str,
+    order_id: &str,
+    clocks: &[(Clock, i64)],
+) -> sqlx::Result<u64> {
+    let jobs = clocks
+        .iter()
+        .map(|&(clock, at_ms)| {
+            let kind = clock.job();
+            let job = NewJob {
+                kind,
+                idempotency_key: format!("{}.{subject}", kind.as_str()),
+                subject_id: subject,
+                order_id,
+                connection_id: "",
+            };
+            (job, at_ms)
+        })
+        .collect();
+    jobs::enqueue_many_at(tx, jobs).await
 }
 
 /// The clocks of a paid order: shipped within a day, marked shipped within three.
@@ -104,22 +116,14 @@ pub async fn on_order_paid(
     order_id: &str,
     paid_at_ms: i64,
 ) -> sqlx::Result<()> {
-    schedule(
-        tx,
-        Clock::Ship,
-        order_id,
-        order_id,
-        paid_at_ms + ms(policy.ship_within),
-    )
-    .await?;
-    schedule(
-        tx,
-        Clock::MarkShipped,
-        order_id,
-        order_id,
-        paid_at_ms + ms(policy.mark_shipped_within),
-    )
-    .await?;
+    let clocks = [
+        (Clock::Ship, paid_at_ms + ms(policy.ship_within)),
+        (
+            Clock::MarkShipped,
+            paid_at_ms + ms(policy.mark_shipped_within),
+        ),
+    ];
+    schedule_many(tx, order_id, order_id, &clocks).await?;
     Ok(())
 }
 

@@ -391,7 +391,14 @@ pub(crate) async fn apply(
     origin: Origin,
 ) -> anyhow::Result<Answer> {
     let mut tx = state.db.begin().await?;
-    let answer = apply_in(&mut tx, connection, raw_id, parsed, origin).await?;
+    let answer = apply_in(
+        &mut tx,
+        connection,
+        RawRecord::Stored(raw_id),
+        parsed,
+        origin,
+    )
+    .await?;
     if answer.applied() {
         tx.commit().await?;
         state.wake_workers();
@@ -404,14 +411,33 @@ pub(crate) async fn apply(
 async fn apply_in(
     tx: &mut Tx,
     connection: &Connection,
-    raw_id: &str,
+    raw: RawRecord<'_>,
     parsed: &Parsed,
     origin: Origin,
 ) -> anyhow::Result<Answer> {
     match parsed {
-        Parsed::Channel(inbound) => apply_channel(tx, connection, raw_id, inbound).await,
-        Parsed::Supplier(inbound) => apply_supplier(tx, connection, raw_id, inbound, origin).await,
-        Parsed::Carrier(inbound) => apply_carrier(tx, connection, raw_id, inbound).await,
+        Parsed::Channel(inbound) => apply_channel(tx, connection, raw, inbound).await,
+        Parsed::Supplier(inbound) => apply_supplier(tx, connection, raw, inbound, origin).await,
+        Parsed::Carrier(inbound) => apply_carrier(tx, connection, raw, inbound).await,
+    }
+}
+
+/// The raw record of a request being applied.
+#[derive(Clone, Copy)]
+pub(crate) enum RawRecord<'a> {
+    /// Stored before, `received` (the sweeper's, the operator's, a poll's): marked applied
+    /// with a compare-and-set.
+    Stored(&'a str),
+    /// Not stored yet (the ingest writer's): stored with its outcome, in the same transaction.
+    New(&'a raw_requests::NewRawRequest<'a>),
+}
+
+impl<'a> RawRecord<'a> {
+    fn id(self) -> &'a str {
+        match self {
+            Self::Stored(id) => id,
+            Self::New(request) => request.id,
+        }
     }
 }
 
@@ -478,7 +504,7 @@ fn plugin_failure(connection: &Connection, failure: CallFailure) -> Answer {
 
 /// One inbound delivery being applied.
 struct Delivery<'a> {
-    raw_id: &'a str,
+    raw: RawRecord<'a>,
     connection_id: &'a str,
     /// The version of the connection's plugin that parsed it.
     plugin_version: &'a str,
@@ -491,7 +517,7 @@ impl Delivery<'_> {
     /// this connection) is marked `duplicate` and answered without applying anything.
     async fn claim(&self, tx: &mut Tx) -> anyhow::Result<Option<Answer>> {
         if let Some(delivery_id) = self.delivery_id
-            && !raw_requests::claim_delivery(tx, self.connection_id, delivery_id, self.raw_id)
+            && !raw_requests::claim_delivery(tx, self.connection_id, delivery_id, self.raw.id())
                 .await?
         {
             self.finish(tx, RawStatus::Duplicate, None).await?;
@@ -531,7 +557,7 @@ impl Delivery<'_> {
         order_id: Option<&str>,
     ) -> anyhow::Result<()> {
         let applied = raw_requests::Applied {
-            raw_id: self.raw_id,
+            raw_id: self.raw.id(),
             status,
             delivery_id: self.delivery_id.as_deref(),
             topic: self.topic.as_deref(),
@@ -539,10 +565,10 @@ impl Delivery<'_> {
             connection_id: self.connection_id,
             plugin_version: self.plugin_version,
         };
-        if raw_requests::mark_applied(tx, &applied).await? {
-            Ok(())
-        } else {
-            Err(AppliedMeanwhile(self.raw_id.to_string()).into())
+        match self.raw {
+            RawRecord::New(request) => raw_requests::insert_applied(tx, request, &applied).await,
+            RawRecord::Stored(_) if raw_requests::mark_applied(tx, &applied).await? => Ok(()),
+            RawRecord::Stored(id) => Err(AppliedMeanwhile(id.to_string()).into()),
         }
     }
 }
@@ -560,9 +586,10 @@ struct Applied {
 async fn apply_channel(
     tx: &mut Tx,
     connection: &Connection,
-    raw_id: &str,
+    raw: RawRecord<'_>,
     inbound: &Inbound,
 ) -> anyhow::Result<Answer> {
+    let raw_id = raw.id();
     for event in &inbound.events {
         let ChannelEvent::OrderPlaced(order) = event else {
             continue;
@@ -594,7 +621,7 @@ async fn apply_channel(
         }
     }
     let delivery = Delivery {
-        raw_id,
+        raw,
         connection_id: &connection.id,
         plugin_version: &connection.plugin_version,
         delivery_id: &inbound.delivery_id,
@@ -608,18 +635,18 @@ async fn apply_channel(
     for event in &inbound.events {
         match event {
             ChannelEvent::OrderPlaced(order) => {
-                let (order_id, is_new) =
+                let (order_id, stored) =
                     orders::insert_or_find(tx, &connection.id, order, raw_id).await?;
                 first_order_id.get_or_insert_with(|| order_id.clone());
                 let detail = json!({ "raw_request_id": raw_id, "topic": inbound.topic, "external_id": order.external_id });
-                if is_new {
+                if let Some(stored) = stored {
                     orders::record_event(tx, &order_id, "order.received", detail).await?;
                     // Paid (or to be paid on delivery): the shipping clocks start. An unpaid
                     // order's start when a later copy says paid (changes.rs).
                     // The policies in force for the order's channel and product category.
-                    let context = routing::context::OrderContext::load(tx, &order_id)
-                        .await?
-                        .ok_or_else(|| anyhow::anyhow!("order {order_id} was just stored"))?;
+                    let context =
+                        routing::context::OrderContext::fresh(tx, stored, order, &connection.name)
+                            .await?;
                     if orders::payment_committed(order.payment) {
                         crate::clocks::on_order_paid(tx, &context.after_sales, &order_id, now_ms())
                             .await?;
@@ -774,14 +801,15 @@ fn validate_order(order: &daifa_plugin_host::Order) -> Result<(), String> {
 async fn apply_supplier(
     tx: &mut Tx,
     connection: &Connection,
-    raw_id: &str,
+    raw: RawRecord<'_>,
     inbound: &SupplierInbound,
     origin: Origin,
 ) -> anyhow::Result<Answer> {
+    let raw_id = raw.id();
     // A refusal comes after some events may have been applied: they are undone to here.
     crate::db::savepoint(tx).await?;
     let delivery = Delivery {
-        raw_id,
+        raw,
         connection_id: &connection.id,
         plugin_version: &connection.plugin_version,
         delivery_id: &inbound.delivery_id,
@@ -829,9 +857,10 @@ async fn apply_supplier(
 async fn apply_carrier(
     tx: &mut Tx,
     connection: &Connection,
-    raw_id: &str,
+    raw: RawRecord<'_>,
     inbound: &CarrierInbound,
 ) -> anyhow::Result<Answer> {
+    let raw_id = raw.id();
     if let Err(reason) = tracking::validate(&inbound.updates) {
         return Ok(Answer::error(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -843,7 +872,7 @@ async fn apply_carrier(
         ));
     }
     let delivery = Delivery {
-        raw_id,
+        raw,
         connection_id: &connection.id,
         plugin_version: &connection.plugin_version,
         delivery_id: &inbound.delivery_id,
@@ -865,6 +894,15 @@ async fn apply_carrier(
         .await
 }
 
+/// A request's headers, as the raw record stores them.
+fn header_pairs(request: &InboundRequest) -> Vec<(&str, &str)> {
+    request
+        .headers
+        .iter()
+        .map(|h| (h.name.as_str(), h.value.as_str()))
+        .collect()
+}
+
 /// Stores a request, `received`: on its own (`&db.pool`), or in the transaction that applies it.
 pub(crate) async fn store_raw<'e>(
     exec: impl sqlx::Executor<'e, Database = sqlx::Any>,
@@ -873,11 +911,7 @@ pub(crate) async fn store_raw<'e>(
     request: &InboundRequest,
     origin: Origin,
 ) -> anyhow::Result<()> {
-    let headers: Vec<(&str, &str)> = request
-        .headers
-        .iter()
-        .map(|h| (h.name.as_str(), h.value.as_str()))
-        .collect();
+    let headers = header_pairs(request);
     raw_requests::insert(
         exec,
         &raw_requests::NewRawRequest {

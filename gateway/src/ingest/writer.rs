@@ -14,10 +14,10 @@
 //! request cannot fail the others; one that still fails is kept `received` when it can be (the
 //! sweeper processes it again) and answered 503.
 
-use super::{Answer, OnServerError, Prepared, Work, apply_in, store_raw};
+use super::{Answer, Prepared, RawRecord, Work, apply_in, header_pairs, store_raw};
 use crate::db::{Backend, Tx};
 use crate::services::Services;
-use crate::store::raw_requests::{self, Origin};
+use crate::store::raw_requests::{self, NewRawRequest, Origin};
 use daifa_plugin_host::InboundRequest;
 use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -148,15 +148,10 @@ async fn write_together(state: &Services, items: &[&Item]) -> anyhow::Result<Vec
     Ok(answers)
 }
 
+/// Applies a webhook in `tx` and stores its raw request with the outcome (one statement).
 async fn write_one(tx: &mut Tx, item: &Item) -> anyhow::Result<Answer> {
-    store_raw(
-        &mut **tx,
-        &item.raw_id,
-        &item.connection_name,
-        &item.request,
-        Origin::Webhook,
-    )
-    .await?;
+    let headers = header_pairs(&item.request);
+    let raw = item.new_raw(&headers);
     let answer = match &item.prepared.work {
         Work::Answered(answer) => answer.clone(),
         Work::Apply(parsed) => {
@@ -165,13 +160,21 @@ async fn write_one(tx: &mut Tx, item: &Item) -> anyhow::Result<Answer> {
                 .connection
                 .as_ref()
                 .expect("parsed by its plugin");
-            apply_in(tx, connection, &item.raw_id, parsed, Origin::Webhook).await?
+            apply_in(
+                tx,
+                connection,
+                RawRecord::New(&raw),
+                parsed,
+                Origin::Webhook,
+            )
+            .await?
         }
     };
-    if OnServerError::MarkFailed.records(&answer) {
-        raw_requests::record_outcome(
+    // An applied request was stored by what applied it.
+    if !answer.applied() {
+        raw_requests::insert_answered(
             &mut **tx,
-            &item.raw_id,
+            &raw,
             answer.raw_status,
             answer.status.as_u16(),
             answer.reason.as_deref(),
@@ -180,6 +183,20 @@ async fn write_one(tx: &mut Tx, item: &Item) -> anyhow::Result<Answer> {
         .await?;
     }
     Ok(answer)
+}
+
+impl Item {
+    fn new_raw<'a>(&'a self, headers: &'a [(&'a str, &'a str)]) -> NewRawRequest<'a> {
+        NewRawRequest {
+            id: &self.raw_id,
+            connection_name: &self.connection_name,
+            method: &self.request.method,
+            path: &self.request.path,
+            headers,
+            body: &self.request.body,
+            origin: Origin::Webhook,
+        }
+    }
 }
 
 /// Stores the raw request of a webhook that could not be written, `received`: the sweeper

@@ -40,6 +40,26 @@ impl OrderContext {
         let channel_name = connections::name_in(tx, &order.connection_id)
             .await?
             .unwrap_or_default();
+        Self::with(tx, order, canonical, channel_name).await
+    }
+
+    /// The context of an order just stored from `canonical` by its channel `channel_name`:
+    /// nothing read back of what is in hand.
+    pub async fn fresh(
+        tx: &mut Tx,
+        order: StoredOrder,
+        canonical: &Order,
+        channel_name: &str,
+    ) -> anyhow::Result<Self> {
+        Self::with(tx, order, canonical.clone(), channel_name.to_string()).await
+    }
+
+    async fn with(
+        tx: &mut Tx,
+        order: StoredOrder,
+        canonical: Order,
+        channel_name: String,
+    ) -> anyhow::Result<Self> {
         let scope = scope_of(tx, &order.connection_id, &channel_name, &canonical).await?;
         let routing = policy::in_scope(tx, &scope).await?;
         let after_sales = policy::in_scope(tx, &scope).await?;
@@ -103,13 +123,10 @@ async fn first_category<'a>(
     channel_connection_id: &str,
     skus: impl Iterator<Item = &'a str>,
 ) -> sqlx::Result<Option<String>> {
-    for sku in skus {
-        let category = crate::store::offers::category_of(conn, channel_connection_id, sku).await?;
-        if category.is_some() {
-            return Ok(category);
-        }
-    }
-    Ok(None)
+    let skus: Vec<&str> = skus.collect();
+    let categories =
+        crate::store::offers::categories_of(conn, channel_connection_id, &skus).await?;
+    Ok(skus.iter().find_map(|sku| categories.get(*sku).cloned()))
 }
 
 /// A channel's scope (none for a deleted channel, whose name is empty) with a category.

@@ -184,24 +184,55 @@ pub async fn enqueue(tx: &mut Tx, job: NewJob<'_>) -> sqlx::Result<bool> {
 
 /// Adds a job due at `run_at_ms` (a clock: it survives restarts and runs once, as every job).
 pub async fn enqueue_at(tx: &mut Tx, job: NewJob<'_>, run_at_ms: i64) -> sqlx::Result<bool> {
-    let now = now_ms();
-    let payload = serde_json::json!({ "subject_id": job.subject_id }).to_string();
-    let result = sqlx::query(
+    Ok(enqueue_many_at(tx, vec![(job, run_at_ms)]).await? == 1)
+}
+
+/// Adds jobs, each due at its time, in one statement; how many were new (a job with the key of
+/// one that exists is not added).
+pub async fn enqueue_many_at(tx: &mut Tx, jobs: Vec<(NewJob<'_>, i64)>) -> sqlx::Result<u64> {
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    const COLUMNS: usize = 9;
+    let rows = (0..jobs.len())
+        .map(|i| {
+            let p = |k: usize| format!("${}", i * COLUMNS + k);
+            format!(
+                "({}, {}, {}, {}, {}, 0, {}, {}, {}, {}, {})",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(7),
+                p(8),
+                p(9),
+                p(9)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
         "insert into jobs (id, kind, idempotency_key, payload, status, attempts, run_at_ms, order_id, connection_id, created_at_ms, updated_at_ms) \
-         values ($1, $2, $3, $4, $9, 0, $5, $6, $7, $8, $8) on conflict (idempotency_key) do nothing",
-    )
-    .bind(new_id("job"))
-    .bind(job.kind.as_str())
-    .bind(&job.idempotency_key)
-    .bind(payload)
-    .bind(run_at_ms)
-    .bind(job.order_id)
-    .bind(job.connection_id)
-    .bind(now)
-    .bind(JobStatus::Queued.as_str())
-    .execute(&mut **tx)
-    .await?;
-    Ok(result.rows_affected() == 1)
+         values {rows} on conflict (idempotency_key) do nothing"
+    );
+    let now = now_ms();
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for (job, run_at_ms) in jobs {
+        let payload = serde_json::json!({ "subject_id": job.subject_id }).to_string();
+        query = query
+            .bind(new_id("job"))
+            .bind(job.kind.as_str())
+            .bind(job.idempotency_key)
+            .bind(payload)
+            .bind(JobStatus::Queued.as_str())
+            .bind(run_at_ms)
+            .bind(job.order_id.to_string())
+            .bind(job.connection_id.to_string())
+            .bind(now);
+    }
+    Ok(query.execute(&mut **tx).await?.rows_affected())
 }
 
 /// A job a worker holds.

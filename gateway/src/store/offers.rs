@@ -360,20 +360,26 @@ pub async fn delete(db: &Db, id: &str) -> sqlx::Result<bool> {
     Ok(r.rows_affected() > 0)
 }
 
-/// The category of a storefront SKU's product, when the shop set one.
-pub async fn category_of(
+/// The categories of storefront SKUs that have one, in one statement.
+pub async fn categories_of(
     conn: &mut Conn,
     channel_connection_id: &str,
-    storefront_sku: &str,
-) -> sqlx::Result<Option<String>> {
-    Ok(sqlx::query_scalar::<_, Option<String>>(
-        "select category from products where channel_connection_id = $1 and storefront_sku = $2",
-    )
-    .bind(channel_connection_id)
-    .bind(storefront_sku)
-    .fetch_optional(&mut *conn)
-    .await?
-    .flatten())
+    storefront_skus: &[&str],
+) -> sqlx::Result<HashMap<String, String>> {
+    if storefront_skus.is_empty() {
+        return Ok(Default::default());
+    }
+    let sql = format!(
+        "select storefront_sku, category from products where channel_connection_id = $1 and category is not null \
+         and storefront_sku in ({})",
+        placeholders(2, storefront_skus.len())
+    );
+    let mut query =
+        sqlx::query_as::<_, (String, String)>(AssertSqlSafe(sql)).bind(channel_connection_id);
+    for sku in storefront_skus {
+        query = query.bind(*sku);
+    }
+    Ok(query.fetch_all(&mut *conn).await?.into_iter().collect())
 }
 
 /// An offer's unit cost and its currency.

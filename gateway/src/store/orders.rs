@@ -139,9 +139,10 @@ pub async fn insert_or_find(
     connection_id: &str,
     order: &Order,
     raw_request_id: &str,
-) -> anyhow::Result<(String, bool)> {
+) -> anyhow::Result<(String, Option<StoredOrder>)> {
     let now = now_ms();
     let id = new_id("ord");
+    let canonical = serde_json::to_value(order)?;
     let inserted = sqlx::query(
         "insert into orders (id, connection_id, external_id, order_number, storefront, currency, total_minor, status, \
                              hold_reason, canonical, raw_request_id, placed_at_ms, created_at_ms, updated_at_ms) \
@@ -155,14 +156,30 @@ pub async fn insert_or_find(
     .bind(&order.storefront)
     .bind(&order.currency)
     .bind(order.total.amount_minor)
-    .bind(serde_json::to_string(order)?)
+    .bind(canonical.to_string())
     .bind(raw_request_id)
     .bind(order.placed_at)
     .bind(now)
     .execute(&mut **tx)
     .await?;
     if inserted.rows_affected() == 1 {
-        return Ok((id, true));
+        let stored = StoredOrder {
+            id: id.clone(),
+            connection_id: connection_id.to_string(),
+            external_id: order.external_id.clone(),
+            order_number: order.order_number.clone(),
+            storefront: order.storefront.clone(),
+            currency: order.currency.clone(),
+            total_minor: order.total.amount_minor,
+            status: OrderStatus::Routed.as_str().to_string(),
+            hold_reason: None,
+            placed_at_ms: order.placed_at,
+            created_at_ms: now,
+            updated_at_ms: now,
+            raw_request_id: raw_request_id.to_string(),
+            canonical,
+        };
+        return Ok((id, Some(stored)));
     }
     let existing: String =
         sqlx::query_scalar("select id from orders where connection_id = $1 and external_id = $2")
@@ -170,7 +187,7 @@ pub async fn insert_or_find(
             .bind(&order.external_id)
             .fetch_one(&mut **tx)
             .await?;
-    Ok((existing, false))
+    Ok((existing, None))
 }
 
 /// Replaces the stored copy of an order by a later one from the storefront (the caller holds

@@ -62,15 +62,76 @@ pub struct NewRawRequest<'a> {
     pub origin: Origin,
 }
 
-/// Stores a request, `received`: on its own (`&db.pool`), or in the transaction that applies it
-/// (the ingest writer's batch).
+/// Stores a request, `received`: on its own (`&db.pool`), or in a transaction.
 pub async fn insert<'e>(
     exec: impl sqlx::Executor<'e, Database = sqlx::Any>,
     request: &NewRawRequest<'_>,
 ) -> anyhow::Result<()> {
+    insert_row(exec, request, &Outcome::default()).await
+}
+
+/// Stores a request processed before it was stored (the ingest writer's: one statement
+/// instead of a `received` row and its update): applied, in the transaction that applied it.
+pub async fn insert_applied(
+    tx: &mut Tx,
+    request: &NewRawRequest<'_>,
+    applied: &Applied<'_>,
+) -> anyhow::Result<()> {
+    let outcome = Outcome {
+        status: Some(applied.status),
+        status_code: Some(200),
+        reason: None,
+        plugin_version: Some(applied.plugin_version),
+        delivery_id: applied.delivery_id,
+        topic: applied.topic,
+        order_id: applied.order_id,
+        connection_id: Some(applied.connection_id),
+    };
+    insert_row(&mut **tx, request, &outcome).await
+}
+
+/// Stores a request processed before it was stored and not applied (refused, or failed in a
+/// way its sender retries), with its answer.
+pub async fn insert_answered<'e>(
+    exec: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    request: &NewRawRequest<'_>,
+    status: RawStatus,
+    status_code: u16,
+    reason: Option<&str>,
+    plugin_version: Option<&str>,
+) -> anyhow::Result<()> {
+    let outcome = Outcome {
+        status: Some(status),
+        status_code: Some(status_code),
+        reason,
+        plugin_version,
+        ..Outcome::default()
+    };
+    insert_row(exec, request, &outcome).await
+}
+
+/// What is known of a request when it is stored; nothing for one just received.
+#[derive(Default)]
+struct Outcome<'a> {
+    status: Option<RawStatus>,
+    status_code: Option<u16>,
+    reason: Option<&'a str>,
+    plugin_version: Option<&'a str>,
+    delivery_id: Option<&'a str>,
+    topic: Option<&'a str>,
+    order_id: Option<&'a str>,
+    connection_id: Option<&'a str>,
+}
+
+async fn insert_row<'e>(
+    exec: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    request: &NewRawRequest<'_>,
+    outcome: &Outcome<'_>,
+) -> anyhow::Result<()> {
     sqlx::query(
-        "insert into raw_requests (id, connection_name, method, path, headers, body, received_at_ms, status, origin) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "insert into raw_requests (id, connection_name, method, path, headers, body, received_at_ms, status, origin, \
+                                   status_code, reason, plugin_version, delivery_id, topic, order_id, connection_id) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(request.id)
     .bind(request.connection_name)
@@ -79,8 +140,15 @@ pub async fn insert<'e>(
     .bind(serde_json::to_string(request.headers)?)
     .bind(request.body.to_vec())
     .bind(now_ms())
-    .bind(RawStatus::Received.as_str())
+    .bind(outcome.status.unwrap_or(RawStatus::Received).as_str())
     .bind(request.origin.as_str())
+    .bind(outcome.status_code.map(i64::from))
+    .bind(outcome.reason)
+    .bind(outcome.plugin_version)
+    .bind(outcome.delivery_id)
+    .bind(outcome.topic)
+    .bind(outcome.order_id)
+    .bind(outcome.connection_id)
     .execute(exec)
     .await?;
     Ok(())
