@@ -51,6 +51,10 @@ pub struct IngestSettings {
     /// Ingest writers of this process, each with a transaction of its own at a time. None: one
     /// on SQLite (one writer at a time anyway), four on PostgreSQL.
     pub writers: Option<usize>,
+    /// How long the ingest path keeps the policies it read in memory: a change made through
+    /// this process applies at once, one made through another replica within this time.
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -195,6 +199,7 @@ impl Settings {
             .set_default("ingest.sweep_interval", "30s")?
             .set_default("ingest.stale_after", "1m")?
             .set_default("ingest.batch_max", 64)?
+            .set_default("ingest.cache_ttl", "2s")?
             .set_default(
                 "ingest.reprocess_schedule",
                 vec!["1m", "5m", "30m", "2h", "5h"],

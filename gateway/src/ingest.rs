@@ -12,6 +12,7 @@
 use crate::db::{Db, Tx, new_id, now_ms};
 use crate::plugins::LoadError;
 use crate::plugins::Parsed;
+use crate::policy::PolicyCache;
 use crate::services::Services;
 use crate::shadow;
 use crate::store::connections::{self, Connection};
@@ -393,6 +394,7 @@ pub(crate) async fn apply(
     let mut tx = state.db.begin().await?;
     let answer = apply_in(
         &mut tx,
+        &state.policy_cache,
         connection,
         RawRecord::Stored(raw_id),
         parsed,
@@ -410,13 +412,14 @@ pub(crate) async fn apply(
 /// refusal (an answer not applied) leaves `tx` as it found it.
 async fn apply_in(
     tx: &mut Tx,
+    policies: &PolicyCache,
     connection: &Connection,
     raw: RawRecord<'_>,
     parsed: &Parsed,
     origin: Origin,
 ) -> anyhow::Result<Answer> {
     match parsed {
-        Parsed::Channel(inbound) => apply_channel(tx, connection, raw, inbound).await,
+        Parsed::Channel(inbound) => apply_channel(tx, policies, connection, raw, inbound).await,
         Parsed::Supplier(inbound) => apply_supplier(tx, connection, raw, inbound, origin).await,
         Parsed::Carrier(inbound) => apply_carrier(tx, connection, raw, inbound).await,
     }
@@ -585,6 +588,7 @@ struct Applied {
 
 async fn apply_channel(
     tx: &mut Tx,
+    policies: &PolicyCache,
     connection: &Connection,
     raw: RawRecord<'_>,
     inbound: &Inbound,
@@ -644,9 +648,14 @@ async fn apply_channel(
                     // Paid (or to be paid on delivery): the shipping clocks start. An unpaid
                     // order's start when a later copy says paid (changes.rs).
                     // The policies in force for the order's channel and product category.
-                    let context =
-                        routing::context::OrderContext::fresh(tx, stored, order, &connection.name)
-                            .await?;
+                    let context = routing::context::OrderContext::fresh(
+                        tx,
+                        stored,
+                        order,
+                        &connection.name,
+                        policies,
+                    )
+                    .await?;
                     if orders::payment_committed(order.payment) {
                         crate::clocks::on_order_paid(tx, &context.after_sales, &order_id, now_ms())
                             .await?;

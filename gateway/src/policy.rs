@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How the routing engine chooses among a SKU's offers.
@@ -608,6 +609,66 @@ pub async fn effective<P: Policy>(
     in_scope(conn, &scope).await
 }
 
+/// Policies in force by scope, kept in memory for the ingest path (a policy is read for each
+/// order). A change made through this process clears them at once; one made through another
+/// replica is seen within `ttl`. A read that raced with a change is not kept (the generation).
+pub struct PolicyCache {
+    ttl: Duration,
+    state: std::sync::Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    generation: u64,
+    entries: std::collections::HashMap<(&'static str, Vec<String>), (std::time::Instant, Value)>,
+}
+
+impl PolicyCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            state: Default::default(),
+        }
+    }
+
+    /// The policy in force in `scope`, from memory when it was read less than `ttl` ago.
+    pub async fn in_scope<P: Policy>(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        scope: &Scope,
+    ) -> anyhow::Result<P> {
+        let key = (P::NAME, scope.keys());
+        let generation = {
+            let state = self.lock();
+            if let Some((at, value)) = state.entries.get(&key)
+                && at.elapsed() < self.ttl
+            {
+                return Ok(serde_json::from_value(value.clone())?);
+            }
+            state.generation
+        };
+        let value = merged::<P>(conn, &key.1, None).await?;
+        let mut state = self.lock();
+        if state.generation == generation && !self.ttl.is_zero() {
+            state
+                .entries
+                .insert(key, (std::time::Instant::now(), value.clone()));
+        }
+        Ok(serde_json::from_value(value)?)
+    }
+
+    /// Forgets every policy read: one changed.
+    pub fn clear(&self) {
+        let mut state = self.lock();
+        state.generation += 1;
+        state.entries.clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// The policy in force in a scope (a channel, a product category).
 pub async fn in_scope<P: Policy>(
     conn: &mut sqlx::AnyConnection,
@@ -680,6 +741,7 @@ async fn get_handler(
 /// in force with it is valid: 422 with the first problem otherwise.
 async fn put_handler(
     State(db): State<Db>,
+    State(cache): State<Arc<PolicyCache>>,
     Path(name): Path<String>,
     Query(scope): Query<Scope>,
     Json(document): Json<Value>,
@@ -699,6 +761,7 @@ async fn put_handler(
     .await?;
     let key = scope.key();
     policies::put(&mut *db.pool.acquire().await?, &name, &key, &document).await?;
+    cache.clear();
     tracing::info!(policy = %name, scope = %key, "policy changed");
     Ok(Json(describe(&db, &name, &scope).await?))
 }
@@ -708,6 +771,7 @@ pub fn router<S>() -> axum::Router<S>
 where
     S: Clone + Send + Sync + 'static,
     Db: axum::extract::FromRef<S>,
+    Arc<PolicyCache>: axum::extract::FromRef<S>,
 {
     axum::Router::new().route("/policies/{name}", get(get_handler).put(put_handler))
 }

@@ -234,8 +234,16 @@ pub async fn load_lines(
         }
         line_policies.insert(sku.to_string(), by_category[&category].clone());
     }
+    // Today's count (a range of an index that grows all day) only of suppliers with a cap.
+    let capped = |supplier: &str| {
+        policy.daily_caps.contains_key(supplier)
+            || line_policies
+                .values()
+                .any(|p: &RoutingPolicy| p.daily_caps.contains_key(supplier))
+    };
     let mut suppliers: Vec<&str> = offers
         .iter()
+        .filter(|o| capped(&o.supplier))
         .map(|o| o.supplier_connection_id.as_str())
         .collect();
     suppliers.sort_unstable();

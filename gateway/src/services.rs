@@ -5,6 +5,7 @@
 use crate::config::Settings;
 use crate::db::Db;
 use crate::plugins::{Parsed, PluginRegistry};
+use crate::policy::PolicyCache;
 use crate::secrets::SecretBox;
 use anyhow::Context;
 use daifa_plugin_host::{CallFailure, ConnectionContext, InboundRequest};
@@ -31,12 +32,21 @@ pub struct Services {
     /// requests. Empty in a gateway; the ingest benchmark installs the Shopify adapter compiled
     /// natively to compare the whole path with and without wasm (docs/benchmarks.md).
     pub native_parsers: Arc<HashMap<String, NativeParser>>,
+    /// The policies the ingest path read, for `ingest.cache_ttl`.
+    pub policy_cache: Arc<PolicyCache>,
 }
 
 /// The database, for the routers of the stages that need nothing else.
 impl axum::extract::FromRef<Services> for Db {
     fn from_ref(services: &Services) -> Self {
         services.db.clone()
+    }
+}
+
+/// The policy cache, for `/policies` (a change clears it).
+impl axum::extract::FromRef<Services> for Arc<PolicyCache> {
+    fn from_ref(services: &Services) -> Self {
+        services.policy_cache.clone()
     }
 }
 
@@ -65,7 +75,6 @@ impl Services {
         let secrets = SecretBox::load(settings.secret_key.as_deref(), &settings.secret_key_file)
             .context("loading the secret key")?;
         Ok(Self {
-            settings: Arc::new(settings),
             db,
             plugins,
             secrets: Arc::new(secrets),
@@ -78,6 +87,8 @@ impl Services {
                 &uuid::Uuid::new_v4().simple().to_string()[..8]
             ),
             native_parsers: Arc::new(HashMap::new()),
+            policy_cache: Arc::new(PolicyCache::new(settings.ingest.cache_ttl)),
+            settings: Arc::new(settings),
         })
     }
 

@@ -143,6 +143,7 @@ pub fn test_settings(database_url: &str) -> Settings {
             reprocess_schedule: vec![Duration::from_millis(200), Duration::from_millis(200)],
             batch_max: 64,
             writers: None,
+            cache_ttl: Duration::from_secs(2),
         },
         plugins: PluginSettings {
             cache_dir: Some(plugin_cache_dir()),

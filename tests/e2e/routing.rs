@@ -929,3 +929,27 @@ async fn a_suppliers_catalogue_changes_update_its_offers_and_notify_the_shop() {
     );
     w.app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_cap_set_a_moment_ago_leaves_the_next_orders_to_the_next_offer() {
+    let w = Suppliers::start(&["sup-a", "sup-b"]).await;
+    for sku in ["SKU-A", "SKU-B"] {
+        w.offer(sku, "sup-a", json!({ "priority": 1 })).await;
+        w.offer(sku, "sup-b", json!({ "priority": 2 })).await;
+    }
+    // The first order is routed under the policy without a cap (which the gateway now keeps
+    // in memory); the cap set after it applies to the very next order.
+    w.order("wh-cap-0", ["SKU-A", "SKU-B"], |_| {}).await;
+    w.routing_policy(json!({ "daily_caps": { "sup-a": 2 } }))
+        .await;
+    for n in 1..3 {
+        w.order(&format!("wh-cap-{n}"), ["SKU-A", "SKU-B"], |_| {})
+            .await;
+    }
+    // Two orders (one supplier order each) fill sup-a's day; the third goes to sup-b.
+    assert_eq!(w.pushes("sup-a", 2).await.len(), 2);
+    assert_eq!(w.pushes("sup-b", 1).await.len(), 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(w.supplier("sup-a").received().len(), 2);
+    w.app.stop().await;
+}

@@ -16,6 +16,7 @@
 
 use super::{Answer, Prepared, RawRecord, Work, apply_in, header_pairs, store_raw};
 use crate::db::{Backend, Tx};
+use crate::policy::PolicyCache;
 use crate::services::Services;
 use crate::store::raw_requests::{self, NewRawRequest, Origin};
 use daifa_plugin_host::InboundRequest;
@@ -142,14 +143,14 @@ async fn write_together(state: &Services, items: &[&Item]) -> anyhow::Result<Vec
     let mut tx = state.db.begin().await?;
     let mut answers = Vec::with_capacity(items.len());
     for item in items {
-        answers.push(write_one(&mut tx, item).await?);
+        answers.push(write_one(&mut tx, &state.policy_cache, item).await?);
     }
     tx.commit().await?;
     Ok(answers)
 }
 
 /// Applies a webhook in `tx` and stores its raw request with the outcome (one statement).
-async fn write_one(tx: &mut Tx, item: &Item) -> anyhow::Result<Answer> {
+async fn write_one(tx: &mut Tx, policies: &PolicyCache, item: &Item) -> anyhow::Result<Answer> {
     let headers = header_pairs(&item.request);
     let raw = item.new_raw(&headers);
     let answer = match &item.prepared.work {
@@ -162,6 +163,7 @@ async fn write_one(tx: &mut Tx, item: &Item) -> anyhow::Result<Answer> {
                 .expect("parsed by its plugin");
             apply_in(
                 tx,
+                policies,
                 connection,
                 RawRecord::New(&raw),
                 parsed,

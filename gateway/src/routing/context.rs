@@ -8,7 +8,7 @@
 //! (`routing::load_lines` loads the routing policies of the lines' categories).
 
 use crate::db::Tx;
-use crate::policy::{self, AfterSalesPolicy, RoutingPolicy, Scope};
+use crate::policy::{self, AfterSalesPolicy, PolicyCache, RoutingPolicy, Scope};
 use crate::store::connections;
 use crate::store::orders::{self, StoredOrder};
 use daifa_plugin_host::Order;
@@ -40,18 +40,21 @@ impl OrderContext {
         let channel_name = connections::name_in(tx, &order.connection_id)
             .await?
             .unwrap_or_default();
-        Self::with(tx, order, canonical, channel_name).await
+        Self::with(tx, order, canonical, channel_name, None).await
     }
 
     /// The context of an order just stored from `canonical` by its channel `channel_name`:
     /// nothing read back of what is in hand.
+    /// Its policies come from `policies` (the ingest path's cache).
     pub async fn fresh(
         tx: &mut Tx,
         order: StoredOrder,
         canonical: &Order,
         channel_name: &str,
+        policies: &PolicyCache,
     ) -> anyhow::Result<Self> {
-        Self::with(tx, order, canonical.clone(), channel_name.to_string()).await
+        let (canonical, channel_name) = (canonical.clone(), channel_name.to_string());
+        Self::with(tx, order, canonical, channel_name, Some(policies)).await
     }
 
     async fn with(
@@ -59,10 +62,19 @@ impl OrderContext {
         order: StoredOrder,
         canonical: Order,
         channel_name: String,
+        cache: Option<&PolicyCache>,
     ) -> anyhow::Result<Self> {
         let scope = scope_of(tx, &order.connection_id, &channel_name, &canonical).await?;
-        let routing = policy::in_scope(tx, &scope).await?;
-        let after_sales = policy::in_scope(tx, &scope).await?;
+        let (routing, after_sales) = match cache {
+            Some(cache) => (
+                cache.in_scope(tx, &scope).await?,
+                cache.in_scope(tx, &scope).await?,
+            ),
+            None => (
+                policy::in_scope(tx, &scope).await?,
+                policy::in_scope(tx, &scope).await?,
+            ),
+        };
         Ok(Self {
             order,
             canonical,

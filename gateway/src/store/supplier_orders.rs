@@ -280,20 +280,28 @@ pub async fn insert(tx: &mut Tx, so: &NewSupplierOrder<'_>) -> anyhow::Result<()
     .bind(so.case_id)
     .execute(&mut **tx)
     .await?;
-    for line in &so.lines {
-        sqlx::query(
-            "insert into supplier_order_lines (supplier_order_id, external_line_id, storefront_sku, supplier_sku, quantity, offer_id) \
-             values ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(so.id)
-        .bind(line.external_line_id)
-        .bind(line.storefront_sku)
-        .bind(line.supplier_sku)
-        .bind(i64::from(line.quantity))
-        .bind(line.offer_id)
-        .execute(&mut **tx)
-        .await?;
+    if so.lines.is_empty() {
+        return Ok(());
     }
+    // One statement for all the lines.
+    let rows = (0..so.lines.len())
+        .map(|i| format!("($1, {})", placeholders(2 + i * 5, 5)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "insert into supplier_order_lines (supplier_order_id, external_line_id, storefront_sku, supplier_sku, quantity, offer_id) \
+         values {rows}"
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(so.id);
+    for line in &so.lines {
+        query = query
+            .bind(line.external_line_id)
+            .bind(line.storefront_sku)
+            .bind(line.supplier_sku)
+            .bind(i64::from(line.quantity))
+            .bind(line.offer_id);
+    }
+    query.execute(&mut **tx).await?;
     Ok(())
 }
 
