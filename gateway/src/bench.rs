@@ -1,4 +1,5 @@
-//! `daifa bench ingest`: how fast webhooks are taken in, against what the database allows.
+//! `daifa bench ingest`: how fast webhooks are taken in, against what the database allows;
+//! `daifa bench dispatch`: how fast the job workers push orders to a supplier (at the end).
 //!
 //! One run measures, on the same database server and the same machine, one after the other:
 //! - the **bare pipeline**: an HTTP server that verifies the Shopify HMAC, parses the JSON and
@@ -77,6 +78,9 @@ pub struct LoadArgs {
     /// The first order id (each request takes the next).
     #[arg(long, default_value_t = 9_000_000_000)]
     pub first_id: u64,
+    /// Stops after this many requests in all (or when the time is up).
+    #[arg(long)]
+    pub requests: Option<u64>,
     /// Where to write the result (JSON).
     #[arg(long)]
     pub out: PathBuf,
@@ -123,7 +127,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
             counter.clone(),
             args.url.clone(),
         );
-        let (first_id, connections) = (args.first_id, args.connections);
+        let (first_id, connections, requests) = (args.first_id, args.connections, args.requests);
         loops.push(tokio::spawn(async move {
             let mut latencies_us = Vec::new();
             let (mut failed, mut first_failure) = (0u64, None);
@@ -136,6 +140,9 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
                     *at += d;
                 }
                 let n = counter.fetch_add(1, Ordering::Relaxed);
+                if requests.is_some_and(|r| n >= r) {
+                    break;
+                }
                 let mut order = template.clone();
                 order["id"] = serde_json::json!(first_id + n);
                 let body = serde_json::to_vec(&order).expect("JSON");
@@ -232,6 +239,17 @@ async fn measure(
     rate: Option<f64>,
     first_id: u64,
 ) -> anyhow::Result<Measured> {
+    measure_load(url, connections, seconds, rate, first_id, None).await
+}
+
+async fn measure_load(
+    url: &str,
+    connections: usize,
+    seconds: u64,
+    rate: Option<f64>,
+    first_id: u64,
+    requests: Option<u64>,
+) -> anyhow::Result<Measured> {
     let out = std::env::temp_dir().join(format!(
         "daifa-bench-load-{}-{first_id}.json",
         std::process::id()
@@ -247,6 +265,9 @@ async fn measure(
         .env("RUST_LOG", "warn");
     if let Some(rate) = rate {
         command.args(["--rate", &format!("{rate:.0}")]);
+    }
+    if let Some(requests) = requests {
+        command.args(["--requests", &requests.to_string()]);
     }
     let cpu_before = cpu_time();
     let status = command.status().await?;
@@ -346,6 +367,11 @@ async fn serve_bare(url: &str) -> anyhow::Result<Serving> {
 /// The benchmark's connections on a fresh gateway: the Shopify storefront `shop` (webhook
 /// secret [`SECRET`], shop [`SHOP_DOMAIN`]) and a webhook supplier offering the sample's SKUs.
 pub async fn set_up(state: &Services) -> anyhow::Result<()> {
+    set_up_with(state, "https://supplier.example/orders").await
+}
+
+/// As [`set_up`], with the supplier's endpoint at `supplier_url` (a local one may be private).
+async fn set_up_with(state: &Services, supplier_url: &str) -> anyhow::Result<()> {
     for c in [
         NewConnection {
             name: "shop".into(),
@@ -360,13 +386,13 @@ pub async fn set_up(state: &Services) -> anyhow::Result<()> {
             name: "supplier".into(),
             plugin: "webhook-supplier".into(),
             plugin_version: None,
-            settings: BTreeMap::from([("url".into(), "https://supplier.example/orders".into())]),
+            settings: BTreeMap::from([("url".into(), supplier_url.into())]),
             secrets: BTreeMap::from([(
                 "signing_secret".into(),
                 "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
             )]),
             allowed_hosts: vec![],
-            allow_private_network: false,
+            allow_private_network: supplier_url.starts_with("http://127.0.0.1"),
         },
     ] {
         connections::create(state, c)
@@ -385,6 +411,13 @@ pub async fn set_up(state: &Services) -> anyhow::Result<()> {
 }
 
 async fn serve_gateway(url: &str, plugin_cache: PathBuf) -> anyhow::Result<Serving> {
+    let app = gateway(url, plugin_cache).await?;
+    set_up(app.state()).await?;
+    Ok(serve(app))
+}
+
+/// A gateway on `url`, its job workers off, not serving yet.
+async fn gateway(url: &str, plugin_cache: PathBuf) -> anyhow::Result<Application> {
     let mut settings = Settings::load(None)?;
     settings.bind = "127.0.0.1:0".into();
     settings.database_url = url.into();
@@ -392,14 +425,16 @@ async fn serve_gateway(url: &str, plugin_cache: PathBuf) -> anyhow::Result<Servi
     settings.jobs.workers = 0;
     settings.polling.enabled = false;
     settings.plugins.cache_dir = Some(plugin_cache);
-    let app = Application::build(settings).await?;
-    set_up(app.state()).await?;
+    Application::build(settings).await
+}
+
+fn serve(app: Application) -> Serving {
     let url = format!("http://{}/hooks/shop", app.local_addr());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
-    Ok(Serving { url, _stop: stop })
+    Serving { url, _stop: stop }
 }
 
 /// The databases of one run: two SQLite files in a temporary directory, or two scratch
@@ -560,4 +595,184 @@ async fn run_ingest(args: &IngestArgs, scratch: &Scratch) -> anyhow::Result<Stri
         }
     }
     Ok(report)
+}
+
+/// `daifa bench dispatch`.
+#[derive(Debug, clap::Args)]
+pub struct DispatchArgs {
+    /// A PostgreSQL server (`postgres://user@host:port/db`) on which the run creates and drops
+    /// its own databases; default: SQLite files in a temporary directory.
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// Orders taken in first, then pushed.
+    #[arg(long, default_value_t = 3000)]
+    pub orders: u64,
+    /// The gateway's job workers; default: its `jobs.workers` setting.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Also appends the report (Markdown) to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// `daifa bench sink`: a supplier endpoint that takes every order at once (202, as Daifa's
+/// supplier protocol answers a submission), run by `bench dispatch` as a process of its own.
+#[derive(Debug, clap::Args)]
+pub struct SinkArgs {
+    /// Where to write the port it listens on.
+    #[arg(long)]
+    pub port_file: PathBuf,
+}
+
+/// What the sink received: every push, and the distinct webhook-ids among them.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SinkCount {
+    pub received: u64,
+    pub distinct: u64,
+}
+
+/// The sink: `POST /orders` takes a push, `GET /count` says what came.
+pub async fn sink(args: SinkArgs) -> anyhow::Result<()> {
+    type Seen = Arc<std::sync::Mutex<(u64, std::collections::HashSet<String>)>>;
+    async fn take(State(seen): State<Seen>, headers: HeaderMap) -> (StatusCode, String) {
+        let id = headers
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let n = {
+            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            seen.0 += 1;
+            seen.1.insert(id);
+            seen.0
+        };
+        let answer =
+            serde_json::json!({ "external_id": format!("SINK-{n}"), "status": "submitted" });
+        (StatusCode::ACCEPTED, answer.to_string())
+    }
+    async fn count(State(seen): State<Seen>) -> axum::Json<SinkCount> {
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        axum::Json(SinkCount {
+            received: seen.0,
+            distinct: seen.1.len() as u64,
+        })
+    }
+    let seen: Seen = Default::default();
+    let app = axum::Router::new()
+        .route("/orders", axum::routing::post(take))
+        .route("/count", axum::routing::get(count))
+        .with_state(seen);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    std::fs::write(&args.port_file, listener.local_addr()?.port().to_string())?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// `daifa bench dispatch`: `--orders` orders taken in with the job workers off, then the
+/// workers started and timed until every order's push was answered by the sink.
+pub async fn dispatch(args: DispatchArgs) -> anyhow::Result<()> {
+    let scratch = Scratch::new(args.postgres.as_deref()).await?;
+    let result = run_dispatch(&args, &scratch).await;
+    scratch.remove().await;
+    let report = result?;
+    println!("{report}");
+    if let Some(path) = &args.report {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        writeln!(file, "{report}")?;
+    }
+    Ok(())
+}
+
+async fn run_dispatch(args: &DispatchArgs, scratch: &Scratch) -> anyhow::Result<String> {
+    use crate::store::jobs::{self, JobKind};
+    let port_file = scratch.dir.join("sink.port");
+    let _sink = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["bench", "sink", "--port-file"])
+        .arg(&port_file)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()?;
+    let sink_port = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(port) = std::fs::read_to_string(&port_file)
+                && let Ok(port) = port.trim().parse::<u16>()
+            {
+                break port;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the sink did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let app = gateway(&scratch.gateway, scratch.dir.join("plugin-cache")).await?;
+    let state = app.state().clone();
+    set_up_with(&state, &format!("http://127.0.0.1:{sink_port}/orders")).await?;
+    let server = serve(app);
+    let taken = measure_load(&server.url, 64, 600, None, 5_000_000_000, Some(args.orders)).await?;
+    anyhow::ensure!(
+        taken.load.failed == 0,
+        "orders refused while taking them in: {:?}",
+        taken.load.first_failure
+    );
+    let queued = jobs::count_by_status(&state.db, JobKind::SupplierSubmit).await?;
+    let to_push: i64 = queued.values().sum();
+    // The gateway was built with its workers off (for the intake); these are `daifa serve`'s.
+    let workers = match args.workers {
+        Some(n) => n,
+        None => Settings::load(None)?.jobs.workers,
+    };
+    anyhow::ensure!(workers > 0, "dispatch needs at least one worker");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    let running = crate::worker::spawn(state.clone(), crate::app::handlers()?, workers, stopped);
+    let counts = loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let counts = jobs::count_by_status(&state.db, JobKind::SupplierSubmit).await?;
+        let finished = ["succeeded", "dead"]
+            .iter()
+            .map(|s| counts.get(*s).copied().unwrap_or(0))
+            .sum::<i64>();
+        if finished >= to_push || started.elapsed() > Duration::from_secs(600) {
+            break counts;
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_time().saturating_sub(cpu_before);
+    let _ = stop.send(true);
+    for w in running {
+        let _ = w.await;
+    }
+    drop(server);
+    let sink: SinkCount = reqwest::get(format!("http://127.0.0.1:{sink_port}/count"))
+        .await?
+        .json()
+        .await?;
+    let succeeded = counts.get("succeeded").copied().unwrap_or(0);
+    let database = if args.postgres.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    Ok(format!(
+        "{database}, {to_push} orders queued, {workers} workers, {} cores; `daifa bench dispatch{}`\n\n\
+         | pushes | rate | CPU per push | received by the supplier | distinct webhook-ids | not pushed |\n\
+         |---|---|---|---|---|---|\n\
+         | {succeeded} in {seconds:.1} s | {:.0}/s | {:.2} ms | {} | {} | {} |\n",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        if args.postgres.is_some() {
+            " --postgres …"
+        } else {
+            ""
+        },
+        succeeded as f64 / seconds,
+        cpu.as_secs_f64() * 1000.0 / succeeded.max(1) as f64,
+        sink.received,
+        sink.distinct,
+        to_push - succeeded,
+    ))
 }

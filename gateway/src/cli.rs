@@ -88,7 +88,7 @@ pub enum Command {
         command: TasksCommand,
     },
     /// Benchmarks with a report: `bench ingest` measures the gateway against the bare pipeline
-    /// on this machine's database (docs/benchmarks.md).
+    /// on this machine's database, `bench dispatch` its pushes to suppliers (docs/benchmarks.md).
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
@@ -99,9 +99,14 @@ pub enum Command {
 pub enum BenchCommand {
     /// Webhooks in: the bare pipeline, then the gateway at its maximum and at half of it.
     Ingest(crate::bench::IngestArgs),
+    /// Pushes out: queued orders pushed to a local supplier endpoint by the job workers.
+    Dispatch(crate::bench::DispatchArgs),
     /// The load generator `bench ingest` runs in a process of its own.
     #[command(hide = true)]
     Load(crate::bench::LoadArgs),
+    /// The supplier endpoint `bench dispatch` runs in a process of its own.
+    #[command(hide = true)]
+    Sink(crate::bench::SinkArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -153,7 +158,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tasks { command } => crate::client::aftersales::tasks(command).await,
         Command::Bench { command } => match command {
             BenchCommand::Ingest(args) => crate::bench::ingest(args).await,
+            BenchCommand::Dispatch(args) => crate::bench::dispatch(args).await,
             BenchCommand::Load(args) => crate::bench::load(args).await,
+            BenchCommand::Sink(args) => crate::bench::sink(args).await,
         },
     }
 }

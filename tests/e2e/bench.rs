@@ -1,7 +1,7 @@
-//! `daifa bench ingest` runs end to end on this test's database (a short run: the harness is
-//! checked, not the machine's speed — the numbers are in docs/benchmarks.md): the bare
-//! pipeline and the gateway each take every webhook the load generator sends, and the report
-//! says so.
+//! `daifa bench ingest` and `daifa bench dispatch` run end to end on this test's database (a
+//! short run: the harness is checked, not the machine's speed — the numbers are in
+//! docs/benchmarks.md): the bare pipeline and the gateway each take every webhook the load
+//! generator sends, every order is pushed to the sink once, and the reports say so.
 
 use std::process::Command;
 
@@ -50,4 +50,46 @@ fn bench_ingest_runs_the_bare_pipeline_and_the_gateway_and_reports_both() {
         assert_eq!(row[7], "0", "no request failed: {stdout}");
     }
     assert!(!stdout.contains("first failure"), "{stdout}");
+}
+
+/// `daifa bench dispatch`: every order taken in is pushed to the sink once, and the report
+/// counts what the sink received.
+#[test]
+fn bench_dispatch_pushes_every_order_once_and_reports_it() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_daifa"));
+    command.args(["bench", "dispatch", "--orders", "60", "--workers", "4"]);
+    let postgres = std::env::var("DAIFA_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"));
+    if let Some(server) = &postgres {
+        command.args(["--postgres", server]);
+    }
+    let out = command
+        .env("RUST_LOG", "warn")
+        .env_remove("DAIFA_CONFIG")
+        .output()
+        .expect("running daifa bench dispatch");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("60 orders queued, 4 workers"), "{stdout}");
+    let row: Vec<&str> = stdout
+        .lines()
+        .find(|l| l.starts_with("| 60 in"))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .split('|')
+        .map(str::trim)
+        .collect();
+    // | pushes | rate | CPU per push | received | distinct webhook-ids | not pushed |
+    let rate: f64 = row[2].trim_end_matches("/s").parse().unwrap();
+    assert!(rate > 0.0, "{row:?}");
+    assert_eq!(
+        row[4], "60",
+        "each order reached the supplier once: {stdout}"
+    );
+    assert_eq!(row[5], "60", "under its own webhook-id: {stdout}");
+    assert_eq!(row[6], "0", "{stdout}");
 }

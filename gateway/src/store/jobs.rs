@@ -13,6 +13,7 @@ use rand::Rng;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What a job does. The string form is stored.
@@ -537,6 +538,18 @@ async fn load_jobs(conn: &mut Conn, filter_sql: &str, arg: &str) -> sqlx::Result
         }
     }
     Ok(jobs)
+}
+
+/// How many jobs of `kind` there are in each status.
+pub async fn count_by_status(db: &Db, kind: JobKind) -> sqlx::Result<BTreeMap<String, i64>> {
+    Ok(sqlx::query_as::<_, (String, i64)>(
+        "select status, count(*) from jobs where kind = $1 group by status",
+    )
+    .bind(kind.as_str())
+    .fetch_all(&db.pool)
+    .await?
+    .into_iter()
+    .collect())
 }
 
 pub async fn for_order(conn: &mut Conn, order_id: &str) -> sqlx::Result<Vec<JobView>> {
