@@ -51,8 +51,9 @@ pub struct IngestSettings {
     /// Ingest writers of this process, each with a transaction of its own at a time. None: one
     /// on SQLite (one writer at a time anyway), four on PostgreSQL.
     pub writers: Option<usize>,
-    /// How long the ingest path keeps the policies it read in memory: a change made through
-    /// this process applies at once, one made through another replica within this time.
+    /// How long the ingest and dispatch paths keep the policies they read in memory: a change
+    /// made through this process applies at once, one made through another replica within
+    /// this time.
     #[serde(with = "humantime_serde")]
     pub cache_ttl: Duration,
 }

@@ -609,8 +609,8 @@ pub async fn effective<P: Policy>(
     in_scope(conn, &scope).await
 }
 
-/// Policies in force by scope, kept in memory for the ingest path (a policy is read for each
-/// order). A change made through this process clears them at once; one made through another
+/// Policies in force by scope, kept in memory for the ingest and dispatch paths (a policy is
+/// read for each order and each push). A change made through this process clears them at once; one made through another
 /// replica is seen within `ttl`. A read that raced with a change is not kept (the generation).
 pub struct PolicyCache {
     ttl: Duration,

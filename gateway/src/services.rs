@@ -32,7 +32,7 @@ pub struct Services {
     /// requests. Empty in a gateway; the ingest benchmark installs the Shopify adapter compiled
     /// natively to compare the whole path with and without wasm (docs/benchmarks.md).
     pub native_parsers: Arc<HashMap<String, NativeParser>>,
-    /// The policies the ingest path read, for `ingest.cache_ttl`.
+    /// The policies the ingest and dispatch paths read, for `ingest.cache_ttl`.
     pub policy_cache: Arc<PolicyCache>,
 }
 

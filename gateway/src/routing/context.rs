@@ -36,11 +36,32 @@ impl OrderContext {
 
     /// The context of an order read already.
     pub async fn of(tx: &mut Tx, order: StoredOrder) -> anyhow::Result<Self> {
+        Self::of_with(tx, order, None).await
+    }
+
+    /// As [`OrderContext::load`], its policies from `policies` (a cache: the push of a
+    /// supplier order reads its order's context on every attempt).
+    pub async fn load_cached(
+        tx: &mut Tx,
+        order_id: &str,
+        policies: &PolicyCache,
+    ) -> anyhow::Result<Option<Self>> {
+        let Some(order) = orders::get_in(tx, order_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Self::of_with(tx, order, Some(policies)).await?))
+    }
+
+    async fn of_with(
+        tx: &mut Tx,
+        order: StoredOrder,
+        cache: Option<&PolicyCache>,
+    ) -> anyhow::Result<Self> {
         let canonical = order.canonical_order()?;
         let channel_name = connections::name_in(tx, &order.connection_id)
             .await?
             .unwrap_or_default();
-        Self::with(tx, order, canonical, channel_name, None).await
+        Self::with(tx, order, canonical, channel_name, cache).await
     }
 
     /// The context of an order just stored from `canonical` by its channel `channel_name`:
