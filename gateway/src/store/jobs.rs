@@ -258,11 +258,18 @@ pub async fn claim(db: &Db, worker: &str, lease: Duration) -> anyhow::Result<Opt
         // One statement runs under SQLite's single write lock: no two workers get the same row.
         Backend::Sqlite => "",
     };
+    // The oldest due job and the oldest job whose lease ran out, each found through the
+    // (status, run_at_ms) index, and the older of the two: one `where a or b` over both
+    // made SQLite scan the whole table on every claim.
     let sql = format!(
         "update jobs set status = $4, locked_by = $1, locked_until_ms = $2, attempts = attempts + 1, updated_at_ms = $3 \
-         where id = (select id from jobs \
-                     where (status = $5 and run_at_ms <= $3) or (status = $4 and locked_until_ms < $3) \
-                     order by run_at_ms limit 1 {lock}) \
+         where id = (select id from ( \
+             select id, run_at_ms from (select id, run_at_ms from jobs where status = $5 and run_at_ms <= $3 \
+                                        order by run_at_ms limit 1 {lock}) as due \
+             union all \
+             select id, run_at_ms from (select id, run_at_ms from jobs where status = $4 and locked_until_ms < $3 \
+                                        order by run_at_ms limit 1 {lock}) as expired \
+           ) as candidates order by run_at_ms limit 1) \
          returning id, kind, idempotency_key, payload, attempts, order_id, connection_id"
     );
     debug_assert!(JobStatus::Running.allowed_from() == [JobStatus::Queued, JobStatus::Running]);
