@@ -2,9 +2,10 @@
 //!
 //! Handlers look a webhook's connection up and have its plugin parse it concurrently; then they
 //! hand it here and wait. A writer takes what is waiting (up to `ingest.batch_max`), and in one
-//! transaction stores each raw request and applies what it carries, then commits and answers
-//! each. So a webhook costs a share of one commit instead of two commits of its own, and on
-//! SQLite the writers do not queue on the database's one write lock one request at a time.
+//! transaction applies what each carries and stores its raw request with what became of it,
+//! then commits and answers each. So a webhook costs a share of one commit instead of two
+//! commits of its own, and on SQLite the handlers do not queue on the database's one write lock
+//! one request at a time.
 //!
 //! The promises hold as they did one request at a time: nothing is answered 200 before the
 //! transaction holding it committed (its raw request, its order, its jobs, its delivery id);
@@ -91,7 +92,15 @@ async fn run(state: Services, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
                 return;
             }
         }
-        write_batch(&state, batch).await;
+        // On a task of its own: should writing a batch panic, its webhooks are answered 503
+        // (their answer channels dropped) and this writer goes on with the next batch.
+        let written = tokio::spawn({
+            let state = state.clone();
+            async move { write_batch(&state, batch).await }
+        });
+        if let Err(e) = written.await {
+            tracing::error!(error = %e, "writing a batch of webhooks failed; its senders were answered 503");
+        }
     }
 }
 
