@@ -505,8 +505,13 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let result = run_ingest(&args, &scratch).await;
     scratch.remove().await;
     let report = result?;
+    publish(&report, args.report.as_deref())
+}
+
+/// Prints a report, and appends it to `file` when one is given.
+fn publish(report: &str, file: Option<&std::path::Path>) -> anyhow::Result<()> {
     println!("{report}");
-    if let Some(path) = &args.report {
+    if let Some(path) = file {
         use std::io::Write as _;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
@@ -675,16 +680,7 @@ pub async fn dispatch(args: DispatchArgs) -> anyhow::Result<()> {
     let result = run_dispatch(&args, &scratch).await;
     scratch.remove().await;
     let report = result?;
-    println!("{report}");
-    if let Some(path) = &args.report {
-        use std::io::Write as _;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        writeln!(file, "{report}")?;
-    }
-    Ok(())
+    publish(&report, args.report.as_deref())
 }
 
 async fn run_dispatch(args: &DispatchArgs, scratch: &Scratch) -> anyhow::Result<String> {

@@ -5,10 +5,11 @@
 
 use std::process::Command;
 
-#[test]
-fn bench_ingest_runs_the_bare_pipeline_and_the_gateway_and_reports_both() {
+/// Runs `daifa bench <args>` on the test's database (PostgreSQL when the suite runs on it),
+/// which must succeed: whether it ran on PostgreSQL, and what it printed.
+fn bench(args: &[&str]) -> (bool, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_daifa"));
-    command.args(["bench", "ingest", "--seconds", "1", "--connections", "4"]);
+    command.arg("bench").args(args);
     let postgres = std::env::var("DAIFA_TEST_DATABASE_URL")
         .ok()
         .filter(|u| u.starts_with("postgres"));
@@ -19,18 +20,20 @@ fn bench_ingest_runs_the_bare_pipeline_and_the_gateway_and_reports_both() {
         .env("RUST_LOG", "warn")
         .env_remove("DAIFA_CONFIG")
         .output()
-        .expect("running daifa bench ingest");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        .expect("running daifa bench");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let database = if postgres.is_some() {
-        "PostgreSQL"
-    } else {
-        "SQLite"
-    };
+    (postgres.is_some(), stdout)
+}
+
+#[test]
+fn bench_ingest_runs_the_bare_pipeline_and_the_gateway_and_reports_both() {
+    let (postgres, stdout) = bench(&["ingest", "--seconds", "1", "--connections", "4"]);
+    let database = if postgres { "PostgreSQL" } else { "SQLite" };
     assert!(
         stdout
             .lines()
@@ -56,25 +59,7 @@ fn bench_ingest_runs_the_bare_pipeline_and_the_gateway_and_reports_both() {
 /// counts what the sink received.
 #[test]
 fn bench_dispatch_pushes_every_order_once_and_reports_it() {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_daifa"));
-    command.args(["bench", "dispatch", "--orders", "60", "--workers", "4"]);
-    let postgres = std::env::var("DAIFA_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| u.starts_with("postgres"));
-    if let Some(server) = &postgres {
-        command.args(["--postgres", server]);
-    }
-    let out = command
-        .env("RUST_LOG", "warn")
-        .env_remove("DAIFA_CONFIG")
-        .output()
-        .expect("running daifa bench dispatch");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (_, stdout) = bench(&["dispatch", "--orders", "60", "--workers", "4"]);
     assert!(stdout.contains("60 orders queued, 4 workers"), "{stdout}");
     let row: Vec<&str> = stdout
         .lines()
