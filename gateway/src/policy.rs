@@ -610,8 +610,9 @@ pub async fn effective<P: Policy>(
 }
 
 /// Policies in force by scope, kept in memory for the ingest and dispatch paths (a policy is
-/// read for each order and each push). A change made through this process clears them at once; one made through another
-/// replica is seen within `ttl`. A read that raced with a change is not kept (the generation).
+/// read for each order and each push). A change made through this process clears them at
+/// once; one made through another replica is seen within `ttl`. A read that raced with a
+/// change is not kept (the generation).
 pub struct PolicyCache {
     ttl: Duration,
     state: std::sync::Mutex<CacheState>,
