@@ -12,7 +12,7 @@
 use crate::db::{Db, Tx, new_id, now_ms};
 use crate::plugins::LoadError;
 use crate::plugins::Parsed;
-use crate::policy::PolicyCache;
+use crate::policy::PolicyReader;
 use crate::services::Services;
 use crate::shadow;
 use crate::store::connections::{self, Connection};
@@ -391,10 +391,11 @@ pub(crate) async fn apply(
     parsed: &Parsed,
     origin: Origin,
 ) -> anyhow::Result<Answer> {
+    let policies = state.policy_cache.reader();
     let mut tx = state.db.begin().await?;
     let answer = apply_in(
         &mut tx,
-        &state.policy_cache,
+        policies,
         connection,
         RawRecord::Stored(raw_id),
         parsed,
@@ -412,7 +413,7 @@ pub(crate) async fn apply(
 /// refusal (an answer not applied) leaves `tx` as it found it.
 async fn apply_in(
     tx: &mut Tx,
-    policies: &PolicyCache,
+    policies: PolicyReader<'_>,
     connection: &Connection,
     raw: RawRecord<'_>,
     parsed: &Parsed,
@@ -588,7 +589,7 @@ struct Applied {
 
 async fn apply_channel(
     tx: &mut Tx,
-    policies: &PolicyCache,
+    policies: PolicyReader<'_>,
     connection: &Connection,
     raw: RawRecord<'_>,
     inbound: &Inbound,

@@ -611,8 +611,13 @@ pub async fn effective<P: Policy>(
 
 /// Policies in force by scope, kept in memory for the ingest and dispatch paths (a policy is
 /// read for each order and each push). A change made through this process clears them at
-/// once; one made through another replica is seen within `ttl`. A read that raced with a
-/// change is not kept (the generation).
+/// once; one made through another replica is seen within `ttl`.
+///
+/// A read that may have raced with a change is not kept: a reader ([`PolicyCache::reader`])
+/// is taken *before* the transaction it reads in begins, and what it reads is kept only if
+/// nothing was cleared since. Taken later, a transaction holding a snapshot from before a
+/// change (a `repeatable read` one, or SQLite's deferred one after its first read) would read
+/// the old policy after the clear and keep it for `ttl`.
 pub struct PolicyCache {
     ttl: Duration,
     state: std::sync::Mutex<CacheState>,
@@ -624,6 +629,41 @@ struct CacheState {
     entries: std::collections::HashMap<(&'static str, Vec<String>), (std::time::Instant, Value)>,
 }
 
+/// Reads policies through a [`PolicyCache`] for one transaction (see there).
+#[derive(Clone, Copy)]
+pub struct PolicyReader<'a> {
+    cache: &'a PolicyCache,
+    generation: u64,
+}
+
+impl PolicyReader<'_> {
+    /// The policy in force in `scope`, from memory when it was read less than `ttl` ago.
+    pub async fn in_scope<P: Policy>(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        scope: &Scope,
+    ) -> anyhow::Result<P> {
+        let cache = self.cache;
+        let key = (P::NAME, scope.keys());
+        {
+            let state = cache.lock();
+            if let Some((at, value)) = state.entries.get(&key)
+                && at.elapsed() < cache.ttl
+            {
+                return Ok(serde_json::from_value(value.clone())?);
+            }
+        }
+        let value = merged::<P>(conn, &key.1, None).await?;
+        let mut state = cache.lock();
+        if state.generation == self.generation && !cache.ttl.is_zero() {
+            state
+                .entries
+                .insert(key, (std::time::Instant::now(), value.clone()));
+        }
+        Ok(serde_json::from_value(value)?)
+    }
+}
+
 impl PolicyCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
@@ -632,30 +672,12 @@ impl PolicyCache {
         }
     }
 
-    /// The policy in force in `scope`, from memory when it was read less than `ttl` ago.
-    pub async fn in_scope<P: Policy>(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        scope: &Scope,
-    ) -> anyhow::Result<P> {
-        let key = (P::NAME, scope.keys());
-        let generation = {
-            let state = self.lock();
-            if let Some((at, value)) = state.entries.get(&key)
-                && at.elapsed() < self.ttl
-            {
-                return Ok(serde_json::from_value(value.clone())?);
-            }
-            state.generation
-        };
-        let value = merged::<P>(conn, &key.1, None).await?;
-        let mut state = self.lock();
-        if state.generation == generation && !self.ttl.is_zero() {
-            state
-                .entries
-                .insert(key, (std::time::Instant::now(), value.clone()));
+    /// A reader for a transaction that has not begun yet.
+    pub fn reader(&self) -> PolicyReader<'_> {
+        PolicyReader {
+            cache: self,
+            generation: self.lock().generation,
         }
-        Ok(serde_json::from_value(value)?)
     }
 
     /// Forgets every policy read: one changed.

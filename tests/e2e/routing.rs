@@ -953,3 +953,46 @@ async fn a_daily_cap_set_a_moment_ago_leaves_the_next_orders_to_the_next_offer()
     assert_eq!(w.supplier("sup-a").received().len(), 2);
     w.app.stop().await;
 }
+
+/// The race behind a daily cap that was once ignored in CI: a push's worker loads its order's
+/// context in a snapshot taken before a policy change, and reads the policy (not cached yet)
+/// after the change cleared the cache. What it read is the old policy, right for its snapshot,
+/// but kept in the cache it would route the next orders under the old policy for `ttl`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_read_in_a_snapshot_older_than_a_change_is_not_kept() {
+    use daifa::policy::{PolicyCache, RoutingPolicy, Scope};
+    let test_db = TestDb::new().await;
+    let db = daifa::db::Db::connect(&test_db.url).await.unwrap();
+    db.migrate().await.unwrap();
+    let cache = PolicyCache::new(Duration::from_secs(60));
+    let scope = Scope::default();
+
+    let policies = cache.reader();
+    let mut snapshot = db.snapshot().await.unwrap();
+    // The snapshot begins at its first read.
+    daifa::store::policies::get(&mut snapshot, "routing", "global")
+        .await
+        .unwrap();
+    // The change, committed and the cache cleared, as `PUT /policies/routing` does.
+    let mut conn = db.pool.acquire().await.unwrap();
+    daifa::store::policies::put(
+        &mut conn,
+        "routing",
+        "global",
+        &json!({ "daily_caps": { "sup-a": 2 } }),
+    )
+    .await
+    .unwrap();
+    cache.clear();
+    let old: RoutingPolicy = policies.in_scope(&mut snapshot, &scope).await.unwrap();
+    assert!(
+        old.daily_caps.is_empty(),
+        "the snapshot is older than the change"
+    );
+    snapshot.rollback().await.unwrap();
+
+    let now: RoutingPolicy = cache.reader().in_scope(&mut conn, &scope).await.unwrap();
+    assert_eq!(now.daily_caps.get("sup-a"), Some(&2));
+    drop(conn);
+    db.pool.close().await;
+}

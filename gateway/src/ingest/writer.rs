@@ -17,7 +17,7 @@
 
 use super::{Answer, Prepared, RawRecord, Work, apply_in, header_pairs, store_raw};
 use crate::db::{Backend, Tx};
-use crate::policy::PolicyCache;
+use crate::policy::PolicyReader;
 use crate::services::Services;
 use crate::store::raw_requests::{self, NewRawRequest, Origin};
 use daifa_plugin_host::InboundRequest;
@@ -149,17 +149,18 @@ async fn write_batch(state: &Services, batch: Vec<Pending>) {
 
 /// Stores and applies `items` in one transaction; their answers once it committed.
 async fn write_together(state: &Services, items: &[&Item]) -> anyhow::Result<Vec<Answer>> {
+    let policies = state.policy_cache.reader();
     let mut tx = state.db.begin().await?;
     let mut answers = Vec::with_capacity(items.len());
     for item in items {
-        answers.push(write_one(&mut tx, &state.policy_cache, item).await?);
+        answers.push(write_one(&mut tx, policies, item).await?);
     }
     tx.commit().await?;
     Ok(answers)
 }
 
 /// Applies a webhook in `tx` and stores its raw request with the outcome (one statement).
-async fn write_one(tx: &mut Tx, policies: &PolicyCache, item: &Item) -> anyhow::Result<Answer> {
+async fn write_one(tx: &mut Tx, policies: PolicyReader<'_>, item: &Item) -> anyhow::Result<Answer> {
     let headers = header_pairs(&item.request);
     let raw = item.new_raw(&headers);
     let answer = match &item.prepared.work {

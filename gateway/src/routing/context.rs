@@ -8,7 +8,7 @@
 //! (`routing::load_lines` loads the routing policies of the lines' categories).
 
 use crate::db::Tx;
-use crate::policy::{self, AfterSalesPolicy, PolicyCache, RoutingPolicy, Scope};
+use crate::policy::{self, AfterSalesPolicy, PolicyReader, RoutingPolicy, Scope};
 use crate::store::connections;
 use crate::store::orders::{self, StoredOrder};
 use daifa_plugin_host::Order;
@@ -40,11 +40,11 @@ impl OrderContext {
     }
 
     /// As [`OrderContext::load`], its policies from `policies` (a cache: the push of a
-    /// supplier order reads its order's context on every attempt).
+    /// supplier order reads its order's context on every attempt), taken before `tx` began.
     pub async fn load_cached(
         tx: &mut Tx,
         order_id: &str,
-        policies: &PolicyCache,
+        policies: PolicyReader<'_>,
     ) -> anyhow::Result<Option<Self>> {
         let Some(order) = orders::get_in(tx, order_id).await? else {
             return Ok(None);
@@ -55,7 +55,7 @@ impl OrderContext {
     async fn of_with(
         tx: &mut Tx,
         order: StoredOrder,
-        cache: Option<&PolicyCache>,
+        cache: Option<PolicyReader<'_>>,
     ) -> anyhow::Result<Self> {
         let canonical = order.canonical_order()?;
         let channel_name = connections::name_in(tx, &order.connection_id)
@@ -72,7 +72,7 @@ impl OrderContext {
         order: StoredOrder,
         canonical: &Order,
         channel_name: &str,
-        policies: &PolicyCache,
+        policies: PolicyReader<'_>,
     ) -> anyhow::Result<Self> {
         let (canonical, channel_name) = (canonical.clone(), channel_name.to_string());
         Self::with(tx, order, canonical, channel_name, Some(policies)).await
@@ -83,7 +83,7 @@ impl OrderContext {
         order: StoredOrder,
         canonical: Order,
         channel_name: String,
-        cache: Option<&PolicyCache>,
+        cache: Option<PolicyReader<'_>>,
     ) -> anyhow::Result<Self> {
         let scope = scope_of(tx, &order.connection_id, &channel_name, &canonical).await?;
         let (routing, after_sales) = match cache {
