@@ -138,6 +138,26 @@ pub struct JobSettings {
     /// hostile peer asking for years) is cut to this.
     #[serde(with = "humantime_serde")]
     pub max_retry_after: Duration,
+    /// The most calls this process makes at once through one connection (a supplier, a
+    /// storefront, a carrier), so that one slow peer holds at most this many workers and the
+    /// others go on. At most `workers` makes no limit.
+    pub per_connection: usize,
+    pub breaker: BreakerSettings,
+}
+
+/// The circuit breaker of each connection a job calls through: after `failures` failed calls
+/// in a row (5xx, timeouts, refused connections), this process makes none through it for
+/// `cool_down` and puts off its queued calls to then (they would fail too, each spending an
+/// attempt of its retry schedule); then one call tries, and its success closes the circuit,
+/// its failure opens it again for twice as long, up to `max_cool_down`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BreakerSettings {
+    /// 0: no breaker.
+    pub failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub cool_down: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_cool_down: Duration,
 }
 
 /// Polling of the connections whose plugin declares `capabilities.polling`: a channel or
@@ -224,7 +244,11 @@ impl Settings {
             .set_default("plugins.reuse.interpreted_calls", 1000)?
             .set_default("plugins.reuse.max_idle_per_connection", 2)?
             .set_default("plugins.reuse.max_warm_total", 64)?
-            .set_default("jobs.workers", 2)?
+            .set_default("jobs.workers", 8)?
+            .set_default("jobs.per_connection", 4)?
+            .set_default("jobs.breaker.failures", 5)?
+            .set_default("jobs.breaker.cool_down", "30s")?
+            .set_default("jobs.breaker.max_cool_down", "10m")?
             .set_default("jobs.poll_interval", "500ms")?
             .set_default("jobs.lease", "2m")?
             .set_default(
@@ -268,6 +292,17 @@ impl Settings {
         let bad = |m: &str| Err(config::ConfigError::Message(m.to_string()));
         if !(0.0..1.0).contains(&self.jobs.retry_jitter) {
             return bad("jobs.retry_jitter must be at least 0 and below 1");
+        }
+        if self.jobs.per_connection == 0 {
+            return bad("jobs.per_connection must be at least 1");
+        }
+        if self.jobs.breaker.failures > 0
+            && (self.jobs.breaker.cool_down.is_zero()
+                || self.jobs.breaker.max_cool_down < self.jobs.breaker.cool_down)
+        {
+            return bad(
+                "jobs.breaker.cool_down must be more than 0s and at most jobs.breaker.max_cool_down",
+            );
         }
         if self.jobs.lease < Duration::from_secs(1) {
             return bad("jobs.lease must be at least 1s");

@@ -2,6 +2,10 @@
 //! for the job's kind, and records the outcome (done, retry later, or dead-lettered). The worker
 //! knows no stage: the application hands it every stage's handlers (`crate::app`), so that a
 //! stage's jobs are declared next to the code they run (`dispatch::jobs`, `fulfilment::jobs`…).
+//! The workers of a process share a [`throttle::Throttle`]: a limit of calls in flight and a
+//! circuit breaker per connection, so that one slow or broken peer does not hold them all.
+
+pub mod throttle;
 
 use crate::calls;
 use crate::db::{Tx, now_ms};
@@ -13,6 +17,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use throttle::{Throttle, Verdict};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -72,13 +77,17 @@ pub fn spawn(
     count: usize,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let throttle = Arc::new(Throttle::new(&state.settings.jobs));
     (0..count)
         .map(|i| {
             let state = state.clone();
             let handlers = handlers.clone();
             let shutdown = shutdown.clone();
+            let throttle = throttle.clone();
             let worker = format!("{}-w{i}", state.instance_id);
-            tokio::spawn(async move { worker_loop(state, handlers, worker, shutdown).await })
+            tokio::spawn(
+                async move { worker_loop(state, handlers, throttle, worker, shutdown).await },
+            )
         })
         .collect()
 }
@@ -86,6 +95,7 @@ pub fn spawn(
 async fn worker_loop(
     state: Services,
     handlers: Handlers,
+    throttle: Arc<Throttle>,
     worker: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -94,9 +104,23 @@ async fn worker_loop(
         if *shutdown.borrow() {
             return;
         }
-        match jobs::claim(&state.db, &worker, settings.lease).await {
+        let excluded = throttle.excluded();
+        match jobs::claim(&state.db, &worker, settings.lease, &excluded).await {
             Ok(Some(job)) => {
-                run_one(&state, &handlers, &worker, job).await;
+                let Ok(call) = throttle.enter(&job) else {
+                    // Another worker took the connection's last place since the claim: the
+                    // job goes back untouched, and the next claim passes the connection by.
+                    if let Err(e) = jobs::give_back(&state.db, &job, &worker).await {
+                        // Its lease runs out and it is claimed again: nothing is lost.
+                        tracing::error!(job_id = %job.id, error = %e, "cannot give a job back");
+                    }
+                    continue;
+                };
+                let connection_id = job.connection_id.clone().unwrap_or_default();
+                let verdict = run_one(&state, &handlers, &worker, job).await;
+                if let Some(opened) = call.and_then(|call| throttle.leave(call, verdict)) {
+                    open_circuit(&state, &connection_id, opened).await;
+                }
                 continue;
             }
             Ok(None) => {}
@@ -112,16 +136,42 @@ async fn worker_loop(
     }
 }
 
-async fn run_one(state: &Services, handlers: &Handlers, worker: &str, job: ClaimedJob) {
+/// A connection's circuit is open (a call failed): its queued calls are put off to the end
+/// of the cool-down, the failed one's retry with them.
+async fn open_circuit(state: &Services, connection_id: &str, opened: throttle::Opened) {
+    let postponed = jobs::postpone_connection(&state.db, connection_id, opened.until).await;
+    if opened.now {
+        metrics::counter!("daifa_connection_circuit_opened_total").increment(1);
+    }
+    match postponed {
+        Ok(n) if opened.now => tracing::warn!(
+            connection_id,
+            closed_for_ms = opened.until - now_ms(),
+            postponed = n,
+            "circuit open: the connection's calls keep failing; its queued calls are put off"
+        ),
+        Ok(_) => {}
+        // They are tried when due, and fail again: nothing is lost.
+        Err(e) => tracing::error!(connection_id, error = %e, "cannot put off a connection's calls"),
+    }
+}
+
+/// Runs one job; what its outcome says of the peer it called.
+async fn run_one(state: &Services, handlers: &Handlers, worker: &str, job: ClaimedJob) -> Verdict {
     // Instrumented rather than entered: a span entered across an await would also tag whatever
     // else the thread runs meanwhile.
     let span = tracing::info_span!("job", job_id = %job.id, kind = job.kind.as_str(), attempt = job.attempt);
     run_instrumented(state, handlers.of(job.kind), worker, job)
         .instrument(span)
-        .await;
+        .await
 }
 
-async fn run_instrumented(state: &Services, handler: &Handler, worker: &str, job: ClaimedJob) {
+async fn run_instrumented(
+    state: &Services,
+    handler: &Handler,
+    worker: &str,
+    job: ClaimedJob,
+) -> Verdict {
     let started = now_ms();
     let (attempt, plugin_version) = calls::ATTEMPT_PLUGIN_VERSION
         .scope(std::cell::RefCell::new(None), async {
@@ -141,6 +191,7 @@ async fn run_instrumented(state: &Services, handler: &Handler, worker: &str, job
         })
     });
     let outcome = attempt.outcome.clone();
+    let verdict = Verdict::of(&outcome);
     let finished = finish(
         state,
         handler,
@@ -174,6 +225,7 @@ async fn run_instrumented(state: &Services, handler: &Handler, worker: &str, job
         // made; nothing is lost.
         Err(e) => tracing::error!(error = format!("{e:#}"), "cannot record a job's outcome"),
     }
+    verdict
 }
 
 /// Completes an attempt: the job's new state, the attempt's effects and, for a dead job, what

@@ -576,6 +576,9 @@ struct SupplierState {
     always_fail: Option<u16>,
     /// How long to take before answering.
     delay: Duration,
+    /// Pushes being answered now, and the most there were at once.
+    in_flight: usize,
+    max_in_flight: usize,
     /// Answer `accepted` at once rather than `submitted` (acknowledged later by callback).
     accept_at_once: bool,
     /// The answer to `order.cancel_requested`: `cancelled`, `pending` or `too_late`.
@@ -655,6 +658,11 @@ impl FakeSupplier {
         self.state.lock().unwrap().received.clone()
     }
 
+    /// The most pushes it was answering at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.lock().unwrap().max_in_flight
+    }
+
     /// Sends a signed callback to the gateway, as a supplier would.
     pub async fn call_back(
         &self,
@@ -711,11 +719,14 @@ async fn supplier_receive(
                 .expect("a clock after 1970")
                 .as_millis() as i64,
         });
+        s.in_flight += 1;
+        s.max_in_flight = s.max_in_flight.max(s.in_flight);
         (s.received.len() - 1, s.delay)
     };
     let (index, delay) = delay;
     tokio::time::sleep(delay).await;
     let mut s = fake.state.lock().unwrap();
+    s.in_flight -= 1;
     let response = supplier_answer(&mut s, index);
     s.received[index].answer = Some(response.status().as_u16());
     response

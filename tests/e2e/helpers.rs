@@ -2,8 +2,8 @@
 //! PostgreSQL when `DAIFA_TEST_DATABASE_URL` names a server), fast retry settings, a random port.
 
 use daifa::config::{
-    FulfillmentSettings, IngestSettings, JobSettings, PluginCeiling, PluginSettings,
-    PollingSettings, PoolSettings, ReuseSettings, Settings,
+    BreakerSettings, FulfillmentSettings, IngestSettings, JobSettings, PluginCeiling,
+    PluginSettings, PollingSettings, PoolSettings, ReuseSettings, Settings,
 };
 use daifa::{Application, Services};
 use serde_json::{Value, json};
@@ -181,6 +181,14 @@ pub fn test_settings(database_url: &str) -> Settings {
             ],
             retry_jitter: 0.1,
             max_retry_after: Duration::from_secs(30),
+            per_connection: 2,
+            // Off: the tests of failing peers count their attempts; tests/e2e/throttle.rs
+            // turns it on.
+            breaker: BreakerSettings {
+                failures: 0,
+                cool_down: Duration::from_secs(1),
+                max_cool_down: Duration::from_secs(1),
+            },
         },
         polling: PollingSettings {
             enabled: true,

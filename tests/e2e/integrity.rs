@@ -545,12 +545,12 @@ async fn a_worker_that_lost_its_lease_commits_nothing_of_its_attempt() {
         .unwrap()
     );
     tx.commit().await.unwrap();
-    let first = jobs::claim(db, "w1", Duration::from_millis(1))
+    let first = jobs::claim(db, "w1", Duration::from_millis(1), &[])
         .await
         .unwrap()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let second = jobs::claim(db, "w2", Duration::from_secs(60))
+    let second = jobs::claim(db, "w2", Duration::from_secs(60), &[])
         .await
         .unwrap()
         .expect("the expired lease is taken over");

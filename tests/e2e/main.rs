@@ -18,6 +18,7 @@ mod polling;
 mod routing;
 mod sigkill;
 mod sweeper;
+mod throttle;
 mod tracking;
 mod walk;
 

@@ -8,7 +8,7 @@
 //! then dead-lettered. This module owns the `jobs` and `job_attempts` tables.
 
 use crate::config::JobSettings;
-use crate::db::{Backend, Conn, Db, Tx, ms, new_id, now_ms};
+use crate::db::{Backend, Conn, Db, Tx, ms, new_id, now_ms, placeholders};
 use rand::Rng;
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -109,6 +109,34 @@ impl JobKind {
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether an attempt calls a peer through the job's connection (a supplier, a storefront,
+    /// a carrier): those are limited per connection and stopped by its circuit breaker
+    /// (`worker::throttle`). Clocks and routing retries only write to the database.
+    pub fn calls_peer(self) -> bool {
+        matches!(
+            self,
+            Self::SupplierSubmit
+                | Self::ChannelFulfill
+                | Self::CarrierRegister
+                | Self::ChannelRefund
+                | Self::ChannelReturnDecision
+                | Self::ChannelCancel
+                | Self::SupplierCancel
+                | Self::SupplierUpdate
+                | Self::SupplierReturn
+        )
+    }
+
+    /// The kinds that call a peer, for SQL (`kind in (...)`): constant names, no input.
+    fn peer_kinds_sql() -> String {
+        Self::ALL
+            .iter()
+            .filter(|k| k.calls_peer())
+            .map(|k| format!("'{}'", k.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -250,13 +278,29 @@ pub struct ClaimedJob {
     pub connection_id: Option<String>,
 }
 
-/// Claims the next due job (or one whose worker's lease ran out).
-pub async fn claim(db: &Db, worker: &str, lease: Duration) -> anyhow::Result<Option<ClaimedJob>> {
+/// Claims the next due job (or one whose worker's lease ran out), but none that would call a
+/// peer through one of the `excluded` connections (this process has as many calls in flight
+/// through it as it allows, or its circuit is open).
+pub async fn claim(
+    db: &Db,
+    worker: &str,
+    lease: Duration,
+    excluded: &[String],
+) -> anyhow::Result<Option<ClaimedJob>> {
     let now = now_ms();
     let lock = match db.backend {
         Backend::Postgres => "for update skip locked",
         // One statement runs under SQLite's single write lock: no two workers get the same row.
         Backend::Sqlite => "",
+    };
+    let skip = if excluded.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "and not (kind in ({}) and connection_id in ({}))",
+            JobKind::peer_kinds_sql(),
+            placeholders(6, excluded.len())
+        )
     };
     // The oldest due job and the oldest job whose lease ran out, each found through the
     // (status, run_at_ms) index, and the older of the two: one `where a or b` over both
@@ -264,24 +308,67 @@ pub async fn claim(db: &Db, worker: &str, lease: Duration) -> anyhow::Result<Opt
     let sql = format!(
         "update jobs set status = $4, locked_by = $1, locked_until_ms = $2, attempts = attempts + 1, updated_at_ms = $3 \
          where id = (select id from ( \
-             select id, run_at_ms from (select id, run_at_ms from jobs where status = $5 and run_at_ms <= $3 \
+             select id, run_at_ms from (select id, run_at_ms from jobs where status = $5 and run_at_ms <= $3 {skip} \
                                         order by run_at_ms limit 1 {lock}) as due \
              union all \
-             select id, run_at_ms from (select id, run_at_ms from jobs where status = $4 and locked_until_ms < $3 \
+             select id, run_at_ms from (select id, run_at_ms from jobs where status = $4 and locked_until_ms < $3 {skip} \
                                         order by run_at_ms limit 1 {lock}) as expired \
            ) as candidates order by run_at_ms limit 1) \
          returning id, kind, idempotency_key, payload, attempts, order_id, connection_id"
     );
     debug_assert!(JobStatus::Running.allowed_from() == [JobStatus::Queued, JobStatus::Running]);
-    let row = sqlx::query(AssertSqlSafe(sql))
+    let mut query = sqlx::query(AssertSqlSafe(sql))
         .bind(worker)
         .bind(now + ms(lease))
         .bind(now)
         .bind(JobStatus::Running.as_str())
-        .bind(JobStatus::Queued.as_str())
-        .fetch_optional(&db.pool)
-        .await?;
+        .bind(JobStatus::Queued.as_str());
+    for connection in excluded {
+        query = query.bind(connection.as_str());
+    }
+    let row = query.fetch_optional(&db.pool).await?;
     row.map(|r| claimed_from_row(&r)).transpose()
+}
+
+/// Gives back a job claimed but not attempted (its connection's limit was reached meanwhile):
+/// queued again as it was, its attempt not counted. Only by the worker holding it.
+pub async fn give_back(db: &Db, job: &ClaimedJob, worker: &str) -> sqlx::Result<bool> {
+    debug_assert!(
+        JobStatus::Queued
+            .allowed_from()
+            .contains(&JobStatus::Running)
+    );
+    let r = sqlx::query(
+        "update jobs set status = $1, attempts = attempts - 1, locked_by = null, locked_until_ms = null, updated_at_ms = $2 \
+         where id = $3 and locked_by = $4 and status = $5",
+    )
+    .bind(JobStatus::Queued.as_str())
+    .bind(now_ms())
+    .bind(&job.id)
+    .bind(worker)
+    .bind(JobStatus::Running.as_str())
+    .execute(&db.pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Puts off to `until_ms` the queued jobs that would call a peer through `connection_id` before
+/// then (its circuit opened: they would fail too, each spending an attempt of its schedule).
+/// How many were put off.
+pub async fn postpone_connection(db: &Db, connection_id: &str, until_ms: i64) -> sqlx::Result<u64> {
+    let sql = format!(
+        "update jobs set run_at_ms = $1, updated_at_ms = $2 \
+         where connection_id = $3 and status = $4 and run_at_ms < $1 and kind in ({})",
+        JobKind::peer_kinds_sql()
+    );
+    let r = sqlx::query(AssertSqlSafe(sql))
+        .bind(until_ms)
+        .bind(now_ms())
+        .bind(connection_id)
+        .bind(JobStatus::Queued.as_str())
+        .execute(&db.pool)
+        .await?;
+    Ok(r.rows_affected())
 }
 
 fn claimed_from_row(r: &AnyRow) -> anyhow::Result<ClaimedJob> {
@@ -656,6 +743,12 @@ mod tests {
             ],
             retry_jitter: 0.2,
             max_retry_after: Duration::from_secs(3600),
+            per_connection: 1,
+            breaker: crate::config::BreakerSettings {
+                failures: 0,
+                cool_down: Duration::from_secs(1),
+                max_cool_down: Duration::from_secs(1),
+            },
         }
     }
 
