@@ -1,5 +1,6 @@
 //! `daifa bench ingest`: how fast webhooks are taken in, against what the database allows;
-//! `daifa bench dispatch`: how fast the job workers push orders to a supplier (at the end).
+//! `daifa bench dispatch`: how fast the job workers push orders to a supplier (at the end);
+//! `daifa bench scale`: whether an order costs the same with many stored (`bench/scale.rs`).
 //!
 //! One run measures, on the same database server and the same machine, one after the other:
 //! - the **bare pipeline**: an HTTP server that verifies the Shopify HMAC, parses the JSON and
@@ -33,6 +34,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+
+pub mod scale;
 
 const SAMPLE: &str = include_str!("../../tests/fixtures/shopify/webhook-orders-create.paid.json");
 /// The storefront connection's webhook secret.
@@ -418,7 +421,16 @@ async fn serve_gateway(url: &str, plugin_cache: PathBuf) -> anyhow::Result<Servi
 
 /// A gateway on `url`, its job workers off, not serving yet.
 async fn gateway(url: &str, plugin_cache: PathBuf) -> anyhow::Result<Application> {
+    gateway_with(url, plugin_cache, |_| {}).await
+}
+
+async fn gateway_with(
+    url: &str,
+    plugin_cache: PathBuf,
+    tweak: impl FnOnce(&mut Settings),
+) -> anyhow::Result<Application> {
     let mut settings = Settings::load(None)?;
+    tweak(&mut settings);
     settings.bind = "127.0.0.1:0".into();
     settings.database_url = url.into();
     settings.secret_key = Some(BENCH_KEY.into());
@@ -615,6 +627,9 @@ pub struct DispatchArgs {
     /// The gateway's job workers; default: its `jobs.workers` setting.
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Pushes in flight to the one supplier; default: its `jobs.per_connection` setting.
+    #[arg(long)]
+    pub per_connection: Option<usize>,
     /// Also appends the report (Markdown) to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -704,8 +719,14 @@ async fn run_dispatch(args: &DispatchArgs, scratch: &Scratch) -> anyhow::Result<
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    let app = gateway(&scratch.gateway, scratch.dir.join("plugin-cache")).await?;
+    let app = gateway_with(&scratch.gateway, scratch.dir.join("plugin-cache"), |s| {
+        if let Some(n) = args.per_connection {
+            s.jobs.per_connection = n;
+        }
+    })
+    .await?;
     let state = app.state().clone();
+    let per_connection = state.settings.jobs.per_connection;
     set_up_with(&state, &format!("http://127.0.0.1:{sink_port}/orders")).await?;
     let server = serve(app);
     let taken = measure_load(&server.url, 64, 600, None, 5_000_000_000, Some(args.orders)).await?;
@@ -755,7 +776,7 @@ async fn run_dispatch(args: &DispatchArgs, scratch: &Scratch) -> anyhow::Result<
         "SQLite"
     };
     Ok(format!(
-        "{database}, {to_push} orders queued, {workers} workers, {} cores; `daifa bench dispatch{}`\n\n\
+        "{database}, {to_push} orders queued, {workers} workers, {per_connection} pushes in flight to the supplier at most, {} cores; `daifa bench dispatch{}`\n\n\
          | pushes | rate | CPU per push | received by the supplier | distinct webhook-ids | not pushed |\n\
          |---|---|---|---|---|---|\n\
          | {succeeded} in {seconds:.1} s | {:.0}/s | {:.2} ms | {} | {} | {} |\n",

@@ -101,6 +101,8 @@ pub enum BenchCommand {
     Ingest(crate::bench::IngestArgs),
     /// Pushes out: queued orders pushed to a local supplier endpoint by the job workers.
     Dispatch(crate::bench::DispatchArgs),
+    /// Orders in, many of them: whether an order costs the same with many stored.
+    Scale(crate::bench::scale::ScaleArgs),
     /// The load generator `bench ingest` runs in a process of its own.
     #[command(hide = true)]
     Load(crate::bench::LoadArgs),
@@ -159,6 +161,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { command } => match command {
             BenchCommand::Ingest(args) => crate::bench::ingest(args).await,
             BenchCommand::Dispatch(args) => crate::bench::dispatch(args).await,
+            BenchCommand::Scale(args) => crate::bench::scale::scale(args).await,
             BenchCommand::Load(args) => crate::bench::load(args).await,
             BenchCommand::Sink(args) => crate::bench::sink(args).await,
         },

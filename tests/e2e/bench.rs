@@ -1,7 +1,7 @@
-//! `daifa bench ingest` and `daifa bench dispatch` run end to end on this test's database (a
-//! short run: the harness is checked, not the machine's speed — the numbers are in
-//! docs/benchmarks.md): the bare pipeline and the gateway each take every webhook the load
-//! generator sends, every order is pushed to the sink once, and the reports say so.
+//! `daifa bench ingest`, `daifa bench dispatch` and `daifa bench scale` run end to end on this
+//! test's database (a short run: the harness is checked, not the machine's speed — the numbers
+//! are in docs/benchmarks.md): the bare pipeline and the gateway each take every webhook the
+//! load generator sends, every order is pushed to the sink once, and the reports say so.
 
 use std::process::Command;
 
@@ -77,4 +77,27 @@ fn bench_dispatch_pushes_every_order_once_and_reports_it() {
     );
     assert_eq!(row[5], "60", "under its own webhook-id: {stdout}");
     assert_eq!(row[6], "0", "{stdout}");
+}
+
+/// `daifa bench scale`: the orders are taken in over the runs, each row says how many were
+/// stored before it, and every order is stored at the end.
+#[test]
+fn bench_scale_takes_the_orders_in_runs_and_reports_each() {
+    let (_, stdout) = bench(&[
+        "scale",
+        "--orders",
+        "90",
+        "--steps",
+        "3",
+        "--connections",
+        "4",
+    ]);
+    assert!(stdout.contains("90 orders in 3 runs of 30"), "{stdout}");
+    let stored: Vec<i64> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| orders"))
+        .map(|l| l.split('|').nth(1).unwrap().trim().parse().unwrap())
+        .collect();
+    assert_eq!(stored, [0, 30, 60], "{stdout}");
+    assert!(stdout.contains("90 orders stored"), "{stdout}");
 }
