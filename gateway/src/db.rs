@@ -85,6 +85,17 @@ impl Db {
             .map(|_| ())
     }
 
+    /// The database's size on disk, in bytes (SQLite: its pages, not its write-ahead log).
+    pub async fn size_bytes(&self) -> Result<i64, sqlx::Error> {
+        let sql = match self.backend {
+            Backend::Postgres => "select pg_database_size(current_database())",
+            Backend::Sqlite => {
+                "select page_count * page_size from pragma_page_count(), pragma_page_size()"
+            }
+        };
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await
+    }
+
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         match self.backend {
             Backend::Sqlite => self.pool.begin_with("begin immediate").await,

@@ -5,7 +5,6 @@
 //! as a rate that falls from step to step.
 
 use super::{Scratch, gateway, measure_load, publish, serve, set_up};
-use crate::db::Db;
 use std::path::PathBuf;
 
 /// `daifa bench scale`.
@@ -50,7 +49,7 @@ async fn run(args: &ScaleArgs, scratch: &Scratch) -> anyhow::Result<String> {
     let mut first_rate = None;
     let mut last_rate = 0.0;
     for step in 0..args.steps {
-        let stored = count_orders(&state.db).await?;
+        let stored = crate::store::orders::count(&state.db).await?;
         let m = measure_load(
             &server.url,
             args.connections,
@@ -74,11 +73,11 @@ async fn run(args: &ScaleArgs, scratch: &Scratch) -> anyhow::Result<String> {
             m.load.p99_ms,
             m.cpu_ms_per_request,
             resident_mb(),
-            database_mb(&state.db, scratch).await?,
+            state.db.size_bytes().await? >> 20,
         ));
     }
     drop(server);
-    let stored = count_orders(&state.db).await?;
+    let stored = crate::store::orders::count(&state.db).await?;
     let database = if args.postgres.is_some() {
         "PostgreSQL"
     } else {
@@ -106,12 +105,6 @@ async fn run(args: &ScaleArgs, scratch: &Scratch) -> anyhow::Result<String> {
     ))
 }
 
-async fn count_orders(db: &Db) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar("select count(*) from orders")
-        .fetch_one(&db.pool)
-        .await?)
-}
-
 /// This process's resident memory (the gateway runs in it), in MB.
 fn resident_mb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -120,21 +113,4 @@ fn resident_mb() -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb / 1024)
-}
-
-/// The gateway's database on disk, in MB (SQLite: the file and its write-ahead log).
-async fn database_mb(db: &Db, scratch: &Scratch) -> anyhow::Result<u64> {
-    let bytes = match db.backend {
-        crate::db::Backend::Postgres => {
-            sqlx::query_scalar::<_, i64>("select pg_database_size(current_database())")
-                .fetch_one(&db.pool)
-                .await? as u64
-        }
-        crate::db::Backend::Sqlite => ["gateway.db", "gateway.db-wal"]
-            .iter()
-            .filter_map(|f| std::fs::metadata(scratch.dir.join(f)).ok())
-            .map(|m| m.len())
-            .sum(),
-    };
-    Ok(bytes >> 20)
 }

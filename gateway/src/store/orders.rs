@@ -132,6 +132,13 @@ fn from_row(r: &AnyRow) -> anyhow::Result<StoredOrder> {
     })
 }
 
+/// How many orders are stored (the scale benchmark's measure).
+pub async fn count(db: &crate::db::Db) -> sqlx::Result<i64> {
+    sqlx::query_scalar("select count(*) from orders")
+        .fetch_one(&db.pool)
+        .await
+}
+
 /// Stores a new order, or finds the one the storefront sent before (storefronts resend
 /// routinely). Returns the order's id and whether it is new.
 pub async fn insert_or_find(
