@@ -5,7 +5,7 @@
 
 use crate::plugins::{Installed, LoadError};
 use crate::services::Services;
-use crate::store::connections::{self, Connection};
+use crate::store::connections::Connection;
 use crate::store::jobs::Outcome;
 use daifa_plugin_host::{CallFailure, ConnectionContext};
 use std::sync::Arc;
@@ -39,7 +39,9 @@ pub(crate) async fn callee(
     state: &Services,
     connection_id: &str,
 ) -> anyhow::Result<Result<(Connection, Arc<Installed>, Arc<ConnectionContext>), Outcome>> {
-    let connection = connections::by_id(&state.db, connection_id)
+    let connection = state
+        .connection_cache
+        .by_id(&state.db, connection_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("connection {connection_id} is missing"))?;
     let plugin = match state

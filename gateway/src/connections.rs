@@ -116,6 +116,7 @@ pub async fn create(state: &Services, new: NewConnection) -> ApiResult<Connectio
         created_at_ms: now_ms(),
     };
     store::insert(&state.db, &connection).await?;
+    state.connection_cache.clear();
     tracing::info!(connection = %connection.name, plugin = %connection.plugin, version = %connection.plugin_version, "connection created");
     Ok(connection)
 }
@@ -375,6 +376,7 @@ async fn switch_version(
     )
     .await?;
     tx.commit().await?;
+    state.connection_cache.clear();
     // Warm instances of the old version are not reused by this connection any more. (Another
     // gateway process evicts its own when they are recycled; they are never called again.)
     if let Ok(old) = state
@@ -442,6 +444,7 @@ pub async fn set_shadow(
     )
     .await?;
     tx.commit().await?;
+    state.connection_cache.clear();
     existing(state, name).await
 }
 
@@ -611,6 +614,7 @@ pub async fn update(
         })?;
     check_settings_names(&package, &connection)?;
     store::update(&state.db, &connection).await?;
+    state.connection_cache.clear();
     tracing::info!(connection = %connection.name, "connection updated");
     existing(state, name).await
 }

@@ -286,7 +286,9 @@ async fn prepare(state: &Services, stored: Stored<'_>) -> anyhow::Result<Prepare
         received_at_ms,
         ..
     } = stored;
-    let connection = connections::by_name(&state.db, connection_name)
+    let connection = state
+        .connection_cache
+        .by_name(&state.db, connection_name)
         .await
         .context("looking up the connection")?;
     let Some(connection) = connection else {

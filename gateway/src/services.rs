@@ -34,6 +34,9 @@ pub struct Services {
     pub native_parsers: Arc<HashMap<String, NativeParser>>,
     /// The policies the ingest and dispatch paths read, for `ingest.cache_ttl`.
     pub policy_cache: Arc<PolicyCache>,
+    /// The connections the ingest and job paths read, for `ingest.cache_ttl`; cleared by
+    /// `connections.rs` after each change.
+    pub connection_cache: Arc<crate::store::connections::Cache>,
 }
 
 /// The database, for the routers of the stages that need nothing else.
@@ -88,6 +91,9 @@ impl Services {
             ),
             native_parsers: Arc::new(HashMap::new()),
             policy_cache: Arc::new(PolicyCache::new(settings.ingest.cache_ttl)),
+            connection_cache: Arc::new(crate::store::connections::Cache::new(
+                settings.ingest.cache_ttl,
+            )),
             settings: Arc::new(settings),
         })
     }
