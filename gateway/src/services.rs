@@ -99,7 +99,9 @@ impl Services {
     }
 
     pub fn wake_workers(&self) {
-        self.job_signal.notify_waiters();
+        // One idle worker: if it finds a job it wakes the next (`worker.rs`), so that a burst
+        // of jobs wakes as many workers as it needs, and one job not every idle worker.
+        self.job_signal.notify_one();
     }
 }
 

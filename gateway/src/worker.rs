@@ -107,7 +107,14 @@ async fn worker_loop(
         let excluded = throttle.excluded();
         match jobs::claim(&state.db, &worker, settings.lease, &excluded).await {
             Ok(Some(job)) => {
-                let Ok(call) = throttle.enter(&job) else {
+                let entered = throttle.enter(&job);
+                // There may be more: the next idle worker looks too. Not while a connection is
+                // full: the next would likely find only its calls, after reading past all of
+                // them (idle workers look again at `jobs.poll_interval`).
+                if throttle.excluded().is_empty() {
+                    state.job_signal.notify_one();
+                }
+                let Ok(call) = entered else {
                     // Another worker took the connection's last place since the claim: the
                     // job goes back untouched, and the next claim passes the connection by.
                     if let Err(e) = jobs::give_back(&state.db, &job, &worker).await {
@@ -257,7 +264,7 @@ async fn finish(
         on_dead(&mut tx, handler, job, &outcome).await?;
     }
     tx.commit().await?;
-    state.wake_workers();
+    // No worker is woken: this one claims again at once, the jobs the attempt made included.
     Ok(Some(disposition))
 }
 
