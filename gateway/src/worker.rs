@@ -111,7 +111,7 @@ async fn worker_loop(
                 // There may be more: the next idle worker looks too. Not while a connection is
                 // full: the next would likely find only its calls, after reading past all of
                 // them (idle workers look again at `jobs.poll_interval`).
-                if throttle.excluded().is_empty() {
+                if !throttle.any_full() {
                     state.job_signal.notify_one();
                 }
                 let Ok(call) = entered else {

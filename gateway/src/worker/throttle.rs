@@ -101,6 +101,14 @@ impl Throttle {
             .collect()
     }
 
+    /// Whether a connection has as many calls in flight as allowed: its due calls are read
+    /// past by every claim (an open circuit's are put off, not due).
+    pub fn any_full(&self) -> bool {
+        self.lock()
+            .values()
+            .any(|peer| peer.open_until_ms.is_none() && peer.calls.available_permits() == 0)
+    }
+
     /// Starts a call for `job`: `Ok(None)` when the job calls no peer, [`NoRoom`] when its
     /// connection has no room now (another worker took the last place since the claim; the
     /// job is to be given back).
@@ -242,11 +250,13 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(t.excluded().is_empty());
+        assert!(!t.any_full());
         let _a2 = t
             .enter(&job(JobKind::SupplierCancel, "a"))
             .unwrap()
             .unwrap();
         assert_eq!(t.excluded(), ["a"]);
+        assert!(t.any_full());
         assert!(t.enter(&job(JobKind::SupplierSubmit, "a")).is_err());
         // Another connection, and a job that calls no peer, are not held back.
         assert!(
@@ -276,6 +286,7 @@ mod tests {
             assert!(opened.is_none_or(|o| o.now));
         }
         assert_eq!(t.excluded(), ["a"]);
+        assert!(!t.any_full(), "open, not full: its calls are put off");
         assert!(t.enter(&job(JobKind::SupplierSubmit, "a")).is_err());
         std::thread::sleep(Duration::from_millis(220));
         // Half-open: one trial call, no second one beside it.
