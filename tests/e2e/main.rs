@@ -4,6 +4,7 @@
 //! `DAIFA_TEST_DATABASE_URL=postgres://...` names a server (each test creates its own database).
 
 mod aftersales;
+mod bad_input;
 mod batch;
 mod bench;
 mod changes;
