@@ -11,6 +11,7 @@ pub mod admin;
 pub mod aftersales;
 pub mod app;
 pub mod bench;
+pub mod cache;
 pub mod calls;
 pub mod cancellation;
 pub mod catalogue;

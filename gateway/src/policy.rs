@@ -4,6 +4,7 @@
 //! one) is merged over the defaults: the global document, then the channel's. The documents are kept in
 //! the `policies` table (`store/policies.rs`).
 
+use crate::cache::{Cache, Generation};
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::store::policies;
@@ -610,30 +611,15 @@ pub async fn effective<P: Policy>(
 }
 
 /// Policies in force by scope, kept in memory for the ingest and dispatch paths (a policy is
-/// read for each order and each push). A change made through this process clears them at
-/// once; one made through another replica is seen within `ttl`.
-///
-/// A read that may have raced with a change is not kept: a reader ([`PolicyCache::reader`])
-/// is taken *before* the transaction it reads in begins, and what it reads is kept only if
-/// nothing was cleared since. Taken later, a transaction holding a snapshot from before a
-/// change (a `repeatable read` one, or SQLite's deferred one after its first read) would read
-/// the old policy after the clear and keep it for `ttl`.
-pub struct PolicyCache {
-    ttl: Duration,
-    state: std::sync::Mutex<CacheState>,
-}
+/// read for each order and each push), cleared by `PUT /policies` (see [`crate::cache`]).
+pub struct PolicyCache(Cache<(&'static str, Vec<String>), Value>);
 
-#[derive(Default)]
-struct CacheState {
-    generation: u64,
-    entries: std::collections::HashMap<(&'static str, Vec<String>), (std::time::Instant, Value)>,
-}
-
-/// Reads policies through a [`PolicyCache`] for one transaction (see there).
+/// Reads policies through a [`PolicyCache`] for one transaction, taken before it began (what
+/// a snapshot older than a change read is not kept).
 #[derive(Clone, Copy)]
 pub struct PolicyReader<'a> {
     cache: &'a PolicyCache,
-    generation: u64,
+    since: Generation,
 }
 
 impl PolicyReader<'_> {
@@ -643,52 +629,35 @@ impl PolicyReader<'_> {
         conn: &mut sqlx::AnyConnection,
         scope: &Scope,
     ) -> anyhow::Result<P> {
-        let cache = self.cache;
         let key = (P::NAME, scope.keys());
-        {
-            let state = cache.lock();
-            if let Some((at, value)) = state.entries.get(&key)
-                && at.elapsed() < cache.ttl
-            {
-                return Ok(serde_json::from_value(value.clone())?);
+        let value = match self.cache.0.get(&key) {
+            Some(value) => value,
+            None => {
+                let value = merged::<P>(conn, &key.1, None).await?;
+                self.cache.0.keep(self.since, key, value.clone());
+                value
             }
-        }
-        let value = merged::<P>(conn, &key.1, None).await?;
-        let mut state = cache.lock();
-        if state.generation == self.generation && !cache.ttl.is_zero() {
-            state
-                .entries
-                .insert(key, (std::time::Instant::now(), value.clone()));
-        }
+        };
         Ok(serde_json::from_value(value)?)
     }
 }
 
 impl PolicyCache {
     pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            state: Default::default(),
-        }
+        Self(Cache::new(ttl))
     }
 
     /// A reader for a transaction that has not begun yet.
     pub fn reader(&self) -> PolicyReader<'_> {
         PolicyReader {
             cache: self,
-            generation: self.lock().generation,
+            since: self.0.generation(),
         }
     }
 
     /// Forgets every policy read: one changed.
     pub fn clear(&self) {
-        let mut state = self.lock();
-        state.generation += 1;
-        state.entries.clear();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.clear()
     }
 }
 

@@ -96,94 +96,52 @@ pub async fn by_id(db: &Db, id: &str) -> anyhow::Result<Option<Connection>> {
 }
 
 /// Connections kept in memory for the paths that read one for each request: a webhook's
-/// connection by its name, a job's by its id. A change made through this process clears them
-/// once committed ([`Cache::clear`], by `connections.rs`); one made through another replica
-/// is seen within `ttl`. A read that raced with a change is not kept (the generation, taken
-/// before the read).
-pub struct Cache {
-    ttl: std::time::Duration,
-    state: std::sync::Mutex<CacheState>,
-}
+/// connection by its name, a job's by its id; cleared by `connections.rs` after each change
+/// (see [`crate::cache`]).
+pub struct Cache(crate::cache::Cache<Key, Connection>);
 
-#[derive(Default)]
-struct CacheState {
-    generation: u64,
-    by_id: std::collections::HashMap<String, (std::time::Instant, Connection)>,
-    /// Name → id.
-    ids: std::collections::HashMap<String, String>,
+#[derive(PartialEq, Eq, Hash)]
+enum Key {
+    Id(String),
+    Name(String),
 }
 
 impl Cache {
     pub fn new(ttl: std::time::Duration) -> Self {
-        Self {
-            ttl,
-            state: Default::default(),
-        }
+        Self(crate::cache::Cache::new(ttl))
     }
 
     /// The connection of a name, from memory when it was read less than `ttl` ago.
     pub async fn by_name(&self, db: &Db, name: &str) -> anyhow::Result<Option<Connection>> {
-        let generation = {
-            let state = self.lock();
-            if let Some(found) = state.ids.get(name).and_then(|id| self.fresh(&state, id)) {
-                return Ok(Some(found));
-            }
-            state.generation
-        };
-        let connection = by_name(db, name).await?;
-        self.keep(generation, connection.as_ref());
-        Ok(connection)
+        self.get(Key::Name(name.to_string()), by_name(db, name))
+            .await
     }
 
     /// The connection of an id, from memory when it was read less than `ttl` ago.
     pub async fn by_id(&self, db: &Db, id: &str) -> anyhow::Result<Option<Connection>> {
-        let generation = {
-            let state = self.lock();
-            if let Some(found) = self.fresh(&state, id) {
-                return Ok(Some(found));
-            }
-            state.generation
-        };
-        let connection = by_id(db, id).await?;
-        self.keep(generation, connection.as_ref());
-        Ok(connection)
+        self.get(Key::Id(id.to_string()), by_id(db, id)).await
     }
 
     /// Forgets every connection read: one changed (call it after the change committed).
     pub fn clear(&self) {
-        let mut state = self.lock();
-        state.generation += 1;
-        state.by_id.clear();
-        state.ids.clear();
+        self.0.clear()
     }
 
-    fn fresh(&self, state: &CacheState, id: &str) -> Option<Connection> {
-        state
-            .by_id
-            .get(id)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, c)| c.clone())
-    }
-
-    fn keep(&self, generation: u64, connection: Option<&Connection>) {
-        let Some(connection) = connection else {
-            return;
-        };
-        let mut state = self.lock();
-        if state.generation != generation || self.ttl.is_zero() {
-            return;
+    async fn get(
+        &self,
+        key: Key,
+        read: impl std::future::Future<Output = anyhow::Result<Option<Connection>>>,
+    ) -> anyhow::Result<Option<Connection>> {
+        if let Some(found) = self.0.get(&key) {
+            return Ok(Some(found));
         }
-        state
-            .ids
-            .insert(connection.name.clone(), connection.id.clone());
-        state.by_id.insert(
-            connection.id.clone(),
-            (std::time::Instant::now(), connection.clone()),
-        );
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        let since = self.0.generation();
+        let connection = read.await?;
+        if let Some(c) = &connection {
+            self.0.keep(since, Key::Id(c.id.clone()), c.clone());
+            self.0.keep(since, Key::Name(c.name.clone()), c.clone());
+        }
+        Ok(connection)
     }
 }
 
