@@ -68,9 +68,9 @@ pub struct IngestArgs {
 /// `daifa bench load`: the load generator, run by `bench ingest` as a process of its own.
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
-    /// Where to POST the webhooks.
-    #[arg(long)]
-    pub url: String,
+    /// Where to POST the webhooks; given several times, the requests go to each in turn.
+    #[arg(long, required = true)]
+    pub url: Vec<String>,
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
     #[arg(long, default_value_t = 10)]
@@ -152,7 +152,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
                 let signature = sign(&body);
                 let sent = Instant::now();
                 let result = client
-                    .post(&url)
+                    .post(&url[n as usize % url.len()])
                     .header("content-type", "application/json")
                     .header("x-shopify-topic", "orders/create")
                     .header("x-shopify-shop-domain", SHOP_DOMAIN)
@@ -242,11 +242,11 @@ async fn measure(
     rate: Option<f64>,
     first_id: u64,
 ) -> anyhow::Result<Measured> {
-    measure_load(url, connections, seconds, rate, first_id, None).await
+    measure_load(&[url], connections, seconds, rate, first_id, None).await
 }
 
 async fn measure_load(
-    url: &str,
+    urls: &[&str],
     connections: usize,
     seconds: u64,
     rate: Option<f64>,
@@ -259,7 +259,8 @@ async fn measure_load(
     ));
     let mut command = tokio::process::Command::new(std::env::current_exe()?);
     command
-        .args(["bench", "load", "--url", url])
+        .args(["bench", "load"])
+        .args(urls.iter().flat_map(|url| ["--url", url]))
         .args(["--connections", &connections.to_string()])
         .args(["--seconds", &seconds.to_string()])
         .args(["--first-id", &first_id.to_string()])
@@ -729,7 +730,15 @@ async fn run_dispatch(args: &DispatchArgs, scratch: &Scratch) -> anyhow::Result<
     let per_connection = state.settings.jobs.per_connection;
     set_up_with(&state, &format!("http://127.0.0.1:{sink_port}/orders")).await?;
     let server = serve(app);
-    let taken = measure_load(&server.url, 64, 600, None, 5_000_000_000, Some(args.orders)).await?;
+    let taken = measure_load(
+        &[&server.url],
+        64,
+        600,
+        None,
+        5_000_000_000,
+        Some(args.orders),
+    )
+    .await?;
     anyhow::ensure!(
         taken.load.failed == 0,
         "orders refused while taking them in: {:?}",

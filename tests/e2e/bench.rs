@@ -80,7 +80,9 @@ fn bench_dispatch_pushes_every_order_once_and_reports_it() {
 }
 
 /// `daifa bench scale`: the orders are taken in over the runs, each row says how many were
-/// stored before it, and every order is stored at the end.
+/// stored before it, and every order is stored at the end; with `--plugins 3`, through three
+/// storefront plugins (a refused request, such as one to a connection that is not there, fails
+/// the run).
 #[test]
 fn bench_scale_takes_the_orders_in_runs_and_reports_each() {
     let (_, stdout) = bench(&[
@@ -91,13 +93,21 @@ fn bench_scale_takes_the_orders_in_runs_and_reports_each() {
         "3",
         "--connections",
         "4",
+        "--plugins",
+        "3",
     ]);
-    assert!(stdout.contains("90 orders in 3 runs of 30"), "{stdout}");
+    assert!(
+        stdout.contains("90 orders in 3 runs of 30, 4 connections, 3 storefront plugins"),
+        "{stdout}"
+    );
     let stored: Vec<i64> = stdout
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| orders"))
         .map(|l| l.split('|').nth(1).unwrap().trim().parse().unwrap())
         .collect();
     assert_eq!(stored, [0, 30, 60], "{stdout}");
-    assert!(stdout.contains("90 orders stored"), "{stdout}");
+    assert!(
+        stdout.contains("90 orders stored (shop 30, shop-2 30, shop-3 30)"),
+        "{stdout}"
+    );
 }

@@ -139,6 +139,15 @@ pub async fn count(db: &crate::db::Db) -> sqlx::Result<i64> {
         .await
 }
 
+/// How many orders each storefront connection (by id) has sent, by id.
+pub async fn count_by_connection(db: &crate::db::Db) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "select connection_id, count(*) from orders group by connection_id order by connection_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+}
+
 /// Stores a new order, or finds the one the storefront sent before (storefronts resend
 /// routinely). Returns the order's id and whether it is new.
 pub async fn insert_or_find(
