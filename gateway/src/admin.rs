@@ -84,9 +84,41 @@ async fn resolve_hold(
     Ok(Json(answer))
 }
 
-/// Requires `Authorization: Bearer <admin_token>` when a token is configured.
+/// Requires `Authorization: Bearer <admin_token>` when a token is configured; refuses JSON
+/// bodies holding a NUL character.
 pub fn authorized(api: Router<Services>, state: Services) -> Router<Services> {
-    api.layer(middleware::from_fn_with_state(state, require_token))
+    api.layer(middleware::from_fn_with_state(state.clone(), refuse_nul))
+        .layer(middleware::from_fn_with_state(state, require_token))
+}
+
+/// A JSON body whose text holds a NUL character (`\u0000`) is answered 422 before any handler
+/// sees it: no database stores it in text (PostgreSQL refuses it, and the request would fail
+/// with a 500 in the middle of its transaction).
+async fn refuse_nul(State(state): State<Services>, request: Request, next: Next) -> Response {
+    let json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, state.settings.ingest.max_body_bytes).await else {
+        return ApiError::PayloadTooLarge(format!(
+            "the body is larger than {} bytes (ingest.max_body_bytes)",
+            state.settings.ingest.max_body_bytes
+        ))
+        .into_response();
+    };
+    if crate::db::escapes_nul(&String::from_utf8_lossy(&bytes)) {
+        return ApiError::Unprocessable(
+            "text in the body holds a NUL character (\\u0000), which cannot be stored".into(),
+        )
+        .into_response();
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 async fn require_token(State(state): State<Services>, request: Request, next: Next) -> Response {

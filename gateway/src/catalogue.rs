@@ -23,7 +23,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-/// An offer as the API and CSV take it: connections by name, amounts in major units.
+/// An offer as the API takes it: connections by name, amounts in minor units of `currency`
+/// (`unit_cost_minor: 1250` with `currency: "USD"` is 12.50 USD), as the canonical schema carries
+/// money. The CSV form has the amounts in major units (`unit_cost`, `12.50`), as people type
+/// them in a spreadsheet; [`from_record`] turns them into minor units exactly.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OfferInput {
@@ -32,9 +35,9 @@ pub struct OfferInput {
     pub supplier: String,
     pub supplier_sku: String,
     #[serde(default)]
-    pub unit_cost: Option<f64>,
+    pub unit_cost_minor: Option<i64>,
     #[serde(default)]
-    pub shipping_cost: Option<f64>,
+    pub shipping_cost_minor: Option<i64>,
     #[serde(default)]
     pub currency: Option<String>,
     #[serde(default)]
@@ -117,23 +120,30 @@ fn check(
     if input.supplier_sku.trim().is_empty() {
         problems.push("supplier_sku is empty".into());
     }
-    let amounts = input.unit_cost.is_some() || input.shipping_cost.is_some();
+    let amounts = input.unit_cost_minor.is_some() || input.shipping_cost_minor.is_some();
     let currency = input.currency.as_deref().map(str::trim).unwrap_or("");
-    let minor = |amount: Option<f64>, what: &str, problems: &mut Vec<String>| {
-        let amount = amount?;
-        if amount < 0.0 || !amount.is_finite() {
-            problems.push(format!("{what} must be a positive amount, not {amount}"));
-            return None;
-        }
-        crate::money::minor_of(amount, currency)
-            .map_err(|e| problems.push(format!("{what}: {e}")))
-            .ok()
-    };
     if amounts && currency.is_empty() {
         problems.push("a cost needs its currency".into());
     }
-    let unit_cost_minor = minor(input.unit_cost, "unit_cost", &mut problems);
-    let shipping_cost_minor = minor(input.shipping_cost, "shipping_cost", &mut problems);
+    let minor = |amount: Option<i64>, what: &str, problems: &mut Vec<String>| {
+        let amount = amount?;
+        if amount < 0 {
+            problems.push(format!("{what} must not be negative, not {amount}"));
+            return None;
+        }
+        if currency.is_empty() {
+            return None;
+        }
+        crate::money::bounded(amount, currency)
+            .map_err(|e| problems.push(format!("{what}: {e}")))
+            .ok()
+    };
+    let unit_cost_minor = minor(input.unit_cost_minor, "unit_cost_minor", &mut problems);
+    let shipping_cost_minor = minor(
+        input.shipping_cost_minor,
+        "shipping_cost_minor",
+        &mut problems,
+    );
     if input.stock.is_some_and(|s| s < 0) {
         problems.push("stock must not be negative".into());
     }
@@ -225,12 +235,19 @@ pub const CSV_COLUMNS: [&str; 19] = [
     "id",
 ];
 
-/// One CSV record as an offer: empty cells are unset, lists space-separated.
+/// One CSV record as an offer: empty cells are unset, lists space-separated, amounts in major
+/// units of the row's currency.
 fn from_record(
     headers: &csv::StringRecord,
     record: &csv::StringRecord,
 ) -> Result<OfferInput, String> {
     let mut object = serde_json::Map::new();
+    let currency = headers
+        .iter()
+        .zip(record.iter())
+        .find(|(name, _)| *name == "currency")
+        .map(|(_, cell)| cell.trim())
+        .unwrap_or("");
     for (name, cell) in headers.iter().zip(record.iter()) {
         let cell = cell.trim();
         if cell.is_empty() || name == "id" {
@@ -240,10 +257,15 @@ fn from_record(
             "ships_to" | "carriers" | "capabilities" => {
                 json!(cell.split_whitespace().collect::<Vec<_>>())
             }
-            "unit_cost" | "shipping_cost" => json!(
-                cell.parse::<f64>()
-                    .map_err(|_| format!("{name}: `{cell}` is not a number"))?
-            ),
+            "unit_cost" | "shipping_cost" if currency.is_empty() => {
+                return Err(format!("{name}: a cost needs its currency"));
+            }
+            "unit_cost" | "shipping_cost" => {
+                let minor = crate::money::parse_major(cell, currency)
+                    .map_err(|e| format!("{name}: {e}"))?;
+                object.insert(format!("{name}_minor"), json!(minor));
+                continue;
+            }
             "stock" | "lead_time_days" | "priority" | "weight_grams" => json!(
                 cell.parse::<i64>()
                     .map_err(|_| format!("{name}: `{cell}` is not a whole number"))?
@@ -264,6 +286,11 @@ fn from_record(
 /// (422, each row's problems with its line number) and nothing is stored; otherwise every row
 /// is stored in one transaction.
 pub async fn import_csv(db: &Db, text: &[u8]) -> ApiResult<usize> {
+    if text.contains(&0) {
+        return Err(ApiError::Unprocessable(
+            "the CSV holds a NUL character, which cannot be stored".into(),
+        ));
+    }
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(text);
@@ -323,8 +350,7 @@ pub async fn export_csv(db: &Db) -> anyhow::Result<String> {
     writer.write_record(CSV_COLUMNS)?;
     for o in offers {
         let money = |m: Option<i64>| {
-            m.and_then(|m| crate::money::to_major(m, o.currency.as_deref()?))
-                .map(|v| v.to_string())
+            m.and_then(|m| crate::money::format_major(m, o.currency.as_deref()?))
                 .unwrap_or_default()
         };
         let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
@@ -533,8 +559,8 @@ impl OfferInput {
             storefront_sku: storefront_sku.into(),
             supplier: supplier.into(),
             supplier_sku: supplier_sku.into(),
-            unit_cost: None,
-            shipping_cost: None,
+            unit_cost_minor: None,
+            shipping_cost_minor: None,
             currency: None,
             stock: None,
             lead_time_days: None,
@@ -651,19 +677,58 @@ mod tests {
              shop,D,acme,S-D,1,USD,,,maybe,\n",
         );
         let a = rows[0].as_ref().unwrap();
-        assert_eq!(a.unit_cost, Some(12.5));
+        assert_eq!(a.unit_cost_minor, Some(1250));
         assert_eq!(a.ships_to, ["US", "DE"]);
         assert_eq!(a.weight_grams, Some(250));
         assert!(a.enabled);
         let b = rows[1].as_ref().unwrap();
-        assert_eq!((b.unit_cost, b.stock, b.priority), (None, None, 100));
+        assert_eq!((b.unit_cost_minor, b.stock, b.priority), (None, None, 100));
         assert!(
             rows[2]
                 .as_ref()
                 .unwrap_err()
-                .contains("unit_cost: `twelve` is not a number")
+                .contains("unit_cost: `twelve` is not an amount")
         );
         assert!(rows[3].as_ref().unwrap_err().contains("enabled: `maybe`"));
+        // Amounts are taken exactly, never rounded; a cost without its currency is refused.
+        let rows = parse(
+            "channel,storefront_sku,supplier,supplier_sku,unit_cost,shipping_cost,currency\n\
+             shop,A,acme,S-A,19.99,0.1,USD\n\
+             shop,B,acme,S-B,12.345,,USD\n\
+             shop,C,acme,S-C,1e308,,USD\n\
+             shop,D,acme,S-D,4,,\n\
+             shop,E,acme,S-E,1500,,JPY\n",
+        );
+        let a = rows[0].as_ref().unwrap();
+        assert_eq!(
+            (a.unit_cost_minor, a.shipping_cost_minor),
+            (Some(1999), Some(10))
+        );
+        assert!(
+            rows[1]
+                .as_ref()
+                .unwrap_err()
+                .contains("more decimals than USD's 2")
+        );
+        assert!(
+            rows[2]
+                .as_ref()
+                .unwrap_err()
+                .contains("`1e308` is not an amount")
+        );
+        assert!(
+            rows[3]
+                .as_ref()
+                .unwrap_err()
+                .contains("a cost needs its currency")
+        );
+        assert_eq!(rows[4].as_ref().unwrap().unit_cost_minor, Some(1500));
+        let a = parse(
+            "channel,storefront_sku,supplier,supplier_sku,unit_cost,currency,stock,ships_to,enabled,weight_grams\n\
+             shop,A,acme,S-A,12.50,USD,3,US DE,yes,250\n",
+        )
+        .remove(0)
+        .unwrap();
 
         let checked = check(a.clone(), &index()).ok().unwrap();
         assert_eq!(checked.unit_cost_minor, Some(1250));
@@ -690,14 +755,21 @@ mod tests {
                 .any(|p| p.contains("`usa` is not an ISO 3166")),
             "{problems:?}"
         );
-        // 1e308 became i64::MAX minor units, and routing compared costs with it.
+        // 1e308 once became i64::MAX minor units, and routing compared costs with it.
         let mut huge = a.clone();
-        huge.unit_cost = Some(1e308);
+        huge.unit_cost_minor = Some(i64::MAX);
+        huge.shipping_cost_minor = Some(-1);
         let problems = check(huge, &index()).err().unwrap();
+        assert!(
+            problems.iter().any(|p| p.starts_with(
+                "unit_cost_minor: 9223372036854775807 minor units of USD is not an amount"
+            )),
+            "{problems:?}"
+        );
         assert!(
             problems
                 .iter()
-                .any(|p| p.starts_with("unit_cost: 1e308 USD is not an amount")),
+                .any(|p| p == "shipping_cost_minor must not be negative, not -1"),
             "{problems:?}"
         );
         let mut no_currency = a.clone();

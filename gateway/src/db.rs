@@ -185,3 +185,26 @@ pub fn placeholders(first: usize, n: usize) -> String {
 pub fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
+
+/// Whether JSON text escapes a NUL character (`\u0000`, not the text `\\u0000`: an escaped
+/// backslash). PostgreSQL cannot store a NUL in a text column, so text holding one is refused
+/// for what it is, on both databases, before it reaches a transaction.
+pub fn escapes_nul(json: &str) -> bool {
+    json.match_indices("u0000").any(|(at, _)| {
+        let backslashes = json[..at].bytes().rev().take_while(|&b| b == b'\\').count();
+        backslashes % 2 == 1
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escapes_nul;
+
+    #[test]
+    fn a_nul_is_told_from_the_text_of_its_escape() {
+        assert!(escapes_nul(r#"{"name":"a\u0000b"}"#));
+        assert!(escapes_nul(r#"{"name":"\\\u0000"}"#));
+        assert!(!escapes_nul(r#"{"name":"a\\u0000b"}"#));
+        assert!(!escapes_nul(r#"{"name":"u0000"}"#));
+    }
+}

@@ -110,7 +110,7 @@ async fn set_up(state: &Services, supplier_port: u16, storefront_port: u16) -> a
         "demo-supplier",
         "DEMO-IPOD-NANO-PINK",
     );
-    offer.unit_cost = Some(98.0);
+    offer.unit_cost_minor = Some(9800);
     offer.currency = Some("USD".into());
     offer.stock = Some(500);
     offer.lead_time_days = Some(2);

@@ -373,15 +373,7 @@ fn holds_nul(parsed: &Parsed) -> bool {
         Parsed::Supplier(inbound) => serde_json::to_string(inbound),
         Parsed::Carrier(inbound) => serde_json::to_string(inbound),
     };
-    json.is_ok_and(|json| escapes_nul(&json))
-}
-
-/// Whether JSON text escapes a NUL (`\u0000`, not the text `\\u0000`: an escaped backslash).
-fn escapes_nul(json: &str) -> bool {
-    json.match_indices("u0000").any(|(at, _)| {
-        let backslashes = json[..at].bytes().rev().take_while(|&b| b == b'\\').count();
-        backslashes % 2 == 1
-    })
+    json.is_ok_and(|json| crate::db::escapes_nul(&json))
 }
 
 /// Applies what a plugin made of a stored request (a webhook, or a poll's answers) in a
@@ -1035,17 +1027,4 @@ enum NotReprocessable {
     Applied(String),
     /// A poll's record: the next poll fetches what it held again.
     Poll,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escapes_nul;
-
-    #[test]
-    fn a_nul_is_told_from_the_text_of_its_escape() {
-        assert!(escapes_nul(r#"{"name":"a\u0000b"}"#));
-        assert!(escapes_nul(r#"{"name":"\\\u0000"}"#));
-        assert!(!escapes_nul(r#"{"name":"a\\u0000b"}"#));
-        assert!(!escapes_nul(r#"{"name":"u0000"}"#));
-    }
 }

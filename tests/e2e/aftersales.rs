@@ -31,7 +31,7 @@ async fn world() -> World {
         .post_json(
             "/api/v1/offers",
             &json!({ "channel": SHOP_CONNECTION, "storefront_sku": "IPOD2008PINK", "supplier": SUPPLIER_CONNECTION,
-                     "supplier_sku": "SUP-IPOD-PINK", "unit_cost": 120.0, "shipping_cost": 8.0, "currency": "USD" }),
+                     "supplier_sku": "SUP-IPOD-PINK", "unit_cost_minor": 12000, "shipping_cost_minor": 800, "currency": "USD" }),
         )
         .await;
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
@@ -1338,7 +1338,7 @@ async fn return_windows_are_policy_per_product_category() {
         .post_json(
             "/api/v1/offers",
             &json!({ "channel": SHOP_CONNECTION, "storefront_sku": "IPOD2008CASE", "supplier": SUPPLIER_CONNECTION,
-                     "supplier_sku": "SUP-IPOD-CASE", "unit_cost": 4.0, "currency": "USD" }),
+                     "supplier_sku": "SUP-IPOD-CASE", "unit_cost_minor": 400, "currency": "USD" }),
         )
         .await;
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
@@ -1394,7 +1394,7 @@ async fn return_windows_are_policy_per_product_category() {
         .post_json(
             "/api/v1/offers",
             &json!({ "channel": SHOP_CONNECTION, "storefront_sku": "IPOD2008PINK", "supplier": SUPPLIER_CONNECTION,
-                     "supplier_sku": "SUP-IPOD-PINK-2", "unit_cost": 125.0, "currency": "USD", "category": "electronics" }),
+                     "supplier_sku": "SUP-IPOD-PINK-2", "unit_cost_minor": 12500, "currency": "USD", "category": "electronics" }),
         )
         .await;
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());

@@ -71,7 +71,7 @@ async fn every_admin_body_that_is_wrong_is_answered_4xx_with_a_message() {
             reqwest::Method::POST,
             "/api/v1/offers".into(),
             json!({ "channel": SHOP_CONNECTION, "storefront_sku": "SKU-X", "supplier": "supplier",
-                    "supplier_sku": "S-X", "priority": 1, "cost": 1.5, "currency": "USD" }),
+                    "supplier_sku": "S-X", "priority": 1, "unit_cost_minor": 150, "currency": "USD" }),
         ),
         (
             reqwest::Method::PUT,
@@ -155,5 +155,123 @@ async fn every_admin_body_that_is_wrong_is_answered_4xx_with_a_message() {
     let r = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(sent > 300, "{sent}");
+    w.app.stop().await;
+}
+
+/// Bad CSV files at the offers import: each is answered with a client error and a message
+/// (every problem with its line), never a 5xx, and a refused file imports nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_csv_import_is_answered_4xx_with_a_message() {
+    let w = crate::world().await;
+    let app = &w.app;
+    let header = "channel,storefront_sku,supplier,supplier_sku,unit_cost,currency,stock,ships_to";
+    let good = [
+        SHOP_CONNECTION,
+        "SKU-X",
+        "supplier",
+        "S-X",
+        "1.50",
+        "USD",
+        "3",
+        "US",
+    ];
+    let mut files: Vec<(Vec<u8>, String)> = vec![
+        (Vec::new(), "empty".into()),
+        (b"\xff\xfe,\x00\n".to_vec(), "no header, bytes".into()),
+        (
+            format!("{header},colour\n{}\n", good.join(",")).into_bytes(),
+            "an unknown column".into(),
+        ),
+        (
+            format!("{header}\n{}\n", good[..3].join(",")).into_bytes(),
+            "a short row".into(),
+        ),
+        (
+            format!("{header}\n{},extra\n", good.join(",")).into_bytes(),
+            "a long row".into(),
+        ),
+        (
+            format!("{header}\n\"{}\n", good.join(",")).into_bytes(),
+            "an unclosed quote".into(),
+        ),
+    ];
+    for (i, _) in good.iter().enumerate() {
+        for wrong in [
+            "x\0y",
+            "\u{feff}",
+            "\u{fffd}\u{202e}",
+            "-1",
+            "1e308",
+            "99999999999999999999999",
+            "0.001",
+            "NaN",
+            "abc",
+            "\"\"\"",
+        ] {
+            let mut row: Vec<String> = good.iter().map(|c| c.to_string()).collect();
+            row[i] = wrong.to_string();
+            files.push((
+                format!("{header}\n{}\n", row.join(",")).into_bytes(),
+                format!("column {} = {wrong:?}", header.split(',').nth(i).unwrap()),
+            ));
+            let mut bytes = format!("{header}\n").into_bytes();
+            bytes.extend(
+                row.join(",")
+                    .bytes()
+                    .map(|b| if b == b'x' { 0xff } else { b }),
+            );
+            files.push((
+                bytes,
+                format!("column {i} = {wrong:?}, with an invalid UTF-8 byte"),
+            ));
+        }
+    }
+    let mut server_errors = Vec::new();
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    let offers = || async {
+        app.get_json("/api/v1/offers").await["offers"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    for (body, what) in &files {
+        let before = offers().await;
+        let r = app
+            .http
+            .post(app.url("/api/v1/offers.csv"))
+            .header("content-type", "text/csv")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: no answer: {e}"));
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        *statuses.entry(status.as_u16()).or_default() += 1;
+        if status.is_server_error() {
+            server_errors.push(format!("{what}: {status} {text}"));
+        } else if status.is_client_error() {
+            assert!(
+                !text.trim().is_empty(),
+                "{what}: {status} without a message"
+            );
+            assert_eq!(offers().await, before, "{what}: refused, yet imported");
+        }
+    }
+    assert!(
+        server_errors.is_empty(),
+        "{} of {} bad files got a server error:\n{}",
+        server_errors.len(),
+        files.len(),
+        server_errors.join("\n")
+    );
+    // Most of them are refused (some variants are valid: an empty stock cell, say).
+    let refused: usize = statuses
+        .iter()
+        .filter(|(s, _)| **s >= 400)
+        .map(|(_, n)| n)
+        .sum();
+    assert!(refused > 120, "{statuses:?}");
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
     w.app.stop().await;
 }

@@ -205,13 +205,13 @@ async fn an_order_no_supplier_can_ship_alone_is_split_with_declared_values() {
     w.offer(
         "SKU-A",
         "sup-a",
-        json!({ "unit_cost": 40.0, "currency": "USD", "weight_grams": 200 }),
+        json!({ "unit_cost_minor": 4000, "currency": "USD", "weight_grams": 200 }),
     )
     .await;
     w.offer(
         "SKU-B",
         "sup-b",
-        json!({ "unit_cost": 35.0, "currency": "USD", "weight_grams": 200 }),
+        json!({ "unit_cost_minor": 3500, "currency": "USD", "weight_grams": 200 }),
     )
     .await;
     let order_id = w.order("wh-split", ["SKU-A", "SKU-B"], |_| {}).await;
@@ -468,7 +468,7 @@ async fn a_stock_out_is_held_with_its_contact_clock_and_resolved_by_the_customer
         .http
         .post(w.app.url(&format!("/api/v1/holds/{}/resolve", hold["id"].as_str().unwrap())))
         .header("x-daifa-operator", "mei@shop")
-        .json(&json!({ "choice": "alternative", "line_id": LINE_1, "storefront_sku": "SKU-B2", "discount": { "amount": 5.0, "currency": "USD" } }))
+        .json(&json!({ "choice": "alternative", "line_id": LINE_1, "storefront_sku": "SKU-B2", "discount": { "amount_minor": 500, "currency": "USD" } }))
         .send()
         .await
         .unwrap();
@@ -489,7 +489,10 @@ async fn a_stock_out_is_held_with_its_contact_clock_and_resolved_by_the_customer
         .find(|e| e["kind"] == "hold.resolved")
         .unwrap();
     assert_eq!(resolved["detail"]["by"], "mei@shop");
-    assert_eq!(resolved["detail"]["resolution"]["discount"]["amount"], 5.0);
+    assert_eq!(
+        resolved["detail"]["resolution"]["discount"]["amount_minor"],
+        500
+    );
 
     // A later date: the line that can ship ships now, the other waits until then.
     let order_id = w.order("wh-later", ["SKU-A", "SKU-B"], |_| {}).await;
@@ -700,7 +703,7 @@ async fn offers_import_and_export_as_csv_all_rows_or_none_and_a_dry_run_acts_on_
         body["rows"][1]["errors"][0]
             .as_str()
             .unwrap()
-            .contains("unit_cost: `abc` is not a number")
+            .contains("unit_cost: `abc` is not an amount")
     );
     assert_eq!(w.app.get_json("/api/v1/offers").await["offers"], json!([]));
 
@@ -726,7 +729,7 @@ async fn offers_import_and_export_as_csv_all_rows_or_none_and_a_dry_run_acts_on_
     let rows: Vec<&str> = exported.lines().collect();
     assert_eq!(rows.len(), 4, "{exported}");
     assert!(
-        rows[1].starts_with("shop,SKU-A,sup-a,A-1,4.5,,USD,10,,US DE,,,1,true,false,,,200,off_"),
+        rows[1].starts_with("shop,SKU-A,sup-a,A-1,4.50,,USD,10,,US DE,,,1,true,false,,,200,off_"),
         "{exported}"
     );
     assert!(rows[3].contains(",wood,,800,"), "{exported}");
@@ -841,13 +844,13 @@ async fn a_suppliers_catalogue_changes_update_its_offers_and_notify_the_shop() {
     w.offer(
         "SKU-A",
         "sup-a",
-        json!({ "unit_cost": 10.0, "currency": "USD", "stock": 50, "lead_time_days": 3 }),
+        json!({ "unit_cost_minor": 1000, "currency": "USD", "stock": 50, "lead_time_days": 3 }),
     )
     .await;
     w.offer(
         "SKU-B",
         "sup-a",
-        json!({ "unit_cost": 20.0, "currency": "USD", "stock": 50 }),
+        json!({ "unit_cost_minor": 2000, "currency": "USD", "stock": 50 }),
     )
     .await;
     let updates = [

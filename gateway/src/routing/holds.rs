@@ -10,7 +10,7 @@ use super::{HoldKind, Request, Trigger, context};
 use crate::db::{Tx, now_ms};
 use crate::error::operator;
 use crate::error::{ApiError, ApiResult};
-use crate::policy::{Amount, RoutingPolicy};
+use crate::policy::RoutingPolicy;
 use crate::services::Services;
 use crate::store::holds::{self, HoldView};
 use crate::store::jobs::{self, ClaimedJob, JobKind, NewJob, Outcome};
@@ -220,12 +220,13 @@ async fn release_held(tx: &mut Tx, order: &StoredOrder) -> anyhow::Result<()> {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "choice", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Choice {
-    /// Ship another product for a line, with a discount for the customer.
+    /// Ship another product for a line, with a discount for the customer
+    /// (`{"amount_minor": 500, "currency": "USD"}`).
     Alternative {
         line_id: String,
         storefront_sku: String,
         #[serde(default)]
-        discount: Option<Amount>,
+        discount: Option<crate::money::Money>,
     },
     /// The customer accepts a later date: the other lines ship now, the rest are routed again
     /// then.
@@ -278,13 +279,17 @@ pub async fn resolve(tx: &mut Tx, id: &str, by: &str, choice: Choice) -> ApiResu
             if storefront_sku.trim().is_empty() {
                 return Err(ApiError::Unprocessable("storefront_sku is empty".into()));
             }
-            let discount_minor = match &discount {
-                Some(d) => Some(
-                    crate::money::minor_of(d.amount, &d.currency)
-                        .map_err(|e| ApiError::Unprocessable(format!("discount: {e}")))?,
-                ),
-                None => None,
-            };
+            if let Some(d) = &discount {
+                d.check()
+                    .map_err(|e| ApiError::Unprocessable(format!("discount: {e}")))?;
+                if d.amount_minor < 0 {
+                    return Err(ApiError::Unprocessable(format!(
+                        "discount: must not be negative, not {}",
+                        d.amount_minor
+                    )));
+                }
+            }
+            let discount_minor = discount.as_ref().map(|d| d.amount_minor);
             supplier_orders::substitute(
                 tx,
                 &order.id,
