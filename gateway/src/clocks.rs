@@ -92,7 +92,15 @@ async fn schedule_many(
     order_id: &str,
     clocks: &[(Clock, i64)],
 ) -> sqlx::Result<u64> {
-    let jobs = clocks
+    jobs::enqueue_many_at(tx, clock_jobs(subject, order_id, clocks)).await
+}
+
+fn clock_jobs<'a>(
+    subject: &'a str,
+    order_id: &'a str,
+    clocks: &[(Clock, i64)],
+) -> Vec<(NewJob<'a>, i64)> {
+    clocks
         .iter()
         .map(|&(clock, at_ms)| {
             let kind = clock.job();
@@ -105,8 +113,7 @@ async fn schedule_many(
             };
             (job, at_ms)
         })
-        .collect();
-    jobs::enqueue_many_at(tx, jobs).await
+        .collect()
 }
 
 /// The clocks of a paid order: shipped within a day, marked shipped within three.
@@ -123,8 +130,8 @@ pub async fn on_order_paid(
             paid_at_ms + ms(policy.mark_shipped_within),
         ),
     ];
-    schedule_many(tx, order_id, order_id, &clocks).await?;
-    Ok(())
+    // A clock already running (a later copy that says paid again) is left as it is.
+    jobs::add(tx, clock_jobs(order_id, order_id, &clocks)).await
 }
 
 /// The clocks of a shipment: the follow-up (7 days express, 30 postal), the promised time,

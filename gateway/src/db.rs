@@ -7,6 +7,8 @@ use sqlx::{AnyPool, Executor};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod deferred;
+
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 /// One connection, to read through: a snapshot transaction (`&mut *tx`) or a pooled connection.
 pub type Conn = sqlx::AnyConnection;

@@ -564,7 +564,10 @@ impl Delivery<'_> {
             plugin_version: self.plugin_version,
         };
         match self.raw {
-            RawRecord::New(request) => raw_requests::insert_applied(tx, request, &applied).await,
+            RawRecord::New(request) => {
+                let _deferred = crate::db::deferred::allow();
+                raw_requests::insert_applied(tx, request, &applied).await
+            }
             RawRecord::Stored(_) if raw_requests::mark_applied(tx, &applied).await? => Ok(()),
             RawRecord::Stored(id) => Err(AppliedMeanwhile(id.to_string()).into()),
         }
@@ -639,6 +642,10 @@ async fn apply_channel(
                 first_order_id.get_or_insert_with(|| order_id.clone());
                 let detail = json!({ "raw_request_id": raw_id, "topic": inbound.topic, "external_id": order.external_id });
                 if let Some(stored) = stored {
+                    // A new order's first application inserts its rows and reads none of them
+                    // back: inside the ingest writer's batch, they wait for one statement per
+                    // table (`db::deferred`).
+                    let _deferred = crate::db::deferred::allow();
                     orders::record_event(tx, &order_id, "order.received", detail).await?;
                     // Paid (or to be paid on delivery): the shipping clocks start. An unpaid
                     // order's start when a later copy says paid (changes.rs).

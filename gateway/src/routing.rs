@@ -411,15 +411,19 @@ async fn apply(
                     },
                 )
                 .await?;
-                jobs::enqueue(
+                // A new supplier order's push: its key cannot exist yet.
+                jobs::add(
                     tx,
-                    NewJob {
-                        kind: JobKind::SupplierSubmit,
-                        idempotency_key: format!("{supplier_order_id}.submit"),
-                        subject_id: &supplier_order_id,
-                        order_id,
-                        connection_id: &p.supplier_connection_id,
-                    },
+                    vec![(
+                        NewJob {
+                            kind: JobKind::SupplierSubmit,
+                            idempotency_key: format!("{supplier_order_id}.submit"),
+                            subject_id: &supplier_order_id,
+                            order_id,
+                            connection_id: &p.supplier_connection_id,
+                        },
+                        now_ms(),
+                    )],
                 )
                 .await?;
                 orders::record_event(

@@ -190,3 +190,160 @@ async fn webhooks_arriving_together_are_each_answered_as_if_alone() {
     assert_eq!(keys.len(), ORDERS as usize + 1, "each order pushed once");
     w.app.stop().await;
 }
+
+/// Holds the database's write lock (SQLite) or the orders table (PostgreSQL) until dropped's
+/// `release`: the writer's batch waits, and the webhooks sent meanwhile queue for the next one.
+struct WriteLock(sqlx::pool::PoolConnection<sqlx::Any>);
+
+impl WriteLock {
+    async fn take(db: &daifa::db::Db) -> Self {
+        let mut conn = db.pool.acquire().await.unwrap();
+        let statements: &[&str] = match db.backend {
+            daifa::db::Backend::Sqlite => &["begin immediate"],
+            daifa::db::Backend::Postgres => &["begin", "lock table orders in exclusive mode"],
+        };
+        for s in statements {
+            sqlx::raw_sql(*s).execute(&mut *conn).await.unwrap();
+        }
+        Self(conn)
+    }
+
+    async fn release(mut self) {
+        sqlx::raw_sql("commit").execute(&mut *self.0).await.unwrap();
+    }
+}
+
+/// A new order and its cancellation, and another new order and a changed copy of it, in one
+/// batch: the new orders' rows wait to be written together (`db::deferred`), and what reads
+/// them — the cancellation, the change that takes the first push back — comes after they are
+/// written. No cancelled order ships; the changed order ships once, as changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn orders_and_their_changes_in_one_batch_ship_as_they_were_left() {
+    let w = world_with(|s| {
+        s.ingest.batch_max = 64;
+        s.ingest.writers = Some(1);
+    })
+    .await;
+    let sample: Value = serde_json::from_slice(&shopify_sample()).unwrap();
+    let order = |id: u64, edit: &dyn Fn(&mut Value)| {
+        let mut order = sample.clone();
+        order["id"] = json!(id);
+        order["updated_at"] = json!("2026-12-06T10:00:00+00:00");
+        edit(&mut order);
+        serde_json::to_vec(&order).unwrap()
+    };
+    let send = |topic: &'static str, webhook: &'static str, body: Vec<u8>| {
+        let api = w.app.api.clone();
+        tokio::spawn(async move {
+            let r = api
+                .send_shopify(topic, webhook, &body, SHOPIFY_SECRET)
+                .await;
+            (
+                webhook,
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap(),
+            )
+        })
+    };
+    let lock = WriteLock::take(&w.app.state.db).await;
+    // The first webhook takes the writer, which waits for the lock; the next ones queue, in
+    // this order, for the next batch.
+    let mut sends = vec![send("orders/create", "wh-first", order(5_100_001, &|_| {}))];
+    let next: [(&str, &str, Vec<u8>); 4] = [
+        ("orders/create", "wh-x", order(5_100_002, &|_| {})),
+        (
+            "orders/cancelled",
+            "wh-x-cancel",
+            order(5_100_002, &|o| {
+                o["cancelled_at"] = json!("2026-12-06T10:05:00+00:00");
+                o["cancel_reason"] = json!("customer");
+                o["updated_at"] = json!("2026-12-06T10:05:00+00:00");
+            }),
+        ),
+        ("orders/create", "wh-z", order(5_100_003, &|_| {})),
+        (
+            "orders/updated",
+            "wh-z-copy",
+            order(5_100_003, &|o| {
+                o["shipping_address"]["address1"] = json!("99 Corrected Street");
+                o["updated_at"] = json!("2026-12-06T10:05:00+00:00");
+            }),
+        ),
+    ];
+    for (topic, webhook, body) in next {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        sends.push(send(topic, webhook, body));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    lock.release().await;
+    for send in sends {
+        let (webhook, status, body) = send.await.unwrap();
+        assert_eq!(status, 200, "{webhook}: {body}");
+    }
+
+    // Two orders pushed, once each: the first, and the changed one as changed.
+    let pushes = wait_for_pushes(&w.supplier, 2).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(w.supplier.received().len(), 2, "{pushes:#?}");
+    let orders = w.app.orders().await;
+    assert_eq!(orders.len(), 3);
+    let detail_of = |external: &str| {
+        let id = orders
+            .iter()
+            .find(|o| o["external_id"] == external)
+            .unwrap_or_else(|| panic!("order {external}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let app = &w.app;
+        async move { app.order(&id).await }
+    };
+    let x = detail_of("5100002").await;
+    assert_eq!(x["order"]["status"], "cancelled", "{x:#}");
+    let x_so = x["supplier_orders"][0]["id"].clone();
+    assert_eq!(x["supplier_orders"][0]["status"], "cancelled", "{x:#}");
+    let z = detail_of("5100003").await;
+    let z_sos = z["supplier_orders"].as_array().unwrap();
+    let statuses: Vec<&str> = z_sos
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        z_sos.len(),
+        2,
+        "the first taken back, a new one pushed: {statuses:?}"
+    );
+    for push in w.supplier.received() {
+        assert_ne!(
+            push.body["data"]["supplier_order_id"], x_so,
+            "the cancelled order shipped"
+        );
+        if z_sos
+            .iter()
+            .any(|s| s["id"] == push.body["data"]["supplier_order_id"])
+        {
+            assert_eq!(
+                push.body["data"]["ship_to"]["line1"], "99 Corrected Street",
+                "the changed order went out as it was left"
+            );
+        }
+    }
+    // Each order's timeline has its events in order.
+    for (detail, last) in [(&x, "order.cancelled"), (&z, "order.updated")] {
+        let kinds: Vec<&str> = detail["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["kind"].as_str())
+            .collect();
+        let at = |k: &str| {
+            kinds
+                .iter()
+                .position(|x| x.starts_with(k))
+                .unwrap_or_else(|| panic!("{k} in {kinds:?}"))
+        };
+        assert!(at("order.received") < at("order.routed"), "{kinds:?}");
+        assert!(at("order.routed") < at(last), "{kinds:?}");
+    }
+    w.app.stop().await;
+}

@@ -16,11 +16,14 @@
 //! sweeper processes it again) and answered 503.
 
 use super::{Answer, Prepared, RawRecord, Work, apply_in, header_pairs, store_raw};
-use crate::db::{Backend, Tx};
+use crate::db::{Backend, Tx, deferred};
+use crate::plugins::Parsed;
 use crate::policy::PolicyReader;
 use crate::services::Services;
 use crate::store::raw_requests::{self, NewRawRequest, Origin};
 use daifa_plugin_host::InboundRequest;
+use daifa_plugin_host::channel::ChannelEvent;
+use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -148,13 +151,34 @@ async fn write_batch(state: &Services, batch: Vec<Pending>) {
 }
 
 /// Stores and applies `items` in one transaction; their answers once it committed.
+///
+/// The rows of new orders and the raw requests wait to be written in one statement per table
+/// (`db::deferred`) — never past anything that could read them: before an item that is not
+/// made of new orders only, or that names an order an earlier item of the batch named, they
+/// are written, and that item writes its own at once.
 async fn write_together(state: &Services, items: &[&Item]) -> anyhow::Result<Vec<Answer>> {
     let policies = state.policy_cache.reader();
     let mut tx = state.db.begin().await?;
-    let mut answers = Vec::with_capacity(items.len());
-    for item in items {
-        answers.push(write_one(&mut tx, policies, item).await?);
-    }
+    let answers = deferred::deferring(async {
+        let mut named = HashSet::new();
+        let mut answers = Vec::with_capacity(items.len());
+        for item in items {
+            let apart = match item.orders_named() {
+                Some(orders) => !orders.into_iter().all(|o| named.insert(o)),
+                None => true,
+            };
+            let _suspended = if apart {
+                deferred::flush(&mut tx).await?;
+                Some(deferred::suspend())
+            } else {
+                None
+            };
+            answers.push(write_one(&mut tx, policies, item).await?);
+        }
+        deferred::flush(&mut tx).await?;
+        anyhow::Ok(answers)
+    })
+    .await?;
     tx.commit().await?;
     Ok(answers)
 }
@@ -184,8 +208,9 @@ async fn write_one(tx: &mut Tx, policies: PolicyReader<'_>, item: &Item) -> anyh
     };
     // An applied request was stored by what applied it.
     if !answer.applied() {
+        let _deferred = deferred::allow();
         raw_requests::insert_answered(
-            &mut **tx,
+            tx,
             &raw,
             answer.raw_status,
             answer.status.as_u16(),
@@ -198,6 +223,30 @@ async fn write_one(tx: &mut Tx, policies: PolicyReader<'_>, item: &Item) -> anyh
 }
 
 impl Item {
+    /// The orders (connection, external id) this webhook places, if placing orders is all it
+    /// does and it names each once; `None` for anything else (a case, a cancellation, a
+    /// supplier's or carrier's event…), which may read what earlier items wrote.
+    fn orders_named(&self) -> Option<Vec<(&str, &str)>> {
+        let Work::Apply(parsed) = &self.prepared.work else {
+            return Some(Vec::new());
+        };
+        let Parsed::Channel(inbound) = parsed else {
+            return None;
+        };
+        let mut named = Vec::new();
+        for event in &inbound.events {
+            let ChannelEvent::OrderPlaced(order) = event else {
+                return None;
+            };
+            let key = (self.connection_name.as_str(), order.external_id.as_str());
+            if named.contains(&key) {
+                return None;
+            }
+            named.push(key);
+        }
+        Some(named)
+    }
+
     fn new_raw<'a>(&'a self, headers: &'a [(&'a str, &'a str)]) -> NewRawRequest<'a> {
         NewRawRequest {
             id: &self.raw_id,

@@ -1,7 +1,7 @@
 //! Routing decisions: each decision routing made for an order, with its reasons, as it was
 //! made. This module owns the `routing_decisions` table.
 
-use crate::db::{Conn, Tx};
+use crate::db::{Conn, Tx, deferred};
 use serde_json::{Value, json};
 use sqlx::Row;
 
@@ -18,20 +18,23 @@ pub struct NewDecision<'a> {
     pub created_at_ms: i64,
 }
 
-/// Stores a routing decision.
+/// Stores a routing decision (it may wait for `deferred::flush`: nothing reads it back in the
+/// transaction that makes it).
 pub async fn insert(tx: &mut Tx, decision: &NewDecision<'_>) -> sqlx::Result<()> {
-    sqlx::query(
-        "insert into routing_decisions (id, order_id, trigger, outcome, decision, created_at_ms) values ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(decision.id)
-    .bind(decision.order_id)
-    .bind(decision.trigger)
-    .bind(decision.outcome)
-    .bind(decision.decision)
-    .bind(decision.created_at_ms)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    static DECISION: deferred::Insert = deferred::Insert {
+        head: "insert into routing_decisions (id, order_id, trigger, outcome, decision, created_at_ms)",
+        columns: 6,
+        tail: "",
+    };
+    let row = vec![
+        decision.id.into(),
+        decision.order_id.into(),
+        decision.trigger.into(),
+        decision.outcome.into(),
+        decision.decision.into(),
+        decision.created_at_ms.into(),
+    ];
+    deferred::insert(tx, &DECISION, vec![row]).await
 }
 
 /// The routing decisions of an order, oldest first.

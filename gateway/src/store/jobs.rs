@@ -8,7 +8,7 @@
 //! then dead-lettered. This module owns the `jobs` and `job_attempts` tables.
 
 use crate::config::JobSettings;
-use crate::db::{Backend, Conn, Db, Tx, ms, new_id, now_ms, placeholders};
+use crate::db::{Backend, Conn, Db, Tx, deferred, ms, new_id, now_ms, placeholders};
 use rand::Rng;
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -222,46 +222,46 @@ pub async fn enqueue_many_at(tx: &mut Tx, jobs: Vec<(NewJob<'_>, i64)>) -> sqlx:
     if jobs.is_empty() {
         return Ok(0);
     }
-    const COLUMNS: usize = 9;
-    let rows = (0..jobs.len())
-        .map(|i| {
-            let p = |k: usize| format!("${}", i * COLUMNS + k);
-            format!(
-                "({}, {}, {}, {}, {}, 0, {}, {}, {}, {}, {})",
-                p(1),
-                p(2),
-                p(3),
-                p(4),
-                p(5),
-                p(6),
-                p(7),
-                p(8),
-                p(9),
-                p(9)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!(
-        "insert into jobs (id, kind, idempotency_key, payload, status, attempts, run_at_ms, order_id, connection_id, created_at_ms, updated_at_ms) \
-         values {rows} on conflict (idempotency_key) do nothing"
-    );
-    let now = now_ms();
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for (job, run_at_ms) in jobs {
-        let payload = serde_json::json!({ "subject_id": job.subject_id }).to_string();
-        query = query
-            .bind(new_id("job"))
-            .bind(job.kind.as_str())
-            .bind(job.idempotency_key)
-            .bind(payload)
-            .bind(JobStatus::Queued.as_str())
-            .bind(run_at_ms)
-            .bind(job.order_id.to_string())
-            .bind(job.connection_id.to_string())
-            .bind(now);
+    deferred::execute(tx, &NEW_JOB, job_rows(jobs)).await
+}
+
+/// Adds jobs as [`enqueue_many_at`] does, without telling which were new: they may wait for
+/// `deferred::flush` (nothing reads a job back in the transaction that makes it; a key that
+/// exists by then is left out all the same).
+pub async fn add(tx: &mut Tx, jobs: Vec<(NewJob<'_>, i64)>) -> sqlx::Result<()> {
+    if jobs.is_empty() {
+        return Ok(());
     }
-    Ok(query.execute(&mut **tx).await?.rows_affected())
+    deferred::insert(tx, &NEW_JOB, job_rows(jobs)).await
+}
+
+static NEW_JOB: deferred::Insert = deferred::Insert {
+    head: "insert into jobs (id, kind, idempotency_key, payload, status, attempts, run_at_ms, order_id, connection_id, created_at_ms, updated_at_ms)",
+    columns: 11,
+    tail: "on conflict (idempotency_key) do nothing",
+};
+
+fn job_rows(jobs: Vec<(NewJob<'_>, i64)>) -> Vec<Vec<deferred::Bind>> {
+    let now = now_ms();
+    jobs.into_iter()
+        .map(|(job, run_at_ms)| {
+            vec![
+                new_id("job").into(),
+                job.kind.as_str().into(),
+                job.idempotency_key.into(),
+                serde_json::json!({ "subject_id": job.subject_id })
+                    .to_string()
+                    .into(),
+                JobStatus::Queued.as_str().into(),
+                0i64.into(),
+                run_at_ms.into(),
+                job.order_id.into(),
+                job.connection_id.into(),
+                now.into(),
+                now.into(),
+            ]
+        })
+        .collect()
 }
 
 /// A job a worker holds.

@@ -1,6 +1,6 @@
 //! Canonical orders and their timeline. This module owns the `orders` and `order_events` tables.
 
-use crate::db::{Conn, Db, Tx, new_id, now_ms};
+use crate::db::{Conn, Db, Tx, deferred, new_id, now_ms};
 use daifa_plugin_host::{Order, PaymentStatus};
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -362,15 +362,20 @@ pub async fn record_event(
     kind: &str,
     detail: serde_json::Value,
 ) -> sqlx::Result<()> {
-    sqlx::query("insert into order_events (id, order_id, kind, detail, created_at_ms) values ($1, $2, $3, $4, $5)")
-        .bind(new_id("evt"))
-        .bind(order_id)
-        .bind(kind)
-        .bind(detail.to_string())
-        .bind(now_ms())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    static EVENT: deferred::Insert = deferred::Insert {
+        head: "insert into order_events (id, order_id, kind, detail, created_at_ms)",
+        columns: 5,
+        tail: "",
+    };
+    let row = vec![
+        new_id("evt").into(),
+        order_id.into(),
+        kind.into(),
+        detail.to_string().into(),
+        now_ms().into(),
+    ];
+    // Nothing reads an event back in the transaction that records it: it may wait.
+    deferred::insert(tx, &EVENT, vec![row]).await
 }
 
 /// An order, read inside a transaction.

@@ -3,6 +3,7 @@
 //! `received` to what processing it came to; once applied (`accepted`, `duplicate`) it stays so.
 //! This module owns the `raw_requests` and `deliveries` tables.
 
+use crate::db::deferred::{self, Bind};
 use crate::db::{Backend, Conn, Db, Tx, ms, now_ms};
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -87,13 +88,16 @@ pub async fn insert_applied(
         order_id: applied.order_id,
         connection_id: Some(applied.connection_id),
     };
-    insert_row(&mut **tx, request, &outcome).await
+    // Nothing reads a raw request back in the transaction that stores it: it may wait.
+    deferred::insert(tx, &RAW, vec![raw_row(request, &outcome)?]).await?;
+    Ok(())
 }
 
 /// Stores a request processed before it was stored and not applied (refused, or failed in a
-/// way its sender retries), with its answer.
-pub async fn insert_answered<'e>(
-    exec: impl sqlx::Executor<'e, Database = sqlx::Any>,
+/// way its sender retries), with its answer, in the transaction of the batch it came in (it
+/// may wait for `deferred::flush`).
+pub async fn insert_answered(
+    tx: &mut Tx,
     request: &NewRawRequest<'_>,
     status: RawStatus,
     status_code: u16,
@@ -107,7 +111,8 @@ pub async fn insert_answered<'e>(
         plugin_version,
         ..Outcome::default()
     };
-    insert_row(exec, request, &outcome).await
+    deferred::insert(tx, &RAW, vec![raw_row(request, &outcome)?]).await?;
+    Ok(())
 }
 
 /// What is known of a request when it is stored; nothing for one just received.
@@ -123,34 +128,47 @@ struct Outcome<'a> {
     connection_id: Option<&'a str>,
 }
 
+static RAW: deferred::Insert = deferred::Insert {
+    head: "insert into raw_requests (id, connection_name, method, path, headers, body, received_at_ms, status, origin, \
+           status_code, reason, plugin_version, delivery_id, topic, order_id, connection_id)",
+    columns: 16,
+    tail: "",
+};
+
+fn raw_row(request: &NewRawRequest<'_>, outcome: &Outcome<'_>) -> anyhow::Result<Vec<Bind>> {
+    Ok(vec![
+        request.id.into(),
+        request.connection_name.into(),
+        request.method.into(),
+        request.path.into(),
+        serde_json::to_string(request.headers)?.into(),
+        Bind::Bytes(request.body.to_vec()),
+        now_ms().into(),
+        outcome
+            .status
+            .unwrap_or(RawStatus::Received)
+            .as_str()
+            .into(),
+        request.origin.as_str().into(),
+        outcome.status_code.map(i64::from).into(),
+        outcome.reason.into(),
+        outcome.plugin_version.into(),
+        outcome.delivery_id.into(),
+        outcome.topic.into(),
+        outcome.order_id.into(),
+        outcome.connection_id.into(),
+    ])
+}
+
 async fn insert_row<'e>(
     exec: impl sqlx::Executor<'e, Database = sqlx::Any>,
     request: &NewRawRequest<'_>,
     outcome: &Outcome<'_>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "insert into raw_requests (id, connection_name, method, path, headers, body, received_at_ms, status, origin, \
-                                   status_code, reason, plugin_version, delivery_id, topic, order_id, connection_id) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-    )
-    .bind(request.id)
-    .bind(request.connection_name)
-    .bind(request.method)
-    .bind(request.path)
-    .bind(serde_json::to_string(request.headers)?)
-    .bind(request.body.to_vec())
-    .bind(now_ms())
-    .bind(outcome.status.unwrap_or(RawStatus::Received).as_str())
-    .bind(request.origin.as_str())
-    .bind(outcome.status_code.map(i64::from))
-    .bind(outcome.reason)
-    .bind(outcome.plugin_version)
-    .bind(outcome.delivery_id)
-    .bind(outcome.topic)
-    .bind(outcome.order_id)
-    .bind(outcome.connection_id)
-    .execute(exec)
-    .await?;
+    let sql = deferred::one_row(&RAW);
+    deferred::bind_all(sqlx::query(AssertSqlSafe(sql)), raw_row(request, outcome)?)
+        .execute(exec)
+        .await?;
     Ok(())
 }
 

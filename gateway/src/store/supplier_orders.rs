@@ -11,7 +11,7 @@
 //! outcome the caller handles ([`Moved::No`] with the status found), never a silent overwrite.
 //! A change sent to a supplier moves by compare-and-set too ([`set_update_status`]).
 
-use crate::db::{Conn, Db, Tx, now_ms, placeholders};
+use crate::db::{Conn, Db, Tx, deferred, now_ms, placeholders};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Row};
@@ -283,25 +283,28 @@ pub async fn insert(tx: &mut Tx, so: &NewSupplierOrder<'_>) -> anyhow::Result<()
     if so.lines.is_empty() {
         return Ok(());
     }
-    // One statement for all the lines.
-    let rows = (0..so.lines.len())
-        .map(|i| format!("($1, {})", placeholders(2 + i * 5, 5)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!(
-        "insert into supplier_order_lines (supplier_order_id, external_line_id, storefront_sku, supplier_sku, quantity, offer_id) \
-         values {rows}"
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(so.id);
-    for line in &so.lines {
-        query = query
-            .bind(line.external_line_id)
-            .bind(line.storefront_sku)
-            .bind(line.supplier_sku)
-            .bind(i64::from(line.quantity))
-            .bind(line.offer_id);
-    }
-    query.execute(&mut **tx).await?;
+    // One statement for all the lines; they may wait for `deferred::flush` (the supplier order
+    // itself may not: the daily caps count other orders' supplier orders in the transaction).
+    static LINE: deferred::Insert = deferred::Insert {
+        head: "insert into supplier_order_lines (supplier_order_id, external_line_id, storefront_sku, supplier_sku, quantity, offer_id)",
+        columns: 6,
+        tail: "",
+    };
+    let rows = so
+        .lines
+        .iter()
+        .map(|line| {
+            vec![
+                so.id.into(),
+                line.external_line_id.into(),
+                line.storefront_sku.into(),
+                line.supplier_sku.into(),
+                i64::from(line.quantity).into(),
+                line.offer_id.into(),
+            ]
+        })
+        .collect();
+    deferred::insert(tx, &LINE, rows).await?;
     Ok(())
 }
 
