@@ -975,6 +975,7 @@ async fn send_again(
                 lines: &lines,
                 of: case.supplier_order_id.as_deref(),
             }),
+            known_products: None,
         },
     )
     .await?;

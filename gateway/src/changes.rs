@@ -374,6 +374,7 @@ async fn route_copy(tx: &mut Tx, context: &OrderContext, copy: &Order) -> anyhow
             allow_partial: false,
             replaces: None,
             reship: None,
+            known_products: None,
         },
     )
     .await?;

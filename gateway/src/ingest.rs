@@ -675,6 +675,7 @@ async fn apply_channel(
                             allow_partial: false,
                             replaces: None,
                             reship: None,
+                            known_products: context.products.as_ref(),
                         },
                     )
                     .await?;

@@ -160,6 +160,7 @@ pub async fn load(
         order_id.is_none(),
         order,
         None,
+        None,
     )
     .await
 }
@@ -179,6 +180,7 @@ pub async fn load_lines(
     fresh: bool,
     order: &Order,
     only: Option<&[(String, u32)]>,
+    known_products: Option<&BTreeMap<String, Product>>,
 ) -> anyhow::Result<Loaded> {
     let id = order_id.unwrap_or("");
     let (taken, substitutions) = if fresh {
@@ -215,7 +217,10 @@ pub async fn load_lines(
     skus.sort_unstable();
     skus.dedup();
     let offers = offers::for_skus(conn, channel_connection_id, &skus).await?;
-    let products = offers::products_for(conn, channel_connection_id, &skus).await?;
+    let products = match known_products {
+        Some(known) => known.clone(),
+        None => offers::products_for(conn, channel_connection_id, &skus).await?,
+    };
     let mut line_policies = BTreeMap::new();
     let mut by_category: BTreeMap<String, RoutingPolicy> = BTreeMap::new();
     for sku in &skus {
@@ -316,6 +321,9 @@ pub struct Request<'a> {
     /// A reship or an exchange's replacement: exactly these lines, for this after-sales case,
     /// sending again this supplier order.
     pub reship: Option<Reship<'a>>,
+    /// What the shop knows of every SKU of the order's lines, read in this transaction (a
+    /// fresh order's context, [`context::OrderContext::products`]); `None`: routing reads it.
+    pub known_products: Option<&'a BTreeMap<String, Product>>,
 }
 
 /// Goods sent again for an after-sales case.
@@ -339,6 +347,7 @@ pub async fn route(tx: &mut Tx, request: Request<'_>) -> anyhow::Result<Decision
         request.fresh,
         request.order,
         request.reship.map(|r| r.lines),
+        request.known_products,
     )
     .await?;
     let decision = decide_loaded(&loaded, request.order, request.allow_partial);
@@ -560,6 +569,7 @@ pub async fn fail_over(
             allow_partial: false,
             replaces: Some(supplier_order_id),
             reship: None,
+            known_products: None,
         },
     )
     .await?;

@@ -38,6 +38,7 @@ pub async fn proposal(tx: &mut Tx, case: &Case) -> anyhow::Result<Option<Value>>
             false,
             &canonical,
             Some(&lines),
+            None,
         )
         .await?;
         let reship_cost: Option<f64> = case

@@ -10,8 +10,10 @@
 use crate::db::Tx;
 use crate::policy::{self, AfterSalesPolicy, PolicyReader, RoutingPolicy, Scope};
 use crate::store::connections;
+use crate::store::offers::{self, Product};
 use crate::store::orders::{self, StoredOrder};
 use daifa_plugin_host::Order;
+use std::collections::BTreeMap;
 
 pub struct OrderContext {
     pub order: StoredOrder,
@@ -23,6 +25,9 @@ pub struct OrderContext {
     pub category: Option<String>,
     pub routing: RoutingPolicy,
     pub after_sales: AfterSalesPolicy,
+    /// What the shop knows of every SKU of the order's lines, when the context read it to find
+    /// the category (a fresh order's: routing takes it rather than reading it again).
+    pub products: Option<BTreeMap<String, Product>>,
 }
 
 impl OrderContext {
@@ -61,7 +66,7 @@ impl OrderContext {
         let channel_name = connections::name_in(tx, &order.connection_id)
             .await?
             .unwrap_or_default();
-        Self::with(tx, order, canonical, channel_name, cache).await
+        Self::with(tx, order, canonical, channel_name, cache, false).await
     }
 
     /// The context of an order just stored from `canonical` by its channel `channel_name`:
@@ -75,17 +80,35 @@ impl OrderContext {
         policies: PolicyReader<'_>,
     ) -> anyhow::Result<Self> {
         let (canonical, channel_name) = (canonical.clone(), channel_name.to_string());
-        Self::with(tx, order, canonical, channel_name, Some(policies)).await
+        Self::with(tx, order, canonical, channel_name, Some(policies), true).await
     }
 
+    /// `with_products`: read the products of the order's SKUs (one statement, instead of
+    /// their categories alone) and keep them for routing.
     async fn with(
         tx: &mut Tx,
         order: StoredOrder,
         canonical: Order,
         channel_name: String,
         cache: Option<PolicyReader<'_>>,
+        with_products: bool,
     ) -> anyhow::Result<Self> {
-        let scope = scope_of(tx, &order.connection_id, &channel_name, &canonical).await?;
+        let (scope, products) = if with_products {
+            let skus: Vec<&str> = canonical
+                .lines
+                .iter()
+                .map(|l| l.storefront_sku.as_str())
+                .collect();
+            let products = offers::products_for(tx, &order.connection_id, &skus).await?;
+            // The category of the first line that has one, as `scope_of` finds it.
+            let category = skus
+                .iter()
+                .find_map(|sku| products.get(*sku).and_then(|p| p.category.clone()));
+            (scope(&channel_name, category), Some(products))
+        } else {
+            let scope = scope_of(tx, &order.connection_id, &channel_name, &canonical).await?;
+            (scope, None)
+        };
         let (routing, after_sales) = match cache {
             Some(cache) => (
                 cache.in_scope(tx, &scope).await?,
@@ -103,6 +126,7 @@ impl OrderContext {
             category: scope.category,
             routing,
             after_sales,
+            products,
         })
     }
 }

@@ -128,6 +128,7 @@ async fn reroute(
             allow_partial,
             replaces: None,
             reship: None,
+            known_products: None,
         },
     )
     .await?)
