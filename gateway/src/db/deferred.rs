@@ -206,7 +206,12 @@ pub async fn execute(tx: &mut Tx, statement: &Insert, rows: Vec<Vec<Bind>>) -> s
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!("{} values {values} {}", statement.head, statement.tail);
-        let query = bind_all(sqlx::query(AssertSqlSafe(sql)), chunk.into_iter().flatten());
+        // A statement of many rows is not kept prepared: each batch size is another text, and
+        // sqlx's cache of up to 100 per pooled connection filled with statements of thousands
+        // of values (about 50 MB more resident memory, measured).
+        let persistent = chunk.len() == 1;
+        let query = bind_all(sqlx::query(AssertSqlSafe(sql)), chunk.into_iter().flatten())
+            .persistent(persistent);
         taken += query.execute(&mut **tx).await?.rows_affected();
     }
     Ok(taken)
