@@ -75,7 +75,7 @@ async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attemp
         // A read: no write lock (SQLite) while the order's context is loaded.
         let policies = state.policy_cache.reader();
         let mut tx = state.db.snapshot().await?;
-        OrderContext::load_cached(&mut tx, &so.order_id, policies)
+        OrderContext::load_cached(&mut tx, &so.order_id, policies, state)
             .await?
             .ok_or_else(|| anyhow::anyhow!("order {} is missing", so.order_id))?
     };

@@ -999,3 +999,42 @@ async fn a_policy_read_in_a_snapshot_older_than_a_change_is_not_kept() {
     drop(conn);
     db.pool.close().await;
 }
+
+/// The policy of the order's channel follows its pushes: a supplier order pushed for a shop
+/// whose routing policy gives suppliers 2 hours to acknowledge (the handbook's default is a
+/// day) gets a 2-hour deadline. The push reads the channel's name from the connection cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_follows_the_acknowledgement_deadline_of_its_orders_channel() {
+    let w = Suppliers::start(&["sup-a"]).await;
+    w.offer("SKU-A", "sup-a", json!({})).await;
+    w.offer("SKU-B", "sup-a", json!({})).await;
+    let r = w
+        .app
+        .http
+        .put(w.app.url(&format!(
+            "/api/v1/policies/routing?channel={SHOP_CONNECTION}"
+        )))
+        .json(&json!({ "ack_deadline": "2h" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let order_id = w.order("wh-ack-2h", ["SKU-A", "SKU-B"], |_| {}).await;
+    w.pushes("sup-a", 1).await;
+    let job = eventually("the acknowledgement deadline", WAIT, || async {
+        let detail = w.app.order(&order_id).await;
+        detail["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["kind"] == "supplier.ack_deadline")
+            .cloned()
+    })
+    .await;
+    let waits = job["run_at_ms"].as_i64().unwrap() - job["created_at_ms"].as_i64().unwrap();
+    assert!(
+        (2 * 3600 * 1000 - 60_000..=2 * 3600 * 1000 + 60_000).contains(&waits),
+        "the channel's 2 hours, not the default day: {waits} ms"
+    );
+    w.app.stop().await;
+}

@@ -9,6 +9,7 @@
 
 use crate::db::Tx;
 use crate::policy::{self, AfterSalesPolicy, PolicyReader, RoutingPolicy, Scope};
+use crate::services::Services;
 use crate::store::connections;
 use crate::store::offers::{self, Product};
 use crate::store::orders::{self, StoredOrder};
@@ -41,32 +42,34 @@ impl OrderContext {
 
     /// The context of an order read already.
     pub async fn of(tx: &mut Tx, order: StoredOrder) -> anyhow::Result<Self> {
-        Self::of_with(tx, order, None).await
-    }
-
-    /// As [`OrderContext::load`], its policies from `policies` (a cache: the push of a
-    /// supplier order reads its order's context on every attempt), taken before `tx` began.
-    pub async fn load_cached(
-        tx: &mut Tx,
-        order_id: &str,
-        policies: PolicyReader<'_>,
-    ) -> anyhow::Result<Option<Self>> {
-        let Some(order) = orders::get_in(tx, order_id).await? else {
-            return Ok(None);
-        };
-        Ok(Some(Self::of_with(tx, order, Some(policies)).await?))
-    }
-
-    async fn of_with(
-        tx: &mut Tx,
-        order: StoredOrder,
-        cache: Option<PolicyReader<'_>>,
-    ) -> anyhow::Result<Self> {
         let canonical = order.canonical_order()?;
         let channel_name = connections::name_in(tx, &order.connection_id)
             .await?
             .unwrap_or_default();
-        Self::with(tx, order, canonical, channel_name, cache, false).await
+        Self::with(tx, order, canonical, channel_name, None, false).await
+    }
+
+    /// As [`OrderContext::load`], its policies from `policies` (a cache: the push of a
+    /// supplier order reads its order's context on every attempt), taken before `tx` began,
+    /// and its channel's name from the connection cache.
+    pub async fn load_cached(
+        tx: &mut Tx,
+        order_id: &str,
+        policies: PolicyReader<'_>,
+        state: &Services,
+    ) -> anyhow::Result<Option<Self>> {
+        let Some(order) = orders::get_in(tx, order_id).await? else {
+            return Ok(None);
+        };
+        let canonical = order.canonical_order()?;
+        let channel_name = state
+            .connection_cache
+            .by_id(&state.db, &order.connection_id)
+            .await?
+            .map(|c| c.name)
+            .unwrap_or_default();
+        let context = Self::with(tx, order, canonical, channel_name, Some(policies), false);
+        Ok(Some(context.await?))
     }
 
     /// The context of an order just stored from `canonical` by its channel `channel_name`:
