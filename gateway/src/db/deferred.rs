@@ -255,18 +255,27 @@ mod tests {
         tail: "on conflict (k) do nothing",
     };
 
-    /// A database file of its own (each connection to `sqlite::memory:` is another database).
-    async fn db(name: &str) -> super::super::Db {
-        let path =
-            std::env::temp_dir().join(format!("daifa-deferred-{name}-{}.db", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let url = format!("sqlite://{}?mode=rwc", path.display());
+    /// A database file of its own (each connection to `sqlite::memory:` is another database),
+    /// in a directory removed when the returned guard is dropped.
+    async fn db(name: &str) -> (super::super::Db, Dir) {
+        let dir =
+            Dir(std::env::temp_dir().join(format!("daifa-deferred-{name}-{}", std::process::id())));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.0.join("t.db").display());
         let db = super::super::Db::connect(&url).await.unwrap();
         sqlx::query("create table t (k text primary key, n integer, b blob)")
             .execute(&db.pool)
             .await
             .unwrap();
-        db
+        (db, dir)
+    }
+
+    struct Dir(std::path::PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 
     fn row(k: &str, n: i64) -> Vec<Bind> {
@@ -282,7 +291,7 @@ mod tests {
 
     #[tokio::test]
     async fn rows_wait_only_where_allowed_and_not_suspended() {
-        let db = db("allowed").await;
+        let (db, _dir) = db("allowed").await;
         let mut tx = db.pool.begin().await.unwrap();
         // Outside a scope: at once, allowed or not.
         let allowed = allow();
@@ -325,7 +334,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_flush_past_the_bind_limit_writes_every_row() {
-        let db = db("limit").await;
+        let (db, _dir) = db("limit").await;
         let mut tx = db.pool.begin().await.unwrap();
         // 3 columns: 10,000 rows to a statement; 25,000 rows make three.
         let rows: Vec<Vec<Bind>> = (0..25_000).map(|i| row(&format!("k{i}"), i)).collect();
