@@ -376,37 +376,43 @@ pub async fn set_up(state: &Services) -> anyhow::Result<()> {
 
 /// As [`set_up`], with the supplier's endpoint at `supplier_url` (a local one may be private).
 async fn set_up_with(state: &Services, supplier_url: &str) -> anyhow::Result<()> {
-    for c in [
-        NewConnection {
-            name: "shop".into(),
-            plugin: "shopify".into(),
-            plugin_version: None,
-            settings: BTreeMap::from([("shop_domain".into(), SHOP_DOMAIN.into())]),
-            secrets: BTreeMap::from([("webhook_secret".into(), SECRET.into())]),
-            allowed_hosts: vec![],
-            allow_private_network: false,
-        },
-        NewConnection {
-            name: "supplier".into(),
-            plugin: "webhook-supplier".into(),
-            plugin_version: None,
-            settings: BTreeMap::from([("url".into(), supplier_url.into())]),
-            secrets: BTreeMap::from([(
-                "signing_secret".into(),
-                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-            )]),
-            allowed_hosts: vec![],
-            allow_private_network: supplier_url.starts_with("http://127.0.0.1"),
-        },
-    ] {
-        connections::create(state, c)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
+    let supplier = NewConnection {
+        name: "supplier".into(),
+        plugin: "webhook-supplier".into(),
+        plugin_version: None,
+        settings: BTreeMap::from([("url".into(), supplier_url.into())]),
+        secrets: BTreeMap::from([(
+            "signing_secret".into(),
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        )]),
+        allowed_hosts: vec![],
+        allow_private_network: supplier_url.starts_with("http://127.0.0.1"),
+    };
+    connections::create(state, supplier)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    storefront(state, "shop", "shopify").await
+}
+
+/// A Shopify storefront connection `name` through `plugin` (webhook secret [`SECRET`], shop
+/// [`SHOP_DOMAIN`]), with the sample's SKUs offered by the benchmark's `supplier`.
+async fn storefront(state: &Services, name: &str, plugin: &str) -> anyhow::Result<()> {
+    let connection = NewConnection {
+        name: name.into(),
+        plugin: plugin.into(),
+        plugin_version: None,
+        settings: BTreeMap::from([("shop_domain".into(), SHOP_DOMAIN.into())]),
+        secrets: BTreeMap::from([("webhook_secret".into(), SECRET.into())]),
+        allowed_hosts: vec![],
+        allow_private_network: false,
+    };
+    connections::create(state, connection)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     for sku in ["IPOD2008PINK", "IPOD2008BLACK"] {
         crate::catalogue::create(
             &state.db,
-            crate::catalogue::OfferInput::new("shop", sku, "supplier", &format!("SUP-{sku}")),
+            crate::catalogue::OfferInput::new(name, sku, "supplier", &format!("SUP-{sku}")),
         )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -1,10 +1,15 @@
 //! Amounts in minor units (what the canonical schema carries) and in major units (what people
 //! and rates use), through each currency's minor unit (ISO 4217: 2 for USD, 0 for JPY).
 
+/// The decimals of `currency`'s minor unit (2 for USD, 0 for JPY); none for an unknown code.
+fn exponent(currency: &str) -> Option<u32> {
+    let c = iso_currency::Currency::from_code(currency)?;
+    Some(u32::from(c.exponent().unwrap_or(0)))
+}
+
 /// The minor units of `currency` in one major unit (100 for USD, 1 for JPY).
 fn scale(currency: &str) -> Option<f64> {
-    let c = iso_currency::Currency::from_code(currency)?;
-    Some(10f64.powi(i32::from(c.exponent().unwrap_or(0))))
+    Some(10f64.powi(exponent(currency)? as i32))
 }
 
 /// An amount in minor units as major units.
@@ -21,25 +26,9 @@ pub fn to_minor(major: f64, currency: &str) -> Option<i64> {
 /// dollars), where an `f64` still counts every cent exactly.
 pub const MAX_MINOR: i64 = 1_000_000_000_000_000;
 
-/// An amount in minor units with its currency, as the canonical schema (the WIT `money`) and
-/// the admin API carry it: `{"amount_minor": 1250, "currency": "USD"}` is 12.50 USD.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Money {
-    pub amount_minor: i64,
-    pub currency: String,
-}
-
-impl Money {
-    /// What is wrong with an amount someone sent: an unknown currency, more than [`MAX_MINOR`].
-    pub fn check(&self) -> Result<(), String> {
-        bounded(self.amount_minor, &self.currency).map(drop)
-    }
-}
-
 /// `minor` if `currency` is an ISO 4217 currency and `minor` within ±[`MAX_MINOR`].
 pub fn bounded(minor: i64, currency: &str) -> Result<i64, String> {
-    if scale(currency).is_none() {
+    if exponent(currency).is_none() {
         return Err(format!("`{currency}` is not an ISO 4217 currency"));
     }
     if minor.unsigned_abs() > MAX_MINOR as u64 {
@@ -54,9 +43,9 @@ pub fn bounded(minor: i64, currency: &str) -> Result<i64, String> {
 /// no rounding, so more decimals than the currency has (`12.345` USD, `1.5` JPY) is an error, as
 /// is anything but digits with one optional point, or more than [`MAX_MINOR`].
 pub fn parse_major(text: &str, currency: &str) -> Result<i64, String> {
-    let c = iso_currency::Currency::from_code(currency)
-        .ok_or_else(|| format!("`{currency}` is not an ISO 4217 currency"))?;
-    let exponent = usize::from(c.exponent().unwrap_or(0));
+    let exponent = exponent(currency)
+        .ok_or_else(|| format!("`{currency}` is not an ISO 4217 currency"))?
+        as usize;
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if whole.is_empty() && fraction.is_empty() || !digits(whole) || !digits(fraction) {
@@ -89,8 +78,7 @@ pub fn parse_major(text: &str, currency: &str) -> Result<i64, String> {
 
 /// Minor units as a person reads them in major units, exactly (`1250` USD → `12.50`).
 pub fn format_major(minor: i64, currency: &str) -> Option<String> {
-    let c = iso_currency::Currency::from_code(currency)?;
-    let exponent = u32::from(c.exponent().unwrap_or(0));
+    let exponent = exponent(currency)?;
     let unit = 10u64.pow(exponent);
     let sign = if minor < 0 { "-" } else { "" };
     let abs = minor.unsigned_abs();

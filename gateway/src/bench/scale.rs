@@ -7,13 +7,10 @@
 //! each with its connection, and the load goes to each in turn: the memory of a gateway with
 //! that many plugins in use.
 
-use super::{SECRET, SHOP_DOMAIN, Scratch, gateway, measure_load, publish, serve, set_up};
-use crate::catalogue::OfferInput;
-use crate::connections::NewConnection;
+use super::{Scratch, gateway, measure_load, publish, serve, set_up, storefront};
 use crate::plugins::Source;
 use crate::services::Services;
 use daifa_plugin_host::manifest::{Package, repack};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// `daifa bench scale`.
@@ -144,8 +141,8 @@ async fn run(args: &ScaleArgs, scratch: &Scratch) -> anyhow::Result<String> {
 }
 
 /// Storefronts 2 to `plugins`: the bundled Shopify package installed again under the name
-/// `shopify-bench-N` (the same component, compiled and loaded as a plugin of its own), a
-/// connection `shop-N` to it, and offers of the sample's SKUs from the benchmark's supplier.
+/// `shopify-bench-N` (the same component, compiled and loaded as a plugin of its own) and a
+/// storefront `shop-N` through it.
 async fn more_storefronts(state: &Services, plugins: usize) -> anyhow::Result<Vec<String>> {
     let bundled = daifa_bundled_plugins::get("shopify")
         .ok_or_else(|| anyhow::anyhow!("the Shopify plugin is not bundled"))?
@@ -165,28 +162,7 @@ async fn more_storefronts(state: &Services, plugins: usize) -> anyhow::Result<Ve
             .await
             .map_err(|e| anyhow::anyhow!("installing {plugin}: {e}"))?;
         let name = format!("shop-{n}");
-        crate::connections::create(
-            state,
-            NewConnection {
-                name: name.clone(),
-                plugin,
-                plugin_version: None,
-                settings: BTreeMap::from([("shop_domain".into(), SHOP_DOMAIN.into())]),
-                secrets: BTreeMap::from([("webhook_secret".into(), SECRET.into())]),
-                allowed_hosts: vec![],
-                allow_private_network: false,
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        for sku in ["IPOD2008PINK", "IPOD2008BLACK"] {
-            crate::catalogue::create(
-                &state.db,
-                OfferInput::new(&name, sku, "supplier", &format!("SUP-{sku}")),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
+        storefront(state, &name, &plugin).await?;
         names.push(name);
     }
     Ok(names)

@@ -221,13 +221,13 @@ async fn release_held(tx: &mut Tx, order: &StoredOrder) -> anyhow::Result<()> {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "choice", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Choice {
-    /// Ship another product for a line, with a discount for the customer
-    /// (`{"amount_minor": 500, "currency": "USD"}`).
+    /// Ship another product for a line, with a discount for the customer (the canonical
+    /// schema's money: `{"amount_minor": 500, "currency": "USD"}`).
     Alternative {
         line_id: String,
         storefront_sku: String,
         #[serde(default)]
-        discount: Option<crate::money::Money>,
+        discount: Option<daifa_plugin_host::Money>,
     },
     /// The customer accepts a later date: the other lines ship now, the rest are routed again
     /// then.
@@ -281,7 +281,7 @@ pub async fn resolve(tx: &mut Tx, id: &str, by: &str, choice: Choice) -> ApiResu
                 return Err(ApiError::Unprocessable("storefront_sku is empty".into()));
             }
             if let Some(d) = &discount {
-                d.check()
+                crate::money::bounded(d.amount_minor, &d.currency)
                     .map_err(|e| ApiError::Unprocessable(format!("discount: {e}")))?;
                 if d.amount_minor < 0 {
                     return Err(ApiError::Unprocessable(format!(
