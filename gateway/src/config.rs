@@ -142,6 +142,9 @@ pub struct JobSettings {
     /// storefront, a carrier), so that one slow peer holds at most this many workers and the
     /// others go on. At most `workers` makes no limit.
     pub per_connection: usize,
+    /// The most jobs a worker claims at once (one statement): it makes their calls together
+    /// and records them in one transaction (one commit for the batch).
+    pub claim_batch: usize,
     pub breaker: BreakerSettings,
 }
 
@@ -246,6 +249,7 @@ impl Settings {
             .set_default("plugins.reuse.max_warm_total", 64)?
             .set_default("jobs.workers", 8)?
             .set_default("jobs.per_connection", 4)?
+            .set_default("jobs.claim_batch", 8)?
             .set_default("jobs.breaker.failures", 5)?
             .set_default("jobs.breaker.cool_down", "30s")?
             .set_default("jobs.breaker.max_cool_down", "10m")?
@@ -292,6 +296,9 @@ impl Settings {
         let bad = |m: &str| Err(config::ConfigError::Message(m.to_string()));
         if !(0.0..1.0).contains(&self.jobs.retry_jitter) {
             return bad("jobs.retry_jitter must be at least 0 and below 1");
+        }
+        if self.jobs.claim_batch == 0 {
+            return bad("jobs.claim_batch must be at least 1");
         }
         if self.jobs.per_connection == 0 {
             return bad("jobs.per_connection must be at least 1");

@@ -198,12 +198,52 @@ async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attemp
         SupplierOrderStatus::Accepted => SoStatus::Accepted,
         _ => SoStatus::Submitted,
     };
-    let mut tx = state.db.begin().await?;
+    // The answer is written when the job completes, with other pushes' answers (one commit
+    // for a batch of pushes).
+    let answer = Answer {
+        order_id: order.id.clone(),
+        so,
+        supplier_id: supplier.id,
+        supplier_name: supplier.name,
+        answered,
+        external_id: submission.external_id,
+        attempt: job.attempt,
+        ack_deadline: context.routing.ack_deadline,
+    };
+    Ok(Attempt::done_later(Box::new(move |tx| {
+        Box::pin(record_answer(tx, answer))
+    })))
+}
+
+/// A supplier's answer to a push, to be written.
+struct Answer {
+    order_id: String,
+    so: SupplierOrderView,
+    supplier_id: String,
+    supplier_name: String,
+    answered: SoStatus,
+    external_id: Option<String>,
+    attempt: i64,
+    ack_deadline: std::time::Duration,
+}
+
+/// Writes a supplier's answer to a push, under the order's lock.
+async fn record_answer(tx: &mut Tx, answer: Answer) -> anyhow::Result<()> {
+    let Answer {
+        order_id,
+        so,
+        supplier_id,
+        supplier_name,
+        answered,
+        external_id,
+        attempt,
+        ack_deadline,
+    } = answer;
     // Serializes with a cancellation of the order and with the supplier's callbacks.
-    orders::lock(&mut tx, &order.id).await?;
-    let external_id = submission.external_id.as_deref();
+    orders::lock(tx, &order_id).await?;
+    let external_id = external_id.as_deref();
     let moved = supplier_orders::transition_from(
-        &mut tx,
+        tx,
         &so.id,
         &[SoStatus::Pending, SoStatus::Held],
         answered,
@@ -217,36 +257,36 @@ async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attemp
         supplier_orders::Moved::Yes => answered,
         supplier_orders::Moved::No(found) => found.unwrap_or(SoStatus::Cancelled),
     };
-    let mut detail = json!({ "supplier_order_id": so.id, "supplier": supplier.name, "status": now.as_str(),
-                             "answer": answered.as_str(), "external_id": external_id, "attempt": job.attempt });
+    let mut detail = json!({ "supplier_order_id": so.id, "supplier": supplier_name, "status": now.as_str(),
+                             "answer": answered.as_str(), "external_id": external_id, "attempt": attempt });
     match now {
         // Moved now, or by a callback that came first (kept), or a repeated push.
         SoStatus::Submitted | SoStatus::Accepted | SoStatus::Shipped => {
             if !moved.happened()
                 && let Some(external_id) = external_id
             {
-                supplier_orders::set_external_id(&mut tx, &so.id, external_id).await?;
+                supplier_orders::set_external_id(tx, &so.id, external_id).await?;
             }
             // Unacknowledged by then, the lines go to the next offer.
             if now == SoStatus::Submitted {
                 jobs::enqueue_at(
-                    &mut tx,
+                    tx,
                     NewJob {
                         kind: JobKind::SupplierAckDeadline,
                         idempotency_key: format!("{}.ack_deadline", so.id),
                         subject_id: &so.id,
-                        order_id: &order.id,
-                        connection_id: &supplier.id,
+                        order_id: &order_id,
+                        connection_id: &supplier_id,
                     },
-                    now_ms() + ms(context.routing.ack_deadline),
+                    now_ms() + ms(ack_deadline),
                 )
                 .await?;
             }
-            orders::record_event(&mut tx, &order.id, "supplier_order.submitted", detail).await?;
+            orders::record_event(tx, &order_id, "supplier_order.submitted", detail).await?;
         }
         // The supplier refused it by callback while the push was in flight: it has nothing.
         SoStatus::Rejected => {
-            orders::record_event(&mut tx, &order.id, "supplier_order.submitted", detail).await?;
+            orders::record_event(tx, &order_id, "supplier_order.submitted", detail).await?;
         }
         // Cancelled or failed over while the push was in flight: the supplier has an order it
         // must not ship.
@@ -255,7 +295,7 @@ async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attemp
             // has it and is asked to cancel it.
             if found == SoStatus::Cancelled {
                 supplier_orders::transition_from(
-                    &mut tx,
+                    tx,
                     &so.id,
                     &[SoStatus::Cancelled],
                     SoStatus::CancelRequested,
@@ -268,29 +308,15 @@ async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attemp
             }
             detail["reason"] =
                 json!("the push reached the supplier after its supplier order was stopped");
-            orders::record_event(
-                &mut tx,
-                &order.id,
-                "supplier_order.pushed_after_stop",
-                detail,
-            )
-            .await?;
-            cancellation::ask_to_cancel(
-                &mut tx,
-                &order.id,
-                &so.id,
-                &supplier.id,
-                "pushed_after_stop",
-            )
-            .await?;
+            orders::record_event(tx, &order_id, "supplier_order.pushed_after_stop", detail).await?;
+            cancellation::ask_to_cancel(tx, &order_id, &so.id, &supplier_id, "pushed_after_stop")
+                .await?;
         }
     }
     // Changes the storefront made while the push was on its way follow it now.
-    let now = supplier_orders::current(&mut tx, &so.id)
-        .await?
-        .unwrap_or(now);
-    update::push_answered(&mut tx, &order.id, &so.id, &supplier.id, now).await?;
-    Ok(Attempt::done(tx))
+    let now = supplier_orders::current(tx, &so.id).await?.unwrap_or(now);
+    update::push_answered(tx, &order_id, &so.id, &supplier_id, now).await?;
+    Ok(())
 }
 
 /// The supplier order as the supplier receives it: its lines (with the quantities routing gave

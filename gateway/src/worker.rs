@@ -8,9 +8,11 @@
 pub mod throttle;
 
 use crate::calls;
-use crate::db::{Tx, now_ms};
+use crate::db::{self, Tx, now_ms};
 use crate::services::Services;
-use crate::store::jobs::{self, Attempt, ClaimedJob, Disposition, JobKind, Outcome};
+use crate::store::jobs::{
+    self, Attempt, AttemptRecord, ClaimedJob, Disposition, Effects, JobKind, Outcome,
+};
 use crate::store::orders::{self, OrderStatus};
 use serde_json::json;
 use std::collections::HashMap;
@@ -105,32 +107,41 @@ async fn worker_loop(
             return;
         }
         let excluded = throttle.excluded();
-        match jobs::claim(&state.db, &worker, settings.lease, &excluded).await {
-            Ok(Some(job)) => {
-                let entered = throttle.enter(&job);
+        let claimed = jobs::claim_many(
+            &state.db,
+            &worker,
+            settings.lease,
+            &excluded,
+            settings.claim_batch,
+        )
+        .await;
+        match claimed {
+            Ok(claimed) if !claimed.is_empty() => {
+                let mut admitted = Vec::with_capacity(claimed.len());
+                let mut no_room = Vec::new();
+                for job in claimed {
+                    match throttle.enter(&job) {
+                        Ok(call) => admitted.push((job, call)),
+                        // Its connection has as many calls in flight as allowed (this batch's
+                        // first ones, or another worker's since the claim): the job goes back
+                        // untouched, and the next claim passes the connection by.
+                        Err(_) => no_room.push(job),
+                    }
+                }
                 // There may be more: the next idle worker looks too. Not while a connection is
                 // full: the next would likely find only its calls, after reading past all of
                 // them (idle workers look again at `jobs.poll_interval`).
                 if !throttle.any_full() {
                     state.job_signal.notify_one();
                 }
-                let Ok(call) = entered else {
-                    // Another worker took the connection's last place since the claim: the
-                    // job goes back untouched, and the next claim passes the connection by.
-                    if let Err(e) = jobs::give_back(&state.db, &job, &worker).await {
-                        // Its lease runs out and it is claimed again: nothing is lost.
-                        tracing::error!(job_id = %job.id, error = %e, "cannot give a job back");
-                    }
-                    continue;
-                };
-                let connection_id = job.connection_id.clone().unwrap_or_default();
-                let verdict = run_one(&state, &handlers, &worker, job).await;
-                if let Some(opened) = call.and_then(|call| throttle.leave(call, verdict)) {
-                    open_circuit(&state, &connection_id, opened).await;
+                if let Err(e) = jobs::give_back(&state.db, &no_room, &worker).await {
+                    // Their lease runs out and they are claimed again: nothing is lost.
+                    tracing::error!(jobs = no_room.len(), error = %e, "cannot give jobs back");
                 }
+                run_batch(&state, &handlers, &throttle, &worker, admitted).await;
                 continue;
             }
-            Ok(None) => {}
+            Ok(_) => {}
             Err(e) => {
                 tracing::error!(worker = %worker, error = format!("{e:#}"), "cannot claim a job")
             }
@@ -163,23 +174,91 @@ async fn open_circuit(state: &Services, connection_id: &str, opened: throttle::O
     }
 }
 
-/// Runs one job; what its outcome says of the peer it called.
-async fn run_one(state: &Services, handlers: &Handlers, worker: &str, job: ClaimedJob) -> Verdict {
-    // Instrumented rather than entered: a span entered across an await would also tag whatever
-    // else the thread runs meanwhile.
-    let span = tracing::info_span!("job", job_id = %job.id, kind = job.kind.as_str(), attempt = job.attempt);
-    run_instrumented(state, handlers.of(job.kind), worker, job)
-        .instrument(span)
-        .await
+/// An attempt made, waiting to be completed.
+pub struct Finished {
+    pub job: ClaimedJob,
+    pub started_at_ms: i64,
+    pub attempt: Attempt,
+    pub plugin_version: Option<String>,
 }
 
-async fn run_instrumented(
+/// What became of a finished attempt: `Ok(None)` when another worker had taken the job over
+/// (the attempt's effects rolled back); `Err` when nothing of it could be recorded (the lease
+/// runs out and the job is attempted again: nothing is lost).
+pub type Completion = anyhow::Result<Option<Disposition>>;
+
+/// Runs a batch of claimed jobs at once, then completes them: an attempt that began a
+/// transaction of its own completes in it as soon as it ends (on SQLite it holds the write
+/// lock); the others complete together, in one transaction (one commit for the batch).
+async fn run_batch(
     state: &Services,
-    handler: &Handler,
+    handlers: &Handlers,
+    throttle: &Throttle,
     worker: &str,
-    job: ClaimedJob,
-) -> Verdict {
-    let started = now_ms();
+    admitted: Vec<(ClaimedJob, Option<throttle::Call>)>,
+) {
+    let attempts = futures::future::join_all(admitted.into_iter().map(|(job, call)| async move {
+        let span = job_span(&job);
+        let finished = attempt(state, handlers.of(job.kind), job)
+            .instrument(span.clone())
+            .await;
+        if matches!(finished.attempt.effects, Effects::Own(_)) {
+            let verdict = Verdict::of(&finished.attempt.outcome);
+            let report = Report::of(&finished);
+            let completion = complete_own(state, handlers, worker, finished)
+                .instrument(span.clone())
+                .await;
+            report.log(&span, &completion);
+            leave(state, throttle, call, verdict, report.connection_id).await;
+            return None;
+        }
+        Some((finished, call, span))
+    }))
+    .await;
+    let mut together: Vec<_> = attempts.into_iter().flatten().collect();
+    if together.is_empty() {
+        return;
+    }
+    // Every transaction that locks several orders locks them in the order of their ids, so
+    // that two of them never wait for each other.
+    together.sort_by(|a, b| a.0.job.order_id.cmp(&b.0.job.order_id));
+    let (finished, rest): (Vec<_>, Vec<_>) = together
+        .into_iter()
+        .map(|(finished, call, span)| {
+            let report = Report::of(&finished);
+            let verdict = Verdict::of(&finished.attempt.outcome);
+            (finished, (call, span, report, verdict))
+        })
+        .unzip();
+    let completions = complete_together(state, handlers, worker, finished).await;
+    for (completion, (call, span, report, verdict)) in completions.into_iter().zip(rest) {
+        report.log(&span, &completion);
+        leave(state, throttle, call, verdict, report.connection_id).await;
+    }
+}
+
+/// Ends a call through a connection with what its outcome says of the peer.
+async fn leave(
+    state: &Services,
+    throttle: &Throttle,
+    call: Option<throttle::Call>,
+    verdict: Verdict,
+    connection_id: Option<String>,
+) {
+    if let Some(opened) = call.and_then(|call| throttle.leave(call, verdict)) {
+        open_circuit(state, &connection_id.unwrap_or_default(), opened).await;
+    }
+}
+
+fn job_span(job: &ClaimedJob) -> tracing::Span {
+    // Instrumented rather than entered: a span entered across an await would also tag whatever
+    // else the thread runs meanwhile.
+    tracing::info_span!("job", job_id = %job.id, kind = job.kind.as_str(), attempt = job.attempt)
+}
+
+/// One attempt, with the plugin version it called.
+async fn attempt(state: &Services, handler: &Handler, job: ClaimedJob) -> Finished {
+    let started_at_ms = now_ms();
     let (attempt, plugin_version) = calls::ATTEMPT_PLUGIN_VERSION
         .scope(std::cell::RefCell::new(None), async {
             let attempt = (handler.run)(state, &job).await;
@@ -191,81 +270,224 @@ async fn run_instrumented(
         .await;
     let attempt = attempt.unwrap_or_else(|e| {
         // The gateway's own failure (database down): retry like a transient peer error.
-        Attempt::from(Outcome::Failed {
-            kind: "internal".into(),
-            error: format!("{e:#}"),
-            retry_after: None,
-        })
+        Attempt::from(internal(e))
     });
-    let outcome = attempt.outcome.clone();
-    let verdict = Verdict::of(&outcome);
-    let finished = finish(
-        state,
-        handler,
-        &job,
-        worker,
-        started,
-        attempt,
-        plugin_version.as_deref(),
-    )
-    .await;
-    if let Ok(Some(disposition)) = &finished {
-        let label = match disposition {
-            Disposition::Done => "succeeded",
-            Disposition::RetryAt(_) => "retry",
-            Disposition::Dead => "dead",
-        };
-        metrics::counter!("daifa_job_attempts_total", "kind" => job.kind.as_str(), "outcome" => label).increment(1);
-        metrics::histogram!("daifa_job_attempt_duration_seconds", "kind" => job.kind.as_str())
-            .record((now_ms() - started) as f64 / 1000.0);
-    }
-    match finished {
-        Ok(Some(Disposition::Done)) => tracing::info!("job done"),
-        Ok(Some(Disposition::RetryAt(at))) => {
-            tracing::warn!(retry_in_ms = at - now_ms(), outcome = ?outcome, "job failed, will retry")
-        }
-        Ok(Some(Disposition::Dead)) => tracing::error!(outcome = ?outcome, "job dead-lettered"),
-        Ok(None) => {
-            metrics::counter!("daifa_job_attempts_total", "kind" => job.kind.as_str(), "outcome" => "lease_lost").increment(1);
-        }
-        // Nothing of the attempt committed: the lease will run out and another attempt will be
-        // made; nothing is lost.
-        Err(e) => tracing::error!(error = format!("{e:#}"), "cannot record a job's outcome"),
-    }
-    verdict
-}
-
-/// Completes an attempt: the job's new state, the attempt's effects and, for a dead job, what
-/// its death sets off commit in one transaction, by the worker still holding the lease only.
-async fn finish(
-    state: &Services,
-    handler: &Handler,
-    job: &ClaimedJob,
-    worker: &str,
-    started: i64,
-    attempt: Attempt,
-    plugin_version: Option<&str>,
-) -> anyhow::Result<Option<Disposition>> {
-    let outcome = attempt.outcome.clone();
-    let Some((disposition, mut tx)) = jobs::finish(
-        &state.db,
-        &state.settings.jobs,
+    Finished {
         job,
-        worker,
-        started,
+        started_at_ms,
         attempt,
         plugin_version,
-    )
-    .await?
-    else {
-        return Ok(None);
+    }
+}
+
+fn internal(e: anyhow::Error) -> Outcome {
+    Outcome::Failed {
+        kind: "internal".into(),
+        error: format!("{e:#}"),
+        retry_after: None,
+    }
+}
+
+/// What is logged and counted of a completed attempt.
+struct Report {
+    kind: JobKind,
+    started_at_ms: i64,
+    outcome: Outcome,
+    connection_id: Option<String>,
+}
+
+impl Report {
+    fn of(finished: &Finished) -> Self {
+        Self {
+            kind: finished.job.kind,
+            started_at_ms: finished.started_at_ms,
+            outcome: finished.attempt.outcome.clone(),
+            connection_id: finished.job.connection_id.clone(),
+        }
+    }
+
+    fn log(&self, span: &tracing::Span, completion: &Completion) {
+        let _entered = span.enter();
+        let (kind, outcome) = (self.kind.as_str(), &self.outcome);
+        if let Ok(Some(disposition)) = completion {
+            let label = match disposition {
+                Disposition::Done => "succeeded",
+                Disposition::RetryAt(_) => "retry",
+                Disposition::Dead => "dead",
+            };
+            metrics::counter!("daifa_job_attempts_total", "kind" => kind, "outcome" => label)
+                .increment(1);
+            metrics::histogram!("daifa_job_attempt_duration_seconds", "kind" => kind)
+                .record((now_ms() - self.started_at_ms) as f64 / 1000.0);
+        }
+        match completion {
+            Ok(Some(Disposition::Done)) => tracing::info!("job done"),
+            Ok(Some(Disposition::RetryAt(at))) => {
+                tracing::warn!(retry_in_ms = at - now_ms(), outcome = ?outcome, "job failed, will retry")
+            }
+            Ok(Some(Disposition::Dead)) => tracing::error!(outcome = ?outcome, "job dead-lettered"),
+            Ok(None) => {
+                metrics::counter!("daifa_job_attempts_total", "kind" => kind, "outcome" => "lease_lost").increment(1);
+            }
+            // Nothing of the attempt committed: the lease will run out and another attempt
+            // will be made; nothing is lost.
+            Err(e) => tracing::error!(error = format!("{e:#}"), "cannot record a job's outcome"),
+        }
+    }
+}
+
+/// Completes attempts, each by the worker still holding its lease only: the job's new state,
+/// the attempt's effects and, for a dead job, what its death sets off commit at once. Those
+/// with a transaction of their own complete in it; the others together, in one transaction.
+pub async fn complete(
+    state: &Services,
+    handlers: &Handlers,
+    worker: &str,
+    finished: Vec<Finished>,
+) -> Vec<Completion> {
+    let mut completions = Vec::with_capacity(finished.len());
+    let mut together = Vec::new();
+    for f in finished {
+        if matches!(f.attempt.effects, Effects::Own(_)) {
+            completions.push(Some(complete_own(state, handlers, worker, f).await));
+        } else {
+            completions.push(None);
+            together.push(f);
+        }
+    }
+    let mut shared = complete_together(state, handlers, worker, together)
+        .await
+        .into_iter();
+    completions
+        .into_iter()
+        .map(|c| c.unwrap_or_else(|| shared.next().expect("one completion per attempt")))
+        .collect()
+}
+
+/// Completes an attempt in the transaction it began.
+async fn complete_own(
+    state: &Services,
+    handlers: &Handlers,
+    worker: &str,
+    finished: Finished,
+) -> Completion {
+    let Finished {
+        job,
+        started_at_ms,
+        attempt: Attempt { outcome, effects },
+        plugin_version,
+    } = finished;
+    let mut tx = match effects {
+        Effects::Own(tx) => tx,
+        _ => state.db.begin().await?,
     };
+    let record = AttemptRecord {
+        job: &job,
+        worker,
+        started_at_ms,
+        plugin_version: plugin_version.as_deref(),
+    };
+    let disposition = jobs::disposition(&state.settings.jobs, &job, &outcome);
+    if !jobs::complete(&mut tx, &record, disposition, &outcome).await? {
+        tx.rollback().await?;
+        let mut tx = state.db.begin().await?;
+        jobs::record_lost_lease(&mut tx, &record, &outcome).await?;
+        tx.commit().await?;
+        return Ok(None);
+    }
     if disposition == Disposition::Dead {
-        on_dead(&mut tx, handler, job, &outcome).await?;
+        on_dead(&mut tx, handlers.of(job.kind), &job, &outcome).await?;
     }
     tx.commit().await?;
     // No worker is woken: this one claims again at once, the jobs the attempt made included.
     Ok(Some(disposition))
+}
+
+/// Completes attempts in one transaction, each in a savepoint of its own: one whose effects
+/// fail is rolled back to it and recorded as a failed attempt (retried on the schedule), one
+/// whose job another worker took over is rolled back and recorded as such; the others are
+/// kept, and all commit at once.
+async fn complete_together(
+    state: &Services,
+    handlers: &Handlers,
+    worker: &str,
+    finished: Vec<Finished>,
+) -> Vec<Completion> {
+    if finished.is_empty() {
+        return Vec::new();
+    }
+    let n = finished.len();
+    match write_together(state, handlers, worker, finished).await {
+        Ok(completions) => completions,
+        Err(e) => {
+            let e = format!("{e:#}");
+            (0..n).map(|_| Err(anyhow::anyhow!("{e}"))).collect()
+        }
+    }
+}
+
+async fn write_together(
+    state: &Services,
+    handlers: &Handlers,
+    worker: &str,
+    finished: Vec<Finished>,
+) -> anyhow::Result<Vec<Completion>> {
+    let mut tx = state.db.begin().await?;
+    let mut completions = Vec::with_capacity(finished.len());
+    for f in finished {
+        let Finished {
+            job,
+            started_at_ms,
+            attempt: Attempt {
+                mut outcome,
+                effects,
+            },
+            plugin_version,
+        } = f;
+        db::savepoint(&mut tx).await?;
+        if let Effects::Later(effects) = effects
+            && let Err(e) = effects(&mut tx).await
+        {
+            db::rollback_to_savepoint(&mut tx).await?;
+            tracing::error!(job_id = %job.id, error = format!("{e:#}"), "cannot write what a job's attempt did: the attempt is counted as failed");
+            outcome = internal(e);
+            db::savepoint(&mut tx).await?;
+        }
+        let record = AttemptRecord {
+            job: &job,
+            worker,
+            started_at_ms,
+            plugin_version: plugin_version.as_deref(),
+        };
+        let disposition = jobs::disposition(&state.settings.jobs, &job, &outcome);
+        let completed = async {
+            if !jobs::complete(&mut tx, &record, disposition, &outcome).await? {
+                return Ok(false);
+            }
+            if disposition == Disposition::Dead {
+                on_dead(&mut tx, handlers.of(job.kind), &job, &outcome).await?;
+            }
+            anyhow::Ok(true)
+        }
+        .await;
+        match completed {
+            Ok(true) => {
+                db::release_savepoint(&mut tx).await?;
+                completions.push(Ok(Some(disposition)));
+            }
+            Ok(false) => {
+                db::rollback_to_savepoint(&mut tx).await?;
+                jobs::record_lost_lease(&mut tx, &record, &outcome).await?;
+                completions.push(Ok(None));
+            }
+            Err(e) => {
+                db::rollback_to_savepoint(&mut tx).await?;
+                completions.push(Err(e));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(completions)
 }
 
 /// A dead job goes on its order's timeline; then its handler's `on_dead` runs, or, without one,

@@ -182,6 +182,7 @@ pub fn test_settings(database_url: &str) -> Settings {
             retry_jitter: 0.1,
             max_retry_after: Duration::from_secs(30),
             per_connection: 2,
+            claim_batch: 8,
             // Off: the tests of failing peers count their attempts; tests/e2e/throttle.rs
             // turns it on.
             breaker: BreakerSettings {

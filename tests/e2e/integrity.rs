@@ -569,22 +569,30 @@ async fn a_worker_that_lost_its_lease_commits_nothing_of_its_attempt() {
     )
     .await
     .unwrap();
-    let lost = jobs::finish(
-        db,
-        &app.state.settings.jobs,
-        &first,
+    let handlers = daifa::app::handlers().unwrap();
+    let finished = |job: &jobs::ClaimedJob, attempt| daifa::worker::Finished {
+        job: job.clone(),
+        started_at_ms: 0,
+        attempt,
+        plugin_version: None,
+    };
+    let lost = daifa::worker::complete(
+        &app.state,
+        &handlers,
         "w1",
-        0,
-        Attempt {
-            outcome: Outcome::Refused {
-                kind: "test".into(),
-                error: "refused".into(),
+        vec![finished(
+            &first,
+            Attempt {
+                outcome: Outcome::Refused {
+                    kind: "test".into(),
+                    error: "refused".into(),
+                },
+                effects: jobs::Effects::Own(effects),
             },
-            effects: Some(effects),
-        },
-        None,
+        )],
     )
     .await
+    .remove(0)
     .unwrap();
     assert!(lost.is_none(), "w1 no longer holds the job");
     let tasks = daifa::store::tasks::list(db, "all", "", "lease_test")
@@ -609,19 +617,16 @@ async fn a_worker_that_lost_its_lease_commits_nothing_of_its_attempt() {
     )
     .await
     .unwrap();
-    let (disposition, tx) = jobs::finish(
-        db,
-        &app.state.settings.jobs,
-        &second,
+    let disposition = daifa::worker::complete(
+        &app.state,
+        &handlers,
         "w2",
-        0,
-        Attempt::done(effects),
-        None,
+        vec![finished(&second, Attempt::done(effects))],
     )
     .await
+    .remove(0)
     .unwrap()
     .expect("w2 holds the lease");
-    tx.commit().await.unwrap();
     assert_eq!(disposition, jobs::Disposition::Done);
     assert_eq!(
         daifa::store::tasks::list(db, "all", "", "lease_test")
@@ -634,6 +639,142 @@ async fn a_worker_that_lost_its_lease_commits_nothing_of_its_attempt() {
         jobs::get(db, &first.id).await.unwrap().unwrap().status,
         "succeeded"
     );
+    app.stop().await;
+}
+
+/// Attempts completed together share one transaction (one commit for a batch of pushes): one
+/// whose effects fail must not take the others' down with it, nor leave anything of its own;
+/// one whose lease ran out keeps nothing of its attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_completed_together_keep_each_others_effects_apart() {
+    init_logs();
+    let app = TestApp::spawn_with(TestDb::new().await, |s| s.jobs.workers = 0).await;
+    let db = &app.state.db;
+    let mut tx = db.begin().await.unwrap();
+    for key in ["together-ok", "together-failing", "together-lost"] {
+        jobs::enqueue(
+            &mut tx,
+            NewJob {
+                kind: JobKind::RoutingRetry,
+                idempotency_key: key.into(),
+                subject_id: key,
+                order_id: key,
+                connection_id: "con_together",
+            },
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let claimed = jobs::claim_many(db, "w1", Duration::from_secs(60), &[], 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3, "one statement claims the batch");
+    let job = |key: &str| {
+        claimed
+            .iter()
+            .find(|j| j.idempotency_key == key)
+            .unwrap()
+            .clone()
+    };
+    // Another worker takes one over (as when w1's lease ran out).
+    let lost = job("together-lost");
+    daifa::store::jobs::give_back(db, std::slice::from_ref(&lost), "w1")
+        .await
+        .unwrap();
+    let taken = jobs::claim(db, "w2", Duration::from_secs(60), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.id, lost.id);
+
+    // Each attempt's effect opens a task named after its job; the failing one then fails.
+    let effect = |key: &'static str, fails: bool| -> jobs::Later {
+        Box::new(move |tx| {
+            Box::pin(async move {
+                daifa::store::tasks::open(tx, "together_test", key, None, None, key, json!({}))
+                    .await?;
+                anyhow::ensure!(!fails, "the effect of {key} failed");
+                Ok(())
+            })
+        })
+    };
+    let finished = |job: jobs::ClaimedJob, effects| daifa::worker::Finished {
+        job,
+        started_at_ms: 0,
+        attempt: Attempt::done_later(effects),
+        plugin_version: None,
+    };
+    let handlers = daifa::app::handlers().unwrap();
+    let completions = daifa::worker::complete(
+        &app.state,
+        &handlers,
+        "w1",
+        vec![
+            finished(job("together-ok"), effect("together-ok", false)),
+            finished(job("together-failing"), effect("together-failing", true)),
+            finished(lost.clone(), effect("together-lost", false)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        completions[0].as_ref().unwrap(),
+        &Some(jobs::Disposition::Done)
+    );
+    assert!(
+        matches!(
+            completions[1].as_ref().unwrap(),
+            Some(jobs::Disposition::RetryAt(_))
+        ),
+        "a failed effect is a failed attempt, retried: {:?}",
+        completions[1]
+    );
+    assert_eq!(completions[2].as_ref().unwrap(), &None, "w1 lost that one");
+
+    let tasks: Vec<String> = daifa::store::tasks::list(db, "all", "", "together_test")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t["title"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        tasks,
+        ["together-ok"],
+        "only the completed attempt's effect is kept"
+    );
+    let ok = jobs::get(db, &job("together-ok").id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ok.status, "succeeded");
+    let failing = jobs::get(db, &job("together-failing").id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failing.status, "queued", "retried on the schedule");
+    assert_eq!(failing.attempt_log.len(), 1);
+    assert_eq!(failing.attempt_log[0].outcome, "retry");
+    assert_eq!(
+        failing.attempt_log[0].error_kind.as_deref(),
+        Some("internal")
+    );
+    assert!(
+        failing.attempt_log[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("the effect of together-failing failed"),
+        "{:?}",
+        failing.attempt_log
+    );
+    let lost = jobs::get(db, &lost.id).await.unwrap().unwrap();
+    assert_eq!(lost.status, "running", "still w2's");
+    let outcomes: Vec<&str> = lost
+        .attempt_log
+        .iter()
+        .map(|a| a.outcome.as_str())
+        .collect();
+    assert_eq!(outcomes, ["lease_lost"]);
     app.stop().await;
 }
 

@@ -209,8 +209,9 @@ async fn the_claim_passes_by_the_calls_of_an_excluded_connection() {
     );
 
     // Given back by its worker only, then claimed as the first attempt it still is.
-    assert!(!jobs::give_back(db, &second, "w2").await.unwrap());
-    assert!(jobs::give_back(db, &second, "w1").await.unwrap());
+    let second_only = std::slice::from_ref(&second);
+    assert_eq!(jobs::give_back(db, second_only, "w2").await.unwrap(), 0);
+    assert_eq!(jobs::give_back(db, second_only, "w1").await.unwrap(), 1);
     let again = jobs::claim(db, "w1", lease, &excluded)
         .await
         .unwrap()

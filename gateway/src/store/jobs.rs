@@ -287,7 +287,20 @@ pub async fn claim(
     lease: Duration,
     excluded: &[String],
 ) -> anyhow::Result<Option<ClaimedJob>> {
+    Ok(claim_many(db, worker, lease, excluded, 1).await?.pop())
+}
+
+/// Claims up to `limit` due jobs (or jobs whose worker's lease ran out), the oldest first, in
+/// one statement, as [`claim`] claims one.
+pub async fn claim_many(
+    db: &Db,
+    worker: &str,
+    lease: Duration,
+    excluded: &[String],
+    limit: usize,
+) -> anyhow::Result<Vec<ClaimedJob>> {
     let now = now_ms();
+    let limit = limit.max(1);
     let lock = match db.backend {
         Backend::Postgres => "for update skip locked",
         // One statement runs under SQLite's single write lock: no two workers get the same row.
@@ -302,18 +315,18 @@ pub async fn claim(
             placeholders(6, excluded.len())
         )
     };
-    // The oldest due job and the oldest job whose lease ran out, each found through the
-    // (status, run_at_ms) index, and the older of the two: one `where a or b` over both
-    // made SQLite scan the whole table on every claim.
+    // The oldest due jobs and the oldest jobs whose lease ran out, each found through the
+    // (status, run_at_ms) index, and the older of them: one `where a or b` over both made
+    // SQLite scan the whole table on every claim.
     let sql = format!(
         "update jobs set status = $4, locked_by = $1, locked_until_ms = $2, attempts = attempts + 1, updated_at_ms = $3 \
-         where id = (select id from ( \
+         where id in (select id from ( \
              select id, run_at_ms from (select id, run_at_ms from jobs where status = $5 and run_at_ms <= $3 {skip} \
-                                        order by run_at_ms limit 1 {lock}) as due \
+                                        order by run_at_ms limit {limit} {lock}) as due \
              union all \
              select id, run_at_ms from (select id, run_at_ms from jobs where status = $4 and locked_until_ms < $3 {skip} \
-                                        order by run_at_ms limit 1 {lock}) as expired \
-           ) as candidates order by run_at_ms limit 1) \
+                                        order by run_at_ms limit {limit} {lock}) as expired \
+           ) as candidates order by run_at_ms limit {limit}) \
          returning id, kind, idempotency_key, payload, attempts, order_id, connection_id"
     );
     debug_assert!(JobStatus::Running.allowed_from() == [JobStatus::Queued, JobStatus::Running]);
@@ -326,30 +339,36 @@ pub async fn claim(
     for connection in excluded {
         query = query.bind(connection.as_str());
     }
-    let row = query.fetch_optional(&db.pool).await?;
-    row.map(|r| claimed_from_row(&r)).transpose()
+    let rows = query.fetch_all(&db.pool).await?;
+    rows.iter().map(claimed_from_row).collect()
 }
 
-/// Gives back a job claimed but not attempted (its connection's limit was reached meanwhile):
-/// queued again as it was, its attempt not counted. Only by the worker holding it.
-pub async fn give_back(db: &Db, job: &ClaimedJob, worker: &str) -> sqlx::Result<bool> {
+/// Gives back jobs claimed but not attempted (their connection's limit was reached
+/// meanwhile): queued again as they were, their attempt not counted. Only by the worker
+/// holding them. How many were given back.
+pub async fn give_back(db: &Db, jobs: &[ClaimedJob], worker: &str) -> sqlx::Result<u64> {
+    if jobs.is_empty() {
+        return Ok(0);
+    }
     debug_assert!(
         JobStatus::Queued
             .allowed_from()
             .contains(&JobStatus::Running)
     );
-    let r = sqlx::query(
+    let sql = format!(
         "update jobs set status = $1, attempts = attempts - 1, locked_by = null, locked_until_ms = null, updated_at_ms = $2 \
-         where id = $3 and locked_by = $4 and status = $5",
-    )
-    .bind(JobStatus::Queued.as_str())
-    .bind(now_ms())
-    .bind(&job.id)
-    .bind(worker)
-    .bind(JobStatus::Running.as_str())
-    .execute(&db.pool)
-    .await?;
-    Ok(r.rows_affected() == 1)
+         where locked_by = $3 and status = $4 and id in ({})",
+        placeholders(5, jobs.len())
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql))
+        .bind(JobStatus::Queued.as_str())
+        .bind(now_ms())
+        .bind(worker)
+        .bind(JobStatus::Running.as_str());
+    for job in jobs {
+        query = query.bind(job.id.as_str());
+    }
+    Ok(query.execute(&db.pool).await?.rows_affected())
 }
 
 /// Puts off to `until_ms` the queued jobs that would call a peer through `connection_id` before
@@ -430,18 +449,36 @@ pub fn next_delay(
     Some(retry_after.map_or(jittered, |ra| ra.max(jittered)))
 }
 
-/// What an attempt did: how it ended, and the transaction holding what it changed (a supplier
-/// order moved, a job enqueued), which commits with the job's completion or not at all.
+/// What an attempt leaves to be written when the job completes, in the transaction that
+/// records the completion: that of one job (its own) or of several jobs finished together (a
+/// group commit: one write transaction for a batch of pushes).
+pub type Later = Box<dyn for<'t> FnOnce(&'t mut Tx) -> LaterFuture<'t> + Send>;
+pub type LaterFuture<'t> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send + 't>>;
+
+/// What an attempt changed, committed with the job's completion or not at all.
+pub enum Effects {
+    None,
+    /// A transaction the attempt began and wrote in (it holds the write lock on SQLite until
+    /// the job completes in it).
+    Own(Tx),
+    /// Writes made when the job completes, in the completing transaction, which may be shared
+    /// with other jobs' completions.
+    Later(Later),
+}
+
+/// What an attempt did: how it ended, and what it changed (a supplier order moved, a job
+/// enqueued), which commits with the job's completion or not at all.
 pub struct Attempt {
     pub outcome: Outcome,
-    pub effects: Option<Tx>,
+    pub effects: Effects,
 }
 
 impl From<Outcome> for Attempt {
     fn from(outcome: Outcome) -> Self {
         Self {
             outcome,
-            effects: None,
+            effects: Effects::None,
         }
     }
 }
@@ -451,54 +488,62 @@ impl Attempt {
     pub fn done(effects: Tx) -> Self {
         Self {
             outcome: Outcome::Succeeded,
-            effects: Some(effects),
+            effects: Effects::Own(effects),
+        }
+    }
+
+    /// Succeeded, with effects written when the job completes.
+    pub fn done_later(effects: Later) -> Self {
+        Self {
+            outcome: Outcome::Succeeded,
+            effects: Effects::Later(effects),
         }
     }
 }
 
-/// Records an attempt and moves the job on, in the transaction of the attempt's effects (or a
-/// new one), which it returns uncommitted with the job's disposition: what a dead job sets off
-/// is written in it too, and all of it commits at once. Only the worker still holding the
-/// lease may do so: when another worker took the job over (the lease ran out), everything is
-/// rolled back, the attempt is logged as `lease_lost`, and `None` is returned.
-pub async fn finish(
-    db: &Db,
-    settings: &JobSettings,
-    job: &ClaimedJob,
-    worker: &str,
-    started_at_ms: i64,
-    attempt: Attempt,
-    plugin_version: Option<&str>,
-) -> anyhow::Result<Option<(Disposition, Tx)>> {
-    let Attempt { outcome, effects } = attempt;
-    let outcome = &outcome;
-    let now = now_ms();
-    let disposition = match outcome {
+/// What becomes of a job after an attempt that ended with `outcome`: done, retried on the
+/// schedule (with jitter and the peer's `Retry-After`), or dead.
+pub fn disposition(settings: &JobSettings, job: &ClaimedJob, outcome: &Outcome) -> Disposition {
+    match outcome {
         Outcome::Succeeded => Disposition::Done,
         Outcome::Refused { .. } => Disposition::Dead,
         Outcome::Failed { retry_after, .. } => {
             let draw = rand::rng().random_range(-1.0..=1.0);
             match next_delay(settings, job.attempt, *retry_after, draw) {
-                Some(delay) => Disposition::RetryAt(now + ms(delay)),
+                Some(delay) => Disposition::RetryAt(now_ms() + ms(delay)),
                 None => Disposition::Dead,
             }
         }
-    };
+    }
+}
+
+/// An attempt's record: who made it, when, with which plugin version.
+pub struct AttemptRecord<'a> {
+    pub job: &'a ClaimedJob,
+    pub worker: &'a str,
+    pub started_at_ms: i64,
+    pub plugin_version: Option<&'a str>,
+}
+
+/// Moves the job on to `disposition` and records the attempt, in `tx`, if `worker` still holds
+/// its lease; false (nothing written) when another worker took the job over: the caller rolls
+/// back the attempt's effects and records the loss with [`record_lost_lease`].
+pub async fn complete(
+    tx: &mut Tx,
+    record: &AttemptRecord<'_>,
+    disposition: Disposition,
+    outcome: &Outcome,
+) -> sqlx::Result<bool> {
+    let now = now_ms();
     let (status, run_at) = match disposition {
         Disposition::Done => (JobStatus::Succeeded, now),
         Disposition::RetryAt(at) => (JobStatus::Queued, at),
         Disposition::Dead => (JobStatus::Dead, now),
     };
     debug_assert!(status.allowed_from().contains(&JobStatus::Running));
-    let (kind, error) = match outcome {
-        Outcome::Succeeded => (None, None),
-        Outcome::Failed { kind, error, .. } | Outcome::Refused { kind, error } => {
-            (Some(kind.as_str()), Some(error.as_str()))
-        }
-    };
-    let mut tx = match effects {
-        Some(tx) => tx,
-        None => db.begin().await?,
+    let error = match outcome {
+        Outcome::Succeeded => None,
+        Outcome::Failed { error, .. } | Outcome::Refused { error, .. } => Some(error.as_str()),
     };
     let updated = sqlx::query(
         "update jobs set status = $1, run_at_ms = $2, last_error = $3, locked_by = null, locked_until_ms = null, updated_at_ms = $4 \
@@ -508,43 +553,63 @@ pub async fn finish(
     .bind(run_at)
     .bind(error)
     .bind(now)
-    .bind(&job.id)
-    .bind(worker)
+    .bind(&record.job.id)
+    .bind(record.worker)
     .bind(JobStatus::Running.as_str())
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    let held = updated.rows_affected() == 1;
-    if !held {
-        tx.rollback().await?;
-        tracing::warn!(job_id = %job.id, "job was taken over by another worker: this attempt's effects are rolled back");
-        tx = db.begin().await?;
+    if updated.rows_affected() != 1 {
+        return Ok(false);
     }
+    let label = match disposition {
+        Disposition::Done => "succeeded",
+        Disposition::RetryAt(_) => "retry",
+        Disposition::Dead => "dead",
+    };
+    insert_attempt(tx, record, label, outcome).await?;
+    Ok(true)
+}
+
+/// Records an attempt whose job another worker took over (its lease ran out): its effects
+/// were rolled back.
+pub async fn record_lost_lease(
+    tx: &mut Tx,
+    record: &AttemptRecord<'_>,
+    outcome: &Outcome,
+) -> sqlx::Result<()> {
+    tracing::warn!(job_id = %record.job.id, "job was taken over by another worker: this attempt's effects are rolled back");
+    insert_attempt(tx, record, "lease_lost", outcome).await
+}
+
+async fn insert_attempt(
+    tx: &mut Tx,
+    record: &AttemptRecord<'_>,
+    label: &str,
+    outcome: &Outcome,
+) -> sqlx::Result<()> {
+    let (kind, error) = match outcome {
+        Outcome::Succeeded => (None, None),
+        Outcome::Failed { kind, error, .. } | Outcome::Refused { kind, error } => {
+            (Some(kind.as_str()), Some(error.as_str()))
+        }
+    };
     sqlx::query(
         "insert into job_attempts (id, job_id, attempt, worker, started_at_ms, finished_at_ms, outcome, error_kind, error, plugin_version) \
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(new_id("att"))
-    .bind(&job.id)
-    .bind(job.attempt)
-    .bind(worker)
-    .bind(started_at_ms)
-    .bind(now)
-    .bind(match disposition {
-        _ if !held => "lease_lost",
-        Disposition::Done => "succeeded",
-        Disposition::RetryAt(_) => "retry",
-        Disposition::Dead => "dead",
-    })
+    .bind(&record.job.id)
+    .bind(record.job.attempt)
+    .bind(record.worker)
+    .bind(record.started_at_ms)
+    .bind(now_ms())
+    .bind(label)
     .bind(kind)
     .bind(error)
-    .bind(plugin_version)
-    .execute(&mut *tx)
+    .bind(record.plugin_version)
+    .execute(&mut **tx)
     .await?;
-    if !held {
-        tx.commit().await?;
-        return Ok(None);
-    }
-    Ok(Some((disposition, tx)))
+    Ok(())
 }
 
 /// A job as the admin API shows it.
@@ -744,6 +809,7 @@ mod tests {
             retry_jitter: 0.2,
             max_retry_after: Duration::from_secs(3600),
             per_connection: 1,
+            claim_batch: 8,
             breaker: crate::config::BreakerSettings {
                 failures: 0,
                 cool_down: Duration::from_secs(1),

@@ -214,6 +214,7 @@ mod tests {
             retry_jitter: 0.0,
             max_retry_after: Duration::from_secs(60),
             per_connection,
+            claim_batch: 8,
             breaker: BreakerSettings {
                 failures,
                 cool_down: Duration::from_millis(cool_down_ms),
