@@ -637,6 +637,9 @@ pub struct DispatchArgs {
     /// Pushes in flight to the one supplier; default: its `jobs.per_connection` setting.
     #[arg(long)]
     pub per_connection: Option<usize>,
+    /// Jobs a worker claims and completes at once; default: its `jobs.claim_batch` setting.
+    #[arg(long)]
+    pub claim_batch: Option<usize>,
     /// Also appends the report (Markdown) to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -730,10 +733,14 @@ async fn run_dispatch(args: &DispatchArgs, scratch: &Scratch) -> anyhow::Result<
         if let Some(n) = args.per_connection {
             s.jobs.per_connection = n;
         }
+        if let Some(n) = args.claim_batch {
+            s.jobs.claim_batch = n.max(1);
+        }
     })
     .await?;
     let state = app.state().clone();
     let per_connection = state.settings.jobs.per_connection;
+    let claim_batch = state.settings.jobs.claim_batch;
     set_up_with(&state, &format!("http://127.0.0.1:{sink_port}/orders")).await?;
     let server = serve(app);
     let taken = measure_load(
@@ -791,7 +798,7 @@ async fn run_dispatch(args: &DispatchArgs, scratch: &Scratch) -> anyhow::Result<
         "SQLite"
     };
     Ok(format!(
-        "{database}, {to_push} orders queued, {workers} workers, {per_connection} pushes in flight to the supplier at most, {} cores; `daifa bench dispatch{}`\n\n\
+        "{database}, {to_push} orders queued, {workers} workers, {per_connection} pushes in flight to the supplier at most, claimed {claim_batch} at a time, {} cores; `daifa bench dispatch{}`\n\n\
          | pushes | rate | CPU per push | received by the supplier | distinct webhook-ids | not pushed |\n\
          |---|---|---|---|---|---|\n\
          | {succeeded} in {seconds:.1} s | {:.0}/s | {:.2} ms | {} | {} | {} |\n",

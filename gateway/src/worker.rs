@@ -219,8 +219,9 @@ async fn run_batch(
     if together.is_empty() {
         return;
     }
-    // Every transaction that locks several orders locks them in the order of their ids, so
-    // that two of them never wait for each other.
+    // The batch locks its orders in the order of their ids, so that two workers' batches never
+    // wait for each other. Should it deadlock with another transaction all the same (PostgreSQL
+    // then fails one statement), that job's savepoint alone is rolled back and it is retried.
     together.sort_by(|a, b| a.0.job.order_id.cmp(&b.0.job.order_id));
     let (finished, rest): (Vec<_>, Vec<_>) = together
         .into_iter()

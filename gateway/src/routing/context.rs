@@ -64,7 +64,7 @@ impl OrderContext {
         let canonical = order.canonical_order()?;
         let channel_name = state
             .connection_cache
-            .by_id(&state.db, &order.connection_id)
+            .by_id_in(tx, &order.connection_id)
             .await?
             .map(|c| c.name)
             .unwrap_or_default();

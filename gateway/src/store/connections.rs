@@ -2,7 +2,7 @@
 //! supplier or carrier account with the plugin version it runs, its settings, its sealed secrets
 //! and the hosts its plugin may call. What a connection may be changed to is `connections.rs`'s.
 
-use crate::db::{Db, Tx, new_id, now_ms};
+use crate::db::{Conn, Db, Tx, new_id, now_ms};
 use daifa_plugin_host::PluginKind;
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -86,11 +86,18 @@ pub async fn by_name(db: &Db, name: &str) -> anyhow::Result<Option<Connection>> 
 
 /// The connection of an id.
 pub async fn by_id(db: &Db, id: &str) -> anyhow::Result<Option<Connection>> {
+    by_id_through(&mut *db.pool.acquire().await?, id).await
+}
+
+/// A connection by id, read through `conn` (a transaction's, so that a caller holding one
+/// never waits for a second from the pool: with every pooled connection held that way, none
+/// would come).
+async fn by_id_through(conn: &mut Conn, id: &str) -> anyhow::Result<Option<Connection>> {
     let row = sqlx::query(AssertSqlSafe(format!(
         "select {COLUMNS} from connections where id = $1"
     )))
     .bind(id)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *conn)
     .await?;
     row.as_ref().map(Connection::from_row).transpose()
 }
@@ -120,6 +127,13 @@ impl Cache {
     /// The connection of an id, from memory when it was read less than `ttl` ago.
     pub async fn by_id(&self, db: &Db, id: &str) -> anyhow::Result<Option<Connection>> {
         self.get(Key::Id(id.to_string()), by_id(db, id)).await
+    }
+
+    /// The connection of an id, from memory, or else read in `tx` (a caller holding a
+    /// transaction must not wait for a second connection from the pool).
+    pub async fn by_id_in(&self, tx: &mut Tx, id: &str) -> anyhow::Result<Option<Connection>> {
+        self.get(Key::Id(id.to_string()), by_id_through(&mut **tx, id))
+            .await
     }
 
     /// Forgets every connection read: one changed (call it after the change committed).
