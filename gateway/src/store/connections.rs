@@ -132,7 +132,7 @@ impl Cache {
     /// The connection of an id, from memory, or else read in `tx` (a caller holding a
     /// transaction must not wait for a second connection from the pool).
     pub async fn by_id_in(&self, tx: &mut Tx, id: &str) -> anyhow::Result<Option<Connection>> {
-        self.get(Key::Id(id.to_string()), by_id_through(&mut **tx, id))
+        self.get(Key::Id(id.to_string()), by_id_through(tx, id))
             .await
     }
 
