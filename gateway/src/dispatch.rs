@@ -210,8 +210,10 @@ async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attemp
         attempt: job.attempt,
         ack_deadline: context.routing.ack_deadline,
     };
+    let answer = std::sync::Arc::new(answer);
     Ok(Attempt::done_later(Box::new(move |tx| {
-        Box::pin(record_answer(tx, answer))
+        let answer = answer.clone();
+        Box::pin(async move { record_answer(tx, &answer).await })
     })))
 }
 
@@ -228,7 +230,7 @@ struct Answer {
 }
 
 /// Writes a supplier's answer to a push, under the order's lock.
-async fn record_answer(tx: &mut Tx, answer: Answer) -> anyhow::Result<()> {
+async fn record_answer(tx: &mut Tx, answer: &Answer) -> anyhow::Result<()> {
     let Answer {
         order_id,
         so,
@@ -239,8 +241,9 @@ async fn record_answer(tx: &mut Tx, answer: Answer) -> anyhow::Result<()> {
         attempt,
         ack_deadline,
     } = answer;
+    let (answered, attempt, ack_deadline) = (*answered, *attempt, *ack_deadline);
     // Serializes with a cancellation of the order and with the supplier's callbacks.
-    orders::lock(tx, &order_id).await?;
+    orders::lock(tx, order_id).await?;
     let external_id = external_id.as_deref();
     let moved = supplier_orders::transition_from(
         tx,
@@ -253,7 +256,7 @@ async fn record_answer(tx: &mut Tx, answer: Answer) -> anyhow::Result<()> {
         },
     )
     .await?;
-    let now = match moved {
+    let mut now = match moved {
         supplier_orders::Moved::Yes => answered,
         supplier_orders::Moved::No(found) => found.unwrap_or(SoStatus::Cancelled),
     };
@@ -269,24 +272,26 @@ async fn record_answer(tx: &mut Tx, answer: Answer) -> anyhow::Result<()> {
             }
             // Unacknowledged by then, the lines go to the next offer.
             if now == SoStatus::Submitted {
-                jobs::enqueue_at(
+                jobs::add(
                     tx,
-                    NewJob {
-                        kind: JobKind::SupplierAckDeadline,
-                        idempotency_key: format!("{}.ack_deadline", so.id),
-                        subject_id: &so.id,
-                        order_id: &order_id,
-                        connection_id: &supplier_id,
-                    },
-                    now_ms() + ms(ack_deadline),
+                    vec![(
+                        NewJob {
+                            kind: JobKind::SupplierAckDeadline,
+                            idempotency_key: format!("{}.ack_deadline", so.id),
+                            subject_id: &so.id,
+                            order_id,
+                            connection_id: supplier_id,
+                        },
+                        now_ms() + ms(ack_deadline),
+                    )],
                 )
                 .await?;
             }
-            orders::record_event(tx, &order_id, "supplier_order.submitted", detail).await?;
+            orders::record_event(tx, order_id, "supplier_order.submitted", detail).await?;
         }
         // The supplier refused it by callback while the push was in flight: it has nothing.
         SoStatus::Rejected => {
-            orders::record_event(tx, &order_id, "supplier_order.submitted", detail).await?;
+            orders::record_event(tx, order_id, "supplier_order.submitted", detail).await?;
         }
         // Cancelled or failed over while the push was in flight: the supplier has an order it
         // must not ship.
@@ -308,14 +313,15 @@ async fn record_answer(tx: &mut Tx, answer: Answer) -> anyhow::Result<()> {
             }
             detail["reason"] =
                 json!("the push reached the supplier after its supplier order was stopped");
-            orders::record_event(tx, &order_id, "supplier_order.pushed_after_stop", detail).await?;
-            cancellation::ask_to_cancel(tx, &order_id, &so.id, &supplier_id, "pushed_after_stop")
+            orders::record_event(tx, order_id, "supplier_order.pushed_after_stop", detail).await?;
+            cancellation::ask_to_cancel(tx, order_id, &so.id, supplier_id, "pushed_after_stop")
                 .await?;
+            // Where the cancellation just asked for left it.
+            now = supplier_orders::current(tx, &so.id).await?.unwrap_or(now);
         }
     }
     // Changes the storefront made while the push was on its way follow it now.
-    let now = supplier_orders::current(tx, &so.id).await?.unwrap_or(now);
-    update::push_answered(tx, &order_id, &so.id, &supplier_id, now).await?;
+    update::push_answered(tx, order_id, &so.id, supplier_id, now).await?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@
 pub mod throttle;
 
 use crate::calls;
-use crate::db::{self, Tx, now_ms};
+use crate::db::{self, Tx, deferred, now_ms};
 use crate::services::Services;
 use crate::store::jobs::{
     self, Attempt, AttemptRecord, ClaimedJob, Disposition, Effects, JobKind, Outcome,
@@ -404,10 +404,13 @@ async fn complete_own(
     Ok(Some(disposition))
 }
 
-/// Completes attempts in one transaction, each in a savepoint of its own: one whose effects
-/// fail is rolled back to it and recorded as a failed attempt (retried on the schedule), one
-/// whose job another worker took over is rolled back and recorded as such; the others are
-/// kept, and all commit at once.
+/// Completes attempts in one transaction. First all at once, with as few statements as can
+/// be: their effects' inserts put off to one statement per table ([`deferred`]), the
+/// succeeded jobs completed with one statement. Should anything fail there (an effect, a lease
+/// another worker took over, a dead job's consequences, the database), all of it is rolled
+/// back and written again with each attempt in a savepoint of its own: one whose effects fail
+/// is rolled back to it and recorded as a failed attempt (retried on the schedule), one whose
+/// job another worker took over is rolled back and recorded as such; the others are kept.
 async fn complete_together(
     state: &Services,
     handlers: &Handlers,
@@ -418,6 +421,20 @@ async fn complete_together(
         return Vec::new();
     }
     let n = finished.len();
+    let finished: Vec<Shared> = finished.into_iter().map(Shared::from).collect();
+    if n > 1 {
+        match deferred::deferring(write_at_once(state, worker, &finished)).await {
+            Ok(Some(dispositions)) => {
+                return dispositions.into_iter().map(|d| Ok(Some(d))).collect();
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                jobs = n,
+                error = format!("{e:#}"),
+                "a batch of job completions failed; writing each on its own"
+            ),
+        }
+    }
     match write_together(state, handlers, worker, finished).await {
         Ok(completions) => completions,
         Err(e) => {
@@ -427,26 +444,99 @@ async fn complete_together(
     }
 }
 
+/// An attempt completed with others: its effects, if any, are written then.
+struct Shared {
+    job: ClaimedJob,
+    started_at_ms: i64,
+    outcome: Outcome,
+    effects: Option<jobs::Later>,
+    plugin_version: Option<String>,
+}
+
+impl From<Finished> for Shared {
+    fn from(f: Finished) -> Self {
+        let Attempt { outcome, effects } = f.attempt;
+        let effects = match effects {
+            Effects::Later(effects) => Some(effects),
+            Effects::None => None,
+            // `complete` completes those in their own transaction.
+            Effects::Own(_) => unreachable!("an attempt with its own transaction is not shared"),
+        };
+        Self {
+            job: f.job,
+            started_at_ms: f.started_at_ms,
+            outcome,
+            effects,
+            plugin_version: f.plugin_version,
+        }
+    }
+}
+
+/// The batch at once (see [`complete_together`]); `None` when it must be written one by one
+/// (nothing of it was committed).
+async fn write_at_once(
+    state: &Services,
+    worker: &str,
+    finished: &[Shared],
+) -> anyhow::Result<Option<Vec<Disposition>>> {
+    let dispositions: Vec<Disposition> = finished
+        .iter()
+        .map(|f| jobs::disposition(&state.settings.jobs, &f.job, &f.outcome))
+        .collect();
+    if dispositions.contains(&Disposition::Dead) {
+        // Its consequences (a fail-over, a hold) read what they write.
+        return Ok(None);
+    }
+    let mut tx = state.db.begin().await?;
+    // Effects insert rows nothing in the batch reads back (timeline events, new jobs, the
+    // attempts' records).
+    let _deferred = deferred::allow();
+    let mut succeeded = Vec::new();
+    for (f, disposition) in finished.iter().zip(&dispositions) {
+        if let Some(effects) = &f.effects
+            && let Err(e) = effects(&mut tx).await
+        {
+            tracing::debug!(job_id = %f.job.id, error = format!("{e:#}"), "a job's effects failed in a batch");
+            return Ok(None);
+        }
+        let record = AttemptRecord {
+            job: &f.job,
+            worker,
+            started_at_ms: f.started_at_ms,
+            plugin_version: f.plugin_version.as_deref(),
+        };
+        if *disposition == Disposition::Done {
+            succeeded.push(record);
+        } else if !jobs::complete(&mut tx, &record, *disposition, &f.outcome).await? {
+            return Ok(None);
+        }
+    }
+    if !jobs::complete_succeeded(&mut tx, worker, &succeeded).await? {
+        return Ok(None);
+    }
+    deferred::flush(&mut tx).await?;
+    tx.commit().await?;
+    Ok(Some(dispositions))
+}
+
 async fn write_together(
     state: &Services,
     handlers: &Handlers,
     worker: &str,
-    finished: Vec<Finished>,
+    finished: Vec<Shared>,
 ) -> anyhow::Result<Vec<Completion>> {
     let mut tx = state.db.begin().await?;
     let mut completions = Vec::with_capacity(finished.len());
     for f in finished {
-        let Finished {
+        let Shared {
             job,
             started_at_ms,
-            attempt: Attempt {
-                mut outcome,
-                effects,
-            },
+            mut outcome,
+            effects,
             plugin_version,
         } = f;
         db::savepoint(&mut tx).await?;
-        if let Effects::Later(effects) = effects
+        if let Some(effects) = &effects
             && let Err(e) = effects(&mut tx).await
         {
             db::rollback_to_savepoint(&mut tx).await?;

@@ -644,19 +644,30 @@ async fn a_worker_that_lost_its_lease_commits_nothing_of_its_attempt() {
 
 /// Attempts completed together share one transaction (one commit for a batch of pushes): one
 /// whose effects fail must not take the others' down with it, nor leave anything of its own;
-/// one whose lease ran out keeps nothing of its attempt.
+/// one whose lease ran out keeps nothing of its attempt. With a failing effect, and without
+/// one (the batch is then first written at once, and the lost lease found by its completion).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attempts_completed_together_keep_each_others_effects_apart() {
     init_logs();
+    for with_failing in [true, false] {
+        completed_together(with_failing).await;
+    }
+}
+
+async fn completed_together(with_failing: bool) {
     let app = TestApp::spawn_with(TestDb::new().await, |s| s.jobs.workers = 0).await;
     let db = &app.state.db;
+    let mut keys = vec!["together-ok", "together-ok-too", "together-lost"];
+    if with_failing {
+        keys.push("together-failing");
+    }
     let mut tx = db.begin().await.unwrap();
-    for key in ["together-ok", "together-failing", "together-lost"] {
+    for key in &keys {
         jobs::enqueue(
             &mut tx,
             NewJob {
                 kind: JobKind::RoutingRetry,
-                idempotency_key: key.into(),
+                idempotency_key: key.to_string(),
                 subject_id: key,
                 order_id: key,
                 connection_id: "con_together",
@@ -669,7 +680,7 @@ async fn attempts_completed_together_keep_each_others_effects_apart() {
     let claimed = jobs::claim_many(db, "w1", Duration::from_secs(60), &[], 10)
         .await
         .unwrap();
-    assert_eq!(claimed.len(), 3, "one statement claims the batch");
+    assert_eq!(claimed.len(), keys.len(), "one statement claims the batch");
     let job = |key: &str| {
         claimed
             .iter()
@@ -679,7 +690,7 @@ async fn attempts_completed_together_keep_each_others_effects_apart() {
     };
     // Another worker takes one over (as when w1's lease ran out).
     let lost = job("together-lost");
-    daifa::store::jobs::give_back(db, std::slice::from_ref(&lost), "w1")
+    jobs::give_back(db, std::slice::from_ref(&lost), "w1")
         .await
         .unwrap();
     let taken = jobs::claim(db, "w2", Duration::from_secs(60), &[])
@@ -688,48 +699,39 @@ async fn attempts_completed_together_keep_each_others_effects_apart() {
         .unwrap();
     assert_eq!(taken.id, lost.id);
 
-    // Each attempt's effect opens a task named after its job; the failing one then fails.
-    let effect = |key: &'static str, fails: bool| -> jobs::Later {
+    // Each attempt's effect opens a task named after its job and records an event on its
+    // order (an insert put off to the batch's end); the failing one then fails.
+    let effect = |key: &'static str| -> jobs::Later {
         Box::new(move |tx| {
             Box::pin(async move {
                 daifa::store::tasks::open(tx, "together_test", key, None, None, key, json!({}))
                     .await?;
-                anyhow::ensure!(!fails, "the effect of {key} failed");
+                daifa::store::orders::record_event(tx, key, "together.test", json!({})).await?;
+                anyhow::ensure!(key != "together-failing", "the effect of {key} failed");
                 Ok(())
             })
         })
     };
-    let finished = |job: jobs::ClaimedJob, effects| daifa::worker::Finished {
-        job,
-        started_at_ms: 0,
-        attempt: Attempt::done_later(effects),
-        plugin_version: None,
-    };
     let handlers = daifa::app::handlers().unwrap();
-    let completions = daifa::worker::complete(
-        &app.state,
-        &handlers,
-        "w1",
-        vec![
-            finished(job("together-ok"), effect("together-ok", false)),
-            finished(job("together-failing"), effect("together-failing", true)),
-            finished(lost.clone(), effect("together-lost", false)),
-        ],
-    )
-    .await;
-    assert_eq!(
-        completions[0].as_ref().unwrap(),
-        &Some(jobs::Disposition::Done)
-    );
-    assert!(
-        matches!(
-            completions[1].as_ref().unwrap(),
-            Some(jobs::Disposition::RetryAt(_))
-        ),
-        "a failed effect is a failed attempt, retried: {:?}",
-        completions[1]
-    );
-    assert_eq!(completions[2].as_ref().unwrap(), &None, "w1 lost that one");
+    let batch = keys
+        .iter()
+        .map(|key| daifa::worker::Finished {
+            job: job(key),
+            started_at_ms: 0,
+            attempt: Attempt::done_later(effect(key)),
+            plugin_version: None,
+        })
+        .collect();
+    let completions = daifa::worker::complete(&app.state, &handlers, "w1", batch).await;
+    let completion = |key: &str| {
+        completions[keys.iter().position(|k| *k == key).unwrap()]
+            .as_ref()
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(completion("together-ok"), Some(jobs::Disposition::Done));
+    assert_eq!(completion("together-ok-too"), Some(jobs::Disposition::Done));
+    assert_eq!(completion("together-lost"), None, "w1 lost that one");
 
     let tasks: Vec<String> = daifa::store::tasks::list(db, "all", "", "together_test")
         .await
@@ -739,34 +741,54 @@ async fn attempts_completed_together_keep_each_others_effects_apart() {
         .collect();
     assert_eq!(
         tasks,
-        ["together-ok"],
-        "only the completed attempt's effect is kept"
+        ["together-ok", "together-ok-too"],
+        "only the completed attempts' effects are kept"
     );
-    let ok = jobs::get(db, &job("together-ok").id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(ok.status, "succeeded");
-    let failing = jobs::get(db, &job("together-failing").id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(failing.status, "queued", "retried on the schedule");
-    assert_eq!(failing.attempt_log.len(), 1);
-    assert_eq!(failing.attempt_log[0].outcome, "retry");
-    assert_eq!(
-        failing.attempt_log[0].error_kind.as_deref(),
-        Some("internal")
-    );
-    assert!(
-        failing.attempt_log[0]
-            .error
-            .as_deref()
+    for key in &keys {
+        let kept = *key == "together-ok" || *key == "together-ok-too";
+        let mut conn = db.pool.acquire().await.unwrap();
+        let events = daifa::store::orders::events(&mut conn, key).await.unwrap();
+        assert_eq!(events.len(), usize::from(kept), "{key}: {events:?}");
+    }
+    for key in ["together-ok", "together-ok-too"] {
+        let done = jobs::get(db, &job(key).id).await.unwrap().unwrap();
+        assert_eq!(done.status, "succeeded");
+        let outcomes: Vec<&str> = done
+            .attempt_log
+            .iter()
+            .map(|a| a.outcome.as_str())
+            .collect();
+        assert_eq!(outcomes, ["succeeded"], "one attempt recorded, once");
+    }
+    if with_failing {
+        assert!(
+            matches!(
+                completion("together-failing"),
+                Some(jobs::Disposition::RetryAt(_))
+            ),
+            "a failed effect is a failed attempt, retried"
+        );
+        let failing = jobs::get(db, &job("together-failing").id)
+            .await
             .unwrap()
-            .contains("the effect of together-failing failed"),
-        "{:?}",
-        failing.attempt_log
-    );
+            .unwrap();
+        assert_eq!(failing.status, "queued", "retried on the schedule");
+        assert_eq!(failing.attempt_log.len(), 1);
+        assert_eq!(failing.attempt_log[0].outcome, "retry");
+        assert_eq!(
+            failing.attempt_log[0].error_kind.as_deref(),
+            Some("internal")
+        );
+        assert!(
+            failing.attempt_log[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("the effect of together-failing failed"),
+            "{:?}",
+            failing.attempt_log
+        );
+    }
     let lost = jobs::get(db, &lost.id).await.unwrap().unwrap();
     assert_eq!(lost.status, "running", "still w2's");
     let outcomes: Vec<&str> = lost

@@ -452,7 +452,9 @@ pub fn next_delay(
 /// What an attempt leaves to be written when the job completes, in the transaction that
 /// records the completion: that of one job (its own) or of several jobs finished together (a
 /// group commit: one write transaction for a batch of pushes).
-pub type Later = Box<dyn for<'t> FnOnce(&'t mut Tx) -> LaterFuture<'t> + Send>;
+/// It may be run twice: a batch's transaction rolled back (one of its jobs' effects failed,
+/// or a lease was lost) is written again, each job alone.
+pub type Later = Box<dyn for<'t> Fn(&'t mut Tx) -> LaterFuture<'t> + Send + Sync>;
 pub type LaterFuture<'t> =
     std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send + 't>>;
 
@@ -570,6 +572,46 @@ pub async fn complete(
     Ok(true)
 }
 
+/// Completes the succeeded attempts of `records`, all held by `worker`, with one statement (and
+/// their attempts with one more, in a [`deferred`] scope); false (nothing written) when any of
+/// them was taken over by another worker: the caller rolls back and completes each alone.
+pub async fn complete_succeeded(
+    tx: &mut Tx,
+    worker: &str,
+    records: &[AttemptRecord<'_>],
+) -> sqlx::Result<bool> {
+    if records.is_empty() {
+        return Ok(true);
+    }
+    debug_assert!(
+        JobStatus::Succeeded
+            .allowed_from()
+            .contains(&JobStatus::Running)
+    );
+    debug_assert!(records.iter().all(|r| r.worker == worker));
+    let now = now_ms();
+    let sql = format!(
+        "update jobs set status = $1, run_at_ms = $2, last_error = null, locked_by = null, locked_until_ms = null, updated_at_ms = $2 \
+         where locked_by = $3 and status = $4 and id in ({})",
+        placeholders(5, records.len())
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql))
+        .bind(JobStatus::Succeeded.as_str())
+        .bind(now)
+        .bind(worker)
+        .bind(JobStatus::Running.as_str());
+    for r in records {
+        query = query.bind(r.job.id.as_str());
+    }
+    if query.execute(&mut **tx).await?.rows_affected() != records.len() as u64 {
+        return Ok(false);
+    }
+    for record in records {
+        insert_attempt(tx, record, "succeeded", &Outcome::Succeeded).await?;
+    }
+    Ok(true)
+}
+
 /// Records an attempt whose job another worker took over (its lease ran out): its effects
 /// were rolled back.
 pub async fn record_lost_lease(
@@ -593,24 +635,26 @@ async fn insert_attempt(
             (Some(kind.as_str()), Some(error.as_str()))
         }
     };
-    sqlx::query(
-        "insert into job_attempts (id, job_id, attempt, worker, started_at_ms, finished_at_ms, outcome, error_kind, error, plugin_version) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(new_id("att"))
-    .bind(&record.job.id)
-    .bind(record.job.attempt)
-    .bind(record.worker)
-    .bind(record.started_at_ms)
-    .bind(now_ms())
-    .bind(label)
-    .bind(kind)
-    .bind(error)
-    .bind(record.plugin_version)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    let row = vec![
+        new_id("att").into(),
+        record.job.id.as_str().into(),
+        record.job.attempt.into(),
+        record.worker.into(),
+        record.started_at_ms.into(),
+        now_ms().into(),
+        label.into(),
+        kind.into(),
+        error.into(),
+        record.plugin_version.into(),
+    ];
+    deferred::insert(tx, &NEW_ATTEMPT, vec![row]).await
 }
+
+static NEW_ATTEMPT: deferred::Insert = deferred::Insert {
+    head: "insert into job_attempts (id, job_id, attempt, worker, started_at_ms, finished_at_ms, outcome, error_kind, error, plugin_version)",
+    columns: 10,
+    tail: "",
+};
 
 /// A job as the admin API shows it.
 #[derive(Debug, Serialize)]
