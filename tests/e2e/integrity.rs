@@ -724,10 +724,9 @@ async fn completed_together(with_failing: bool) {
         .collect();
     let completions = daifa::worker::complete(&app.state, &handlers, "w1", batch).await;
     let completion = |key: &str| {
-        completions[keys.iter().position(|k| *k == key).unwrap()]
+        *completions[keys.iter().position(|k| *k == key).unwrap()]
             .as_ref()
             .unwrap()
-            .clone()
     };
     assert_eq!(completion("together-ok"), Some(jobs::Disposition::Done));
     assert_eq!(completion("together-ok-too"), Some(jobs::Disposition::Done));
