@@ -177,6 +177,11 @@ pub fn now_ms() -> i64 {
 }
 
 /// `$first, $first+1, ...` for `n` values: the Any driver binds no arrays.
+/// Whether a transaction is on SQLite (where a write transaction holds the one write lock).
+pub fn is_sqlite(tx: &Tx) -> bool {
+    tx.backend_name().eq_ignore_ascii_case("sqlite")
+}
+
 pub fn placeholders(first: usize, n: usize) -> String {
     (0..n)
         .map(|i| format!("${}", first + i))

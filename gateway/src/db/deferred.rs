@@ -188,7 +188,7 @@ pub async fn execute(tx: &mut Tx, statement: &Insert, rows: Vec<Vec<Bind>>) -> s
     // statement and again (in sqlx) when it binds: a statement of n values costs n², which at
     // a batch's thousands of values was most of the writer's time. Its anonymous `?` are
     // numbered in order as they come; PostgreSQL takes only `$N`.
-    let sqlite = tx.backend_name().eq_ignore_ascii_case("sqlite");
+    let sqlite = super::is_sqlite(tx);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<Vec<Bind>> = rows.by_ref().take(per_statement).collect();
