@@ -72,10 +72,12 @@ async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attemp
         .into());
     };
     let context = {
-        // A read: no write lock (SQLite) while the order's context is loaded.
+        // Reads, outside any transaction: what the push depends on is checked again under the
+        // order's lock when its answer is written (the supplier order's status, by
+        // compare-and-set), and the order's copy sent is the one current when it is read.
         let policies = state.policy_cache.reader();
-        let mut tx = state.db.snapshot().await?;
-        OrderContext::load_cached(&mut tx, &so.order_id, policies, state)
+        let mut conn = state.db.pool.acquire().await?;
+        OrderContext::load_cached(&mut conn, &so.order_id, policies, state)
             .await?
             .ok_or_else(|| anyhow::anyhow!("order {} is missing", so.order_id))?
     };

@@ -7,7 +7,7 @@
 //! ([`OrderContext::after_sales_of_lines`]), and which offers may ship a line
 //! (`routing::load_lines` loads the routing policies of the lines' categories).
 
-use crate::db::Tx;
+use crate::db::{Conn, Tx};
 use crate::policy::{self, AfterSalesPolicy, PolicyReader, RoutingPolicy, Scope};
 use crate::services::Services;
 use crate::store::connections;
@@ -53,22 +53,22 @@ impl OrderContext {
     /// supplier order reads its order's context on every attempt), taken before `tx` began,
     /// and its channel's name from the connection cache.
     pub async fn load_cached(
-        tx: &mut Tx,
+        conn: &mut Conn,
         order_id: &str,
         policies: PolicyReader<'_>,
         state: &Services,
     ) -> anyhow::Result<Option<Self>> {
-        let Some(order) = orders::get_in(tx, order_id).await? else {
+        let Some(order) = orders::get_in(conn, order_id).await? else {
             return Ok(None);
         };
         let canonical = order.canonical_order()?;
         let channel_name = state
             .connection_cache
-            .by_id_in(tx, &order.connection_id)
+            .by_id_in(conn, &order.connection_id)
             .await?
             .map(|c| c.name)
             .unwrap_or_default();
-        let context = Self::with(tx, order, canonical, channel_name, Some(policies), false);
+        let context = Self::with(conn, order, canonical, channel_name, Some(policies), false);
         Ok(Some(context.await?))
     }
 
@@ -89,7 +89,7 @@ impl OrderContext {
     /// `with_products`: read the products of the order's SKUs (one statement, instead of
     /// their categories alone) and keep them for routing.
     async fn with(
-        tx: &mut Tx,
+        conn: &mut Conn,
         order: StoredOrder,
         canonical: Order,
         channel_name: String,
@@ -102,24 +102,24 @@ impl OrderContext {
                 .iter()
                 .map(|l| l.storefront_sku.as_str())
                 .collect();
-            let products = offers::products_for(tx, &order.connection_id, &skus).await?;
+            let products = offers::products_for(conn, &order.connection_id, &skus).await?;
             // The category of the first line that has one, as `scope_of` finds it.
             let category = skus
                 .iter()
                 .find_map(|sku| products.get(*sku).and_then(|p| p.category.clone()));
             (scope(&channel_name, category), Some(products))
         } else {
-            let scope = scope_of(tx, &order.connection_id, &channel_name, &canonical).await?;
+            let scope = scope_of(conn, &order.connection_id, &channel_name, &canonical).await?;
             (scope, None)
         };
         let (routing, after_sales) = match cache {
             Some(cache) => (
-                cache.in_scope(tx, &scope).await?,
-                cache.in_scope(tx, &scope).await?,
+                cache.in_scope(conn, &scope).await?,
+                cache.in_scope(conn, &scope).await?,
             ),
             None => (
-                policy::in_scope(tx, &scope).await?,
-                policy::in_scope(tx, &scope).await?,
+                policy::in_scope(conn, &scope).await?,
+                policy::in_scope(conn, &scope).await?,
             ),
         };
         Ok(Self {

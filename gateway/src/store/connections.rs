@@ -129,10 +129,10 @@ impl Cache {
         self.get(Key::Id(id.to_string()), by_id(db, id)).await
     }
 
-    /// The connection of an id, from memory, or else read in `tx` (a caller holding a
-    /// transaction must not wait for a second connection from the pool).
-    pub async fn by_id_in(&self, tx: &mut Tx, id: &str) -> anyhow::Result<Option<Connection>> {
-        self.get(Key::Id(id.to_string()), by_id_through(tx, id))
+    /// The connection of an id, from memory, or else read through `conn` (a caller holding a
+    /// connection or a transaction must not wait for a second one from the pool).
+    pub async fn by_id_in(&self, conn: &mut Conn, id: &str) -> anyhow::Result<Option<Connection>> {
+        self.get(Key::Id(id.to_string()), by_id_through(conn, id))
             .await
     }
 

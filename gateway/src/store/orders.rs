@@ -385,12 +385,12 @@ pub async fn record_event(
 }
 
 /// An order, read inside a transaction.
-pub async fn get_in(tx: &mut Tx, id: &str) -> anyhow::Result<Option<StoredOrder>> {
+pub async fn get_in(conn: &mut Conn, id: &str) -> anyhow::Result<Option<StoredOrder>> {
     let row = sqlx::query(AssertSqlSafe(format!(
         "select {COLUMNS} from orders where id = $1"
     )))
     .bind(id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *conn)
     .await?;
     row.as_ref().map(from_row).transpose()
 }
