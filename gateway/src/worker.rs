@@ -187,43 +187,71 @@ pub struct Finished {
 /// runs out and the job is attempted again: nothing is lost).
 pub type Completion = anyhow::Result<Option<Disposition>>;
 
-/// Runs a batch of claimed jobs at once, then completes them: an attempt that began a
-/// transaction of its own completes in it as soon as it ends (on SQLite it holds the write
-/// lock); the others complete together, in one transaction (one commit for the batch).
+/// Runs a batch of claimed jobs at once, each on a task of its own, and completes them as they
+/// end: an attempt that began a transaction of its own completes in it at once (on SQLite it
+/// holds the write lock, so it must not wait for anything of this worker's); the others
+/// complete together, those that ended by the time the first of them did in one transaction
+/// (one commit for them), so that a slow call does not keep the batch's quick ones waiting.
 async fn run_batch(
+    state: &Services,
+    handlers: &Handlers,
+    throttle: &Arc<Throttle>,
+    worker: &str,
+    admitted: Vec<(ClaimedJob, Option<throttle::Call>)>,
+) {
+    let mut running = tokio::task::JoinSet::new();
+    for (job, call) in admitted {
+        let (state, handlers, throttle) = (state.clone(), handlers.clone(), throttle.clone());
+        let worker = worker.to_string();
+        running.spawn(async move {
+            let span = job_span(&job);
+            let finished = attempt(&state, handlers.of(job.kind), job)
+                .instrument(span.clone())
+                .await;
+            if matches!(finished.attempt.effects, Effects::Own(_)) {
+                let verdict = Verdict::of(&finished.attempt.outcome);
+                let report = Report::of(&finished);
+                let completion = complete_own(&state, &handlers, &worker, finished)
+                    .instrument(span.clone())
+                    .await;
+                report.log(&span, &completion);
+                leave(&state, &throttle, call, verdict, report.connection_id).await;
+                return None;
+            }
+            Some((finished, call, span))
+        });
+    }
+    while let Some(first) = running.join_next().await {
+        let mut ended = Vec::new();
+        let mut next = Some(first);
+        while let Some(joined) = next {
+            match joined {
+                Ok(attempt) => ended.extend(attempt),
+                // Its job stays claimed until its lease runs out, then is attempted again.
+                Err(e) => tracing::error!(worker, error = %e, "a job's attempt panicked"),
+            }
+            next = running.try_join_next();
+        }
+        complete_ended(state, handlers, throttle, worker, ended).await;
+    }
+}
+
+/// Completes attempts that ended together, in one transaction.
+async fn complete_ended(
     state: &Services,
     handlers: &Handlers,
     throttle: &Throttle,
     worker: &str,
-    admitted: Vec<(ClaimedJob, Option<throttle::Call>)>,
+    mut ended: Vec<(Finished, Option<throttle::Call>, tracing::Span)>,
 ) {
-    let attempts = futures::future::join_all(admitted.into_iter().map(|(job, call)| async move {
-        let span = job_span(&job);
-        let finished = attempt(state, handlers.of(job.kind), job)
-            .instrument(span.clone())
-            .await;
-        if matches!(finished.attempt.effects, Effects::Own(_)) {
-            let verdict = Verdict::of(&finished.attempt.outcome);
-            let report = Report::of(&finished);
-            let completion = complete_own(state, handlers, worker, finished)
-                .instrument(span.clone())
-                .await;
-            report.log(&span, &completion);
-            leave(state, throttle, call, verdict, report.connection_id).await;
-            return None;
-        }
-        Some((finished, call, span))
-    }))
-    .await;
-    let mut together: Vec<_> = attempts.into_iter().flatten().collect();
-    if together.is_empty() {
+    if ended.is_empty() {
         return;
     }
     // The batch locks its orders in the order of their ids, so that two workers' batches never
     // wait for each other. Should it deadlock with another transaction all the same (PostgreSQL
     // then fails one statement), that job's savepoint alone is rolled back and it is retried.
-    together.sort_by(|a, b| a.0.job.order_id.cmp(&b.0.job.order_id));
-    let (finished, rest): (Vec<_>, Vec<_>) = together
+    ended.sort_by(|a, b| a.0.job.order_id.cmp(&b.0.job.order_id));
+    let (finished, rest): (Vec<_>, Vec<_>) = ended
         .into_iter()
         .map(|(finished, call, span)| {
             let report = Report::of(&finished);

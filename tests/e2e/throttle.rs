@@ -221,3 +221,74 @@ async fn the_claim_passes_by_the_calls_of_an_excluded_connection() {
     assert_eq!(full.idempotency_key, "full-submit");
     app.stop().await;
 }
+
+/// A worker claims a batch of jobs and completes their attempts as they end: a slow call in
+/// the batch does not hold back the recorded answers of its quick ones (nor the connection
+/// places they hold).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_call_does_not_hold_back_the_answers_of_its_batch() {
+    const SLOW: Duration = Duration::from_secs(3);
+    let w = Suppliers::start_with(&["slow", "fast"], |s| {
+        // Started below, once every push is queued: one worker claims them in one batch.
+        s.jobs.workers = 0;
+        s.plugins.outbound_timeout = Duration::from_secs(5);
+        s.plugins.call_deadline = Duration::from_secs(8);
+    })
+    .await;
+    for (sku, supplier) in [
+        ("S1", "slow"),
+        ("S2", "slow"),
+        ("F1", "fast"),
+        ("F2", "fast"),
+    ] {
+        w.offer(sku, supplier, serde_json::json!({})).await;
+    }
+    w.supplier("slow").delay(SLOW);
+    w.order("wh-batch-s", ["S1", "S2"], |_| {}).await;
+    w.order("wh-batch-f1", ["F1", "F2"], |_| {}).await;
+    w.order("wh-batch-f2", ["F1", "F2"], |_| {}).await;
+    let db = &w.app.state.db;
+    let count = |status: &'static str| async move {
+        jobs::count_by_status(db, JobKind::SupplierSubmit)
+            .await
+            .unwrap()
+            .get(status)
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(count("queued").await, 3);
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let started = std::time::Instant::now();
+    let workers = daifa::worker::spawn(
+        w.app.state.clone(),
+        daifa::app::handlers().unwrap(),
+        1,
+        stopped,
+    );
+    eventually("the quick pushes' answers recorded", WAIT, || async {
+        (count("succeeded").await >= 2).then_some(())
+    })
+    .await;
+    assert!(
+        started.elapsed() < SLOW,
+        "the quick pushes' answers were recorded after {:?}: they waited for the slow call",
+        started.elapsed()
+    );
+    assert_eq!(
+        count("running").await,
+        1,
+        "claimed with them, the slow one is still on its way"
+    );
+    eventually("the slow push's answer recorded", WAIT, || async {
+        (count("succeeded").await == 3).then_some(())
+    })
+    .await;
+    assert_eq!(distinct_ids(&answered(&w, "fast", 2).await), 2);
+    assert_eq!(distinct_ids(&answered(&w, "slow", 1).await), 1);
+    stop.send(true).unwrap();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    w.app.stop().await;
+}
