@@ -500,6 +500,18 @@ impl From<Finished> for Shared {
     }
 }
 
+impl Shared {
+    /// The attempt's record, made by `worker`.
+    fn record<'a>(&'a self, worker: &'a str) -> AttemptRecord<'a> {
+        AttemptRecord {
+            job: &self.job,
+            worker,
+            started_at_ms: self.started_at_ms,
+            plugin_version: self.plugin_version.as_deref(),
+        }
+    }
+}
+
 /// The batch at once (see [`complete_together`]); `None` when it must be written one by one
 /// (nothing of it was committed).
 async fn write_at_once(
@@ -527,12 +539,7 @@ async fn write_at_once(
             tracing::debug!(job_id = %f.job.id, error = format!("{e:#}"), "a job's effects failed in a batch");
             return Ok(None);
         }
-        let record = AttemptRecord {
-            job: &f.job,
-            worker,
-            started_at_ms: f.started_at_ms,
-            plugin_version: f.plugin_version.as_deref(),
-        };
+        let record = f.record(worker);
         if *disposition == Disposition::Done {
             succeeded.push(record);
         } else if !jobs::complete(&mut tx, &record, *disposition, &f.outcome).await? {
@@ -555,36 +562,25 @@ async fn write_together(
 ) -> anyhow::Result<Vec<Completion>> {
     let mut tx = state.db.begin().await?;
     let mut completions = Vec::with_capacity(finished.len());
-    for f in finished {
-        let Shared {
-            job,
-            started_at_ms,
-            mut outcome,
-            effects,
-            plugin_version,
-        } = f;
+    for mut f in finished {
         db::savepoint(&mut tx).await?;
-        if let Some(effects) = &effects
+        if let Some(effects) = &f.effects
             && let Err(e) = effects(&mut tx).await
         {
             db::rollback_to_savepoint(&mut tx).await?;
-            tracing::error!(job_id = %job.id, error = format!("{e:#}"), "cannot write what a job's attempt did: the attempt is counted as failed");
-            outcome = internal(e);
+            tracing::error!(job_id = %f.job.id, error = format!("{e:#}"), "cannot write what a job's attempt did: the attempt is counted as failed");
+            f.outcome = internal(e);
             db::savepoint(&mut tx).await?;
         }
-        let record = AttemptRecord {
-            job: &job,
-            worker,
-            started_at_ms,
-            plugin_version: plugin_version.as_deref(),
-        };
-        let disposition = jobs::disposition(&state.settings.jobs, &job, &outcome);
+        let (job, outcome) = (&f.job, &f.outcome);
+        let record = f.record(worker);
+        let disposition = jobs::disposition(&state.settings.jobs, job, outcome);
         let completed = async {
-            if !jobs::complete(&mut tx, &record, disposition, &outcome).await? {
+            if !jobs::complete(&mut tx, &record, disposition, outcome).await? {
                 return Ok(false);
             }
             if disposition == Disposition::Dead {
-                on_dead(&mut tx, handlers.of(job.kind), &job, &outcome).await?;
+                on_dead(&mut tx, handlers.of(job.kind), job, outcome).await?;
             }
             anyhow::Ok(true)
         }
@@ -596,7 +592,7 @@ async fn write_together(
             }
             Ok(false) => {
                 db::rollback_to_savepoint(&mut tx).await?;
-                jobs::record_lost_lease(&mut tx, &record, &outcome).await?;
+                jobs::record_lost_lease(&mut tx, &record, outcome).await?;
                 completions.push(Ok(None));
             }
             Err(e) => {

@@ -37,15 +37,13 @@ async fn answered(w: &Suppliers, supplier: &str, n: usize) -> Vec<ReceivedPush> 
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_supplier_holds_at_most_its_share_of_the_workers() {
-    const SLOW: Duration = Duration::from_secs(4);
+/// Two fake suppliers, `slow` (offering S1 and S2) and `fast` (F1 and F2); calls are given
+/// the time a slow answer takes (slow, not failing).
+async fn slow_and_fast(settings: impl FnOnce(&mut daifa::Settings)) -> Suppliers {
     let w = Suppliers::start_with(&["slow", "fast"], |s| {
-        s.jobs.workers = 4;
-        s.jobs.per_connection = 2;
-        // Slow, not failing: its calls are given the time it takes.
         s.plugins.outbound_timeout = Duration::from_secs(5);
         s.plugins.call_deadline = Duration::from_secs(8);
+        settings(s);
     })
     .await;
     for (sku, supplier) in [
@@ -56,6 +54,17 @@ async fn a_slow_supplier_holds_at_most_its_share_of_the_workers() {
     ] {
         w.offer(sku, supplier, serde_json::json!({})).await;
     }
+    w
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_supplier_holds_at_most_its_share_of_the_workers() {
+    const SLOW: Duration = Duration::from_secs(4);
+    let w = slow_and_fast(|s| {
+        s.jobs.workers = 4;
+        s.jobs.per_connection = 2;
+    })
+    .await;
     w.supplier("slow").delay(SLOW);
     for n in 1..=4 {
         w.order(&format!("wh-s-{n}"), ["S1", "S2"], |_| {}).await;
@@ -228,21 +237,8 @@ async fn the_claim_passes_by_the_calls_of_an_excluded_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_call_does_not_hold_back_the_answers_of_its_batch() {
     const SLOW: Duration = Duration::from_secs(3);
-    let w = Suppliers::start_with(&["slow", "fast"], |s| {
-        // Started below, once every push is queued: one worker claims them in one batch.
-        s.jobs.workers = 0;
-        s.plugins.outbound_timeout = Duration::from_secs(5);
-        s.plugins.call_deadline = Duration::from_secs(8);
-    })
-    .await;
-    for (sku, supplier) in [
-        ("S1", "slow"),
-        ("S2", "slow"),
-        ("F1", "fast"),
-        ("F2", "fast"),
-    ] {
-        w.offer(sku, supplier, serde_json::json!({})).await;
-    }
+    // Started below, once every push is queued: one worker claims them in one batch.
+    let w = slow_and_fast(|s| s.jobs.workers = 0).await;
     w.supplier("slow").delay(SLOW);
     w.order("wh-batch-s", ["S1", "S2"], |_| {}).await;
     w.order("wh-batch-f1", ["F1", "F2"], |_| {}).await;
