@@ -319,15 +319,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Plumbing that knows nothing of orders.
     (
         "foundation",
-        &[
-            "cache",
-            "config",
-            "db",
-            "error",
-            "money",
-            "secrets",
-            "telemetry",
-        ],
+        &["cache", "config", "db", "error", "secrets", "telemetry"],
     ),
     // The store: each `store/` module owns a group of tables and is the only one whose SQL
     // names them (`OWNERS`).

@@ -28,7 +28,6 @@ pub mod dispatch;
 pub mod error;
 pub mod fulfilment;
 pub mod ingest;
-pub mod money;
 pub mod plugins;
 pub mod policy;
 pub mod polling;
@@ -44,4 +43,5 @@ pub mod worker;
 
 pub use app::Application;
 pub use config::Settings;
+pub use daifa_inputs::money;
 pub use services::Services;
