@@ -15,6 +15,7 @@ pub mod context;
 pub mod customs;
 pub mod decide;
 pub mod holds;
+pub mod prefetch;
 
 pub use decide::{Decision, LineToRoute, Outcome, Planned};
 
@@ -216,10 +217,16 @@ pub async fn load_lines(
     let mut skus: Vec<&str> = lines.iter().map(|l| l.storefront_sku.as_str()).collect();
     skus.sort_unstable();
     skus.dedup();
-    let offers = offers::for_skus(conn, channel_connection_id, &skus).await?;
+    let offers = match prefetch::offers(channel_connection_id, &skus) {
+        Some(offers) => offers,
+        None => offers::for_skus(conn, channel_connection_id, &skus).await?,
+    };
     let products = match known_products {
         Some(known) => known.clone(),
-        None => offers::products_for(conn, channel_connection_id, &skus).await?,
+        None => match prefetch::products(channel_connection_id, &skus) {
+            Some(products) => products,
+            None => offers::products_for(conn, channel_connection_id, &skus).await?,
+        },
     };
     let mut line_policies = BTreeMap::new();
     let mut by_category: BTreeMap<String, RoutingPolicy> = BTreeMap::new();
@@ -257,6 +264,8 @@ pub async fn load_lines(
         BTreeMap::new()
     } else {
         let day_start = now_ms() - now_ms().rem_euclid(86_400_000);
+        // The supplier orders of the batch's earlier orders count: written first.
+        crate::db::deferred::flush(conn).await?;
         supplier_orders::counts_since(conn, day_start, &suppliers).await?
     };
     let (excluded, released) = if fresh {
@@ -311,8 +320,9 @@ pub struct Request<'a> {
     pub order_id: &'a str,
     pub order: &'a Order,
     pub trigger: Trigger,
-    /// The order was stored in this transaction: it has no supplier orders, substitutions,
-    /// failed pairs or holds yet, and routing reads none of them.
+    /// The order was stored in this transaction, `routed` with no hold reason
+    /// (`orders::insert_or_find`): it has no supplier orders, substitutions, failed pairs or
+    /// holds yet, and routing reads none of them nor sets the status it already has.
     pub fresh: bool,
     /// Ship the lines that have offers, leaving the others waiting (a stock-out's later date).
     pub allow_partial: bool,
@@ -451,8 +461,9 @@ async fn apply(
                 if !request.fresh {
                     crate::store::holds::close_stock_out(tx, order_id).await?;
                 }
-                // A reship leaves a shipped order shipped (the table refuses to move it back).
-                if !planned.is_empty() {
+                // A reship leaves a shipped order shipped (the table refuses to move it back). A
+                // fresh order was stored `routed` in this transaction: nothing to change.
+                if !planned.is_empty() && !request.fresh {
                     let _ = orders::set_status(tx, order_id, OrderStatus::Routed, None).await?;
                 }
             } else {

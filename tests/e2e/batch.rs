@@ -5,6 +5,7 @@
 //! lost or applied twice.
 
 use crate::helpers::*;
+use crate::routing::Suppliers;
 use crate::{wait_for_pushes, world_with};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -345,5 +346,160 @@ async fn orders_and_their_changes_in_one_batch_ship_as_they_were_left() {
         assert!(at("order.received") < at("order.routed"), "{kinds:?}");
         assert!(at("order.routed") < at(last), "{kinds:?}");
     }
+    w.app.stop().await;
+}
+
+/// Two suppliers offering SKU-A and SKU-B, sup-a first, and a gateway whose one writer
+/// takes up to 64 webhooks at a time.
+async fn two_suppliers() -> Suppliers {
+    let w = Suppliers::start_with(&["sup-a", "sup-b"], |s| {
+        s.ingest.batch_max = 64;
+        s.ingest.writers = Some(1);
+    })
+    .await;
+    for sku in ["SKU-A", "SKU-B"] {
+        w.offer(sku, "sup-a", json!({ "priority": 1, "stock": 50 }))
+            .await;
+        w.offer(sku, "sup-b", json!({ "priority": 2, "stock": 50 }))
+            .await;
+    }
+    w
+}
+
+/// What is sent through the write lock: a new order of SKU-A and SKU-B (by its external id),
+/// or a supplier's callback.
+enum Send {
+    Order(u64),
+    Callback(&'static str, &'static str, Value),
+}
+
+/// Sends `first` and waits for the writer to take it (it then waits for the lock), then queues
+/// `rest` in their order for the writer's next batch, and lets the writer go; every answer
+/// must be 200.
+async fn in_one_batch(w: &Suppliers, first: Send, rest: Vec<Send>) {
+    let sample: Value = serde_json::from_slice(&shopify_sample()).unwrap();
+    let send = |what: Send| match what {
+        Send::Order(id) => {
+            let mut order = sample.clone();
+            order["id"] = json!(id);
+            order["line_items"][0]["sku"] = json!("SKU-A");
+            order["line_items"][1]["sku"] = json!("SKU-B");
+            w.shopify.add_order_json(&order);
+            let body = serde_json::to_vec(&order).unwrap();
+            let api = w.app.api.clone();
+            tokio::spawn(async move {
+                let webhook = format!("wh-{id}");
+                let r = api
+                    .send_shopify("orders/create", &webhook, &body, SHOPIFY_SECRET)
+                    .await;
+                (webhook, r.status().as_u16(), r.text().await.unwrap())
+            })
+        }
+        Send::Callback(supplier, id, message) => {
+            let fake = w.supplier(supplier).clone();
+            let hook = w.app.url(&format!("/hooks/{supplier}"));
+            tokio::spawn(async move {
+                let r = fake.call_back(&hook, id, &message).await;
+                (id.to_string(), r.status().as_u16(), r.text().await.unwrap())
+            })
+        }
+    };
+    let lock = WriteLock::take(&w.app.state.db).await;
+    let mut sends = vec![send(first)];
+    for what in rest {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        sends.push(send(what));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    lock.release().await;
+    for send in sends {
+        let (what, status, body) = send.await.unwrap();
+        assert_eq!(status, 200, "{what}: {body}");
+    }
+}
+
+/// Each line's supplier SKU (the offer chosen, `sup-a-SKU-A`) of the order with `external` id.
+async fn offers_chosen(w: &Suppliers, external: u64) -> (Vec<String>, Value) {
+    let orders = w.app.orders().await;
+    let external = external.to_string();
+    let id = orders
+        .iter()
+        .find(|o| o["external_id"] == external.as_str())
+        .unwrap_or_else(|| panic!("order {external}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let detail = w.app.order(&id).await;
+    let mut lines: Vec<String> = detail["supplier_orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|so| so["lines"].as_array().unwrap().clone())
+        .map(|l| l["supplier_sku"].as_str().unwrap().to_string())
+        .collect();
+    lines.sort();
+    (lines, detail)
+}
+
+/// The new orders of a batch route on the offers and products read once for the batch
+/// (`routing::prefetch`), until a webhook that may change them: a supplier's stock-out queued
+/// between two new orders of one batch sends the order before it to that supplier and the one
+/// after it to the next offer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stock_out_in_the_middle_of_a_batch_reroutes_the_orders_after_it() {
+    let w = two_suppliers().await;
+    let stock_out = json!({ "type": "product.updated", "timestamp": "2026-12-07T10:00:00Z",
+                            "data": { "supplier_sku": "sup-a-SKU-A", "stock": 0 } });
+    in_one_batch(
+        &w,
+        Send::Order(6_100_001),
+        vec![
+            Send::Order(6_100_002),
+            Send::Callback("sup-a", "cb-stock-out", stock_out),
+            Send::Order(6_100_003),
+        ],
+    )
+    .await;
+    let (before, detail) = offers_chosen(&w, 6_100_002).await;
+    assert_eq!(
+        before,
+        ["sup-a-SKU-A", "sup-a-SKU-B"],
+        "routed before the stock-out: {detail:#}"
+    );
+    let (after, detail) = offers_chosen(&w, 6_100_003).await;
+    assert_eq!(
+        after,
+        ["sup-b-SKU-A", "sup-b-SKU-B"],
+        "to the next offer, which has both SKUs: {detail:#}"
+    );
+    w.app.stop().await;
+}
+
+/// A supplier's daily cap holds within a batch: the supplier orders of the batch's earlier
+/// orders wait to be written together (`db::deferred`) and are written before the cap counts
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_daily_cap_counts_the_supplier_orders_of_its_own_batch() {
+    let w = two_suppliers().await;
+    w.routing_policy(json!({ "daily_caps": { "sup-a": 2 } }))
+        .await;
+    in_one_batch(
+        &w,
+        Send::Order(6_200_001),
+        (2..=5).map(|n| Send::Order(6_200_000 + n)).collect(),
+    )
+    .await;
+    let mut to = std::collections::BTreeMap::new();
+    for n in 1..=5 {
+        let (lines, detail) = offers_chosen(&w, 6_200_000 + n).await;
+        assert_eq!(lines.len(), 2, "{detail:#}");
+        *to.entry(lines[0].split("-SKU").next().unwrap().to_string())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(
+        to,
+        [("sup-a".to_string(), 2), ("sup-b".to_string(), 3)].into(),
+        "two orders fill sup-a's day"
+    );
     w.app.stop().await;
 }

@@ -16,7 +16,7 @@
 //! before it commits. A row is never lost: a flush that fails fails the transaction, as the
 //! insert itself would have.
 
-use super::Tx;
+use super::{Conn, Tx};
 use sqlx::AssertSqlSafe;
 use std::cell::RefCell;
 
@@ -162,12 +162,12 @@ pub async fn insert(
 
 /// Writes every row waiting in this task's scope, one statement per table (or a few, for the
 /// bind limit), in the order the tables were first written.
-pub async fn flush(tx: &mut Tx) -> sqlx::Result<()> {
+pub async fn flush(conn: &mut Conn) -> sqlx::Result<()> {
     let tables = BUFFER
         .try_with(|b| std::mem::take(&mut b.borrow_mut().tables))
         .unwrap_or_default();
     for (statement, rows) in tables {
-        execute(tx, statement, rows).await?;
+        execute(conn, statement, rows).await?;
     }
     Ok(())
 }
@@ -181,14 +181,18 @@ pub fn waiting() -> usize {
 
 /// Writes `rows` now, whatever the scope; how many the database took (an `on conflict do
 /// nothing` tail may leave some out).
-pub async fn execute(tx: &mut Tx, statement: &Insert, rows: Vec<Vec<Bind>>) -> sqlx::Result<u64> {
+pub async fn execute(
+    conn: &mut Conn,
+    statement: &Insert,
+    rows: Vec<Vec<Bind>>,
+) -> sqlx::Result<u64> {
     let mut taken = 0;
     let per_statement = (MAX_BINDS / statement.columns.max(1)).max(1);
     // SQLite looks each `$N` up by name, in a list it scans from the start, when it parses the
     // statement and again (in sqlx) when it binds: a statement of n values costs n², which at
     // a batch's thousands of values was most of the writer's time. Its anonymous `?` are
     // numbered in order as they come; PostgreSQL takes only `$N`.
-    let sqlite = super::is_sqlite(tx);
+    let sqlite = conn.backend_name().eq_ignore_ascii_case("sqlite");
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<Vec<Bind>> = rows.by_ref().take(per_statement).collect();
@@ -212,7 +216,7 @@ pub async fn execute(tx: &mut Tx, statement: &Insert, rows: Vec<Vec<Bind>>) -> s
         let persistent = chunk.len() == 1;
         let query = bind_all(sqlx::query(AssertSqlSafe(sql)), chunk.into_iter().flatten())
             .persistent(persistent);
-        taken += query.execute(&mut **tx).await?.rows_affected();
+        taken += query.execute(&mut *conn).await?.rows_affected();
     }
     Ok(taken)
 }

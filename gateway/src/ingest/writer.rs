@@ -19,6 +19,7 @@ use super::{Answer, Prepared, RawRecord, Work, apply_in, header_pairs, store_raw
 use crate::db::{Backend, Tx, deferred};
 use crate::plugins::Parsed;
 use crate::policy::PolicyReader;
+use crate::routing::prefetch;
 use crate::services::Services;
 use crate::store::raw_requests::{self, NewRawRequest, Origin};
 use daifa_plugin_host::InboundRequest;
@@ -159,25 +160,36 @@ async fn write_batch(state: &Services, batch: Vec<Pending>) {
 async fn write_together(state: &Services, items: &[&Item]) -> anyhow::Result<Vec<Answer>> {
     let policies = state.policy_cache.reader();
     let mut tx = state.db.begin().await?;
-    let answers = deferred::deferring(async {
-        let mut named = HashSet::new();
-        let mut answers = Vec::with_capacity(items.len());
-        for item in items {
-            let apart = match item.orders_named() {
-                Some(orders) => !orders.into_iter().all(|o| named.insert(o)),
-                None => true,
-            };
-            let _suspended = if apart {
-                deferred::flush(&mut tx).await?;
-                Some(deferred::suspend())
-            } else {
-                None
-            };
-            answers.push(write_one(&mut tx, policies, item).await?);
-        }
-        deferred::flush(&mut tx).await?;
-        anyhow::Ok(answers)
-    })
+    // The offers and products the batch's new orders route on, in two statements.
+    let wanted = items
+        .iter()
+        .filter(|item| item.orders_named().is_some())
+        .flat_map(|item| item.skus_ordered());
+    let catalogue = prefetch::read(&mut tx, wanted).await?;
+    let answers = prefetch::with(
+        catalogue,
+        deferred::deferring(async {
+            let mut named = HashSet::new();
+            let mut answers = Vec::with_capacity(items.len());
+            for item in items {
+                let apart = match item.orders_named() {
+                    Some(orders) => !orders.into_iter().all(|o| named.insert(o)),
+                    None => true,
+                };
+                let _suspended = if apart {
+                    // It may change the catalogue, or read what waits to be written.
+                    prefetch::forget();
+                    deferred::flush(&mut tx).await?;
+                    Some(deferred::suspend())
+                } else {
+                    None
+                };
+                answers.push(write_one(&mut tx, policies, item).await?);
+            }
+            deferred::flush(&mut tx).await?;
+            anyhow::Ok(answers)
+        }),
+    )
     .await?;
     tx.commit().await?;
     Ok(answers)
@@ -245,6 +257,25 @@ impl Item {
             named.push(key);
         }
         Some(named)
+    }
+
+    /// The storefront SKUs of the orders this webhook places, with their channel connection.
+    fn skus_ordered(&self) -> Vec<(&str, &str)> {
+        let (Work::Apply(Parsed::Channel(inbound)), Some(connection)) =
+            (&self.prepared.work, &self.prepared.connection)
+        else {
+            return Vec::new();
+        };
+        inbound
+            .events
+            .iter()
+            .filter_map(|event| match event {
+                ChannelEvent::OrderPlaced(order) => Some(order),
+                _ => None,
+            })
+            .flat_map(|order| &order.lines)
+            .map(|line| (connection.id.as_str(), line.storefront_sku.as_str()))
+            .collect()
     }
 
     fn new_raw<'a>(&'a self, headers: &'a [(&'a str, &'a str)]) -> NewRawRequest<'a> {

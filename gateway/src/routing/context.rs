@@ -102,7 +102,10 @@ impl OrderContext {
                 .iter()
                 .map(|l| l.storefront_sku.as_str())
                 .collect();
-            let products = offers::products_for(conn, &order.connection_id, &skus).await?;
+            let products = match super::prefetch::products(&order.connection_id, &skus) {
+                Some(products) => products,
+                None => offers::products_for(conn, &order.connection_id, &skus).await?,
+            };
             // The category of the first line that has one, as `scope_of` finds it.
             let category = skus
                 .iter()

@@ -261,30 +261,35 @@ pub struct NewLine<'a> {
 
 /// Stores a new supplier order with its lines.
 pub async fn insert(tx: &mut Tx, so: &NewSupplierOrder<'_>) -> anyhow::Result<()> {
-    sqlx::query(
-        "insert into supplier_orders (id, order_id, supplier_connection_id, status, declared_value_minor, declared_currency, \
-         declared_reason, avoid_carriers, replaces_id, decision_id, created_at_ms, updated_at_ms, reship_of, case_id) \
-         values ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)",
-    )
-    .bind(so.id)
-    .bind(so.order_id)
-    .bind(so.supplier_connection_id)
-    .bind(so.declared_value_minor)
-    .bind(so.declared_currency)
-    .bind(so.declared_reason)
-    .bind(serde_json::to_string(so.avoid_carriers)?)
-    .bind(so.replaces_id)
-    .bind(so.decision_id)
-    .bind(so.created_at_ms)
-    .bind(so.reship_of)
-    .bind(so.case_id)
-    .execute(&mut **tx)
-    .await?;
+    // It may wait for `deferred::flush` with its lines: what reads supplier orders in a new
+    // order's first application (the daily caps' count of other orders') flushes first.
+    static SUPPLIER_ORDER: deferred::Insert = deferred::Insert {
+        head: "insert into supplier_orders (id, order_id, supplier_connection_id, status, declared_value_minor, declared_currency, \
+               declared_reason, avoid_carriers, replaces_id, decision_id, created_at_ms, updated_at_ms, reship_of, case_id)",
+        columns: 14,
+        tail: "",
+    };
+    let row = vec![
+        so.id.into(),
+        so.order_id.into(),
+        so.supplier_connection_id.into(),
+        SoStatus::Pending.as_str().into(),
+        so.declared_value_minor.into(),
+        so.declared_currency.into(),
+        so.declared_reason.into(),
+        serde_json::to_string(so.avoid_carriers)?.into(),
+        so.replaces_id.into(),
+        so.decision_id.into(),
+        so.created_at_ms.into(),
+        so.created_at_ms.into(),
+        so.reship_of.into(),
+        so.case_id.into(),
+    ];
+    deferred::insert(tx, &SUPPLIER_ORDER, vec![row]).await?;
     if so.lines.is_empty() {
         return Ok(());
     }
-    // One statement for all the lines; they may wait for `deferred::flush` (the supplier order
-    // itself may not: the daily caps count other orders' supplier orders in the transaction).
+    // One statement for all the lines.
     static LINE: deferred::Insert = deferred::Insert {
         head: "insert into supplier_order_lines (supplier_order_id, external_line_id, storefront_sku, supplier_sku, quantity, offer_id)",
         columns: 6,
