@@ -993,11 +993,13 @@ pub fn jobs() -> Vec<Handler> {
     let mut jobs = vec![
         Handler {
             kind: JobKind::ChannelRefund,
+            prepare: None,
             run: |s, job| Box::pin(async move { run_refund(s, job).await.map(Into::into) }),
             on_dead: None,
         },
         Handler {
             kind: JobKind::ChannelReturnDecision,
+            prepare: None,
             run: |s, job| {
                 Box::pin(async move { run_return_decision(s, job).await.map(Into::into) })
             },
@@ -1005,16 +1007,19 @@ pub fn jobs() -> Vec<Handler> {
         },
         Handler {
             kind: JobKind::SupplierCancel,
+            prepare: None,
             run: |s, job| Box::pin(async move { run_cancel(s, job).await.map(Into::into) }),
             on_dead: Some(|tx, job, error| Box::pin(cancel_undelivered(tx, job, error))),
         },
         Handler {
             kind: JobKind::SupplierReturn,
+            prepare: None,
             run: |s, job| Box::pin(async move { run_return(s, job).await.map(Into::into) }),
             on_dead: None,
         },
         Handler {
             kind: JobKind::RefundSweep,
+            prepare: None,
             run: |s, job| Box::pin(async move { clocks::run_sweep(s, job).await.map(Into::into) }),
             on_dead: None,
         },
@@ -1022,6 +1027,7 @@ pub fn jobs() -> Vec<Handler> {
     for kind in clocks::KINDS {
         jobs.push(Handler {
             kind,
+            prepare: None,
             run: |s, job| Box::pin(async move { clocks::run(s, job).await.map(Into::into) }),
             on_dead: None,
         });

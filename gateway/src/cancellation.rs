@@ -331,6 +331,7 @@ const REQUESTED: &str = "order.storefront_cancel_requested";
 pub fn jobs() -> Vec<Handler> {
     vec![Handler {
         kind: JobKind::ChannelCancel,
+        prepare: None,
         run: |s, job| Box::pin(async move { run_storefront_cancel(s, job).await.map(Into::into) }),
         on_dead: Some(|tx, job, error| Box::pin(storefront_not_told(tx, job, error))),
     }]

@@ -8,16 +8,18 @@ pub mod update;
 use crate::calls::{callee, outcome_of};
 use crate::db::Tx;
 use crate::db::{ms, now_ms};
-use crate::routing::context::OrderContext;
+use crate::routing::context::{self, OrderContext};
 use crate::services::Services;
 use crate::store::jobs::{self, Attempt, ClaimedJob, JobKind, NewJob, Outcome};
-use crate::store::orders::{self, OrderStatus};
+use crate::store::offers;
+use crate::store::orders::{self, OrderStatus, StoredOrder};
 use crate::store::supplier_orders::{self, SoStatus, SupplierOrderView};
-use crate::worker::Handler;
+use crate::worker::{self, Handler};
 use crate::{cancellation, routing};
 use daifa_plugin_host::supplier::{SupplierOrder, SupplierOrderLine};
 use daifa_plugin_host::{Order, SupplierOrderStatus};
 use serde_json::json;
+use std::collections::HashMap;
 
 /// The jobs of this stage: the push, its acknowledgement deadline and the changes sent after
 /// it.
@@ -25,16 +27,19 @@ pub fn jobs() -> Vec<Handler> {
     vec![
         Handler {
             kind: JobKind::SupplierSubmit,
+            prepare: Some(|s, jobs| Box::pin(read_pushes(s, jobs))),
             run: |s, job| Box::pin(run_submit(s, job)),
             on_dead: Some(|tx, job, error| Box::pin(on_dead_push(tx, job, error))),
         },
         Handler {
             kind: JobKind::SupplierAckDeadline,
+            prepare: None,
             run: |s, job| Box::pin(run_ack_deadline(s, job)),
             on_dead: None,
         },
         Handler {
             kind: JobKind::SupplierUpdate,
+            prepare: None,
             run: |s, job| Box::pin(update::run(s, job)),
             on_dead: Some(|tx, job, error| Box::pin(update::on_dead(tx, job, error))),
         },
@@ -57,6 +62,68 @@ async fn on_dead_push(tx: &mut Tx, job: &ClaimedJob, error: &str) -> anyhow::Res
     Ok(())
 }
 
+/// What a batch of pushes reads at once before they start ([`Handler::prepare`]): their
+/// supplier orders with their lines, their orders and the orders' product categories, in four
+/// statements for the batch (one more per other channel) instead of four for each push.
+struct Pushes {
+    supplier_orders: HashMap<String, SupplierOrderView>,
+    orders: HashMap<String, StoredOrder>,
+    /// Each order's product category (for its policies' scope), by order id.
+    categories: HashMap<String, Option<String>>,
+}
+
+async fn read_pushes(state: &Services, jobs: &[ClaimedJob]) -> anyhow::Result<worker::Prepared> {
+    let ids: Vec<&str> = jobs.iter().map(|j| j.subject_id.as_str()).collect();
+    let mut conn = state.db.pool.acquire().await?;
+    let supplier_orders = supplier_orders::get_many(&mut conn, &ids).await?;
+    let mut order_ids: Vec<&str> = supplier_orders
+        .iter()
+        .map(|so| so.order_id.as_str())
+        .collect();
+    order_ids.sort_unstable();
+    order_ids.dedup();
+    let orders = orders::get_many_in(&mut conn, &order_ids).await?;
+    let categories = categories_of(&mut conn, &orders).await?;
+    Ok(std::sync::Arc::new(Pushes {
+        categories,
+        orders: orders.into_iter().map(|o| (o.id.clone(), o)).collect(),
+        supplier_orders: supplier_orders
+            .into_iter()
+            .map(|so| (so.id.clone(), so))
+            .collect(),
+    }))
+}
+
+/// The product category of each of `orders` (by id), one statement per channel.
+async fn categories_of(
+    conn: &mut sqlx::AnyConnection,
+    orders: &[StoredOrder],
+) -> anyhow::Result<HashMap<String, Option<String>>> {
+    let copies = orders
+        .iter()
+        .map(|o| o.canonical_order())
+        .collect::<anyhow::Result<Vec<Order>>>()?;
+    let mut skus: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (order, copy) in orders.iter().zip(&copies) {
+        let of_channel = skus.entry(order.connection_id.as_str()).or_default();
+        of_channel.extend(copy.lines.iter().map(|l| l.storefront_sku.as_str()));
+    }
+    let mut known = HashMap::new();
+    for (channel, mut skus) in skus {
+        skus.sort_unstable();
+        skus.dedup();
+        known.insert(channel, offers::categories_of(conn, channel, &skus).await?);
+    }
+    Ok(orders
+        .iter()
+        .zip(&copies)
+        .map(|(order, copy)| {
+            let of_channel = &known[order.connection_id.as_str()];
+            (order.id.clone(), context::category_of(copy, of_channel))
+        })
+        .collect())
+}
+
 /// The `supplier.submit` job: pushes a supplier order through the supplier connection's plugin.
 ///
 /// The supplier order's status is read before the call and moved after it by compare-and-set,
@@ -64,7 +131,15 @@ async fn on_dead_push(tx: &mut Tx, job: &ClaimedJob, error: &str) -> anyhow::Res
 /// `shipped`) before answering the push keeps that status; one that was cancelled or failed
 /// over while the push was in flight is asked to cancel it.
 async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attempt> {
-    let Some(so) = supplier_orders::get(&state.db, &job.subject_id).await? else {
+    let read = worker::prepared::<Pushes>();
+    let so = match read
+        .as_ref()
+        .and_then(|r| r.supplier_orders.get(&job.subject_id))
+    {
+        Some(so) => Some(so.clone()),
+        None => supplier_orders::get(&state.db, &job.subject_id).await?,
+    };
+    let Some(so) = so else {
         return Ok(Outcome::Refused {
             kind: "missing".into(),
             error: format!("supplier order {} does not exist", job.subject_id),
@@ -77,9 +152,18 @@ async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attemp
         // compare-and-set), and the order's copy sent is the one current when it is read.
         let policies = state.policy_cache.reader();
         let mut conn = state.db.pool.acquire().await?;
-        OrderContext::load_cached(&mut conn, &so.order_id, policies, state)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("order {} is missing", so.order_id))?
+        match read
+            .as_ref()
+            .and_then(|r| r.orders.get(&so.order_id).zip(Some(r)))
+        {
+            Some((order, read)) => {
+                let category = read.categories.get(&so.order_id).cloned();
+                OrderContext::cached_of(&mut conn, order.clone(), policies, state, category).await?
+            }
+            None => OrderContext::load_cached(&mut conn, &so.order_id, policies, state)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("order {} is missing", so.order_id))?,
+        }
     };
     let order = &context.order;
     match SoStatus::parse(&so.status) {

@@ -526,6 +526,7 @@ async fn channel_routing_policy(
 pub fn jobs() -> Vec<Handler> {
     vec![Handler {
         kind: JobKind::ChannelFulfill,
+        prepare: None,
         run: |s, job| Box::pin(run_fulfill(s, job)),
         on_dead: None,
     }]

@@ -743,6 +743,7 @@ pub fn router() -> axum::Router<Services> {
 pub fn jobs() -> Vec<Handler> {
     vec![Handler {
         kind: JobKind::RoutingRetry,
+        prepare: None,
         run: |s, job| Box::pin(async move { holds::run_retry(s, job).await.map(Into::into) }),
         on_dead: None,
     }]

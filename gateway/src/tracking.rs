@@ -383,6 +383,7 @@ async fn mark_delivered_when_complete(tx: &mut Tx, order_id: &str) -> anyhow::Re
 pub fn jobs() -> Vec<Handler> {
     vec![Handler {
         kind: JobKind::CarrierRegister,
+        prepare: None,
         run: |s, job| Box::pin(async move { run_register(s, job).await.map(Into::into) }),
         on_dead: None,
     }]

@@ -27,6 +27,25 @@ use tracing::Instrument;
 pub type JobFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<Attempt>> + Send + 'a>>;
 /// What a dead job sets off, running in the transaction that records its death.
 pub type DeadFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+/// What a kind's attempts of one batch read together, before they start ([`Handler::prepare`]).
+pub type Prepared = Arc<dyn std::any::Any + Send + Sync>;
+/// A batch's reads, running.
+pub type PrepareFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<Prepared>> + Send + 'a>>;
+
+tokio::task_local! {
+    /// What the batch of the attempt running on this task read for its kind.
+    static PREPARED: Option<Prepared>;
+}
+
+/// What [`Handler::prepare`] read for the batch of the attempt running on this task, if it
+/// read something of type `T`.
+pub fn prepared<T: Send + Sync + 'static>() -> Option<Arc<T>> {
+    PREPARED
+        .try_with(|p| p.clone())
+        .ok()
+        .flatten()
+        .and_then(|p| p.downcast::<T>().ok())
+}
 
 /// How a stage runs one kind of job.
 #[derive(Clone, Copy)]
@@ -39,6 +58,11 @@ pub struct Handler {
     /// it, by the worker still holding the lease. `None`: its order goes on hold, so that an
     /// operator sees it.
     pub on_dead: Option<for<'a> fn(&'a mut Tx, &'a ClaimedJob, &'a str) -> DeadFuture<'a>>,
+    /// Reads for the attempts of a batch at once, what each would read for itself (a push's
+    /// supplier order and order): its attempts find it with [`prepared`] and read what it does
+    /// not hold. Read just before they start, it is as current as their own reads; should it
+    /// fail, each reads its own.
+    pub prepare: Option<for<'a> fn(&'a Services, &'a [ClaimedJob]) -> PrepareFuture<'a>>,
 }
 
 /// Every job kind's handler.
@@ -199,13 +223,16 @@ async fn run_batch(
     worker: &str,
     admitted: Vec<(ClaimedJob, Option<throttle::Call>)>,
 ) {
+    let prepared = prepare(state, handlers, &admitted).await;
     let mut running = tokio::task::JoinSet::new();
     for (job, call) in admitted {
         let (state, handlers, throttle) = (state.clone(), handlers.clone(), throttle.clone());
         let worker = worker.to_string();
+        let prepared = prepared.get(&job.kind).cloned();
         running.spawn(async move {
             let span = job_span(&job);
-            let finished = attempt(&state, handlers.of(job.kind), job)
+            let finished = PREPARED
+                .scope(prepared, attempt(&state, handlers.of(job.kind), job))
                 .instrument(span.clone())
                 .await;
             if matches!(finished.attempt.effects, Effects::Own(_)) {
@@ -234,6 +261,38 @@ async fn run_batch(
         }
         complete_ended(state, handlers, throttle, worker, ended).await;
     }
+}
+
+/// What each kind's [`Handler::prepare`] read for its jobs of the batch.
+async fn prepare(
+    state: &Services,
+    handlers: &Handlers,
+    admitted: &[(ClaimedJob, Option<throttle::Call>)],
+) -> HashMap<JobKind, Prepared> {
+    let mut by_kind: HashMap<JobKind, Vec<ClaimedJob>> = HashMap::new();
+    for (job, _) in admitted {
+        if handlers.of(job.kind).prepare.is_some() {
+            by_kind.entry(job.kind).or_default().push(job.clone());
+        }
+    }
+    let mut prepared = HashMap::new();
+    for (kind, jobs) in by_kind {
+        let Some(prepare) = handlers.of(kind).prepare else {
+            continue;
+        };
+        match prepare(state, &jobs).await {
+            Ok(read) => {
+                prepared.insert(kind, read);
+            }
+            // Each attempt reads its own.
+            Err(e) => tracing::warn!(
+                kind = kind.as_str(),
+                error = format!("{e:#}"),
+                "cannot read for a batch of jobs"
+            ),
+        }
+    }
+    prepared
 }
 
 /// Completes attempts that ended together, in one transaction.
@@ -646,6 +705,7 @@ mod tests {
     fn handler(kind: JobKind) -> Handler {
         Handler {
             kind,
+            prepare: None,
             run: |_, _| Box::pin(async { Ok(Attempt::from(Outcome::Succeeded)) }),
             on_dead: None,
         }

@@ -288,3 +288,112 @@ async fn a_slow_call_does_not_hold_back_the_answers_of_its_batch() {
     }
     w.app.stop().await;
 }
+
+/// The pushes a worker claims in one batch read their supplier orders and orders together
+/// (`Handler::prepare`, three statements for the batch): each still goes out once, with its
+/// own order's address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_read_together_each_go_out_as_their_own_order() {
+    let w = slow_and_fast(|s| {
+        s.jobs.workers = 0;
+        s.jobs.per_connection = 8;
+        s.jobs.claim_batch = 8;
+    })
+    .await;
+    let mut addresses = std::collections::BTreeMap::new();
+    for n in 1..=6 {
+        let street = format!("{n} Batch Street");
+        let order_id = w
+            .order(&format!("wh-read-{n}"), ["F1", "F2"], |o| {
+                o["shipping_address"]["address1"] = serde_json::json!(street.clone());
+            })
+            .await;
+        let detail = w.app.order(&order_id).await;
+        let so = detail["supplier_orders"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        addresses.insert(so, street);
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = daifa::worker::spawn(
+        w.app.state.clone(),
+        daifa::app::handlers().unwrap(),
+        1,
+        stopped,
+    );
+    let pushes = w.pushes("fast", 6).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(w.supplier("fast").received().len(), 6, "each pushed once");
+    assert_eq!(distinct_ids(&pushes), 6);
+    for push in &pushes {
+        let so = push.body["data"]["supplier_order_id"].as_str().unwrap();
+        assert_eq!(
+            push.body["data"]["ship_to"]["line1"].as_str(),
+            Some(addresses[so].as_str()),
+            "{so} went out with another order's address"
+        );
+    }
+    stop.send(true).unwrap();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    w.app.stop().await;
+}
+
+/// The batch's reads take each order's product category too: a push read with its batch
+/// follows its category's routing policy (here a shorter acknowledgement deadline for lamps).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_read_together_follow_their_orders_category_policy() {
+    let w = slow_and_fast(|s| {
+        s.jobs.workers = 0;
+        s.jobs.per_connection = 8;
+    })
+    .await;
+    w.offer("F1", "fast", serde_json::json!({ "category": "lamps" }))
+        .await;
+    let r = w
+        .app
+        .http
+        .put(w.app.url("/api/v1/policies/routing?category=lamps"))
+        .json(&serde_json::json!({ "ack_deadline": "2h" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // The first line sets the order's category: lamps for one, none for the other.
+    let lamp = w.order("wh-cat-lamp", ["F1", "F2"], |_| {}).await;
+    let other = w.order("wh-cat-other", ["F2", "F2"], |_| {}).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = daifa::worker::spawn(
+        w.app.state.clone(),
+        daifa::app::handlers().unwrap(),
+        1,
+        stopped,
+    );
+    w.pushes("fast", 2).await;
+    let deadline_in = |order_id: String| {
+        let app = &w.app;
+        async move {
+            let job = eventually("the acknowledgement deadline set", WAIT, || async {
+                let detail = app.order(&order_id).await;
+                detail["jobs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|j| j["kind"] == "supplier.ack_deadline")
+                    .cloned()
+            })
+            .await;
+            let hours = (job["run_at_ms"].as_i64().unwrap() - daifa::db::now_ms()) as f64 / 3.6e6;
+            hours.round() as i64
+        }
+    };
+    assert_eq!(deadline_in(lamp).await, 2, "the lamps' policy");
+    assert_eq!(deadline_in(other).await, 24, "the handbook's 24 hours");
+    stop.send(true).unwrap();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    w.app.stop().await;
+}

@@ -14,7 +14,7 @@ use crate::store::connections;
 use crate::store::offers::{self, Product};
 use crate::store::orders::{self, StoredOrder};
 use daifa_plugin_host::Order;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub struct OrderContext {
     pub order: StoredOrder,
@@ -29,6 +29,16 @@ pub struct OrderContext {
     /// What the shop knows of every SKU of the order's lines, when the context read it to find
     /// the category (a fresh order's: routing takes it rather than reading it again).
     pub products: Option<BTreeMap<String, Product>>,
+}
+
+/// How a context finds the order's product category.
+enum Category {
+    /// With the products of the order's SKUs, kept for routing (one statement).
+    Products,
+    /// With the categories alone (one statement).
+    Read,
+    /// Known already.
+    Known(Option<String>),
 }
 
 impl OrderContext {
@@ -46,7 +56,7 @@ impl OrderContext {
         let channel_name = connections::name_in(tx, &order.connection_id)
             .await?
             .unwrap_or_default();
-        Self::with(tx, order, canonical, channel_name, None, false).await
+        Self::with(tx, order, canonical, channel_name, None, Category::Read).await
     }
 
     /// As [`OrderContext::load`], its policies from `policies` (a cache: the push of a
@@ -61,6 +71,20 @@ impl OrderContext {
         let Some(order) = orders::get_in(conn, order_id).await? else {
             return Ok(None);
         };
+        Ok(Some(
+            Self::cached_of(conn, order, policies, state, None).await?,
+        ))
+    }
+
+    /// As [`OrderContext::load_cached`], of an order read already; its product category too,
+    /// when `category` is given (read for a batch of orders with [`category_of`]).
+    pub async fn cached_of(
+        conn: &mut Conn,
+        order: StoredOrder,
+        policies: PolicyReader<'_>,
+        state: &Services,
+        category: Option<Option<String>>,
+    ) -> anyhow::Result<Self> {
         let canonical = order.canonical_order()?;
         let channel_name = state
             .connection_cache
@@ -68,8 +92,19 @@ impl OrderContext {
             .await?
             .map(|c| c.name)
             .unwrap_or_default();
-        let context = Self::with(conn, order, canonical, channel_name, Some(policies), false);
-        Ok(Some(context.await?))
+        let category = match category {
+            Some(known) => Category::Known(known),
+            None => Category::Read,
+        };
+        Self::with(
+            conn,
+            order,
+            canonical,
+            channel_name,
+            Some(policies),
+            category,
+        )
+        .await
     }
 
     /// The context of an order just stored from `canonical` by its channel `channel_name`:
@@ -83,37 +118,47 @@ impl OrderContext {
         policies: PolicyReader<'_>,
     ) -> anyhow::Result<Self> {
         let (canonical, channel_name) = (canonical.clone(), channel_name.to_string());
-        Self::with(tx, order, canonical, channel_name, Some(policies), true).await
+        Self::with(
+            tx,
+            order,
+            canonical,
+            channel_name,
+            Some(policies),
+            Category::Products,
+        )
+        .await
     }
 
-    /// `with_products`: read the products of the order's SKUs (one statement, instead of
-    /// their categories alone) and keep them for routing.
     async fn with(
         conn: &mut Conn,
         order: StoredOrder,
         canonical: Order,
         channel_name: String,
         cache: Option<PolicyReader<'_>>,
-        with_products: bool,
+        category: Category,
     ) -> anyhow::Result<Self> {
-        let (scope, products) = if with_products {
-            let skus: Vec<&str> = canonical
-                .lines
-                .iter()
-                .map(|l| l.storefront_sku.as_str())
-                .collect();
-            let products = match super::prefetch::products(&order.connection_id, &skus) {
-                Some(products) => products,
-                None => offers::products_for(conn, &order.connection_id, &skus).await?,
-            };
-            // The category of the first line that has one, as `scope_of` finds it.
-            let category = skus
-                .iter()
-                .find_map(|sku| products.get(*sku).and_then(|p| p.category.clone()));
-            (scope(&channel_name, category), Some(products))
-        } else {
-            let scope = scope_of(conn, &order.connection_id, &channel_name, &canonical).await?;
-            (scope, None)
+        let (scope, products) = match category {
+            Category::Products => {
+                let skus: Vec<&str> = canonical
+                    .lines
+                    .iter()
+                    .map(|l| l.storefront_sku.as_str())
+                    .collect();
+                let products = match super::prefetch::products(&order.connection_id, &skus) {
+                    Some(products) => products,
+                    None => offers::products_for(conn, &order.connection_id, &skus).await?,
+                };
+                // The category of the first line that has one, as `scope_of` finds it.
+                let category = skus
+                    .iter()
+                    .find_map(|sku| products.get(*sku).and_then(|p| p.category.clone()));
+                (scope(&channel_name, category), Some(products))
+            }
+            Category::Read => {
+                let scope = scope_of(conn, &order.connection_id, &channel_name, &canonical).await?;
+                (scope, None)
+            }
+            Category::Known(category) => (scope(&channel_name, category), None),
         };
         let (routing, after_sales) = match cache {
             Some(cache) => (
@@ -178,6 +223,15 @@ pub async fn scope_of(
     let skus = order.lines.iter().map(|l| l.storefront_sku.as_str());
     let category = first_category(conn, channel_connection_id, skus).await?;
     Ok(scope(channel_name, category))
+}
+
+/// An order's product category from the categories of its channel's SKUs (read for several
+/// orders at once): its first line's that has one, as [`scope_of`] finds it.
+pub fn category_of(order: &Order, categories: &HashMap<String, String>) -> Option<String> {
+    order
+        .lines
+        .iter()
+        .find_map(|l| categories.get(&l.storefront_sku).cloned())
 }
 
 /// The category of the first of `skus` whose product has one.

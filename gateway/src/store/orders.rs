@@ -395,6 +395,26 @@ pub async fn get_in(conn: &mut Conn, id: &str) -> anyhow::Result<Option<StoredOr
     row.as_ref().map(from_row).transpose()
 }
 
+/// Orders by id (those that exist), in one query.
+pub async fn get_many_in(conn: &mut Conn, ids: &[&str]) -> anyhow::Result<Vec<StoredOrder>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = sqlx::query(AssertSqlSafe(format!(
+        "select {COLUMNS} from orders where id in ({})",
+        crate::db::placeholders(1, ids.len())
+    )));
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
 pub async fn get(db: &Db, id: &str) -> anyhow::Result<Option<StoredOrder>> {
     let row = sqlx::query(AssertSqlSafe(format!(
         "select {COLUMNS} from orders where id = $1"

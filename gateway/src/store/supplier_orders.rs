@@ -15,7 +15,7 @@ use crate::db::{Conn, Db, Tx, deferred, now_ms, placeholders};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Row};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Where a supplier order stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -438,21 +438,22 @@ pub struct SupplierOrderLineView {
     pub offer_id: Option<String>,
 }
 
-/// Supplier orders matching a where clause over `supplier_orders` (`$1` bound to `arg`), with
-/// their lines, in two queries.
+/// Supplier orders matching a where clause over `supplier_orders` (`$1`… bound to `args`),
+/// with their lines, in two queries.
 async fn load(
     conn: &mut Conn,
     filter_sql: &str,
-    arg: &str,
+    args: &[&str],
 ) -> anyhow::Result<Vec<SupplierOrderView>> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
+    let mut query = sqlx::query(AssertSqlSafe(format!(
         "select id, order_id, supplier_connection_id, status, external_id, reason, declared_value_minor, declared_currency, \
          declared_reason, avoid_carriers, replaces_id, decision_id, reship_of, case_id, created_at_ms, updated_at_ms \
          from supplier_orders where {filter_sql} order by created_at_ms, id"
-    )))
-    .bind(arg)
-    .fetch_all(&mut *conn)
-    .await?;
+    )));
+    for arg in args {
+        query = query.bind(*arg);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let amount: Option<i64> = r.try_get("declared_value_minor")?;
@@ -481,16 +482,22 @@ async fn load(
             updated_at_ms: r.try_get("updated_at_ms")?,
         });
     }
-    let lines = sqlx::query(AssertSqlSafe(format!(
+    let mut query = sqlx::query(AssertSqlSafe(format!(
         "select supplier_order_id, external_line_id, storefront_sku, supplier_sku, quantity, offer_id from supplier_order_lines \
          where supplier_order_id in (select id from supplier_orders where {filter_sql}) order by external_line_id"
-    )))
-    .bind(arg)
-    .fetch_all(&mut *conn)
-    .await?;
+    )));
+    for arg in args {
+        query = query.bind(*arg);
+    }
+    let lines = query.fetch_all(&mut *conn).await?;
+    let at: HashMap<String, usize> = out
+        .iter()
+        .enumerate()
+        .map(|(i, so)| (so.id.clone(), i))
+        .collect();
     for l in lines {
         let so_id: String = l.try_get("supplier_order_id")?;
-        if let Some(so) = out.iter_mut().find(|s| s.id == so_id) {
+        if let Some(so) = at.get(&so_id).map(|i| &mut out[*i]) {
             so.lines.push(SupplierOrderLineView {
                 external_line_id: l.try_get("external_line_id")?,
                 storefront_sku: l.try_get("storefront_sku")?,
@@ -506,12 +513,21 @@ async fn load(
 /// A supplier order with its lines.
 pub async fn get(db: &Db, id: &str) -> anyhow::Result<Option<SupplierOrderView>> {
     let mut conn = db.pool.acquire().await?;
-    Ok(load(&mut conn, "id = $1", id).await?.pop())
+    Ok(load(&mut conn, "id = $1", &[id]).await?.pop())
+}
+
+/// Supplier orders with their lines, by id (those that exist), in two queries.
+pub async fn get_many(conn: &mut Conn, ids: &[&str]) -> anyhow::Result<Vec<SupplierOrderView>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let filter = format!("id in ({})", placeholders(1, ids.len()));
+    load(conn, &filter, ids).await
 }
 
 /// The supplier orders of an order with their lines, oldest first.
 pub async fn of_order(conn: &mut Conn, order_id: &str) -> anyhow::Result<Vec<SupplierOrderView>> {
-    load(conn, "order_id = $1", order_id).await
+    load(conn, "order_id = $1", &[order_id]).await
 }
 
 /// The order a supplier order belongs to.
