@@ -514,10 +514,19 @@ impl Delivery<'_> {
     /// Claims the delivery in `tx`; a redelivery (the same platform delivery id seen before for
     /// this connection) is marked `duplicate` and answered without applying anything.
     async fn claim(&self, tx: &mut Tx) -> anyhow::Result<Option<Answer>> {
-        if let Some(delivery_id) = self.delivery_id
-            && !raw_requests::claim_delivery(tx, self.connection_id, delivery_id, self.raw.id())
-                .await?
-        {
+        let raw_id = self.raw.id();
+        let new = match self.delivery_id {
+            None => true,
+            Some(delivery_id) => match writer::claimed(self.connection_id, delivery_id, raw_id) {
+                // Recorded with the batch (`ingest::writer`).
+                Some(new) => new,
+                None => {
+                    raw_requests::claim_delivery(tx, self.connection_id, delivery_id, raw_id)
+                        .await?
+                }
+            },
+        };
+        if !new {
             self.finish(tx, RawStatus::Duplicate, None).await?;
             return Ok(Some(Answer {
                 status: StatusCode::OK,
@@ -527,6 +536,19 @@ impl Delivery<'_> {
             }));
         }
         Ok(None)
+    }
+
+    /// Gives back the delivery id its batch recorded for a request refused before it was
+    /// applied: a redelivery is judged again.
+    async fn give_back(&self, tx: &mut Tx) -> anyhow::Result<()> {
+        if let Some(delivery_id) = self.delivery_id
+            && writer::claimed(self.connection_id, delivery_id, self.raw.id()) == Some(true)
+        {
+            raw_requests::release_delivery(tx, self.connection_id, delivery_id, self.raw.id())
+                .await?;
+            writer::released(self.connection_id, delivery_id);
+        }
+        Ok(())
     }
 
     /// Marks the raw request accepted: what the delivery applied in `tx` commits with it.
@@ -592,6 +614,13 @@ async fn apply_channel(
     inbound: &Inbound,
 ) -> anyhow::Result<Answer> {
     let raw_id = raw.id();
+    let delivery = Delivery {
+        raw,
+        connection_id: &connection.id,
+        plugin_version: &connection.plugin_version,
+        delivery_id: &inbound.delivery_id,
+        topic: &inbound.topic,
+    };
     for event in &inbound.events {
         let ChannelEvent::OrderPlaced(order) = event else {
             continue;
@@ -612,6 +641,7 @@ async fn apply_channel(
             }
         }
         if let Some(reason) = problem {
+            delivery.give_back(tx).await?;
             return Ok(Answer::error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 RawStatus::Rejected,
@@ -622,13 +652,6 @@ async fn apply_channel(
             ));
         }
     }
-    let delivery = Delivery {
-        raw,
-        connection_id: &connection.id,
-        plugin_version: &connection.plugin_version,
-        delivery_id: &inbound.delivery_id,
-        topic: &inbound.topic,
-    };
     if let Some(duplicate) = delivery.claim(tx).await? {
         return Ok(duplicate);
     }

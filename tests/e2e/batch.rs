@@ -367,16 +367,17 @@ async fn two_suppliers() -> Suppliers {
 }
 
 /// What is sent through the write lock: a new order of SKU-A and SKU-B (by its external id),
-/// or a supplier's callback.
+/// an `orders/create` webhook (its delivery id and body), or a supplier's callback.
 enum Send {
     Order(u64),
+    Webhook(&'static str, Vec<u8>),
     Callback(&'static str, &'static str, Value),
 }
 
 /// Sends `first` and waits for the writer to take it (it then waits for the lock), then queues
-/// `rest` in their order for the writer's next batch, and lets the writer go; every answer
-/// must be 200.
-async fn in_one_batch(w: &Suppliers, first: Send, rest: Vec<Send>) {
+/// `rest` in their order for the writer's next batch, and lets the writer go; the answers, in
+/// the order sent (what, status, body).
+async fn in_one_batch(w: &Suppliers, first: Send, rest: Vec<Send>) -> Vec<(String, u16, String)> {
     let sample: Value = serde_json::from_slice(&shopify_sample()).unwrap();
     let send = |what: Send| match what {
         Send::Order(id) => {
@@ -393,6 +394,19 @@ async fn in_one_batch(w: &Suppliers, first: Send, rest: Vec<Send>) {
                     .send_shopify("orders/create", &webhook, &body, SHOPIFY_SECRET)
                     .await;
                 (webhook, r.status().as_u16(), r.text().await.unwrap())
+            })
+        }
+        Send::Webhook(webhook, body) => {
+            let api = w.app.api.clone();
+            tokio::spawn(async move {
+                let r = api
+                    .send_shopify("orders/create", webhook, &body, SHOPIFY_SECRET)
+                    .await;
+                (
+                    webhook.to_string(),
+                    r.status().as_u16(),
+                    r.text().await.unwrap(),
+                )
             })
         }
         Send::Callback(supplier, id, message) => {
@@ -412,9 +426,16 @@ async fn in_one_batch(w: &Suppliers, first: Send, rest: Vec<Send>) {
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
     lock.release().await;
+    let mut answers = Vec::new();
     for send in sends {
-        let (what, status, body) = send.await.unwrap();
-        assert_eq!(status, 200, "{what}: {body}");
+        answers.push(send.await.unwrap());
+    }
+    answers
+}
+
+fn all_200(answers: &[(String, u16, String)]) {
+    for (what, status, body) in answers {
+        assert_eq!(*status, 200, "{what}: {body}");
     }
 }
 
@@ -450,7 +471,7 @@ async fn a_stock_out_in_the_middle_of_a_batch_reroutes_the_orders_after_it() {
     let w = two_suppliers().await;
     let stock_out = json!({ "type": "product.updated", "timestamp": "2026-12-07T10:00:00Z",
                             "data": { "supplier_sku": "sup-a-SKU-A", "stock": 0 } });
-    in_one_batch(
+    let answers = in_one_batch(
         &w,
         Send::Order(6_100_001),
         vec![
@@ -460,6 +481,7 @@ async fn a_stock_out_in_the_middle_of_a_batch_reroutes_the_orders_after_it() {
         ],
     )
     .await;
+    all_200(&answers);
     let (before, detail) = offers_chosen(&w, 6_100_002).await;
     assert_eq!(
         before,
@@ -483,12 +505,13 @@ async fn a_daily_cap_counts_the_supplier_orders_of_its_own_batch() {
     let w = two_suppliers().await;
     w.routing_policy(json!({ "daily_caps": { "sup-a": 2 } }))
         .await;
-    in_one_batch(
+    let answers = in_one_batch(
         &w,
         Send::Order(6_200_001),
         (2..=5).map(|n| Send::Order(6_200_000 + n)).collect(),
     )
     .await;
+    all_200(&answers);
     let mut to = std::collections::BTreeMap::new();
     for n in 1..=5 {
         let (lines, detail) = offers_chosen(&w, 6_200_000 + n).await;
@@ -501,5 +524,85 @@ async fn a_daily_cap_counts_the_supplier_orders_of_its_own_batch() {
         [("sup-a".to_string(), 2), ("sup-b".to_string(), 3)].into(),
         "two orders fill sup-a's day"
     );
+    w.app.stop().await;
+}
+
+/// A batch records its storefront webhooks' delivery ids before it applies the first (one
+/// statement); a webhook refused before it is applied (here a first copy with a line of
+/// quantity 0) gives its delivery id back, so that a corrected redelivery under the same id is
+/// applied, whether it comes in the same batch or later, and a plain repeat of an accepted one
+/// is still a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_webhook_gives_its_delivery_id_back() {
+    let w = two_suppliers().await;
+    let sample: Value = serde_json::from_slice(&shopify_sample()).unwrap();
+    let body = |id: u64, quantity: u64| {
+        let mut order = sample.clone();
+        order["id"] = json!(id);
+        order["line_items"][0]["sku"] = json!("SKU-A");
+        order["line_items"][1]["sku"] = json!("SKU-B");
+        order["line_items"][0]["quantity"] = json!(quantity);
+        w.shopify.add_order_json(&order);
+        serde_json::to_vec(&order).unwrap()
+    };
+    let answers = in_one_batch(
+        &w,
+        Send::Order(6_300_000),
+        vec![
+            Send::Webhook("wh-fixed", body(6_300_001, 0)),
+            Send::Webhook("wh-fixed", body(6_300_001, 1)),
+            Send::Webhook("wh-fixed", body(6_300_001, 1)),
+        ],
+    )
+    .await;
+    let statuses: Vec<(u16, Option<String>)> = answers[1..]
+        .iter()
+        .map(|(_, status, body)| {
+            let body: Value = serde_json::from_str(body).unwrap();
+            (*status, body["status"].as_str().map(str::to_string))
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (422, None),
+            (200, Some("accepted".into())),
+            (200, Some("duplicate".into()))
+        ],
+        "{answers:#?}"
+    );
+    // Later, on its own: refused, then corrected and applied.
+    let r = w
+        .app
+        .send_shopify(
+            "orders/create",
+            "wh-later",
+            &body(6_300_002, 0),
+            SHOPIFY_SECRET,
+        )
+        .await;
+    assert_eq!(r.status(), 422, "{}", r.text().await.unwrap());
+    let r = w
+        .app
+        .send_shopify(
+            "orders/create",
+            "wh-later",
+            &body(6_300_002, 1),
+            SHOPIFY_SECRET,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "accepted");
+    let orders = w.app.orders().await;
+    for external in ["6300001", "6300002"] {
+        assert_eq!(
+            orders
+                .iter()
+                .filter(|o| o["external_id"] == external)
+                .count(),
+            1,
+            "{external} stored once"
+        );
+    }
     w.app.stop().await;
 }

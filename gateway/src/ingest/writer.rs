@@ -24,7 +24,8 @@ use crate::services::Services;
 use crate::store::raw_requests::{self, NewRawRequest, Origin};
 use daifa_plugin_host::InboundRequest;
 use daifa_plugin_host::channel::ChannelEvent;
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -166,31 +167,42 @@ async fn write_together(state: &Services, items: &[&Item]) -> anyhow::Result<Vec
         .filter(|item| item.orders_named().is_some())
         .flat_map(|item| item.skus_ordered());
     let catalogue = prefetch::read(&mut tx, wanted).await?;
-    let answers = prefetch::with(
-        catalogue,
-        deferred::deferring(async {
-            let mut named = HashSet::new();
-            let mut answers = Vec::with_capacity(items.len());
-            for item in items {
-                let apart = match item.orders_named() {
-                    Some(orders) => !orders.into_iter().all(|o| named.insert(o)),
-                    None => true,
-                };
-                let _suspended = if apart {
-                    // It may change the catalogue, or read what waits to be written.
-                    prefetch::forget();
+    // The storefronts' delivery ids, recorded in one statement.
+    let claims: Vec<raw_requests::DeliveryClaim> = items
+        .iter()
+        .filter_map(|item| item.delivery_claim())
+        .collect();
+    let won = raw_requests::claim_deliveries(&mut tx, &claims).await?;
+    let claims = Claims::of(&claims, won);
+    let answers = CLAIMS
+        .scope(
+            RefCell::new(claims),
+            prefetch::with(
+                catalogue,
+                deferred::deferring(async {
+                    let mut named = HashSet::new();
+                    let mut answers = Vec::with_capacity(items.len());
+                    for item in items {
+                        let apart = match item.orders_named() {
+                            Some(orders) => !orders.into_iter().all(|o| named.insert(o)),
+                            None => true,
+                        };
+                        let _suspended = if apart {
+                            // It may change the catalogue, or read what waits to be written.
+                            prefetch::forget();
+                            deferred::flush(&mut tx).await?;
+                            Some(deferred::suspend())
+                        } else {
+                            None
+                        };
+                        answers.push(write_one(&mut tx, policies, item).await?);
+                    }
                     deferred::flush(&mut tx).await?;
-                    Some(deferred::suspend())
-                } else {
-                    None
-                };
-                answers.push(write_one(&mut tx, policies, item).await?);
-            }
-            deferred::flush(&mut tx).await?;
-            anyhow::Ok(answers)
-        }),
-    )
-    .await?;
+                    anyhow::Ok(answers)
+                }),
+            ),
+        )
+        .await?;
     tx.commit().await?;
     Ok(answers)
 }
@@ -259,6 +271,18 @@ impl Item {
         Some(named)
     }
 
+    /// The delivery id of this storefront webhook, to record: (connection, delivery id, raw
+    /// request).
+    fn delivery_claim(&self) -> Option<raw_requests::DeliveryClaim<'_>> {
+        let (Work::Apply(Parsed::Channel(inbound)), Some(connection)) =
+            (&self.prepared.work, &self.prepared.connection)
+        else {
+            return None;
+        };
+        let delivery_id = inbound.delivery_id.as_deref()?;
+        Some((connection.id.as_str(), delivery_id, self.raw_id.as_str()))
+    }
+
     /// The storefront SKUs of the orders this webhook places, with their channel connection.
     fn skus_ordered(&self) -> Vec<(&str, &str)> {
         let (Work::Apply(Parsed::Channel(inbound)), Some(connection)) =
@@ -289,6 +313,62 @@ impl Item {
             origin: Origin::Webhook,
         }
     }
+}
+
+/// The delivery ids a batch recorded before its first webhook: for each (connection, delivery
+/// id), the raw request that recorded it (none: seen in an earlier batch), and whether that
+/// request gave it back (refused before it was applied).
+#[derive(Default)]
+struct Claims(HashMap<(String, String), (Option<String>, bool)>);
+
+impl Claims {
+    fn of(claims: &[raw_requests::DeliveryClaim<'_>], won: Vec<(String, String, String)>) -> Self {
+        let mut by_key: HashMap<(String, String), (Option<String>, bool)> = claims
+            .iter()
+            .map(|(c, d, _)| ((c.to_string(), d.to_string()), (None, false)))
+            .collect();
+        for (connection_id, delivery_id, raw_id) in won {
+            by_key.insert((connection_id, delivery_id), (Some(raw_id), false));
+        }
+        Self(by_key)
+    }
+}
+
+tokio::task_local! {
+    static CLAIMS: RefCell<Claims>;
+}
+
+/// Whether the request `raw_id` recorded its delivery id with its batch: `Some(true)` it did,
+/// `Some(false)` another request had (a redelivery); none when the batch did not try (or the
+/// request that did gave it back), and the caller records it itself.
+pub(super) fn claimed(connection_id: &str, delivery_id: &str, raw_id: &str) -> Option<bool> {
+    CLAIMS
+        .try_with(|c| {
+            let c = c.borrow();
+            match c
+                .0
+                .get(&(connection_id.to_string(), delivery_id.to_string()))?
+            {
+                (_, true) => None,
+                (Some(winner), false) => Some(winner == raw_id),
+                (None, false) => Some(false),
+            }
+        })
+        .ok()
+        .flatten()
+}
+
+/// The request that recorded a delivery id with its batch gave it back.
+pub(super) fn released(connection_id: &str, delivery_id: &str) {
+    let _ = CLAIMS.try_with(|c| {
+        if let Some(claim) = c
+            .borrow_mut()
+            .0
+            .get_mut(&(connection_id.to_string(), delivery_id.to_string()))
+        {
+            claim.1 = true;
+        }
+    });
 }
 
 /// Stores the raw request of a webhook that could not be written, `received`: the sweeper

@@ -430,6 +430,51 @@ pub async fn mark_applied(tx: &mut Tx, applied: &Applied<'_>) -> sqlx::Result<bo
     Ok(r.rows_affected() == 1)
 }
 
+/// A platform delivery id to record: the connection, the delivery id, the raw request.
+pub type DeliveryClaim<'a> = (&'a str, &'a str, &'a str);
+
+/// Records the delivery ids of several requests at once (one statement): the claims that were
+/// new, each delivery id's first in `claims` (a delivery id seen before has none).
+pub async fn claim_deliveries(
+    tx: &mut Tx,
+    claims: &[DeliveryClaim<'_>],
+) -> sqlx::Result<Vec<(String, String, String)>> {
+    if claims.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values = (0..claims.len())
+        .map(|i| format!("({})", crate::db::placeholders(1 + 3 * i, 3)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut query = sqlx::query_as::<_, (String, String, String)>(AssertSqlSafe(format!(
+        "insert into deliveries (connection_id, delivery_id, raw_request_id) values {values} \
+         on conflict (connection_id, delivery_id) do nothing returning connection_id, delivery_id, raw_request_id"
+    )));
+    for (connection_id, delivery_id, raw_id) in claims {
+        query = query.bind(*connection_id).bind(*delivery_id).bind(*raw_id);
+    }
+    query.fetch_all(&mut **tx).await
+}
+
+/// Forgets the claim of a delivery id by a request that was refused before it was applied:
+/// its redelivery is judged again, as if it had never come.
+pub async fn release_delivery(
+    tx: &mut Tx,
+    connection_id: &str,
+    delivery_id: &str,
+    raw_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "delete from deliveries where connection_id = $1 and delivery_id = $2 and raw_request_id = $3",
+    )
+    .bind(connection_id)
+    .bind(delivery_id)
+    .bind(raw_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Records a platform's delivery id for a connection; false when it was seen before.
 pub async fn claim_delivery(
     tx: &mut Tx,
