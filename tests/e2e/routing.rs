@@ -84,6 +84,20 @@ impl Suppliers {
         }
     }
 
+    /// The order's job of a kind, once it has one.
+    pub(crate) async fn job_of(&self, order_id: &str, kind: &str) -> Value {
+        eventually(&format!("a {kind} job"), WAIT, || async {
+            let detail = self.app.order(order_id).await;
+            detail["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|j| j["kind"] == kind)
+                .cloned()
+        })
+        .await
+    }
+
     /// The order's tasks of a kind.
     pub(crate) async fn tasks(&self, order_id: &str, kind: &str) -> Vec<Value> {
         self.app
@@ -1021,16 +1035,7 @@ async fn a_push_follows_the_acknowledgement_deadline_of_its_orders_channel() {
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let order_id = w.order("wh-ack-2h", ["SKU-A", "SKU-B"], |_| {}).await;
     w.pushes("sup-a", 1).await;
-    let job = eventually("the acknowledgement deadline", WAIT, || async {
-        let detail = w.app.order(&order_id).await;
-        detail["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|j| j["kind"] == "supplier.ack_deadline")
-            .cloned()
-    })
-    .await;
+    let job = w.job_of(&order_id, "supplier.ack_deadline").await;
     let waits = job["run_at_ms"].as_i64().unwrap() - job["created_at_ms"].as_i64().unwrap();
     assert!(
         (2 * 3600 * 1000 - 60_000..=2 * 3600 * 1000 + 60_000).contains(&waits),

@@ -37,6 +37,33 @@ async fn answered(w: &Suppliers, supplier: &str, n: usize) -> Vec<ReceivedPush> 
     .await
 }
 
+/// One job worker, started by the test once what it should claim in one batch is queued (the
+/// gateway runs none: `jobs.workers = 0`).
+struct OneWorker {
+    stop: tokio::sync::watch::Sender<bool>,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl OneWorker {
+    fn start(w: &Suppliers) -> Self {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let handles = daifa::worker::spawn(
+            w.app.state.clone(),
+            daifa::app::handlers().unwrap(),
+            1,
+            stopped,
+        );
+        Self { stop, handles }
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        for handle in self.handles {
+            handle.await.unwrap();
+        }
+    }
+}
+
 /// Two fake suppliers, `slow` (offering S1 and S2) and `fast` (F1 and F2); calls are given
 /// the time a slow answer takes (slow, not failing).
 async fn slow_and_fast(settings: impl FnOnce(&mut daifa::Settings)) -> Suppliers {
@@ -254,14 +281,8 @@ async fn a_slow_call_does_not_hold_back_the_answers_of_its_batch() {
     };
     assert_eq!(count("queued").await, 3);
 
-    let (stop, stopped) = tokio::sync::watch::channel(false);
     let started = std::time::Instant::now();
-    let workers = daifa::worker::spawn(
-        w.app.state.clone(),
-        daifa::app::handlers().unwrap(),
-        1,
-        stopped,
-    );
+    let worker = OneWorker::start(&w);
     eventually("the quick pushes' answers recorded", WAIT, || async {
         (count("succeeded").await >= 2).then_some(())
     })
@@ -282,10 +303,7 @@ async fn a_slow_call_does_not_hold_back_the_answers_of_its_batch() {
     .await;
     assert_eq!(distinct_ids(&answered(&w, "fast", 2).await), 2);
     assert_eq!(distinct_ids(&answered(&w, "slow", 1).await), 1);
-    stop.send(true).unwrap();
-    for worker in workers {
-        worker.await.unwrap();
-    }
+    worker.stop().await;
     w.app.stop().await;
 }
 
@@ -315,13 +333,7 @@ async fn pushes_read_together_each_go_out_as_their_own_order() {
             .to_string();
         addresses.insert(so, street);
     }
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let workers = daifa::worker::spawn(
-        w.app.state.clone(),
-        daifa::app::handlers().unwrap(),
-        1,
-        stopped,
-    );
+    let worker = OneWorker::start(&w);
     let pushes = w.pushes("fast", 6).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(w.supplier("fast").received().len(), 6, "each pushed once");
@@ -334,10 +346,7 @@ async fn pushes_read_together_each_go_out_as_their_own_order() {
             "{so} went out with another order's address"
         );
     }
-    stop.send(true).unwrap();
-    for worker in workers {
-        worker.await.unwrap();
-    }
+    worker.stop().await;
     w.app.stop().await;
 }
 
@@ -364,36 +373,18 @@ async fn pushes_read_together_follow_their_orders_category_policy() {
     // The first line sets the order's category: lamps for one, none for the other.
     let lamp = w.order("wh-cat-lamp", ["F1", "F2"], |_| {}).await;
     let other = w.order("wh-cat-other", ["F2", "F2"], |_| {}).await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let workers = daifa::worker::spawn(
-        w.app.state.clone(),
-        daifa::app::handlers().unwrap(),
-        1,
-        stopped,
-    );
+    let worker = OneWorker::start(&w);
     w.pushes("fast", 2).await;
     let deadline_in = |order_id: String| {
-        let app = &w.app;
+        let w = &w;
         async move {
-            let job = eventually("the acknowledgement deadline set", WAIT, || async {
-                let detail = app.order(&order_id).await;
-                detail["jobs"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|j| j["kind"] == "supplier.ack_deadline")
-                    .cloned()
-            })
-            .await;
+            let job = w.job_of(&order_id, "supplier.ack_deadline").await;
             let hours = (job["run_at_ms"].as_i64().unwrap() - daifa::db::now_ms()) as f64 / 3.6e6;
             hours.round() as i64
         }
     };
     assert_eq!(deadline_in(lamp).await, 2, "the lamps' policy");
     assert_eq!(deadline_in(other).await, 24, "the handbook's 24 hours");
-    stop.send(true).unwrap();
-    for worker in workers {
-        worker.await.unwrap();
-    }
+    worker.stop().await;
     w.app.stop().await;
 }
