@@ -267,21 +267,48 @@ pub fn read_csv(text: &[u8]) -> Result<Vec<Row>, String> {
             CSV_COLUMNS.join(", ")
         ));
     }
-    Ok(reader
-        .records()
-        .enumerate()
-        .map(|(n, record)| {
-            let row = record
-                .map_err(|e| e.to_string())
-                .and_then(|r| from_record(&headers, &r));
-            (n + 2, row)
-        })
-        .collect())
+    // The line a record starts on (a quoted cell may hold line breaks); the line after the
+    // previous record's when the reader does not say.
+    let mut rows = Vec::new();
+    let mut last = 1;
+    for record in reader.records() {
+        let (position, row) = match record {
+            Ok(r) => (r.position().cloned(), from_record(&headers, &r)),
+            Err(e) => (e.position().cloned(), Err(e.to_string())),
+        };
+        let line = position
+            .and_then(|p| usize::try_from(p.line()).ok())
+            .filter(|line| *line > last)
+            .unwrap_or(last + 1);
+        last = line;
+        rows.push((line, row));
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rows_problem_names_the_line_it_starts_on() {
+        let rows = read_csv(
+            b"channel,storefront_sku,supplier,supplier_sku,brand,stock\n\
+              shop,A,acme,S-A,\"Acme\nHome\",1\n\
+              shop,B,acme,S-B,Acme,many\n\
+              shop,C,acme,S-C,Acme,2\n",
+        )
+        .unwrap();
+        let lines: Vec<usize> = rows.iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, [2, 4, 5], "the first row spans lines 2 and 3");
+        assert_eq!(
+            rows[0].1.as_ref().unwrap().brand.as_deref(),
+            Some("Acme\nHome")
+        );
+        assert!(rows[1].1.as_ref().unwrap_err().contains("stock: `many`"));
+        let refused = read_csv(b"channel,storefront_sku,colour\nshop,A,red\n").unwrap_err();
+        assert!(refused.starts_with("unknown columns: colour"), "{refused}");
+    }
 
     fn index() -> Connections {
         [
