@@ -2,8 +2,9 @@
 //! batch of new orders with a handful of statements instead of a dozen per order.
 //!
 //! A store function that appends a row no one reads back in the same transaction (an order's
-//! timeline event, a routing decision, a supplier order's lines, a job, a raw request) writes it
-//! through [`insert`]. Outside a [`deferring`] scope, and inside one where the caller did not
+//! timeline event, a routing decision, a supplier order and its lines, a job, a raw request)
+//! writes it through [`insert`]; what may read such a row flushes first (the daily caps'
+//! count of supplier orders). Outside a [`deferring`] scope, and inside one where the caller did not
 //! [`allow`] it, the row is written at once, as any statement. Inside a scope, in a region the
 //! caller allowed, the row waits in the scope's buffer until [`flush`], which writes each
 //! table's waiting rows in as few statements as the database's bind limit permits.
