@@ -63,13 +63,22 @@ async fn on_dead_push(tx: &mut Tx, job: &ClaimedJob, error: &str) -> anyhow::Res
 }
 
 /// What a batch of pushes reads at once before they start ([`Handler::prepare`]): their
-/// supplier orders with their lines, their orders and the orders' product categories, in four
-/// statements for the batch (one more per other channel) instead of four for each push.
-struct Pushes {
-    supplier_orders: HashMap<String, SupplierOrderView>,
-    orders: HashMap<String, StoredOrder>,
-    /// Each order's product category (for its policies' scope), by order id.
-    categories: HashMap<String, Option<String>>,
+/// supplier orders with their lines, their orders (parsed) and the orders' product categories,
+/// in four statements for the batch (one more per other channel) instead of four for each push.
+/// Each push takes its own ([`Pushes::take`]).
+struct Pushes(std::sync::Mutex<HashMap<String, Push>>);
+
+/// One push's reads: its supplier order, and its order with what its context needs, if found.
+struct Push {
+    so: SupplierOrderView,
+    order: Option<context::Known>,
+}
+
+impl Pushes {
+    /// The reads of the push of supplier order `id`, once.
+    fn take(&self, id: &str) -> Option<Push> {
+        self.0.lock().ok()?.remove(id)
+    }
 }
 
 async fn read_pushes(state: &Services, jobs: &[ClaimedJob]) -> anyhow::Result<worker::Prepared> {
@@ -83,22 +92,30 @@ async fn read_pushes(state: &Services, jobs: &[ClaimedJob]) -> anyhow::Result<wo
     order_ids.sort_unstable();
     order_ids.dedup();
     let orders = orders::get_many_in(&mut conn, &order_ids).await?;
-    let categories = categories_of(&mut conn, &orders).await?;
-    Ok(std::sync::Arc::new(Pushes {
-        categories,
-        orders: orders.into_iter().map(|o| (o.id.clone(), o)).collect(),
-        supplier_orders: supplier_orders
-            .into_iter()
-            .map(|so| (so.id.clone(), so))
-            .collect(),
-    }))
+    let mut known = known_orders(&mut conn, orders).await?;
+    // An order with several supplier orders in the batch: each but the last takes a copy.
+    let mut left: HashMap<String, usize> = HashMap::new();
+    for so in &supplier_orders {
+        *left.entry(so.order_id.clone()).or_default() += 1;
+    }
+    let mut pushes = HashMap::with_capacity(supplier_orders.len());
+    for so in supplier_orders {
+        let n = left.get_mut(&so.order_id).expect("counted above");
+        *n -= 1;
+        let order = match n {
+            0 => known.remove(&so.order_id),
+            _ => known.get(&so.order_id).cloned(),
+        };
+        pushes.insert(so.id.clone(), Push { so, order });
+    }
+    Ok(std::sync::Arc::new(Pushes(std::sync::Mutex::new(pushes))))
 }
-
-/// The product category of each of `orders` (by id), one statement per channel.
-async fn categories_of(
+/// Each of `orders` (by id) with its canonical copy parsed and its product category, the
+/// categories in one statement per channel.
+async fn known_orders(
     conn: &mut sqlx::AnyConnection,
-    orders: &[StoredOrder],
-) -> anyhow::Result<HashMap<String, Option<String>>> {
+    orders: Vec<StoredOrder>,
+) -> anyhow::Result<HashMap<String, context::Known>> {
     let copies = orders
         .iter()
         .map(|o| o.canonical_order())
@@ -108,18 +125,28 @@ async fn categories_of(
         let of_channel = skus.entry(order.connection_id.as_str()).or_default();
         of_channel.extend(copy.lines.iter().map(|l| l.storefront_sku.as_str()));
     }
-    let mut known = HashMap::new();
+    let mut categories = HashMap::new();
     for (channel, mut skus) in skus {
         skus.sort_unstable();
         skus.dedup();
-        known.insert(channel, offers::categories_of(conn, channel, &skus).await?);
+        let mut of_channel = HashMap::new();
+        // Below the databases' bind limits whatever the batch holds.
+        for chunk in skus.chunks(1_000) {
+            of_channel.extend(offers::categories_of(conn, channel, chunk).await?);
+        }
+        categories.insert(channel.to_string(), of_channel);
     }
     Ok(orders
-        .iter()
-        .zip(&copies)
-        .map(|(order, copy)| {
-            let of_channel = &known[order.connection_id.as_str()];
-            (order.id.clone(), context::category_of(copy, of_channel))
+        .into_iter()
+        .zip(copies)
+        .map(|(order, canonical)| {
+            let category = context::category_of(&canonical, &categories[&order.connection_id]);
+            let known = context::Known {
+                order,
+                canonical,
+                category,
+            };
+            (known.order.id.clone(), known)
         })
         .collect())
 }
@@ -131,13 +158,13 @@ async fn categories_of(
 /// `shipped`) before answering the push keeps that status; one that was cancelled or failed
 /// over while the push was in flight is asked to cancel it.
 async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attempt> {
-    let read = worker::prepared::<Pushes>();
-    let so = match read
-        .as_ref()
-        .and_then(|r| r.supplier_orders.get(&job.subject_id))
-    {
-        Some(so) => Some(so.clone()),
-        None => supplier_orders::get(&state.db, &job.subject_id).await?,
+    let read = worker::prepared::<Pushes>().and_then(|r| r.take(&job.subject_id));
+    let (so, known) = match read {
+        Some(push) => (Some(push.so), push.order),
+        None => (
+            supplier_orders::get(&state.db, &job.subject_id).await?,
+            None,
+        ),
     };
     let Some(so) = so else {
         return Ok(Outcome::Refused {
@@ -152,14 +179,8 @@ async fn run_submit(state: &Services, job: &ClaimedJob) -> anyhow::Result<Attemp
         // compare-and-set), and the order's copy sent is the one current when it is read.
         let policies = state.policy_cache.reader();
         let mut conn = state.db.pool.acquire().await?;
-        match read
-            .as_ref()
-            .and_then(|r| r.orders.get(&so.order_id).zip(Some(r)))
-        {
-            Some((order, read)) => {
-                let category = read.categories.get(&so.order_id).cloned();
-                OrderContext::cached_of(&mut conn, order.clone(), policies, state, category).await?
-            }
+        match known {
+            Some(known) => OrderContext::of_known(&mut conn, known, policies, state).await?,
             None => OrderContext::load_cached(&mut conn, &so.order_id, policies, state)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("order {} is missing", so.order_id))?,

@@ -161,11 +161,13 @@ async fn write_batch(state: &Services, batch: Vec<Pending>) {
 async fn write_together(state: &Services, items: &[&Item]) -> anyhow::Result<Vec<Answer>> {
     let policies = state.policy_cache.reader();
     let mut tx = state.db.begin().await?;
+    let named: Vec<_> = items.iter().map(|item| item.orders_named()).collect();
     // The offers and products the batch's new orders route on, in two statements.
     let wanted = items
         .iter()
-        .filter(|item| item.orders_named().is_some())
-        .flat_map(|item| item.skus_ordered());
+        .zip(&named)
+        .filter(|(_, orders)| orders.is_some())
+        .flat_map(|(item, _)| item.skus_ordered());
     let catalogue = prefetch::read(&mut tx, wanted).await?;
     // The storefronts' delivery ids, recorded in one statement.
     let claims: Vec<raw_requests::DeliveryClaim> = items
@@ -180,11 +182,11 @@ async fn write_together(state: &Services, items: &[&Item]) -> anyhow::Result<Vec
             prefetch::with(
                 catalogue,
                 deferred::deferring(async {
-                    let mut named = HashSet::new();
+                    let mut seen = HashSet::new();
                     let mut answers = Vec::with_capacity(items.len());
-                    for item in items {
-                        let apart = match item.orders_named() {
-                            Some(orders) => !orders.into_iter().all(|o| named.insert(o)),
+                    for (item, orders) in items.iter().zip(named) {
+                        let apart = match orders {
+                            Some(orders) => !orders.into_iter().all(|o| seen.insert(o)),
                             None => true,
                         };
                         let _suspended = if apart {
@@ -318,7 +320,6 @@ impl Item {
 /// The delivery ids a batch recorded before its first webhook: for each (connection, delivery
 /// id), the raw request that recorded it (none: seen in an earlier batch), and whether that
 /// request gave it back (refused before it was applied).
-#[derive(Default)]
 struct Claims(HashMap<(String, String), (Option<String>, bool)>);
 
 impl Claims {

@@ -31,6 +31,29 @@ pub struct OrderContext {
     pub products: Option<BTreeMap<String, Product>>,
 }
 
+/// An order read already, with what its context needs of it: its canonical copy parsed and
+/// its product category.
+#[derive(Clone)]
+pub struct Known {
+    pub order: StoredOrder,
+    pub canonical: Order,
+    pub category: Option<String>,
+}
+
+/// The name of an order's channel connection ("" when it was deleted), through the cache.
+async fn channel_name(
+    conn: &mut Conn,
+    order: &StoredOrder,
+    state: &Services,
+) -> anyhow::Result<String> {
+    Ok(state
+        .connection_cache
+        .by_id_in(conn, &order.connection_id)
+        .await?
+        .map(|c| c.name)
+        .unwrap_or_default())
+}
+
 /// How a context finds the order's product category.
 enum Category {
     /// With the products of the order's SKUs, kept for routing (one statement).
@@ -71,38 +94,35 @@ impl OrderContext {
         let Some(order) = orders::get_in(conn, order_id).await? else {
             return Ok(None);
         };
-        Ok(Some(
-            Self::cached_of(conn, order, policies, state, None).await?,
-        ))
-    }
-
-    /// As [`OrderContext::load_cached`], of an order read already; its product category too,
-    /// when `category` is given (read for a batch of orders with [`category_of`]).
-    pub async fn cached_of(
-        conn: &mut Conn,
-        order: StoredOrder,
-        policies: PolicyReader<'_>,
-        state: &Services,
-        category: Option<Option<String>>,
-    ) -> anyhow::Result<Self> {
         let canonical = order.canonical_order()?;
-        let channel_name = state
-            .connection_cache
-            .by_id_in(conn, &order.connection_id)
-            .await?
-            .map(|c| c.name)
-            .unwrap_or_default();
-        let category = match category {
-            Some(known) => Category::Known(known),
-            None => Category::Read,
-        };
-        Self::with(
+        let channel_name = channel_name(conn, &order, state).await?;
+        let context = Self::with(
             conn,
             order,
             canonical,
             channel_name,
             Some(policies),
-            category,
+            Category::Read,
+        );
+        Ok(Some(context.await?))
+    }
+
+    /// As [`OrderContext::load_cached`], of an order read already with its canonical copy and
+    /// category (for a batch of orders: [`category_of`]).
+    pub async fn of_known(
+        conn: &mut Conn,
+        known: Known,
+        policies: PolicyReader<'_>,
+        state: &Services,
+    ) -> anyhow::Result<Self> {
+        let channel_name = channel_name(conn, &known.order, state).await?;
+        Self::with(
+            conn,
+            known.order,
+            known.canonical,
+            channel_name,
+            Some(policies),
+            Category::Known(known.category),
         )
         .await
     }

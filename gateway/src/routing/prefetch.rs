@@ -23,7 +23,7 @@ pub struct Catalogue {
 struct Channel {
     /// The SKUs read (with offers and products or without).
     skus: HashSet<String>,
-    /// As the store gives them: by SKU, then priority, then id.
+    /// As the store gives them: a SKU's by priority, then id.
     offers: Vec<Offer>,
     products: BTreeMap<String, Product>,
 }
@@ -45,11 +45,17 @@ pub async fn read<'a>(
     for (channel, mut skus) in by_channel {
         skus.sort_unstable();
         skus.dedup();
-        let read = Channel {
-            offers: offers::for_skus(conn, channel, &skus).await?,
-            products: offers::products_for(conn, channel, &skus).await?,
-            skus: skus.iter().map(|s| s.to_string()).collect(),
-        };
+        let mut read = Channel::default();
+        // Below the databases' bind limits whatever the batch holds. Each SKU is in one chunk:
+        // its offers stay in the store's order (by priority, then id), which is all routing
+        // reads of it (it takes a line's offers by SKU).
+        for chunk in skus.chunks(1_000) {
+            read.offers
+                .extend(offers::for_skus(conn, channel, chunk).await?);
+            read.products
+                .extend(offers::products_for(conn, channel, chunk).await?);
+            read.skus.extend(chunk.iter().map(|s| s.to_string()));
+        }
         catalogue.channels.insert(channel.to_string(), read);
     }
     Ok(catalogue)

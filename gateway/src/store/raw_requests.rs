@@ -439,21 +439,23 @@ pub async fn claim_deliveries(
     tx: &mut Tx,
     claims: &[DeliveryClaim<'_>],
 ) -> sqlx::Result<Vec<(String, String, String)>> {
-    if claims.is_empty() {
-        return Ok(Vec::new());
+    let mut new = Vec::new();
+    // Below the databases' bind limits whatever `ingest.batch_max` is.
+    for chunk in claims.chunks(1_000) {
+        let values = (0..chunk.len())
+            .map(|i| format!("({})", crate::db::placeholders(1 + 3 * i, 3)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut query = sqlx::query_as::<_, (String, String, String)>(AssertSqlSafe(format!(
+            "insert into deliveries (connection_id, delivery_id, raw_request_id) values {values} \
+             on conflict (connection_id, delivery_id) do nothing returning connection_id, delivery_id, raw_request_id"
+        )));
+        for (connection_id, delivery_id, raw_id) in chunk {
+            query = query.bind(*connection_id).bind(*delivery_id).bind(*raw_id);
+        }
+        new.extend(query.fetch_all(&mut **tx).await?);
     }
-    let values = (0..claims.len())
-        .map(|i| format!("({})", crate::db::placeholders(1 + 3 * i, 3)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut query = sqlx::query_as::<_, (String, String, String)>(AssertSqlSafe(format!(
-        "insert into deliveries (connection_id, delivery_id, raw_request_id) values {values} \
-         on conflict (connection_id, delivery_id) do nothing returning connection_id, delivery_id, raw_request_id"
-    )));
-    for (connection_id, delivery_id, raw_id) in claims {
-        query = query.bind(*connection_id).bind(*delivery_id).bind(*raw_id);
-    }
-    query.fetch_all(&mut **tx).await
+    Ok(new)
 }
 
 /// Forgets the claim of a delivery id by a request that was refused before it was applied:
